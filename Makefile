@@ -1,0 +1,49 @@
+# make demo  -- run the main job on a generated trace
+# make test  -- run the test suite
+# Both install what they need (Debian packages, a virtualenv, the C engine) and are idempotent.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+APT_PACKAGES := build-essential python3-venv python3-dev pkg-config libpcap-dev libhyperscan-dev \
+	libpcre2-dev tcpdump ngrep tshark nfdump softflowd tcpreplay tcpflow p0f argus-server \
+	pmacct sngrep libtrace-tools xz-utils bzip2 iproute2 gzip
+ENGINE_SOURCES := $(wildcard mapi/csrc/*.[ch] mapi/csrc/fn/*.[ch]) mapi/_build_engine.py
+
+.PHONY: demo test bench deps venv engine clean
+
+deps: .deps.stamp
+.deps.stamp:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@touch $@
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: .deps.stamp setup.cfg setup.py pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip setuptools wheel cffi
+	@$(PY) -m pip install -q -e . pytest
+	@touch $@
+
+engine: $(VENV)/.engine
+$(VENV)/.engine: $(VENV)/.installed $(ENGINE_SOURCES)
+	@$(PY) setup.py -q build_ext --inplace 2>&1 | grep -v -E '^(running|copying|creating|WARNING: the)' || true
+	@$(PY) -c "import mapi._engine" && touch $@
+
+demo: engine
+	@$(PY) -m mapi.demo
+
+test: engine
+	@$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: engine
+	@$(PY) tools/bench.py $(BENCH_ARGS)
+
+clean:
+	rm -rf build $(VENV) mapi/_engine*.so mapi/_engine.c mapi/_engine.o .deps.stamp

@@ -1,0 +1,24 @@
+"""MAPI, the SCAMPI monitoring API.
+
+    dev = mapi.create_offline_device("trace.pcap")
+    fd = mapi.create_flow(dev)
+    fid = mapi.apply_function(fd, "BPF_FILTER", "tcp port 80")
+    cnt = mapi.apply_function(fd, "PKT_COUNTER")
+    mapi.connect(fd)
+    mapi.start_offline_device(dev); mapi.wait_offline_device(dev)
+    print(mapi.read_results(fd, cnt).value)
+"""
+from .hookspecs import hookimpl
+from .errors import MapiError, read_error_text
+from .constants import *  # noqa: F401,F403
+from .api import (Result, Packet, create_offline_device, start_offline_device,
+                  wait_offline_device, delete_offline_device, get_device_info, stats, devices,
+                  create_flow, apply_function, connect, read_results, get_next_pkt, loop,
+                  close_flow, get_flow_info, get_function_info)
+
+__all__ = [
+    "hookimpl", "MapiError", "read_error_text", "Result", "Packet", "create_offline_device",
+    "start_offline_device", "wait_offline_device", "delete_offline_device", "get_device_info",
+    "stats", "devices", "create_flow", "apply_function", "connect", "read_results",
+    "get_next_pkt", "loop", "close_flow", "get_flow_info", "get_function_info",
+]

@@ -1,0 +1,87 @@
+"""Batches handed from packet sources to the engine.
+
+A Batch wraps a C ``mapi_batch`` whose packets live in memory the source owns (a read buffer or
+a mapped file); ``keep`` holds that memory alive until the engine releases the batch.
+"""
+import threading
+
+from ._engine import ffi, lib
+
+BATCH_CAP = 65536          # packets per batch; also the engine's selection-vector size
+
+
+class Batch:
+    __slots__ = ("c", "keep", "pool", "__weakref__")
+
+    def __init__(self, pool):
+        self.c = ffi.gc(lib.mapi_batch_new(BATCH_CAP), lib.mapi_batch_free)
+        if self.c == ffi.NULL:
+            raise MemoryError("cannot allocate a packet batch")
+        self.keep = None
+        self.pool = pool
+
+    @property
+    def n(self):
+        return self.c.n
+
+    @property
+    def linktype(self):
+        return self.c.linktype
+
+    def release(self):
+        keep, self.keep = self.keep, None
+        if keep is not None and hasattr(keep, "release"):
+            keep.release()
+        self.pool.put(self)
+
+
+class BatchPool:
+    """A bounded set of batches: a source blocks when all are in flight (back-pressure)."""
+
+    def __init__(self, count=6):
+        self._free = [Batch(self) for _ in range(count)]
+        self._cv = threading.Condition()
+        self._closed = False
+
+    def get(self, timeout=None):
+        with self._cv:
+            while not self._free and not self._closed:
+                self._cv.wait(timeout)
+            if self._closed:
+                return None
+            return self._free.pop()
+
+    def put(self, batch):
+        with self._cv:
+            self._free.append(batch)
+            self._cv.notify()
+
+    def close(self):
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+
+
+class Buffer:
+    """A reusable read buffer shared by the batches parsed from it (reference counted)."""
+
+    __slots__ = ("data", "cdata", "refs", "lock", "on_free")
+
+    def __init__(self, size, on_free):
+        self.data = bytearray(size)
+        self.cdata = ffi.from_buffer(self.data)
+        self.refs = 0
+        self.lock = threading.Lock()
+        self.on_free = on_free
+
+    def acquire(self):
+        with self.lock:
+            self.refs += 1
+        return self
+
+    def release(self):
+        with self.lock:
+            self.refs -= 1
+            free = self.refs == 0
+        if free:
+            self.on_free(self)

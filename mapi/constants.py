@@ -1,0 +1,21 @@
+"""Constants of the MAPI calls (names after MAPI 2.0)."""
+# offline file formats
+MFF_PCAP = "pcap"
+MFF_PCAPNG = "pcapng"
+MFF_DAG_ERF = "erf"
+# SAMPLE modes
+PERIODIC = "PERIODIC"
+PROBABILISTIC = "PROBABILISTIC"
+# TO_BUFFER modes
+WAIT = "WAIT"
+NOWAIT = "NOWAIT"
+# THRESHOLD kinds
+GREATER = "GREATER"
+LESS = "LESS"
+EQUAL = "EQUAL"
+# BINOP operations
+ADD = "ADD"
+SUB = "SUB"
+
+__all__ = ["MFF_PCAP", "MFF_PCAPNG", "MFF_DAG_ERF", "PERIODIC", "PROBABILISTIC", "WAIT", "NOWAIT",
+           "GREATER", "LESS", "EQUAL", "ADD", "SUB"]

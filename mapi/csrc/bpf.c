@@ -1,0 +1,246 @@
+/* Classic BPF for BPF_FILTER.
+ *
+ * Compilation uses the system libpcap's own pcap_compile(), so programs are byte-identical to
+ * tcpdump's.  It is loaded with dlmopen() into a fresh link namespace: inside a process where
+ * our libpcap shim is preloaded, libpcap's internal calls would otherwise land in the shim. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "bpf.h"
+
+#define DEFAULT_LIBPCAP "/usr/lib/x86_64-linux-gnu/libpcap.so.0.8"
+
+struct real_bpf_program { uint32_t bf_len; mapi_bpf_insn *bf_insns; };
+
+static pthread_mutex_t compile_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *real_pcap;
+static void *(*real_open_dead)(int, int);
+static int (*real_compile)(void *, struct real_bpf_program *, const char *, int, uint32_t);
+static char *(*real_geterr)(void *);
+static void (*real_close)(void *);
+static void (*real_freecode)(struct real_bpf_program *);
+
+static int load_real_pcap(const char *path, char *errbuf)
+{
+    if (real_pcap) return 0;
+    if (!path || !*path) path = DEFAULT_LIBPCAP;
+    void *h = dlmopen(LM_ID_NEWLM, path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(errbuf, 256, "cannot load libpcap's filter compiler from %s: %s", path, dlerror());
+        return -1;
+    }
+    real_open_dead = (void *(*)(int, int))dlsym(h, "pcap_open_dead");
+    real_compile = (int (*)(void *, struct real_bpf_program *, const char *, int, uint32_t))
+        dlsym(h, "pcap_compile");
+    real_geterr = (char *(*)(void *))dlsym(h, "pcap_geterr");
+    real_close = (void (*)(void *))dlsym(h, "pcap_close");
+    real_freecode = (void (*)(struct real_bpf_program *))dlsym(h, "pcap_freecode");
+    if (!real_open_dead || !real_compile || !real_geterr || !real_close || !real_freecode) {
+        snprintf(errbuf, 256, "%s does not export the pcap_compile API", path);
+        dlclose(h);
+        return -1;
+    }
+    real_pcap = h;
+    return 0;
+}
+
+int mapi_bpf_compile(const char *libpcap_path, int dlt, int snaplen, const char *expr,
+                     int optimize, uint32_t netmask, mapi_bpf_insn **prog, uint32_t *len,
+                     char *errbuf)
+{
+    int rc = -1;
+    pthread_mutex_lock(&compile_lock);
+    if (load_real_pcap(libpcap_path, errbuf) < 0) goto out;
+    void *p = real_open_dead(dlt, snaplen);
+    if (!p) {
+        snprintf(errbuf, 256, "pcap_open_dead(%d) failed", dlt);
+        goto out;
+    }
+    struct real_bpf_program bp = {0, NULL};
+    if (real_compile(p, &bp, expr, optimize, netmask) < 0) {
+        snprintf(errbuf, 256, "%s", real_geterr(p));
+        real_close(p);
+        goto out;
+    }
+    *prog = malloc((bp.bf_len ? bp.bf_len : 1) * sizeof(mapi_bpf_insn));
+    if (!*prog) {
+        snprintf(errbuf, 256, "out of memory");
+    } else {
+        memcpy(*prog, bp.bf_insns, bp.bf_len * sizeof(mapi_bpf_insn));
+        *len = bp.bf_len;
+        rc = 0;
+    }
+    real_freecode(&bp);
+    real_close(p);
+out:
+    pthread_mutex_unlock(&compile_lock);
+    return rc;
+}
+
+int mapi_linktype_to_dlt(int linktype)
+{
+    /* The few LINKTYPE_ values that differ from Linux's DLT_ values (pcap-common.c's table). */
+    switch (linktype) {
+    case 100: return 11;   /* ATM_RFC1483 */
+    case 101: return 12;   /* RAW */
+    case 102: return 15;   /* SLIP_BSDOS */
+    case 103: return 16;   /* PPP_BSDOS */
+    case 106: return 19;   /* ATM_CLIP */
+    case 50:  return 50;   /* PPP_HDLC == DLT_PPP_SERIAL */
+    case 51:  return 51;
+    default:  return linktype;
+    }
+}
+
+/* Opcode fields */
+#define CLS(c)  ((c) & 0x07)
+#define SIZE(c) ((c) & 0x18)
+#define MODE(c) ((c) & 0xe0)
+#define OP(c)   ((c) & 0xf0)
+#define SRC(c)  ((c) & 0x08)
+#define RVAL(c) ((c) & 0x18)
+#define MISCOP(c) ((c) & 0xf8)
+
+static inline uint32_t ld32(const uint8_t *p) {
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+static inline uint32_t ld16(const uint8_t *p) { return ((uint32_t)p[0] << 8) | p[1]; }
+
+uint32_t mapi_bpf_run(const mapi_bpf_insn *pc, const uint8_t *p, uint32_t wirelen,
+                      uint32_t buflen)
+{
+    uint32_t A = 0, X = 0, k;
+    uint32_t mem[16];
+    if (!pc) return (uint32_t)-1;
+    for (;; pc++) {
+        switch (pc->code) {
+        case 0x06: return pc->k;                          /* ret #k */
+        case 0x16: return A;                              /* ret a */
+        case 0x20:                                        /* ld [k] */
+            k = pc->k;
+            if (k > buflen || 4 > buflen - k) return 0;
+            A = ld32(p + k); continue;
+        case 0x28:                                        /* ldh [k] */
+            k = pc->k;
+            if (k > buflen || 2 > buflen - k) return 0;
+            A = ld16(p + k); continue;
+        case 0x30:                                        /* ldb [k] */
+            k = pc->k;
+            if (k >= buflen) return 0;
+            A = p[k]; continue;
+        case 0x80: A = wirelen; continue;                 /* ld #len */
+        case 0x81: X = wirelen; continue;                 /* ldx #len */
+        case 0x40:                                        /* ld [x+k] */
+            k = X + pc->k;
+            if (pc->k > buflen || X > buflen - pc->k || 4 > buflen - k) return 0;
+            A = ld32(p + k); continue;
+        case 0x48:                                        /* ldh [x+k] */
+            k = X + pc->k;
+            if (X > buflen || pc->k > buflen - X || 2 > buflen - k) return 0;
+            A = ld16(p + k); continue;
+        case 0x50:                                        /* ldb [x+k] */
+            k = X + pc->k;
+            if (pc->k >= buflen || X >= buflen - pc->k) return 0;
+            A = p[k]; continue;
+        case 0xb1:                                        /* ldxb 4*([k]&0xf) */
+            k = pc->k;
+            if (k >= buflen) return 0;
+            X = (p[k] & 0xf) << 2; continue;
+        case 0x00: A = pc->k; continue;                   /* ld #k */
+        case 0x01: X = pc->k; continue;                   /* ldx #k */
+        case 0x60: A = mem[pc->k & 15]; continue;         /* ld M[k] */
+        case 0x61: X = mem[pc->k & 15]; continue;         /* ldx M[k] */
+        case 0x02: mem[pc->k & 15] = A; continue;         /* st M[k] */
+        case 0x03: mem[pc->k & 15] = X; continue;         /* stx M[k] */
+        case 0x05: pc += pc->k; continue;                 /* ja */
+        case 0x25: pc += (A > pc->k) ? pc->jt : pc->jf; continue;
+        case 0x35: pc += (A >= pc->k) ? pc->jt : pc->jf; continue;
+        case 0x15: pc += (A == pc->k) ? pc->jt : pc->jf; continue;
+        case 0x45: pc += (A & pc->k) ? pc->jt : pc->jf; continue;
+        case 0x2d: pc += (A > X) ? pc->jt : pc->jf; continue;
+        case 0x3d: pc += (A >= X) ? pc->jt : pc->jf; continue;
+        case 0x1d: pc += (A == X) ? pc->jt : pc->jf; continue;
+        case 0x4d: pc += (A & X) ? pc->jt : pc->jf; continue;
+        case 0x0c: A += X; continue;
+        case 0x1c: A -= X; continue;
+        case 0x2c: A *= X; continue;
+        case 0x3c: if (X == 0) return 0; A /= X; continue;
+        case 0x9c: if (X == 0) return 0; A %= X; continue;
+        case 0x5c: A &= X; continue;
+        case 0x4c: A |= X; continue;
+        case 0xac: A ^= X; continue;
+        case 0x6c: A = X < 32 ? A << X : 0; continue;
+        case 0x7c: A = X < 32 ? A >> X : 0; continue;
+        case 0x04: A += pc->k; continue;
+        case 0x14: A -= pc->k; continue;
+        case 0x24: A *= pc->k; continue;
+        case 0x34: if (pc->k == 0) return 0; A /= pc->k; continue;
+        case 0x94: if (pc->k == 0) return 0; A %= pc->k; continue;
+        case 0x54: A &= pc->k; continue;
+        case 0x44: A |= pc->k; continue;
+        case 0xa4: A ^= pc->k; continue;
+        case 0x64: A = pc->k < 32 ? A << pc->k : 0; continue;
+        case 0x74: A = pc->k < 32 ? A >> pc->k : 0; continue;
+        case 0x84: A = -A; continue;
+        case 0x07: X = A; continue;                       /* tax */
+        case 0x87: A = X; continue;                       /* txa */
+        default: return 0;
+        }
+    }
+}
+
+int mapi_bpf_validate(const mapi_bpf_insn *f, uint32_t len)
+{
+    if (len < 1) return 0;
+    for (uint32_t i = 0; i < len; i++) {
+        const mapi_bpf_insn *p = &f[i];
+        switch (CLS(p->code)) {
+        case 0x00: case 0x01:                             /* LD, LDX */
+            if (MODE(p->code) == 0x60 && p->k >= 16) return 0;
+            break;
+        case 0x02: case 0x03:                             /* ST, STX */
+            if (p->k >= 16) return 0;
+            break;
+        case 0x04:                                        /* ALU */
+            if ((OP(p->code) == 0x30 || OP(p->code) == 0x90) && SRC(p->code) == 0 && p->k == 0)
+                return 0;
+            break;
+        case 0x05: {                                      /* JMP */
+            uint32_t from = i + 1;
+            if (OP(p->code) == 0x00) {
+                if (from + p->k < from || from + p->k >= len) return 0;
+            } else if (from + p->jt >= len || from + p->jf >= len) {
+                return 0;
+            }
+            break;
+        }
+        case 0x06: case 0x07:
+            break;
+        }
+    }
+    return CLS(f[len - 1].code) == 0x06;
+}
+
+uint32_t mapi_bpf_kernel(void *state, const mapi_batch *b, const uint32_t *sel, uint32_t nsel,
+                         uint32_t *out)
+{
+    mapi_bpf_state *st = state;
+    const mapi_bpf_insn *prog = NULL;
+    int found = 0;
+    for (uint32_t i = 0; i < st->nprog; i++)
+        if (st->linktype[i] == b->linktype) { prog = st->prog[i]; found = 1; break; }
+    if (!found) { st->missing_linktype = 1; return 0; }
+    if (!prog) return 0;
+    uint32_t n = 0;
+    const uint8_t *base = b->base;
+    for (uint32_t j = 0; j < nsel; j++) {
+        uint32_t i = sel[j];
+        if (j + 4 < nsel) __builtin_prefetch(base + b->off[sel[j + 4]]);
+        if (mapi_bpf_run(prog, base + b->off[i], b->wirelen[i], b->caplen[i]))
+            out[n++] = i;
+    }
+    return n;
+}

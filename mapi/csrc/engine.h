@@ -1,0 +1,75 @@
+/*
+ * The batch engine's C ABI: what a packet source hands over and what a function kernel gets.
+ *
+ * A batch is a run of packets that stay where the source put them (a mmapped file window or a
+ * read buffer); nothing is copied to give packets to functions.  Functions see a *selection
+ * vector*: the indices (into the batch) of the packets that reached them.  A filter writes the
+ * indices it keeps into its own output vector; every other function passes its input on as is.
+ * One call to mapi_plan_run() drives every node of every flow of a device over one batch.
+ */
+#ifndef MAPI_ENGINE_H
+#define MAPI_ENGINE_H
+#include <stdint.h>
+#include <stddef.h>
+
+typedef struct mapi_batch {
+    const uint8_t *base;   /* packet i's bytes are base + off[i] .. + caplen[i] */
+    uint64_t *off;
+    uint32_t *caplen;
+    uint32_t *wirelen;
+    int64_t  *ts;          /* nanoseconds since the epoch */
+    uint16_t *ifindex;     /* capture interface (pcapng IDB index, ERF port); 0 otherwise */
+    uint32_t n;            /* packets in the batch */
+    uint32_t cap;          /* room in the arrays */
+    int32_t  linktype;     /* LINKTYPE_* shared by every packet of the batch */
+    uint32_t _pad;
+    uint64_t first_seq;    /* device-wide 0-based index of packet 0 */
+} mapi_batch;
+
+/*
+ * A function kernel.  `sel` holds `nsel` ascending packet indices.  A filtering kernel writes
+ * the indices it keeps to `out` (in order) and returns how many; `out` never aliases `sel`.
+ * A non-filtering kernel gets out == sel, must not write it, and returns nsel.
+ */
+typedef uint32_t (*mapi_kernel_fn)(void *state, const mapi_batch *b,
+                                   const uint32_t *sel, uint32_t nsel, uint32_t *out);
+
+typedef struct mapi_node {
+    mapi_kernel_fn fn;     /* NULL: a node run from Python between plan segments */
+    void *state;
+    int32_t in_slot;       /* selection vector read; slot 0 holds every packet */
+    int32_t out_slot;      /* == in_slot for nodes that do not filter */
+    uint64_t pkts_in;      /* hit counters, read by explain() */
+    uint64_t pkts_out;
+} mapi_node;
+
+typedef struct mapi_plan {
+    mapi_node *nodes;
+    uint32_t nnodes;
+    uint32_t nslots;
+    uint32_t **slots;      /* nslots vectors of slot_cap indices */
+    uint32_t *slot_n;      /* current length of each slot */
+    uint32_t slot_cap;
+} mapi_plan;
+
+/* Plans */
+mapi_plan *mapi_plan_new(uint32_t nnodes, uint32_t nslots, uint32_t slot_cap);
+void mapi_plan_free(mapi_plan *p);
+/* Fill slot 0 with 0..b->n-1 (call once per batch before the first segment). */
+int mapi_plan_begin(mapi_plan *p, const mapi_batch *b);
+/* Run nodes [from, to) over the batch; stops early at a node whose fn is NULL and returns its
+ * index (the caller runs it and continues from index+1); returns `to` when done, -1 on error. */
+int64_t mapi_plan_run(mapi_plan *p, const mapi_batch *b, uint32_t from, uint32_t to);
+
+/* Batches */
+mapi_batch *mapi_batch_new(uint32_t cap);
+void mapi_batch_free(mapi_batch *b);
+/* A view of packets [start, start+n) of `src` (shares the arrays; no copy). */
+void mapi_batch_slice(const mapi_batch *src, uint32_t start, uint32_t n, mapi_batch *dst);
+/* First index i >= from with ts[i] >= t_ns, or b->n if none (used to cut batches at ticks). */
+uint32_t mapi_batch_find_ts(const mapi_batch *b, uint32_t from, int64_t t_ns);
+
+/* Free memory the engine allocated for Python (compiled programs, ...). */
+void mapi_free(void *p);
+
+#endif

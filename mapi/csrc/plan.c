@@ -1,0 +1,112 @@
+/* Running a device's global monitoring graph over one batch: nodes in topological order, each
+ * reading one selection vector and (if it filters) writing another. */
+#include <stdlib.h>
+#include <string.h>
+#include "engine.h"
+
+mapi_plan *mapi_plan_new(uint32_t nnodes, uint32_t nslots, uint32_t slot_cap)
+{
+    mapi_plan *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->nnodes = nnodes;
+    p->nslots = nslots ? nslots : 1;
+    p->slot_cap = slot_cap;
+    p->nodes = calloc(nnodes ? nnodes : 1, sizeof *p->nodes);
+    p->slots = calloc(p->nslots, sizeof *p->slots);
+    p->slot_n = calloc(p->nslots, sizeof *p->slot_n);
+    if (!p->nodes || !p->slots || !p->slot_n) { mapi_plan_free(p); return NULL; }
+    for (uint32_t i = 0; i < p->nslots; i++) {
+        p->slots[i] = malloc((size_t)slot_cap * sizeof(uint32_t));
+        if (!p->slots[i]) { mapi_plan_free(p); return NULL; }
+    }
+    return p;
+}
+
+void mapi_plan_free(mapi_plan *p)
+{
+    if (!p) return;
+    if (p->slots)
+        for (uint32_t i = 0; i < p->nslots; i++) free(p->slots[i]);
+    free(p->slots);
+    free(p->slot_n);
+    free(p->nodes);
+    free(p);
+}
+
+int mapi_plan_begin(mapi_plan *p, const mapi_batch *b)
+{
+    if (b->n > p->slot_cap) return -1;
+    uint32_t *s = p->slots[0];
+    for (uint32_t i = 0; i < b->n; i++) s[i] = i;
+    p->slot_n[0] = b->n;
+    return 0;
+}
+
+int64_t mapi_plan_run(mapi_plan *p, const mapi_batch *b, uint32_t from, uint32_t to)
+{
+    if (to > p->nnodes) to = p->nnodes;
+    for (uint32_t i = from; i < to; i++) {
+        mapi_node *nd = &p->nodes[i];
+        if (!nd->fn) return i;
+        const uint32_t *in = p->slots[nd->in_slot];
+        uint32_t nin = p->slot_n[nd->in_slot];
+        uint32_t nout;
+        if (nin == 0) {
+            nout = 0;
+        } else if (nd->out_slot == nd->in_slot) {
+            nout = nd->fn(nd->state, b, in, nin, (uint32_t *)in);
+        } else {
+            nout = nd->fn(nd->state, b, in, nin, p->slots[nd->out_slot]);
+        }
+        nd->pkts_in += nin;
+        nd->pkts_out += nout;
+        p->slot_n[nd->out_slot] = nout;
+    }
+    return to;
+}
+
+mapi_batch *mapi_batch_new(uint32_t cap)
+{
+    mapi_batch *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->cap = cap;
+    b->off = malloc((size_t)cap * sizeof *b->off);
+    b->caplen = malloc((size_t)cap * sizeof *b->caplen);
+    b->wirelen = malloc((size_t)cap * sizeof *b->wirelen);
+    b->ts = malloc((size_t)cap * sizeof *b->ts);
+    b->ifindex = calloc(cap, sizeof *b->ifindex);
+    if (!b->off || !b->caplen || !b->wirelen || !b->ts || !b->ifindex) {
+        mapi_batch_free(b);
+        return NULL;
+    }
+    return b;
+}
+
+void mapi_batch_free(mapi_batch *b)
+{
+    if (!b) return;
+    free(b->off); free(b->caplen); free(b->wirelen); free(b->ts); free(b->ifindex);
+    free(b);
+}
+
+void mapi_batch_slice(const mapi_batch *src, uint32_t start, uint32_t n, mapi_batch *dst)
+{
+    *dst = *src;
+    dst->off = src->off + start;
+    dst->caplen = src->caplen + start;
+    dst->wirelen = src->wirelen + start;
+    dst->ts = src->ts + start;
+    dst->ifindex = src->ifindex + start;
+    dst->n = n;
+    dst->cap = n;
+    dst->first_seq = src->first_seq + start;
+}
+
+uint32_t mapi_batch_find_ts(const mapi_batch *b, uint32_t from, int64_t t_ns)
+{
+    for (uint32_t i = from; i < b->n; i++)
+        if (b->ts[i] >= t_ns) return i;
+    return b->n;
+}
+
+void mapi_free(void *p) { free(p); }

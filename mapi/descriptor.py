@@ -1,0 +1,165 @@
+"""Descriptors: what a function or a backend declares about itself.
+
+Capabilities are data, not code paths: the organizer orders and shares nodes, and the mapper
+places them, from these declarations alone.
+"""
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Tuple
+
+REQUIRED = object()
+
+# Argument types (after MAPI 2.0's type codes)
+ARG_TYPES = {
+    "s": "string",
+    "i": "integer",
+    "l": "unsigned 64-bit integer",
+    "n": "number",
+    "b": "boolean",
+    "S": "string or list of strings",
+    "w": "path of a file to write",
+    "F": "function reference (fd, fid) of another flow",
+    "c": "constant",
+}
+
+COST_CLASSES = ("free", "low", "high")
+RESULT_TYPES = ("none", "u64", "float", "struct", "list", "packets", "events", "file")
+
+
+@dataclass(frozen=True)
+class Arg:
+    name: str
+    type: str
+    default: Any = REQUIRED
+    doc: str = ""
+    choices: Optional[Tuple[Any, ...]] = None   # for type "c"
+
+
+@dataclass(frozen=True)
+class FunctionDescriptor:
+    """A MAPI function, MAPI 2.0 style: one small module per function declares one of these.
+
+    create(ctx, args) -> FunctionInstance, called at connect time with validated args.
+    check(ctx, args) -> args, optional: extra validation/normalisation at apply time (MAPI's
+    ``instance``); raise mapi.MapiError naming the bad argument.
+    """
+    name: str
+    args: Tuple[Arg, ...]
+    create: Callable
+    doc: str = ""
+    filters: bool = False        # may drop packets
+    modifies: bool = False       # changes packet bytes
+    result: str = "none"         # one of RESULT_TYPES
+    cost: str = "low"            # one of COST_CLASSES: per-packet cost class
+    shareable: bool = True       # identical instances (same args, same prefix) may be shared
+    stateful: bool = False       # order-sensitive (counters, samplers): a barrier for reordering
+    check: Optional[Callable] = None
+    plugin: str = ""             # filled in by the registry: who declared it
+
+    def signature(self):
+        parts = []
+        for a in self.args:
+            p = "%s:%s" % (a.name, a.type)
+            if a.default is not REQUIRED:
+                p += "=%r" % (a.default,)
+            parts.append(p)
+        return "%s(%s)" % (self.name, ", ".join(parts))
+
+
+class FunctionInstance:
+    """One applied function.  A C kernel (``kernel``, ``state``: cffi pointers) runs inside the
+    engine's plan; a function with kernel None gets ``process()`` called once per batch from
+    Python instead.  Hooks run once per batch or per event, never per packet."""
+
+    kernel = None            # cffi mapi_kernel_fn, or None
+    state = None             # cffi void* passed to the kernel
+    tick_ns = 0              # > 0: on_tick() is called whenever packet time crosses a multiple
+
+    def process(self, batch, sel, nsel, out):
+        """Python kernel (only when ``kernel`` is None): sel/out are cffi uint32_t arrays."""
+        return nsel
+
+    def on_linktype(self, linktype):
+        """The next batches carry this link type (called before the first batch too)."""
+
+    def on_tick(self, t_ns):
+        """Packet time reached t_ns (a multiple of tick_ns); results may be snapshotted."""
+
+    def after_batch(self, batch):
+        """Called after each batch has gone through the whole plan (events, flushing)."""
+
+    def result(self):
+        """Return (value, ts_ns) for read_results."""
+        return None, 0
+
+    def reset(self):
+        pass
+
+    def end(self):
+        """The device's packet stream ended (offline replay finished)."""
+
+    def unblock(self):
+        """The owning flow is closing: never block the engine again (called before the
+        instance leaves the plan; close() follows once the engine no longer runs it)."""
+
+    def close(self):
+        """Free resources; the instance is not used afterwards."""
+
+    def info(self):
+        return {}
+
+
+@dataclass
+class FunctionContext:
+    """What a function may know at apply/create time."""
+    device: Any                  # mapi device object (linktype, snaplen, offline, name)
+    fd: int
+    fid: int
+    resolve: Callable = None     # resolve(fd, fid) -> (FunctionDescriptor, node) of another flow
+    log: Any = None
+
+
+@dataclass(frozen=True)
+class BackendDescriptor:
+    """A packet-source backend: one ops table, like a libpcap capture module.
+
+    probe(path, head) -> format name or None: can this backend read the offline file whose first
+    bytes are `head`?  open_offline(path, fmt, options) -> PacketSource.
+    open_live(name, options) -> PacketSource.  list_devices() -> list of dicts (name, description).
+    """
+    name: str
+    doc: str = ""
+    probe: Optional[Callable] = None
+    open_offline: Optional[Callable] = None
+    open_live: Optional[Callable] = None
+    list_devices: Optional[Callable] = None
+    priority: int = 0                 # higher wins when several probes accept a file
+    capabilities: dict = field(default_factory=dict)
+    plugin: str = ""
+
+
+class PacketSource:
+    """The ops a backend's open_* returns.  next_batch_into(batch) fills a mapi.batch.Batch
+    (blocking until packets are there) and returns False at the end of the stream; it raises
+    mapi.MapiError on bad input, after every complete packet before the problem was delivered.
+    The batch's ``keep`` must hold the packet memory until the engine releases the batch."""
+
+    name = ""
+    linktype = 1
+    snaplen = 262144
+    offline = True
+    nsec = False                      # timestamps were stored with ns resolution
+
+    def next_batch_into(self, batch):
+        raise NotImplementedError
+
+    def release(self, batch):
+        """The engine is done with this batch; its memory may be reused."""
+
+    def stats(self):
+        return {}
+
+    def info(self):
+        return {}
+
+    def close(self):
+        pass

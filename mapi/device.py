@@ -1,0 +1,232 @@
+"""Devices: a packet source, its global graph and the replay machinery.
+
+Replay is a two-stage pipeline so both cores work: a reader thread parses the source into
+batches, a processor thread runs the compiled plan over each batch (one C call per batch when
+every node has a C kernel).  Both threads spend their time in C with the GIL released.
+"""
+import logging
+import queue
+import threading
+
+from ._engine import ffi, lib
+from .batch import BatchPool
+from .errors import MapiError
+from .organizer import Graph
+
+log = logging.getLogger("mapi.device")
+
+_END = object()
+
+
+class Device:
+    def __init__(self, name, source, backend, offline=True):
+        self.name = name
+        self.source = source
+        self.backend = backend
+        self.offline = offline
+        self.graph = Graph()
+        self.plan = None
+        self.plan_lock = threading.Lock()
+        self.state = "created"
+        self.errors = []               # MapiErrors met during replay (results stay readable)
+        self.flows = {}
+        self.pool = BatchPool(6)
+        self.queue = queue.Queue(maxsize=4)
+        self.done = threading.Event()
+        self.threads = []
+        self.linktype = source.linktype
+        self.snaplen = source.snaplen
+        self.packets = 0
+        self.bytes = 0
+        self.batches = 0
+        self.last_ts = 0
+        self._seen_linktype = {}       # id(instance) -> link type it was told about
+        self._tick_next = {}           # id(instance) -> next tick time (ns)
+        self._stop = False
+
+    # --- graph changes ------------------------------------------------------------------------
+    def replan(self):
+        new = self.graph.compile()
+        with self.plan_lock:
+            old = self.plan
+            if old is not None:
+                old.harvest()
+            self.plan = new
+            for node in new.nodes:
+                self._tell_linktype(node.instance, self.linktype)
+
+    def _tell_linktype(self, inst, linktype):
+        if self._seen_linktype.get(id(inst)) != linktype:
+            self._seen_linktype[id(inst)] = linktype
+            inst.on_linktype(linktype)
+
+    def forget(self, inst):
+        self._seen_linktype.pop(id(inst), None)
+        self._tick_next.pop(id(inst), None)
+
+    # --- replay -------------------------------------------------------------------------------
+    @property
+    def running(self):
+        return self.state == "running"
+
+    def start(self):
+        if self.state != "created":
+            raise MapiError(1013, "device %s was already started (state: %s); create a new "
+                            "offline device to replay the file again" % (self.name, self.state))
+        self.state = "running"
+        if self.plan is None:
+            self.replan()
+        r = threading.Thread(target=self._reader, name="mapi-reader-%s" % self.name, daemon=True)
+        p = threading.Thread(target=self._processor, name="mapi-engine-%s" % self.name, daemon=True)
+        self.threads = [r, p]
+        r.start()
+        p.start()
+
+    def _reader(self):
+        try:
+            while not self._stop:
+                batch = self.pool.get()
+                if batch is None:
+                    break
+                try:
+                    more = self.source.next_batch_into(batch)
+                except MapiError as exc:
+                    self.pool.put(batch)
+                    self.errors.append(exc)
+                    log.warning("%s", exc)
+                    break
+                if not more:
+                    self.pool.put(batch)
+                    break
+                self.queue.put(batch)
+        except Exception as exc:       # never let a source bug kill the process silently
+            log.exception("reader of %s failed", self.name)
+            self.errors.append(MapiError(1017, "reading %s failed: %s: %s"
+                                         % (self.name, type(exc).__name__, exc)))
+        finally:
+            self.queue.put(_END)
+
+    def _processor(self):
+        try:
+            while True:
+                batch = self.queue.get()
+                if batch is _END:
+                    break
+                try:
+                    if not self._stop:
+                        self.run_batch(batch)
+                finally:
+                    batch.release()
+        except Exception as exc:
+            log.exception("engine of %s failed", self.name)
+            self.errors.append(MapiError(1017, "processing %s failed: %s: %s"
+                                         % (self.name, type(exc).__name__, exc)))
+        finally:
+            with self.plan_lock:
+                plan = self.plan
+                for inst in (plan.instances if plan else []):
+                    try:
+                        inst.end()
+                    except Exception as exc:
+                        log.exception("end() of %r failed", inst)
+                        self.errors.append(MapiError(1017, "ending %r failed: %s" % (inst, exc)))
+            self.state = "done"
+            self.done.set()
+
+    def run_batch(self, batch):
+        c = batch.c
+        n = c.n
+        with self.plan_lock:
+            plan = self.plan
+            if c.linktype != self.linktype:
+                self.linktype = c.linktype
+            for inst in plan.instances:
+                self._tell_linktype(inst, c.linktype)
+            if plan.tick_nodes:
+                self._run_with_ticks(plan, c)
+            else:
+                self._run(plan, c)
+            for inst in plan.instances:
+                inst.after_batch(batch)
+        self.packets += n
+        self.batches += 1
+        if n:
+            self.last_ts = c.ts[n - 1]
+
+    def _run(self, plan, c):
+        if lib.mapi_plan_begin(plan.c, c) < 0:
+            raise MapiError(1017, "batch of %d packets exceeds the plan's capacity" % c.n)
+        i = 0
+        while i < plan.n:
+            i = lib.mapi_plan_run(plan.c, c, i, plan.n)
+            if i < 0:
+                raise MapiError(1017, "engine plan failed")
+            if i < plan.n:
+                node = plan.nodes[i]
+                cn = plan.c.nodes[i]
+                nin = plan.c.slot_n[cn.in_slot]
+                sel = plan.c.slots[cn.in_slot]
+                out = plan.c.slots[cn.out_slot]
+                nout = node.instance.process(c, sel, nin, out) if nin else 0
+                cn.pkts_in += nin
+                cn.pkts_out += nout
+                plan.c.slot_n[cn.out_slot] = nout
+                i += 1
+
+    def _run_with_ticks(self, plan, c):
+        """Cut the batch where packet time crosses a tick of some node, so time-driven results
+        (BUCKET, meters, timeouts) see exactly the packets before the boundary."""
+        start = 0
+        sub = ffi.new("mapi_batch *")
+        while start < c.n:
+            t_first = c.ts[start]
+            nxt = None
+            for node in plan.tick_nodes:
+                key = id(node.instance)
+                if key not in self._tick_next:
+                    self._tick_next[key] = t_first + node.instance.tick_ns
+                t = self._tick_next[key]
+                nxt = t if nxt is None or t < nxt else nxt
+            cut = lib.mapi_batch_find_ts(c, start, nxt)
+            if cut > start:
+                lib.mapi_batch_slice(c, start, cut - start, sub)
+                self._run(plan, sub)
+            if cut >= c.n:
+                break
+            ts = c.ts[cut]
+            for node in plan.tick_nodes:
+                inst = node.instance
+                key = id(inst)
+                t = self._tick_next[key]
+                if ts >= t:
+                    step = inst.tick_ns
+                    last = t + ((ts - t) // step) * step    # latest boundary at or before ts
+                    inst.on_tick(last)
+                    self._tick_next[key] = last + step
+            start = cut
+
+    def wait(self, timeout=None):
+        if self.state == "created":
+            raise MapiError(1014, "device %s was never started; call start_offline_device first"
+                            % self.name)
+        if not self.done.wait(timeout):
+            raise MapiError(1016, "device %s still replaying after %.3g s" % (self.name, timeout))
+        if self.errors:
+            raise self.errors[0]
+
+    def stop(self):
+        self._stop = True
+        self.pool.close()
+
+    def info(self):
+        d = dict(name=self.name, backend=self.backend, state=self.state, offline=self.offline,
+                 linktype=self.linktype, snaplen=self.snaplen, packets=self.packets,
+                 batches=self.batches, flows=sorted(self.flows),
+                 errors=[str(e) for e in self.errors])
+        d.update(self.source.info())
+        return d
+
+    def stats(self):
+        s = dict(ps_recv=self.packets, ps_drop=0, ps_ifdrop=0)
+        s.update(self.source.stats())
+        return s

@@ -1,0 +1,82 @@
+"""BPF_FILTER(expr): keep the packets tcpdump's filter `expr` accepts.
+
+Compiled by the system libpcap's own pcap_compile (so programs equal tcpdump -d's), once per link
+type met in the stream; run by the engine's C interpreter over each batch."""
+import logging
+
+from mapi._engine import ffi, lib
+from mapi.descriptor import Arg, FunctionDescriptor, FunctionInstance
+from mapi.errors import MapiError, EFILTER
+
+log = logging.getLogger("mapi.BPF_FILTER")
+PCAP_NETMASK_UNKNOWN = 0xFFFFFFFF
+
+
+def compile_filter(expr, linktype, snaplen):
+    """Classic BPF for `expr` on `linktype`: list of (code, jt, jf, k), or MapiError."""
+    prog = ffi.new("mapi_bpf_insn **")
+    n = ffi.new("uint32_t *")
+    err = ffi.new("char[512]")
+    rc = lib.mapi_bpf_compile(ffi.NULL, lib.mapi_linktype_to_dlt(linktype), snaplen or 262144,
+                              expr.encode(), 1, PCAP_NETMASK_UNKNOWN, prog, n, err)
+    if rc < 0:
+        raise MapiError(EFILTER, "BPF_FILTER: invalid filter %r: %s" % (expr, ffi.string(err).decode()),
+                        argument="expr")
+    return ffi.gc(prog[0], lib.mapi_free), n[0]
+
+
+class BpfFilter(FunctionInstance):
+    kernel = lib.mapi_bpf_kernel
+
+    def __init__(self, ctx, expr):
+        self.expr = expr
+        self.snaplen = ctx.device.snaplen
+        self.st = ffi.new("mapi_bpf_state *")
+        self.state = self.st
+        self.programs = {}           # linktype -> (cdata, length) kept alive here
+        self.errors = {}
+
+    def on_linktype(self, linktype):
+        if linktype in self.programs or linktype in self.errors:
+            return
+        if self.st.nprog >= lib.MAPI_BPF_MAX_LINKTYPES:
+            log.error("BPF_FILTER %r: more than %d link types; packets of link type %d are dropped",
+                      self.expr, lib.MAPI_BPF_MAX_LINKTYPES, linktype)
+            self.errors[linktype] = "too many link types"
+            return
+        try:
+            prog, n = compile_filter(self.expr, linktype, self.snaplen)
+            self.programs[linktype] = (prog, n)
+        except MapiError as exc:
+            # libpcap refuses the expression for this link type: it matches none of its packets
+            log.warning("%s (link type %d): its packets do not match", exc, linktype)
+            self.errors[linktype] = str(exc)
+            prog = ffi.NULL
+        i = self.st.nprog
+        self.st.linktype[i] = linktype
+        self.st.prog[i] = prog
+        self.st.nprog = i + 1
+
+    def info(self):
+        return dict(expr=self.expr, linktypes=sorted(self.programs),
+                    instructions={lt: n for lt, (_, n) in self.programs.items()},
+                    errors=self.errors)
+
+
+def check(ctx, args):
+    (expr,) = args
+    compile_filter(expr, ctx.device.linktype, ctx.device.snaplen)   # raises libpcap's message
+    return args
+
+
+DESCRIPTOR = FunctionDescriptor(
+    name="BPF_FILTER",
+    args=(Arg("expr", "s", doc="pcap-filter(7) expression"),),
+    create=lambda ctx, args: BpfFilter(ctx, *args),
+    check=check,
+    doc=__doc__,
+    filters=True,
+    result="none",
+    cost="low",
+    shareable=True,
+)
