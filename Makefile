@@ -33,7 +33,9 @@ $(VENV)/.installed: .deps.stamp setup.cfg setup.py pyproject.toml
 
 engine: $(VENV)/.engine
 $(VENV)/.engine: $(VENV)/.installed $(ENGINE_SOURCES)
-	@$(PY) setup.py -q build_ext --inplace 2>&1 | grep -v -E '^(running|copying|creating|WARNING: the)' || true
+	@# flock: several shells may rebuild at once; the build must not interleave
+	@flock /tmp/scampi-engine-build.lock $(PY) setup.py -q build_ext --inplace 2>&1 \
+	  | grep -v -E '^(running|copying|creating|WARNING: the)' || true
 	@$(PY) -c "import mapi._engine" && touch $@
 
 demo: engine
