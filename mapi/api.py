@@ -237,11 +237,30 @@ def connect(fd):
     chain = []
     for fid, desc, args in flow.functions:
         ctx = FunctionContext(device=dev, fd=fd, fid=fid, resolve=_resolve)
-        chain.append((fid, desc, args, (lambda d=desc, c=ctx, a=args: d.create(c, a))))
+        anchor = None
+        if desc.anchor:
+            ref = args[[a.name for a in desc.args].index(desc.anchor)]
+            anchor = _anchor_node(desc, ref, dev)
+        chain.append((fid, desc, args, (lambda d=desc, c=ctx, a=args: d.create(c, a)), anchor))
     flow.nodes = dev.graph.attach(fd, chain, running=dev.running)
     flow.state = "connected"
     dev.replan()
     return 0
+
+
+def _anchor_node(desc, ref, dev):
+    tfd, tfid = ref
+    tflow = _flow(tfd)
+    if tflow.state != "connected":
+        raise MapiError(ENOTCONNECTED, "%s refers to function %d of flow %d, which is not connected "
+                        "yet: connect flow %d first" % (desc.name, tfid, tfd, tfd), argument=desc.anchor)
+    if tflow.device is not dev:
+        raise MapiError(EBADARG, "%s refers to flow %d on device %s, but this flow is on %s"
+                        % (desc.name, tfd, tflow.device.name, dev.name), argument=desc.anchor)
+    node = tflow.nodes.get(tfid)
+    if node is None:
+        raise MapiError(ENOFUNC, "flow %d has no function %r" % (tfd, tfid), argument=desc.anchor)
+    return node
 
 
 def _node(fd, fid):

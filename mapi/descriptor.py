@@ -53,6 +53,10 @@ class FunctionDescriptor:
     shareable: bool = True       # identical instances (same args, same prefix) may be shared
     stateful: bool = False       # order-sensitive (counters, samplers): a barrier for reordering
     check: Optional[Callable] = None
+    # Name of an "F" argument (fd, fid): the node hangs under that function's node instead of
+    # in its own flow's chain, so it sees exactly the packets that function sees, right after
+    # it (THRESHOLD on a counter finds the very packet that crossed).
+    anchor: Optional[str] = None
     plugin: str = ""             # filled in by the registry: who declared it
 
     def signature(self):

@@ -95,15 +95,22 @@ class Graph:
         self.version = 0
 
     def attach(self, fd, chain, running=False):
-        """Insert a flow's chain [(fid, desc, args, make_instance)], sharing identical
-        prefixes.  Once packets flow (`running`), a stateful node has history the new flow did
+        """Insert a flow's chain [(fid, desc, args, make_instance, anchor)], sharing identical
+        prefixes.  An entry with an anchor node hangs under that node (never shared) and does
+        not move the flow's own chain along.  Once packets flow (`running`), a stateful node has history the new flow did
         not ask for, so only stateless nodes are shared then.  Returns {fid: node}."""
         out = {}
         with self.lock:
             parent = self.root
             sharing = True
-            for fid, desc, args, make_instance in chain:
+            for fid, desc, args, make_instance, anchor in chain:
                 key = node_key(desc, args)
+                if anchor is not None:
+                    node = Node(key, desc, args, make_instance(), anchor)
+                    anchor.children.append(node)
+                    node.owners.add((fd, fid))
+                    out[fid] = node
+                    continue
                 node = None
                 if sharing and desc.shareable and not (running and desc.stateful):
                     node = next((c for c in parent.children if c.key == key and c.desc.shareable), None)
