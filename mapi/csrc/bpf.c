@@ -229,11 +229,18 @@ uint32_t mapi_bpf_kernel(void *state, const mapi_batch *b, const uint32_t *sel, 
 {
     mapi_bpf_state *st = state;
     const mapi_bpf_insn *prog = NULL;
+    mapi_bpf_native_fn native = NULL;
     int found = 0;
     for (uint32_t i = 0; i < st->nprog; i++)
-        if (st->linktype[i] == b->linktype) { prog = st->prog[i]; found = 1; break; }
+        if (st->linktype[i] == b->linktype) {
+            prog = st->prog[i];
+            native = __atomic_load_n(&st->native[i], __ATOMIC_ACQUIRE);
+            found = 1;
+            break;
+        }
     if (!found) { st->missing_linktype = 1; return 0; }
     if (!prog) return 0;
+    if (native) return native(b, sel, nsel, out);
     uint32_t n = 0;
     const uint8_t *base = b->base;
     for (uint32_t j = 0; j < nsel; j++) {

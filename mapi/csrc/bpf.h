@@ -27,11 +27,16 @@ uint32_t mapi_bpf_run(const mapi_bpf_insn *pc, const uint8_t *p, uint32_t wirele
 /* Check a program the way libpcap's bpf_validate() does: 1 valid, 0 invalid. */
 int mapi_bpf_validate(const mapi_bpf_insn *f, uint32_t len);
 
+/* A program compiled to native code (mapi/bpf_jit.py): the whole batch loop. */
+typedef uint32_t (*mapi_bpf_native_fn)(const mapi_batch *b, const uint32_t *sel, uint32_t nsel,
+                                       uint32_t *out);
+
 /* BPF_FILTER's kernel state: one program per link type seen so far. */
 #define MAPI_BPF_MAX_LINKTYPES 8
 typedef struct mapi_bpf_state {
     int32_t linktype[MAPI_BPF_MAX_LINKTYPES];
     mapi_bpf_insn *prog[MAPI_BPF_MAX_LINKTYPES];   /* NULL: this link type matches nothing */
+    mapi_bpf_native_fn native[MAPI_BPF_MAX_LINKTYPES]; /* set once compiled; NULL: interpret */
     uint32_t nprog;
     uint32_t missing_linktype;                       /* set when a batch had an unknown type */
 } mapi_bpf_state;

@@ -4,6 +4,7 @@ Compiled by the system libpcap's own pcap_compile (so programs equal tcpdump -d'
 type met in the stream; run by the engine's C interpreter over each batch."""
 import logging
 
+from mapi import bpf_jit
 from mapi._engine import ffi, lib
 from mapi.descriptor import Arg, FunctionDescriptor, FunctionInstance
 from mapi.errors import MapiError, EFILTER
@@ -35,6 +36,8 @@ class BpfFilter(FunctionInstance):
         self.state = self.st
         self.programs = {}           # linktype -> (cdata, length) kept alive here
         self.errors = {}
+        self.native = {}             # linktype -> True once native code runs
+        self.jit_threads = []
 
     def on_linktype(self, linktype):
         if linktype in self.programs or linktype in self.errors:
@@ -48,6 +51,7 @@ class BpfFilter(FunctionInstance):
             prog, n = compile_filter(self.expr, linktype, self.snaplen)
             self.programs[linktype] = (prog, n)
         except MapiError as exc:
+            n = 0
             # libpcap refuses the expression for this link type: it matches none of its packets
             log.warning("%s (link type %d): its packets do not match", exc, linktype)
             self.errors[linktype] = str(exc)
@@ -55,12 +59,27 @@ class BpfFilter(FunctionInstance):
         i = self.st.nprog
         self.st.linktype[i] = linktype
         self.st.prog[i] = prog
+        self.st.native[i] = ffi.NULL
         self.st.nprog = i + 1
+        if prog != ffi.NULL:
+            insns = [(prog[j].code, prog[j].jt, prog[j].jf, prog[j].k) for j in range(n)]
+            self.jit_threads.append(bpf_jit.compile_async(insns, lambda addr, i=i: self._install(i, addr)))
+
+    def _install(self, i, addr):
+        # one aligned pointer store; the kernel picks it up at its next batch
+        self.st.native[i] = ffi.cast("mapi_bpf_native_fn", addr)
+        self.native[self.st.linktype[i]] = True
+
+    def wait_native(self, timeout=None):
+        """Block until background native compilation finished (tests, benchmarks)."""
+        for t in self.jit_threads:
+            if t is not None:
+                t.join(timeout)
 
     def info(self):
         return dict(expr=self.expr, linktypes=sorted(self.programs),
                     instructions={lt: n for lt, (_, n) in self.programs.items()},
-                    errors=self.errors)
+                    native=sorted(self.native), errors=self.errors)
 
 
 def check(ctx, args):
