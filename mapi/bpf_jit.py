@@ -31,6 +31,7 @@ PROLOGUE = r"""
 typedef struct mapi_batch {
     const uint8_t *base; uint64_t *off; uint32_t *caplen; uint32_t *wirelen; int64_t *ts;
     uint16_t *ifindex; uint32_t n; uint32_t cap; int32_t linktype; uint32_t _pad; uint64_t first_seq;
+    uint64_t *seq; uint64_t *tags;
 } mapi_batch;
 static inline uint32_t ld32(const uint8_t *p) {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3]; }

@@ -24,6 +24,10 @@ typedef struct mapi_batch {
     int32_t  linktype;     /* LINKTYPE_* shared by every packet of the batch */
     uint32_t _pad;
     uint64_t first_seq;    /* device-wide 0-based index of packet 0 */
+    uint64_t *seq;         /* per-packet device index when packets were skipped (an emulated
+                              card delivers only what crossed its bus); NULL: first_seq + i */
+    uint64_t *tags;        /* per-packet bits set by hardware units (bit b: the packet passed
+                              hardware node b); NULL when no hardware ran */
 } mapi_batch;
 
 /*
@@ -68,6 +72,14 @@ void mapi_batch_free(mapi_batch *b);
 void mapi_batch_slice(const mapi_batch *src, uint32_t start, uint32_t n, mapi_batch *dst);
 /* First index i >= from with ts[i] >= t_ns, or b->n if none (used to cut batches at ticks). */
 uint32_t mapi_batch_find_ts(const mapi_batch *b, uint32_t from, int64_t t_ns);
+
+/* Hardware proxies: a node the mapper placed in hardware keeps a software stand-in.  State is a
+ * mapi_tag_state; the filter keeps packets whose tag bit is set. */
+typedef struct mapi_tag_state { uint64_t mask; } mapi_tag_state;
+uint32_t mapi_tag_kernel(void *state, const mapi_batch *b, const uint32_t *sel, uint32_t nsel,
+                         uint32_t *out);
+uint32_t mapi_pass_kernel(void *state, const mapi_batch *b, const uint32_t *sel, uint32_t nsel,
+                          uint32_t *out);
 
 /* Free memory the engine allocated for Python (compiled programs, ...). */
 void mapi_free(void *p);

@@ -100,6 +100,8 @@ void mapi_batch_slice(const mapi_batch *src, uint32_t start, uint32_t n, mapi_ba
     dst->n = n;
     dst->cap = n;
     dst->first_seq = src->first_seq + start;
+    dst->seq = src->seq ? src->seq + start : NULL;
+    dst->tags = src->tags ? src->tags + start : NULL;
 }
 
 uint32_t mapi_batch_find_ts(const mapi_batch *b, uint32_t from, int64_t t_ns)
@@ -110,3 +112,21 @@ uint32_t mapi_batch_find_ts(const mapi_batch *b, uint32_t from, int64_t t_ns)
 }
 
 void mapi_free(void *p) { free(p); }
+
+uint32_t mapi_tag_kernel(void *state, const mapi_batch *b, const uint32_t *sel, uint32_t nsel,
+                         uint32_t *out)
+{
+    const uint64_t mask = ((const mapi_tag_state *)state)->mask;
+    uint32_t n = 0;
+    if (!b->tags) return 0;
+    for (uint32_t j = 0; j < nsel; j++)
+        if (b->tags[sel[j]] & mask) out[n++] = sel[j];
+    return n;
+}
+
+uint32_t mapi_pass_kernel(void *state, const mapi_batch *b, const uint32_t *sel, uint32_t nsel,
+                          uint32_t *out)
+{
+    (void)state; (void)b; (void)sel; (void)out;
+    return nsel;
+}

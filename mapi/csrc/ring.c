@@ -128,7 +128,7 @@ uint32_t mapi_ring_kernel(void *ring, const mapi_batch *b, const uint32_t *sel, 
         h->ts = b->ts[i];
         h->caplen = caplen;
         h->wirelen = b->wirelen[i];
-        h->seq = b->first_seq + i;
+        h->seq = b->seq ? b->seq[i] : b->first_seq + i;
         h->ifindex = b->ifindex[i];
         h->linktype = (int16_t)b->linktype;
         h->reclen = (uint32_t)need;
