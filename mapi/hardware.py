@@ -12,7 +12,12 @@ hardware statistic a pass-through node whose result the device reads from its co
 packets some software node needs cross the (emulated) bus.
 
 The configuration is rebuilt from scratch whenever flows come or go (as MAPI 2.0 did for the
-DAG DSM), so a unit never has to support incremental updates.
+DAG DSM), so a unit never has to support incremental updates; Assignment.key is stable across
+rebuilds so a unit keeps a surviving node's counters.
+
+Threads: the source's reader thread only reads raw packets (next_batch_into); the card's units
+run in the engine thread through HardwareDevice.process(batch), under the same lock as
+configure(), so tags always match the configuration the current plan was compiled for.
 """
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
@@ -78,6 +83,7 @@ class Assignment:
     offer: Offer
     parent_hw_id: Optional[int]
     deliver: bool
+    key: int = 0                 # stable identity of the node across configurations
     node: Any = None             # the organizer Node (for the device's own bookkeeping)
 
 
@@ -106,13 +112,20 @@ class HardwareDevice:
     """What a PacketSource with hardware provides (besides the PacketSource ops).
 
     units() -> [HardwareUnit]; configure(HardwareConfig) applies a whole configuration
-    atomically between batches or raises HardwareError; hw_result(hw_id) -> (value, ts_ns) for
-    a STATISTIC node (the same value type the software function returns); hw_info() -> dict for
-    get_device_info/explain (bus packets and bytes, unit occupancy).
+    atomically or raises HardwareError (nothing applied); process(batch) runs the units over a
+    raw batch and returns the batch that crosses the bus (tags and seq filled; it may be the
+    same object or one the device owns, valid until the next process() call);
+    hw_result(hw_id) -> (value, ts_ns) for a STATISTIC node (the same value type the software
+    function returns); hw_info() -> dict for get_device_info/explain (bus packets and bytes,
+    unit occupancy, per-node hits).  The engine calls configure() and process() from its own
+    thread, never concurrently.
     """
 
     def units(self):
         return []
+
+    def process(self, batch):
+        return batch
 
     def configure(self, config):
         raise HardwareError("this device has no configurable hardware")
