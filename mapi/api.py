@@ -274,8 +274,8 @@ def _node(fd, fid):
 
 
 def read_results(fd, fid):
-    _, node = _node(fd, fid)
-    value, ts = node.instance.result()
+    flow, node = _node(fd, fid)
+    value, ts = flow.device.result(node)
     return Result(value, ts)
 
 
@@ -344,6 +344,7 @@ def get_function_info(fd, fid):
                 plan = flow.device.plan
                 pin, pout = plan.hits(node) if plan else (node.hits_in, node.hits_out)
                 info.update(pkts_in=pin, pkts_out=pout, placement=node.placement,
+                            hw_id=node.hw_id, hw_exact=node.hw_exact, hw_note=node.hw_note,
                             shared_with=sorted({o[0] for o in node.owners} - {fd}))
                 info.update(node.instance.info())
             return info

@@ -12,10 +12,19 @@ from ._engine import ffi, lib
 from .batch import BatchPool
 from .errors import MapiError
 from .organizer import Graph
+from . import mapper
 
 log = logging.getLogger("mapi.device")
 
 _END = object()
+
+
+def _add_values(a, b):
+    if a is None:
+        return b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a + b
+    return b
 
 
 class Device:
@@ -43,17 +52,53 @@ class Device:
         self._seen_linktype = {}       # id(instance) -> link type it was told about
         self._tick_next = {}           # id(instance) -> next tick time (ns)
         self._stop = False
+        self.hw_config = None
 
     # --- graph changes ------------------------------------------------------------------------
+    @property
+    def hardware(self):
+        return mapper.hardware_of(self.source)
+
     def replan(self):
-        new = self.graph.compile()
+        """Re-place and recompile after flows came or went; applied between two batches."""
         with self.plan_lock:
             old = self.plan
             if old is not None:
                 old.harvest()
+            if self.hardware is not None:
+                self._replace_hardware()
+            new = self.graph.compile()
             self.plan = new
             for node in new.nodes:
                 self._tell_linktype(node.instance, self.linktype)
+
+    def _replace_hardware(self):
+        nodes = self.graph.nodes()
+        before = {}
+        for n in nodes:
+            if n.hw_id is not None and not n.desc.filters:
+                try:
+                    before[n.serial] = self.hardware.hw_result(n.hw_id)[0]
+                except Exception:
+                    pass
+        # once packets flow, a stateful node keeps its home: its history lives there
+        sticky = {n.serial for n in nodes
+                  if self.state == "running" and n.desc.stateful and n.hw_id is None
+                  and n.placement == mapper.SOFTWARE and n.hits_in > 0}
+        self.hw_config = mapper.place(self.graph, self.source, sticky=sticky)
+        for n in nodes:
+            if n.serial in before and n.hw_id is None:
+                n.carry = _add_values(n.carry, before[n.serial])    # moved to software
+
+    def result(self, node):
+        """(value, ts) of a node wherever it runs."""
+        if node.hw_id is not None and not node.desc.filters:
+            value, ts = self.hardware.hw_result(node.hw_id)
+        else:
+            value, ts = node.instance.result()
+        if node.carry is not None:
+            value = _add_values(node.carry, value)
+        return value, ts
 
     def _tell_linktype(self, inst, linktype):
         if self._seen_linktype.get(id(inst)) != linktype:
@@ -138,6 +183,9 @@ class Device:
         n = c.n
         with self.plan_lock:
             plan = self.plan
+            if self.hardware is not None:
+                out = self.hardware.process(batch)      # the card's units; what crosses the bus
+                c = getattr(out, "c", out)
             if c.linktype != self.linktype:
                 self.linktype = c.linktype
             for inst in plan.instances:
@@ -151,7 +199,7 @@ class Device:
         self.packets += n
         self.batches += 1
         if n:
-            self.last_ts = c.ts[n - 1]
+            self.last_ts = batch.c.ts[n - 1]
 
     def _run(self, plan, c):
         if lib.mapi_plan_begin(plan.c, c) < 0:
@@ -162,7 +210,7 @@ class Device:
             if i < 0:
                 raise MapiError(1017, "engine plan failed")
             if i < plan.n:
-                node = plan.nodes[i]
+                node = plan.entry_node(i)
                 cn = plan.c.nodes[i]
                 nin = plan.c.slot_n[cn.in_slot]
                 sel = plan.c.slots[cn.in_slot]
@@ -224,6 +272,11 @@ class Device:
                  batches=self.batches, flows=sorted(self.flows),
                  errors=[str(e) for e in self.errors])
         d.update(self.source.info())
+        if self.hardware is not None:
+            try:
+                d["hardware"] = self.hardware.hw_info()
+            except Exception as exc:
+                d["hardware"] = {"error": str(exc)}
         return d
 
     def stats(self):

@@ -3,19 +3,28 @@ rooted at the raw packet stream.  Identical prefixes (same functions, same argum
 are one chain of nodes, whichever flows own them; the graph compiles to one C plan that the
 engine runs over each batch.
 """
+import itertools
 import threading
 
 from ._engine import ffi, lib
 from .batch import BATCH_CAP
+
+_serial = itertools.count(1)
 
 
 class Node:
     """One function instance in the global graph."""
 
     __slots__ = ("key", "desc", "args", "instance", "parent", "children", "owners", "index",
-                 "in_slot", "out_slot", "placement", "hits_in", "hits_out", "__weakref__")
+                 "in_slot", "out_slot", "placement", "hits_in", "hits_out", "serial", "hw_id",
+                 "hw_exact", "hw_note", "carry", "__weakref__")
 
     def __init__(self, key, desc, args, instance, parent):
+        self.serial = next(_serial)      # creation order: older nodes get hardware first
+        self.hw_id = None                # tag bit / slot when the mapper placed it in hardware
+        self.hw_exact = False
+        self.hw_note = ""
+        self.carry = None                # result accumulated before a placement change
         self.key = key
         self.desc = desc
         self.args = args
@@ -48,42 +57,70 @@ def _freeze(v):
     return v
 
 
-class Plan:
-    """A compiled plan: the C mapi_plan plus the Python-side view of its nodes."""
+# Roles of plan entries: a node runs as its software kernel, or stands in for hardware
+SW, HW_TAG, HW_STAT = "software", "hardware-tag", "hardware-statistic"
 
-    def __init__(self, nodes, nslots):
-        self.nodes = nodes
-        self.c = ffi.gc(lib.mapi_plan_new(len(nodes), nslots, BATCH_CAP), lib.mapi_plan_free)
+
+class Plan:
+    """A compiled plan: the C mapi_plan plus the Python-side view of its entries.  A node has
+    one entry, or two for a superset filter in hardware (the tag test, then the software
+    refinement)."""
+
+    def __init__(self, entries, nslots):
+        # entries: [(node, role, in_slot, out_slot)]
+        self.entries = entries
+        self.nodes = []                  # distinct nodes, plan order
+        self.c = ffi.gc(lib.mapi_plan_new(len(entries), nslots, BATCH_CAP), lib.mapi_plan_free)
         if self.c == ffi.NULL:
             raise MemoryError("cannot allocate the engine plan")
-        self.n = len(nodes)
-        self.python_nodes = []
-        self.tick_nodes = [n for n in nodes if n.instance.tick_ns > 0]
-        self.instances = [n.instance for n in nodes]
-        for i, node in enumerate(nodes):
+        self.n = len(entries)
+        self.keep = []                   # tag states referenced by the C plan
+        self.first = {}                  # id(node) -> first entry index
+        self.last = {}                   # id(node) -> last entry index
+        for i, (node, role, in_slot, out_slot) in enumerate(entries):
             c = self.c.nodes[i]
             inst = node.instance
-            if inst.kernel is not None:
+            if role == HW_TAG:
+                st = ffi.new("mapi_tag_state *", {"mask": 1 << node.hw_id})
+                self.keep.append(st)
+                c.fn, c.state = lib.mapi_tag_kernel, st
+            elif role == HW_STAT:
+                c.fn, c.state = lib.mapi_pass_kernel, ffi.NULL
+            elif inst.kernel is not None:
                 c.fn = inst.kernel
                 c.state = inst.state if inst.state is not None else ffi.NULL
             else:
                 c.fn = ffi.NULL
-                self.python_nodes.append(node)
-            c.in_slot = node.in_slot
-            c.out_slot = node.out_slot
+            c.in_slot = in_slot
+            c.out_slot = out_slot
+            if id(node) not in self.first:
+                self.first[id(node)] = i
+                self.nodes.append(node)
+            self.last[id(node)] = i
+        self.tick_nodes = [n for n in self.nodes if n.instance.tick_ns > 0]
+        self.instances = [n.instance for n in self.nodes]
+
+    def entry_node(self, i):
+        return self.entries[i][0]
 
     def harvest(self):
         """Carry this plan's hit counters into the nodes (before the plan is replaced)."""
-        for i, node in enumerate(self.nodes):
-            node.hits_in += self.c.nodes[i].pkts_in
-            node.hits_out += self.c.nodes[i].pkts_out
+        for node in self.nodes:
+            pin, pout = self._hits_here(node)
+            node.hits_in += pin
+            node.hits_out += pout
+        for i in range(self.n):
             self.c.nodes[i].pkts_in = self.c.nodes[i].pkts_out = 0
 
+    def _hits_here(self, node):
+        f, l = self.first.get(id(node)), self.last.get(id(node))
+        if f is None:
+            return 0, 0
+        return self.c.nodes[f].pkts_in, self.c.nodes[l].pkts_out
+
     def hits(self, node):
-        if 0 <= node.index < self.n and self.nodes[node.index] is node:
-            c = self.c.nodes[node.index]
-            return node.hits_in + c.pkts_in, node.hits_out + c.pkts_out
-        return node.hits_in, node.hits_out
+        pin, pout = self._hits_here(node)
+        return node.hits_in + pin, node.hits_out + pout
 
 
 class Graph:
@@ -154,9 +191,10 @@ class Graph:
 
     def compile(self):
         """Order nodes depth-first and give each filter a selection slot (reused once its
-        subtree is done, so slots = deepest filter nesting + 1)."""
+        subtree is done, so slots = deepest filter nesting + 2).  Nodes the mapper placed in
+        hardware become tag tests or pass-through stand-ins."""
         with self.lock:
-            order = []
+            entries = []
             free = []
             nslots = [1]
 
@@ -169,11 +207,26 @@ class Graph:
             def walk(node, slot):
                 for child in node.children:
                     child.in_slot = slot
-                    child.out_slot = alloc() if child.desc.filters else slot
-                    child.index = len(order)
-                    order.append(child)
+                    child.index = len(entries)
+                    extra = []
+                    if child.hw_id is not None and child.desc.filters:
+                        tag_out = alloc()
+                        entries.append((child, HW_TAG, slot, tag_out))
+                        if child.hw_exact:
+                            child.out_slot = tag_out
+                        else:                     # superset in hardware, refined here
+                            child.out_slot = alloc()
+                            entries.append((child, SW, tag_out, child.out_slot))
+                            extra.append(tag_out)
+                    elif child.hw_id is not None:
+                        child.out_slot = slot
+                        entries.append((child, HW_STAT, slot, slot))
+                    else:
+                        child.out_slot = alloc() if child.desc.filters else slot
+                        entries.append((child, SW, slot, child.out_slot))
                     walk(child, child.out_slot)
+                    free.extend(extra)
                     if child.out_slot != slot:
                         free.append(child.out_slot)
             walk(self.root, 0)
-            return Plan(order, nslots[0])
+            return Plan(entries, nslots[0])

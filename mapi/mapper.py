@@ -1,0 +1,135 @@
+"""The module mapper: decides, for every node of a device's global graph, whether it runs in the
+device's hardware or in software, and explains why.
+
+Rules (after MAPI 2.0's placement, Gigascope's low/high split and Retina's superset filters):
+- hardware sees the raw stream, so a node can go to hardware only if its parent is the root or
+  a node placed in hardware exactly;
+- a unit that can express a filter only approximately runs a superset in hardware, refined by
+  the software function (its children then run in software);
+- older nodes are placed first, so when a unit is full the newest requests fall back;
+- a device that refuses a configuration gets the nodes it names moved to software, and the
+  mapper tries again; nothing is ever dropped silently.
+"""
+import logging
+
+from .hardware import (MAX_HW_NODES, FILTER, Assignment, HardwareConfig, HardwareDevice,
+                       HardwareError)
+
+log = logging.getLogger("mapi.mapper")
+
+SOFTWARE = "software"
+
+
+def hardware_of(source):
+    return source if isinstance(source, HardwareDevice) else None
+
+
+def place(graph, source, generation=0, sticky=()):
+    """Decide placements for every node of `graph`; configure the device.  Sets on each node:
+    placement ("software" or the unit name), hw_id, hw_exact, hw_note.  Returns the config."""
+    hw = hardware_of(source)
+    nodes = graph.nodes()
+    for n in nodes:
+        n.placement, n.hw_id, n.hw_exact, n.hw_note = SOFTWARE, None, False, ""
+    if hw is None:
+        return None
+    try:
+        units = list(hw.units())
+    except Exception as exc:
+        log.error("device %s: units() failed (%s); everything runs in software", source.name, exc)
+        return None
+    refused = set(sticky)                 # node serials that stay in software
+    for _attempt in range(4):
+        config = _decide(graph, nodes, units, source, refused)
+        try:
+            hw.configure(config)
+            return config
+        except HardwareError as exc:
+            bad = {a.key for a in config.assignments if a.hw_id in exc.hw_ids} or \
+                  {a.key for a in config.assignments}
+            log.warning("device %s refused the hardware configuration (%s); moving %d node(s) "
+                        "to software", source.name, exc, len(bad))
+            for n in nodes:
+                if n.serial in bad:
+                    n.hw_note = "device refused: %s" % exc
+            refused |= bad
+        except Exception as exc:
+            log.error("device %s: configure() failed (%s); everything runs in software",
+                      source.name, exc)
+            refused |= {a.key for a in config.assignments}
+    for n in nodes:
+        n.placement, n.hw_id, n.hw_exact = SOFTWARE, None, False
+    try:
+        hw.configure(HardwareConfig(generation=generation))
+    except Exception:
+        pass
+    return None
+
+
+def _decide(graph, nodes, units, source, refused):
+    for n in nodes:
+        n.placement, n.hw_id, n.hw_exact = SOFTWARE, None, False
+    used = {u.name: {} for u in units}
+    assignments = []
+    for n in sorted(nodes, key=lambda n: n.serial):
+        parent = n.parent
+        if parent is not graph.root and not (parent.hw_id is not None and parent.hw_exact):
+            continue
+        if n.serial in refused or len(assignments) >= MAX_HW_NODES:
+            continue
+        best = None
+        for u in units:
+            if n.desc.name not in u.functions:
+                continue
+            try:
+                offer = u.offer(n.desc, n.args, source)
+            except Exception as exc:       # a unit that raises is a unit that says no
+                log.error("unit %s raised on %s%r: %s", u.name, n.desc.name, n.args, exc)
+                n.hw_note = "unit %s failed: %s" % (u.name, exc)
+                continue
+            if offer is None:
+                if not n.hw_note:
+                    n.hw_note = "%s cannot run %s(%s)" % (u.name, n.desc.name, _args(n.args))
+                continue
+            if not _fits(u, used[u.name], offer.demand):
+                n.hw_note = "%s is full (%s)" % (u.name, _limits(u, used[u.name]))
+                continue
+            if best is None or (offer.exact and not best[1].exact):
+                best = (u, offer)
+        if best is None:
+            continue
+        u, offer = best
+        for r, amount in offer.demand.items():
+            used[u.name][r] = used[u.name].get(r, 0) + amount
+        n.placement, n.hw_id, n.hw_exact = u.name, len(assignments), bool(offer.exact)
+        n.hw_note = offer.note
+        if u.kind != FILTER:
+            n.hw_exact = True              # statistics pass every packet on unchanged
+        assignments.append(Assignment(hw_id=n.hw_id, unit=u.name, function=n.desc.name,
+                                      args=n.args, offer=offer,
+                                      parent_hw_id=None if parent is graph.root else parent.hw_id,
+                                      deliver=False, key=n.serial, node=n))
+    # which hardware nodes must send their packets across the bus
+    for a in assignments:
+        n = a.node
+        a.deliver = (not n.hw_exact) or any(c.hw_id is None for c in n.children)
+    deliver_all = any(c.hw_id is None for c in graph.root.children)
+    return HardwareConfig(assignments=assignments, deliver_all=deliver_all)
+
+
+def _fits(unit, used, demand):
+    for r, amount in demand.items():
+        cap = unit.limits.get(r)
+        if cap is None:
+            return False                   # a demand the unit never advertised: refuse
+        if used.get(r, 0) + amount > cap:
+            return False
+    return True
+
+
+def _limits(unit, used):
+    return ", ".join("%s %d/%d" % (r, used.get(r, 0), cap) for r, cap in unit.limits.items())
+
+
+def _args(args):
+    return ", ".join(repr(a) for a in args)
