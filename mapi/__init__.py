@@ -16,7 +16,9 @@ from .api import (Result, Packet, create_offline_device, start_offline_device,
                   create_flow, apply_function, connect, read_results, get_next_pkt, loop,
                   close_flow, get_flow_info, get_function_info)
 
-__all__ = [
+from .explain import explain, explain_data
+
+__all__ = ["explain", "explain_data",
     "hookimpl", "MapiError", "read_error_text", "Result", "Packet", "create_offline_device",
     "start_offline_device", "wait_offline_device", "delete_offline_device", "get_device_info",
     "stats", "devices", "create_flow", "apply_function", "connect", "read_results",

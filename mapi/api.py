@@ -242,6 +242,8 @@ def connect(fd):
             ref = args[[a.name for a in desc.args].index(desc.anchor)]
             anchor = _anchor_node(desc, ref, dev)
         chain.append((fid, desc, args, (lambda d=desc, c=ctx, a=args: d.create(c, a)), anchor))
+    from .organizer import order_chain
+    chain = order_chain(chain, dev.graph)
     flow.nodes = dev.graph.attach(fd, chain, running=dev.running)
     flow.state = "connected"
     dev.replan()

@@ -123,6 +123,41 @@ class Plan:
         return node.hits_in + pin, node.hits_out + pout
 
 
+COST_RANK = {"free": 0, "low": 1, "high": 2}
+
+
+def commutes(desc):
+    """Stateless filters commute with each other; anything with state, anything that changes
+    packets and anything watching another function is a barrier."""
+    return desc.filters and not desc.stateful and not desc.modifies and not desc.anchor
+
+
+def order_chain(chain, graph):
+    """Sort each run of commuting filters by cost class, then by the selectivity measured on an
+    identical node already in the graph (most selective first), then canonically so that two
+    flows asking for the same filters in another order share one prefix."""
+    measured = {}
+    for n in graph.nodes():
+        pin, pout = n.hits_in, n.hits_out
+        if pin:
+            measured.setdefault(n.key, pout / pin)
+
+    def rank(entry):
+        desc, args = entry[1], entry[2]
+        key = node_key(desc, args)
+        return (COST_RANK.get(desc.cost, 1), measured.get(key, 0.5), repr(key))
+    out, run = [], []
+    for entry in chain:
+        if commutes(entry[1]) and entry[4] is None:
+            run.append(entry)
+            continue
+        out.extend(sorted(run, key=rank))
+        run = []
+        out.append(entry)
+    out.extend(sorted(run, key=rank))
+    return out
+
+
 class Graph:
     """The global graph of one device."""
 

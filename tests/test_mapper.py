@@ -225,3 +225,35 @@ def test_only_needed_packets_cross_the_bus():
     assert info[0][1]["placement"] == "TOYSTU"
     assert mapi.get_device_info(dev)["hardware"]["bus_packets"] == 0
     assert res[0][0] > 0
+
+
+def test_commuting_filters_are_ordered_by_cost_and_shared():
+    """Two flows asking for the same two stateless filters in opposite orders share one prefix,
+    and the counters (barriers) stay where each flow put them."""
+    dev = mapi.create_offline_device(TRACE)
+    a = mapi.create_flow(dev)
+    mapi.apply_function(a, "BPF_FILTER", "tcp")
+    mapi.apply_function(a, "BPF_FILTER", "port 80")
+    ca = mapi.apply_function(a, "PKT_COUNTER")
+    b = mapi.create_flow(dev)
+    mapi.apply_function(b, "BPF_FILTER", "port 80")
+    mapi.apply_function(b, "BPF_FILTER", "tcp")
+    cb = mapi.apply_function(b, "PKT_COUNTER")
+    c = mapi.create_flow(dev)
+    cc0 = mapi.apply_function(c, "PKT_COUNTER")         # a barrier: filters may not cross it
+    mapi.apply_function(c, "BPF_FILTER", "tcp")
+    cc1 = mapi.apply_function(c, "PKT_COUNTER")
+    for fd in (a, b, c):
+        mapi.connect(fd)
+    mapi.start_offline_device(dev)
+    mapi.wait_offline_device(dev)
+    from conftest import tcpdump_records
+    n80 = len(tcpdump_records(TRACE, "tcp and port 80")[0])
+    ntcp = len(tcpdump_records(TRACE, "tcp")[0])
+    nall = len(tcpdump_records(TRACE)[0])
+    assert mapi.read_results(a, ca).value == n80 == mapi.read_results(b, cb).value
+    assert mapi.read_results(c, cc0).value == nall and mapi.read_results(c, cc1).value == ntcp
+    nodes = mapi.explain_data(dev)["nodes"]
+    firsts = [n for n in nodes if n["depth"] == 0]
+    assert sum(1 for n in firsts if n["shared"]) == 1      # flows a and b share their prefix
+    assert len(firsts) == 2                                # and flow c has its own counter

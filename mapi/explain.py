@@ -1,0 +1,63 @@
+"""explain(dev): the device's global monitoring graph as the organizer and mapper built it —
+which nodes are shared and by whom, where each runs, its cost class, and packets in and out."""
+from .api import _device
+
+
+def explain_data(dev):
+    """The graph as plain data: a list of node dicts in plan order (depth-first)."""
+    d = _device(dev)
+    with d.plan_lock:
+        plan = d.plan
+        out = []
+
+        def walk(node, depth):
+            for child in node.children:
+                pin, pout = plan.hits(child) if plan else (child.hits_in, child.hits_out)
+                out.append(dict(
+                    depth=depth, function=child.desc.name, args=list(child.args),
+                    owners=sorted(child.owners), shared=child.shared(),
+                    placement=child.placement,
+                    exact=child.hw_exact if child.hw_id is not None else None,
+                    note=child.hw_note, cost=child.desc.cost, filters=child.desc.filters,
+                    pkts_in=pin, pkts_out=pout))
+                walk(child, depth + 1)
+        with d.graph.lock:
+            walk(d.graph.root, 0)
+    info = dict(device=d.name, backend=d.backend, state=d.state, packets=d.packets, nodes=out)
+    if d.hardware is not None:
+        try:
+            info["hardware"] = d.hardware.hw_info()
+            info["units"] = [u.describe() for u in d.hardware.units()]
+        except Exception as exc:
+            info["hardware"] = {"error": str(exc)}
+    return info
+
+
+def explain(dev):
+    """A human-readable rendering of explain_data()."""
+    info = explain_data(dev)
+    lines = ["device %s (%s, %s): %d packets in" % (info["device"], info["backend"], info["state"],
+                                                    info["packets"])]
+    if "units" in info:
+        lines.append("  hardware units: " + ", ".join(
+            "%s[%s]" % (u["name"], ", ".join("%s %s" % (k, v) for k, v in u["limits"].items()))
+            for u in info["units"]))
+    if "hardware" in info and info["hardware"]:
+        lines.append("  hardware: " + ", ".join("%s=%s" % kv for kv in sorted(info["hardware"].items())
+                                                 if not isinstance(kv[1], (dict, list))))
+    lines.append("  raw packet stream")
+    for n in info["nodes"]:
+        args = ", ".join(repr(a) for a in n["args"])
+        call = "%s(%s)" % (n["function"], args) if args else n["function"]
+        owners = ", ".join("%d.%d" % o for o in n["owners"])
+        where = n["placement"]
+        if n["exact"] is False:
+            where += " superset + software"
+        sel = ""
+        if n["filters"] and n["pkts_in"]:
+            sel = " (%.1f%%)" % (100.0 * n["pkts_out"] / n["pkts_in"])
+        lines.append("  %s└─ %s  [flows %s%s] on %s, cost %s, in %d out %d%s%s" % (
+            "   " * n["depth"], call, owners, ", shared" if n["shared"] else "", where,
+            n["cost"], n["pkts_in"], n["pkts_out"], sel,
+            ("  -- " + n["note"]) if n["note"] else ""))
+    return "\n".join(lines)
