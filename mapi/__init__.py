@@ -18,7 +18,14 @@ from .api import (Result, Packet, create_offline_device, start_offline_device,
 
 from .explain import explain, explain_data
 
-__all__ = ["explain", "explain_data",
+
+def get_include():
+    """Directory of the engine's C headers (engine.h: the batch and kernel ABI), for plugins
+    that build their own kernels."""
+    import os
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc")
+
+__all__ = ["explain", "explain_data", "get_include",
     "hookimpl", "MapiError", "read_error_text", "Result", "Packet", "create_offline_device",
     "start_offline_device", "wait_offline_device", "delete_offline_device", "get_device_info",
     "stats", "devices", "create_flow", "apply_function", "connect", "read_results",

@@ -58,12 +58,14 @@ def create_offline_device(path, fmt=None, backend=None, **options):
 
 def _probe_backend(reg, path):
     from backends.savefile import open_stream
-    f, _ = open_stream(path)
-    with f:
-        try:
-            head = f.read(64)
-        except Exception:
-            head = b""
+    head = b""
+    if not os.path.isdir(path):
+        f, _ = open_stream(path)
+        with f:
+            try:
+                head = f.read(64)
+            except Exception:
+                head = b""
     candidates = [d for d in reg.backends.values() if d.probe and d.open_offline]
     candidates.sort(key=lambda d: -d.priority)
     for d in candidates:

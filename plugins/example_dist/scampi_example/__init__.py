@@ -1,0 +1,1 @@
+"""An example third-party SCAMPI plugin (installed with pip, found through entry points)."""

@@ -1,0 +1,65 @@
+"""A third-party plugin distribution (plugins/example_dist) installed with pip adds a function
+with its own C kernel and a backend, without touching the core: found through the same
+entry-point group as the built-in plugins."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from conftest import CORPUS, ROOT, tcpdump_records
+
+FILES = ["pcap/PcapPlusPlus__example.pcap", "pcap/PcapPlusPlus__4KHttpRequests.pcap"]
+
+SCRIPT = r"""
+import json, sys, mapi
+from mapi.registry import get_registry
+reg = get_registry()
+dev = mapi.create_offline_device(sys.argv[1])          # a directory: the pcapdir backend probes it
+fd = mapi.create_flow(dev)
+mapi.apply_function(fd, "LEN_RANGE", 100, 500)
+c = mapi.apply_function(fd, "PKT_COUNTER")
+b = mapi.apply_function(fd, "BYTE_COUNTER")
+mapi.connect(fd)
+mapi.start_offline_device(dev)
+mapi.wait_offline_device(dev)
+try:
+    mapi.apply_function(mapi.create_flow(dev), "LEN_RANGE", 5, 1)
+    bad = None
+except mapi.MapiError as e:
+    bad = str(e)
+print(json.dumps(dict(plugin=reg.functions["LEN_RANGE"].plugin, backend=mapi.get_device_info(dev)["backend"],
+                      packets=mapi.read_results(fd, c).value, bytes=mapi.read_results(fd, b).value, bad=bad)))
+"""
+
+
+def test_pip_installed_plugin_adds_function_and_backend(tmp_path):
+    target = tmp_path / "site"
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                          "--no-build-isolation", "--target", str(target),
+                          str(ROOT / "plugins" / "example_dist")], capture_output=True, text=True)
+    assert pip.returncode == 0, pip.stderr
+    traces = tmp_path / "traces"
+    traces.mkdir()
+    for i, name in enumerate(FILES):
+        shutil.copy(CORPUS / name, traces / ("%02d.pcap" % i))
+    env = dict(os.environ, PYTHONPATH=str(target))
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(traces)], capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    want_pkts = 0
+    for name in FILES:
+        recs, _ = tcpdump_records(CORPUS / name, "greater 100 and less 500")
+        want_pkts += len(recs)
+    assert got["plugin"] == "example"
+    assert got["backend"] == "pcapdir"
+    assert got["packets"] == want_pkts > 0
+    assert "lo <= hi" in got["bad"]
+
+
+def test_core_does_not_know_the_plugin():
+    out = subprocess.run([sys.executable, "-c", "import mapi; from mapi.registry import get_registry; "
+                          "print('LEN_RANGE' in get_registry().functions)"],
+                         capture_output=True, text=True)
+    assert out.stdout.strip() == "False"
