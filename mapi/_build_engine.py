@@ -12,7 +12,7 @@ from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC = os.path.join(HERE, "csrc")
-CORE_HEADERS = ["engine.h", "bpf.h", "ring.h", "reader.h"]
+CORE_HEADERS = ["engine.h", "bpf.h", "ring.h", "reader.h"]   # then csrc/card_*.h, csrc/fn/*.h
 
 
 def _cdef_text(path):
@@ -34,8 +34,9 @@ def _cdef_text(path):
 
 def _headers():
     core = [os.path.join(CSRC, h) for h in CORE_HEADERS]
+    cards = sorted(glob.glob(os.path.join(CSRC, "card_*.h")))
     fns = sorted(glob.glob(os.path.join(CSRC, "fn", "*.h")))
-    return core + fns
+    return core + cards + fns
 
 
 def _sources():
