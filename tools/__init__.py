@@ -1,0 +1,1 @@
+"""Developer tools: the synthetic trace generator (gentrace) and the benchmark harness (bench)."""
