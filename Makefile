@@ -29,6 +29,7 @@ $(VENV)/.installed: .deps.stamp setup.cfg setup.py pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip setuptools wheel cffi
 	@$(PY) -m pip install -q -e . pytest
+	@rm -rf scampi.egg-info   # a stale copy in the work tree would shadow the entry points
 	@touch $@
 
 engine: $(VENV)/.engine
@@ -36,6 +37,7 @@ $(VENV)/.engine: $(VENV)/.installed $(ENGINE_SOURCES)
 	@# flock: several shells may rebuild at once; the build must not interleave
 	@flock /tmp/scampi-engine-build.lock $(PY) setup.py -q build_ext --inplace 2>&1 \
 	  | grep -v -E '^(running|copying|creating|WARNING: the)' || true
+	@rm -rf scampi.egg-info
 	@$(PY) -c "import mapi._engine" && touch $@
 
 demo: engine

@@ -20,14 +20,28 @@ class Registry:
         self.pm.add_hookspecs(hookspecs)
         self.problems = []            # (plugin, message): plugins that failed, for `mapi info`
         if load_entrypoints:
-            try:
-                self.pm.load_setuptools_entrypoints("scampi")
-            except Exception as exc:  # a broken plugin must not take the platform down
-                self.problems.append(("?", "loading plugins: %s" % exc))
-                log.error("loading scampi plugins failed: %s", exc)
+            self._load_entrypoints("scampi")
         self.functions = {}
         self.backends = {}
         self.refresh()
+
+    def _load_entrypoints(self, group):
+        """Load each plugin on its own: one broken plugin is reported, the others load."""
+        from importlib.metadata import entry_points
+        try:
+            eps = entry_points(group=group)
+        except TypeError:                      # Python < 3.10
+            eps = entry_points().get(group, [])
+        seen = set()
+        for ep in eps:
+            if ep.name in seen or self.pm.get_plugin(ep.name) is not None:
+                continue
+            seen.add(ep.name)
+            try:
+                plugin = ep.load()
+                self.pm.register(plugin, name=ep.name)
+            except Exception as exc:           # a broken plugin must not take the platform down
+                self._problem(ep.name, "cannot load %s: %s: %s" % (ep.value, type(exc).__name__, exc))
 
     def register(self, plugin, name=None):
         """Register a plugin object at run time (tests, embedded use)."""
