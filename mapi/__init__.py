@@ -14,7 +14,7 @@ from .constants import *  # noqa: F401,F403
 from .api import (Result, Packet, create_offline_device, start_offline_device,
                   wait_offline_device, delete_offline_device, get_device_info, stats, devices,
                   create_flow, apply_function, connect, read_results, get_next_pkt, loop,
-                  close_flow, get_flow_info, get_function_info)
+                  close_flow, get_flow_info, get_function_info, open_live_device)
 
 from .explain import explain, explain_data
 

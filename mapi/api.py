@@ -88,6 +88,47 @@ def _device(dev):
     return d
 
 
+def _live_backend(reg, name):
+    """Backend for a live device name: "backend:ifname" picks one; a bare name goes to the
+    highest-priority backend that lists it (or, failing that, that can open live devices)."""
+    if ":" in name:
+        bname, ifname = name.split(":", 1)
+        if bname in reg.backends:
+            d = reg.backends[bname]
+            if d.open_live is None:
+                raise MapiError(ENODEV, "backend %s has no live devices" % bname, argument="dev")
+            return d, ifname
+    live = sorted((d for d in reg.backends.values() if d.open_live), key=lambda d: -d.priority)
+    if not live:
+        raise MapiError(ENODEV, "no device %r: it is not an offline device of this process and no "
+                        "installed backend opens live devices" % name, argument="dev")
+    for d in live:
+        try:
+            listed = d.list_devices() if d.list_devices else []
+        except Exception:
+            listed = []
+        if any(x.get("name") == name for x in listed):
+            return d, name
+    return live[0], name
+
+
+def open_live_device(name, **options):
+    """Open (or reuse) a live device by name; flows created on it share it."""
+    with _lock:
+        d = _devices.get(name)
+        if d is not None:
+            return d
+    reg = get_registry()
+    desc, ifname = _live_backend(reg, name)
+    source = desc.open_live(ifname, options)
+    with _lock:
+        d = _devices.get(name)
+        if d is None:
+            d = Device(name, source, desc.name, offline=False)
+            _devices[name] = d
+    return d
+
+
 def start_offline_device(dev):
     _device(dev).start()
     return 0
@@ -123,8 +164,14 @@ def devices():
 
 
 # --- flows ------------------------------------------------------------------------------------
-def create_flow(dev):
-    d = _device(dev)
+def create_flow(dev, **options):
+    """A new flow on `dev`: an offline device's name, or a live device ("eth0", "ring:eth0")."""
+    if not isinstance(dev, str):
+        raise MapiError(EBADARG, "create_flow: device must be a name, not %r" % (dev,), argument="dev")
+    with _lock:
+        d = _devices.get(dev)
+    if d is None:
+        d = open_live_device(dev, **options)
     with _lock:
         fd = next(_fd_counter)
         flow = Flow(fd, d)
@@ -249,6 +296,8 @@ def connect(fd):
     flow.nodes = dev.graph.attach(fd, chain, running=dev.running)
     flow.state = "connected"
     dev.replan()
+    if not dev.offline and dev.state == "created":
+        dev.start()                     # a live device captures once someone listens
     return 0
 
 
@@ -325,6 +374,12 @@ def close_flow(fd):
     flow.state = "closed"
     with _lock:
         dev.flows.pop(fd, None)
+        last = not dev.flows
+        if last and not dev.offline:
+            _devices.pop(dev.name, None)
+    if last and not dev.offline:
+        dev.stop()
+        dev.source.close()
     return 0
 
 
