@@ -17,6 +17,7 @@ from .api import (Result, Packet, create_offline_device, start_offline_device,
                   close_flow, get_flow_info, get_function_info, open_live_device)
 
 from .explain import explain, explain_data
+from .flow import OfflineDevice, Flow, Function
 
 
 def get_include():
@@ -25,7 +26,7 @@ def get_include():
     import os
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc")
 
-__all__ = ["explain", "explain_data", "get_include",
+__all__ = ["explain", "explain_data", "get_include", "OfflineDevice", "Flow", "Function",
     "hookimpl", "MapiError", "read_error_text", "Result", "Packet", "create_offline_device",
     "start_offline_device", "wait_offline_device", "delete_offline_device", "get_device_info",
     "stats", "devices", "create_flow", "apply_function", "connect", "read_results",

@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 
@@ -22,7 +23,7 @@ _jffi = FFI()
 _jffi.cdef("uint32_t mapi_bpf_native(const void *b, const uint32_t *sel, uint32_t nsel, uint32_t *out);")
 _loaded = {}              # path -> dlopen'd library (kept alive for the process)
 _lock = threading.Lock()
-_pending = {}             # digest -> threading.Event
+_pending = {}             # digest -> lock serialising its compilation
 CC = os.environ.get("CC", "cc")
 
 PROLOGUE = r"""
@@ -142,6 +143,13 @@ def compile_native(insns):
     """Address of the native kernel for `insns` (compiling it if not cached), or None."""
     src = generate_c(insns)
     digest = hashlib.sha256(src.encode()).hexdigest()[:32]
+    with _lock:
+        lock = _pending.setdefault(digest, threading.Lock())
+    with lock:                          # one compile per program at a time in this process
+        return _compile_locked(src, digest)
+
+
+def _compile_locked(src, digest):
     d = cache_dir()
     so = os.path.join(d, digest + ".so")
     if os.path.exists(so):
@@ -163,7 +171,8 @@ def compile_native(insns):
                 return None
             os.replace(tmp_so, so)       # atomic: concurrent compilers are harmless
     except (OSError, subprocess.SubprocessError) as exc:
-        log.warning("native BPF compile unavailable (%s); the interpreter stays", exc)
+        if not sys.is_finalizing():
+            log.warning("native BPF compile unavailable (%s); the interpreter stays", exc)
         return None
     return _load(so)
 
