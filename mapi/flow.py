@@ -2,7 +2,8 @@
 close what they opened, and iterators over buffered packets.
 
     with mapi.OfflineDevice("trace.pcap") as dev:
-        web = dev.flow("BPF_FILTER('tcp port 80')")     # or build it with .apply()
+        web = dev.flow()
+        web.apply("BPF_FILTER", "tcp port 80")
         pkts = web.apply("PKT_COUNTER")
         buf = web.apply("TO_BUFFER")
         web.connect()
@@ -56,12 +57,9 @@ class Function:
 
 
 class Flow:
-    def __init__(self, device_name, spec=None, **options):
+    def __init__(self, device_name, **options):
         self.fd = api.create_flow(device_name, **options)
         self.functions = []
-        if spec:
-            for name, args in parse_spec(spec):
-                self.apply(name, *args)
 
     def apply(self, name, *args, **kwargs):
         # a Function handle may stand for its (fd, fid) reference
@@ -99,8 +97,8 @@ class OfflineDevice:
         self.name = api.create_offline_device(path, fmt, backend, **options)
         self.flows = []
 
-    def flow(self, spec=None):
-        f = Flow(self.name, spec)
+    def flow(self):
+        f = Flow(self.name)
         self.flows.append(f)
         return f
 
@@ -139,60 +137,3 @@ class OfflineDevice:
 
     def __exit__(self, *exc):
         self.close()
-
-
-def parse_spec(spec):
-    """'BPF_FILTER("tcp port 80") PKT_COUNTER' -> [("BPF_FILTER", ("tcp port 80",)), ("PKT_COUNTER", ())].
-
-    Calls are separated by white space; arguments are Python literals (strings, numbers, lists)
-    or the names of MAPI constants (PERIODIC, WAIT, ...).  No eval."""
-    import ast
-    from . import constants
-    out = []
-    for call in _split_calls(spec):
-        node = ast.parse(call, mode="eval").body
-        if isinstance(node, ast.Name):
-            out.append((node.id, ()))
-            continue
-        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name) or node.keywords:
-            raise api.MapiError(1005, "cannot read %r as a function call like NAME(arg, ...)" % call)
-        args = []
-        for a in node.args:
-            if isinstance(a, ast.Name) and hasattr(constants, a.id):
-                args.append(getattr(constants, a.id))
-            else:
-                try:
-                    args.append(ast.literal_eval(a))
-                except ValueError:
-                    raise api.MapiError(1005, "argument %s of %s is not a literal or a MAPI constant"
-                                        % (ast.unparse(a), node.func.id)) from None
-        out.append((node.func.id, tuple(args)))
-    return out
-
-
-def _split_calls(spec):
-    """Split at white space outside brackets and quotes."""
-    calls, cur, depth, quote = [], [], 0, None
-    for ch in spec:
-        if quote:
-            cur.append(ch)
-            if ch == quote:
-                quote = None
-            continue
-        if ch in "\"'":
-            quote = ch
-        elif ch in "([":
-            depth += 1
-        elif ch in ")]":
-            depth -= 1
-        elif ch.isspace() and depth == 0:
-            if cur:
-                calls.append("".join(cur))
-                cur = []
-            continue
-        cur.append(ch)
-    if quote or depth:
-        raise api.MapiError(1005, "unbalanced quotes or brackets in %r" % spec)
-    if cur:
-        calls.append("".join(cur))
-    return calls
