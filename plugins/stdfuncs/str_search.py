@@ -1,0 +1,166 @@
+"""STR_SEARCH(pattern, offset=0, depth=0): keep the packets whose captured bytes contain a
+pattern, searched from byte `offset` of the frame for `depth` bytes (0: to the end of the
+captured bytes); a match must lie wholly inside that window.
+
+`pattern` is a string or a list of strings; a packet passes if any of them occurs.  In each
+string, snort-style |hex| blocks give bytes by value ("ab|63 64|" == "abcd"), a backslash takes
+the next character literally ("\\|" is a pipe), and "||" outside a hex block separates
+alternatives, as in MAPI ("abcd|||65 66|||ij" is abcd, ef or ij).  Characters up to U+00FF stand
+for one byte each (latin-1); others for their UTF-8 bytes.
+
+Hundreds of patterns cost about what one does: with Hyperscan they form one literal database
+scanned once per packet; without it, each pattern is looked for in turn (memmem).
+Result: the number of packets that matched; get_function_info() adds per-pattern packet
+counts (per_pattern=True)."""
+import string
+
+from mapi._engine import ffi, lib
+from mapi.descriptor import Arg, FunctionDescriptor, FunctionInstance
+from mapi.errors import MapiError, EBADARG, ENOTSUP
+
+ENGINES = {"auto": lib.MAPI_STRSEARCH_AUTO, "hyperscan": lib.MAPI_STRSEARCH_HYPERSCAN,
+           "memmem": lib.MAPI_STRSEARCH_MEMMEM}
+ENGINE_NAMES = {v: k for k, v in ENGINES.items()}
+HEX = set(string.hexdigits)
+
+
+def _bad(where, msg):
+    raise MapiError(EBADARG, "STR_SEARCH: %s in pattern %s" % (msg, where), argument="pattern")
+
+
+def parse_pattern(text, where="0"):
+    """One pattern string -> list of byte strings (its "||" alternatives)."""
+    alts, cur = [], bytearray()
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\\":
+            if i + 1 == n:
+                _bad(where, "a trailing backslash at character %d escapes nothing" % i)
+            cur += _char_bytes(text[i + 1])
+            i += 2
+        elif ch == "|" and text[i + 1:i + 2] == "|":
+            alts.append(bytes(cur))
+            cur = bytearray()
+            i += 2
+        elif ch == "|":
+            end = text.find("|", i + 1)
+            if end < 0:
+                _bad(where, "the hex block opened at character %d is not closed with |" % i)
+            cur += _hex_block(text[i + 1:end], where, i + 1)
+            i = end + 1
+        else:
+            cur += _char_bytes(ch)
+            i += 1
+    alts.append(bytes(cur))
+    for k, a in enumerate(alts):
+        if not a:
+            _bad(where, "alternative %d is empty (%r)" % (k, text))
+    return alts
+
+
+def _char_bytes(ch):
+    return bytes([ord(ch)]) if ord(ch) < 256 else ch.encode("utf-8")
+
+
+def _hex_block(body, where, start):
+    out = bytearray()
+    for tok_start, tok in _tokens(body):
+        if len(tok) % 2:
+            _bad(where, "odd number of hex digits %r at character %d" % (tok, start + tok_start))
+        bad = [c for c in tok if c not in HEX]
+        if bad:
+            _bad(where, "%r is not a hex digit (character %d)" % (bad[0], start + tok_start + tok.index(bad[0])))
+        out += bytes.fromhex(tok)
+    return bytes(out)
+
+
+def _tokens(body):
+    pos = 0
+    for tok in body.split(" "):
+        if tok:
+            yield pos, tok
+        pos += len(tok) + 1
+
+
+def parse_patterns(patterns):
+    out = []
+    for k, p in enumerate(patterns):
+        out.extend(parse_pattern(p, str(k)))
+    return out
+
+
+class StrSearch(FunctionInstance):
+    kernel = lib.mapi_strsearch_kernel
+
+    def __init__(self, patterns, offset, depth, engine, per_pattern):
+        self.patterns = parse_patterns(patterns)
+        self.offset, self.depth = offset, depth
+        keep = [ffi.new("uint8_t[]", p) for p in self.patterns]
+        ptrs = ffi.new("uint8_t *[]", keep)
+        lens = ffi.new("uint32_t[]", [len(p) for p in self.patterns])
+        err = ffi.new("char[256]")
+        s = lib.mapi_strsearch_new(ptrs, lens, len(self.patterns), offset, depth, ENGINES[engine],
+                                   int(per_pattern), err, 256)
+        if s == ffi.NULL:
+            raise MapiError(ENOTSUP if engine == "hyperscan" else EBADARG,
+                            "STR_SEARCH: %s" % ffi.string(err).decode(errors="replace"),
+                            argument="pattern")
+        self.s = ffi.gc(s, lib.mapi_strsearch_free)
+        self.state = self.s
+        self.per_pattern = per_pattern
+
+    def _counts(self):
+        c = ffi.new("mapi_strsearch_counts *")
+        lib.mapi_strsearch_get_counts(self.s, c)
+        return c
+
+    def result(self):
+        c = self._counts()
+        return c.matched, c.last_ts
+
+    def pattern_counts(self):
+        n = len(self.patterns)
+        buf = ffi.new("uint64_t[]", n)
+        lib.mapi_strsearch_pattern_counts(self.s, buf, n)
+        return list(buf)
+
+    def reset(self):
+        lib.mapi_strsearch_reset(self.s)
+
+    def info(self):
+        c = self._counts()
+        d = dict(patterns=len(self.patterns), offset=self.offset, depth=self.depth,
+                 engine=ENGINE_NAMES[lib.mapi_strsearch_engine(self.s)], seen=c.seen,
+                 matched=c.matched, scan_errors=c.scan_errors)
+        if self.per_pattern:
+            d["pattern_counts"] = self.pattern_counts()
+        return d
+
+
+def check(ctx, args):
+    patterns, offset, depth, engine, per_pattern = args
+    parse_patterns(patterns)                       # raises on a malformed pattern
+    for name, v in (("offset", offset), ("depth", depth)):
+        if not 0 <= v < 2 ** 32:
+            raise MapiError(EBADARG, "STR_SEARCH: %s must be between 0 and 2^32-1, got %r"
+                            % (name, v), argument=name)
+    return tuple(patterns), offset, depth, engine, bool(per_pattern)
+
+
+DESCRIPTOR = FunctionDescriptor(
+    name="STR_SEARCH",
+    args=(Arg("pattern", "S", doc="string or list of strings (snort |hex|, || alternatives)"),
+          Arg("offset", "i", 0, doc="first byte of the frame searched"),
+          Arg("depth", "i", 0, doc="bytes searched from offset; 0 = to the end"),
+          Arg("engine", "c", "auto", choices=tuple(ENGINES)),
+          Arg("per_pattern", "b", True, doc="count packets per pattern (info)")),
+    create=lambda ctx, args: StrSearch(*args),
+    check=check,
+    doc=__doc__,
+    filters=True,
+    result="u64",
+    cost="high",
+    shareable=True,
+    stateful=True,
+)
