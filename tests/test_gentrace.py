@@ -103,8 +103,8 @@ def test_protocol_mix_equals_tcpdump_counts(trace):
         assert abs(st.kinds[kind] - share * N) < 4 * math.sqrt(N * share * (1 - share)), kind
     port80 = tcpdump_count(path, "tcp port 80")
     assert 0.2 * N < port80 < 0.32 * N
-    assert 560 < st.frame_bytes / N < 640          # documented mean frame ~595 B
-    assert st.flows >= 300
+    assert 530 < st.frame_bytes / N < 640          # short traces: a few more handshakes than ~595 B
+    assert st.flows >= 100
 
 
 def test_string_counts_equal_a_plain_byte_search(trace):
@@ -129,6 +129,8 @@ def test_signature_frequencies_match_the_documented_rates():
         pass
     st = gen.stats()
     assert st.packets == n
+    assert 575 < st.frame_bytes / n < 615           # documented: mean frame about 595 B
+    assert st.flows > 1500
     expected_total = n * sum(SIGNATURE_PPM) / 1e6
     assert abs(st.sig_packets - expected_total) < 5 * math.sqrt(expected_total)
     for k in (0, 1, 9):

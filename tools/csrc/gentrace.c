@@ -398,7 +398,7 @@ static uint32_t tcp_packet(gt_gen *g, flow *f, uint8_t *p)
                 f->http_left = (uint16_t)range(g, 1, 12);
                 f->http_head = 1;
                 flags = 0x18;
-            } else if (f->unacked && !f->last_c2s && chance(g, 0.6)) {
+            } else if (f->unacked && !f->last_c2s && chance(g, 0.64)) {
                 /* the client's ACK of the response data */
             } else {
                 c2s = 0; flags = 0x18;
@@ -408,7 +408,7 @@ static uint32_t tcp_packet(gt_gen *g, flow *f, uint8_t *p)
                 f->http_left--;
             }
         } else {
-            if (f->unacked && chance(g, 0.5)) {
+            if (f->unacked && chance(g, 0.54)) {
                 c2s = !f->last_c2s;      /* a pure ACK goes against the data */
             } else {
                 c2s = chance(g, 0.4);
@@ -579,11 +579,11 @@ gt_gen *gt_new(const gt_config *cfg)
     uint64_t planned = cfg->planned_packets ? cfg->planned_packets : 1000000;
     uint32_t active = cfg->active_flows;
     if (!active) {
-        uint64_t a = planned / 100;
+        uint64_t a = planned / 250;
         active = a < 64 ? 64 : a > 4000 ? 4000 : (uint32_t)a;
     }
     g->mean_life = (double)planned / active;
-    if (g->mean_life < 16) g->mean_life = 16;
+    if (g->mean_life < 250) g->mean_life = 250;     /* short traces keep the long-trace packet mix */
 
     uint32_t total = 0, cum = 0, permille = 0;
     for (int k = 0; k < GT_NKINDS; k++) permille += cfg->kind_permille[k];
