@@ -423,6 +423,8 @@ class Job:
                              pkts_in=finfo.get("pkts_in"), pkts_out=finfo.get("pkts_out"))
                 if (fd, fid) in drained:
                     entry["taken_by_cli"] = dict(drained[(fd, fid)])
+                if desc.result == "events":
+                    entry["events"] = _events(fd, fid)
                 funcs.append(entry)
             flows.append(dict(flow=fi + 1, fd=fd, spec=self.specs[fi], functions=funcs))
         out = dict(file=self.path, format=dinfo.get("format"), linktype=dinfo.get("linktype"),
@@ -438,6 +440,21 @@ class Job:
             except mapi.MapiError:
                 pass
             self.dev = None
+
+
+def _events(fd, fid):
+    """Every event the function raised (they wait in its queue once the replay is over)."""
+    out = []
+    while True:
+        try:
+            ev = mapi.get_next_event(fd, fid, timeout=0)
+        except mapi.MapiError:
+            break
+        if ev is None:
+            break
+        out.append(dict(ts=ev.ts, value=jsonable(ev.value), kind=ev.kind,
+                        threshold=jsonable(ev.threshold), seq=ev.seq))
+    return out
 
 
 def _walk_refs(v):
@@ -482,6 +499,15 @@ def _fmt_scalar(v):
     return "-" if v is None else str(v)
 
 
+_SYMBOL = {mapi.GREATER: ">", mapi.LESS: "<", mapi.EQUAL: "=="}
+
+
+def _stamp(ts_ns):
+    secs, frac = divmod(ts_ns, 10 ** 9)
+    return "%s.%09d" % (datetime.datetime.fromtimestamp(secs, datetime.timezone.utc)
+                        .strftime("%Y-%m-%d %H:%M:%S"), frac)
+
+
 def format_result(entry):
     """Lines describing one function's result for the table."""
     v = entry["result"]
@@ -498,6 +524,13 @@ def format_result(entry):
         lines.append("passed %d of %d packets" % (entry["pkts_out"], entry["pkts_in"]))
     elif entry["result_type"] == "none" and entry.get("pkts_in") is not None:
         lines.append("saw %d packets" % entry["pkts_in"])
+    shown = 10
+    for ev in entry.get("events", [])[:shown]:
+        at = "packet index %d" % ev["seq"] if ev["seq"] is not None else "interval end"
+        lines.append("%s %s %s at %s (%s)" % (_fmt_scalar(ev["value"]), _SYMBOL.get(ev["kind"], ev["kind"]),
+                                              _fmt_scalar(ev["threshold"]), _stamp(ev["ts"]), at))
+    if len(entry.get("events", [])) > shown:
+        lines.append("... %d more events (--json lists them all)" % (len(entry["events"]) - shown))
     if "taken_by_cli" in entry:
         t = entry["taken_by_cli"]
         lines.append("%d packets (%d bytes) taken by mapi run" % (t["packets"], t["bytes"]))

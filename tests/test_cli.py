@@ -39,6 +39,12 @@ def run_cli(*argv):
 def tcpdump_counts(path, expr):
     """(packets, wire bytes) of the records `tcpdump -r path -w - expr` writes, read from the
     pcap record headers (orig_len) of its output."""
+    recs = tcpdump_pcap(path, expr)
+    return len(recs), sum(r[1] for r in recs)
+
+
+def tcpdump_pcap(path, expr):
+    """[(ts_ns, wire length, bytes)] of the records `tcpdump -r path -w - expr` writes."""
     path = str(path)
     feed = None
     if path.endswith(".gz"):           # tcpdump reads plain files only
@@ -47,13 +53,13 @@ def tcpdump_counts(path, expr):
     out = subprocess.run([need_tool("tcpdump"), "-r", path, "-w", "-", expr], input=feed,
                          capture_output=True, timeout=60).stdout
     order = "<" if out[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-    pos, n, wire = 24, 0, 0
+    scale = 1 if out[:4] in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d") else 1000
+    pos, recs = 24, []
     while pos + 16 <= len(out):
-        _, _, incl, orig = struct.unpack(order + "IIII", out[pos:pos + 16])
-        n += 1
-        wire += orig
+        sec, frac, incl, orig = struct.unpack(order + "IIII", out[pos:pos + 16])
+        recs.append((sec * 10 ** 9 + frac * scale, orig, out[pos + 16:pos + 16 + incl]))
         pos += 16 + incl
-    return n, wire
+    return recs
 
 
 def api_counts(path, exprs):
@@ -130,6 +136,34 @@ def test_console_script_and_json_parse(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("mapi: cannot open %s" % (tmp_path / "nope.pcap"))
+
+
+def test_run_threshold_on_a_labelled_counter():
+    # THRESHOLD's flow comes first on the command line, but watches a flow given after it
+    web = tcpdump_pcap(HTTP, "tcp port 80")
+    every = tcpdump_pcap(HTTP, "")
+    code, out, err = run_cli("run", "--json", "-r", HTTP, "THRESHOLD(GREATER, web, 100)",
+                             'BPF_FILTER("tcp port 80") web=PKT_COUNTER')
+    assert code == 0, err
+    rep = json.loads(out)
+    th = rep["flows"][0]["functions"][0]
+    assert (th["name"], th["result"], len(th["events"])) == ("THRESHOLD", 1, 1)
+    ev = th["events"][0]
+    crossing = web[100]                        # the 101st web packet takes the count above 100
+    assert (ev["value"], ev["ts"]) == (101, crossing[0])
+    assert every[ev["seq"]] == crossing
+    assert rep["flows"][1]["functions"][1]["result"] == len(web)
+    code, out, _ = run_cli("run", "-r", HTTP, "THRESHOLD(GREATER, web, 100)", 'BPF_FILTER("tcp port 80") web=PKT_COUNTER')
+    assert "101 > 100 at " in out and "(packet index %d)" % ev["seq"] in out
+
+
+def test_run_label_errors_between_flows():
+    code, _, err = run_cli("run", "-r", HTTP, "c=PKT_COUNTER THRESHOLD(GREATER, c, 10)")
+    assert code == 2 and "THRESHOLD watches 'c', which is in the same flow" in err
+    code, _, err = run_cli("run", "-r", HTTP, "a=THRESHOLD(GREATER, b, 1)", "b=THRESHOLD(GREATER, a, 1)")
+    assert code == 2 and "cycle: flow 1 -> flow 2 -> flow 1" in err
+    code, _, err = run_cli("run", "-r", HTTP, "THRESHOLD(GREATER, nowhere, 1)")
+    assert code == 2 and err.startswith("mapi: flow 1, column 20: 'nowhere' is neither a constant nor a label")
 
 
 # --- bad input ----------------------------------------------------------------------------------
