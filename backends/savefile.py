@@ -1,55 +1,51 @@
-"""Savefile backend: classic pcap (µs/ns, either byte order), pcapng and ERF, plain or
-gzip/xz/bzip2-compressed.  Files of any size stream through a few fixed read buffers; the C
-parser turns each buffer into batches of packets that stay in the buffer (no per-packet copy).
+"""Savefile backend: classic pcap (us/ns, either byte order, Kuznetzov's variant), pcapng and ERF,
+plain or gzip/xz/bzip2-compressed.
+
+Files of any size stream through bounded memory.  A plain file is mapped a window at a time
+(no copy: batches point into the mapping, and a window is unmapped once the engine released
+every batch in it); a compressed file (or a pipe) is decompressed into a few reusable buffers.
+The C parsers (mapi/csrc/reader.c, pcapng.c, erf.c) turn each region into batches.
+
+Options (create_offline_device(path, fmt, **options)):
+  libpcap_compat=True  pcapng: fail where libpcap 1.10 does (a second link type or snapshot
+                       length, a section in the other byte order) -- for the libpcap shim
+  raw_ts=True          classic pcap: ts = sec << 32 | frac exactly as stored (the shim's view)
+  mmap=False           read plain files into buffers instead of mapping them
 """
 import bz2
 import gzip
 import lzma
+import mmap
 import os
-import struct
+import stat
 import threading
+import zlib
 
 from mapi import hookimpl
 from mapi.batch import Buffer
 from mapi.descriptor import BackendDescriptor, PacketSource
-from mapi.errors import MapiError, EOPEN, EFORMAT, ETRUNC
+from mapi.errors import MapiError, EOPEN, EFORMAT, ETRUNC, EBADARG
 from mapi._engine import ffi, lib
 
 MFF_PCAP, MFF_PCAPNG, MFF_DAG_ERF = "pcap", "pcapng", "erf"
-FORMAT_CODES = {MFF_PCAP: lib.MAPI_FMT_PCAP, MFF_PCAPNG: lib.MAPI_FMT_PCAPNG, MFF_DAG_ERF: lib.MAPI_FMT_ERF}
+FORMAT_CODES = {MFF_PCAP: lib.MAPI_FMT_PCAP, MFF_PCAPNG: lib.MAPI_FMT_PCAPNG,
+                MFF_DAG_ERF: lib.MAPI_FMT_ERF}
+FORMAT_NAMES = {v: k for k, v in FORMAT_CODES.items()}
 
-BUFFER_SIZE = 4 << 20
+BUFFER_SIZE = 4 << 20          # read buffers (compressed input, pipes)
 BUFFERS = 4
+WINDOW_SIZE = 16 << 20         # mapped windows (plain files)
+OPTIONS = ("libpcap_compat", "raw_ts", "mmap")
 
-PCAP_MAGICS = {
-    b"\xd4\xc3\xb2\xa1": ("<", False), b"\xa1\xb2\xc3\xd4": (">", False),
-    b"\x4d\x3c\xb2\xa1": ("<", True), b"\xa1\xb2\x3c\x4d": (">", True),
-}
-PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 COMPRESSORS = ((b"\x1f\x8b", "gzip", gzip.open), (b"\xfd7zXZ\x00", "xz", lzma.open),
                (b"BZh", "bzip2", bz2.open))
+DECOMPRESS_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
 
 
 def sniff_format(head):
     """Format name of a (decompressed) savefile from its first bytes, or None."""
-    if head[:4] in PCAP_MAGICS:
-        return MFF_PCAP
-    if head[:4] == PCAPNG_MAGIC:
-        return MFF_PCAPNG
-    if _looks_like_erf(head):
-        return MFF_DAG_ERF
-    return None
-
-
-def _looks_like_erf(head):
-    # ERF has no magic: accept if the first record header is plausible.
-    if len(head) < 16:
-        return False
-    rtype = head[8] & 0x7F
-    rlen = struct.unpack(">H", head[10:12])[0]
-    wlen = struct.unpack(">H", head[14:16])[0]
-    return 1 <= rtype <= 48 and 16 <= rlen <= 65535 and wlen <= 65535 and (head[9] & 0x80) == 0 \
-        and rlen >= 16
+    code = lib.mapi_reader_detect(head, len(head)) if head else 0
+    return FORMAT_NAMES.get(code)
 
 
 def open_stream(path):
@@ -58,8 +54,11 @@ def open_stream(path):
         raw = open(path, "rb")
     except OSError as exc:
         raise MapiError(EOPEN, "cannot open %s: %s" % (path, exc.strerror), file=path) from None
-    head = raw.read(6)
-    raw.seek(0)
+    try:
+        head = raw.read(6)
+        raw.seek(0)
+    except OSError:                      # a pipe: no sniffing, no seeking
+        return raw, None
     for magic, name, opener in COMPRESSORS:
         if head.startswith(magic):
             raw.close()
@@ -67,173 +66,121 @@ def open_stream(path):
     return raw, None
 
 
-class SavefileSource(PacketSource):
-    offline = True
+class _Region:
+    """Bytes of the file held in memory: `size` valid bytes from file offset `offset`;
+    `eof`: they run to the end of the file.  `keep` is reference counted by the batches."""
+    __slots__ = ("cdata", "size", "offset", "eof", "keep")
 
-    def __init__(self, path, fmt=None):
-        self.name = path
-        self.path = path
-        self.f, self.compression = open_stream(path)
+    def __init__(self, cdata, size, offset, eof, keep):
+        self.cdata, self.size, self.offset, self.eof, self.keep = cdata, size, offset, eof, keep
+
+
+class _Window:
+    """A mapped piece of the file, unmapped when its last batch is released."""
+    __slots__ = ("mm", "cdata", "refs", "lock")
+
+    def __init__(self, fd, offset, length):
+        # private, writable: libpcap byte-swaps a few pseudo-headers in place (USB, NFLOG)
+        self.mm = mmap.mmap(fd, length, flags=mmap.MAP_PRIVATE,
+                            prot=mmap.PROT_READ | mmap.PROT_WRITE, offset=offset)
         try:
-            head = self.f.read(24)
-        except (OSError, EOFError, lzma.LZMAError) as exc:
-            raise MapiError(EFORMAT, "%s: cannot decompress: %s" % (path, exc), file=path, offset=0)
-        detected = sniff_format(head)
-        if fmt is None:
-            fmt = detected
-        if fmt is None:
-            raise MapiError(EFORMAT, "%s: not a pcap, pcapng or ERF file (first bytes %s)"
-                            % (path, head[:8].hex(" ") or "none: the file is empty"),
-                            file=path, offset=0)
-        if fmt not in FORMAT_CODES:
-            raise MapiError(EFORMAT, "unknown file format %r (use mapi.MFF_PCAP, MFF_PCAPNG or "
-                            "MFF_DAG_ERF)" % (fmt,), argument="fmt")
-        self.format = fmt
-        self.reader = ffi.new("mapi_reader *")
-        lib.mapi_reader_init(self.reader, FORMAT_CODES[fmt])
-        self.offset = 0                  # file offset of the first unparsed byte
-        self.header = {}
-        if fmt == MFF_PCAP:
-            self._pcap_header(head)
-            self.offset = 24
-            pending = head[24:]
-        else:
-            pending = head
-            self._peek_linktype()
-        self._lock = threading.Lock()
+            self.mm.madvise(mmap.MADV_SEQUENTIAL)
+            self.mm.madvise(mmap.MADV_WILLNEED)
+        except (AttributeError, OSError):
+            pass
+        self.cdata = ffi.from_buffer(self.mm)
+        self.refs = 1
+        self.lock = threading.Lock()
+
+    def acquire(self):
+        with self.lock:
+            self.refs += 1
+        return self
+
+    def release(self):
+        with self.lock:
+            self.refs -= 1
+            last = self.refs == 0
+        if last:
+            ffi.release(self.cdata)
+            self.mm.close()
+
+
+class _MappedFile:
+    """Regions of a plain file as mapped windows."""
+
+    def __init__(self, fd, size):
+        self.fd = fd
+        self.size = size
+
+    def region(self, offset, need):
+        page = mmap.ALLOCATIONGRANULARITY
+        start = offset - offset % page
+        length = min(self.size - start, max(WINDOW_SIZE, offset - start + need))
+        win = _Window(self.fd, start, length)
+        skip = offset - start
+        return _Region(win.cdata + skip, length - skip, offset, start + length >= self.size, win)
+
+    def close(self):
+        os.close(self.fd)
+
+
+class _BufferedStream:
+    """Regions of a stream (decompressor, pipe) read into a few reusable buffers."""
+
+    def __init__(self, f, path, compression):
+        self.f = f
+        self.path = path
+        self.compression = compression
+        self.eof = False
+        self.error = None
         self._free = [Buffer(BUFFER_SIZE, self._buffer_free) for _ in range(BUFFERS)]
         self._free_cv = threading.Condition()
-        self._cur = None                 # buffer being parsed
-        self._pos = 0                    # parse position inside it
-        self._fill = 0                   # bytes valid in it
-        self._eof = False
-        self._error = None
-        self._carry = bytes(pending)
-        self.packets = 0
-        self.bytes = 0
 
-    # --- header -------------------------------------------------------------------------------
-    def _pcap_header(self, head):
-        if len(head) < 24:
-            raise MapiError(ETRUNC, "%s: the pcap file header is cut short (%d of 24 bytes)"
-                            % (self.path, len(head)), file=self.path, offset=len(head))
-        order, nsec = PCAP_MAGICS[head[:4]]
-        major, minor, thiszone, sigfigs, snaplen, network = struct.unpack(order + "HHiIII", head[4:24])
-        if major != 2:
-            raise MapiError(EFORMAT, "%s: unsupported pcap savefile version %d.%d at offset 4"
-                            % (self.path, major, minor), file=self.path, offset=4)
-        self.reader.swapped = order == ">"
-        self.reader.nsec = nsec
-        self.reader.linktype = network & 0x0FFFFFFF & 0xFFFF
-        self.reader.snaplen = snaplen
-        self.reader.max_caplen = max(snaplen, 262144)
-        self.linktype = self.reader.linktype
-        self.snaplen = snaplen
-        self.nsec = nsec
-        self.header = dict(magic=head[:4].hex(), version="%d.%d" % (major, minor), thiszone=thiszone,
-                           sigfigs=sigfigs, snaplen=snaplen, linktype=self.linktype,
-                           fcs_bits=network >> 28, byte_order="big" if order == ">" else "little",
-                           precision="ns" if nsec else "us")
-
-    def _peek_linktype(self):
-        """pcapng / ERF: the link type of the first packet, known before replay starts."""
-        if self.format == MFF_PCAPNG:
-            self.linktype, self.snaplen = _pcapng_first_interface(self.path)
-        else:
-            self.linktype, self.snaplen = 1, 65535
-        self.nsec = True
-
-    # --- reading ------------------------------------------------------------------------------
     def _buffer_free(self, buf):
         with self._free_cv:
             self._free.append(buf)
             self._free_cv.notify()
 
-    def _new_buffer(self):
+    def _get_buffer(self, want):
         with self._free_cv:
             while not self._free:
                 self._free_cv.wait()
             buf = self._free.pop()
+        if len(buf.data) < want or len(buf.data) > max(BUFFER_SIZE, want) * 2:
+            # a record larger than a buffer; back to the usual size afterwards
+            buf.data = bytearray(max(BUFFER_SIZE, want))
+            buf.cdata = ffi.from_buffer(buf.data)
         return buf.acquire()
 
-    def _refill(self):
-        """Start a new buffer with the unparsed tail of the old one, then read."""
-        tail = self._carry
-        if self._cur is not None:
-            tail = bytes(self._cur.data[self._pos:self._fill])
-            self._cur.release()
-        buf = self._new_buffer()
+    def region(self, offset, need, tail=b""):
+        """A region starting at `offset` whose first bytes are `tail` (the unparsed end of the
+        previous region), holding at least `need` bytes unless the stream ends first."""
+        buf = self._get_buffer(max(need, len(tail)) + (BUFFER_SIZE // 2))
         size = len(buf.data)
-        if len(tail) > size // 2:                   # a record larger than half a buffer
-            buf.data.extend(bytes(len(tail) * 2 - size))
-            buf.cdata = ffi.from_buffer(buf.data)
-            size = len(buf.data)
         buf.data[:len(tail)] = tail
         fill = len(tail)
         mv = memoryview(buf.data)
-        while fill < size and not self._eof:
-            try:
-                got = self.f.readinto(mv[fill:])
-            except (OSError, EOFError, lzma.LZMAError, zlib_error()) as exc:
-                self._error = MapiError(ETRUNC, "%s: %s stream is corrupt near offset %d: %s"
-                                        % (self.path, self.compression, self.offset + fill - len(tail), exc),
-                                        file=self.path, offset=self.offset + fill - len(tail))
-                self._eof = True
-                break
-            if not got:
-                self._eof = True
-                break
-            fill += got
-        mv.release()
-        self._cur, self._pos, self._fill, self._carry = buf, 0, fill, b""
-
-    def next_batch_into(self, batch):
-        """Fill `batch` (a mapi.batch.Batch); returns False at the end of the file."""
-        while True:
-            if self._cur is None or (self._pos >= self._fill and not self._eof):
-                if self._error:
-                    raise self._error
-                self._refill()
-            region = self._cur.cdata + self._pos
-            avail = self._fill - self._pos
-            consumed = ffi.new("uint64_t *")
-            rc = lib.mapi_reader_parse(self.reader, region, avail, self.offset, batch.c, consumed)
-            used = consumed[0]
-            n = batch.c.n
-            self._pos += used
-            self.offset += used
-            if rc == lib.MAPI_PARSE_ERROR:
-                self._error = MapiError(EFORMAT, "%s: %s" % (self.path, ffi.string(self.reader.err).decode()),
-                                        file=self.path, offset=self.reader.err_offset)
-                self._eof = True
-                self._fill = self._pos
-            if n:
-                batch.keep = self._cur.acquire()
-                self.packets += n
-                return True
-            if rc == lib.MAPI_PARSE_ERROR:
-                raise self._error
-            if rc == lib.MAPI_PARSE_NEED_MORE:
-                if self._eof:
-                    left = self._fill - self._pos
-                    self._cur.release()
-                    self._cur = None
-                    if self._error:
-                        raise self._error
-                    if left:
-                        raise MapiError(ETRUNC, "%s: file ends inside the record at offset %d "
-                                        "(%d bytes of it present); every packet before it was "
-                                        "delivered" % (self.path, self.offset, left),
-                                        file=self.path, offset=self.offset)
-                    return False
-                self._refill()
-
-    def stats(self):
-        return dict(packets=self.packets, offset=self.offset)
-
-    def info(self):
-        return dict(path=self.path, format=self.format, compression=self.compression,
-                    linktype=self.linktype, snaplen=self.snaplen, header=self.header)
+        try:
+            while fill < size and not self.eof:
+                try:
+                    got = self.f.readinto(mv[fill:])
+                except DECOMPRESS_ERRORS as exc:
+                    where = offset + fill
+                    self.error = MapiError(
+                        ETRUNC, "%s: the %s stream is corrupt or cut short near offset %d of "
+                        "the decompressed data: %s" % (self.path, self.compression or "input",
+                                                       where, exc),
+                        file=self.path, offset=where, pcap_error="")
+                    self.eof = True
+                    break
+                if not got:
+                    self.eof = True
+                    break
+                fill += got
+        finally:
+            mv.release()
+        return _Region(buf.cdata, fill, offset, self.eof, buf)
 
     def close(self):
         try:
@@ -242,31 +189,199 @@ class SavefileSource(PacketSource):
             pass
 
 
-def zlib_error():
-    import zlib
-    return zlib.error
+class SavefileSource(PacketSource):
+    offline = True
 
+    def __init__(self, path, fmt=None, options=None):
+        options = dict(options or {})
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise MapiError(EBADARG, "the savefile backend has no option %s (options: %s)"
+                            % (", ".join(unknown), ", ".join(OPTIONS)), argument=unknown[0])
+        if fmt is not None and fmt not in FORMAT_CODES:
+            raise MapiError(EBADARG, "unknown file format %r (use mapi.MFF_PCAP, MFF_PCAPNG or "
+                            "MFF_DAG_ERF, or None to detect it)" % (fmt,), argument="fmt")
+        self.name = self.path = path
+        self.reader = ffi.new("mapi_reader *")
+        lib.mapi_reader_init(self.reader, FORMAT_CODES[fmt] if fmt else 0)
+        self.reader.libpcap_compat = 1 if options.get("libpcap_compat") else 0
+        self.reader.raw_ts = 1 if options.get("raw_ts") else 0
+        self._consumed = ffi.new("uint64_t *")
+        self._error = None
+        self._done = False
+        self._cur = None
+        self._pos = self._end = 0
+        self.compression = None
+        self._src = self._open_source(path, options.get("mmap", True))
+        try:
+            self._open_header()
+        except BaseException:
+            self._src.close()
+            raise
 
-def _pcapng_first_interface(path):
-    """(linktype, snaplen) of the first Interface Description Block, read from the header."""
-    f, _ = open_stream(path)
-    with f:
-        data = f.read(1 << 16)
-    pos = 0
-    order = "<"
-    while pos + 12 <= len(data):
-        btype_raw = data[pos:pos + 4]
-        if btype_raw == PCAPNG_MAGIC:
-            bom = data[pos + 8:pos + 12]
-            order = "<" if bom == b"\x4d\x3c\x2b\x1a" else ">"
-        btype, blen = struct.unpack(order + "II", data[pos:pos + 8])
-        if btype == 1 and pos + 16 <= len(data):
-            linktype, _, snaplen = struct.unpack(order + "HHI", data[pos + 8:pos + 16])
-            return linktype, snaplen or 262144
-        if blen < 12 or blen % 4:
-            break
-        pos += blen
-    return 1, 262144
+    # --- opening ------------------------------------------------------------------------------
+    def _open_source(self, path, use_mmap):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as exc:
+            raise MapiError(EOPEN, "cannot open %s: %s" % (path, exc.strerror), file=path) from None
+        try:
+            st = os.fstat(fd)
+            head = os.pread(fd, 6, 0) if stat.S_ISREG(st.st_mode) else b""
+        except OSError as exc:
+            os.close(fd)
+            raise MapiError(EOPEN, "cannot read %s: %s" % (path, exc.strerror), file=path) from None
+        if stat.S_ISDIR(st.st_mode):
+            os.close(fd)
+            raise MapiError(EOPEN, "cannot open %s: it is a directory" % path, file=path)
+        for magic, name, opener in COMPRESSORS:
+            if head.startswith(magic):
+                os.close(fd)
+                self.compression = name
+                return _BufferedStream(opener(path, "rb"), path, name)
+        if use_mmap and stat.S_ISREG(st.st_mode) and st.st_size > 0:
+            return _MappedFile(fd, st.st_size)
+        return _BufferedStream(os.fdopen(fd, "rb", buffering=0), path, None)
+
+    def _open_header(self):
+        r = self.reader
+        need = 4096
+        tail = b""
+        while True:
+            reg = self._region(0, need, tail)
+            rc = lib.mapi_reader_open(r, reg.cdata, reg.size, 1 if reg.eof else 0, self._consumed)
+            if rc == lib.MAPI_PARSE_OK:
+                break
+            if rc == lib.MAPI_PARSE_NEED_MORE and not reg.eof:
+                need = max(int(r.need), reg.size * 2)
+                tail = ffi.buffer(reg.cdata, reg.size)[:] if isinstance(self._src, _BufferedStream) \
+                    else b""
+                reg.keep.release()
+                continue
+            reg.keep.release()
+            if getattr(self._src, "error", None) is not None:
+                raise self._src.error
+            raise self._reader_error()
+        self._cur = reg
+        self._pos = int(self._consumed[0])
+        self.format = FORMAT_NAMES[r.format]
+        self.linktype = int(r.linktype)
+        self.snaplen = int(r.snaplen)
+        self.nsec = bool(r.nsec)
+        self.header = self._header_info()
+
+    def _region(self, offset, need, tail=b""):
+        if isinstance(self._src, _MappedFile):
+            return self._src.region(offset, need)
+        return self._src.region(offset, need, tail)
+
+    def _reader_error(self):
+        r = self.reader
+        code = EFORMAT if r.err_code != lib.MAPI_READER_ETRUNC else ETRUNC
+        return MapiError(code, "%s: %s" % (self.path, ffi.string(r.err).decode(errors="replace")),
+                         file=self.path, offset=int(r.err_offset),
+                         pcap_error=ffi.string(r.pcap_err).decode(errors="replace"))
+
+    def _header_info(self):
+        r = self.reader
+        if self.format == MFF_PCAP:
+            return dict(version="%d.%d" % (r.version_major, r.version_minor),
+                        thiszone=r.thiszone, sigfigs=r.sigfigs, snaplen=r.file_snaplen,
+                        linktype=r.linktype, linktype_ext=r.linktype_ext,
+                        byte_order="big" if r.swapped else "little",
+                        precision="ns" if r.nsec else "us",
+                        record_header=r.hdrsize)
+        if self.format == MFF_PCAPNG:
+            f = r.ifaces[0]
+            return dict(version="%d.%d" % (r.version_major, r.version_minor),
+                        byte_order="big" if r.swapped else "little",
+                        linktype=f.linktype, snaplen=f.snaplen, tsresol=f.tsresol,
+                        tsoffset=f.tsoffset)
+        return dict(linktype=r.linktype)
+
+    # --- reading ------------------------------------------------------------------------------
+    def _advance(self, need):
+        """Move on to a region that starts at the first unparsed byte."""
+        cur = self._cur
+        offset = cur.offset + self._pos
+        tail = b""
+        if isinstance(self._src, _BufferedStream) and self._pos < cur.size:
+            tail = ffi.buffer(cur.cdata + self._pos, cur.size - self._pos)[:]
+        cur.keep.release()
+        self._cur = None
+        self._cur = self._region(offset, need, tail)
+        self._pos = 0
+
+    def next_batch_into(self, batch):
+        """Fill `batch` (a mapi.batch.Batch); returns False at the end of the file.  Raises
+        MapiError at bad input once every complete record before it was delivered."""
+        if self._error is not None or self._done:
+            self._release()
+            if self._error is not None:
+                raise self._error
+            return False
+        r = self.reader
+        while True:
+            cur = self._cur
+            rc = lib.mapi_reader_parse(r, cur.cdata + self._pos, cur.size - self._pos,
+                                       cur.offset + self._pos, 1 if cur.eof else 0, batch.c,
+                                       self._consumed)
+            used = int(self._consumed[0])
+            self._pos += used
+            n = batch.c.n
+            if rc == lib.MAPI_PARSE_ERROR:
+                self._error = self._src_error() or self._reader_error()
+            elif rc == lib.MAPI_PARSE_END:
+                self._error = self._src_error()
+                self._done = self._error is None
+            if n:
+                batch.keep = cur.keep.acquire()
+                return True
+            if self._error is not None or self._done:
+                return self.next_batch_into(batch)
+            if rc == lib.MAPI_PARSE_NEED_MORE:
+                self._advance(int(r.need))
+            elif used == 0:
+                raise MapiError(EFORMAT, "%s: the parser made no progress at offset %d"
+                                % (self.path, cur.offset + self._pos), file=self.path,
+                                offset=cur.offset + self._pos)
+
+    def _src_error(self):
+        return getattr(self._src, "error", None)
+
+    def _release(self):
+        cur, self._cur = self._cur, None
+        if cur is not None:
+            self._end = cur.offset + self._pos
+            cur.keep.release()
+
+    def stats(self):
+        r = self.reader
+        s = dict(packets=int(r.packets), records=int(r.records), offset=self.offset,
+                 skipped=int(r.skipped), snapped=int(r.snapped))
+        if self.format == MFF_DAG_ERF:
+            s["ps_drop"] = int(r.lost)
+        return s
+
+    @property
+    def offset(self):
+        """File offset (in the decompressed data) of the first unparsed byte."""
+        cur = self._cur
+        return cur.offset + self._pos if cur is not None else self._end
+
+    @property
+    def pcap_error(self):
+        """libpcap's text for the error met, or ''."""
+        return ffi.string(self.reader.pcap_err).decode(errors="replace")
+
+    def info(self):
+        return dict(path=self.path, format=self.format, compression=self.compression,
+                    linktype=self.linktype, snaplen=self.snaplen, header=self.header,
+                    nsec=self.nsec)
+
+    def close(self):
+        self._release()
+        self._src.close()
 
 
 def probe(path, head):
@@ -279,6 +394,6 @@ def scampi_backends():
         name="savefile",
         doc="pcap, pcapng and ERF savefiles, plain or gzip/xz/bzip2-compressed",
         probe=probe,
-        open_offline=lambda path, fmt=None, options=None: SavefileSource(path, fmt),
+        open_offline=lambda path, fmt=None, options=None: SavefileSource(path, fmt, options),
         priority=0,
     )]

@@ -1,14 +1,541 @@
-/* pcapng records (SHB/IDB/EPB/SPB/OPB); see reader.h.  Placeholder until the parser lands. */
+/* pcapng blocks into batches; see reader.h.
+ *
+ * SHB (either byte order, several sections), IDB (if_tsresol in powers of 10 or 2, if_tsoffset,
+ * snaplen), EPB, SPB (interface 0, no timestamp) and the obsolete PB; every other block is
+ * skipped.  Packets of several interfaces are delivered with ifindex = the interface's number
+ * in the file (sections numbered on); a batch ends where the link type changes.
+ *
+ * Checks and their order follow libpcap 1.10.3's sf-pcapng.c (observed with tcpdump on crafted
+ * files), and pcap_err gets its text.  libpcap also refuses a second link type or snapshot
+ * length and a section in the other byte order; we read those unless libpcap_compat is set. */
+#include <limits.h>
 #include <stdio.h>
+#include <string.h>
 #include "reader.h"
 
-int mapi_parse_pcapng(mapi_reader *r, const uint8_t *region, uint64_t len, uint64_t file_offset,
-                      mapi_batch *b, uint64_t *consumed)
+void mapi_reader_fail(mapi_reader *r, int32_t code, uint64_t offset, const char *fmt, ...);
+int32_t mapi_linktype_dlt(int32_t linktype);
+uint32_t mapi_max_snaplen(int32_t dlt);
+uint32_t mapi_adjust_snaplen(int32_t dlt, uint32_t snaplen);
+void mapi_reader_post_process(mapi_reader *r, const uint8_t *region, mapi_batch *b);
+
+#define BT_SHB 0x0A0D0D0Au
+#define BT_IDB 1u
+#define BT_PB 2u
+#define BT_SPB 3u
+#define BT_EPB 6u
+#define BYTE_ORDER_MAGIC 0x1A2B3C4Du
+#define SHB_INSANE_MAX (1024u * 1024u)
+#define INITIAL_MAX_BLOCKSIZE (16u * 1024u * 1024u)
+
+static inline uint32_t rd32(const uint8_t *p, int swapped)
 {
-    (void)region; (void)len;
-    b->n = 0;
-    *consumed = 0;
-    r->err_offset = file_offset;
-    snprintf(r->err, sizeof r->err, "pcapng parsing is not built yet");
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return swapped ? __builtin_bswap32(v) : v;
+}
+
+static inline uint16_t rd16(const uint8_t *p, int swapped)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return swapped ? __builtin_bswap16(v) : v;
+}
+
+static const char *block_name(uint32_t type)
+{
+    switch (type) {
+    case BT_SHB: return "section header block";
+    case BT_IDB: return "interface description block";
+    case BT_PB: return "packet block";
+    case BT_SPB: return "simple packet block";
+    case BT_EPB: return "enhanced packet block";
+    default: return "block";
+    }
+}
+
+static int too_short(mapi_reader *r, uint32_t type, uint64_t foff)
+{
+    snprintf(r->pcap_err, sizeof r->pcap_err,
+             "block of type %u in pcapng dump file is too short", type);
+    mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the %s at offset %llu is too short for its "
+                     "contents", block_name(type), (unsigned long long)foff);
     return MAPI_PARSE_ERROR;
+}
+
+/* The block starting at region[pos]: check its framing (libpcap's read_block()).  Returns
+ * OK with *type and *tlen, or END / NEED_MORE / ERROR. */
+static int frame_block(mapi_reader *r, const uint8_t *region, uint64_t len, uint64_t pos,
+                       uint64_t foff, int32_t at_eof, int sw, uint32_t *type, uint32_t *tlen)
+{
+    uint64_t avail = len - pos;
+    if (avail < 8) {
+        if (!at_eof) { r->need = 8; return MAPI_PARSE_NEED_MORE; }
+        if (avail == 0) return MAPI_PARSE_END;
+        snprintf(r->pcap_err, sizeof r->pcap_err, "truncated pcapng dump file; tried to read 8 "
+                 "bytes, only got %llu", (unsigned long long)avail);
+        mapi_reader_fail(r, MAPI_READER_ETRUNC, foff, "file ends inside the block header at "
+                         "offset %llu (%llu of its 8 bytes)", (unsigned long long)foff,
+                         (unsigned long long)avail);
+        return MAPI_PARSE_ERROR;
+    }
+    const uint8_t *h = region + pos;
+    uint32_t t = rd32(h, sw), n = rd32(h + 4, sw);
+    if (n < 12) {
+        snprintf(r->pcap_err, sizeof r->pcap_err,
+                 "block in pcapng dump file has a length of %u < 12", n);
+        mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the %s at offset %llu gives a total "
+                         "length of %u, less than the 12-byte minimum", block_name(t),
+                         (unsigned long long)foff, n);
+        return MAPI_PARSE_ERROR;
+    }
+    if (n % 4) {
+        snprintf(r->pcap_err, sizeof r->pcap_err,
+                 "block in pcapng dump file has a length of %u that is not a multiple of 4", n);
+        mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the %s at offset %llu gives a total "
+                         "length of %u, not a multiple of 4", block_name(t),
+                         (unsigned long long)foff, n);
+        return MAPI_PARSE_ERROR;
+    }
+    if (n > r->max_blocksize) {
+        snprintf(r->pcap_err, sizeof r->pcap_err, "pcapng block size %u > maximum %u", n,
+                 r->max_blocksize);
+        mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the %s at offset %llu gives a total "
+                         "length of %u, more than the maximum of %u (file corrupt?)",
+                         block_name(t), (unsigned long long)foff, n, r->max_blocksize);
+        return MAPI_PARSE_ERROR;
+    }
+    if (avail < n) {
+        if (!at_eof) { r->need = n; return MAPI_PARSE_NEED_MORE; }
+        snprintf(r->pcap_err, sizeof r->pcap_err, "truncated pcapng dump file; tried to read %u "
+                 "bytes, only got %llu", n - 8, (unsigned long long)(avail - 8));
+        mapi_reader_fail(r, MAPI_READER_ETRUNC, foff, "file ends inside the %s at offset "
+                         "%llu (%llu of its %u bytes)", block_name(t), (unsigned long long)foff,
+                         (unsigned long long)avail, n);
+        return MAPI_PARSE_ERROR;
+    }
+    if (rd32(h + n - 4, sw) != n) {
+        snprintf(r->pcap_err, sizeof r->pcap_err,
+                 "block total length in header and trailer don't match");
+        mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the %s at offset %llu has total length "
+                         "%u in its header but %u in its trailer", block_name(t),
+                         (unsigned long long)foff, n, rd32(h + n - 4, sw));
+        return MAPI_PARSE_ERROR;
+    }
+    *type = t;
+    *tlen = n;
+    return MAPI_PARSE_OK;
+}
+
+static void set_ts_mode(mapi_ng_iface *f, uint64_t resol, int binary, uint32_t shift)
+{
+    f->tsresol = resol;
+    if (binary) {
+        f->tsmode = MAPI_TS_BIN;
+        f->tsshift = shift;
+        f->tsscale = 0;
+    } else if (resol <= 1000000000u) {
+        f->tsmode = MAPI_TS_MUL;
+        f->tsscale = 1000000000u / resol;
+    } else {
+        f->tsmode = MAPI_TS_DIV;
+        f->tsscale = resol / 1000000000u;
+    }
+}
+
+/* An IDB's fixed part and options (libpcap's add_interface()/process_idb_options()).
+ * body = after the 8-byte block header, blen = body bytes before the trailer. */
+static int read_idb(mapi_reader *r, const uint8_t *body, uint32_t blen, int sw, uint64_t foff,
+                    mapi_ng_iface *f)
+{
+    if (blen < 8) return too_short(r, BT_IDB, foff);
+    f->linktype = rd16(body, sw);
+    uint32_t snap = rd32(body + 4, sw);
+    f->snaplen = mapi_adjust_snaplen(mapi_linktype_dlt(f->linktype), snap);
+    f->tsoffset = 0;
+    set_ts_mode(f, 1000000, 0, 0);
+    int saw_resol = 0, saw_offset = 0;
+    uint32_t p = 8;
+    while (p < blen) {
+        if (blen - p < 4) return too_short(r, BT_IDB, foff);
+        uint32_t code = rd16(body + p, sw), olen = rd16(body + p + 2, sw);
+        uint32_t padded = (olen + 3u) & ~3u;
+        p += 4;
+        if (blen - p < padded) return too_short(r, BT_IDB, foff);
+        const uint8_t *v = body + p;
+        p += padded;
+        if (code == 0) {
+            if (olen != 0) {
+                snprintf(r->pcap_err, sizeof r->pcap_err, "Interface Description Block has "
+                         "opt_endofopt option with length %u != 0", olen);
+                mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the interface description block "
+                                 "at offset %llu has an end-of-options option of length %u",
+                                 (unsigned long long)foff, olen);
+                return MAPI_PARSE_ERROR;
+            }
+            break;
+        }
+        if (code == 9) {                 /* if_tsresol */
+            if (olen != 1) {
+                snprintf(r->pcap_err, sizeof r->pcap_err, "Interface Description Block has "
+                         "if_tsresol option with length %u != 1", olen);
+                mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the interface description block "
+                                 "at offset %llu has an if_tsresol option of length %u, not 1",
+                                 (unsigned long long)foff, olen);
+                return MAPI_PARSE_ERROR;
+            }
+            if (saw_resol) {
+                snprintf(r->pcap_err, sizeof r->pcap_err, "Interface Description Block has more "
+                         "than one if_tsresol option");
+                mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the interface description block "
+                                 "at offset %llu has two if_tsresol options",
+                                 (unsigned long long)foff);
+                return MAPI_PARSE_ERROR;
+            }
+            saw_resol = 1;
+            uint8_t res = v[0];
+            if (res & 0x80) {
+                uint32_t shift = res & 0x7f;
+                if (shift > 63) {
+                    snprintf(r->pcap_err, sizeof r->pcap_err, "Interface Description Block "
+                             "if_tsresol option resolution 2^-%u is too high", shift);
+                    mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the interface description "
+                                     "block at offset %llu has a timestamp resolution of 2^-%u "
+                                     "s, finer than 2^-63", (unsigned long long)foff, shift);
+                    return MAPI_PARSE_ERROR;
+                }
+                set_ts_mode(f, (uint64_t)1 << shift, 1, shift);
+            } else {
+                if (res > 19) {
+                    snprintf(r->pcap_err, sizeof r->pcap_err, "Interface Description Block "
+                             "if_tsresol option resolution 10^-%u is too high", res);
+                    mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the interface description "
+                                     "block at offset %llu has a timestamp resolution of 10^-%u "
+                                     "s, finer than 10^-19", (unsigned long long)foff, res);
+                    return MAPI_PARSE_ERROR;
+                }
+                uint64_t resol = 1;
+                for (uint32_t i = 0; i < res; i++) resol *= 10;
+                set_ts_mode(f, resol, 0, 0);
+            }
+        } else if (code == 14) {         /* if_tsoffset */
+            if (olen != 8) {
+                snprintf(r->pcap_err, sizeof r->pcap_err, "Interface Description Block has "
+                         "if_tsoffset option with length %u != 8", olen);
+                mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the interface description block "
+                                 "at offset %llu has an if_tsoffset option of length %u, not 8",
+                                 (unsigned long long)foff, olen);
+                return MAPI_PARSE_ERROR;
+            }
+            if (saw_offset) {
+                snprintf(r->pcap_err, sizeof r->pcap_err, "Interface Description Block has more "
+                         "than one if_tsoffset option");
+                mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the interface description block "
+                                 "at offset %llu has two if_tsoffset options",
+                                 (unsigned long long)foff);
+                return MAPI_PARSE_ERROR;
+            }
+            saw_offset = 1;
+            uint64_t o;
+            memcpy(&o, v, 8);
+            f->tsoffset = (int64_t)(sw ? __builtin_bswap64(o) : o);
+        }
+    }
+    return MAPI_PARSE_OK;
+}
+
+static int add_iface(mapi_reader *r, const mapi_ng_iface *f, uint64_t foff)
+{
+    if (r->nifaces >= MAPI_MAX_IFACES) {
+        mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the interface description block at "
+                         "offset %llu is the %u. of its section; at most %u are supported",
+                         (unsigned long long)foff, r->nifaces + 1, MAPI_MAX_IFACES);
+        return MAPI_PARSE_ERROR;
+    }
+    r->ifaces[r->nifaces++] = *f;
+    return MAPI_PARSE_OK;
+}
+
+int mapi_pcapng_open(mapi_reader *r, const uint8_t *region, uint64_t len, int32_t at_eof,
+                     uint64_t *consumed)
+{
+    *consumed = 0;
+    /* the first SHB: libpcap only calls the file pcapng once the byte-order magic is right */
+    if (len < 12 && !at_eof) { r->need = 12; return MAPI_PARSE_NEED_MORE; }
+    uint32_t bom = len >= 12 ? rd32(region + 8, 0) : 0;
+    int sw = bom == __builtin_bswap32(BYTE_ORDER_MAGIC);
+    if (len < 12 || (bom != BYTE_ORDER_MAGIC && !sw) || rd32(region, 0) != BT_SHB) {
+        snprintf(r->pcap_err, sizeof r->pcap_err, "unknown file format");
+        mapi_reader_fail(r, MAPI_READER_EFORMAT, len >= 12 ? 8 : 0, len < 12 ? "the file is "
+                         "only %llu bytes long, too short for a pcapng section header" :
+                         "not a pcapng file: no byte-order magic at offset 8 of the section "
+                         "header", (unsigned long long)len);
+        return MAPI_PARSE_ERROR;
+    }
+    uint32_t n = rd32(region + 4, sw);
+    if (n < 28 || n > SHB_INSANE_MAX) {
+        snprintf(r->pcap_err, sizeof r->pcap_err, "Section Header Block in pcapng dump file has "
+                 "invalid length %u < _%u_ < %u (BT_SHB_INSANE_MAX)", 28u, n, SHB_INSANE_MAX);
+        mapi_reader_fail(r, MAPI_READER_EFORMAT, 4, "the section header block at offset 0 gives "
+                         "a total length of %u, outside 28..%u", n, SHB_INSANE_MAX);
+        return MAPI_PARSE_ERROR;
+    }
+    if (len < n) {
+        if (!at_eof) { r->need = n; return MAPI_PARSE_NEED_MORE; }
+        snprintf(r->pcap_err, sizeof r->pcap_err, "truncated pcapng dump file; tried to read %u "
+                 "bytes, only got %llu", n - 12, (unsigned long long)(len - 12));
+        mapi_reader_fail(r, MAPI_READER_ETRUNC, 0, "file ends inside the section header "
+                         "block at offset 0 (%llu of its %u bytes)", (unsigned long long)len, n);
+        return MAPI_PARSE_ERROR;
+    }
+    uint32_t major = rd16(region + 12, sw), minor = rd16(region + 14, sw);
+    if (!(major == 1 && (minor == 0 || minor == 2))) {
+        snprintf(r->pcap_err, sizeof r->pcap_err, "unsupported pcapng savefile version %u.%u",
+                 major, minor);
+        mapi_reader_fail(r, MAPI_READER_EFORMAT, 12, "unsupported pcapng version %u.%u at offset "
+                         "12 (1.0 and 1.2 are known)", major, minor);
+        return MAPI_PARSE_ERROR;
+    }
+    /* libpcap's open reads the SHB without checking its trailer */
+    r->format = MAPI_FMT_PCAPNG;
+    r->swapped = sw;
+    r->nsec = 1;
+    r->version_major = major;
+    r->version_minor = minor;
+    r->sections = 1;
+    r->nifaces = 0;
+    r->iface_base = 0;
+    r->max_blocksize = INITIAL_MAX_BLOCKSIZE;
+    r->records = 1;
+    uint64_t pos = n;
+    for (;;) {
+        uint32_t type, tlen;
+        int rc = frame_block(r, region, len, pos, pos, at_eof, sw, &type, &tlen);
+        if (rc == MAPI_PARSE_END) {
+            snprintf(r->pcap_err, sizeof r->pcap_err,
+                     "the capture file has no Interface Description Blocks");
+            mapi_reader_fail(r, MAPI_READER_EFORMAT, pos, "the file has no interface description "
+                             "block (it ends at offset %llu)", (unsigned long long)pos);
+            return MAPI_PARSE_ERROR;
+        }
+        if (rc != MAPI_PARSE_OK) return rc;
+        if (type == BT_IDB) {
+            mapi_ng_iface f;
+            rc = read_idb(r, region + pos + 8, tlen - 12, sw, pos, &f);
+            if (rc != MAPI_PARSE_OK) return rc;
+            add_iface(r, &f, pos);
+            int32_t dlt = mapi_linktype_dlt(f.linktype);
+            r->first_linktype = f.linktype;
+            r->first_snaplen = f.snaplen;
+            r->linktype = f.linktype;
+            r->snaplen = f.snaplen;
+            uint64_t most = 8 + 20 + (uint64_t)mapi_max_snaplen(dlt) + 131072 + 4;
+            if (most > r->max_blocksize) r->max_blocksize = (uint32_t)most;
+            r->records++;
+            *consumed = pos + tlen;
+            return MAPI_PARSE_OK;
+        }
+        if (type == BT_EPB || type == BT_SPB || type == BT_PB) {
+            snprintf(r->pcap_err, sizeof r->pcap_err, "the capture file has a packet block "
+                     "before any Interface Description Blocks");
+            mapi_reader_fail(r, MAPI_READER_EFORMAT, pos, "the %s at offset %llu comes before "
+                             "any interface description block", block_name(type),
+                             (unsigned long long)pos);
+            return MAPI_PARSE_ERROR;
+        }
+        r->records++;
+        pos += tlen;
+    }
+}
+
+static inline int64_t ng_time(const mapi_ng_iface *f, uint64_t t)
+{
+    uint64_t sec, frac, ns;
+    if (f->tsmode == MAPI_TS_BIN) {
+        sec = t >> f->tsshift;
+        frac = t & (f->tsresol - 1);
+        ns = (uint64_t)(((unsigned __int128)frac * 1000000000u) >> f->tsshift);
+    } else {
+        sec = t / f->tsresol;
+        frac = t % f->tsresol;
+        ns = f->tsmode == MAPI_TS_MUL ? frac * f->tsscale : frac / f->tsscale;
+    }
+    /* unsigned arithmetic: absurd timestamps wrap instead of overflowing */
+    return (int64_t)((sec + (uint64_t)f->tsoffset) * 1000000000u + ns);
+}
+
+/* A new section: its byte order (already known from the peek), version and interface list. */
+static int read_shb(mapi_reader *r, const uint8_t *h, uint32_t tlen, int sw, uint64_t foff)
+{
+    if (tlen - 12 < 16) return too_short(r, BT_SHB, foff);
+    uint32_t bom = rd32(h + 8, sw);
+    if (bom != BYTE_ORDER_MAGIC) {
+        if (bom == __builtin_bswap32(BYTE_ORDER_MAGIC)) {
+            snprintf(r->pcap_err, sizeof r->pcap_err,
+                     "the file has sections with different byte orders");
+            mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the section at offset %llu has the "
+                             "other byte order", (unsigned long long)foff);
+        } else {
+            snprintf(r->pcap_err, sizeof r->pcap_err,
+                     "the file has a section with a bad byte order magic field");
+            mapi_reader_fail(r, MAPI_READER_EFORMAT, foff + 8, "the section header block at "
+                             "offset %llu has no byte-order magic", (unsigned long long)foff);
+        }
+        return MAPI_PARSE_ERROR;
+    }
+    uint32_t major = rd16(h + 12, sw);
+    if (major != 1) {
+        snprintf(r->pcap_err, sizeof r->pcap_err,
+                 "unknown pcapng savefile major version number %u", major);
+        mapi_reader_fail(r, MAPI_READER_EFORMAT, foff + 12, "the section at offset %llu has "
+                         "pcapng major version %u (1 is known)", (unsigned long long)foff, major);
+        return MAPI_PARSE_ERROR;
+    }
+    r->iface_base += r->nifaces;
+    r->nifaces = 0;
+    r->sections++;
+    r->swapped = sw;
+    return MAPI_PARSE_OK;
+}
+
+int mapi_pcapng_parse(mapi_reader *r, const uint8_t *region, uint64_t len, uint64_t file_offset,
+                      int32_t at_eof, mapi_batch *b, uint64_t *consumed)
+{
+    uint64_t pos = 0;
+    uint32_t n = 0;
+    int rc = MAPI_PARSE_OK;
+    const int compat = r->libpcap_compat;
+    int32_t lt = -1;                     /* link type of this batch, once it has a packet */
+    while (n < b->cap && pos < r->max_batch_bytes) {
+        const uint64_t foff = file_offset + pos;
+        int sw = r->swapped;
+        if (!compat && len - pos >= 12 && rd32(region + pos, 0) == BT_SHB) {
+            /* a new section may switch byte order: its magic says how to read its length */
+            uint32_t bom = rd32(region + pos + 8, 0);
+            if (bom == BYTE_ORDER_MAGIC) sw = 0;
+            else if (bom == __builtin_bswap32(BYTE_ORDER_MAGIC)) sw = 1;
+            if (n && sw != r->swapped) break;    /* post-processing needs one order per batch */
+        }
+        uint32_t type, tlen;
+        rc = frame_block(r, region, len, pos, foff, at_eof, sw, &type, &tlen);
+        if (rc != MAPI_PARSE_OK) break;
+        const uint8_t *h = region + pos;
+        const uint32_t blen = tlen - 12;         /* body bytes */
+        const uint8_t *body = h + 8;
+        uint32_t iface, caplen, wirelen, datoff;
+        uint64_t t;
+        if (type == BT_EPB || type == BT_PB) {
+            if (blen < 20) { rc = too_short(r, type, foff); break; }
+            if (type == BT_EPB) {
+                iface = rd32(body, sw);
+            } else {
+                iface = rd16(body, sw);
+            }
+            t = ((uint64_t)rd32(body + 4, sw) << 32) | rd32(body + 8, sw);
+            caplen = rd32(body + 12, sw);
+            wirelen = rd32(body + 16, sw);
+            datoff = 20;
+        } else if (type == BT_SPB) {
+            if (blen < 4) { rc = too_short(r, type, foff); break; }
+            iface = 0;
+            wirelen = rd32(body, sw);
+            t = 0;
+            datoff = 4;
+            caplen = 0;                          /* set below from interface 0's snaplen */
+        } else if (type == BT_IDB) {
+            mapi_ng_iface f;
+            if (blen < 8) { rc = too_short(r, type, foff); break; }
+            if (compat) {
+                uint32_t idb_lt = rd16(body, sw), idb_snap = rd32(body + 4, sw);
+                /* libpcap compares the first interface's DLT_ with this LINKTYPE_ */
+                if ((uint32_t)mapi_linktype_dlt(r->first_linktype) != idb_lt) {
+                    snprintf(r->pcap_err, sizeof r->pcap_err, "an interface has a type %u "
+                             "different from the type of the first interface", idb_lt);
+                    mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the interface at offset "
+                                     "%llu has link type %u, the first one had %d",
+                                     (unsigned long long)foff, idb_lt, r->first_linktype);
+                    rc = MAPI_PARSE_ERROR;
+                    break;
+                }
+                if (mapi_adjust_snaplen(mapi_linktype_dlt(r->first_linktype), idb_snap)
+                    != r->first_snaplen) {
+                    snprintf(r->pcap_err, sizeof r->pcap_err, "an interface has a snapshot "
+                             "length %u different from the snapshot length of the first "
+                             "interface", idb_snap);
+                    mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the interface at offset "
+                                     "%llu has snapshot length %u, the first one had %u",
+                                     (unsigned long long)foff, idb_snap, r->first_snaplen);
+                    rc = MAPI_PARSE_ERROR;
+                    break;
+                }
+            }
+            rc = read_idb(r, body, blen, sw, foff, &f);
+            if (rc != MAPI_PARSE_OK) break;
+            rc = add_iface(r, &f, foff);
+            if (rc != MAPI_PARSE_OK) break;
+            r->records++;
+            pos += tlen;
+            continue;
+        } else if (type == BT_SHB) {
+            if (n) break;                        /* a new section starts a new batch */
+            rc = read_shb(r, h, tlen, sw, foff);
+            if (rc != MAPI_PARSE_OK) break;
+            r->records++;
+            pos += tlen;
+            continue;
+        } else {
+            r->records++;                        /* NRB, ISB, DSB, custom, unknown: skipped */
+            pos += tlen;
+            continue;
+        }
+        /* a packet block */
+        if (iface >= r->nifaces) {
+            snprintf(r->pcap_err, sizeof r->pcap_err, "a packet arrived on interface %u, but "
+                     "there's no Interface Description Block for that interface", iface);
+            mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the %s at offset %llu names "
+                             "interface %u, but its section describes %u interface%s",
+                             block_name(type), (unsigned long long)foff, iface, r->nifaces,
+                             r->nifaces == 1 ? "" : "s");
+            rc = MAPI_PARSE_ERROR;
+            break;
+        }
+        const mapi_ng_iface *f = &r->ifaces[iface];
+        /* libpcap holds every packet to the first interface's snapshot length */
+        uint32_t snap = compat ? r->first_snaplen : f->snaplen;
+        if (type == BT_SPB) {
+            caplen = wirelen < snap ? wirelen : snap;
+        } else if (caplen > snap) {
+            snprintf(r->pcap_err, sizeof r->pcap_err, "invalid packet capture length %u, bigger "
+                     "than snaplen of %d", caplen, (int)snap);
+            mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the %s at offset %llu has a "
+                             "captured length of %u, more than its interface's snapshot length "
+                             "%u", block_name(type), (unsigned long long)foff, caplen, snap);
+            rc = MAPI_PARSE_ERROR;
+            break;
+        }
+        if (blen - datoff < caplen) { rc = too_short(r, type, foff); break; }
+        if (lt < 0) {
+            lt = f->linktype;
+            b->linktype = lt;
+            r->linktype = lt;
+            r->snaplen = f->snaplen;
+        } else if (f->linktype != lt) {
+            break;                               /* the next batch has the other link type */
+        }
+        b->off[n] = pos + 8 + datoff;
+        b->caplen[n] = caplen;
+        b->wirelen[n] = wirelen;
+        b->ts[n] = ng_time(f, t);
+        uint32_t gi = r->iface_base + iface;
+        b->ifindex[n] = gi > 65535 ? 65535 : (uint16_t)gi;
+        n++;
+        r->records++;
+        pos += tlen;
+    }
+    if (lt < 0) b->linktype = r->linktype;
+    b->n = n;
+    r->packets += n;
+    *consumed = pos;
+    mapi_reader_post_process(r, region, b);
+    return rc;
 }
