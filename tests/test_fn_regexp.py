@@ -1,0 +1,110 @@
+"""REGEXP against Python's re on the bytes of the frames tcpdump -w - gives."""
+import re
+import struct
+
+import pytest
+
+import mapi
+from conftest import CORPUS, tcpdump_records
+
+PCAP = CORPUS / "pcap"
+HTTP = PCAP / "PcapPlusPlus__4KHttpRequests.pcap"
+EXAMPLE = PCAP / "PcapPlusPlus__example.pcap"
+TLS = PCAP / "PcapPlusPlus__tls2.pcap"
+DNS = PCAP / "PcapPlusPlus__DnsPackets.pcap"
+
+
+def run_flow(path, funcs, timeout=None):
+    dev = mapi.create_offline_device(str(path))
+    try:
+        fd = mapi.create_flow(dev)
+        fids = [mapi.apply_function(fd, name, *args) for name, *args in funcs]
+        buf = mapi.apply_function(fd, "TO_BUFFER")
+        mapi.connect(fd)
+        mapi.start_offline_device(dev)
+        pkts = []
+        while True:
+            p = mapi.get_next_pkt(fd, buf, timeout)
+            if p is None:
+                break
+            pkts.append(bytes(p.data))
+        mapi.wait_offline_device(dev, timeout)
+        return ([mapi.read_results(fd, f).value for f in fids],
+                [mapi.get_function_info(fd, f) for f in fids], pkts)
+    finally:
+        mapi.delete_offline_device(dev)
+
+
+def frames(path):
+    recs, err = tcpdump_records(path)
+    assert recs is not None, err
+    return [data for _, _, data in recs]
+
+
+@pytest.mark.parametrize("path, pattern", [
+    (HTTP, r"GET /[^ ]*\.(gif|jpg|png|css|js)"),
+    (HTTP, r"Host: [a-z0-9.]+\.com"),
+    (HTTP, r"HTTP/1\.[01] [23]\d\d"),
+    (HTTP, r"(?i)content-type: text/html"),
+    (HTTP, r"\r\n\r\n$"),
+    (TLS, r"\x16\x03[\x00-\x03]..\x01"),
+    (TLS, r"^\x00\x0c\x29"),
+    (EXAMPLE, r"[0-9]{4}-[0-9]{2}"),
+    (EXAMPLE, r"(?s)\xff\xff.{2}\x00"),
+    (DNS, r"\x03www\x06google\x03com\x00"),
+    (DNS, r"nothing like this here"),
+])
+def test_counts_and_packets_equal_python_re(path, pattern):
+    fr = frames(path)
+    want = [f for f in fr if re.search(pattern.encode("latin-1"), f)]
+    (res,), (info,), got = run_flow(path, [("REGEXP", pattern)])
+    assert res == len(want)
+    assert got == want
+    assert info["seen"] == len(fr) and info["match_errors"] == 0
+    assert info["jit"]
+
+
+def test_after_a_filter():
+    recs, _ = tcpdump_records(HTTP, "tcp dst port 80")
+    want = sum(1 for _, _, f in recs if re.search(rb"User-Agent: [^\r]*Firefox", f))
+    (_, res), _, _ = run_flow(HTTP, [("BPF_FILTER", "tcp dst port 80"),
+                                     ("REGEXP", r"User-Agent: [^\r]*Firefox")])
+    assert res == want > 0
+
+
+def test_pathological_backtracking_drops_the_packet_and_counts(tmp_path):
+    path = tmp_path / "aaa.pcap"
+    frame = b"\x00" * 12 + b"\x08\x00" + b"a" * 4000 + b"!"
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i in range(3):
+            f.write(struct.pack("<IIII", 1000 + i, 0, len(frame), len(frame)) + frame)
+    (res,), (info,), _ = run_flow(path, [("REGEXP", r"(a+)+$")], timeout=120)
+    assert res == 0
+    assert info["match_errors"] == 3
+
+
+@pytest.mark.parametrize("pattern, where", [("a(b", 3), ("[z-a]", 3), ("(?<=a+)b", None)])
+def test_invalid_patterns_name_the_position(pattern, where):
+    dev = mapi.create_offline_device(str(HTTP))
+    try:
+        fd = mapi.create_flow(dev)
+        with pytest.raises(mapi.MapiError) as e:
+            mapi.apply_function(fd, "REGEXP", pattern)
+        assert e.value.code == 1005 and e.value.where["argument"] == "pcre"
+        if where is not None:
+            assert e.value.where["offset"] == where
+            assert "at byte %d" % where in str(e.value)
+    finally:
+        mapi.delete_offline_device(dev)
+
+
+def test_non_byte_character_is_rejected():
+    dev = mapi.create_offline_device(str(HTTP))
+    try:
+        fd = mapi.create_flow(dev)
+        with pytest.raises(mapi.MapiError) as e:
+            mapi.apply_function(fd, "REGEXP", "caf\u00e9\u20ac")
+        assert "position 4" in str(e.value)
+    finally:
+        mapi.delete_offline_device(dev)
