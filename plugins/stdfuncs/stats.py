@@ -1,0 +1,150 @@
+"""STATS(ref, interval=0, reset=False): count, sum, sum of squares, min and max of another
+function's result, sampled either per packet or per interval.
+
+ref       (fd, fid) of a function with a numeric result in another flow of the same device,
+          connected before this one (STATS hangs right after it and sees exactly its packets).
+interval  0: one sample per packet that reaches the referenced function; only for PKT_COUNTER
+          and BYTE_COUNTER, followed in C.  With reset, STATS of a BYTE_COUNTER is the
+          statistics of the packets' wire lengths.
+          > 0 (ns, or "1s", "100ms"...): one sample per interval of packet time, taken at its
+          end (intervals as BUCKET's; empty intervals are samples too; the interval the stream
+          ends in is not).  Any numeric reference.
+reset     False: the sample is the referenced value; True: its change since the previous
+          sample (per packet: what the packet added; per interval: the interval's count) -
+          MAPI's reset, without touching the referenced function.
+
+Result: Stats(count, sum, sum2, min, max) with .mean and .variance; min/max None while
+count is 0.  Integer samples give exact integer sums.
+"""
+from collections import namedtuple
+
+from mapi._engine import ffi, lib
+from mapi.descriptor import Arg, FunctionDescriptor, FunctionInstance
+from mapi.errors import MapiError, EBADARG
+
+from .bucket import COUNTER_STEPS, Intervals, ResultRef, check_ref, parse_interval
+
+
+class Stats(namedtuple("Stats", "count sum sum2 min max")):
+    __slots__ = ()
+
+    @property
+    def mean(self):
+        return self.sum / self.count if self.count else None
+
+    @property
+    def variance(self):
+        """Population variance of the samples."""
+        if not self.count:
+            return None
+        m = self.sum / self.count
+        return max(0.0, self.sum2 / self.count - m * m)
+
+
+class PacketStats(FunctionInstance):
+    """Per packet of a counter, in C."""
+
+    kernel = lib.mapi_stats_kernel
+
+    def __init__(self, ctx, ref, step, reset):
+        self.ref = ResultRef(ctx, ref)
+        self.c = ffi.new("mapi_stats *")
+        self.c.step = step
+        self.c.delta = 1 if reset else 0
+        self.state = self.c
+        self.joined = False
+
+    def on_linktype(self, linktype):
+        if not self.joined:           # the plan that runs us is being installed: a sync point
+            self.joined = True
+            self.c.value = self.ref.read()[0] or 0
+
+    def result(self):
+        c = self.c
+        ts = self.ref.read()[1]       # the counter's last packet: the last sample
+        if not c.count:
+            return Stats(0, 0, 0, None, None), ts
+        return Stats(c.count, (c.sum_hi << 64) | c.sum_lo, (c.sum2_hi << 64) | c.sum2_lo,
+                     c.min, c.max), ts
+
+    def reset(self):
+        value = self.c.value
+        ffi.memmove(self.c, bytes(ffi.sizeof("mapi_stats")), ffi.sizeof("mapi_stats"))
+        self.c.value = value
+
+
+class IntervalStats(FunctionInstance):
+    """Per interval of packet time, from the device's ticks."""
+
+    kernel = lib.mapi_pass_kernel
+
+    def __init__(self, ctx, ref, interval_ns, reset):
+        self.ref = ResultRef(ctx, ref)
+        self.tick_ns = interval_ns
+        self.reset_mode = reset
+        self.intervals = Intervals(ctx.device, interval_ns)
+        self.prev = None
+        self.joined = False
+        self.stats = Stats(0, 0, 0, None, None)
+        self.last_end = 0
+
+    def on_linktype(self, linktype):
+        if not self.joined:
+            self.joined = True
+            self.prev = self.ref.read()[0]
+
+    def on_tick(self, t_ns):
+        first_end, k = self.intervals.closed(self, t_ns)
+        value = self.ref.read()[0]
+        if value is None:
+            return
+        if self.reset_mode:
+            first, later = value - (self.prev or 0), 0
+        else:
+            first = later = value
+        self.prev = value
+        self._add(first, 1)
+        if k > 1:
+            self._add(later, k - 1)
+        self.last_end = t_ns
+
+    def _add(self, x, times):
+        s = self.stats
+        self.stats = Stats(s.count + times, s.sum + x * times, s.sum2 + x * x * times,
+                           x if s.min is None or x < s.min else s.min,
+                           x if s.max is None or x > s.max else s.max)
+
+    def result(self):
+        return self.stats, self.last_end
+
+    def reset(self):
+        self.stats = Stats(0, 0, 0, None, None)
+
+
+def create(ctx, args):
+    ref, interval, reset = args
+    desc, _ = ctx.resolve(*ref)
+    if interval == 0:
+        return PacketStats(ctx, ref, COUNTER_STEPS[desc.name], reset)
+    return IntervalStats(ctx, ref, interval, reset)
+
+
+def check(ctx, args):
+    ref, interval, reset = args
+    desc = check_ref("STATS", ctx, ref, numeric=True, anchored=True)
+    interval = parse_interval("STATS", "interval", interval, allow_zero=True)
+    if interval == 0 and desc.name not in COUNTER_STEPS:
+        raise MapiError(EBADARG, "STATS: per-packet sampling (interval 0) needs a PKT_COUNTER or "
+                        "BYTE_COUNTER reference, but (%d, %d) is %s; give an interval such as "
+                        "\"1s\"" % (ref[0], ref[1], desc.name), argument="interval")
+    return ref, interval, reset
+
+
+DESCRIPTOR = FunctionDescriptor(
+    name="STATS",
+    args=(Arg("ref", "F", doc="(fd, fid) of the function to sample"),
+          Arg("interval", "c", 0, doc="0: per packet (counters); else ns or \"1s\", \"100ms\""),
+          Arg("reset", "b", False, doc="sample the change instead of the value")),
+    create=create, check=check, doc=__doc__, result="struct", cost="low", shareable=True,
+    stateful=True, anchor="ref",
+)
