@@ -35,6 +35,7 @@ FORMAT_NAMES = {v: k for k, v in FORMAT_CODES.items()}
 BUFFER_SIZE = 4 << 20          # read buffers (compressed input, pipes)
 BUFFERS = 4
 WINDOW_SIZE = 16 << 20         # mapped windows (plain files)
+READ_CHUNK = 256 << 10
 OPTIONS = ("libpcap_compat", "raw_ts", "mmap")
 
 COMPRESSORS = ((b"\x1f\x8b", "gzip", gzip.open), (b"\xfd7zXZ\x00", "xz", lzma.open),
@@ -164,7 +165,8 @@ class _BufferedStream:
         try:
             while fill < size and not self.eof:
                 try:
-                    got = self.f.readinto(mv[fill:])
+                    # small reads: a decompressor that fails loses only its last chunk
+                    got = self.f.readinto(mv[fill:fill + READ_CHUNK])
                 except DECOMPRESS_ERRORS as exc:
                     where = offset + fill
                     self.error = MapiError(

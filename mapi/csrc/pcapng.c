@@ -266,8 +266,8 @@ int mapi_pcapng_open(mapi_reader *r, const uint8_t *region, uint64_t len, int32_
     int sw = bom == __builtin_bswap32(BYTE_ORDER_MAGIC);
     if (len < 12 || (bom != BYTE_ORDER_MAGIC && !sw) || rd32(region, 0) != BT_SHB) {
         snprintf(r->pcap_err, sizeof r->pcap_err, "unknown file format");
-        mapi_reader_fail(r, MAPI_READER_EFORMAT, len >= 12 ? 8 : 0, len < 12 ? "the file is "
-                         "only %llu bytes long, too short for a pcapng section header" :
+        mapi_reader_fail(r, MAPI_READER_EFORMAT, len >= 12 ? 8 : len, len < 12 ? "the file ends "
+                         "at offset %llu, inside the pcapng section header" :
                          "not a pcapng file: no byte-order magic at offset 8 of the section "
                          "header", (unsigned long long)len);
         return MAPI_PARSE_ERROR;

@@ -119,8 +119,8 @@ static int pcap_open(mapi_reader *r, const uint8_t *h, uint64_t len, int32_t at_
         snprintf(r->pcap_err, sizeof r->pcap_err,
                  "truncated dump file; tried to read 4 file header bytes, only got %llu",
                  (unsigned long long)len);
-        mapi_reader_fail(r, MAPI_READER_ETRUNC, 0, len ? "the file is %llu bytes long, too short "
-                         "for a pcap file header" : "the file is empty", (unsigned long long)len);
+        mapi_reader_fail(r, MAPI_READER_ETRUNC, 0, "the file ends at offset %llu, inside the pcap "
+                         "file header", (unsigned long long)len);
         return MAPI_PARSE_ERROR;
     }
     uint32_t magic = rd32(h, 0);
@@ -204,13 +204,13 @@ int mapi_reader_open(mapi_reader *r, const uint8_t *region, uint64_t len, int32_
             if (len < 4) {
                 snprintf(r->pcap_err, sizeof r->pcap_err, "truncated dump file; tried to read 4 "
                          "file header bytes, only got %llu", (unsigned long long)len);
-                mapi_reader_fail(r, MAPI_READER_ETRUNC, 0, len ? "the file is only %llu bytes "
-                                 "long: not a pcap, pcapng or ERF file" : "the file is empty",
-                                 (unsigned long long)len);
+                mapi_reader_fail(r, MAPI_READER_ETRUNC, len, len ? "the file ends at offset %llu: "
+                                 "too short for any savefile header" : "the file is empty (it "
+                                 "ends at offset %llu)", (unsigned long long)len);
             } else {
                 snprintf(r->pcap_err, sizeof r->pcap_err, "unknown file format");
-                mapi_reader_fail(r, MAPI_READER_EFORMAT, 0, "not a pcap, pcapng or ERF file: it "
-                                 "starts with %02x %02x %02x %02x", region[0], region[1],
+                mapi_reader_fail(r, MAPI_READER_EFORMAT, 0, "not a pcap, pcapng or ERF file: "
+                                 "offset 0 holds %02x %02x %02x %02x", region[0], region[1],
                                  region[2], region[3]);
             }
             return MAPI_PARSE_ERROR;
