@@ -290,10 +290,6 @@ def ngrep_matches(output):
                and " -> " in line)
 
 
-class Row(dict):
-    pass
-
-
 def row(case, what, ours=None, ref_name="", ref=None, ratio=None, target=None, unit="x", note="",
         status=None, **extra):
     if status is None:
@@ -301,7 +297,7 @@ def row(case, what, ours=None, ref_name="", ref=None, ratio=None, target=None, u
             status = "info"
         else:
             status = "pass" if ratio <= target else "FAIL"
-    r = Row(case=case, what=what, ours_s=ours, reference=ref_name, reference_s=ref, ratio=ratio,
+    r = dict(case=case, what=what, ours_s=ours, reference=ref_name, reference_s=ref, ratio=ratio,
             target=target, unit=unit, status=status, note=note)
     r.update(extra)
     return r
@@ -328,8 +324,7 @@ class Bench:
         self.cache = {}
 
     def log(self, msg):
-        if not self.args.json or self.args.json != "-":
-            print(msg, file=sys.stderr, flush=True)
+        print(msg, file=sys.stderr, flush=True)
 
     def case_a(self, want_d):
         refs = self.refs.tcpdump(TCP80)
