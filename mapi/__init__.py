@@ -18,6 +18,8 @@ from .api import (Result, Packet, create_offline_device, start_offline_device,
 
 from .explain import explain, explain_data
 from .flow import OfflineDevice, Flow, Function
+from . import events   # callable module: mapi.events(fd, fid) is the async event iterator
+from .events import Event, set_event_callback, get_next_event
 
 
 def get_include():
@@ -31,4 +33,5 @@ __all__ = ["explain", "explain_data", "get_include", "OfflineDevice", "Flow", "F
     "start_offline_device", "wait_offline_device", "delete_offline_device", "get_device_info",
     "stats", "devices", "create_flow", "apply_function", "connect", "read_results",
     "get_next_pkt", "loop", "close_flow", "get_flow_info", "get_function_info",
+    "events", "Event", "set_event_callback", "get_next_event",
 ]

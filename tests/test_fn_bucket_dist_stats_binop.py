@@ -36,24 +36,42 @@ def tcpdump_index(path, expr=""):
     return records
 
 
-def interval_sums(path, interval, expr="", weight=lambda r: 1):
-    """({k: sum of weight(r) over the records tcpdump selects with EXPR in interval k}, number
-    of intervals up to the last packet's, t0).  Packet time only moves forward, as the device
-    sees it: interval k starts when the first record stamped at or after t0 + k*interval
-    comes, and a record stamped earlier than its predecessor counts where the stream is."""
+def selected(path, expr=""):
+    """[(index among all records, ts_ns, wirelen)] of the records tcpdump selects with EXPR."""
     every = tcpdump_index(path)
     chosen = iter(tcpdump_index(path, expr) if expr else every)
     want = next(chosen, None)
-    t0 = every[0][0]
-    k, sums = 0, {}
-    for rec in every:
-        if rec[0] >= t0 + (k + 1) * interval:
-            k = (rec[0] - t0) // interval
+    out = []
+    for i, rec in enumerate(every):
         if rec == want:                  # the selected records are a subsequence of all of them
-            sums[k] = sums.get(k, 0) + weight(rec)
+            out.append((i,) + rec)
             want = next(chosen, None)
     assert want is None
-    return sums, k + 1, t0
+    return out
+
+
+def packet_intervals(path, interval):
+    """(interval index of every record, t0).  Packet time only moves forward, as the device
+    sees it: interval k starts when the first record stamped at or after t0 + k*interval comes,
+    and a record stamped earlier than its predecessor counts where the stream is."""
+    every = tcpdump_index(path)
+    t0 = every[0][0]
+    k, out = 0, []
+    for ts, _ in every:
+        if ts >= t0 + (k + 1) * interval:
+            k = (ts - t0) // interval
+        out.append(k)
+    return out, t0
+
+
+def interval_sums(path, interval, expr="", weight=lambda r: 1):
+    """({k: sum of weight((ts, wirelen)) over the selected records of interval k}, number of
+    intervals up to the last packet's, t0)."""
+    ks, t0 = packet_intervals(path, interval)
+    sums = {}
+    for i, ts, wl in selected(path, expr):
+        sums[ks[i]] = sums.get(ks[i], 0) + weight((ts, wl))
+    return sums, ks[-1] + 1, t0
 
 
 def per_interval(path, interval, expr="", weight=lambda r: 1):
