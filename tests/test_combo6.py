@@ -283,17 +283,21 @@ def assert_same_results(hard, soft, infos):
     assert len(hard) == len(soft)
     for f, (h, s, inf) in enumerate(zip(hard, soft, infos)):
         for k, (x, y, i) in enumerate(zip(h, s, inf)):
-            if x != y and i.get("placement") in ("SAU", "PCK", "HASH") and x == 0:
+            if x != y and i.get("placement") in ("SAU", "PCK", "HASH") and not _nonzero(x):
                 pending.append((f, k))
                 continue
             assert x == y, (f, k, i["name"], i.get("placement"))
     return pending
 
 
+def _nonzero(v):
+    return v.get("selected") if isinstance(v, dict) else v
+
+
 def finish(pending):
     if pending:
         pytest.xfail("mapi/device.py Device.result() reads the idle software instance of %d "
-                     "hardware filter(s) with a result (SAMPLE, STR_SEARCH); the card's hw_result has the count" % len(pending))
+                     "hardware filter(s) with a result (SAMPLE, STR_SEARCH, HASHSAMP); the card's hw_result has the count" % len(pending))
 
 
 def placements(infos):
