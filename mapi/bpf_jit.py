@@ -15,12 +15,8 @@ import sys
 import tempfile
 import threading
 
-from cffi import FFI
-
 log = logging.getLogger("mapi.bpf_jit")
 
-_jffi = FFI()
-_jffi.cdef("uint32_t mapi_bpf_native(const void *b, const uint32_t *sel, uint32_t nsel, uint32_t *out);")
 _loaded = {}              # path -> dlopen'd library (kept alive for the process)
 _lock = threading.Lock()
 _pending = {}             # digest -> lock serialising its compilation
@@ -131,12 +127,14 @@ def enabled():
 
 
 def _load(path):
+    # ctypes, not a cffi FFI: building a cffi parser costs every process ~0.15 s at start-up
+    import ctypes
     with _lock:
         lib = _loaded.get(path)
         if lib is None:
-            lib = _jffi.dlopen(path)
+            lib = ctypes.CDLL(path)
             _loaded[path] = lib
-    return int(_jffi.cast("uintptr_t", _jffi.addressof(lib, "mapi_bpf_native")))
+    return ctypes.cast(lib.mapi_bpf_native, ctypes.c_void_p).value
 
 
 def compile_native(insns):
