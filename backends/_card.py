@@ -654,11 +654,16 @@ def _c_matches(comp, specs):
         x = arr[j]
         if len(m.bytes) > lib.CARD_MATCH_BYTES:
             raise HardwareError("a match of %d bytes is wider than two CAM entries" % len(m.bytes))
-        x.nbytes = len(m.bytes)
+        words = {}                   # record word -> [val, mask], little-endian byte lanes
+        for pos, val, mask in m.bytes:
+            w = words.setdefault(pos // 8, [0, 0])
+            w[0] |= val << 8 * (pos % 8)
+            w[1] |= mask << 8 * (pos % 8)
+        x.nwords = len(words)
         for w in range(3):
             x.need[w] = m.need[w]
-        for i, (pos, val, mask) in enumerate(m.bytes):
-            x.pos[i], x.val[i], x.mask[i] = pos, val, mask
+        for i, (word, (val, mask)) in enumerate(sorted(words.items())):
+            x.word[i], x.val[i], x.mask[i] = word, val, mask
     comp.keep.append(arr)
     return arr
 

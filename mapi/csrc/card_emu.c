@@ -5,11 +5,16 @@
 #include "fn/sample.h"
 #include "fn/to_file.h"
 
-void card_hfe_extract(const uint8_t *p, uint32_t caplen, uint32_t wirelen, card_hdr *h)
+static inline void hfe_extract(const uint8_t *p, uint32_t caplen, uint32_t wirelen, card_hdr *h)
 {
-    uint32_t n = caplen < CARD_HDR_ABS ? caplen : CARD_HDR_ABS;
-    memcpy(h->b, p, n);
-    h->avail[CARD_WIN_ABS] = (int32_t)n;
+    uint8_t *b = (uint8_t *)h->w;
+    if (caplen >= CARD_HDR_ABS) {
+        memcpy(b, p, CARD_HDR_ABS);
+        h->avail[CARD_WIN_ABS] = CARD_HDR_ABS;
+    } else {
+        memcpy(b, p, caplen);
+        h->avail[CARD_WIN_ABS] = (int32_t)caplen;
+    }
     h->wirelen = wirelen;
     h->caplen = caplen;
     /* BPF's "ldxb 4*([xbase]&0xf)" fails when the byte is not captured: the window is absent */
@@ -18,22 +23,27 @@ void card_hfe_extract(const uint8_t *p, uint32_t caplen, uint32_t wirelen, card_
         int32_t avail = 0;
         if (caplen > xbase[w]) {
             uint64_t start = 4u * (p[xbase[w]] & 0xfu) + xbase[w];
-            if (caplen > start) {
-                uint64_t m = caplen - start;
-                avail = (int32_t)(m < CARD_HDR_IND ? m : CARD_HDR_IND);
-                memcpy(h->b + CARD_HDR_ABS + w * CARD_HDR_IND, p + start, (size_t)avail);
+            uint8_t *dst = b + CARD_HDR_ABS + w * CARD_HDR_IND;
+            if (caplen >= start + CARD_HDR_IND) {
+                memcpy(dst, p + start, CARD_HDR_IND);
+                avail = CARD_HDR_IND;
+            } else if (caplen > start) {
+                avail = (int32_t)(caplen - start);
+                memcpy(dst, p + start, (size_t)avail);
             }
         }
         h->avail[1 + w] = avail;
     }
 }
 
+/* Bytes beyond a window's avail may hold an earlier packet's: every compared byte is covered
+ * by the match's need, so they never decide a hit. */
 static inline int match_hits(const card_match *m, const card_hdr *h)
 {
-    for (int w = 0; w < CARD_NWIN; w++)
-        if (m->need[w] > h->avail[w]) return 0;
-    for (uint32_t i = 0; i < m->nbytes; i++)
-        if ((h->b[m->pos[i]] ^ m->val[i]) & m->mask[i]) return 0;
+    if (m->need[0] > h->avail[0] || m->need[1] > h->avail[1] || m->need[2] > h->avail[2])
+        return 0;
+    for (uint32_t i = 0; i < m->nwords; i++)
+        if ((h->w[m->word[i]] ^ m->val[i]) & m->mask[i]) return 0;
     return 1;
 }
 
@@ -44,7 +54,7 @@ static inline int cmp_holds(const card_cmp *c, const card_hdr *h)
         v = h->wirelen;
     } else {
         if (c->need > h->avail[c->win]) return 0;      /* absent: the BPF load would fail */
-        const uint8_t *q = h->b + c->pos;
+        const uint8_t *q = (const uint8_t *)h->w + c->pos;
         v = c->size == 1 ? q[0] : c->size == 2 ? (uint32_t)q[0] << 8 | q[1]
             : (uint32_t)q[0] << 24 | (uint32_t)q[1] << 16 | (uint32_t)q[2] << 8 | q[3];
     }
@@ -59,7 +69,8 @@ static inline int cmp_holds(const card_cmp *c, const card_hdr *h)
     return r == (c->positive != 0);
 }
 
-int card_lup_accepts(const card_config *cfg, uint32_t first, uint32_t count, const card_hdr *h)
+static inline int lup_accepts(const card_config *cfg, uint32_t first, uint32_t count,
+                              const card_hdr *h)
 {
     for (uint32_t p = first; p < first + count; p++) {
         const card_path *path = &cfg->paths[p];
@@ -75,6 +86,17 @@ int card_lup_accepts(const card_config *cfg, uint32_t first, uint32_t count, con
         if (ok) return 1;
     }
     return 0;
+}
+
+/* exported for tests; the engine calls the inline versions (no PLT hop per packet) */
+void card_hfe_extract(const uint8_t *p, uint32_t caplen, uint32_t wirelen, card_hdr *h)
+{
+    hfe_extract(p, caplen, wirelen, h);
+}
+
+int card_lup_accepts(const card_config *cfg, uint32_t first, uint32_t count, const card_hdr *h)
+{
+    return lup_accepts(cfg, first, count, h);
 }
 
 static inline int sau_keeps(card_sampler *s, int64_t ts)
@@ -186,7 +208,7 @@ int card_run(const card_config *cfg, card_stats *st, const mapi_batch *in, mapi_
         if (nnodes) {
             uint32_t dsm = 0;
             if (need_hfe) {
-                card_hfe_extract(p, caplen, wirelen, &h);
+                hfe_extract(p, caplen, wirelen, &h);
                 for (uint32_t f = 0; f < cfg->ndsm; f++)
                     if (match_hits(&cfg->dsm[f], &h)) dsm |= 1u << f;
             }
@@ -197,7 +219,7 @@ int card_run(const card_config *cfg, card_stats *st, const mapi_batch *in, mapi_
                 nd->pkts_in++;
                 switch (nd->unit) {
                 case CARD_UNIT_LUP:
-                    pass = card_lup_accepts(cfg, nd->first, nd->count, &h);
+                    pass = lup_accepts(cfg, nd->first, nd->count, &h);
                     break;
                 case CARD_UNIT_DSM:
                     pass = ((const uint8_t *)nd->unit_state)[dsm] != 0;

@@ -37,6 +37,7 @@
 #define CARD_NWIN 3
 
 #define CARD_MATCH_BYTES 68      /* two 272-bit CAM entries */
+#define CARD_REC_WORDS 13
 #define CARD_DSM_FILTERS 7
 
 #define CARD_OP_EQ 0
@@ -67,18 +68,20 @@
 #define CARD_ERR_CAPACITY 2      /* output batch too small */
 
 typedef struct card_hdr {        /* HFE output for one packet */
-    uint8_t b[104];
+    uint64_t w[13];              /* the record's 104 bytes (byte i: bits 8*(i%8) of w[i/8]) */
     int32_t avail[3];            /* bytes of each window that were captured */
     uint32_t wirelen;
     uint32_t caplen;
+    uint32_t _pad;
 } card_hdr;
 
 typedef struct card_match {      /* a CAM entry (LUP) or a bit-mask filter (DSM) */
-    uint32_t nbytes;             /* record bytes compared */
+    uint32_t nwords;             /* record words compared */
     int32_t need[3];             /* bytes that must be present in each window (0: none) */
-    uint8_t pos[68];             /* record byte index */
-    uint8_t val[68];
-    uint8_t mask[68];
+    uint32_t word[13];           /* record word index */
+    uint32_t _pad;
+    uint64_t val[13];
+    uint64_t mask[13];
 } card_match;
 
 typedef struct card_cmp {        /* the LUP comparator: ((field & mask) op k) == positive */
