@@ -268,7 +268,8 @@ def test_parse_flow_values():
 
 # --- mapi info ----------------------------------------------------------------------------------
 INFO_FILES = [HTTP, MIXED, corpus_path("pcap", "libtrace__100_packetsns.pcap"),
-              corpus_path("pcap", "libtrace__sll.pcap.gz"), corpus_path("tcpdump", "pcap", "pptp.pcap")]
+              corpus_path("pcap", "libtrace__sll.pcap.gz"), corpus_path("tcpdump", "pcap", "pptp.pcap"),
+              corpus_path("pcap", "libtrace__100_packets.pcapng")]
 
 
 def capinfos(path):
@@ -290,6 +291,18 @@ def test_info_equals_capinfos_and_tcpdump(path):
     assert info["duration_ns"] == last - first
     assert (info["packets"], info["wire_bytes"]) == tcpdump_counts(path, "")
     assert info["file_size"] == os.path.getsize(path)
+
+
+def test_info_erf_equals_capinfos_and_libtrace():
+    erf = corpus_path("erf", "libtrace__100_packets.erf")
+    code, out, err = run_cli("info", "--json", erf)
+    assert code == 0, err
+    info = json.loads(out)
+    assert (info["format"], info["precision"]) == ("erf", "ns")
+    assert (info["packets"], info["first_ts"], info["last_ts"]) == capinfos(erf)
+    # wire length without the FCS, as libtrace's conversion to pcap has it
+    converted = corpus_path("reference", "libtrace__100_packets.erf.libtrace-traceconvert.pcap")
+    assert (info["packets"], info["wire_bytes"]) == tcpdump_counts(converted, "")
 
 
 def test_info_text_names_format_and_link_type():
