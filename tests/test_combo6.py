@@ -44,9 +44,11 @@ EXPRESSIONS = [
     "icmp[icmptype] = icmp-echo", "ip[2:2] > 576", "tcp[tcpflags] & (tcp-syn|tcp-fin) != 0",
     "udp[8:2] = 0x1234", "ether[0:4] = 0xffffffff", "ip src 10.0.0.1 or ip6 src ::1", "not ip",
     "ether proto 0x88cc", "tcp dst port 80 and ip[8] < 64", "ip[0] & 0xf > 5",
+    "vlan and tcp port 80", "vlan and (udp port 53 or icmp)", "vlan and ip6 and tcp",
 ]
 # conditions outside the header record: these run as supersets
-SUPERSETS = ["tcp and ether[200] = 0x41", "ip and ip[120:2] = 0x4745", "tcp and tcp[40:4] = 0x47455420"]
+SUPERSETS = ["tcp and ether[200] = 0x41", "ip and ip[120:2] = 0x4745", "tcp and tcp[40:4] = 0x47455420",
+             "vlan and vlan and tcp port 80"]
 
 
 def register(module, name):
@@ -417,3 +419,21 @@ def test_non_ethernet_links_run_in_software():
     assert hard == soft
     assert infos[0][0]["placement"] == "software"
     assert infos[0][1]["placement"] == "software"       # its parent is in software
+
+
+def test_a_non_ethernet_batch_under_header_filters_is_a_clear_error():
+    """The card's header units parse Ethernet: a pcapng whose later interface is not Ethernet
+    stops with an error naming the file and the first packet concerned; results stay readable."""
+    path = CORPUS / "pcap" / "libtrace__complex.pcapng"
+    dev = mapi.create_offline_device(str(path), backend="combo6")
+    fd = mapi.create_flow(dev)
+    mapi.apply_function(fd, "BPF_FILTER", "ip")
+    cnt = mapi.apply_function(fd, "PKT_COUNTER")
+    mapi.connect(fd)
+    assert mapi.get_function_info(fd, 1)["placement"] == "LUP"
+    mapi.start_offline_device(dev)
+    with pytest.raises(MapiError) as exc:
+        mapi.wait_offline_device(dev)
+    assert "link type" in str(exc.value) and str(path) in str(exc.value) and "#" in str(exc.value)
+    assert mapi.read_results(fd, cnt).value >= 0
+    mapi.delete_offline_device(dev)
