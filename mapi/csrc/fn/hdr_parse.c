@@ -136,7 +136,8 @@ int mapi_hdr_parse(int32_t linktype, const uint8_t *p, uint32_t caplen, mapi_hdr
         memcpy(h->dst, p + l3 + 24, 16);
         uint8_t nh = p[l3 + 6];
         uint32_t off = l3 + 40;
-        for (int i = 0; i < MAX_TAGS; i++) {
+        /* every extension header moves at least 8 bytes on: the walk ends within caplen */
+        for (;;) {
             if (nh == 0 || nh == 43 || nh == 60) {              /* hop-by-hop, routing, dstopts */
                 if (caplen < off + 2) { h->proto = nh; return 6; }
                 nh = p[off];
