@@ -549,10 +549,27 @@ class Card(PacketSource, HardwareDevice):
                 raise HardwareError("%s: node %d hangs under hardware node %r, which is not in the "
                                     "configuration" % (self.model, a.hw_id, a.parent_hw_id), [a.hw_id])
         order = _topological(assigns, by_id, self.model)
+        self.check_readers(order)
         self.check_limits(order)
         comp = Compiled()
         self.build(comp, order, config)
         return comp
+
+    def check_readers(self, order):
+        """Refuse a node whose result a software function reads while packets flow (BUCKET,
+        DIST, THRESHOLD, STATS...): the card runs a whole batch before software sees it, so its
+        registers are ahead of the packet the reader is at.  Such a node stays in software."""
+        refused = []
+        for a in order:
+            readers = _software_readers(a.node) if a.node is not None else []
+            if readers:
+                refused.append((a, readers[0]))
+        if refused:
+            a, r = refused[0]
+            raise HardwareError("%s %s: %s (hardware node %d) is read by %s while packets flow; "
+                                "the card updates its registers a batch ahead of software, so it "
+                                "stays in software" % (self.model, a.unit, a.function, a.hw_id,
+                                                       r.desc.name), [x.hw_id for x, _ in refused])
 
     def check_limits(self, order):
         """Refuse a configuration over any unit's limits, naming the unit, the resource and
@@ -646,6 +663,27 @@ class Card(PacketSource, HardwareDevice):
         for j, (first, count) in enumerate(paths):
             pa[j].first, pa[j].nterms = first, count
         comp.keep += [cm, tm, pa]
+
+
+def _software_readers(node):
+    """Software nodes of the device's graph with an "F" argument naming this node."""
+    owners = {tuple(o) for o in getattr(node, "owners", ())}
+    if not owners:
+        return []
+    root = node
+    while getattr(root, "parent", None) is not None:
+        root = root.parent
+    out, stack = [], list(root.children)
+    while stack:
+        n = stack.pop()
+        stack.extend(n.children)
+        if n is node or n.hw_id is not None or n.desc is None:
+            continue
+        for arg, value in zip(n.desc.args, n.args):
+            if arg.type == "F" and isinstance(value, (tuple, list)) and tuple(value) in owners:
+                out.append(n)
+                break
+    return out
 
 
 def _c_matches(comp, specs):

@@ -437,3 +437,23 @@ def test_a_non_ethernet_batch_under_header_filters_is_a_clear_error():
     assert "link type" in str(exc.value) and str(path) in str(exc.value) and "#" in str(exc.value)
     assert mapi.read_results(fd, cnt).value >= 0
     mapi.delete_offline_device(dev)
+
+
+def test_results_read_while_packets_flow_stay_in_software(trace):
+    """BUCKET, DIST and THRESHOLD read a counter during replay; the card's counters run a batch
+    ahead, so the card refuses to hold them (the mapper keeps them in software) and every
+    snapshot, bin and event equals the software path."""
+    path, _ = trace
+    jobs = [[("BPF_FILTER", "icmp"), ("PKT_COUNTER",)],
+            [("BUCKET", Ref(0, 1), "1ms")],
+            [("DIST", Ref(0, 1), 0, 1000, 100, "2ms", True)],
+            [("BPF_FILTER", "udp"), ("BYTE_COUNTER",)],
+            [("THRESHOLD", mapi.GREATER, Ref(3, 1), 1000000)],
+            [("BPF_FILTER", "tcp"), ("PKT_COUNTER",)]]
+    soft = run(path, jobs)[0]
+    hard, infos, _, _ = run(path, jobs, backend="combo6")
+    assert hard == soft
+    assert len(soft[1][0]) > 20
+    assert placements(infos) == [["LUP", "software"], ["software"], ["software"],
+                                 ["LUP", "software"], ["software"], ["LUP", "STU"]]
+    assert "read by BUCKET while packets flow" in infos[0][1]["hw_note"]
