@@ -479,12 +479,12 @@ def jsonable(v):
         return v
     if isinstance(v, (bytes, bytearray, memoryview)):
         return bytes(v).hex()
+    if hasattr(v, "_asdict"):            # named tuples (TOP's entries) keep their field names
+        return jsonable(v._asdict())
     if isinstance(v, dict):
         return {str(k): jsonable(x) for k, x in v.items()}
     if isinstance(v, (list, tuple, set, frozenset)):
         return [jsonable(x) for x in v]
-    if hasattr(v, "_asdict"):
-        return jsonable(v._asdict())
     return str(v)
 
 
@@ -516,14 +516,19 @@ def format_result(entry):
         lines = ["%d. %s" % (i + 1, _fmt_scalar(x)) for i, x in enumerate(v)] \
             if entry["result_type"] == "list" else [_fmt_scalar(x) for x in v]
         lines.insert(0, "%d entries:" % len(v)) if len(v) > 1 else None
-    elif isinstance(v, dict) and len(_fmt_scalar(v)) > 60:
+    elif isinstance(v, dict) and len(_fmt_scalar(v)) > 100:
         lines = ["%s=%s" % (k, _fmt_scalar(x)) for k, x in v.items()]
     elif v is not None or entry["result_type"] != "none":
         lines = [_fmt_scalar(v)]
+    passed = None
     if entry.get("pkts_in") is not None and entry["pkts_out"] != entry["pkts_in"]:
-        lines.append("passed %d of %d packets" % (entry["pkts_out"], entry["pkts_in"]))
+        passed = "passed %d of %d packets" % (entry["pkts_out"], entry["pkts_in"])
     elif entry["result_type"] == "none" and entry.get("pkts_in") is not None:
-        lines.append("saw %d packets" % entry["pkts_in"])
+        passed = "saw %d packets" % entry["pkts_in"]
+    if passed and len(lines) == 1:
+        lines[0] += "  (%s)" % passed
+    elif passed:
+        lines.append(passed)
     shown = 10
     for ev in entry.get("events", [])[:shown]:
         at = "packet index %d" % ev["seq"] if ev["seq"] is not None else "interval end"

@@ -9,7 +9,7 @@ the signature matches.  The flows, all on one offline device and all fed by the 
   web         BPF_FILTER("tcp port 80") PKT_COUNTER BYTE_COUNTER
   dns         BPF_FILTER("udp port 53") PKT_COUNTER SAMPLE(10, PERIODIC) TO_BUFFER
   signatures  STR_SEARCH([100 signatures]) TO_FILE(MFF_PCAP, DIR/matches.pcap)
-  talkers     BPF_FILTER("ip") TOP(5, source address)
+  talkers     BPF_FILTER("ip") TOP(5, "ip.src")
   alert       THRESHOLD(GREATER, web's PKT_COUNTER, N) with an event callback
 
 A flow whose function is not installed is skipped with a message; the others still run.
@@ -133,7 +133,7 @@ class Demo:
         self.part("signatures", "STR_SEARCH([%d signatures]) TO_FILE(MFF_PCAP, %r)"
                   % (len(sigs), self.matches), lambda e: self._flow(e, [
                       ("search", "STR_SEARCH", sigs), ("file", "TO_FILE", mapi.MFF_PCAP, self.matches)]))
-        self.part("talkers", 'BPF_FILTER("ip") TOP(%d, \"ip.src\")' % TOP_N, lambda e: self._flow(e, [
+        self.part("talkers", 'BPF_FILTER("ip") TOP(%d, "ip.src")' % TOP_N, lambda e: self._flow(e, [
             ("filter", "BPF_FILTER", "ip"), ("top", "TOP", TOP_N, "ip.src")]))
         self.limit = threshold_for(self.packets)
         self.part("alert", "THRESHOLD(GREATER, web's PKT_COUNTER, %d) -> event callback" % self.limit,

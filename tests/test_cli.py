@@ -112,6 +112,27 @@ def test_run_table_shows_every_result():
     assert "%d packets read from %s" % (total, HTTP) in out
 
 
+def test_run_lists_and_list_results():
+    # a list argument (STR_SEARCH's patterns) and a list result (TOP's entries), by value
+    import dpkt
+    frames = tcpdump_pcap(MIXED, "")
+    hits = [f for f in frames if b"HTTP/1.1" in f[2] or b"\r\nHost:" in f[2]]
+    code, out, err = run_cli("run", "--json", "-r", MIXED, 'STR_SEARCH(["HTTP/1.1", "|0d 0a|Host:"]) PKT_COUNTER',
+                             'BPF_FILTER("ip") TOP(3, "ip.src")')
+    assert code == 0, err
+    flows = json.loads(out)["flows"]
+    assert [f["result"] for f in flows[0]["functions"]] == [len(hits), len(hits)]
+    count = {}
+    for _, wire, data in tcpdump_pcap(MIXED, "ip"):
+        ip = dpkt.ethernet.Ethernet(data).data     # dpkt steps over VLAN tags itself
+        assert isinstance(ip, dpkt.ip.IP)
+        p, b = count.get(ip.src, (0, 0))
+        count[ip.src] = (p + 1, b + wire)
+    best = sorted(count.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))[:3]
+    assert flows[1]["functions"][1]["result"] == [
+        dict(value=".".join(map(str, a)), packets=p, bytes=b) for a, (p, b) in best]
+
+
 def test_run_drains_to_buffer_instead_of_stalling():
     # an offline TO_BUFFER is lossless: nobody reading it would hold the replay forever
     total, wire = tcpdump_counts(MIXED, "")
