@@ -194,9 +194,14 @@ def synthetic_flows(path, nflows, seed=1):
     return path
 
 
+@pytest.fixture(scope="module")
+def flows_pcap(tmp_path_factory):
+    return synthetic_flows(tmp_path_factory.mktemp("hashsamp") / "flows.pcap", 20000)
+
+
 @pytest.mark.parametrize("rng", [1, 100, 512, 1000])
-def test_selected_fraction_is_near_range_over_1024(tmp_path, rng):
-    path = synthetic_flows(tmp_path / "flows.pcap", 20000)
+def test_selected_fraction_is_near_range_over_1024(flows_pcap, rng):
+    path = flows_pcap
     (res,), _ = run_flow(path, [("HASHSAMP", rng)])
     frac = res["selected"] / 20000
     # binomial sd <= 0.0036 at 20000 flows; 4 sd

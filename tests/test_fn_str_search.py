@@ -50,7 +50,17 @@ def window(frame, offset, depth):
     return frame[offset:offset + depth] if depth else frame[offset:]
 
 
+_references = {}
+
+
 def reference(path, pats, offset=0, depth=0):
+    key = (path, tuple(pats), offset, depth)
+    if key not in _references:
+        _references[key] = _reference(path, pats, offset, depth)
+    return _references[key]
+
+
+def _reference(path, pats, offset, depth):
     fr = frames(path)
     hits = [any(p in window(f, offset, depth) for p in pats) for f in fr]
     per = [sum(p in window(f, offset, depth) for f in fr) for p in pats]
