@@ -418,7 +418,8 @@ class Job:
                 r = mapi.read_results(fd, fid)
                 finfo = mapi.get_function_info(fd, fid)
                 entry = dict(fid=fid, name=desc.name, label=step.label, spec=step.text,
-                             args=jsonable(finfo.get("args", [])), result_type=desc.result,
+                             args=jsonable(finfo.get("args", [])), filters=desc.filters,
+                             result_type=desc.result,
                              result=jsonable(r.value), ts=r.ts,
                              pkts_in=finfo.get("pkts_in"), pkts_out=finfo.get("pkts_out"))
                 if (fd, fid) in drained:
@@ -521,7 +522,7 @@ def format_result(entry):
     elif v is not None or entry["result_type"] != "none":
         lines = [_fmt_scalar(v)]
     passed = None
-    if entry.get("pkts_in") is not None and entry["pkts_out"] != entry["pkts_in"]:
+    if entry.get("pkts_in") is not None and (entry["filters"] or entry["pkts_out"] != entry["pkts_in"]):
         passed = "passed %d of %d packets" % (entry["pkts_out"], entry["pkts_in"])
     elif entry["result_type"] == "none" and entry.get("pkts_in") is not None:
         passed = "saw %d packets" % entry["pkts_in"]
