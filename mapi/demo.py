@@ -16,7 +16,6 @@ A flow whose function is not installed is skipped with a message; the others sti
 """
 import argparse
 import datetime
-import ipaddress
 import json
 import os
 import struct

@@ -28,10 +28,12 @@ def _clock(seconds):
 
 def render(offset, total, packets, elapsed, width=80):
     """The bar's text for `offset` of `total` bytes read (total None: size unknown)."""
+    if not total:
+        # a compressed file: its size says nothing about the stream, so packets only
+        pps = packets / elapsed if elapsed > 0 else 0.0
+        return ("%s pkts  %s pkts/s  %s" % (_si(packets), _si(pps), _clock(elapsed)))[:width - 1]
     rate = offset / elapsed if elapsed > 0 else 0.0
     stats = "%s pkts  %s" % (_si(packets), _si(rate, "B/s"))
-    if not total:
-        return ("%s  %s" % (stats, _clock(elapsed)))[:width - 1]
     frac = min(1.0, offset / total) if total else 0.0
     eta = (total - offset) / rate if rate > 0 else 0.0
     tail = "  %s  ETA %s" % (stats, _clock(eta)) if frac < 1.0 else "  %s  %s" % (stats, _clock(elapsed))

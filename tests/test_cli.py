@@ -389,7 +389,7 @@ def test_render_progress_line():
     assert line.startswith(" 50% [") and "1.2 Mpkts" not in line
     assert "1.2 M pkts" in line and "26.2 MB/s" in line and "ETA 0:02" in line
     assert len(line) <= 79
-    assert render(10, None, 5, 1.0).startswith("5 pkts  10 B/s")
+    assert render(10, None, 5000, 2.0) == "5.0 k pkts  2.5 k pkts/s  0:02"
 
 
 def test_progress_bar_only_on_a_terminal_or_when_asked():
