@@ -519,6 +519,7 @@ class Card(PacketSource, HardwareDevice):
         return dict(model=self.model,
                     link=dict(packets=s.link_packets, bytes=s.link_bytes),
                     bus=dict(packets=s.bus_packets, bytes=s.bus_bytes,
+                             clock_packets=s.clock_packets, clock_bytes=s.clock_bytes,
                              share_of_packets=(s.bus_packets / s.link_packets) if s.link_packets else 0.0),
                     clock=self.clock_info(),
                     deliver_all=bool(self.config.deliver_all) if self.config else True,

@@ -190,7 +190,7 @@ int card_run(const card_config *cfg, card_stats *st, const mapi_batch *in, mapi_
     const int64_t q = st->ts_quantum > 1 ? st->ts_quantum : 1;
     card_hdr h;
     uint32_t m = 0;
-    uint64_t wire = 0, bus_bytes = 0;
+    uint64_t wire = 0, bus_bytes = 0, clock = 0, clock_bytes = 0;
 
     out->base = in->base;
     out->linktype = in->linktype;
@@ -251,7 +251,12 @@ int card_run(const card_config *cfg, card_stats *st, const mapi_batch *in, mapi_
                 }
             }
         }
-        if (deliver_all || (tags & deliver_mask)) {
+        const int needed = deliver_all || (tags & deliver_mask);
+        if (needed || i == 0 || i + 1 == n) {
+            if (!needed) {
+                clock++;
+                clock_bytes += caplen;
+            }
             out->off[m] = in->off[i];
             out->caplen[m] = caplen;
             out->wirelen[m] = wirelen;
@@ -268,6 +273,8 @@ int card_run(const card_config *cfg, card_stats *st, const mapi_batch *in, mapi_
     st->link_bytes += wire;
     st->bus_packets += m;
     st->bus_bytes += bus_bytes;
+    st->clock_packets += clock;
+    st->clock_bytes += clock_bytes;
     st->batches++;
     return CARD_OK;
 }

@@ -18,7 +18,10 @@
  *   PCK   payload check: strings of up to 16 bytes in a window of the captured bytes;
  *   DRAM  the packets that some software node needs (deliver_all or a tag in deliver_mask)
  *         are listed in the output batch (no copy; seq = device-wide index) and counted as bus
- *         traffic.
+ *         traffic.  The first and last packet of every batch cross too, whatever their tags,
+ *         so packet time reaches the host as it does without the card (ticks, intervals and
+ *         relative times start and end where software would put them); no software node
+ *         sees them unless its tags say so.
  * Hardware nodes are evaluated in topological order; node b sets tag bit hw_id when the packet
  * reached it through its parent and passed it.
  */
@@ -181,6 +184,8 @@ typedef struct card_stats {
     uint64_t link_bytes;         /* their wire bytes */
     uint64_t bus_packets;        /* packets that crossed the bus into host memory */
     uint64_t bus_bytes;          /* their captured bytes */
+    uint64_t clock_packets;      /* of those, packets that crossed only to carry the link's time */
+    uint64_t clock_bytes;
     uint64_t batches;
 } card_stats;
 
