@@ -1,0 +1,125 @@
+"""Builds libpcap_shim/lib/libpcap.so.0.8, the libpcap drop-in, with cffi's embedding API.
+
+The library is C (csrc/*.c: every libpcap 1.10 export, the per-packet paths included) plus an
+embedded interpreter that runs libpcap_shim/runtime.py for what is not per packet (opening MAPI
+devices and flows, compiling filters).  Its soname is libpcap.so.0.8, so when it is preloaded the
+dynamic linker takes it for the application's libpcap and the real one is never loaded.
+
+    .venv/bin/python -m libpcap_shim.build        (or: python libpcap_shim/build.py)
+
+Rebuilds only when a source changed; prints the library path.
+"""
+import glob
+import os
+import re
+import sys
+import sysconfig
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+CSRC = os.path.join(HERE, "csrc")
+ENGINE_CSRC = os.path.join(ROOT, "mapi", "csrc")
+LIBDIR = os.path.join(HERE, "lib")
+TARGET = os.path.join(LIBDIR, "libpcap.so.0.8")
+SONAME = "libpcap.so.0.8"
+
+INIT_CODE = r'''
+from _mapi_pcap_shim import ffi, lib
+try:
+    from libpcap_shim import runtime as _runtime
+    _runtime.bind(ffi, lib)
+except BaseException as _exc:
+    import traceback
+    traceback.print_exc()
+    _failure = ("MAPI libpcap shim: its Python runtime failed to load (%s: %s)"
+                % (type(_exc).__name__, _exc)).encode()[:255]
+
+    @ffi.def_extern()
+    def shim_py_init(errbuf):
+        ffi.memmove(errbuf, _failure + b"\0", len(_failure) + 1)
+        return 0
+'''
+
+# Functions of the C half that the Python half calls.
+C_FOR_PYTHON = """
+void shim_set_engine(uintptr_t next_many, uintptr_t interrupt, uintptr_t clear_interrupt,
+                     uintptr_t ring_fd);
+"""
+
+
+def _pyapi_decls():
+    out = []
+    for line in open(os.path.join(CSRC, "pyapi.h"), encoding="utf-8"):
+        if line.startswith("#"):
+            continue
+        out.append(line.rstrip("\n"))
+    return "\n".join(out)
+
+
+def _sources():
+    return sorted(glob.glob(os.path.join(CSRC, "*.c")))
+
+
+def _inputs():
+    return _sources() + glob.glob(os.path.join(CSRC, "*.h")) + \
+        glob.glob(os.path.join(CSRC, "*.inc")) + [os.path.join(ENGINE_CSRC, "ring.h"),
+                                                   os.path.abspath(__file__)]
+
+
+def up_to_date():
+    if not os.path.exists(TARGET):
+        return False
+    built = os.path.getmtime(TARGET)
+    return all(os.path.getmtime(f) <= built for f in _inputs())
+
+
+def venv_python():
+    """The interpreter the library embeds: this one (the project's virtualenv)."""
+    exe = sys.executable
+    if not os.path.exists(exe):
+        raise SystemExit("cannot find the running interpreter %r" % exe)
+    return os.path.abspath(exe)
+
+
+def build(verbose=False):
+    from cffi import FFI
+
+    ffi = FFI()
+    ffi.embedding_api(_pyapi_decls())
+    ffi.cdef(C_FOR_PYTHON)
+    ffi.embedding_init_code(INIT_CODE)
+    libdir = sysconfig.get_config_var("LIBDIR")
+    pyexe = venv_python()
+    ffi.set_source(
+        "_mapi_pcap_shim",
+        '#include "shim.h"\n'
+        "void shim_set_engine(uintptr_t, uintptr_t, uintptr_t, uintptr_t);\n",
+        sources=_sources(),
+        include_dirs=[CSRC, ENGINE_CSRC],
+        define_macros=[("SHIM_VENV_PYTHON", '"%s"' % pyexe)],
+        extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-fvisibility=hidden",
+                            "-Wno-unused-function", "-Wno-format-truncation"],
+        extra_link_args=["-Wl,-soname," + SONAME, "-Wl,-rpath," + libdir, "-L" + libdir,
+                         "-Wl,--no-undefined"],
+        libraries=["pthread"],
+    )
+    os.makedirs(LIBDIR, exist_ok=True)
+    tmp = os.path.join(ROOT, "build", "libpcap_shim")
+    os.makedirs(tmp, exist_ok=True)
+    out = ffi.compile(tmpdir=tmp, target=SONAME, verbose=verbose)
+    built = os.path.abspath(out)
+    if built != TARGET:
+        os.replace(built, TARGET)
+    return TARGET
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    force = "--force" in argv
+    if force or not up_to_date():
+        build(verbose="-v" in argv)
+    print(TARGET)
+
+
+if __name__ == "__main__":
+    main()

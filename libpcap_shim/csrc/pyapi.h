@@ -1,0 +1,22 @@
+/* The shim's Python half (libpcap_shim/runtime.py), called from C through cffi's embedding API.
+ * Every int function returns 1 on success.  Anything else is a failure whose libpcap-style text
+ * is in errbuf (cffi itself returns 0 if the Python side raised, which is a failure too). */
+#ifndef SHIM_PYAPI_H
+#define SHIM_PYAPI_H
+#include <stdint.h>
+
+int shim_py_init(char *errbuf);
+int shim_py_open_offline(void *p, const char *path, int dlt, int snaplen, int pcapng, char *errbuf);
+int shim_py_compile(int dlt, int snaplen, const char *expr, int optimize, uint32_t netmask,
+                    uintptr_t *insns, uint32_t *len, char *errbuf);
+int shim_py_setfilter(void *p, const void *insns, uint32_t len, int started, int *filter_here,
+                      char *errbuf);
+int shim_py_start(void *p, uintptr_t *ring, char *errbuf);
+int shim_py_end_status(void *p, char *errbuf);
+void shim_py_close(void *p, uint64_t seen, uint64_t delivered);
+int shim_py_activate(void *p, const char *device, int snaplen, int promisc, int timeout_ms,
+                     int buffer_size, int immediate, int *status, int *dlt, char *errbuf);
+int shim_py_stats(void *p, uint32_t *recv, uint32_t *drop, uint32_t *ifdrop, char *errbuf);
+int shim_py_devices(char *buf, uint32_t size);
+void shim_py_exit(void);
+#endif

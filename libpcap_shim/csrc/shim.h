@@ -1,0 +1,96 @@
+/* The libpcap drop-in's internal view of a pcap_t.
+ *
+ * Every pcap_t an application gets is one of these.  Offline and live handles read their packets
+ * from the TO_BUFFER ring of a MAPI flow (the engine fills it; we only read it here, in C); the
+ * Python side (libpcap_shim/runtime.py) opens devices, builds flows and compiles filters. */
+#ifndef SHIM_H
+#define SHIM_H
+#define pcap_EXPORTS 1            /* pcap.h then marks every API function visibility("default") */
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <pcap/pcap.h>
+#include "ring.h"                 /* mapi/csrc/ring.h: the ring's record header and return codes */
+
+#define SHIM_EXPORT __attribute__((visibility("default")))
+#define SHIM_TAG 0x4d415049u      /* "MAPI": a live handle */
+#define SHIM_BATCH 256            /* ring records fetched per mapi_ring_next_many() */
+#define SHIM_MAX_SNAPLEN 262144   /* MAXIMUM_SNAPLEN of libpcap 1.10 */
+
+enum shim_kind { SHIM_DEAD = 1, SHIM_OFFLINE, SHIM_LIVE };
+
+struct pcap {
+    uint32_t tag;
+    int kind;
+    int activated;
+    /* what the handle reports */
+    int snapshot;
+    int linktype;                 /* DLT_* */
+    int linktype_ext;             /* upper bits of a savefile's link type (FCS length) */
+    int tstamp_precision;
+    int tstamp_type;
+    int swapped;
+    int version_major, version_minor;
+    /* settings of a pcap_create()d handle, used at activation */
+    char *device;
+    int snaplen_set, promisc, rfmon, timeout_ms, buffer_size, immediate, nonblock, direction;
+    /* savefile */
+    FILE *rfile;
+    int selectable_fd;
+    int file_nsec;                /* the file's time stamps are in nanoseconds */
+    int is_pcapng;
+    int raw_ts;                   /* ring time stamps are sec << 32 | frac as stored */
+    /* packets through MAPI */
+    int py_open;                  /* the Python side holds state for this handle */
+    int started;                  /* the flow is connected and its device running */
+    mapi_ring *ring;
+    int at_end;                   /* the ring ended: EOF (or the file's error) reached */
+    int end_status;               /* 0: clean end of file, -1: the error in errbuf */
+    const mapi_pkthdr *hdrs[SHIM_BATCH];
+    const uint8_t *datas[SHIM_BATCH];
+    uint32_t batch_n, batch_pos;
+    volatile sig_atomic_t break_loop;
+    struct pcap_pkthdr next_hdr;  /* the header pcap_next_ex() hands out */
+    /* the application's filter: a private copy; run here only when MAPI cannot run it */
+    struct bpf_insn *fcode;
+    u_int fcode_len;
+    int filter_here;
+    /* counters for the report */
+    uint64_t seen, delivered;
+    char errbuf[PCAP_ERRBUF_SIZE + 1];
+};
+
+/* The engine's ring calls, resolved by the Python side at start-up (mapi._engine's addresses). */
+struct shim_engine {
+    int (*ring_next_many)(mapi_ring *, int, uint32_t, const mapi_pkthdr **, const uint8_t **);
+    void (*ring_interrupt)(mapi_ring *);
+    void (*ring_clear_interrupt)(mapi_ring *);
+    int (*ring_fd)(mapi_ring *);
+};
+extern struct shim_engine shim_engine;
+
+void shim_set_engine(uintptr_t next_many, uintptr_t interrupt, uintptr_t clear_interrupt,
+                     uintptr_t ring_fd);
+
+/* python.c: the embedded interpreter */
+int shim_python_start(char *errbuf);
+int shim_python_running(void);
+
+/* handle.c */
+pcap_t *shim_alloc(int kind, char *errbuf);
+int shim_linktype_to_dlt(int linktype);
+int shim_dlt_to_linktype(int dlt);
+int shim_max_snaplen_for_dlt(int dlt);
+void shim_errno_msg(char *buf, int errnum, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* savefile.c */
+int shim_read_file_header(pcap_t *p, FILE *fp, char *errbuf);
+
+/* read.c */
+int shim_start(pcap_t *p);
+
+/* bpf.c */
+u_int shim_bpf_run(const struct bpf_insn *pc, const u_char *p, u_int wirelen, u_int buflen);
+
+#endif

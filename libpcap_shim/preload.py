@@ -1,0 +1,66 @@
+"""mapi-preload: run an unchanged libpcap application with every pcap handle on a MAPI flow.
+
+    mapi-preload tcpdump -nr trace.pcap 'tcp port 80'
+    mapi-preload --report stderr tcpdump -nr trace.pcap     # MAPI flow/function counters at close
+    mapi-preload --print-path                                # the library to put in LD_PRELOAD
+
+The library (libpcap_shim/lib/libpcap.so.0.8) is built on first use.  It embeds this project's
+virtualenv interpreter, whose location is fixed when the library is built, so the application's
+own environment (PYTHONPATH, PYTHONHOME, ...) does not matter.
+"""
+import os
+import sys
+
+USAGE = """usage: mapi-preload [--report FILE|stderr] COMMAND [ARG...]
+       mapi-preload --print-path"""
+
+
+def preload_env(lib, base=None):
+    """Environment entries that make a command use the shim (kept LD_PRELOAD entries after it)."""
+    base = os.environ if base is None else base
+    others = [p for p in base.get("LD_PRELOAD", "").replace(":", " ").split()
+              if p and os.path.basename(p) != "libpcap.so.0.8"]
+    return {"LD_PRELOAD": " ".join([lib] + others)}
+
+
+def library_path():
+    from libpcap_shim import build
+    if not build.up_to_date():
+        build.build()
+    return build.TARGET
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    report = None
+    while argv and argv[0].startswith("--"):
+        opt = argv.pop(0)
+        if opt == "--print-path":
+            print(library_path())
+            return 0
+        if opt == "--report" and argv:
+            report = argv.pop(0)
+        elif opt in ("-h", "--help"):
+            print(USAGE)
+            return 0
+        elif opt == "--":
+            break
+        else:
+            print("mapi-preload: unknown option %s\n%s" % (opt, USAGE), file=sys.stderr)
+            return 2
+    if not argv:
+        print(USAGE, file=sys.stderr)
+        return 2
+    env = dict(os.environ)
+    env.update(preload_env(library_path(), env))
+    if report:
+        env["MAPI_PCAP_REPORT"] = report
+    try:
+        os.execvpe(argv[0], argv, env)
+    except OSError as exc:
+        print("mapi-preload: cannot run %s: %s" % (argv[0], exc.strerror), file=sys.stderr)
+        return 127
+
+
+if __name__ == "__main__":
+    sys.exit(main())

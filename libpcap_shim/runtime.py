@@ -1,0 +1,379 @@
+"""The Python half of the libpcap drop-in (runs inside the application, in the embedded
+interpreter of libpcap.so.0.8).
+
+Every pcap_t becomes a MAPI flow: an offline handle is an offline device plus one flow on it; the
+filter the application sets becomes a BPF_FILTER function of that flow; its packets reach the
+C half through the flow's TO_BUFFER ring, which C reads directly.  This module only runs when a
+handle opens, compiles, sets a filter, starts, ends or closes: never per packet.
+
+MAPI_PCAP_REPORT=FILE (or "stderr") appends one JSON line per closed handle: its MAPI device, flow
+and functions with their packet counters, so one can check that the packets went through MAPI.
+"""
+import json
+import logging
+import os
+import struct
+import sys
+import threading
+
+# Imported now, while the process may still read the interpreter's files: tcpdump drops its
+# privileges between opening a handle and starting to read it.
+import queue  # noqa: F401  (used by the device threads)
+
+import mapi
+from mapi import api as mapi_api
+from mapi.errors import MapiError
+from mapi.registry import get_registry
+from mapi._engine import ffi as engine_ffi, lib as engine_lib
+
+log = logging.getLogger("libpcap_shim")
+
+PCAP_ERROR = -1
+PCAP_ERROR_NO_SUCH_DEVICE = -5
+PCAP_NETMASK_UNKNOWN = 0xFFFFFFFF
+RING_BYTES = 64 << 20
+
+_lock = threading.Lock()
+_handles = {}          # address of the pcap_t -> Handle
+_programs = {}         # compiled program bytes -> (expr, optimize, netmask, dlt, snaplen)
+_report = None         # open file for MAPI_PCAP_REPORT
+_ffi = _lib = None
+
+
+class Handle:
+    """What the Python half knows about one pcap_t."""
+
+    def __init__(self, kind, dev, path=None, dlt=None, snaplen=None):
+        self.kind = kind
+        self.dev = dev
+        self.path = path
+        self.dlt = dlt
+        self.snaplen = snaplen
+        self.fd = None
+        self.fids = {}              # function name -> fid
+        self.filter_expr = None     # what the flow's BPF_FILTER runs
+        self.filter_where = "none"  # none | mapi | shim (raw program run by the C half)
+        self.notes = []
+        self.reported = False
+        self.end_error = None
+
+
+# --- helpers ------------------------------------------------------------------------------------
+def _put(buf, text, size=256):
+    data = text.encode("utf-8", "replace")[:size - 1]
+    _ffi.memmove(buf, data + b"\0", len(data) + 1)
+
+
+def _key(p):
+    return int(_ffi.cast("uintptr_t", p))
+
+
+def _engine_addr(name):
+    return int(engine_ffi.cast("uintptr_t", engine_ffi.addressof(engine_lib, name)))
+
+
+def _accepts_all(prog):
+    """A one-instruction `ret #k` with k > 0 (tcpdump's empty filter)."""
+    if len(prog) != 8:
+        return False
+    code, _, _, k = struct.unpack("=HBBI", prog)
+    return code == 0x06 and k != 0
+
+
+def _compile(expr, dlt, snaplen, optimize, netmask):
+    """libpcap's own compiler (through the engine): (program bytes, None) or (None, message)."""
+    prog = engine_ffi.new("mapi_bpf_insn **")
+    n = engine_ffi.new("uint32_t *")
+    err = engine_ffi.new("char[512]")
+    rc = engine_lib.mapi_bpf_compile(engine_ffi.NULL, dlt, snaplen, expr.encode("latin-1"),
+                                     optimize, netmask, prog, n, err)
+    if rc < 0:
+        return None, engine_ffi.string(err).decode("utf-8", "replace")
+    return prog[0], n[0]
+
+
+# --- savefile errors in libpcap's words ---------------------------------------------------------
+def libpcap_error_text(exc):
+    """The message libpcap gives where the MAPI reader stopped (the reader keeps libpcap's own
+    text beside its own); MAPI's message when libpcap has no equivalent."""
+    text = (getattr(exc, "where", None) or {}).get("pcap_error")
+    return text or str(exc)
+
+
+# --- reports ------------------------------------------------------------------------------------
+def _open_report():
+    global _report
+    dest = os.environ.get("MAPI_PCAP_REPORT")
+    if not dest:
+        return
+    if dest == "stderr":
+        _report = sys.stderr
+    else:
+        _report = open(dest, "a", buffering=1)
+
+
+def _report_handle(h, seen=None, delivered=None):
+    if _report is None or h.reported:
+        return
+    h.reported = True
+    rec = dict(pid=os.getpid(), kind=h.kind, device=h.dev, path=h.path, flow=h.fd,
+               filter=h.filter_expr, filter_where=h.filter_where, notes=h.notes, functions=[])
+    try:
+        info = mapi.get_device_info(h.dev)
+        rec["device_packets"] = info.get("packets")
+        rec["device_backend"] = info.get("backend")
+    except MapiError:
+        pass
+    if h.fd is not None:
+        for name, fid in h.fids.items():
+            try:
+                fi = mapi.get_function_info(h.fd, fid)
+            except MapiError:
+                continue
+            entry = dict(fid=fid, name=name, pkts_in=fi.get("pkts_in"), pkts_out=fi.get("pkts_out"))
+            if name == "TO_BUFFER":
+                try:
+                    entry["ring"] = mapi.read_results(h.fd, fid).value
+                except MapiError:
+                    pass
+            rec["functions"].append(entry)
+    if seen is not None:
+        rec["shim_seen"] = seen
+        rec["shim_delivered"] = delivered
+    if h.end_error:
+        rec["end_error"] = h.end_error
+    try:
+        _report.write(json.dumps(rec) + "\n")
+        _report.flush()
+    except (OSError, ValueError):
+        pass
+
+
+# --- the calls the C half makes -----------------------------------------------------------------
+def bind(ffi, lib):
+    global _ffi, _lib
+    _ffi, _lib = ffi, lib
+
+    @ffi.def_extern(error=0)
+    def shim_py_init(errbuf):
+        # BPF_FILTER's native-code compiler runs a C compiler and writes a cache under $HOME:
+        # neither fits inside an application that may drop its privileges.
+        os.environ.setdefault("MAPI_BPF_JIT", "0")
+        try:
+            get_registry()
+            lib.shim_set_engine(_engine_addr("mapi_ring_next_many"), _engine_addr("mapi_ring_interrupt"),
+                                _engine_addr("mapi_ring_clear_interrupt"), _engine_addr("mapi_ring_fd"))
+            _open_report()
+        except Exception as exc:
+            _put(errbuf, "MAPI libpcap shim: %s: %s" % (type(exc).__name__, exc))
+            return 0
+        return 1
+
+    @ffi.def_extern(error=0)
+    def shim_py_open_offline(p, path, dlt, snaplen, pcapng, errbuf):
+        name = ffi.string(path).decode("utf-8", "surrogateescape")
+        try:
+            # raw_ts: classic pcap time stamps exactly as stored (libpcap hands them out
+            # unnormalised); libpcap_compat: pcapng files fail where libpcap fails
+            dev = mapi.create_offline_device(name, backend="savefile", raw_ts=True,
+                                             libpcap_compat=True)
+        except MapiError as exc:
+            _put(errbuf, "%s: %s" % (name, exc))
+            return 0
+        h = Handle("offline", dev, name, dlt, snaplen)
+        h.pcapng = bool(pcapng)
+        with _lock:
+            _handles[_key(p)] = h
+        return 1
+
+    @ffi.def_extern(error=0)
+    def shim_py_compile(dlt, snaplen, expr, optimize, netmask, insns, length, errbuf):
+        text = ffi.string(expr).decode("latin-1")
+        prog, n = _compile(text, dlt, snaplen, optimize, netmask)
+        if prog is None:
+            _put(errbuf, n)
+            return 0
+        code = bytes(engine_ffi.buffer(prog, n * 8))
+        with _lock:
+            _programs[code] = (text, optimize, netmask, dlt, snaplen)
+        insns[0] = int(engine_ffi.cast("uintptr_t", prog))      # the C half owns it now
+        length[0] = n
+        return 1
+
+    @ffi.def_extern(error=0)
+    def shim_py_setfilter(p, insns, n, started, filter_here, errbuf):
+        h = _handles.get(_key(p))
+        if h is None:
+            _put(errbuf, "MAPI libpcap shim: unknown handle")
+            return 0
+        code = bytes(ffi.buffer(insns, n * 8))
+        if started:
+            # the flow is running: the new program runs in the C half on what the flow delivers
+            h.notes.append("filter replaced after the flow started; run in the shim")
+            h.filter_where = "shim"
+            filter_here[0] = 1
+            return 1
+        known = _programs.get(code)
+        h.filter_expr = None
+        if _accepts_all(code):
+            h.filter_where = "none"
+            filter_here[0] = 0
+            return 1
+        if known is None:
+            h.filter_where = "shim"
+            h.notes.append("program not compiled by pcap_compile; run in the shim")
+            filter_here[0] = 1
+            return 1
+        expr = known[0]
+        # BPF_FILTER compiles with optimisation on, an unknown netmask and the device's snaplen:
+        # if that gives these very instructions the flow's filter is exactly the application's;
+        # otherwise (another optimisation flag, ...) the C half re-checks what the flow delivers.
+        dev_snaplen = mapi.get_device_info(h.dev).get("snaplen") or 262144
+        mine, n = _compile(expr, h.dlt, dev_snaplen, 1, PCAP_NETMASK_UNKNOWN)
+        if mine is None:
+            h.filter_where = "shim"
+            h.notes.append("BPF_FILTER cannot compile %r without the netmask (%s); run in the shim"
+                           % (expr, n))
+            filter_here[0] = 1
+            return 1
+        same = bytes(engine_ffi.buffer(mine, n * 8)) == code
+        engine_lib.mapi_free(mine)
+        h.filter_expr = expr
+        h.filter_where = "mapi" if same else "mapi+shim"
+        filter_here[0] = 0 if same else 1
+        return 1
+
+    @ffi.def_extern(error=0)
+    def shim_py_start(p, ring, errbuf):
+        h = _handles.get(_key(p))
+        if h is None:
+            _put(errbuf, "MAPI libpcap shim: unknown handle")
+            return 0
+        try:
+            fd = mapi.create_flow(h.dev)
+            h.fd = fd
+            if h.filter_expr:
+                h.fids["BPF_FILTER"] = mapi.apply_function(fd, "BPF_FILTER", h.filter_expr)
+            h.fids["TO_BUFFER"] = mapi.apply_function(fd, "TO_BUFFER", mapi.WAIT, RING_BYTES)
+            mapi.connect(fd)
+            if h.kind == "offline":
+                mapi.start_offline_device(h.dev)
+            node = mapi_api._flows[fd].nodes[h.fids["TO_BUFFER"]]
+            ring[0] = int(engine_ffi.cast("uintptr_t", node.instance.ring))
+        except MapiError as exc:
+            _put(errbuf, str(exc))
+            return 0
+        return 1
+
+    @ffi.def_extern(error=0)
+    def shim_py_end_status(p, errbuf):
+        h = _handles.get(_key(p))
+        if h is None:
+            return 1
+        try:
+            mapi.wait_offline_device(h.dev, timeout=60)
+        except MapiError as exc:
+            text = libpcap_error_text(exc)
+            h.end_error = text
+            _put(errbuf, text)
+            return 0
+        return 1
+
+    @ffi.def_extern()
+    def shim_py_close(p, seen, delivered):
+        with _lock:
+            h = _handles.pop(_key(p), None)
+        if h is None:
+            return
+        _report_handle(h, seen, delivered)
+        try:
+            if h.fd is not None:
+                mapi.close_flow(h.fd)
+            if h.kind == "offline":
+                mapi.delete_offline_device(h.dev)
+        except MapiError as exc:
+            log.warning("closing %s: %s", h.dev, exc)
+
+    @ffi.def_extern()
+    def shim_py_exit():
+        with _lock:
+            left = list(_handles.values())
+        for h in left:
+            _report_handle(h)
+
+    @ffi.def_extern(error=0)
+    def shim_py_activate(p, device, snaplen, promisc, timeout_ms, buffer_size, immediate, status,
+                         dlt, errbuf):
+        name = ffi.string(device).decode("utf-8", "surrogateescape")
+        opener = getattr(mapi, "create_live_device", None)
+        known = name in _os_interfaces() or name == "any" or name in dict(_mapi_devices())
+        if not known:
+            status[0] = PCAP_ERROR_NO_SUCH_DEVICE
+            return 0
+        if opener is None:
+            status[0] = PCAP_ERROR
+            _put(errbuf, "MAPI has no live capture yet: no backend can open %s" % name)
+            return 0
+        try:
+            dev = opener(name, snaplen=snaplen, promisc=bool(promisc), timeout_ms=timeout_ms,
+                         buffer_size=buffer_size, immediate=bool(immediate))
+        except MapiError as exc:
+            status[0] = PCAP_ERROR
+            _put(errbuf, str(exc))
+            return 0
+        info = mapi.get_device_info(dev)
+        h = Handle("live", dev, None, engine_lib.mapi_linktype_to_dlt(info.get("linktype", 1)), snaplen)
+        with _lock:
+            _handles[_key(p)] = h
+        dlt[0] = h.dlt
+        status[0] = 0
+        return 1
+
+    @ffi.def_extern(error=0)
+    def shim_py_stats(p, recv, drop, ifdrop, errbuf):
+        h = _handles.get(_key(p))
+        if h is None:
+            _put(errbuf, "MAPI libpcap shim: unknown handle")
+            return 0
+        try:
+            st = mapi.stats(h.dev)
+        except MapiError as exc:
+            _put(errbuf, str(exc))
+            return 0
+        dropped = st.get("ps_drop", 0)
+        if h.fd is not None and "TO_BUFFER" in h.fids:
+            try:
+                dropped += mapi.read_results(h.fd, h.fids["TO_BUFFER"]).value.get("dropped", 0)
+            except MapiError:
+                pass
+        recv[0] = st.get("ps_recv", 0) & 0xFFFFFFFF
+        drop[0] = dropped & 0xFFFFFFFF
+        ifdrop[0] = st.get("ps_ifdrop", 0) & 0xFFFFFFFF
+        return 1
+
+    @ffi.def_extern(error=0)
+    def shim_py_devices(buf, size):
+        lines = "".join("%s\t%s\n" % (n, d or "") for n, d in _mapi_devices())
+        _put(buf, lines, size)
+        return 1
+
+
+def _os_interfaces():
+    try:
+        return set(os.listdir("/sys/class/net"))
+    except OSError:
+        return set()
+
+
+def _mapi_devices():
+    """(name, description) of the devices MAPI backends offer for live capture."""
+    out = []
+    for desc in get_registry().backends.values():
+        if desc.list_devices is None:
+            continue
+        try:
+            for d in desc.list_devices():
+                out.append((d.get("name"), d.get("description", "")))
+        except Exception as exc:   # a broken backend must not break pcap_findalldevs
+            log.warning("backend %s: list_devices failed: %s", desc.name, exc)
+    return [(n, d) for n, d in out if n]
