@@ -7,7 +7,6 @@ through the card's units in one C call (process()), and the batch handed to the 
 only the packets that cross the emulated bus (seq = their device-wide index, tags = the hardware
 nodes they passed).  The packets themselves never move.
 """
-import logging
 import threading
 
 from mapi import bpf_analysis
@@ -17,8 +16,6 @@ from mapi.descriptor import PacketSource
 from mapi.errors import MapiError, EFORMAT, ENOTSUP
 from mapi.hardware import (FILTER, STATISTIC, HardwareDevice, HardwareError, HardwareUnit,
                            MAX_HW_NODES, Offer)
-
-log = logging.getLogger("mapi.card")
 
 LINKTYPE_ETHERNET = 1
 REC_ABS = lib.CARD_HDR_ABS          # header bytes [0, 72) of the frame
