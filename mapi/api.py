@@ -289,7 +289,14 @@ def connect(fd):
         anchor = None
         if desc.anchor:
             ref = args[[a.name for a in desc.args].index(desc.anchor)]
-            anchor = _anchor_node(desc, ref, dev)
+            if ref[0] == fd:
+                if not any(f == ref[1] for f, _, _ in flow.functions[:fid - 1]):
+                    raise MapiError(EBADARG, "%s (function %d) refers to function %d of its own "
+                                    "flow, which does not come before it" % (desc.name, fid, ref[1]),
+                                    argument=desc.anchor)
+                anchor = ("own", ref[1])        # resolved by the graph as the chain is built
+            else:
+                anchor = _anchor_node(desc, ref, dev)
         chain.append((fid, desc, args, (lambda d=desc, c=ctx, a=args: d.create(c, a)), anchor))
     from .organizer import order_chain
     chain = order_chain(chain, dev.graph)

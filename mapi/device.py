@@ -46,9 +46,12 @@ class Device:
         self.linktype = source.linktype
         self.snaplen = source.snaplen
         self.packets = 0
-        self.bytes = 0
+        self.bytes = 0                 # wire bytes
+        self.captured_bytes = 0
         self.batches = 0
+        self.first_ts = None
         self.last_ts = 0
+        self._sums = ffi.new("uint64_t[2]")
         self._seen_linktype = {}       # id(instance) -> link type it was told about
         self._tick_next = {}           # id(instance) -> next tick time (ns)
         self._stop = False
@@ -199,7 +202,13 @@ class Device:
         self.packets += n
         self.batches += 1
         if n:
-            self.last_ts = batch.c.ts[n - 1]
+            raw = batch.c
+            lib.mapi_batch_sums(raw, self._sums, self._sums + 1)
+            self.bytes += self._sums[0]
+            self.captured_bytes += self._sums[1]
+            if self.first_ts is None:
+                self.first_ts = raw.ts[0]
+            self.last_ts = raw.ts[n - 1]
 
     def _run(self, plan, c):
         if lib.mapi_plan_begin(plan.c, c) < 0:
@@ -269,7 +278,8 @@ class Device:
     def info(self):
         d = dict(name=self.name, backend=self.backend, state=self.state, offline=self.offline,
                  linktype=self.linktype, snaplen=self.snaplen, packets=self.packets,
-                 batches=self.batches, flows=sorted(self.flows),
+                 bytes=self.bytes, captured_bytes=self.captured_bytes, first_ts=self.first_ts,
+                 last_ts=self.last_ts or None, batches=self.batches, flows=sorted(self.flows),
                  errors=[str(e) for e in self.errors])
         d.update(self.source.info())
         if self.hardware is not None:

@@ -177,6 +177,8 @@ class Graph:
             sharing = True
             for fid, desc, args, make_instance, anchor in chain:
                 key = node_key(desc, args)
+                if isinstance(anchor, tuple):          # ("own", fid): earlier in this chain
+                    anchor = out[anchor[1]]
                 if anchor is not None:
                     node = Node(key, desc, args, make_instance(), anchor)
                     anchor.children.append(node)

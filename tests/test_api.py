@@ -139,3 +139,43 @@ def test_results_stay_readable_after_a_truncated_file(tmp_path):
     e = error(mapi.wait_offline_device, dev, timeout=30)
     assert e.code in (1011, 1012) and "cut.pcap" in str(e) and "offset" in str(e)
     assert mapi.read_results(fd, cnt).value == want > 0
+
+
+def test_threshold_event_and_device_byte_counts():
+    """THRESHOLD's event carries the crossing packet's time; the device counts wire and
+    captured bytes."""
+    import subprocess
+    dev = mapi.create_offline_device(TRACE)
+    fd = mapi.create_flow(dev)
+    mapi.apply_function(fd, "BPF_FILTER", "tcp")
+    c = mapi.apply_function(fd, "PKT_COUNTER")
+    mapi.connect(fd)
+    wd = mapi.create_flow(dev)
+    th = mapi.apply_function(wd, "THRESHOLD", mapi.GREATER, (fd, c), 100)
+    mapi.connect(wd)
+    mapi.start_offline_device(dev)
+    mapi.wait_offline_device(dev)
+    ev = mapi.get_next_event(wd, th, timeout=5)
+    tcp = tcpdump_records(TRACE, "tcp")[0]
+    assert ev is not None and ev.ts == round(tcp[100][0] * 1e6) * 1000
+    info = mapi.get_device_info(dev)
+    out = subprocess.run(["capinfos", "-M", "-d", "-c", TRACE], capture_output=True, text=True).stdout
+    data_size = int([l for l in out.splitlines() if "Data size" in l][0].split(":")[1].split()[0])
+    assert info["captured_bytes"] == data_size
+    assert info["first_ts"] == round(tcpdump_records(TRACE)[0][0][0] * 1e6) * 1000
+
+
+def test_nowait_buffer_never_holds_up_an_offline_replay(tmp_path):
+    from tools.gentrace import write_trace
+    trace = str(tmp_path / "t.pcap")
+    write_trace(trace, 20000, seed=4)
+    dev = mapi.create_offline_device(trace)
+    fd = mapi.create_flow(dev)
+    buf = mapi.apply_function(fd, "TO_BUFFER", mapi.NOWAIT, 1 << 20)
+    cnt = mapi.apply_function(fd, "PKT_COUNTER")
+    mapi.connect(fd)
+    mapi.start_offline_device(dev)
+    mapi.wait_offline_device(dev, timeout=30)                 # nobody reads: no stall
+    r = mapi.read_results(fd, buf).value
+    assert mapi.read_results(fd, cnt).value == 20000
+    assert r["written"] + r["dropped"] == 20000 and r["dropped"] > 0

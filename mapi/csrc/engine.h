@@ -81,6 +81,9 @@ uint32_t mapi_tag_kernel(void *state, const mapi_batch *b, const uint32_t *sel, 
 uint32_t mapi_pass_kernel(void *state, const mapi_batch *b, const uint32_t *sel, uint32_t nsel,
                           uint32_t *out);
 
+/* Sums of wire and captured lengths of a batch (device statistics). */
+void mapi_batch_sums(const mapi_batch *b, uint64_t *wire, uint64_t *captured);
+
 /* Free memory the engine allocated for Python (compiled programs, ...). */
 void mapi_free(void *p);
 

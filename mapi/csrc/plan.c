@@ -130,3 +130,11 @@ uint32_t mapi_pass_kernel(void *state, const mapi_batch *b, const uint32_t *sel,
     (void)state; (void)b; (void)sel; (void)out;
     return nsel;
 }
+
+void mapi_batch_sums(const mapi_batch *b, uint64_t *wire, uint64_t *captured)
+{
+    uint64_t w = 0, c = 0;
+    for (uint32_t i = 0; i < b->n; i++) { w += b->wirelen[i]; c += b->caplen[i]; }
+    *wire = w;
+    *captured = c;
+}

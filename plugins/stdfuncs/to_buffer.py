@@ -1,9 +1,9 @@
 """TO_BUFFER(mode=WAIT, size=32 MiB): keep the packets that reach it for get_next_pkt()/loop().
 
 WAIT: get_next_pkt blocks until a packet comes (None at the end of the stream); NOWAIT: it
-returns None at once when none is buffered.  On an offline device the buffer is lossless (replay
-waits for the reader); on a live device a full buffer drops and counts, so a slow reader loses
-only its own packets."""
+returns None at once when none is buffered.  A WAIT buffer on an offline device is lossless (the
+replay waits for the reader); otherwise a full buffer drops and counts (result "dropped"), so a
+slow reader loses only its own packets and never holds anyone up."""
 from mapi._engine import ffi, lib
 from mapi.api import Packet
 from mapi.constants import WAIT, NOWAIT
@@ -16,7 +16,8 @@ class ToBuffer(FunctionInstance):
 
     def __init__(self, ctx, mode, size):
         self.mode = mode
-        self.ring = lib.mapi_ring_new(size, 1 if ctx.device.offline else 0)
+        lossless = ctx.device.offline and mode == WAIT
+        self.ring = lib.mapi_ring_new(size, 1 if lossless else 0)
         if self.ring == ffi.NULL:
             raise MemoryError("TO_BUFFER: cannot allocate %d bytes" % size)
         self.state = self.ring
