@@ -79,7 +79,7 @@ class Device:
         nodes = self.graph.nodes()
         before = {}
         for n in nodes:
-            if n.hw_id is not None and not n.desc.filters:
+            if n.hw_id is not None and n.desc.result != "none":
                 try:
                     before[n.serial] = self.hardware.hw_result(n.hw_id)[0]
                 except Exception:
@@ -95,9 +95,13 @@ class Device:
 
     def result(self, node):
         """(value, ts) of a node wherever it runs."""
-        if node.hw_id is not None and not node.desc.filters:
-            value, ts = self.hardware.hw_result(node.hw_id)
-        else:
+        value = ts = None
+        if node.hw_id is not None and node.desc.result != "none":
+            try:
+                value, ts = self.hardware.hw_result(node.hw_id)
+            except KeyError:              # superset filters keep their result in software
+                value = None
+        if value is None:
             value, ts = node.instance.result()
         if node.carry is not None:
             value = _add_values(node.carry, value)
