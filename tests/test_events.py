@@ -3,6 +3,7 @@ ones computed by hand from tcpdump's record list - and the queue is bounded with
 what it dropped."""
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -57,9 +58,13 @@ def test_callback_blocking_and_async_deliver_the_same_events():
     seen, threads = [[] for _ in SPECS], set()
     dev = mapi.create_offline_device(str(HTTP))
     fd, ids = threshold_flows(dev, SPECS)
+    def keeper(out):
+        def keep(ev):
+            out.append(ev)
+            threads.add(threading.current_thread().name)
+        return keep
     for out, fid in zip(seen, ids):
-        mapi.set_event_callback(fd, fid, lambda ev, out=out: (out.append(ev),
-                                                             threads.add(threading.current_thread().name)))
+        mapi.set_event_callback(fd, fid, keeper(out))
     mapi.start_offline_device(dev)
     mapi.wait_offline_device(dev, timeout=60)
     by_callback = [as_tuples(s) for s in seen]
@@ -172,6 +177,12 @@ def test_timeouts_end_of_stream_and_closing_wake_readers():
     result = []
     t = threading.Thread(target=lambda: result.append(mapi.get_next_event(fd, ids[0])))
     t.start()
+    queue = mapi.events._queue_of(fd, ids[0])
+    for _ in range(60000):                   # until the reader waits (CPython's Condition keeps
+        if queue._cv._waiters:               # its waiters in _waiters)
+            break
+        time.sleep(0.001)
+    assert queue._cv._waiters
     mapi.close_flow(fd)                                              # wakes the blocked reader
     t.join(60)
     assert not t.is_alive() and result == [None]

@@ -264,7 +264,8 @@ def test_dist_per_packet_of_cumulative_count():
     ("PcapPlusPlus__example.pcap", S // 4, 0, 500, 25),
     ("PcapPlusPlus__tls2.pcap", S, 0, 100, 10),
 ])
-def test_dist_per_interval_is_the_histogram_of_counts_per_interval(name, interval_ns, lo, hi, width):
+def test_dist_per_interval_is_the_histogram_of_counts_per_interval(name, interval_ns, lo, hi,
+                                                                  width):
     path = PCAP / name
     counts = per_interval(path, interval_ns)[0][:-1]      # the complete intervals
 
@@ -443,7 +444,7 @@ def test_watching_functions_of_the_same_flow_or_of_an_unconnected_flow(dev_with_
     with pytest.raises(mapi.MapiError) as e:
         mapi.apply_function(fd, "STATS", (fd, own), "1s")
     assert e.value.code == 1005 and "second flow" in str(e.value)
-    mapi.apply_function(fd, "BUCKET", (fd, own), "1s")      # BUCKET reads results: same flow is fine
+    mapi.apply_function(fd, "BUCKET", (fd, own), "1s")      # reads results: the same flow is fine
     mapi.connect(fd)
     later = mapi.create_flow(dev)
     lcnt = mapi.apply_function(later, "PKT_COUNTER")

@@ -9,8 +9,7 @@ import pytest
 
 import mapi
 from conftest import CORPUS
-from test_fn_bucket_dist_stats_binop import (S, counter_flow, packet_intervals, replay,
-                                             selected, tcpdump_index)
+from test_fn_bucket_dist_stats_binop import S, counter_flow, packet_intervals, replay, selected
 
 PCAP = CORPUS / "pcap"
 

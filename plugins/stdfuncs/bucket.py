@@ -82,9 +82,9 @@ def check_ref(fname, ctx, ref, argname="ref", numeric=False, anchored=False):
     from mapi.api import get_flow_info
     where = get_flow_info(fd)["device"]
     if where != ctx.device.name:
-        raise MapiError(EBADARG, "%s: argument %r = (%d, %d) is on device %s, but flow %d is on %s; "
-                        "both flows must watch the same device" % (fname, argname, fd, fid, where,
-                                                                   ctx.fd, ctx.device.name),
+        raise MapiError(EBADARG, "%s: argument %r = (%d, %d) is on device %s, but flow %d is on "
+                        "%s; both flows must watch the same device"
+                        % (fname, argname, fd, fid, where, ctx.fd, ctx.device.name),
                         argument=argname)
     if anchored and fd == ctx.fd:
         raise MapiError(EBADARG, "%s: argument %r = (%d, %d) is in this same flow; %s hangs right "
@@ -93,7 +93,8 @@ def check_ref(fname, ctx, ref, argname="ref", numeric=False, anchored=False):
     if numeric and desc.result not in NUMERIC_RESULTS:
         raise MapiError(EBADARG, "%s: argument %r = (%d, %d) is %s, whose result is %s; %s needs a "
                         "numeric result (u64 or float), e.g. PKT_COUNTER or BYTE_COUNTER"
-                        % (fname, argname, fd, fid, desc.name, desc.result, fname), argument=argname)
+                        % (fname, argname, fd, fid, desc.name, desc.result, fname),
+                        argument=argname)
     return desc
 
 

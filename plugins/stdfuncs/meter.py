@@ -41,7 +41,7 @@ class Meter(FunctionInstance):
         self.counter = ffi.new("mapi_counter *")
         self.state = self.counter
         self.tick_ns = interval_ns
-        self.per_second = per_unit * 10 ** 9      # rate = counted * per_second / interval (exact ints)
+        self.per_second = per_unit * 10 ** 9  # rate = counted * per_second / interval_ns, ints
         self.intervals = Intervals(ctx.device, interval_ns)
         self.history = deque(maxlen=size)
         self.lost = 0

@@ -245,7 +245,8 @@ def check(ctx, args):
 
 DESCRIPTOR = FunctionDescriptor(
     name="THRESHOLD",
-    args=(Arg("kind", "c", choices=(GREATER, LESS, EQUAL), doc="mapi.GREATER, mapi.LESS, mapi.EQUAL"),
+    args=(Arg("kind", "c", choices=(GREATER, LESS, EQUAL),
+              doc="mapi.GREATER, mapi.LESS, mapi.EQUAL"),
           Arg("ref", "F", doc="(fd, fid) of the function to watch"),
           Arg("value", "n", doc="the threshold"),
           Arg("interval", "c", 0, doc="0: the value itself; else judge each interval's change"),
