@@ -490,7 +490,7 @@ def test_erf_bad_records(tmp_path, data, code, where):
 
 
 # --- compressed input, region boundaries, bounded memory --------------------------------------
-FORMAT_FILES = ["pcap/PcapPlusPlus__example.pcap", "pcap/libtrace__100_packets.pcapng",
+FORMAT_FILES = ["pcap/PcapPlusPlus__4KHttpRequests.pcap", "pcap/libtrace__100_packets.pcapng",
                 "erf/libtrace__100_packets.erf", "pcap/libtrace__complex.pcapng"]
 
 
