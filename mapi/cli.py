@@ -240,7 +240,8 @@ class Job:
     """Flow specs over one offline file: parse and check (constructor), then open() makes the
     device, flows and functions; run() replays; results() reads everything back."""
 
-    def __init__(self, path, specs, fmt=None):
+    def __init__(self, path, specs, fmt=None, backend=None):
+        self.backend = backend
         if not specs:
             raise SpecError(None, None, "no flow given: add at least one, e.g. 'PKT_COUNTER'")
         self.path, self.fmt = path, fmt
@@ -337,7 +338,7 @@ class Job:
 
     def open(self):
         """Create the device, the flows and their functions, and connect them."""
-        self.dev = mapi.create_offline_device(self.path, self.fmt)
+        self.dev = mapi.create_offline_device(self.path, self.fmt, backend=self.backend)
         for fi in self.order:
             fd = mapi.create_flow(self.dev)
             self.fds[fi] = fd
@@ -560,7 +561,7 @@ def print_table(report, out):
 
 # --- subcommands -------------------------------------------------------------------------------
 def cmd_run(args):
-    job = Job(args.read, args.flows, fmt=args.format)
+    job = Job(args.read, args.flows, fmt=args.format, backend=args.backend)
     try:
         job.open()
         job.run(progress=args.progress)
@@ -593,7 +594,47 @@ def add_run(sub):
     p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
                    help="progress bar on stderr: auto = on a terminal, for runs longer than "
                    "half a second (default)")
+    p.add_argument("--backend", metavar="NAME",
+                   help="replay through this backend, e.g. combo6 or dag (emulated cards); "
+                   "default: detected from the file")
     p.set_defaults(handler=cmd_run)
+
+
+def cmd_explain(args):
+    job = Job(args.read, args.flows, fmt=args.format, backend=args.backend)
+    try:
+        job.open()
+        if not args.no_run:
+            job.run(progress=args.progress)
+        if args.json:
+            json.dump(mapi.explain_data(job.dev), sys.stdout, indent=2, default=jsonable)
+            sys.stdout.write("\n")
+        else:
+            print(mapi.explain(job.dev))
+        sys.stdout.flush()
+        if job.error is not None:
+            _error(job.error)
+            return EXIT_REPLAY_ERROR
+        return EXIT_OK
+    finally:
+        job.close()
+
+
+def add_explain(sub):
+    p = sub.add_parser("explain", help="show the global graph the organizer and mapper built",
+                       description="Set up the flows like 'mapi run', replay the file, and print "
+                       "the device's global monitoring graph: shared nodes and their owners, "
+                       "where each node runs (hardware unit or software), cost class and "
+                       "packets in and out.", epilog=FLOW_SYNTAX,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-r", "--read", required=True, metavar="FILE", help="trace file")
+    p.add_argument("flows", nargs="*", metavar="FLOW", help="one flow per argument")
+    p.add_argument("--format", choices=(mapi.MFF_PCAP, mapi.MFF_PCAPNG, mapi.MFF_DAG_ERF))
+    p.add_argument("--backend", metavar="NAME", help="e.g. combo6 or dag")
+    p.add_argument("--no-run", action="store_true", help="show the graph before any packet")
+    p.add_argument("--json", action="store_true", help="the graph as JSON")
+    p.add_argument("--progress", choices=("auto", "always", "never"), default="auto")
+    p.set_defaults(handler=cmd_explain)
 
 
 _pcap = None
@@ -829,7 +870,7 @@ def add_functions(sub):
 
 
 # Each entry adds one subcommand; a new one (e.g. `explain`) is one function and one line here.
-COMMANDS = [add_run, add_info, add_devices, add_functions]
+COMMANDS = [add_run, add_explain, add_info, add_devices, add_functions]
 
 
 def build_parser():

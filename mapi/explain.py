@@ -6,6 +6,12 @@ from .api import _device
 def explain_data(dev):
     """The graph as plain data: a list of node dicts in plan order (depth-first)."""
     d = _device(dev)
+    hw_nodes = {}
+    if d.hardware is not None:
+        try:
+            hw_nodes = {n["hw_id"]: n for n in d.hardware.hw_info().get("nodes", [])}
+        except Exception:
+            hw_nodes = {}
     with d.plan_lock:
         plan = d.plan
         out = []
@@ -13,7 +19,14 @@ def explain_data(dev):
         def walk(node, depth):
             for child in node.children:
                 pin, pout = plan.hits(child) if plan else (child.hits_in, child.hits_out)
-                out.append(dict(
+                refined = None
+                hw = hw_nodes.get(child.hw_id) if child.hw_id is not None else None
+                if hw is not None:
+                    # the card's own counters: software only sees what crossed the bus
+                    if not child.hw_exact:
+                        refined = pout
+                    pin, pout = hw.get("pkts_in", pin), hw.get("pkts_out", pout)
+                out.append(dict(refined=refined,
                     depth=depth, function=child.desc.name, args=list(child.args),
                     owners=sorted(child.owners), shared=child.shared(),
                     placement=child.placement,
@@ -42,9 +55,10 @@ def explain(dev):
         lines.append("  hardware units: " + ", ".join(
             "%s[%s]" % (u["name"], ", ".join("%s %s" % (k, v) for k, v in u["limits"].items()))
             for u in info["units"]))
-    if "hardware" in info and info["hardware"]:
-        lines.append("  hardware: " + ", ".join("%s=%s" % kv for kv in sorted(info["hardware"].items())
-                                                 if not isinstance(kv[1], (dict, list))))
+    bus = (info.get("hardware") or {}).get("bus")
+    if bus:
+        lines.append("  bus: %d packets, %d bytes crossed to the host (%.2f%% of packets)"
+                     % (bus.get("packets", 0), bus.get("bytes", 0), 100.0 * bus.get("share_of_packets", 0)))
     lines.append("  raw packet stream")
     for n in info["nodes"]:
         args = ", ".join(repr(a) for a in n["args"])
@@ -56,6 +70,8 @@ def explain(dev):
         sel = ""
         if n["filters"] and n["pkts_in"]:
             sel = " (%.1f%%)" % (100.0 * n["pkts_out"] / n["pkts_in"])
+        if n["refined"] is not None:
+            sel += ", %d after software refinement" % n["refined"]
         lines.append("  %s└─ %s  [flows %s%s] on %s, cost %s, in %d out %d%s%s" % (
             "   " * n["depth"], call, owners, ", shared" if n["shared"] else "", where,
             n["cost"], n["pkts_in"], n["pkts_out"], sel,
