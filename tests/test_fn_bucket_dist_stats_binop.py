@@ -437,15 +437,37 @@ def test_dist_and_stats_argument_errors(dev_with_counter):
     mapi.apply_function(fd, "STATS", (fr, rate), "1s")
 
 
-def test_watching_functions_of_the_same_flow_or_of_an_unconnected_flow(dev_with_counter):
+def test_watching_functions_of_the_same_flow_as_mapi_did():
+    # MAPI's usual form: the counter and STATS/DIST/BUCKET in one flow, a filter after them
+    path = PCAP / "PcapPlusPlus__tls2.pcap"
+    t0_sums, n, t0 = interval_sums(path, S, "tcp")
+    sizes = [w for _, _, w in selected(path, "tcp")]
+
+    def setup(dev):
+        fd = mapi.create_flow(dev)
+        mapi.apply_function(fd, "BPF_FILTER", "tcp")
+        cnt = mapi.apply_function(fd, "PKT_COUNTER")
+        byt = mapi.apply_function(fd, "BYTE_COUNTER")
+        ids = [mapi.apply_function(fd, "STATS", (fd, byt), 0, True),
+               mapi.apply_function(fd, "DIST", (fd, byt), 0, 1600, 100, 0, True),
+               mapi.apply_function(fd, "BUCKET", (fd, cnt), "1s", True)]
+        mapi.apply_function(fd, "BPF_FILTER", "port 1")       # the flow goes on, nearly empty
+        mapi.apply_function(fd, "PKT_COUNTER")
+        mapi.connect(fd)
+        return fd, ids
+    dev, (fd, (st, di, bu)) = replay(path, setup)
+    assert tuple(mapi.read_results(fd, st).value) == moments(sizes)
+    assert mapi.read_results(fd, di).value.bins == histogram(sizes, 0, 1600, 100)[0]
+    assert [v for _, v in mapi.read_results(fd, bu).value] == [t0_sums.get(k, 0) for k in range(n)]
+    mapi.delete_offline_device(dev)
+
+
+def test_watching_a_function_applied_later_or_of_an_unconnected_flow(dev_with_counter):
     dev, fa, cnt, _ = dev_with_counter
     fd = mapi.create_flow(dev)
-    own = mapi.apply_function(fd, "PKT_COUNTER")
-    with pytest.raises(mapi.MapiError) as e:
-        mapi.apply_function(fd, "STATS", (fd, own), "1s")
-    assert e.value.code == 1005 and "second flow" in str(e.value)
-    mapi.apply_function(fd, "BUCKET", (fd, own), "1s")      # reads results: the same flow is fine
-    mapi.connect(fd)
+    with pytest.raises(mapi.MapiError) as e:          # fid 1 of this flow does not exist yet
+        mapi.apply_function(fd, "STATS", (fd, 1), "1s")
+    assert e.value.code == 1002 and e.value.where["argument"] == "ref"
     later = mapi.create_flow(dev)
     lcnt = mapi.apply_function(later, "PKT_COUNTER")
     fs = mapi.create_flow(dev)

@@ -71,7 +71,7 @@ def parse_interval(fname, argname, value, allow_zero=False):
     return ns
 
 
-def check_ref(fname, ctx, ref, argname="ref", numeric=False, anchored=False):
+def check_ref(fname, ctx, ref, argname="ref", numeric=False):
     """Apply-time check of an (fd, fid) reference; returns the referenced descriptor."""
     fd, fid = ref
     try:
@@ -86,10 +86,6 @@ def check_ref(fname, ctx, ref, argname="ref", numeric=False, anchored=False):
                         "%s; both flows must watch the same device"
                         % (fname, argname, fd, fid, where, ctx.fd, ctx.device.name),
                         argument=argname)
-    if anchored and fd == ctx.fd:
-        raise MapiError(EBADARG, "%s: argument %r = (%d, %d) is in this same flow; %s hangs right "
-                        "after the function it watches, so apply it in a second flow (connect "
-                        "flow %d first)" % (fname, argname, fd, fid, fname, fd), argument=argname)
     if numeric and desc.result not in NUMERIC_RESULTS:
         raise MapiError(EBADARG, "%s: argument %r = (%d, %d) is %s, whose result is %s; %s needs a "
                         "numeric result (u64 or float), e.g. PKT_COUNTER or BYTE_COUNTER"

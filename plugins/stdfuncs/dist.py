@@ -1,7 +1,8 @@
 """DIST(ref, min, max, width, interval=0, reset=False): histogram of another function's result.
 
-ref       (fd, fid) of a function with a numeric result in another flow of the same device,
-          connected before this one (DIST hangs right after it and sees exactly its packets).
+ref       (fd, fid) of a function with a numeric result on the same device, applied earlier
+          in this flow or in another flow connected before this one (DIST hangs right after
+          it and sees exactly its packets).
 min, max  the histogram covers [min, max); samples below min and at or above max are counted
           apart (under, over).
 width     bin width (MAPI's "interval"): bin k holds [min + k*width, min + (k+1)*width); the
@@ -129,7 +130,7 @@ def create(ctx, args):
 
 def check(ctx, args):
     ref, lo, hi, width, interval, reset = args
-    desc = check_ref("DIST", ctx, ref, numeric=True, anchored=True)
+    desc = check_ref("DIST", ctx, ref, numeric=True)
     interval = parse_interval("DIST", "interval", interval, allow_zero=True)
     if not hi > lo:
         raise MapiError(EBADARG, "DIST: argument 'max' = %r must be greater than min = %r"

@@ -1,8 +1,9 @@
 """STATS(ref, interval=0, reset=False): count, sum, sum of squares, min and max of another
 function's result, sampled either per packet or per interval.
 
-ref       (fd, fid) of a function with a numeric result in another flow of the same device,
-          connected before this one (STATS hangs right after it and sees exactly its packets).
+ref       (fd, fid) of a function with a numeric result on the same device, applied earlier
+          in this flow or in another flow connected before this one (STATS hangs right after
+          it and sees exactly its packets).
 interval  0: one sample per packet that reaches the referenced function; only for PKT_COUNTER
           and BYTE_COUNTER, followed in C.  With reset, STATS of a BYTE_COUNTER is the
           statistics of the packets' wire lengths.
@@ -131,7 +132,7 @@ def create(ctx, args):
 
 def check(ctx, args):
     ref, interval, reset = args
-    desc = check_ref("STATS", ctx, ref, numeric=True, anchored=True)
+    desc = check_ref("STATS", ctx, ref, numeric=True)
     interval = parse_interval("STATS", "interval", interval, allow_zero=True)
     if interval == 0 and desc.name not in COUNTER_STEPS:
         raise MapiError(EBADARG, "STATS: per-packet sampling (interval 0) needs a PKT_COUNTER or "

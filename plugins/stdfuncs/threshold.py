@@ -3,8 +3,9 @@ function's result crosses a value (read them with mapi.set_event_callback, mapi.
 or ``async for ev in mapi.events(fd, fid)``; see mapi.events).
 
 kind      mapi.GREATER (result > value), mapi.LESS (result < value) or mapi.EQUAL (== value).
-ref       (fd, fid) of a function with a numeric result in another flow of the same device,
-          connected before this one: THRESHOLD hangs right after it and sees its packets.
+ref       (fd, fid) of a function with a numeric result on the same device: applied earlier
+          in this flow, or in another flow connected before this one.  THRESHOLD hangs right
+          after it and sees exactly its packets.
 value     the threshold (a number).
 interval  0: level mode - an event each time the condition turns true (it was false before:
           a crossing, not a level).  > 0 (ns, or "1s", "100ms"...): delta mode (MAPI's
@@ -221,7 +222,7 @@ class Threshold(FunctionInstance):
 
 def check(ctx, args):
     kind, ref, value, interval, count = args
-    desc = check_ref("THRESHOLD", ctx, ref, numeric=True, anchored=True)
+    desc = check_ref("THRESHOLD", ctx, ref, numeric=True)
     interval = parse_interval("THRESHOLD", "interval", interval, allow_zero=True)
     if count < 0:
         raise MapiError(EBADARG, "THRESHOLD: argument 'count' = %d must be 0 (no limit) or more"
