@@ -13,7 +13,7 @@ Rules (after MAPI 2.0's placement, Gigascope's low/high split and Retina's super
 import logging
 
 from .hardware import (MAX_HW_NODES, FILTER, Assignment, HardwareConfig, HardwareDevice,
-                       HardwareError)
+                       HardwareError, Offer)
 
 log = logging.getLogger("mapi.mapper")
 
@@ -34,7 +34,7 @@ def place(graph, source, generation=0, sticky=()):
     if hw is None:
         return None
     try:
-        units = list(hw.units())
+        units = [u for u in hw.units() if _sane_unit(u, source)]
     except Exception as exc:
         log.error("device %s: units() failed (%s); everything runs in software", source.name, exc)
         return None
@@ -91,6 +91,10 @@ def _decide(graph, nodes, units, source, refused):
                 if not n.hw_note:
                     n.hw_note = "%s cannot run %s(%s)" % (u.name, n.desc.name, _args(n.args))
                 continue
+            if not isinstance(offer, Offer) or not isinstance(offer.demand, dict):
+                n.hw_note = "%s answered %r, not an Offer" % (u.name, offer)
+                log.error("unit %s: offer() returned %r", u.name, offer)
+                continue
             if not _fits(u, used[u.name], offer.demand):
                 n.hw_note = "%s is full (%s)" % (u.name, _limits(u, used[u.name]))
                 continue
@@ -115,6 +119,28 @@ def _decide(graph, nodes, units, source, refused):
         a.deliver = (not n.hw_exact) or any(c.hw_id is None for c in n.children)
     deliver_all = any(c.hw_id is None for c in graph.root.children)
     return HardwareConfig(assignments=assignments, deliver_all=deliver_all)
+
+
+def _sane_unit(u, source):
+    """A unit must be a HardwareUnit with a name, a known kind, function names and integer
+    limits; anything else is logged and ignored (its functions run in software)."""
+    from .hardware import HardwareUnit, STATISTIC
+    problem = None
+    if not isinstance(u, HardwareUnit):
+        problem = "%r is not a HardwareUnit" % (u,)
+    elif not isinstance(u.name, str) or not u.name:
+        problem = "a unit without a name"
+    elif u.kind not in (FILTER, STATISTIC):
+        problem = "unit %s has unknown kind %r" % (u.name, u.kind)
+    elif not isinstance(u.functions, (tuple, list)) or not all(isinstance(f, str) for f in u.functions):
+        problem = "unit %s: functions must be a list of names, not %r" % (u.name, u.functions)
+    elif not isinstance(u.limits, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and v >= 0 for k, v in u.limits.items()):
+        problem = "unit %s: limits must map resource names to counts, not %r" % (u.name, u.limits)
+    if problem:
+        log.error("device %s advertises nonsense (%s); ignored", getattr(source, "name", "?"), problem)
+        return False
+    return True
 
 
 def _fits(unit, used, demand):

@@ -257,3 +257,56 @@ def test_commuting_filters_are_ordered_by_cost_and_shared():
     firsts = [n for n in nodes if n["depth"] == 0]
     assert sum(1 for n in firsts if n["shared"]) == 1      # flows a and b share their prefix
     assert len(firsts) == 2                                # and flow c has its own counter
+
+
+class Nonsense(HardwareUnit):
+    name, kind, functions, limits = "BAD", "teleporter", ("BPF_FILTER",), {"rules": "lots"}
+
+
+class LiarUnit(HardwareUnit):
+    name, kind, functions, limits = "LIAR", FILTER, ("BPF_FILTER",), {"rules": 4}
+
+    def offer(self, desc, args, device):
+        return "sure, whatever"
+
+
+def test_backend_advertising_nonsense_falls_back_to_software(monkeypatch, caplog):
+    _, soft, _ = run(JOBS)
+    monkeypatch.setattr(ToyCard, "units", lambda self: [Nonsense(), LiarUnit(), 42])
+    _, hard, info = run(JOBS, backend="toycard")
+    assert hard == soft
+    assert all(f["placement"] == "software" for flow in info for f in flow)
+    assert "nonsense" in caplog.text and "not an Offer" in info[0][0]["hw_note"]
+
+
+def test_plugin_whose_hook_raises_is_reported_not_fatal():
+    from mapi.registry import Registry
+
+    class Broken:
+        @mapi.hookimpl
+        def scampi_functions(self):
+            raise RuntimeError("boom")
+
+    reg = Registry()
+    reg.register(Broken(), name="broken-plugin")
+    assert "BPF_FILTER" in reg.functions                     # the others still load
+    assert any(p == "broken-plugin" and "boom" in m for p, m in reg.problems)
+
+
+def test_closing_the_owner_keeps_the_shared_node_for_the_others():
+    dev = mapi.create_offline_device(TRACE)
+    a = mapi.create_flow(dev)
+    mapi.apply_function(a, "BPF_FILTER", "tcp")
+    mapi.apply_function(a, "PKT_COUNTER")
+    b = mapi.create_flow(dev)
+    mapi.apply_function(b, "BPF_FILTER", "tcp")
+    cb = mapi.apply_function(b, "PKT_COUNTER")
+    mapi.connect(a)
+    mapi.connect(b)
+    assert mapi.get_function_info(b, 1)["shared_with"] == [a]
+    mapi.close_flow(a)                                       # the creator leaves
+    mapi.start_offline_device(dev)
+    mapi.wait_offline_device(dev)
+    from conftest import tcpdump_records
+    assert mapi.read_results(b, cb).value == len(tcpdump_records(TRACE, "tcp")[0])
+    assert [n["owners"] for n in mapi.explain_data(dev)["nodes"]] == [[(b, 1)], [(b, 2)]]
