@@ -127,7 +127,11 @@ class Intervals:
         self.last_end = None
 
     def _device_next(self, inst):
-        # device.py keeps each instance's next boundary and advances it only after on_tick()
+        """The device's next boundary for inst; during on_tick(t), the first one t covers."""
+        public = getattr(self.device, "next_tick", None)
+        if public is not None:
+            return public(inst)
+        # until then: device.py keeps it per instance and advances it only after on_tick()
         return getattr(self.device, "_tick_next", {}).get(id(inst))
 
     def closed(self, inst, t_ns):
