@@ -250,6 +250,9 @@ def _coerce(desc, p, v):
         if not (isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(x, int) for x in v)):
             bad("a (fd, fid) pair")
         v = tuple(v)
+    elif t == "t":
+        if isinstance(v, bool) or not isinstance(v, (int, str)) or (isinstance(v, int) and v < 0):
+            bad("a duration: integer nanoseconds or a string like \"1s\" or \"100ms\"")
     elif t == "c":
         if p.choices and v not in p.choices:
             bad("one of %s" % (", ".join(map(repr, p.choices))))

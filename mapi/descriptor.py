@@ -19,6 +19,7 @@ ARG_TYPES = {
     "w": "path of a file to write",
     "F": "function reference (fd, fid) of another flow",
     "c": "constant",
+    "t": "duration (integer ns, or a string with a unit: \"1s\", \"100ms\")",
 }
 
 COST_CLASSES = ("free", "low", "high")
@@ -76,7 +77,8 @@ class FunctionInstance:
 
     kernel = None            # cffi mapi_kernel_fn, or None
     state = None             # cffi void* passed to the kernel
-    tick_ns = 0              # > 0: on_tick() is called whenever packet time crosses a multiple
+    tick_ns = 0              # > 0: on_tick() is called when packet time crosses a boundary;
+                             # boundaries are first packet seen + k * tick_ns (device.next_tick)
 
     def process(self, batch, sel, nsel, out):
         """Python kernel (only when ``kernel`` is None): sel/out are cffi uint32_t arrays."""

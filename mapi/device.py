@@ -112,6 +112,12 @@ class Device:
             self._seen_linktype[id(inst)] = linktype
             inst.on_linktype(linktype)
 
+    def next_tick(self, inst):
+        """Next tick boundary (ns) of inst, None before its first batch.  During
+        inst.on_tick(t) it is still the first boundary that call covers, so
+        (t - next_tick) // inst.tick_ns + 1 boundaries were crossed."""
+        return self._tick_next.get(id(inst))
+
     def forget(self, inst):
         self._seen_linktype.pop(id(inst), None)
         self._tick_next.pop(id(inst), None)

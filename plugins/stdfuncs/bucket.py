@@ -128,11 +128,7 @@ class Intervals:
 
     def _device_next(self, inst):
         """The device's next boundary for inst; during on_tick(t), the first one t covers."""
-        public = getattr(self.device, "next_tick", None)
-        if public is not None:
-            return public(inst)
-        # until then: device.py keeps it per instance and advances it only after on_tick()
-        return getattr(self.device, "_tick_next", {}).get(id(inst))
+        return self.device.next_tick(inst)
 
     def closed(self, inst, t_ns):
         """on_tick(t_ns) -> (first_end, k): k >= 1 intervals ended, at first_end,
@@ -232,7 +228,7 @@ def check(ctx, args):
 DESCRIPTOR = FunctionDescriptor(
     name="BUCKET",
     args=(Arg("ref", "F", doc="(fd, fid) of the function to snapshot"),
-          Arg("interval", "c", doc="ns, or a string with a unit: \"1s\", \"100ms\""),
+          Arg("interval", "t", doc="ns, or a string with a unit: \"1s\", \"100ms\""),
           Arg("reset", "b", False, doc="per-interval change instead of the value"),
           Arg("size", "i", 1000, doc="snapshots kept")),
     create=lambda ctx, args: Bucket(ctx, *args),

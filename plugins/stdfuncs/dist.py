@@ -159,7 +159,7 @@ DESCRIPTOR = FunctionDescriptor(
           Arg("min", "n", doc="lowest value of the first bin"),
           Arg("max", "n", doc="end of the last bin (exclusive)"),
           Arg("width", "n", doc="bin width (MAPI's interval)"),
-          Arg("interval", "c", 0, doc="0: per packet (counters); else ns or \"1s\", \"100ms\""),
+          Arg("interval", "t", 0, doc="0: per packet (counters); else ns or \"1s\", \"100ms\""),
           Arg("reset", "b", False, doc="sample the change instead of the value")),
     create=create, check=check, doc=__doc__, result="struct", cost="low", shareable=True,
     stateful=True, anchor="ref",

@@ -84,7 +84,7 @@ def _check(name):
 def _descriptor(name, kernel, per_unit, what):
     return FunctionDescriptor(
         name=name,
-        args=(Arg("interval", "c", "1s", doc="ns, or a string with a unit: \"1s\", \"100ms\""),
+        args=(Arg("interval", "t", "1s", doc="ns, or a string with a unit: \"1s\", \"100ms\""),
               Arg("size", "i", 1000, doc="past intervals kept")),
         create=lambda ctx, args: Meter(ctx, kernel, per_unit, *args),
         check=_check(name), doc="%s: %s per second over an interval.\n\n%s" % (name, what, __doc__),

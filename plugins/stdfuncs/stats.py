@@ -144,7 +144,7 @@ def check(ctx, args):
 DESCRIPTOR = FunctionDescriptor(
     name="STATS",
     args=(Arg("ref", "F", doc="(fd, fid) of the function to sample"),
-          Arg("interval", "c", 0, doc="0: per packet (counters); else ns or \"1s\", \"100ms\""),
+          Arg("interval", "t", 0, doc="0: per packet (counters); else ns or \"1s\", \"100ms\""),
           Arg("reset", "b", False, doc="sample the change instead of the value")),
     create=create, check=check, doc=__doc__, result="struct", cost="low", shareable=True,
     stateful=True, anchor="ref",

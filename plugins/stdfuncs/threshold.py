@@ -250,7 +250,7 @@ DESCRIPTOR = FunctionDescriptor(
               doc="mapi.GREATER, mapi.LESS, mapi.EQUAL"),
           Arg("ref", "F", doc="(fd, fid) of the function to watch"),
           Arg("value", "n", doc="the threshold"),
-          Arg("interval", "c", 0, doc="0: the value itself; else judge each interval's change"),
+          Arg("interval", "t", 0, doc="0: the value itself; else judge each interval's change"),
           Arg("count", "i", 0, doc="stop after this many events (0: no limit)")),
     create=lambda ctx, args: Threshold(ctx, *args),
     check=check, doc=__doc__, result="events", cost="low", shareable=False, stateful=True,
