@@ -12,7 +12,7 @@ from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC = os.path.join(HERE, "csrc")
-CORE_HEADERS = ["engine.h", "bpf.h", "ring.h", "reader.h"]   # then csrc/card_*.h, csrc/fn/*.h
+CORE_HEADERS = ["engine.h", "bpf.h", "ring.h", "reader.h"]   # then card_*.h, live_*.h, fn/*.h
 
 
 def _cdef_text(path):
@@ -35,8 +35,9 @@ def _cdef_text(path):
 def _headers():
     core = [os.path.join(CSRC, h) for h in CORE_HEADERS]
     cards = sorted(glob.glob(os.path.join(CSRC, "card_*.h")))
+    live = sorted(glob.glob(os.path.join(CSRC, "live_*.h")))
     fns = sorted(glob.glob(os.path.join(CSRC, "fn", "*.h")))
-    return core + cards + fns
+    return core + cards + live + fns
 
 
 def _sources():
