@@ -44,6 +44,8 @@ except BaseException as _exc:
 C_FOR_PYTHON = """
 void shim_set_engine(uintptr_t next_many, uintptr_t interrupt, uintptr_t clear_interrupt,
                      uintptr_t ring_fd);
+int shim_savefile_compile(int linktype, int snaplen, int swapped, const char *expr, int optimize,
+                          uint32_t netmask, uintptr_t *insns, uint32_t *len, char *errbuf);
 """
 
 
@@ -92,8 +94,7 @@ def build(verbose=False):
     pyexe = venv_python()
     ffi.set_source(
         "_mapi_pcap_shim",
-        '#include "shim.h"\n'
-        "void shim_set_engine(uintptr_t, uintptr_t, uintptr_t, uintptr_t);\n",
+        '#include "shim.h"\n',
         sources=_sources(),
         include_dirs=[CSRC, ENGINE_CSRC],
         define_macros=[("SHIM_VENV_PYTHON", '"%s"' % pyexe)],

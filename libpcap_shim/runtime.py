@@ -81,7 +81,8 @@ def _accepts_all(prog):
 
 
 def _compile(expr, dlt, snaplen, optimize, netmask):
-    """libpcap's own compiler (through the engine): (program bytes, None) or (None, message)."""
+    """libpcap's own compiler as the engine runs it (a pcap_open_dead handle, as BPF_FILTER
+    compiles): (program bytes, None) or (None, libpcap's message)."""
     prog = engine_ffi.new("mapi_bpf_insn **")
     n = engine_ffi.new("uint32_t *")
     err = engine_ffi.new("char[512]")
@@ -89,7 +90,9 @@ def _compile(expr, dlt, snaplen, optimize, netmask):
                                      optimize, netmask, prog, n, err)
     if rc < 0:
         return None, engine_ffi.string(err).decode("utf-8", "replace")
-    return prog[0], n[0]
+    code = bytes(engine_ffi.buffer(prog[0], n[0] * 8))
+    engine_lib.mapi_free(prog[0])
+    return code, None
 
 
 # --- savefile errors in libpcap's words ---------------------------------------------------------
@@ -159,6 +162,10 @@ def bind(ffi, lib):
         # BPF_FILTER's native-code compiler runs a C compiler and writes a cache under $HOME:
         # neither fits inside an application that may drop its privileges.
         os.environ.setdefault("MAPI_BPF_JIT", "0")
+        # MAPI's own log lines would be extra stderr output the application never printed;
+        # MAPI_PCAP_LOG=1 lets them through
+        if not os.environ.get("MAPI_PCAP_LOG"):
+            logging.getLogger().addHandler(logging.NullHandler())
         try:
             get_registry()
             lib.shim_set_engine(_engine_addr("mapi_ring_next_many"), _engine_addr("mapi_ring_interrupt"),
@@ -187,17 +194,28 @@ def bind(ffi, lib):
         return 1
 
     @ffi.def_extern(error=0)
-    def shim_py_compile(dlt, snaplen, expr, optimize, netmask, insns, length, errbuf):
+    def shim_py_compile(dlt, snaplen, file_linktype, swapped, expr, optimize, netmask, insns,
+                        length, errbuf):
         text = ffi.string(expr).decode("latin-1")
-        prog, n = _compile(text, dlt, snaplen, optimize, netmask)
-        if prog is None:
-            _put(errbuf, n)
-            return 0
-        code = bytes(engine_ffi.buffer(prog, n * 8))
+        if file_linktype >= 0:
+            # a savefile handle: libpcap generates savefile-specific code (DLT_NULL, DLT_ENC)
+            if lib.shim_savefile_compile(file_linktype, snaplen, swapped, expr, optimize, netmask,
+                                         insns, length, errbuf) < 0:
+                return 0
+            code = bytes(ffi.buffer(ffi.cast("char *", insns[0]), length[0] * 8))
+        else:
+            prog = engine_ffi.new("mapi_bpf_insn **")
+            n = engine_ffi.new("uint32_t *")
+            err = engine_ffi.new("char[512]")
+            if engine_lib.mapi_bpf_compile(engine_ffi.NULL, dlt, snaplen, expr, optimize, netmask,
+                                           prog, n, err) < 0:
+                _put(errbuf, engine_ffi.string(err).decode("utf-8", "replace"))
+                return 0
+            code = bytes(engine_ffi.buffer(prog[0], n[0] * 8))
+            insns[0] = int(engine_ffi.cast("uintptr_t", prog[0]))   # the C half owns it now
+            length[0] = n[0]
         with _lock:
             _programs[code] = (text, optimize, netmask, dlt, snaplen)
-        insns[0] = int(engine_ffi.cast("uintptr_t", prog))      # the C half owns it now
-        length[0] = n
         return 1
 
     @ffi.def_extern(error=0)
@@ -224,23 +242,25 @@ def bind(ffi, lib):
             h.notes.append("program not compiled by pcap_compile; run in the shim")
             filter_here[0] = 1
             return 1
-        expr = known[0]
-        # BPF_FILTER compiles with optimisation on, an unknown netmask and the device's snaplen:
-        # if that gives these very instructions the flow's filter is exactly the application's;
-        # otherwise (another optimisation flag, ...) the C half re-checks what the flow delivers.
+        expr, optimize = known[0], known[1]
+        # BPF_FILTER compiles with optimisation on, an unknown netmask, the device's snaplen and a
+        # pcap_open_dead() handle.  The same instructions: the flow's filter is the application's.
+        # Only the optimisation flag differs: the same packets pass, and the C half re-checks.
+        # Anything else (netmask, savefile-specific code): the C half runs the program alone.
         dev_snaplen = mapi.get_device_info(h.dev).get("snaplen") or 262144
-        mine, n = _compile(expr, h.dlt, dev_snaplen, 1, PCAP_NETMASK_UNKNOWN)
-        if mine is None:
-            h.filter_where = "shim"
-            h.notes.append("BPF_FILTER cannot compile %r without the netmask (%s); run in the shim"
-                           % (expr, n))
-            filter_here[0] = 1
-            return 1
-        same = bytes(engine_ffi.buffer(mine, n * 8)) == code
-        engine_lib.mapi_free(mine)
-        h.filter_expr = expr
-        h.filter_where = "mapi" if same else "mapi+shim"
-        filter_here[0] = 0 if same else 1
+        mine, err = _compile(expr, h.dlt, dev_snaplen, 1, PCAP_NETMASK_UNKNOWN)
+        if mine is not None and mine != code and optimize != 1:
+            plain, _ = _compile(expr, h.dlt, dev_snaplen, optimize, PCAP_NETMASK_UNKNOWN)
+            where = "mapi+shim" if plain == code else "shim"
+        else:
+            where = "mapi" if mine == code else "shim"
+        if where == "shim":
+            h.notes.append("BPF_FILTER would not run this very program (%s); run in the shim"
+                           % (err or "libpcap compiles it differently for this handle"))
+        else:
+            h.filter_expr = expr
+        h.filter_where = where
+        filter_here[0] = 0 if where == "mapi" else 1
         return 1
 
     @ffi.def_extern(error=0)

@@ -7,8 +7,10 @@
 
 int shim_py_init(char *errbuf);
 int shim_py_open_offline(void *p, const char *path, int dlt, int snaplen, int pcapng, char *errbuf);
-int shim_py_compile(int dlt, int snaplen, const char *expr, int optimize, uint32_t netmask,
-                    uintptr_t *insns, uint32_t *len, char *errbuf);
+/* file_linktype >= 0: the handle is a savefile with this LINKTYPE_ (and byte order) */
+int shim_py_compile(int dlt, int snaplen, int file_linktype, int swapped, const char *expr,
+                    int optimize, uint32_t netmask, uintptr_t *insns, uint32_t *len,
+                    char *errbuf);
 int shim_py_setfilter(void *p, const void *insns, uint32_t len, int started, int *filter_here,
                       char *errbuf);
 int shim_py_start(void *p, uintptr_t *ring, char *errbuf);

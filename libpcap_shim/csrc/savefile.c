@@ -85,6 +85,7 @@ static int check_pcap(pcap_t *p, uint32_t magic, FILE *fp, char *errbuf)
     p->swapped = swapped;
     p->version_major = h.major;
     p->version_minor = h.minor;
+    p->file_linktype = (int)h.linktype;
     p->linktype = shim_linktype_to_dlt((int)(h.linktype & 0x03FFFFFF));
     p->linktype_ext = (int)(h.linktype & 0xFC000000);
     p->snapshot = adjust_snapshot(p->linktype, h.snaplen);
@@ -196,6 +197,7 @@ static int check_pcapng(pcap_t *p, uint32_t magic, FILE *fp, char *errbuf)
             memcpy(&snaplen, body + 4, 4);
             free(body);
             if (swapped) { lt = swap16(lt); snaplen = swap32(snaplen); }
+            p->file_linktype = lt;
             p->linktype = shim_linktype_to_dlt(lt);
             p->linktype_ext = 0;
             p->snapshot = adjust_snapshot(p->linktype, snaplen);

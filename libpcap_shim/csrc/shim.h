@@ -39,6 +39,7 @@ struct pcap {
     int selectable_fd;
     int file_nsec;                /* the file's time stamps are in nanoseconds */
     int is_pcapng;
+    int file_linktype;            /* LINKTYPE_ value of the file (with its extension bits) */
     int raw_ts;                   /* ring time stamps are sec << 32 | frac as stored */
     /* packets through MAPI */
     int py_open;                  /* the Python side holds state for this handle */
@@ -89,6 +90,10 @@ int shim_read_file_header(pcap_t *p, FILE *fp, char *errbuf);
 
 /* read.c */
 int shim_start(pcap_t *p);
+
+/* compile.c */
+int shim_savefile_compile(int linktype, int snaplen, int swapped, const char *expr, int optimize,
+                          uint32_t netmask, uintptr_t *insns, uint32_t *len, char *errbuf);
 
 /* bpf.c */
 u_int shim_bpf_run(const struct bpf_insn *pc, const u_char *p, u_int wirelen, u_int buflen);
