@@ -114,8 +114,6 @@ def check_flow(path, expr, ref, ref_err, mine, dev_err):
 
 # libpcap's compiler emits different code for a savefile handle than for pcap_open_dead() on
 # DLT_NULL (BSD AF_INET6 values, the file's byte order): BPF_FILTER compiles on a dead handle.
-# Reported; these cases are known to differ until bpf.c compiles against a savefile handle.
-KNOWN_ENGINE_ISSUES = {0, 108}
 
 
 def test_filters_equal_tcpdump_on_every_corpus_capture(monkeypatch):
@@ -126,7 +124,7 @@ def test_filters_equal_tcpdump_on_every_corpus_capture(monkeypatch):
     with ThreadPoolExecutor(3) as pool:
         refs = dict(zip(pairs, pool.map(lambda pe: reference(*pe), pairs)))
     compared = selected = 0
-    problems, known = [], []
+    problems = []
     for path, exprs in files:
         if path.name == "libtrace__complex.pcapng":
             continue                # libpcap stops at its second link type (tshark test below)
@@ -141,15 +139,12 @@ def test_filters_equal_tcpdump_on_every_corpus_capture(monkeypatch):
             ref, ref_err = refs[(path, expr)]
             why = check_flow(path, expr, ref, ref_err, got[expr], dev_err)
             if why:
-                (known if linktype in KNOWN_ENGINE_ISSUES else problems).append((path.name, expr, why))
+                problems.append((path.name, expr, why))
             elif not isinstance(got[expr], MapiError):
                 compared += 1
                 selected += got[expr][0]
     assert not problems, "%d differences from tcpdump, e.g. %s" % (len(problems), problems[:10])
     assert compared > 2500 and selected > 50000
-    if known:
-        pytest.xfail("BPF_FILTER compiles DLT_NULL filters as pcap_open_dead() does, not as for a "
-                     "savefile: %s" % known[:5])
 
 
 def test_pcapng_files_give_the_packets_tshark_reads():

@@ -22,6 +22,9 @@ static int (*real_compile)(void *, struct real_bpf_program *, const char *, int,
 static char *(*real_geterr)(void *);
 static void (*real_close)(void *);
 static void (*real_freecode)(struct real_bpf_program *);
+static void *(*real_fopen_offline)(FILE *, char *);
+/* the private namespace's own fmemopen: its libc rejects a FILE made by ours */
+static FILE *(*real_fmemopen)(void *, size_t, const char *);
 
 static int load_real_pcap(const char *path, char *errbuf)
 {
@@ -38,7 +41,10 @@ static int load_real_pcap(const char *path, char *errbuf)
     real_geterr = (char *(*)(void *))dlsym(h, "pcap_geterr");
     real_close = (void (*)(void *))dlsym(h, "pcap_close");
     real_freecode = (void (*)(struct real_bpf_program *))dlsym(h, "pcap_freecode");
-    if (!real_open_dead || !real_compile || !real_geterr || !real_close || !real_freecode) {
+    real_fopen_offline = (void *(*)(FILE *, char *))dlsym(h, "pcap_fopen_offline");
+    real_fmemopen = (FILE *(*)(void *, size_t, const char *))dlsym(h, "fmemopen");
+    if (!real_open_dead || !real_compile || !real_geterr || !real_close || !real_freecode ||
+        !real_fopen_offline || !real_fmemopen) {
         snprintf(errbuf, 256, "%s does not export the pcap_compile API", path);
         dlclose(h);
         return -1;
@@ -46,6 +52,9 @@ static int load_real_pcap(const char *path, char *errbuf)
     real_pcap = h;
     return 0;
 }
+
+static int compile_on(void *p, const char *expr, int optimize, uint32_t netmask,
+                      mapi_bpf_insn **prog, uint32_t *len, char *errbuf);
 
 int mapi_bpf_compile(const char *libpcap_path, int dlt, int snaplen, const char *expr,
                      int optimize, uint32_t netmask, mapi_bpf_insn **prog, uint32_t *len,
@@ -59,11 +68,66 @@ int mapi_bpf_compile(const char *libpcap_path, int dlt, int snaplen, const char 
         snprintf(errbuf, 256, "pcap_open_dead(%d) failed", dlt);
         goto out;
     }
+    rc = compile_on(p, expr, optimize, netmask, prog, len, errbuf);
+out:
+    pthread_mutex_unlock(&compile_lock);
+    return rc;
+}
+
+static void put32(uint8_t *b, uint32_t v, int swapped)
+{
+    if (swapped) v = __builtin_bswap32(v);
+    memcpy(b, &v, 4);
+}
+
+static void put16(uint8_t *b, uint16_t v, int swapped)
+{
+    if (swapped) v = __builtin_bswap16(v);
+    memcpy(b, &v, 2);
+}
+
+int mapi_bpf_compile_savefile(const char *libpcap_path, int linktype, int snaplen, int swapped,
+                              const char *expr, int optimize, uint32_t netmask,
+                              mapi_bpf_insn **prog, uint32_t *len, char *errbuf)
+{
+    static uint8_t hdr[24];
+    int rc = -1;
+    pthread_mutex_lock(&compile_lock);
+    if (load_real_pcap(libpcap_path, errbuf) < 0) goto out;
+    put32(hdr, 0xa1b2c3d4u, swapped);
+    put16(hdr + 4, 2, swapped);
+    put16(hdr + 6, 4, swapped);
+    put32(hdr + 8, 0, swapped);
+    put32(hdr + 12, 0, swapped);
+    put32(hdr + 16, (uint32_t)snaplen, swapped);
+    put32(hdr + 20, (uint32_t)linktype, swapped);
+    FILE *f = real_fmemopen(hdr, sizeof hdr, "rb");
+    if (!f) {
+        snprintf(errbuf, 256, "fmemopen failed");
+        goto out;
+    }
+    char perr[256] = "";
+    void *p = real_fopen_offline(f, perr);      /* pcap_close() closes f */
+    if (!p) {
+        snprintf(errbuf, 256, "%s", perr);
+        goto out;
+    }
+    rc = compile_on(p, expr, optimize, netmask, prog, len, errbuf);
+out:
+    pthread_mutex_unlock(&compile_lock);
+    return rc;
+}
+
+/* Compile on an open handle and close it; called with compile_lock held. */
+static int compile_on(void *p, const char *expr, int optimize, uint32_t netmask,
+                      mapi_bpf_insn **prog, uint32_t *len, char *errbuf)
+{
+    int rc = -1;
     struct real_bpf_program bp = {0, NULL};
     if (real_compile(p, &bp, expr, optimize, netmask) < 0) {
         snprintf(errbuf, 256, "%s", real_geterr(p));
         real_close(p);
-        goto out;
+        return -1;
     }
     *prog = malloc((bp.bf_len ? bp.bf_len : 1) * sizeof(mapi_bpf_insn));
     if (!*prog) {
@@ -75,8 +139,6 @@ int mapi_bpf_compile(const char *libpcap_path, int dlt, int snaplen, const char 
     }
     real_freecode(&bp);
     real_close(p);
-out:
-    pthread_mutex_unlock(&compile_lock);
     return rc;
 }
 

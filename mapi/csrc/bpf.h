@@ -17,6 +17,12 @@ typedef struct mapi_bpf_insn {
 int mapi_bpf_compile(const char *libpcap_path, int dlt, int snaplen, const char *expr,
                      int optimize, uint32_t netmask, mapi_bpf_insn **prog, uint32_t *len,
                      char *errbuf);
+/* The same, compiled the way tcpdump -r compiles it: against a savefile whose header has this
+ * LINKTYPE_* value and snaplen, in this byte order (libpcap's code for DLT_NULL/LOOP tests
+ * address-family values in the file's byte order).  Preferred for every offline device. */
+int mapi_bpf_compile_savefile(const char *libpcap_path, int linktype, int snaplen, int swapped,
+                              const char *expr, int optimize, uint32_t netmask,
+                              mapi_bpf_insn **prog, uint32_t *len, char *errbuf);
 /* LINKTYPE_* (file header value) to the DLT_* value libpcap's API uses. */
 int mapi_linktype_to_dlt(int linktype);
 

@@ -13,13 +13,14 @@ log = logging.getLogger("mapi.BPF_FILTER")
 PCAP_NETMASK_UNKNOWN = 0xFFFFFFFF
 
 
-def compile_filter(expr, linktype, snaplen):
-    """Classic BPF for `expr` on `linktype`: list of (code, jt, jf, k), or MapiError."""
+def compile_filter(expr, linktype, snaplen, swapped=False):
+    """Classic BPF for `expr` on LINKTYPE `linktype`, exactly as `tcpdump -r` compiles it for a
+    file with this link type, snaplen and byte order: (program cdata, length), or MapiError."""
     prog = ffi.new("mapi_bpf_insn **")
     n = ffi.new("uint32_t *")
     err = ffi.new("char[512]")
-    rc = lib.mapi_bpf_compile(ffi.NULL, lib.mapi_linktype_to_dlt(linktype), snaplen or 262144,
-                              expr.encode(), 1, PCAP_NETMASK_UNKNOWN, prog, n, err)
+    rc = lib.mapi_bpf_compile_savefile(ffi.NULL, linktype, snaplen or 262144, 1 if swapped else 0,
+                                       expr.encode(), 1, PCAP_NETMASK_UNKNOWN, prog, n, err)
     if rc < 0:
         raise MapiError(EFILTER, "BPF_FILTER: invalid filter %r: %s" % (expr, ffi.string(err).decode()),
                         argument="expr")
@@ -32,6 +33,7 @@ class BpfFilter(FunctionInstance):
     def __init__(self, ctx, expr):
         self.expr = expr
         self.snaplen = ctx.device.snaplen
+        self.swapped = _swapped(ctx.device)
         self.st = ffi.new("mapi_bpf_state *")
         self.state = self.st
         self.programs = {}           # linktype -> (cdata, length) kept alive here
@@ -48,7 +50,7 @@ class BpfFilter(FunctionInstance):
             self.errors[linktype] = "too many link types"
             return
         try:
-            prog, n = compile_filter(self.expr, linktype, self.snaplen)
+            prog, n = compile_filter(self.expr, linktype, self.snaplen, self.swapped)
             self.programs[linktype] = (prog, n)
         except MapiError as exc:
             n = 0
@@ -82,9 +84,18 @@ class BpfFilter(FunctionInstance):
                     native=sorted(self.native), errors=self.errors)
 
 
+def _swapped(device):
+    """Byte order of the device's savefile (libpcap compiles DLT_NULL tests in it)."""
+    reader = getattr(getattr(device, "source", None), "reader", None)
+    try:
+        return bool(reader.swapped) if reader is not None else False
+    except AttributeError:
+        return False
+
+
 def check(ctx, args):
     (expr,) = args
-    compile_filter(expr, ctx.device.linktype, ctx.device.snaplen)   # raises libpcap's message
+    compile_filter(expr, ctx.device.linktype, ctx.device.snaplen, _swapped(ctx.device))
     return args
 
 
