@@ -22,7 +22,7 @@ import threading
 import zlib
 
 from mapi import hookimpl
-from mapi.batch import Buffer
+from mapi.batch import Buffer, RefCounted
 from mapi.descriptor import BackendDescriptor, PacketSource
 from mapi.errors import MapiError, EOPEN, EFORMAT, ETRUNC, EBADARG
 from mapi._engine import ffi, lib
@@ -76,7 +76,7 @@ class _Region:
         self.cdata, self.size, self.offset, self.eof, self.keep = cdata, size, offset, eof, keep
 
 
-class _Window:
+class _Window(RefCounted):
     """A mapped piece of the file, unmapped when its last batch is released."""
     __slots__ = ("mm", "cdata", "refs", "lock")
 
@@ -93,18 +93,9 @@ class _Window:
         self.refs = 1
         self.lock = threading.Lock()
 
-    def acquire(self):
-        with self.lock:
-            self.refs += 1
-        return self
-
-    def release(self):
-        with self.lock:
-            self.refs -= 1
-            last = self.refs == 0
-        if last:
-            ffi.release(self.cdata)
-            self.mm.close()
+    def free(self):
+        ffi.release(self.cdata)
+        self.mm.close()
 
 
 class _MappedFile:

@@ -62,8 +62,30 @@ class BatchPool:
             self._cv.notify_all()
 
 
-class Buffer:
-    """A reusable read buffer shared by the batches parsed from it (reference counted)."""
+class RefCounted:
+    """Packet memory shared by the batches parsed from it: free() runs when the last holder
+    releases it.  Subclasses set ``refs`` and ``lock``."""
+
+    __slots__ = ()
+
+    def acquire(self):
+        with self.lock:
+            self.refs += 1
+        return self
+
+    def release(self):
+        with self.lock:
+            self.refs -= 1
+            last = self.refs == 0
+        if last:
+            self.free()
+
+    def free(self):
+        raise NotImplementedError
+
+
+class Buffer(RefCounted):
+    """A reusable read buffer shared by the batches parsed from it."""
 
     __slots__ = ("data", "cdata", "refs", "lock", "on_free")
 
@@ -74,14 +96,5 @@ class Buffer:
         self.lock = threading.Lock()
         self.on_free = on_free
 
-    def acquire(self):
-        with self.lock:
-            self.refs += 1
-        return self
-
-    def release(self):
-        with self.lock:
-            self.refs -= 1
-            free = self.refs == 0
-        if free:
-            self.on_free(self)
+    def free(self):
+        self.on_free(self)

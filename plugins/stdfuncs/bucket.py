@@ -117,6 +117,39 @@ class ResultRef:
         return result(node) if result is not None else node.instance.result()
 
 
+class IntervalSampler:
+    """Mixin: sample another function's result once per interval of packet time and feed each
+    closed interval to self._add(value, times) (the change over the interval in reset mode)."""
+
+    def sample_every(self, ctx, ref, interval_ns, reset):
+        self.tick_ns = interval_ns
+        self.reset_mode = reset
+        self.intervals = Intervals(ctx.device, interval_ns)
+        self.prev = None
+        self.joined = False
+        self.last_end = 0
+
+    def on_linktype(self, linktype):
+        if not self.joined:
+            self.joined = True
+            self.prev = self.ref.read()[0]
+
+    def on_tick(self, t_ns):
+        first_end, k = self.intervals.closed(self, t_ns)
+        value = self.ref.read()[0]
+        if value is None:
+            return
+        if self.reset_mode:
+            first, later = value - (self.prev or 0), 0
+        else:
+            first = later = value
+        self.prev = value
+        self._add(first, 1)
+        if k > 1:
+            self._add(later, k - 1)
+        self.last_end = t_ns
+
+
 class Intervals:
     """The intervals the device's ticks close.  The device calls on_tick(t) once when packet
     time passes one or more boundaries (t: the latest); this tells how many closed."""

@@ -22,7 +22,7 @@ from mapi._engine import ffi, lib
 from mapi.descriptor import Arg, FunctionDescriptor, FunctionInstance
 from mapi.errors import MapiError, EBADARG
 
-from .bucket import COUNTER_STEPS, Intervals, ResultRef, check_ref, parse_interval
+from .bucket import COUNTER_STEPS, IntervalSampler, ResultRef, check_ref, parse_interval
 
 MAX_BINS = 1 << 20
 
@@ -58,7 +58,7 @@ class PacketDist(FunctionInstance):
         self.c.under = self.c.over = 0
 
 
-class IntervalDist(FunctionInstance):
+class IntervalDist(IntervalSampler, FunctionInstance):
     """Per interval of packet time, from the device's ticks."""
 
     kernel = lib.mapi_pass_kernel
@@ -68,32 +68,7 @@ class IntervalDist(FunctionInstance):
         self.lo, self.hi, self.width = lo, hi, width
         self.bins = [0] * nbins
         self.under = self.over = 0
-        self.tick_ns = interval_ns
-        self.reset_mode = reset
-        self.intervals = Intervals(ctx.device, interval_ns)
-        self.prev = None
-        self.joined = False
-        self.last_end = 0
-
-    def on_linktype(self, linktype):
-        if not self.joined:
-            self.joined = True
-            self.prev = self.ref.read()[0]
-
-    def on_tick(self, t_ns):
-        first_end, k = self.intervals.closed(self, t_ns)
-        value = self.ref.read()[0]
-        if value is None:
-            return
-        if self.reset_mode:
-            first, later = value - (self.prev or 0), 0
-        else:
-            first = later = value
-        self.prev = value
-        self._add(first, 1)
-        if k > 1:
-            self._add(later, k - 1)
-        self.last_end = t_ns
+        self.sample_every(ctx, ref, interval_ns, reset)
 
     def _add(self, x, times):
         if x < self.lo:

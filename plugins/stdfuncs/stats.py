@@ -23,7 +23,7 @@ from mapi._engine import ffi, lib
 from mapi.descriptor import Arg, FunctionDescriptor, FunctionInstance
 from mapi.errors import MapiError, EBADARG
 
-from .bucket import COUNTER_STEPS, Intervals, ResultRef, check_ref, parse_interval
+from .bucket import COUNTER_STEPS, IntervalSampler, ResultRef, check_ref, parse_interval
 
 
 class Stats(namedtuple("Stats", "count sum sum2 min max")):
@@ -74,40 +74,15 @@ class PacketStats(FunctionInstance):
         self.c.value = value
 
 
-class IntervalStats(FunctionInstance):
+class IntervalStats(IntervalSampler, FunctionInstance):
     """Per interval of packet time, from the device's ticks."""
 
     kernel = lib.mapi_pass_kernel
 
     def __init__(self, ctx, ref, interval_ns, reset):
         self.ref = ResultRef(ctx, ref)
-        self.tick_ns = interval_ns
-        self.reset_mode = reset
-        self.intervals = Intervals(ctx.device, interval_ns)
-        self.prev = None
-        self.joined = False
+        self.sample_every(ctx, ref, interval_ns, reset)
         self.stats = Stats(0, 0, 0, None, None)
-        self.last_end = 0
-
-    def on_linktype(self, linktype):
-        if not self.joined:
-            self.joined = True
-            self.prev = self.ref.read()[0]
-
-    def on_tick(self, t_ns):
-        first_end, k = self.intervals.closed(self, t_ns)
-        value = self.ref.read()[0]
-        if value is None:
-            return
-        if self.reset_mode:
-            first, later = value - (self.prev or 0), 0
-        else:
-            first = later = value
-        self.prev = value
-        self._add(first, 1)
-        if k > 1:
-            self._add(later, k - 1)
-        self.last_end = t_ns
 
     def _add(self, x, times):
         s = self.stats
