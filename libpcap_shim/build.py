@@ -25,6 +25,9 @@ SONAME = "libpcap.so.0.8"
 
 INIT_CODE = r'''
 from _mapi_pcap_shim import ffi, lib
+import os, sys
+# MAPI_PCAP_PYTHONPATH: directories searched before the virtualenv (another checkout, plugins)
+sys.path[:0] = [d for d in os.environ.get("MAPI_PCAP_PYTHONPATH", "").split(":") if d]
 try:
     from libpcap_shim import runtime as _runtime
     _runtime.bind(ffi, lib)

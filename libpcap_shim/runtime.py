@@ -22,7 +22,7 @@ import queue  # noqa: F401  (used by the device threads)
 
 import mapi
 from mapi import api as mapi_api
-from mapi.errors import MapiError
+from mapi.errors import MapiError, ENODEV, EPERM
 from mapi.registry import get_registry
 from mapi._engine import ffi as engine_ffi, lib as engine_lib
 
@@ -30,6 +30,7 @@ log = logging.getLogger("libpcap_shim")
 
 PCAP_ERROR = -1
 PCAP_ERROR_NO_SUCH_DEVICE = -5
+PCAP_ERROR_PERM_DENIED = -8
 PCAP_NETMASK_UNKNOWN = 0xFFFFFFFF
 RING_BYTES = 64 << 20
 
@@ -56,6 +57,9 @@ class Handle:
         self.notes = []
         self.reported = False
         self.end_error = None
+        self.pcapng = False
+        self.dev_snaplen = snaplen
+        self.ring_bytes = RING_BYTES
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -189,6 +193,7 @@ def bind(ffi, lib):
             return 0
         h = Handle("offline", dev, name, dlt, snaplen)
         h.pcapng = bool(pcapng)
+        h.dev_snaplen = mapi.get_device_info(dev).get("snaplen") or snaplen
         with _lock:
             _handles[_key(p)] = h
         return 1
@@ -219,35 +224,50 @@ def bind(ffi, lib):
         return 1
 
     @ffi.def_extern(error=0)
-    def shim_py_setfilter(p, insns, n, started, filter_here, errbuf):
+    def shim_py_setfilter(p, insns, n, started, filter_here, ring, errbuf):
         h = _handles.get(_key(p))
         if h is None:
             _put(errbuf, "MAPI libpcap shim: unknown handle")
             return 0
         code = bytes(ffi.buffer(insns, n * 8))
-        if started:
-            # the flow is running: the new program runs in the C half on what the flow delivers
+        ring[0] = 0
+        if started and h.kind == "offline":
+            # the replay runs: the new program runs in the C half on what the flow delivers
             h.notes.append("filter replaced after the flow started; run in the shim")
             h.filter_where = "shim"
             filter_here[0] = 1
             return 1
+        _choose_filter(h, code, filter_here)
+        if started:
+            # a live capture: a new flow with the new filter replaces the running one
+            try:
+                old = h.fd
+                h.fd = mapi.create_flow(h.dev)
+                ring[0] = _connect(h)
+                mapi.close_flow(old)
+            except MapiError as exc:
+                _put(errbuf, str(exc))
+                return 0
+        return 1
+
+    def _choose_filter(h, code, filter_here):
         known = _programs.get(code)
         h.filter_expr = None
         if _accepts_all(code):
             h.filter_where = "none"
             filter_here[0] = 0
-            return 1
+            return
         if known is None:
             h.filter_where = "shim"
             h.notes.append("program not compiled by pcap_compile; run in the shim")
             filter_here[0] = 1
-            return 1
+            return
         expr, optimize = known[0], known[1]
         # BPF_FILTER compiles with optimisation on, an unknown netmask, the device's snaplen and a
         # pcap_open_dead() handle.  The same instructions: the flow's filter is the application's.
         # Only the optimisation flag differs: the same packets pass, and the C half re-checks.
         # Anything else (netmask, savefile-specific code): the C half runs the program alone.
-        dev_snaplen = mapi.get_device_info(h.dev).get("snaplen") or 262144
+        dev_snaplen = h.dev_snaplen or 262144
         mine, err = _compile(expr, h.dlt, dev_snaplen, 1, PCAP_NETMASK_UNKNOWN)
         if mine is not None and mine != code and optimize != 1:
             plain, _ = _compile(expr, h.dlt, dev_snaplen, optimize, PCAP_NETMASK_UNKNOWN)
@@ -261,7 +281,6 @@ def bind(ffi, lib):
             h.filter_expr = expr
         h.filter_where = where
         filter_here[0] = 0 if where == "mapi" else 1
-        return 1
 
     @ffi.def_extern(error=0)
     def shim_py_start(p, ring, errbuf):
@@ -270,20 +289,25 @@ def bind(ffi, lib):
             _put(errbuf, "MAPI libpcap shim: unknown handle")
             return 0
         try:
-            fd = mapi.create_flow(h.dev)
-            h.fd = fd
-            if h.filter_expr:
-                h.fids["BPF_FILTER"] = mapi.apply_function(fd, "BPF_FILTER", h.filter_expr)
-            h.fids["TO_BUFFER"] = mapi.apply_function(fd, "TO_BUFFER", mapi.WAIT, RING_BYTES)
-            mapi.connect(fd)
+            if h.fd is None:
+                h.fd = mapi.create_flow(h.dev)
+            ring[0] = _connect(h)
             if h.kind == "offline":
                 mapi.start_offline_device(h.dev)
-            node = mapi_api._flows[fd].nodes[h.fids["TO_BUFFER"]]
-            ring[0] = int(engine_ffi.cast("uintptr_t", node.instance.ring))
         except MapiError as exc:
             _put(errbuf, str(exc))
             return 0
         return 1
+
+    def _connect(h):
+        """Apply the handle's functions to its flow, connect it; the TO_BUFFER ring's address."""
+        h.fids = {}
+        if h.filter_expr:
+            h.fids["BPF_FILTER"] = mapi.apply_function(h.fd, "BPF_FILTER", h.filter_expr)
+        h.fids["TO_BUFFER"] = mapi.apply_function(h.fd, "TO_BUFFER", mapi.WAIT, h.ring_bytes)
+        mapi.connect(h.fd)
+        node = mapi_api._flows[h.fd].nodes[h.fids["TO_BUFFER"]]
+        return int(engine_ffi.cast("uintptr_t", node.instance.ring))
 
     @ffi.def_extern(error=0)
     def shim_py_end_status(p, errbuf):
@@ -308,41 +332,52 @@ def bind(ffi, lib):
         _report_handle(h, seen, delivered)
         try:
             if h.fd is not None:
-                mapi.close_flow(h.fd)
+                mapi.close_flow(h.fd)       # a live device closes with its last flow
             if h.kind == "offline":
                 mapi.delete_offline_device(h.dev)
         except MapiError as exc:
             log.warning("closing %s: %s", h.dev, exc)
 
     @ffi.def_extern()
-    def shim_py_exit():
-        with _lock:
-            left = list(_handles.values())
-        for h in left:
-            _report_handle(h)
+    def shim_py_report(p, seen, delivered):
+        h = _handles.get(_key(p))
+        if h is not None:
+            _report_handle(h, seen, delivered)
 
     @ffi.def_extern(error=0)
     def shim_py_activate(p, device, snaplen, promisc, timeout_ms, buffer_size, immediate, status,
                          dlt, errbuf):
         name = ffi.string(device).decode("utf-8", "surrogateescape")
-        opener = getattr(mapi, "create_live_device", None)
-        known = name in _os_interfaces() or name == "any" or name in dict(_mapi_devices())
-        if not known:
-            status[0] = PCAP_ERROR_NO_SUCH_DEVICE
-            return 0
-        if opener is None:
+        if name == "any":
             status[0] = PCAP_ERROR
-            _put(errbuf, "MAPI has no live capture yet: no backend can open %s" % name)
+            _put(errbuf, "MAPI devices capture on one interface; the \"any\" pseudo-device is not "
+                 "available through MAPI")
             return 0
+        backend = _live_backend_name(name)
+        options = dict(snaplen=snaplen, promisc=bool(promisc))
+        if backend == "ring":
+            options["immediate"] = bool(immediate)
+            if timeout_ms > 0 and not immediate:
+                options["block_timeout_ms"] = timeout_ms
+        elif backend == "nic" and buffer_size > 0:
+            options["buffer"] = buffer_size
+        if backend and ":" not in name:
+            name = "%s:%s" % (backend, name)
         try:
-            dev = opener(name, snaplen=snaplen, promisc=bool(promisc), timeout_ms=timeout_ms,
-                         buffer_size=buffer_size, immediate=bool(immediate))
+            fd = mapi.create_flow(name, **options)
         except MapiError as exc:
-            status[0] = PCAP_ERROR
-            _put(errbuf, str(exc))
+            status[0] = _pcap_status(exc)
+            if status[0] != PCAP_ERROR_NO_SUCH_DEVICE:
+                _put(errbuf, str(exc))
             return 0
-        info = mapi.get_device_info(dev)
-        h = Handle("live", dev, None, engine_lib.mapi_linktype_to_dlt(info.get("linktype", 1)), snaplen)
+        dev = mapi.get_flow_info(fd)["device"]
+        dinfo = mapi.get_device_info(dev)
+        h = Handle("live", dev, None, engine_lib.mapi_linktype_to_dlt(dinfo.get("linktype", 1)),
+                   snaplen)
+        h.fd = fd
+        h.dev_snaplen = dinfo.get("snaplen") or snaplen
+        if buffer_size > 0:
+            h.ring_bytes = max(1 << 20, min(buffer_size, 1 << 34))
         with _lock:
             _handles[_key(p)] = h
         dlt[0] = h.dlt
@@ -351,23 +386,23 @@ def bind(ffi, lib):
 
     @ffi.def_extern(error=0)
     def shim_py_stats(p, recv, drop, ifdrop, errbuf):
+        """Live statistics as libpcap on Linux gives them: packets that passed the filter
+        (delivered or dropped for want of room), drops, drops by the interface."""
         h = _handles.get(_key(p))
         if h is None:
             _put(errbuf, "MAPI libpcap shim: unknown handle")
             return 0
         try:
             st = mapi.stats(h.dev)
+            ring = {}
+            if h.fd is not None and "TO_BUFFER" in h.fids:
+                ring = mapi.read_results(h.fd, h.fids["TO_BUFFER"]).value
         except MapiError as exc:
             _put(errbuf, str(exc))
             return 0
-        dropped = st.get("ps_drop", 0)
-        if h.fd is not None and "TO_BUFFER" in h.fids:
-            try:
-                dropped += mapi.read_results(h.fd, h.fids["TO_BUFFER"]).value.get("dropped", 0)
-            except MapiError:
-                pass
-        recv[0] = st.get("ps_recv", 0) & 0xFFFFFFFF
-        drop[0] = dropped & 0xFFFFFFFF
+        passed = ring.get("written", 0) + ring.get("dropped", 0)
+        recv[0] = (passed + st.get("ps_drop", 0)) & 0xFFFFFFFF
+        drop[0] = (st.get("ps_drop", 0) + ring.get("dropped", 0)) & 0xFFFFFFFF
         ifdrop[0] = st.get("ps_ifdrop", 0) & 0xFFFFFFFF
         return 1
 
@@ -376,6 +411,27 @@ def bind(ffi, lib):
         lines = "".join("%s\t%s\n" % (n, d or "") for n, d in _mapi_devices())
         _put(buf, lines, size)
         return 1
+
+
+def _live_backend_name(name):
+    """The backend a live device name goes to: "ring:eth0" names it; a bare interface name
+    goes to the AF_PACKET ring (what libpcap itself uses on Linux) when it is installed."""
+    backends = get_registry().backends
+    if ":" in name and name.split(":", 1)[0] in backends:
+        return name.split(":", 1)[0]
+    if name in _os_interfaces():
+        for b in ("ring", "nic"):
+            if b in backends and backends[b].open_live:
+                return b
+    return None
+
+
+def _pcap_status(exc):
+    if exc.code == ENODEV:
+        return PCAP_ERROR_NO_SUCH_DEVICE
+    if exc.code == EPERM:
+        return PCAP_ERROR_PERM_DENIED
+    return PCAP_ERROR
 
 
 def _os_interfaces():

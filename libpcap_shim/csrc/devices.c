@@ -27,7 +27,7 @@ static u_int merit(const pcap_if_t *d)
 {
     u_int n;
     if (strcmp(d->name, "any") == 0) {
-        n = 0x1FFFFFFF;
+        n = 0x0FFFFFFF;
     } else {
         const char *end = d->name + strlen(d->name), *cp = end;
         while (cp > d->name && cp[-1] >= '0' && cp[-1] <= '9') cp--;

@@ -137,7 +137,7 @@ SHIM_EXPORT pcap_dumper_t *pcap_dump_open_append(pcap_t *p, const char *fname)
         problem = "different byte order, cannot append to file";
         break;
     default:
-        problem = "not a pcap file to which we can append";
+        problem = "not a pcap file";
         break;
     }
     if (!problem && !(h.major == 2 && h.minor == 4)) {

@@ -1,10 +1,12 @@
 /* pcap_t life cycle, settings, properties, error texts and name tables (libpcap 1.10 semantics). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 #include "shim.h"
 #include "pyapi.h"
@@ -64,7 +66,7 @@ int shim_dlt_to_linktype(int dlt)
 {
     if (dlt == DLT_PFSYNC) return 246;
     if (dlt == DLT_PKTAP) return 258;
-    if (dlt >= DLT_MATCHING_MIN && dlt <= DLT_MATCHING_MAX && dlt != 106) return dlt;
+    if (dlt >= DLT_MATCHING_MIN && dlt <= DLT_MATCHING_MAX) return dlt;
     for (size_t i = 0; i < sizeof lt_dlt / sizeof lt_dlt[0]; i++)
         if (lt_dlt[i][1] == dlt) return lt_dlt[i][0];
     /* the DLT_ values equal to their LINKTYPE_ */
@@ -221,6 +223,7 @@ SHIM_EXPORT pcap_t *pcap_open_dead_with_tstamp_precision(int linktype, int snapl
     p->linktype = linktype;
     p->tstamp_precision = precision == PCAP_TSTAMP_PRECISION_NANO ? (int)precision
                                                                    : PCAP_TSTAMP_PRECISION_MICRO;
+    p->selectable_fd = 0;         /* libpcap's zeroed pcap_t */
     p->activated = 1;
     return p;
 }
@@ -350,6 +353,9 @@ SHIM_EXPORT int pcap_activate(pcap_t *p)
         return status;
     }
     p->py_open = 1;
+    shim_track(p);
+    /* a real descriptor from the start; it turns into the flow's ring eventfd once packets flow */
+    p->selectable_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     p->linktype = dlt;
     if (p->snapshot > shim_max_snaplen_for_dlt(dlt)) p->snapshot = shim_max_snaplen_for_dlt(dlt);
     p->activated = 1;
@@ -430,14 +436,22 @@ SHIM_EXPORT FILE *pcap_file(pcap_t *p)
     return p->rfile;
 }
 
+/* A live descriptor only carries packets once the flow runs: asking for it starts the flow. */
+static void start_live(pcap_t *p)
+{
+    if (p->kind == SHIM_LIVE && p->activated && !p->started) shim_start(p);
+}
+
 SHIM_EXPORT int pcap_fileno(pcap_t *p)
 {
+    start_live(p);
     /* offline: -1 (libpcap too), while pcap_get_selectable_fd() gives the file's descriptor */
-    return p->kind == SHIM_LIVE ? p->selectable_fd : -1;
+    return p->kind == SHIM_OFFLINE ? -1 : p->selectable_fd;
 }
 
 SHIM_EXPORT int pcap_get_selectable_fd(pcap_t *p)
 {
+    start_live(p);
     return p->selectable_fd;
 }
 
@@ -499,13 +513,50 @@ SHIM_EXPORT int pcap_set_datalink(pcap_t *p, int dlt)
     return -1;
 }
 
+/* ---- the open handles, for their reports at exit ---------------------------------------- */
+
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static pcap_t *open_handles;
+
+void shim_track(pcap_t *p)
+{
+    pthread_mutex_lock(&open_lock);
+    p->prev_open = NULL;
+    p->next_open = open_handles;
+    if (open_handles) open_handles->prev_open = p;
+    open_handles = p;
+    pthread_mutex_unlock(&open_lock);
+}
+
+void shim_untrack(pcap_t *p)
+{
+    pthread_mutex_lock(&open_lock);
+    if (p->prev_open) p->prev_open->next_open = p->next_open;
+    else if (open_handles == p) open_handles = p->next_open;
+    if (p->next_open) p->next_open->prev_open = p->prev_open;
+    p->prev_open = p->next_open = NULL;
+    pthread_mutex_unlock(&open_lock);
+}
+
+/* Applications that exit without pcap_close() still get a report of each handle. */
+void shim_report_all(void)
+{
+    pthread_mutex_lock(&open_lock);
+    for (pcap_t *p = open_handles; p; p = p->next_open) shim_py_report(p, p->seen, p->delivered);
+    pthread_mutex_unlock(&open_lock);
+}
+
 /* ---- close ------------------------------------------------------------------------------ */
 
 SHIM_EXPORT void pcap_close(pcap_t *p)
 {
     if (p == NULL) return;
-    if (p->py_open) shim_py_close(p, p->seen, p->delivered);
+    if (p->py_open) {
+        shim_untrack(p);
+        shim_py_close(p, p->seen, p->delivered);
+    }
     if (p->rfile && p->rfile != stdin) fclose(p->rfile);
+    if (p->kind == SHIM_LIVE && p->selectable_fd >= 0) close(p->selectable_fd);
     free(p->fcode);
     free(p->device);
     p->tag = 0;

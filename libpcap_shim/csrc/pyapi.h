@@ -11,8 +11,9 @@ int shim_py_open_offline(void *p, const char *path, int dlt, int snaplen, int pc
 int shim_py_compile(int dlt, int snaplen, int file_linktype, int swapped, const char *expr,
                     int optimize, uint32_t netmask, uintptr_t *insns, uint32_t *len,
                     char *errbuf);
+/* A running live flow is replaced by one with the new filter: *ring is then its ring. */
 int shim_py_setfilter(void *p, const void *insns, uint32_t len, int started, int *filter_here,
-                      char *errbuf);
+                      uintptr_t *ring, char *errbuf);
 int shim_py_start(void *p, uintptr_t *ring, char *errbuf);
 int shim_py_end_status(void *p, char *errbuf);
 void shim_py_close(void *p, uint64_t seen, uint64_t delivered);
@@ -20,5 +21,5 @@ int shim_py_activate(void *p, const char *device, int snaplen, int promisc, int 
                      int buffer_size, int immediate, int *status, int *dlt, char *errbuf);
 int shim_py_stats(void *p, uint32_t *recv, uint32_t *drop, uint32_t *ifdrop, char *errbuf);
 int shim_py_devices(char *buf, uint32_t size);
-void shim_py_exit(void);
+void shim_py_report(void *p, uint64_t seen, uint64_t delivered);
 #endif

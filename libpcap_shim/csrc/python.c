@@ -45,12 +45,27 @@ static void after_fork_child(void)
 /* Handles an application never closed still get their report. */
 static void at_exit(void)
 {
-    shim_py_exit();
+    shim_report_all();
 }
 
 static int start_interpreter(char *errbuf)
 {
     if (Py_IsInitialized()) return 0;          /* the application embeds Python itself */
+    /* Leave the application's locale and environment alone: no setlocale(), no C locale
+     * coercion (which would export LC_CTYPE); Python itself works in UTF-8 mode. */
+    PyPreConfig pre;
+    PyPreConfig_InitPythonConfig(&pre);
+    pre.configure_locale = 0;
+    pre.coerce_c_locale = 0;
+    pre.coerce_c_locale_warn = 0;
+    pre.utf8_mode = 1;
+    pre.use_environment = 0;
+    PyStatus ps = Py_PreInitialize(&pre);
+    if (PyStatus_Exception(ps)) {
+        snprintf(errbuf, PCAP_ERRBUF_SIZE, "MAPI libpcap shim: cannot start Python: %s",
+                 ps.err_msg ? ps.err_msg : "pre-initialisation failed");
+        return -1;
+    }
     PyConfig config;
     PyConfig_InitPythonConfig(&config);
     config.install_signal_handlers = 0;        /* signals belong to the application */

@@ -1,6 +1,9 @@
 /* The per-packet paths: packets come out of the flow's TO_BUFFER ring, in C, a batch of ring
  * records at a time; nothing here takes the Python GIL except at the start and end of a stream. */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +52,8 @@ int shim_start(pcap_t *p)
     }
     __atomic_store_n(&p->ring, (mapi_ring *)ring, __ATOMIC_RELEASE);
     p->started = 1;
+    /* the descriptor handed out at activation becomes the ring's eventfd */
+    if (p->kind == SHIM_LIVE) dup3(shim_engine.ring_fd(p->ring), p->selectable_fd, O_CLOEXEC);
     /* a breakloop that came before the ring existed */
     if (p->break_loop) shim_engine.ring_interrupt(p->ring);
     return 0;
@@ -59,7 +64,9 @@ static int next_record(pcap_t *p, int timeout_ms, const mapi_pkthdr **h, const u
 {
     if (p->batch_pos == p->batch_n) {
         if (p->at_end) return REC_EOF;
+        int saved = errno;       /* the ring's eventfd reads are none of the application's business */
         int n = shim_engine.ring_next_many(p->ring, timeout_ms, SHIM_BATCH, p->hdrs, p->datas);
+        errno = saved;
         if (n == MAPI_RING_BREAK) {
             shim_engine.ring_clear_interrupt(p->ring);
             return REC_BREAK;
@@ -90,7 +97,9 @@ static int read_packets(pcap_t *p, int cnt, pcap_handler cb, u_char *user)
     const int timeout = live ? (p->nonblock ? 0 : (p->timeout_ms > 0 ? p->timeout_ms : -1)) : -1;
     if (cnt <= 0) cnt = INT_MAX;
     int n = 0;
-    struct pcap_pkthdr hdr;
+    /* the header lives in the handle: some applications (p0f) keep a pointer to its time stamp
+     * and read it after the callback returned */
+    struct pcap_pkthdr *hdr = &p->cb_hdr;
     for (;;) {
         if (p->break_loop) {
             if (n == 0) {
@@ -109,9 +118,9 @@ static int read_packets(pcap_t *p, int cnt, pcap_handler cb, u_char *user)
         p->seen++;
         if (p->filter_here && p->fcode && !shim_bpf_run(p->fcode, d, h->wirelen, h->caplen))
             continue;
-        to_pkthdr(p, h, &hdr);
+        to_pkthdr(p, h, hdr);
         p->delivered++;
-        cb(user, &hdr, d);
+        cb(user, hdr, d);
         if (++n >= cnt) break;
     }
     return n;
@@ -202,7 +211,9 @@ SHIM_EXPORT int pcap_setfilter(pcap_t *p, struct bpf_program *fp)
     }
     memcpy(copy, fp->bf_insns, fp->bf_len * sizeof *copy);
     int here = 1;
-    if (shim_py_setfilter(p, copy, fp->bf_len, p->started, &here, p->errbuf) != 1) {
+    uintptr_t ring = 0;
+    p->errbuf[0] = '\0';
+    if (shim_py_setfilter(p, copy, fp->bf_len, p->started, &here, &ring, p->errbuf) != 1) {
         free(copy);
         if (!p->errbuf[0]) snprintf(p->errbuf, PCAP_ERRBUF_SIZE, "MAPI: cannot set the filter");
         return PCAP_ERROR;
@@ -211,18 +222,27 @@ SHIM_EXPORT int pcap_setfilter(pcap_t *p, struct bpf_program *fp)
     p->fcode = copy;
     p->fcode_len = fp->bf_len;
     p->filter_here = here;
+    if (ring) {
+        /* a live flow replaced: what the old ring held went with it (libpcap flushes too) */
+        __atomic_store_n(&p->ring, (mapi_ring *)ring, __ATOMIC_RELEASE);
+        p->batch_n = p->batch_pos = 0;
+        dup3(shim_engine.ring_fd(p->ring), p->selectable_fd, O_CLOEXEC);
+    } else if (p->kind == SHIM_LIVE && !p->started) {
+        /* a live capture runs from here on, so a poll() on its descriptor sees packets */
+        if (shim_start(p) < 0) return PCAP_ERROR;
+    }
     return 0;
 }
 
 SHIM_EXPORT int pcap_setdirection(pcap_t *p, pcap_direction_t d)
 {
+    if (d != PCAP_D_IN && d != PCAP_D_OUT && d != PCAP_D_INOUT) {
+        snprintf(p->errbuf, PCAP_ERRBUF_SIZE, "Invalid direction");
+        return -1;
+    }
     if (p->kind == SHIM_DEAD) {
         snprintf(p->errbuf, PCAP_ERRBUF_SIZE,
                  "The packet direction cannot be set on a pcap_open_dead pcap_t");
-        return -1;
-    }
-    if (d != PCAP_D_IN && d != PCAP_D_OUT && d != PCAP_D_INOUT) {
-        snprintf(p->errbuf, PCAP_ERRBUF_SIZE, "Invalid direction");
         return -1;
     }
     if (p->kind == SHIM_OFFLINE) {
@@ -300,7 +320,7 @@ SHIM_EXPORT int pcap_inject(pcap_t *p, const void *buf, size_t size)
 SHIM_EXPORT int pcap_sendpacket(pcap_t *p, const u_char *buf, int size)
 {
     if (size <= 0) {
-        snprintf(p->errbuf, PCAP_ERRBUF_SIZE, "The number of bytes to be sent must be positive");
+        shim_errno_msg(p->errbuf, errno, "The number of bytes to be sent must be positive");
         return PCAP_ERROR;
     }
     if (pcap_inject(p, buf, (size_t)size) == -1) return -1;

@@ -39,12 +39,22 @@ static int read_exact(FILE *fp, void *buf, size_t n, int fail_on_eof, char *errb
     return -1;
 }
 
-/* pcap_adjust_snapshot() */
+/* pcap_adjust_snapshot(): only a bogus length (0, or more than INT_MAX) becomes the link type's
+ * maximum; an oversized but plausible one stays (records are then checked against both). */
 static int adjust_snapshot(int dlt, uint32_t snaplen)
 {
-    uint32_t max = (uint32_t)shim_max_snaplen_for_dlt(dlt);
-    if (snaplen == 0 || snaplen > max) snaplen = max;
+    if (snaplen == 0 || snaplen > 0x7fffffffu) snaplen = (uint32_t)shim_max_snaplen_for_dlt(dlt);
     return (int)snaplen;
+}
+
+/* libpcap checks the requested precision once it knows the format */
+static int bad_precision(pcap_t *p, char *errbuf)
+{
+    if (p->tstamp_precision == PCAP_TSTAMP_PRECISION_MICRO ||
+        p->tstamp_precision == PCAP_TSTAMP_PRECISION_NANO)
+        return 0;
+    snprintf(errbuf, PCAP_ERRBUF_SIZE, "unknown time stamp resolution %u", (u_int)p->tstamp_precision);
+    return 1;
 }
 
 static int check_pcap(pcap_t *p, uint32_t magic, FILE *fp, char *errbuf)
@@ -82,6 +92,7 @@ static int check_pcap(pcap_t *p, uint32_t magic, FILE *fp, char *errbuf)
                  h.major, h.minor);
         return -1;
     }
+    if (bad_precision(p, errbuf)) return -1;
     p->swapped = swapped;
     p->version_major = h.major;
     p->version_minor = h.minor;
@@ -159,6 +170,7 @@ static int check_pcapng(pcap_t *p, uint32_t magic, FILE *fp, char *errbuf)
                  "(BT_SHB_INSANE_MAX)", (size_t)28, total, SHB_INSANE_MAX);
         return -1;
     }
+    if (bad_precision(p, errbuf)) return -1;
     uint32_t rest = total - 12;
     uint8_t *shb = malloc(rest);
     if (!shb) { snprintf(errbuf, PCAP_ERRBUF_SIZE, "out of memory"); return -1; }
@@ -240,11 +252,6 @@ int shim_read_file_header(pcap_t *p, FILE *fp, char *errbuf)
 static pcap_t *open_stream(FILE *fp, const char *path, u_int precision, int close_on_error,
                            char *errbuf)
 {
-    if (precision != PCAP_TSTAMP_PRECISION_MICRO && precision != PCAP_TSTAMP_PRECISION_NANO) {
-        snprintf(errbuf, PCAP_ERRBUF_SIZE, "unknown time stamp resolution %u", precision);
-        if (close_on_error) fclose(fp);
-        return NULL;
-    }
     if (shim_python_start(errbuf) < 0) {
         if (close_on_error) fclose(fp);
         return NULL;
@@ -255,6 +262,7 @@ static pcap_t *open_stream(FILE *fp, const char *path, u_int precision, int clos
         return NULL;
     }
     long start = ftell(fp);
+    p->tstamp_precision = (int)precision;
     if (shim_read_file_header(p, fp, errbuf) < 0) {
         if (close_on_error) fclose(fp);
         free(p);
@@ -262,7 +270,6 @@ static pcap_t *open_stream(FILE *fp, const char *path, u_int precision, int clos
     }
     p->rfile = fp;
     p->selectable_fd = fileno(fp);
-    p->tstamp_precision = (int)precision;
     p->activated = 1;
     /* The MAPI device reads the file itself: by name, or through /proc for a FILE * we were
      * handed (a regular file read from its start). */
@@ -281,6 +288,7 @@ static pcap_t *open_stream(FILE *fp, const char *path, u_int precision, int clos
     if (shim_py_open_offline(p, path, p->linktype, p->snapshot, p->is_pcapng, errbuf) != 1)
         goto fail;
     p->py_open = 1;
+    shim_track(p);
     p->raw_ts = !p->is_pcapng;
     return p;
 fail:

@@ -52,12 +52,14 @@ struct pcap {
     uint32_t batch_n, batch_pos;
     volatile sig_atomic_t break_loop;
     struct pcap_pkthdr next_hdr;  /* the header pcap_next_ex() hands out */
+    struct pcap_pkthdr cb_hdr;    /* the header callbacks get */
     /* the application's filter: a private copy; run here only when MAPI cannot run it */
     struct bpf_insn *fcode;
     u_int fcode_len;
     int filter_here;
     /* counters for the report */
     uint64_t seen, delivered;
+    struct pcap *prev_open, *next_open;   /* the handles the Python side knows (reports at exit) */
     char errbuf[PCAP_ERRBUF_SIZE + 1];
 };
 
@@ -78,6 +80,9 @@ int shim_python_start(char *errbuf);
 int shim_python_running(void);
 
 /* handle.c */
+void shim_track(pcap_t *p);
+void shim_untrack(pcap_t *p);
+void shim_report_all(void);
 pcap_t *shim_alloc(int kind, char *errbuf);
 int shim_linktype_to_dlt(int linktype);
 int shim_dlt_to_linktype(int dlt);

@@ -1,0 +1,177 @@
+"""The libpcap API through the drop-in, call by call: a probe program (libpcap_shim/probe/
+api_probe.c) prints what every call returns and hands out; its output with the shim preloaded
+must equal its output on the stock libpcap (return codes, error texts, headers, packets, the
+bytes pcap_dump writes).  Bad input is part of it: garbage and truncated files, unknown devices,
+invalid filters, calls on the wrong kind of handle."""
+import os
+import shutil
+import struct
+import subprocess
+import tempfile
+
+import pytest
+
+from conftest import CORPUS
+from libpcap_shim import testing
+
+PROBE_SRC = os.path.join(os.path.dirname(testing.__file__), "probe", "api_probe.c")
+
+GOOD_FILES = [
+    "pcap/PcapPlusPlus__DnsPackets.pcap",              # Ethernet, microseconds
+    "pcap/PcapPlusPlus__file_heuristics__nanosecs.pcap",
+    "pcap/PcapPlusPlus__raw_ip.pcap",                  # LINKTYPE_RAW 101 -> DLT_RAW 12
+    "pcap/PcapPlusPlus__null_loopback.pcap",           # DLT_NULL: savefile-specific filters
+    "pcap/libpcap__rarp_req_reply.pcapng",
+    "pcap/libtrace__100_packets.pcapng",
+    "tcpdump/pcap/timestamp_invalid_nano.pcap",        # unnormalised fractions
+    "tcpdump/pcap/heap-overflow-2.pcap",               # LINKTYPE 106, FCS bits, snaplen 1
+    "pcap/libpcap__pcap-invalid-version-1.pcap",
+    "pcap/libpcap__pcap-invalid-version-2.pcap",
+    "pcap/libpcap__pcapng-invalid-vers-1.pcapng",
+    "pcap/libpcap__shb-option-too-long.pcapng",
+]
+
+
+def _bad_files(d):
+    """Damaged copies of a good capture, named after what is wrong."""
+    src = (CORPUS / "pcap/PcapPlusPlus__DnsPackets.pcap").read_bytes()
+    cap = struct.unpack("<I", src[32:36])[0]
+    first = 24 + 16 + cap
+    files = {
+        "empty": b"",
+        "magic-cut": src[:3],
+        "header-cut": src[:20],
+        "header-only": src[:24],
+        "record-header-cut": src[:24 + 8],
+        "record-data-cut": src[:first - 5],
+        "second-record-cut": src[:first + 10],
+        "caplen-insane": src[:32] + struct.pack("<I", 300000) + src[36:],
+        "caplen-over-snaplen": src[:32] + struct.pack("<I", 100000) + src[36:],
+        "version-1": src[:4] + struct.pack("<HH", 1, 0) + src[8:],
+        "version-2.5": src[:4] + struct.pack("<HH", 2, 5) + src[8:],
+        "byteswapped": _byteswap(src),
+        "garbage": bytes((i * 7919 + 13) % 251 for i in range(4096)),
+        "text": b"this is not a capture file\n" * 20,
+        "pcapng-no-idb": _pcapng_shb_only(),
+    }
+    paths = []
+    for name, data in files.items():
+        p = os.path.join(d, name + ".pcap")
+        with open(p, "wb") as f:
+            f.write(data)
+        paths.append(p)
+    return paths
+
+
+def _byteswap(src):
+    """The same capture written big-endian (pcap_is_swapped() = 1 on this host)."""
+    out = bytearray(struct.pack(">IHHiIII", *struct.unpack("<IHHiIII", src[:24])))
+    pos = 24
+    while pos + 16 <= len(src):
+        sec, frac, cap, wire = struct.unpack("<IIII", src[pos:pos + 16])
+        out += struct.pack(">IIII", sec, frac, cap, wire) + src[pos + 16:pos + 16 + cap]
+        pos += 16 + cap
+    return bytes(out)
+
+
+def _pcapng_shb_only():
+    body = struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)
+    length = 12 + len(body)
+    return struct.pack("<II", 0x0A0D0D0A, length) + body + struct.pack("<I", length)
+
+
+@pytest.fixture(scope="module")
+def probe():
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None or not os.path.exists("/usr/include/pcap/pcap.h"):
+        pytest.skip("a C compiler and libpcap-dev are needed to build the probe")
+    testing.library()
+    d = tempfile.mkdtemp(prefix="shim-probe-")
+    os.chmod(d, 0o755)
+    exe = os.path.join(d, "api_probe")
+    subprocess.run([cc, "-O1", "-w", "-o", exe, PROBE_SRC, "-lpcap"], check=True)
+    yield exe, d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _compare(exe, args, **kw):
+    stock = testing.run([exe] + args, False, **kw)
+    shim = testing.run([exe] + args, True, **kw)
+    assert stock.returncode == 0, stock
+    assert shim.returncode == 0, shim
+    for a, b in zip(stock.stdout.decode(errors="replace").splitlines(),
+                    shim.stdout.decode(errors="replace").splitlines()):
+        assert b == a, "first difference (stock, then shim)"
+    assert shim.stdout == stock.stdout
+    return stock, shim
+
+
+@pytest.mark.parametrize("scenario", ["names", "bpf", "dead", "errors"])
+def test_api_scenario(probe, scenario):
+    _compare(probe[0], [scenario])
+
+
+def test_api_linktypes(probe):
+    """Every LINKTYPE_ value 0..299 in a savefile header: the DLT_ reported, the snapshot
+    length libpcap derives, and whether pcap_dump_open accepts it."""
+    exe, d = probe
+    for sub in ("stock", "shim"):
+        os.makedirs(os.path.join(d, sub), exist_ok=True)
+    stock = testing.run([exe, "linktypes", os.path.join(d, "stock")], False)
+    shim = testing.run([exe, "linktypes", os.path.join(d, "shim")], True)
+    assert stock.stdout.count(b"\n") == 300
+    assert shim.stdout == stock.stdout
+
+
+def test_api_good_files(probe):
+    """Properties, every read style, breakloop, filters and pcap_offline_filter on captures of
+    several link types, precisions and formats; every packet of the shim's run came through a
+    MAPI flow."""
+    stock, shim = _compare(probe[0], ["files"] + [str(CORPUS / f) for f in GOOD_FILES])
+    assert shim.reports, "no MAPI report"
+    assert all(r["device_backend"] == "savefile" for r in shim.reports)
+    assert sum(r["shim_delivered"] for r in shim.reports) > 0
+
+
+def test_api_bad_files(probe):
+    exe, d = probe
+    bad = os.path.join(d, "bad")
+    os.makedirs(bad, exist_ok=True)
+    stock, shim = _compare(exe, ["files"] + _bad_files(bad))
+    text = stock.stdout.decode()
+    # the probe really met libpcap's errors (the comparison above is not vacuous)
+    for msg in ("truncated dump file; tried to read 4 file header bytes, only got 3",
+                "invalid packet capture length 300000, bigger than snaplen of 262144",
+                "truncated dump file; tried to read 100000 captured bytes",
+                "archaic pcap savefile format", "unsupported pcap savefile version 2.5",
+                "unknown file format", "the capture file has no Interface Description Blocks"):
+        assert msg in text
+
+
+def test_api_stdin(probe):
+    data = (CORPUS / "pcap/PcapPlusPlus__DnsPackets.pcap").read_bytes()
+    exe = probe[0]
+    with open(str(CORPUS / "pcap/PcapPlusPlus__DnsPackets.pcap"), "rb") as f:
+        stock = subprocess.run([exe, "stdin"], stdin=f, capture_output=True)
+    with open(str(CORPUS / "pcap/PcapPlusPlus__DnsPackets.pcap"), "rb") as f:
+        env = dict(os.environ)
+        env.update(testing.preload_env(testing.library()))
+        shim = subprocess.run([exe, "stdin"], stdin=f, capture_output=True, env=env)
+    assert b"next_ex end -2" in stock.stdout and len(data) > 24
+    assert shim.stdout == stock.stdout
+
+
+def test_api_dump_fopen(probe):
+    """pcap_dump_fopen shares the application's FILE *: its own writes before and after the
+    dump, pcap_dump_ftell(64) after each record, pcap_dump_open_append's checks."""
+    exe, d = probe
+    src = str(CORPUS / "pcap/PcapPlusPlus__DnsPackets.pcap")
+    outs = {}
+    out = os.path.join(d, "dump.pcap")       # one name: the messages quote it
+    for preload in (False, True):
+        run = testing.run([exe, "dumpfile", src, out], preload)
+        assert run.returncode == 0, run
+        outs[preload] = (run.stdout, open(out, "rb").read())
+        os.unlink(out)
+    assert outs[True] == outs[False]
+    assert b"append to prefixed: failed" in outs[False][0]
