@@ -12,8 +12,10 @@ and functions with their packet counters, so one can check that the packets went
 import json
 import logging
 import os
+import stat
 import struct
 import sys
+import tempfile
 import threading
 
 # Imported now, while the process may still read the interpreter's files: tcpdump drops its
@@ -25,6 +27,7 @@ from mapi import api as mapi_api
 from mapi.errors import MapiError, ENODEV, EPERM
 from mapi.registry import get_registry
 from mapi._engine import ffi as engine_ffi, lib as engine_lib
+from mapi import bpf_jit
 
 log = logging.getLogger("libpcap_shim")
 
@@ -99,6 +102,40 @@ def _compile(expr, dlt, snaplen, optimize, netmask):
     return code, None
 
 
+# --- native BPF ---------------------------------------------------------------------------------
+def _jit_setup():
+    """BPF_FILTER's native code (mapi.bpf_jit) inside an application.  Its cache must stay
+    readable after the application drops privileges (tcpdump runs as user "tcpdump" by the time
+    the flow starts), so unless MAPI_CACHE_DIR says otherwise it lives in a directory of this
+    user's that others may read but not write.  Programs are compiled at pcap_compile() time,
+    before any privilege drop; BPF_FILTER later finds them loaded."""
+    if os.environ.get("MAPI_BPF_JIT") == "0":
+        return
+    if "MAPI_CACHE_DIR" not in os.environ:
+        d = os.path.join(tempfile.gettempdir(), "scampi-pcap-shim-%d" % os.getuid())
+        try:
+            os.makedirs(d, mode=0o755, exist_ok=True)
+            st = os.lstat(d)
+        except OSError:
+            os.environ["MAPI_BPF_JIT"] = "0"
+            return
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+            os.environ["MAPI_BPF_JIT"] = "0"      # someone else's or writable by others: unsafe
+            return
+        os.environ["MAPI_CACHE_DIR"] = d
+    os.environ.setdefault("MAPI_BPF_JIT", "sync")
+
+
+def _precompile(code):
+    if _accepts_all(code) or not bpf_jit.enabled():
+        return
+    insns = [struct.unpack_from("=HBBI", code, i) for i in range(0, len(code), 8)]
+    try:
+        bpf_jit.compile_native(insns)
+    except Exception as exc:            # the interpreter runs it then
+        log.warning("native BPF precompile failed: %s", exc)
+
+
 # --- savefile errors in libpcap's words ---------------------------------------------------------
 def libpcap_error_text(exc):
     """The message libpcap gives where the MAPI reader stopped (the reader keeps libpcap's own
@@ -138,6 +175,8 @@ def _report_handle(h, seen=None, delivered=None):
             except MapiError:
                 continue
             entry = dict(fid=fid, name=name, pkts_in=fi.get("pkts_in"), pkts_out=fi.get("pkts_out"))
+            if name == "BPF_FILTER":
+                entry["native"] = bool(fi.get("native"))
             if name == "TO_BUFFER":
                 try:
                     entry["ring"] = mapi.read_results(h.fd, fid).value
@@ -163,9 +202,7 @@ def bind(ffi, lib):
 
     @ffi.def_extern(error=0)
     def shim_py_init(errbuf):
-        # BPF_FILTER's native-code compiler runs a C compiler and writes a cache under $HOME:
-        # neither fits inside an application that may drop its privileges.
-        os.environ.setdefault("MAPI_BPF_JIT", "0")
+        _jit_setup()
         # MAPI's own log lines would be extra stderr output the application never printed;
         # MAPI_PCAP_LOG=1 lets them through
         if not os.environ.get("MAPI_PCAP_LOG"):
@@ -221,6 +258,7 @@ def bind(ffi, lib):
             length[0] = n[0]
         with _lock:
             _programs[code] = (text, optimize, netmask, dlt, snaplen)
+        _precompile(code)
         return 1
 
     @ffi.def_extern(error=0)
@@ -354,6 +392,11 @@ def bind(ffi, lib):
                  "available through MAPI")
             return 0
         backend = _live_backend_name(name)
+        if backend is None and name in _os_interfaces():
+            status[0] = PCAP_ERROR
+            _put(errbuf, "MAPI has no backend installed that captures on network interfaces "
+                 "(the nic and ring backends)")
+            return 0
         options = dict(snaplen=snaplen, promisc=bool(promisc))
         if backend == "ring":
             options["immediate"] = bool(immediate)

@@ -89,7 +89,7 @@ def probe():
     d = tempfile.mkdtemp(prefix="shim-probe-")
     os.chmod(d, 0o755)
     exe = os.path.join(d, "api_probe")
-    subprocess.run([cc, "-O1", "-w", "-o", exe, PROBE_SRC, "-lpcap"], check=True)
+    subprocess.run([cc, "-O1", "-w", "-o", exe, PROBE_SRC, "-lpcap", "-lpthread"], check=True)
     yield exe, d
     shutil.rmtree(d, ignore_errors=True)
 
@@ -175,3 +175,17 @@ def test_api_dump_fopen(probe):
         os.unlink(out)
     assert outs[True] == outs[False]
     assert b"append to prefixed: failed" in outs[False][0]
+
+
+@pytest.mark.parametrize("how", ["signal", "thread"])
+def test_api_breakloop_async(probe, how):
+    """pcap_breakloop from a signal handler and from another thread interrupts a pcap_loop that
+    is busy in its callback; the rest of the packets come with the next pcap_loop."""
+    stock, shim = _compare(probe[0], [how, str(CORPUS / "pcap/PcapPlusPlus__4KHttpRequests.pcap")])
+    assert b"loop -2 early 1" in stock.stdout and b"all there 1" in stock.stdout
+
+
+def test_api_fork(probe):
+    """A child process reads the handle its parent opened (and set a filter on)."""
+    stock, shim = _compare(probe[0], ["fork", str(CORPUS / "pcap/PcapPlusPlus__4KHttpRequests.pcap")])
+    assert b"child: loop 0 packets 385" in stock.stdout

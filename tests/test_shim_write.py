@@ -3,6 +3,7 @@ byte-identical files (tcpdump drops to its own user before writing: the shim wor
 privilege drop), and `tcpdump -d/-dd/-ddd` prints the same classic BPF as the stock libpcap."""
 import concurrent.futures
 import os
+import shutil
 import tempfile
 
 import pytest
@@ -68,9 +69,7 @@ def outdir():
     d = tempfile.mkdtemp(prefix="shim-write-")
     os.chmod(d, 0o777)
     yield d
-    for name in os.listdir(d):
-        os.unlink(os.path.join(d, name))
-    os.rmdir(d)
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def _write(args):
@@ -140,3 +139,25 @@ def test_bpf_dump_identical(dumped, case):
     assert shim.stderr == stock.stderr
     if case[1] == "tcp port 80" and case[0] == ["-d"]:
         assert len(stock.stdout.splitlines()) == 20     # pitfall 2: libpcap's optimised program
+
+
+@pytest.mark.parametrize("opts", [["-C", "1"], ["-C", "1", "-Z", "nobody"], ["-Z", "root"]],
+                         ids=["rotate", "rotate-as-nobody", "stay-root"])
+def test_write_after_privilege_drop(outdir, opts):
+    """tcpdump -C opens every file after the new one with pcap_dump_open once it runs as its
+    own unprivileged user, and calls pcap_dump_ftell64 per packet; -Z picks that user."""
+    src = str(CORPUS / "pcap/PcapPlusPlus__tls2.pcap")
+    files = {}
+    for preload in (False, True):
+        d = os.path.join(outdir, "rot-%s-%d" % ("".join(opts), preload))
+        os.mkdir(d)
+        os.chmod(d, 0o777)
+        run = testing.run(["tcpdump", "-r", src, "-w", os.path.join(d, "out")] + opts + ["tcp"],
+                          preload)
+        assert run.returncode == 0, run
+        files[preload] = {n: open(os.path.join(d, n), "rb").read() for n in sorted(os.listdir(d))}
+        if preload:
+            assert run.reports and run.reports[0]["shim_delivered"] > 0
+    if "-C" in opts:
+        assert len(files[False]) == 3              # out, out1, out2
+    assert files[True] == files[False]

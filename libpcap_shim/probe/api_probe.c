@@ -10,7 +10,14 @@
  *   api_probe errors             bad file names, devices and handles
  *   api_probe stdin              a savefile read from standard input ("-")
  *   api_probe dumpfile IN OUT    pcap_dump_fopen into a stream with application writes around
+ *   api_probe signal FILE        pcap_breakloop from a SIGALRM handler during pcap_loop
+ *   api_probe thread FILE        pcap_breakloop from another thread during pcap_loop
+ *   api_probe fork FILE          the handle opened by the parent, read by a forked child
  */
+#include <pthread.h>
+#include <signal.h>
+#include <sys/time.h>
+#include <sys/wait.h>
 #include <errno.h>
 #include <pcap/pcap.h>
 #include <stdint.h>
@@ -460,6 +467,90 @@ static void dumpfile(const char *in, const char *out)
     pcap_close(p);
 }
 
+static int count_packets(const char *f)
+{
+    pcap_t *p = open_file(f, PCAP_TSTAMP_PRECISION_MICRO);
+    struct pcap_pkthdr *h;
+    const u_char *d;
+    int n = 0;
+    while (p && pcap_next_ex(p, &h, &d) == 1) n++;
+    if (p) pcap_close(p);
+    return n;
+}
+
+static pcap_t *async_p;
+static volatile int slow_n;
+static void slow_cb(u_char *user, const struct pcap_pkthdr *h, const u_char *d)
+{
+    (void)user, (void)h, (void)d;
+    slow_n++;
+    usleep(3000);
+}
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    pcap_breakloop(async_p);
+}
+
+static void *break_later(void *arg)
+{
+    (void)arg;
+    usleep(50000);
+    pcap_breakloop(async_p);
+    return NULL;
+}
+
+/* Interrupt a slow pcap_loop from a signal handler or a thread: it returns -2 early, and the
+ * packets left are all still there for the next pcap_loop. */
+static void interrupted(const char *f, int use_thread)
+{
+    int total = count_packets(f);
+    async_p = open_file(f, PCAP_TSTAMP_PRECISION_MICRO);
+    if (!async_p) return;
+    slow_n = 0;
+    pthread_t t;
+    if (use_thread) {
+        pthread_create(&t, NULL, break_later, NULL);
+    } else {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_alarm;
+        sigaction(SIGALRM, &sa, NULL);
+        struct itimerval it = {{0, 0}, {0, 50000}};
+        setitimer(ITIMER_REAL, &it, NULL);
+    }
+    int rc = pcap_loop(async_p, -1, slow_cb, NULL);
+    if (use_thread) pthread_join(t, NULL);
+    printf("%s: loop %d early %d\n", use_thread ? "thread" : "signal", rc, slow_n > 0 && slow_n < total);
+    count_cb_n = 0;
+    rc = pcap_loop(async_p, -1, count_cb, NULL);
+    printf("rest: loop %d all there %d\n", rc, slow_n + count_cb_n == total);
+    pcap_close(async_p);
+}
+
+static void forked(const char *f)
+{
+    pcap_t *p = open_file(f, PCAP_TSTAMP_PRECISION_MICRO);
+    if (!p) return;
+    struct bpf_program fp;
+    pcap_compile(p, &fp, "tcp", 1, PCAP_NETMASK_UNKNOWN);
+    pcap_setfilter(p, &fp);
+    pid_t pid = fork();
+    if (pid == 0) {
+        count_cb_n = 0;
+        int rc = pcap_loop(p, -1, count_cb, NULL);
+        printf("child: loop %d packets %d\n", rc, count_cb_n);
+        pcap_close(p);
+        exit(0);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    printf("parent: child exited %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    pcap_freecode(&fp);
+    pcap_close(p);
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -473,6 +564,9 @@ int main(int argc, char **argv)
     else if (strcmp(argv[1], "errors") == 0) errors();
     else if (strcmp(argv[1], "stdin") == 0) from_stdin();
     else if (strcmp(argv[1], "dumpfile") == 0 && argc > 3) dumpfile(argv[2], argv[3]);
+    else if (strcmp(argv[1], "signal") == 0 && argc > 2) interrupted(argv[2], 0);
+    else if (strcmp(argv[1], "thread") == 0 && argc > 2) interrupted(argv[2], 1);
+    else if (strcmp(argv[1], "fork") == 0 && argc > 2) forked(argv[2]);
     else return 2;
     return 0;
 }
