@@ -1,0 +1,41 @@
+"""``nic`` backend: a commodity NIC through a Linux AF_PACKET socket.
+
+    fd = mapi.create_flow("nic:eth0", snaplen=1514, promisc=True, direction="inout",
+                          buffer=32 << 20, kernel_filter=True)
+
+Promiscuous by default; packets are read in batches with recvmmsg straight into the engine's
+batch arrays, timestamped in nanoseconds by the kernel (SO_TIMESTAMPNS).  BPF_FILTERs the module
+mapper places "in the kernel" are attached as one socket filter (see backends/_live.py).
+Options: snaplen (1..262144), promisc, direction ("inout", "in", "out"), buffer (socket receive
+buffer bytes), kernel_filter (offer the socket filter to the mapper).
+"""
+from mapi import hookimpl
+from mapi._engine import lib
+from mapi.descriptor import BackendDescriptor
+
+from backends._live import LiveSource, list_interfaces, parse_options, DIRECTIONS
+
+OPTIONS = {
+    "snaplen": (int, 262144),
+    "promisc": (bool, True),
+    "direction": (tuple(DIRECTIONS), "inout"),
+    "buffer": (int, 32 << 20),
+    "kernel_filter": (bool, True),
+}
+
+
+def open_live(ifname, options=None):
+    opts = parse_options("nic:%s" % ifname, options, OPTIONS)
+    return LiveSource("nic", ifname, lib.MAPI_LIVE_MMSG, **opts)
+
+
+@hookimpl
+def scampi_backends():
+    return [BackendDescriptor(
+        name="nic",
+        doc="Linux network interfaces through AF_PACKET sockets (recvmmsg batches, kernel BPF)",
+        open_live=open_live,
+        list_devices=list_interfaces,
+        priority=10,
+        capabilities={"units": ["KERNEL-BPF"], "timestamps": "ns"},
+    )]
