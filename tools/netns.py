@@ -128,14 +128,16 @@ class VethPair:
         return parse_tcpreplay(r.stdout)
 
     def spawn(self, ns, cmd, **kw):
+        """Start `cmd` in namespace `ns` (ip netns exec replaces itself with it: the Popen's pid
+        is the command's, so signals reach it)."""
         p = subprocess.Popen(["ip", "netns", "exec", ns] + list(cmd), **kw)
         self.procs.append(p)
         return p
 
-    def capture(self, spec, python=sys.executable, ready_timeout=30):
-        """Start tools/netns.py capture SPEC in the rx namespace; returns once its flows are
-        connected (the device captures)."""
-        return Capture(self, spec, python, ready_timeout)
+    def capture(self, spec, python=sys.executable, ready_timeout=30, cpu=None):
+        """Start tools/netns.py capture SPEC in the rx namespace (pinned to `cpu` if given);
+        returns once its flows are connected (the device captures)."""
+        return Capture(self, spec, python, ready_timeout, cpu)
 
 
 def parse_tcpreplay(text):
@@ -161,10 +163,11 @@ def parse_tcpreplay(text):
 
 
 class Capture:
-    def __init__(self, net, spec, python, ready_timeout):
+    def __init__(self, net, spec, python, ready_timeout, cpu=None):
         env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        self.proc = net.spawn(net.ns_rx, [python, os.path.join(ROOT, "tools", "netns.py"),
-                                          "capture", json.dumps(spec)],
+        pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
+        self.proc = net.spawn(net.ns_rx, pin + [python, os.path.join(ROOT, "tools", "netns.py"),
+                                                "capture", json.dumps(spec)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                               cwd=ROOT)
         deadline = time.time() + ready_timeout
@@ -214,8 +217,9 @@ def run_capture(spec):
     """spec: dev, options, register (backend modules to load), flows [{functions: [[NAME,
     args...], ...], drain: index of a TO_BUFFER to read out}], and when to stop: until {flow,
     fid, value} (a result reached value), wait_for_stats (the device delivered that many
-    packets), until_state (the device reached that state) -- all given must hold -- or timeout
-    (s); then settle (s) more before results are read."""
+    packets), until_state (the device reached that state), until_quiet_ms (packets came, then
+    none for that long) -- all given must hold -- or timeout (s); then settle (s) more before
+    results are read."""
     import mapi
     from mapi.registry import get_registry
     reg = get_registry()
@@ -238,10 +242,18 @@ def run_capture(spec):
     until = spec.get("until")
     want_delivered = spec.get("wait_for_stats")
     want_state = spec.get("until_state")
+    quiet_ms = spec.get("until_quiet_ms")
     deadline = time.time() + spec.get("timeout", 30)
     reached = False
+    seen, changed = 0, time.time()
     while time.time() < deadline:
         ok = True
+        if quiet_ms is not None:           # traffic came and then stopped for quiet_ms
+            now = mapi.stats(dev)
+            cur = now.get("delivered", 0) + now.get("kernel_drops", 0)
+            if cur != seen:
+                seen, changed = cur, time.time()
+            ok = seen > 0 and (time.time() - changed) * 1000 >= quiet_ms
         if until is not None:
             fd, fids, _ = flows[until["flow"]]
             v = mapi.read_results(fd, fids[until["fid"]]).value
