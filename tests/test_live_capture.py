@@ -188,9 +188,10 @@ def test_slow_flow_loses_only_its_own_packets():
     assert out["stats"]["kernel_drops"] == 0
 
 
-def test_interface_going_down_ends_the_capture_with_an_error():
+@pytest.mark.parametrize("backend", ["nic", "ring"])
+def test_interface_going_down_ends_the_capture_with_an_error(backend):
     with netns.VethPair() as net:
-        spec = dict(dev="ring:" + net.rx_if, register=BACKENDS, until=None, until_state="done",
+        spec = dict(dev="%s:%s" % (backend, net.rx_if), register=BACKENDS, until=None, until_state="done",
                     timeout=20,
                     flows=[{"functions": [["PKT_COUNTER"], ["TO_BUFFER"]], "drain": 1}])
         cap = net.capture(spec)
