@@ -30,6 +30,7 @@ class Flow:
 
     def info(self):
         return dict(fd=self.fd, device=self.device.name, status=self.state,
+                    drops=self.device.flow_drops().get(self.fd, 0),
                     functions=[dict(fid=fid, name=d.name, args=list(a)) for fid, d, a in self.functions])
 
 

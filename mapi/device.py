@@ -302,4 +302,15 @@ class Device:
     def stats(self):
         s = dict(ps_recv=self.packets, ps_drop=0, ps_ifdrop=0)
         s.update(self.source.stats())
+        s["flow_drops"] = self.flow_drops()
         return s
+
+    def flow_drops(self):
+        """Packets each flow's own buffers dropped (a slow reader loses only its own)."""
+        drops = {}
+        for n in self.graph.nodes():
+            value = n.instance.result()[0]
+            if isinstance(value, dict) and "dropped" in value and n.desc.result == "packets":
+                for fd, _ in n.owners:
+                    drops[fd] = drops.get(fd, 0) + value["dropped"]
+        return drops

@@ -179,3 +179,5 @@ def test_nowait_buffer_never_holds_up_an_offline_replay(tmp_path):
     r = mapi.read_results(fd, buf).value
     assert mapi.read_results(fd, cnt).value == 20000
     assert r["written"] + r["dropped"] == 20000 and r["dropped"] > 0
+    assert mapi.stats(dev)["flow_drops"] == {fd: r["dropped"]}
+    assert mapi.get_flow_info(fd)["drops"] == r["dropped"]

@@ -259,8 +259,12 @@ def test_offline_capture_filters_and_top_equal_nfdump(name):
             [("RECORD_FILTER", "proto=17 and src=10.0.0.6 and dport=53"), ("PKT_COUNTER",), ("BYTE_COUNTER",)],
             [("RECORD_FILTER", "bytes > 10000"), ("PKT_COUNTER",)],
             [("RECORD_TOP", 5, "src")],
-            [("PKT_COUNTER",), ("RECORD_COUNTER",)]]
+            [("PKT_COUNTER",), ("RECORD_COUNTER",)],
+            [("TOP", 3, "ip.src")]]
     out, st = offline_collector(CORPUS / "derived" / (name + ".pcap"), jobs)
+    # the standard TOP reads a record's key fields as a header: it ranks sources by records
+    by_records = sorted(by_src.items(), key=lambda kv: (-kv[1][0], kv[0]))[:3]
+    assert [(str(v[0]), v[1]) for v in out[5][0]] == [(k, v[0]) for k, v in by_records]
     assert out[0][1]["records"] == len(https) and out[0][1]["packets"] == sum(f[5] for f in https)
     assert out[0][1]["bytes"] == sum(f[6] for f in https)
     assert out[1][1:] == [len(dns_from_host), sum(f[6] for f in dns_from_host)]

@@ -1,6 +1,7 @@
 /* Link, IP and transport header parsing; see hdr_parse.h. */
 #include <string.h>
 #include "hdr_parse.h"
+#include "live_netflow.h"
 
 #define ETH_IPV4 0x0800
 #define ETH_IPV6 0x86DD
@@ -111,6 +112,24 @@ static void transport(const uint8_t *p, uint32_t caplen, uint32_t off, mapi_hdr 
 int mapi_hdr_parse(int32_t linktype, const uint8_t *p, uint32_t caplen, mapi_hdr *h)
 {
     memset(h, 0, sizeof *h);
+    if (linktype == MAPI_LINKTYPE_FLOWREC) {
+        /* a NetFlow/IPFIX collector's flow record: its key fields are the header */
+        mapi_flowrec r;
+        if (caplen < sizeof r) return 0;
+        memcpy(&r, p, sizeof r);
+        if (r.family != 4 && r.family != 6) return 0;
+        h->ipver = r.family;
+        h->proto = r.proto;
+        h->tcp_flags = r.tcp_flags;
+        memcpy(h->src, r.src, 16);
+        memcpy(h->dst, r.dst, 16);
+        if (r.proto == 6 || r.proto == 17 || r.proto == 132) {
+            h->sport = r.sport;
+            h->dport = r.dport;
+            h->flags |= MAPI_HDR_HAS_PORTS;
+        }
+        return h->ipver;
+    }
     uint32_t l3 = 0;
     int v = link_layer(linktype, p, caplen, &l3);
     if (v == 4) {
