@@ -13,7 +13,7 @@ from mapi import bpf_analysis
 from mapi._engine import ffi, lib
 from mapi.batch import BATCH_CAP
 from mapi.descriptor import PacketSource
-from mapi.errors import MapiError, EFORMAT, ENOTSUP
+from mapi.errors import MapiError, EBADARG, EFORMAT, ENOTSUP
 from mapi.hardware import (FILTER, STATISTIC, HardwareDevice, HardwareError, HardwareUnit,
                            MAX_HW_NODES, Offer)
 
@@ -735,6 +735,20 @@ def _topological(assigns, by_id, model):
 def open_link(path, fmt=None):
     from backends.savefile import SavefileSource
     return SavefileSource(path, fmt)
+
+
+def open_live_link(name, options, card_name):
+    """Put a card on a live interface: its link is a capture through another backend ("ring" by
+    default, option link="nic" for plain AF_PACKET).  Returns (link, card options)."""
+    from mapi.registry import get_registry
+    options = dict(options or {})
+    card_options = {k: options.pop(k) for k in ("limits",) if k in options}
+    link_backend = options.pop("link", "ring")
+    desc = get_registry().backend(link_backend)
+    if desc.open_live is None or link_backend == card_name:
+        raise MapiError(EBADARG, "%s: link backend %r cannot capture live" % (card_name, link_backend),
+                        argument="link")
+    return desc.open_live(name, options), card_options
 
 
 class HeaderFilterUnit(CardUnit):

@@ -195,12 +195,18 @@ def open_offline(path, fmt=None, options=None):
     return Combo6(_card.open_link(path, fmt), options)
 
 
+def open_live(name, options=None):
+    link, card_options = _card.open_live_link(name, options, "combo6")
+    return Combo6(link, card_options)
+
+
 @hookimpl
 def scampi_backends():
     return [BackendDescriptor(
         name="combo6",
         doc="COMBO6 / SCAMPI adapter emulator: HFE, LUP (CAM), SAU, STU, PCK, TSU, DRAM; "
-            "replays a trace through the card",
+            "replays a trace through the card, or sits on a live interface (combo6:IFNAME)",
         open_offline=open_offline,
+        open_live=open_live,
         capabilities=dict(units=["HFE", "LUP", "SAU", "STU", "PCK", "TSU", "DRAM"]),
     )]

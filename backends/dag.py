@@ -181,11 +181,18 @@ def open_offline(path, fmt=None, options=None):
     return Dag(_card.open_link(path, fmt), options)
 
 
+def open_live(name, options=None):
+    link, card_options = _card.open_live_link(name, options, "dag")
+    return Dag(link, card_options)
+
+
 @hookimpl
 def scampi_backends():
     return [BackendDescriptor(
         name="dag",
-        doc="DAG-like card emulator: ERF link, ERF clock, loss counter, DSM classifier",
+        doc="DAG-like card emulator: ERF link (or a live interface: dag:IFNAME), ERF clock, loss "
+            "counter, DSM classifier",
         open_offline=open_offline,
+        open_live=open_live,
         capabilities=dict(units=["DSM", "CLOCK"]),
     )]
