@@ -189,3 +189,24 @@ def test_api_fork(probe):
     """A child process reads the handle its parent opened (and set a filter on)."""
     stock, shim = _compare(probe[0], ["fork", str(CORPUS / "pcap/PcapPlusPlus__4KHttpRequests.pcap")])
     assert b"child: loop 0 packets 385" in stock.stdout
+
+
+@pytest.mark.parametrize("name,cut", [("pcap/PcapPlusPlus__4KHttpRequests.pcap", None),
+                                      ("pcap/libtrace__100_packets.pcapng", None),
+                                      ("pcap/PcapPlusPlus__4KHttpRequests.pcap", 30),
+                                      ("pcap/PcapPlusPlus__4KHttpRequests.pcap", 100000)],
+                         ids=["pcap", "pcapng", "cut-in-record-header", "cut-in-data"])
+def test_tcpdump_reads_a_pipe(name, cut):
+    """tcpdump -r - on a pipe: the shim replays the header bytes it checked, then streams the
+    rest through a pipe into the MAPI device."""
+    if testing.tool("tcpdump") is None:
+        pytest.skip("tcpdump is not installed")
+    data = (CORPUS / name).read_bytes()[:cut]
+    stock = testing.run(["tcpdump", "-nr", "-", "tcp"], False, input=data)
+    shim = testing.run(["tcpdump", "-nr", "-", "tcp"], True, input=data)
+    assert (shim.returncode, shim.stdout, shim.stderr) == (stock.returncode, stock.stdout, stock.stderr)
+    if cut is None or cut > 1000:
+        assert stock.stdout.count(b"\n") > 5
+    else:
+        assert stock.returncode == 1 and b"truncated dump file" in stock.stderr
+    assert shim.reports and shim.reports[0]["shim_delivered"] == stock.stdout.count(b"\n")

@@ -541,7 +541,11 @@ void shim_untrack(pcap_t *p)
 /* Applications that exit without pcap_close() still get a report of each handle. */
 void shim_report_all(void)
 {
-    pthread_mutex_lock(&open_lock);
+    /* exit() may come from a signal handler (tcpdump's SIGTERM cleanup): never block here, and
+     * call into Python only when reports were asked for */
+    const char *want = getenv("MAPI_PCAP_REPORT");
+    if (!want || !*want) return;
+    if (pthread_mutex_trylock(&open_lock) != 0) return;
     for (pcap_t *p = open_handles; p; p = p->next_open) shim_py_report(p, p->seen, p->delivered);
     pthread_mutex_unlock(&open_lock);
 }
@@ -555,7 +559,8 @@ SHIM_EXPORT void pcap_close(pcap_t *p)
         shim_untrack(p);
         shim_py_close(p, p->seen, p->delivered);
     }
-    if (p->rfile && p->rfile != stdin) fclose(p->rfile);
+    if (p->pump) shim_pump_release(p->pump, p->rfile != stdin);
+    else if (p->rfile && p->rfile != stdin) fclose(p->rfile);
     if (p->kind == SHIM_LIVE && p->selectable_fd >= 0) close(p->selectable_fd);
     free(p->fcode);
     free(p->device);

@@ -3,6 +3,9 @@
  * as pcap_file() promises; the MAPI device reads the file through its own descriptor. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -25,10 +28,30 @@
 static uint32_t swap32(uint32_t v) { return __builtin_bswap32(v); }
 static uint16_t swap16(uint16_t v) { return __builtin_bswap16(v); }
 
+/* The header bytes read from a stream MAPI cannot reopen (a pipe): they are replayed to it. */
+static __thread struct { uint8_t *buf; size_t len, cap; int on; } consumed;
+
+static size_t hread(void *dst, size_t n, FILE *fp)
+{
+    size_t got = fread(dst, 1, n, fp);
+    if (consumed.on && got) {
+        if (consumed.len + got > consumed.cap) {
+            size_t cap = (consumed.len + got) * 2;
+            uint8_t *b = realloc(consumed.buf, cap);
+            if (!b) { consumed.on = 0; return got; }
+            consumed.buf = b;
+            consumed.cap = cap;
+        }
+        memcpy(consumed.buf + consumed.len, dst, got);
+        consumed.len += got;
+    }
+    return got;
+}
+
 /* fread exactly n bytes or describe why not (libpcap's read_bytes()). */
 static int read_exact(FILE *fp, void *buf, size_t n, int fail_on_eof, char *errbuf, const char *what)
 {
-    size_t got = fread(buf, 1, n, fp);
+    size_t got = hread(buf, n, fp);
     if (got == n) return 1;
     if (ferror(fp)) {
         shim_errno_msg(errbuf, errno, "error reading dump file");
@@ -67,7 +90,7 @@ static int check_pcap(pcap_t *p, uint32_t magic, FILE *fp, char *errbuf)
         swapped = 1;
     }
     struct { uint16_t major, minor; int32_t thiszone; uint32_t sigfigs, snaplen, linktype; } h;
-    size_t got = fread(&h, 1, sizeof h, fp);
+    size_t got = hread(&h, sizeof h, fp);
     if (got != sizeof h) {
         if (ferror(fp))
             shim_errno_msg(errbuf, errno, "error reading dump file");
@@ -151,7 +174,7 @@ static int check_pcapng(pcap_t *p, uint32_t magic, FILE *fp, char *errbuf)
 {
     if (magic != PCAPNG_SHB) return 0;
     uint32_t total, bom;
-    if (fread(&total, 1, 4, fp) < 4 || fread(&bom, 1, 4, fp) < 4) {
+    if (hread(&total, 4, fp) < 4 || hread(&bom, 4, fp) < 4) {
         if (ferror(fp)) {
             shim_errno_msg(errbuf, errno, "error reading dump file");
             return -1;
@@ -230,7 +253,7 @@ static int check_pcapng(pcap_t *p, uint32_t magic, FILE *fp, char *errbuf)
 int shim_read_file_header(pcap_t *p, FILE *fp, char *errbuf)
 {
     uint32_t magic;
-    size_t got = fread(&magic, 1, 4, fp);
+    size_t got = hread(&magic, 4, fp);
     if (got != 4) {
         if (ferror(fp))
             shim_errno_msg(errbuf, errno, "error reading dump file");
@@ -249,6 +272,111 @@ int shim_read_file_header(pcap_t *p, FILE *fp, char *errbuf)
     return rc < 0 ? -1 : 0;
 }
 
+/* A pipe (tcpdump -r -, fprobe -i -) or a FILE * not at its start: a thread replays the header
+ * bytes already read, then copies the rest of the stream into a pipe that MAPI reads. */
+struct pump {
+    FILE *src;
+    int wfd;
+    uint8_t *prefix;
+    size_t prefix_len;
+    pthread_mutex_t lock;     /* the struct is freed by the last of the pump and pcap_close */
+    int finished;             /* the pump thread is done */
+    int released;             /* pcap_close happened */
+    int close_src;            /* ... and asked for the FILE * to be closed */
+};
+
+static void pump_free(struct pump *pu)
+{
+    if (pu->close_src) fclose(pu->src);
+    pthread_mutex_destroy(&pu->lock);
+    free(pu);
+}
+
+static int write_all(int fd, const uint8_t *b, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, b, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        b += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static void *pump_main(void *arg)
+{
+    struct pump *pu = arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);     /* no SIGPIPE here when MAPI stops reading */
+    uint8_t buf[65536];
+    if (write_all(pu->wfd, pu->prefix, pu->prefix_len) == 0) {
+        size_t got;
+        while ((got = fread(buf, 1, sizeof buf, pu->src)) > 0)
+            if (write_all(pu->wfd, buf, got) < 0) break;
+    }
+    close(pu->wfd);
+    free(pu->prefix);
+    pu->prefix = NULL;
+    pthread_mutex_lock(&pu->lock);
+    pu->finished = 1;
+    int released = pu->released;
+    pthread_mutex_unlock(&pu->lock);
+    if (released) pump_free(pu);
+    return NULL;
+}
+
+/* pcap_close of a pumped handle: the FILE * is closed by whoever finishes last. */
+int shim_pump_release(void *pump, int close_file)
+{
+    struct pump *pu = pump;
+    pthread_mutex_lock(&pu->lock);
+    pu->released = 1;
+    pu->close_src = close_file;
+    int finished = pu->finished;
+    pthread_mutex_unlock(&pu->lock);
+    if (finished) pump_free(pu);
+    return finished;
+}
+
+static int start_pump(pcap_t *p, FILE *fp, char *path, size_t pathlen, char *errbuf)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        shim_errno_msg(errbuf, errno, "pipe");
+        return -1;
+    }
+    struct pump *pu = calloc(1, sizeof *pu);
+    if (!pu) {
+        close(fds[0]);
+        close(fds[1]);
+        snprintf(errbuf, PCAP_ERRBUF_SIZE, "out of memory");
+        return -1;
+    }
+    pu->src = fp;
+    pu->wfd = fds[1];
+    pu->prefix = consumed.buf;
+    pu->prefix_len = consumed.len;
+    consumed.buf = NULL;
+    consumed.len = consumed.cap = 0;
+    pthread_mutex_init(&pu->lock, NULL);
+    pthread_t t;
+    if (pthread_create(&t, NULL, pump_main, pu) != 0) {
+        close(fds[0]);
+        close(fds[1]);
+        free(pu->prefix);
+        free(pu);
+        snprintf(errbuf, PCAP_ERRBUF_SIZE, "cannot start a thread to read the stream");
+        return -1;
+    }
+    pthread_detach(t);
+    p->pump = pu;
+    p->pump_rfd = fds[0];
+    snprintf(path, pathlen, "/proc/self/fd/%d", fds[0]);
+    return 0;
+}
+
 static pcap_t *open_stream(FILE *fp, const char *path, u_int precision, int close_on_error,
                            char *errbuf)
 {
@@ -263,7 +391,14 @@ static pcap_t *open_stream(FILE *fp, const char *path, u_int precision, int clos
     }
     long start = ftell(fp);
     p->tstamp_precision = (int)precision;
-    if (shim_read_file_header(p, fp, errbuf) < 0) {
+    p->pump_rfd = -1;
+    free(consumed.buf);
+    consumed.buf = NULL;
+    consumed.len = consumed.cap = 0;
+    consumed.on = path == NULL;
+    int hrc = shim_read_file_header(p, fp, errbuf);
+    consumed.on = 0;
+    if (hrc < 0) {
         if (close_on_error) fclose(fp);
         free(p);
         return NULL;
@@ -276,17 +411,26 @@ static pcap_t *open_stream(FILE *fp, const char *path, u_int precision, int clos
     char procpath[64];
     struct stat st;
     if (!path) {
-        if (fstat(fileno(fp), &st) < 0 || !S_ISREG(st.st_mode) || start != 0) {
-            snprintf(errbuf, PCAP_ERRBUF_SIZE,
-                     "MAPI reads savefiles from regular files only (this stream is %s)",
-                     start != 0 ? "not at its start" : "a pipe or device");
+        if (fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode) && start == 0) {
+            snprintf(procpath, sizeof procpath, "/proc/self/fd/%d", fileno(fp));
+        } else if (start_pump(p, fp, procpath, sizeof procpath, errbuf) < 0) {
             goto fail;
         }
-        snprintf(procpath, sizeof procpath, "/proc/self/fd/%d", fileno(fp));
         path = procpath;
     }
-    if (shim_py_open_offline(p, path, p->linktype, p->snapshot, p->is_pcapng, errbuf) != 1)
+    int opened = shim_py_open_offline(p, path, p->linktype, p->snapshot, p->is_pcapng, errbuf);
+    if (p->pump_rfd >= 0) {
+        close(p->pump_rfd);          /* MAPI holds its own descriptor of the pipe now */
+        p->pump_rfd = -1;
+    }
+    if (opened != 1) {
+        if (p->pump) {
+            shim_pump_release(p->pump, close_on_error);
+            free(p);
+            return NULL;
+        }
         goto fail;
+    }
     p->py_open = 1;
     shim_track(p);
     p->raw_ts = !p->is_pcapng;

@@ -39,6 +39,8 @@ struct pcap {
     int selectable_fd;
     int file_nsec;                /* the file's time stamps are in nanoseconds */
     int is_pcapng;
+    void *pump;                   /* a stream copied into a pipe for MAPI (savefile.c) */
+    int pump_rfd;
     int file_linktype;            /* LINKTYPE_ value of the file (with its extension bits) */
     int raw_ts;                   /* ring time stamps are sec << 32 | frac as stored */
     /* packets through MAPI */
@@ -92,6 +94,8 @@ void shim_errno_msg(char *buf, int errnum, const char *fmt, ...)
 
 /* savefile.c */
 int shim_read_file_header(pcap_t *p, FILE *fp, char *errbuf);
+
+int shim_pump_release(void *pump, int close_file);
 
 /* read.c */
 int shim_start(pcap_t *p);
