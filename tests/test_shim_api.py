@@ -210,3 +210,21 @@ def test_tcpdump_reads_a_pipe(name, cut):
     else:
         assert stock.returncode == 1 and b"truncated dump file" in stock.stderr
     assert shim.reports and shim.reports[0]["shim_delivered"] == stock.stdout.count(b"\n")
+
+
+def test_tcpdump_lists_devices():
+    """tcpdump -D: the OS interfaces in libpcap's order with libpcap's flags, then "any"; the
+    pseudo-devices MAPI cannot capture on (Bluetooth, netfilter, D-Bus, USB) are left out."""
+    if testing.tool("tcpdump") is None:
+        pytest.skip("tcpdump is not installed")
+    libpcap_only = ("bluetooth", "nflog", "nfqueue", "dbus-", "usbmon")
+
+    def names(out):
+        rows = [l.split(".", 1)[1] for l in out.decode().splitlines()]
+        return [r for r in rows if not r.startswith(libpcap_only)]
+    stock = testing.run(["tcpdump", "-D"], False)
+    shim = testing.run(["tcpdump", "-D"], True)
+    assert stock.returncode == shim.returncode == 0
+    mine = names(shim.stdout)
+    assert mine[:len(names(stock.stdout))] == names(stock.stdout)
+    assert any(r.startswith("any ") for r in mine)

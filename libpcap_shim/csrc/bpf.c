@@ -274,12 +274,12 @@ SHIM_EXPORT int pcap_compile(pcap_t *p, struct bpf_program *program, const char 
         snprintf(p->errbuf, PCAP_ERRBUF_SIZE, "not-yet-activated pcap_t passed to pcap_compile");
         return PCAP_ERROR;
     }
-    if (shim_python_start(p->errbuf) < 0) return PCAP_ERROR;
+    if (KEEP_ERRNO(shim_python_start(p->errbuf)) < 0) return PCAP_ERROR;
     uintptr_t insns = 0;
     uint32_t len = 0;
     p->errbuf[0] = '\0';
     int file_linktype = p->kind == SHIM_OFFLINE ? p->file_linktype : -1;
-    if (shim_py_compile(p->linktype, p->snapshot, file_linktype, p->swapped, buf ? buf : "",
+    if (PY(compile, p->linktype, p->snapshot, file_linktype, p->swapped, buf ? buf : "",
                         optimize, mask, &insns, &len, p->errbuf) != 1) {
         if (!p->errbuf[0]) snprintf(p->errbuf, PCAP_ERRBUF_SIZE, "MAPI: filter compilation failed");
         return PCAP_ERROR;

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <ifaddrs.h>
 #include <net/if.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <dirent.h>
 #include <stdlib.h>
@@ -70,16 +72,22 @@ static bpf_u_int32 os_flags(const char *name, unsigned ifflags)
     if (access(path, F_OK) == 0) f |= PCAP_IF_WIRELESS;
     if (ifflags & IFF_LOOPBACK) {
         f |= PCAP_IF_CONNECTION_STATUS_NOT_APPLICABLE;
-    } else {
-        snprintf(path, sizeof path, "/sys/class/net/%s/carrier", name);
-        FILE *c = fopen(path, "r");
-        int carrier = -1;
-        if (c) {
-            if (fscanf(c, "%d", &carrier) != 1) carrier = -1;
-            fclose(c);
+    } else if (!(f & PCAP_IF_WIRELESS)) {
+        /* the link state as the driver reports it; drivers without it: "not applicable" */
+        int sock = socket(AF_INET, SOCK_DGRAM, 0);
+        if (sock >= 0) {
+            struct ethtool_value ev = {ETHTOOL_GLINK, 0};
+            struct ifreq ifr;
+            memset(&ifr, 0, sizeof ifr);
+            snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+            ifr.ifr_data = (char *)&ev;
+            if (ioctl(sock, SIOCETHTOOL, &ifr) == 0)
+                f |= ev.data ? PCAP_IF_CONNECTION_STATUS_CONNECTED
+                             : PCAP_IF_CONNECTION_STATUS_DISCONNECTED;
+            else if (errno == EOPNOTSUPP || errno == EINVAL)
+                f |= PCAP_IF_CONNECTION_STATUS_NOT_APPLICABLE;
+            close(sock);
         }
-        if (carrier == 1) f |= PCAP_IF_CONNECTION_STATUS_CONNECTED;
-        else if (carrier == 0) f |= PCAP_IF_CONNECTION_STATUS_DISCONNECTED;
     }
     return f;
 }
@@ -145,10 +153,10 @@ SHIM_EXPORT int pcap_findalldevs(pcap_if_t **alldevs, char *errbuf)
     add_dev(&list, "any", PCAP_IF_UP | PCAP_IF_RUNNING | PCAP_IF_CONNECTION_STATUS_NOT_APPLICABLE,
             "Pseudo-device that captures on all interfaces");
     /* MAPI's own devices (emulated cards, rings, ...), when a backend offers some */
-    if (shim_python_start(errbuf) == 0) {
+    if (KEEP_ERRNO(shim_python_start(errbuf)) == 0) {
         char buf[8192];
         buf[0] = '\0';
-        if (shim_py_devices(buf, sizeof buf) == 1) {
+        if (PY(devices, buf, sizeof buf) == 1) {
             char *save = NULL;
             for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
                 char *tab = strchr(line, '\t');

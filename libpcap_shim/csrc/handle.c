@@ -343,10 +343,10 @@ SHIM_EXPORT int pcap_activate(pcap_t *p)
 {
     if (check_not_activated(p)) return PCAP_ERROR_ACTIVATED;
     p->errbuf[0] = '\0';
-    if (shim_python_start(p->errbuf) < 0) return PCAP_ERROR;
+    if (KEEP_ERRNO(shim_python_start(p->errbuf)) < 0) return PCAP_ERROR;
     if (p->snapshot <= 0 || p->snapshot > SHIM_MAX_SNAPLEN) p->snapshot = SHIM_MAX_SNAPLEN;
     int status = PCAP_ERROR, dlt = DLT_EN10MB;
-    if (shim_py_activate(p, p->device, p->snapshot, p->promisc, p->timeout_ms, p->buffer_size,
+    if (PY(activate, p, p->device, p->snapshot, p->promisc, p->timeout_ms, p->buffer_size,
                          p->immediate, &status, &dlt, p->errbuf) != 1) {
         if (status >= 0) status = PCAP_ERROR;
         if (!p->errbuf[0]) snprintf(p->errbuf, PCAP_ERRBUF_SIZE, "%s", pcap_statustostr(status));
@@ -546,7 +546,8 @@ void shim_report_all(void)
     const char *want = getenv("MAPI_PCAP_REPORT");
     if (!want || !*want) return;
     if (pthread_mutex_trylock(&open_lock) != 0) return;
-    for (pcap_t *p = open_handles; p; p = p->next_open) shim_py_report(p, p->seen, p->delivered);
+    for (pcap_t *p = open_handles; p; p = p->next_open)
+        KEEP_ERRNO_VOID(shim_py_report(p, p->seen, p->delivered));
     pthread_mutex_unlock(&open_lock);
 }
 
@@ -557,7 +558,7 @@ SHIM_EXPORT void pcap_close(pcap_t *p)
     if (p == NULL) return;
     if (p->py_open) {
         shim_untrack(p);
-        shim_py_close(p, p->seen, p->delivered);
+        KEEP_ERRNO_VOID(shim_py_close(p, p->seen, p->delivered));
     }
     if (p->pump) shim_pump_release(p->pump, p->rfile != stdin);
     else if (p->rfile && p->rfile != stdin) fclose(p->rfile);

@@ -46,7 +46,7 @@ int shim_start(pcap_t *p)
         return PCAP_ERROR_NOT_ACTIVATED;
     }
     uintptr_t ring = 0;
-    if (shim_py_start(p, &ring, p->errbuf) != 1 || ring == 0) {
+    if (PY(start, p, &ring, p->errbuf) != 1 || ring == 0) {
         if (!p->errbuf[0]) snprintf(p->errbuf, PCAP_ERRBUF_SIZE, "MAPI: the flow did not start");
         return PCAP_ERROR;
     }
@@ -74,7 +74,7 @@ static int next_record(pcap_t *p, int timeout_ms, const mapi_pkthdr **h, const u
         if (n == MAPI_RING_END) {
             p->at_end = 1;
             /* the file may have ended on an error: libpcap reports it after the last packet */
-            if (shim_py_end_status(p, p->errbuf) != 1) return REC_ERROR;
+            if (PY(end_status, p, p->errbuf) != 1) return REC_ERROR;
             return REC_EOF;
         }
         if (n <= 0) return REC_TIMEOUT;
@@ -213,7 +213,7 @@ SHIM_EXPORT int pcap_setfilter(pcap_t *p, struct bpf_program *fp)
     int here = 1;
     uintptr_t ring = 0;
     p->errbuf[0] = '\0';
-    if (shim_py_setfilter(p, copy, fp->bf_len, p->started, &here, &ring, p->errbuf) != 1) {
+    if (PY(setfilter, p, copy, fp->bf_len, p->started, &here, &ring, p->errbuf) != 1) {
         free(copy);
         if (!p->errbuf[0]) snprintf(p->errbuf, PCAP_ERRBUF_SIZE, "MAPI: cannot set the filter");
         return PCAP_ERROR;
@@ -294,7 +294,7 @@ SHIM_EXPORT int pcap_stats(pcap_t *p, struct pcap_stat *ps)
         return PCAP_ERROR_NOT_ACTIVATED;
     }
     uint32_t recv = 0, drop = 0, ifdrop = 0;
-    if (shim_py_stats(p, &recv, &drop, &ifdrop, p->errbuf) != 1) return -1;
+    if (PY(stats, p, &recv, &drop, &ifdrop, p->errbuf) != 1) return -1;
     ps->ps_recv = recv;
     ps->ps_drop = drop;
     ps->ps_ifdrop = ifdrop;

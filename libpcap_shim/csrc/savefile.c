@@ -380,7 +380,7 @@ static int start_pump(pcap_t *p, FILE *fp, char *path, size_t pathlen, char *err
 static pcap_t *open_stream(FILE *fp, const char *path, u_int precision, int close_on_error,
                            char *errbuf)
 {
-    if (shim_python_start(errbuf) < 0) {
+    if (KEEP_ERRNO(shim_python_start(errbuf)) < 0) {
         if (close_on_error) fclose(fp);
         return NULL;
     }
@@ -418,7 +418,7 @@ static pcap_t *open_stream(FILE *fp, const char *path, u_int precision, int clos
         }
         path = procpath;
     }
-    int opened = shim_py_open_offline(p, path, p->linktype, p->snapshot, p->is_pcapng, errbuf);
+    int opened = PY(open_offline, p, path, p->linktype, p->snapshot, p->is_pcapng, errbuf);
     if (p->pump_rfd >= 0) {
         close(p->pump_rfd);          /* MAPI holds its own descriptor of the pipe now */
         p->pump_rfd = -1;

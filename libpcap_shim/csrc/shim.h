@@ -6,6 +6,7 @@
 #ifndef SHIM_H
 #define SHIM_H
 #define pcap_EXPORTS 1            /* pcap.h then marks every API function visibility("default") */
+#include <errno.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,6 +14,12 @@
 #include "ring.h"                 /* mapi/csrc/ring.h: the ring's record header and return codes */
 
 #define SHIM_EXPORT __attribute__((visibility("default")))
+/* Python and the engine must not leave their errno behind: applications print strerror(errno)
+ * after a failed call, and libpcap leaves errno alone where it has no system error to report. */
+#define KEEP_ERRNO(expr) __extension__({ int keep_errno_ = errno; __typeof__(expr) keep_r_ = (expr); \
+                                         errno = keep_errno_; keep_r_; })
+#define PY(fn, ...) KEEP_ERRNO(shim_py_##fn(__VA_ARGS__))     /* a call into the Python half */
+#define KEEP_ERRNO_VOID(expr) do { int keep_errno_ = errno; expr; errno = keep_errno_; } while (0)
 #define SHIM_TAG 0x4d415049u      /* "MAPI": a live handle */
 #define SHIM_BATCH 256            /* ring records fetched per mapi_ring_next_many() */
 #define SHIM_MAX_SNAPLEN 262144   /* MAXIMUM_SNAPLEN of libpcap 1.10 */
