@@ -63,6 +63,7 @@ class Handle:
         self.pcapng = False
         self.dev_snaplen = snaplen
         self.ring_bytes = RING_BYTES
+        self.open_args = None
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -413,11 +414,13 @@ def bind(ffi, lib):
             if status[0] != PCAP_ERROR_NO_SUCH_DEVICE:
                 _put(errbuf, str(exc))
             return 0
+        options_used = (name, options)
         dev = mapi.get_flow_info(fd)["device"]
         dinfo = mapi.get_device_info(dev)
         h = Handle("live", dev, None, engine_lib.mapi_linktype_to_dlt(dinfo.get("linktype", 1)),
                    snaplen)
         h.fd = fd
+        h.open_args = options_used
         h.dev_snaplen = dinfo.get("snaplen") or snaplen
         if buffer_size > 0:
             h.ring_bytes = max(1 << 20, min(buffer_size, 1 << 34))
@@ -425,6 +428,24 @@ def bind(ffi, lib):
             _handles[_key(p)] = h
         dlt[0] = h.dlt
         status[0] = 0
+        return 1
+
+    @ffi.def_extern(error=0)
+    def shim_py_setdirection(p, direction, errbuf):
+        h = _handles.get(_key(p))
+        if h is None or h.kind != "live":
+            _put(errbuf, "Setting direction is not supported on this device")
+            return 0
+        name, options = h.open_args
+        options = dict(options, direction={0: "inout", 1: "in", 2: "out"}[direction])
+        try:
+            mapi.close_flow(h.fd)           # the device closes with it, then reopens
+            h.fd = mapi.create_flow(name, **options)
+        except MapiError as exc:
+            _put(errbuf, str(exc))
+            return 0
+        h.open_args = (name, options)
+        h.dev = mapi.get_flow_info(h.fd)["device"]
         return 1
 
     @ffi.def_extern(error=0)

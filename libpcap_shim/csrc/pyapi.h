@@ -19,6 +19,8 @@ int shim_py_end_status(void *p, char *errbuf);
 void shim_py_close(void *p, uint64_t seen, uint64_t delivered);
 int shim_py_activate(void *p, const char *device, int snaplen, int promisc, int timeout_ms,
                      int buffer_size, int immediate, int *status, int *dlt, char *errbuf);
+/* direction: 0 in+out, 1 in, 2 out (PCAP_D_*); reopens the live device before it runs */
+int shim_py_setdirection(void *p, int direction, char *errbuf);
 int shim_py_stats(void *p, uint32_t *recv, uint32_t *drop, uint32_t *ifdrop, char *errbuf);
 int shim_py_devices(char *buf, uint32_t size);
 void shim_py_report(void *p, uint64_t seen, uint64_t delivered);

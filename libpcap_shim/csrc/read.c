@@ -249,6 +249,20 @@ SHIM_EXPORT int pcap_setdirection(pcap_t *p, pcap_direction_t d)
         snprintf(p->errbuf, PCAP_ERRBUF_SIZE, "Setting direction is not supported on savefiles");
         return -1;
     }
+    if (!p->activated) {
+        snprintf(p->errbuf, PCAP_ERRBUF_SIZE, "This handle hasn't been activated yet");
+        return PCAP_ERROR_NOT_ACTIVATED;
+    }
+    if (p->direction != (int)d) {
+        if (p->started) {
+            snprintf(p->errbuf, PCAP_ERRBUF_SIZE,
+                     "MAPI sets the direction when it opens the device: call pcap_setdirection "
+                     "before reading or polling");
+            return -1;
+        }
+        p->errbuf[0] = '\0';
+        if (PY(setdirection, p, (int)d, p->errbuf) != 1) return -1;
+    }
     p->direction = d;
     return 0;
 }
