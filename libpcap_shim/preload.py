@@ -3,6 +3,7 @@
     mapi-preload tcpdump -nr trace.pcap 'tcp port 80'
     mapi-preload --report stderr tcpdump -nr trace.pcap     # MAPI flow/function counters at close
     mapi-preload --print-path                                # the library to put in LD_PRELOAD
+    mapi-preload --rebuild ...                               # rebuild it first if a source changed
 
 The library (libpcap_shim/lib/libpcap.so.0.8) is built on first use.  It embeds this project's
 virtualenv interpreter, whose location is fixed when the library is built, so the application's
@@ -11,7 +12,7 @@ own environment (PYTHONPATH, PYTHONHOME, ...) does not matter.
 import os
 import sys
 
-USAGE = """usage: mapi-preload [--report FILE|stderr] COMMAND [ARG...]
+USAGE = """usage: mapi-preload [--rebuild] [--report FILE|stderr] COMMAND [ARG...]
        mapi-preload --print-path"""
 
 
@@ -23,11 +24,17 @@ def preload_env(lib, base=None):
     return {"LD_PRELOAD": " ".join([lib] + others)}
 
 
-def library_path():
-    from libpcap_shim import build
-    if not build.up_to_date():
-        build.build()
-    return build.TARGET
+LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib", "libpcap.so.0.8")
+
+
+def library_path(rebuild=False):
+    """The library, built first if it is missing (or stale, with rebuild=True); the quick path
+    imports nothing, since the wrapper's own start-up adds to every command it runs."""
+    if rebuild or not os.path.exists(LIBRARY):
+        from libpcap_shim import build
+        if rebuild or not build.up_to_date():
+            build.build()
+    return LIBRARY
 
 
 def main(argv=None):
@@ -38,6 +45,9 @@ def main(argv=None):
         if opt == "--print-path":
             print(library_path())
             return 0
+        if opt == "--rebuild":
+            library_path(rebuild=True)
+            continue
         if opt == "--report" and argv:
             report = argv.pop(0)
         elif opt in ("-h", "--help"):
