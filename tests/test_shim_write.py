@@ -35,7 +35,8 @@ FILES = [
 ]
 EXPRS = ["", "tcp or (udp and not port 53)", "ip6 or arp or vlan"]
 WRITE_CASES = [(f, e, o) for f in FILES for e, o in zip(EXPRS[:2], ((), ("--nano",)))] + \
-    [(f, EXPRS[2], ()) for f in FILES[:6]]
+    [(f, EXPRS[2], ()) for f in FILES[:6]] + \
+    [("pcap/PcapPlusPlus__ip6_fragments.pcap", "ip6 protochain 6 or ip6 protochain 17", ())]
 
 DUMP_EXPRS = [
     "", "tcp port 80", "host 10.0.0.1 and not port 22", "udp dst portrange 1000-2000",
@@ -107,7 +108,8 @@ def test_write_identical(written, case):
         if rep["filter_where"] in ("mapi", "none"):
             assert rep["shim_delivered"] == rep["shim_seen"]
         if case[1] and rep["filter_where"] == "shim":
-            # libpcap compiles savefile-specific code BPF_FILTER cannot reproduce (DLT_NULL)
+            # libpcap compiles savefile-specific code BPF_FILTER cannot reproduce (DLT_NULL), or
+            # the program jumps backwards (protochain), which the engine's BPF cannot run yet
             assert rep["notes"] and rep["filter"] is None
         elif case[1]:
             assert rep["filter"] == case[1] and rep["filter_where"] in ("mapi", "mapi+shim")
