@@ -99,8 +99,9 @@ u_int shim_bpf_run(const struct bpf_insn *pc, const u_char *p, u_int wirelen, u_
         case BPF_ALU | BPF_AND | BPF_K: A &= pc->k; continue;
         case BPF_ALU | BPF_OR | BPF_K: A |= pc->k; continue;
         case BPF_ALU | BPF_XOR | BPF_K: A ^= pc->k; continue;
-        case BPF_ALU | BPF_LSH | BPF_K: A = pc->k < 32 ? A << pc->k : 0; continue;
-        case BPF_ALU | BPF_RSH | BPF_K: A = pc->k < 32 ? A >> pc->k : 0; continue;
+        /* by a constant libpcap 1.10 shifts by the raw amount, of which x86 uses 5 bits */
+        case BPF_ALU | BPF_LSH | BPF_K: A <<= pc->k & 31; continue;
+        case BPF_ALU | BPF_RSH | BPF_K: A >>= pc->k & 31; continue;
         case BPF_ALU | BPF_NEG: A = (uint32_t)(-(int32_t)A); continue;
         case BPF_MISC | BPF_TAX: X = A; continue;
         case BPF_MISC | BPF_TXA: A = X; continue;
