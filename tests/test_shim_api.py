@@ -280,3 +280,48 @@ def test_bpf_filter_equals_libpcap_on_random_programs():
         assert b == a, ([(i.code, i.jt, i.jf, i.k) for i in body], pkt.hex(), wirelen)
         checked += 1
     assert checked > 10000
+
+
+def _variants(d):
+    """The same packets in the savefile variants libpcap reads: Kuznetzov's record headers,
+    versions 2.2/2.3 with swapped length fields, a snapshot length shorter than records (cut),
+    FCS bits in the link type, unnormalised time stamps, big-endian nanoseconds."""
+    src = (CORPUS / "pcap/PcapPlusPlus__DnsPackets.pcap").read_bytes()
+    recs, pos = [], 24
+    while pos + 16 <= len(src):
+        sec, frac, cap, wire = struct.unpack("<IIII", src[pos:pos + 16])
+        recs.append((sec, frac, cap, wire, src[pos + 16:pos + 16 + cap]))
+        pos += 16 + cap
+
+    def pcap(order, magic, ver, snap, lt, rec):
+        return struct.pack(order + "IHHiIII", magic, ver[0], ver[1], 0, 0, snap, lt) + \
+            b"".join(rec(*r) for r in recs)
+    plain = lambda s, f, c, w, d: struct.pack("<IIII", s, f, c, w) + d
+    files = {
+        "kuznetzov": pcap("<", 0xa1b2cd34, (2, 4), 65535, 1, lambda s, f, c, w, d:
+                          struct.pack("<IIIIIHBB", s, f, c, w, 2, 0x0800, 0, 0) + d),
+        "v2.2": pcap("<", 0xa1b2c3d4, (2, 2), 65535, 1,
+                     lambda s, f, c, w, d: struct.pack("<IIII", s, f, w, c) + d),
+        "v2.3": pcap("<", 0xa1b2c3d4, (2, 3), 65535, 1,
+                     lambda s, f, c, w, d: struct.pack("<IIII", s, f, w, c) + d),
+        "snaplen60": pcap("<", 0xa1b2c3d4, (2, 4), 60, 1, plain),
+        "fcs-bits": pcap("<", 0xa1b2c3d4, (2, 4), 65535, 1 | 0x14000000, plain),
+        "odd-times": pcap("<", 0xa1b2c3d4, (2, 4), 65535, 1, lambda s, f, c, w, d:
+                          struct.pack("<IIII", 0xfffffff0, 1500000, c, w) + d),
+        "big-endian-ns": pcap(">", 0xa1b23c4d, (2, 4), 65535, 1, lambda s, f, c, w, d:
+                              struct.pack(">IIII", s, f * 1000 + 7, c, w) + d),
+    }
+    paths = []
+    for name, data in files.items():
+        paths.append(os.path.join(d, name + ".pcap"))
+        with open(paths[-1], "wb") as f:
+            f.write(data)
+    return paths
+
+
+def test_api_savefile_variants(probe):
+    exe, d = probe
+    var = os.path.join(d, "variants")
+    os.makedirs(var, exist_ok=True)
+    stock, shim = _compare(exe, ["files"] + _variants(var))
+    assert b"swapped 1" in stock.stdout and b"ext 0x14000000" in stock.stdout
