@@ -132,6 +132,9 @@ def analyze(insns):
             elif code == 0x87:
                 A = X
             elif code == 0x05:                      # ja
+                if k & 0x80000000:                  # a backward jump (protochain): a loop
+                    unknown("loops (backward jump)")
+                    return [()]
                 pc += 1 + k
                 continue
             elif code in (0x15, 0x25, 0x35, 0x45):  # jeq/jgt/jge/jset #k

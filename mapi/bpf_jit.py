@@ -85,7 +85,7 @@ def _insn_c(i, code, jt, jf, k, n):
         0x61: "X = mem[%d];" % (k & 15),
         0x02: "mem[%d] = A;" % (k & 15),
         0x03: "mem[%d] = X;" % (k & 15),
-        0x05: "goto %s;" % tgt(k) if i + 1 + k < n else "goto reject;",
+        0x05: _ja(i, k, n),
         0x0c: "A += X;", 0x1c: "A -= X;", 0x2c: "A *= X;",
         0x3c: "if (X == 0) goto reject; A /= X;",
         0x9c: "if (X == 0) goto reject; A %= X;",
@@ -105,6 +105,13 @@ def _insn_c(i, code, jt, jf, k, n):
     if code in jumps:
         return "if (%s) goto %s; else goto %s;" % (jumps[code], tgt(jt), tgt(jf))
     return s.get(code, "goto reject;")
+
+
+def _ja(i, k, n):
+    """ja's offset is signed, as in libpcap's bpf_filter (ip6 protochain jumps backwards)."""
+    off = k - (1 << 32) if k & 0x80000000 else k
+    t = i + 1 + off
+    return "goto L%d;" % t if 0 <= t < n else "goto reject;"
 
 
 def generate_c(insns):

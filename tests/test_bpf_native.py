@@ -126,3 +126,27 @@ def test_native_equals_interpreter_on_random_programs():
         addr = bpf_jit.compile_native(insns)
         assert addr
         assert select(b, arr, len(insns), addr) == select(b, arr, len(insns), None), insns
+
+
+@pytest.mark.parametrize("expr", ["ip6 protochain 6", "ip6 protochain 17", "protochain 6"])
+def test_backward_jumps_run_like_libpcap(expr):
+    """libpcap sign-extends ja offsets: ip6 protochain loops over extension headers."""
+    import mapi
+    for name in ["pcap/libpcap__ipv6_ext_headers.pcap", "pcap/PcapPlusPlus__ip6_fragments.pcap",
+                 "pcap/PcapPlusPlus__example.pcap"]:
+        path = CORPUS / name
+        for b in batches(path):
+            prog, n = compiled(expr, b.c.linktype)
+            insns = [(prog[j].code, prog[j].jt, prog[j].jf, prog[j].k) for j in range(n)]
+            assert any(c == 0x05 and k & 0x80000000 for c, _, _, k in insns)
+            addr = bpf_jit.compile_native(insns)
+            assert select(b, prog, n, addr) == select(b, prog, n, None)
+        dev = mapi.create_offline_device(str(path))
+        fd = mapi.create_flow(dev)
+        mapi.apply_function(fd, "BPF_FILTER", expr)
+        c = mapi.apply_function(fd, "PKT_COUNTER")
+        mapi.connect(fd)
+        mapi.start_offline_device(dev)
+        mapi.wait_offline_device(dev)
+        recs, err = tcpdump_records(path, expr)
+        assert mapi.read_results(fd, c).value == len(recs), (name, expr)

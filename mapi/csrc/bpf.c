@@ -217,7 +217,7 @@ uint32_t mapi_bpf_run(const mapi_bpf_insn *pc, const uint8_t *p, uint32_t wirele
         case 0x61: X = mem[pc->k & 15]; continue;         /* ldx M[k] */
         case 0x02: mem[pc->k & 15] = A; continue;         /* st M[k] */
         case 0x03: mem[pc->k & 15] = X; continue;         /* stx M[k] */
-        case 0x05: pc += pc->k; continue;                 /* ja */
+        case 0x05: pc += (int32_t)pc->k; continue;        /* ja: signed, as libpcap (protochain loops) */
         case 0x25: pc += (A > pc->k) ? pc->jt : pc->jf; continue;
         case 0x35: pc += (A >= pc->k) ? pc->jt : pc->jf; continue;
         case 0x15: pc += (A == pc->k) ? pc->jt : pc->jf; continue;
