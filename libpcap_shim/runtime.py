@@ -88,11 +88,6 @@ def _accepts_all(prog):
     return code == 0x06 and k != 0
 
 
-def _jumps_back(prog):
-    return any(code == 0x05 and k >= 1 << 31
-               for code, _, _, k in struct.iter_unpack("=HBBI", prog))
-
-
 def _compile(expr, dlt, snaplen, optimize, netmask):
     """libpcap's own compiler as the engine runs it (a pcap_open_dead handle, as BPF_FILTER
     compiles): (program bytes, None) or (None, libpcap's message)."""
@@ -133,7 +128,7 @@ def _jit_setup():
 
 
 def _precompile(code):
-    if _accepts_all(code) or _jumps_back(code) or not bpf_jit.enabled():
+    if _accepts_all(code) or not bpf_jit.enabled():
         return
     insns = [struct.unpack_from("=HBBI", code, i) for i in range(0, len(code), 8)]
     try:
@@ -304,13 +299,6 @@ def bind(ffi, lib):
         if known is None:
             h.filter_where = "shim"
             h.notes.append("program not compiled by pcap_compile; run in the shim")
-            filter_here[0] = 1
-            return
-        if _jumps_back(code):
-            # protochain loops jump backwards; the engine's BPF (interpreter and native code)
-            # reads ja offsets as unsigned, so this program runs in the C half
-            h.filter_where = "shim"
-            h.notes.append("program jumps backwards (protochain): run in the shim")
             filter_here[0] = 1
             return
         expr, optimize = known[0], known[1]

@@ -108,8 +108,7 @@ def test_write_identical(written, case):
         if rep["filter_where"] in ("mapi", "none"):
             assert rep["shim_delivered"] == rep["shim_seen"]
         if case[1] and rep["filter_where"] == "shim":
-            # libpcap compiles savefile-specific code BPF_FILTER cannot reproduce (DLT_NULL), or
-            # the program jumps backwards (protochain), which the engine's BPF cannot run yet
+            # libpcap compiles savefile-specific code BPF_FILTER cannot reproduce (DLT_NULL)
             assert rep["notes"] and rep["filter"] is None
         elif case[1]:
             assert rep["filter"] == case[1] and rep["filter_where"] in ("mapi", "mapi+shim")
