@@ -9,8 +9,9 @@ APT_PACKAGES := build-essential python3-venv python3-dev pkg-config libpcap-dev 
 	libpcre2-dev tcpdump ngrep tshark nfdump softflowd tcpreplay tcpflow p0f argus-server \
 	pmacct sngrep libtrace-tools xz-utils bzip2 iproute2 gzip
 ENGINE_SOURCES := $(wildcard mapi/csrc/*.[ch] mapi/csrc/fn/*.[ch]) mapi/_build_engine.py
+SHIM_SOURCES := $(wildcard libpcap_shim/csrc/*.[ch] libpcap_shim/csrc/*.inc) libpcap_shim/build.py mapi/csrc/ring.h
 
-.PHONY: demo test bench deps venv engine clean
+.PHONY: demo test bench deps venv engine shim clean
 
 deps: .deps.stamp
 .deps.stamp:
@@ -40,13 +41,17 @@ $(VENV)/.engine: $(VENV)/.installed $(ENGINE_SOURCES)
 	@rm -rf scampi.egg-info
 	@$(PY) -c "import mapi._engine" && touch $@
 
-demo: engine
+shim: libpcap_shim/lib/libpcap.so.0.8
+libpcap_shim/lib/libpcap.so.0.8: $(VENV)/.engine $(SHIM_SOURCES)
+	@flock /tmp/scampi-libpcap-shim-build.lock $(PY) -m libpcap_shim.build >/dev/null
+
+demo: engine shim
 	@$(PY) -m mapi.demo
 
-test: engine
+test: engine shim
 	@$(PY) -m pytest -q $(PYTEST_ARGS)
 
-bench: engine
+bench: engine shim
 	@$(PY) tools/bench.py $(BENCH_ARGS)
 
 clean:

@@ -345,8 +345,8 @@ def bind(ffi, lib):
             h.fids["BPF_FILTER"] = mapi.apply_function(h.fd, "BPF_FILTER", h.filter_expr)
         h.fids["TO_BUFFER"] = mapi.apply_function(h.fd, "TO_BUFFER", mapi.WAIT, h.ring_bytes)
         mapi.connect(h.fd)
-        node = mapi_api._flows[h.fd].nodes[h.fids["TO_BUFFER"]]
-        return int(engine_ffi.cast("uintptr_t", node.instance.ring))
+        instance = mapi_api.function_instance(h.fd, h.fids["TO_BUFFER"])
+        return int(engine_ffi.cast("uintptr_t", instance.ring))
 
     @ffi.def_extern(error=0)
     def shim_py_end_status(p, errbuf):

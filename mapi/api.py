@@ -337,6 +337,13 @@ def _node(fd, fid):
     return flow, node
 
 
+def function_instance(fd, fid):
+    """The FunctionInstance behind function fid of flow fd (for code that works with an
+    instance's C state directly, like the libpcap shim reading a TO_BUFFER ring in C)."""
+    _, node = _node(fd, fid)
+    return node.instance
+
+
 def read_results(fd, fid):
     flow, node = _node(fd, fid)
     value, ts = flow.device.result(node)

@@ -95,8 +95,8 @@ def _insn_c(i, code, jt, jf, k, n):
         0x34: "A /= %s;" % K if k else "goto reject;",
         0x94: "A %%= %s;" % K if k else "goto reject;",
         0x54: "A &= %s;" % K, 0x44: "A |= %s;" % K, 0xa4: "A ^= %s;" % K,
-        0x64: "A = %s;" % ("A << %d" % k if k < 32 else "0"),
-        0x74: "A = %s;" % ("A >> %d" % k if k < 32 else "0"),
+        0x64: "A <<= %d;" % (k & 31),           # libpcap: raw amount, modulo 32 on x86
+        0x74: "A >>= %d;" % (k & 31),
         0x84: "A = -A;",
         0x07: "X = A;", 0x87: "A = X;",
     }

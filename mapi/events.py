@@ -13,7 +13,6 @@ callback takes every event instead of the queue (events queued before it was set
 to it first).  A callback must be quick: it runs on the engine's thread; an exception it
 raises is logged and counted, never lets the engine die.
 """
-import asyncio
 import logging
 import sys
 import threading
@@ -160,6 +159,7 @@ class EventIterator:
         return self
 
     async def __anext__(self):
+        import asyncio                   # only async users pay for importing it
         loop = asyncio.get_running_loop()
         while True:
             fut = loop.create_future()

@@ -244,8 +244,9 @@ uint32_t mapi_bpf_run(const mapi_bpf_insn *pc, const uint8_t *p, uint32_t wirele
         case 0x54: A &= pc->k; continue;
         case 0x44: A |= pc->k; continue;
         case 0xa4: A ^= pc->k; continue;
-        case 0x64: A = pc->k < 32 ? A << pc->k : 0; continue;
-        case 0x74: A = pc->k < 32 ? A >> pc->k : 0; continue;
+        /* by a constant: libpcap shifts by the raw amount, which x86 takes modulo 32 */
+        case 0x64: A <<= (pc->k & 31); continue;
+        case 0x74: A >>= (pc->k & 31); continue;
         case 0x84: A = -A; continue;
         case 0x07: X = A; continue;                       /* tax */
         case 0x87: A = X; continue;                       /* txa */
