@@ -737,6 +737,27 @@ def open_link(path, fmt=None):
     return SavefileSource(path, fmt)
 
 
+def card_backend(card_class, name, doc, units):
+    """The BackendDescriptor of a card: it replays files through the card (backend=NAME) or
+    sits on a live interface (NAME:IFNAME)."""
+    from mapi.descriptor import BackendDescriptor
+
+    def open_offline(path, fmt=None, options=None):
+        options = dict(options or {})
+        unknown = set(options) - {"limits"}
+        if unknown:
+            raise MapiError(EBADARG, "%s: unknown option(s) %s (known: limits)"
+                            % (name, ", ".join(sorted(unknown))), argument=sorted(unknown)[0])
+        return card_class(open_link(path, fmt), options)
+
+    def open_live(ifname, options=None):
+        link, card_options = open_live_link(ifname, options, name)
+        return card_class(link, card_options)
+
+    return BackendDescriptor(name=name, doc=doc, open_offline=open_offline, open_live=open_live,
+                             capabilities=dict(units=list(units)))
+
+
 def open_live_link(name, options, card_name):
     """Put a card on a live interface: its link is a capture through another backend ("ring" by
     default, option link="nic" for plain AF_PACKET).  Returns (link, card options)."""

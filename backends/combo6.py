@@ -15,7 +15,6 @@ card.
 """
 from mapi import hookimpl
 from mapi._engine import ffi, lib
-from mapi.descriptor import BackendDescriptor
 from mapi.errors import MapiError, EBADARG
 from mapi.hardware import Offer
 
@@ -186,27 +185,12 @@ class Combo6(Card):
         return dict(unit="TSU", resolution_ns=10)
 
 
-def open_offline(path, fmt=None, options=None):
-    options = dict(options or {})
-    unknown = set(options) - {"limits"}
-    if unknown:
-        raise MapiError(EBADARG, "combo6: unknown option(s) %s (known: limits)"
-                        % ", ".join(sorted(unknown)), argument=sorted(unknown)[0])
-    return Combo6(_card.open_link(path, fmt), options)
-
-
-def open_live(name, options=None):
-    link, card_options = _card.open_live_link(name, options, "combo6")
-    return Combo6(link, card_options)
+BACKEND = _card.card_backend(Combo6, "combo6", "COMBO6 / SCAMPI adapter emulator: HFE, LUP (CAM), SAU, STU, PCK, TSU, DRAM; "
+                            "replays a trace through the card, or sits on a live interface "
+                            "(combo6:IFNAME)", ("HFE", "LUP", "SAU", "STU", "PCK", "TSU", "DRAM"))
+open_offline, open_live = BACKEND.open_offline, BACKEND.open_live
 
 
 @hookimpl
 def scampi_backends():
-    return [BackendDescriptor(
-        name="combo6",
-        doc="COMBO6 / SCAMPI adapter emulator: HFE, LUP (CAM), SAU, STU, PCK, TSU, DRAM; "
-            "replays a trace through the card, or sits on a live interface (combo6:IFNAME)",
-        open_offline=open_offline,
-        open_live=open_live,
-        capabilities=dict(units=["HFE", "LUP", "SAU", "STU", "PCK", "TSU", "DRAM"]),
-    )]
+    return [BACKEND]

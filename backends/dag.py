@@ -14,7 +14,6 @@ Options: limits={"DSM": {"filters": 3}} to model a smaller classifier.
 """
 from mapi import hookimpl
 from mapi._engine import ffi, lib
-from mapi.descriptor import BackendDescriptor
 from mapi.errors import MapiError, EBADARG
 from mapi.hardware import HardwareError, Offer
 
@@ -172,27 +171,11 @@ class Dag(Card):
         return d
 
 
-def open_offline(path, fmt=None, options=None):
-    options = dict(options or {})
-    unknown = set(options) - {"limits"}
-    if unknown:
-        raise MapiError(EBADARG, "dag: unknown option(s) %s (known: limits)"
-                        % ", ".join(sorted(unknown)), argument=sorted(unknown)[0])
-    return Dag(_card.open_link(path, fmt), options)
-
-
-def open_live(name, options=None):
-    link, card_options = _card.open_live_link(name, options, "dag")
-    return Dag(link, card_options)
+BACKEND = _card.card_backend(Dag, "dag", "DAG-like card emulator: ERF link (or a live interface: dag:IFNAME), "
+                            "ERF clock, loss counter, DSM classifier", ("DSM", "CLOCK"))
+open_offline, open_live = BACKEND.open_offline, BACKEND.open_live
 
 
 @hookimpl
 def scampi_backends():
-    return [BackendDescriptor(
-        name="dag",
-        doc="DAG-like card emulator: ERF link (or a live interface: dag:IFNAME), ERF clock, loss "
-            "counter, DSM classifier",
-        open_offline=open_offline,
-        open_live=open_live,
-        capabilities=dict(units=["DSM", "CLOCK"]),
-    )]
+    return [BACKEND]
