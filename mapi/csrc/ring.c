@@ -219,6 +219,23 @@ int mapi_ring_next(mapi_ring *r, int timeout_ms, const mapi_pkthdr **hdr, const 
     return mapi_ring_next_many(r, timeout_ms, 1, hdr, data);
 }
 
+int64_t mapi_ring_drain(mapi_ring *r, int timeout_ms, uint64_t *packets, uint64_t *bytes)
+{
+    const mapi_pkthdr *hdrs[256];
+    const uint8_t *datas[256];
+    int64_t taken = 0;
+    int rc = mapi_ring_next_many(r, timeout_ms, 256, hdrs, datas);
+    while (rc > 0) {
+        for (int i = 0; i < rc; i++) *bytes += hdrs[i]->caplen;
+        *packets += (uint64_t)rc;
+        taken += rc;
+        rc = mapi_ring_next_many(r, 0, 256, hdrs, datas);
+    }
+    release_held(r);
+    if (taken == 0 && rc < 0) return rc;
+    return taken;
+}
+
 int mapi_ring_fd(mapi_ring *r) { return r->data_fd; }
 
 void mapi_ring_interrupt(mapi_ring *r)

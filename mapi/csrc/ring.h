@@ -44,6 +44,11 @@ int mapi_ring_next(mapi_ring *r, int timeout_ms, const mapi_pkthdr **hdr, const 
 int mapi_ring_next_many(mapi_ring *r, int timeout_ms, uint32_t max, const mapi_pkthdr **hdrs,
                         const uint8_t **datas);
 
+/* Take every packet that is there (waiting up to timeout_ms for the first) without handing
+ * them out: adds their count and captured bytes to *packets / *bytes.  Returns how many were
+ * taken, or MAPI_RING_END / MAPI_RING_BREAK with none (a consumer that only counts). */
+int64_t mapi_ring_drain(mapi_ring *r, int timeout_ms, uint64_t *packets, uint64_t *bytes);
+
 int mapi_ring_fd(mapi_ring *r);                 /* readable while packets are pending */
 void mapi_ring_interrupt(mapi_ring *r);          /* async-signal-safe; wakes a waiting reader */
 void mapi_ring_clear_interrupt(mapi_ring *r);

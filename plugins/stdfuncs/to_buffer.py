@@ -42,6 +42,17 @@ class ToBuffer(FunctionInstance):
         return Packet(h.ts, h.caplen, h.wirelen, ffi.buffer(self.data[0], h.caplen)[:], h.ifindex,
                       h.linktype, h.seq)
 
+    def drain(self, timeout=0.2):
+        """Take the buffered packets without handing them out (in C, batch-wise): returns
+        (packets, captured bytes) taken, or None at the end of the stream."""
+        if self.ring == ffi.NULL:
+            return None
+        counts = ffi.new("uint64_t[2]")
+        rc = lib.mapi_ring_drain(self.ring, int(timeout * 1000), counts, counts + 1)
+        if rc < 0:
+            return None
+        return counts[0], counts[1]
+
     def fileno(self):
         return lib.mapi_ring_fd(self.ring)
 
