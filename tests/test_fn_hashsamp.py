@@ -9,7 +9,7 @@ import dpkt
 import pytest
 
 import mapi
-from conftest import CORPUS, tcpdump_records
+from conftest import CORPUS, tcpdump_records, replay, linktype_of
 
 PCAP = CORPUS / "pcap"
 M32 = 0xFFFFFFFF
@@ -92,35 +92,14 @@ def selection_value(t, symmetric=False):
 
 # --- helpers --------------------------------------------------------------------------------
 def run_flow(path, funcs):
-    dev = mapi.create_offline_device(str(path))
-    try:
-        fd = mapi.create_flow(dev)
-        fids = [mapi.apply_function(fd, name, *args) for name, *args in funcs]
-        buf = mapi.apply_function(fd, "TO_BUFFER")
-        mapi.connect(fd)
-        mapi.start_offline_device(dev)
-        pkts = []
-        while True:
-            p = mapi.get_next_pkt(fd, buf)
-            if p is None:
-                break
-            pkts.append((p.ts // 1000, bytes(p.data)))
-        mapi.wait_offline_device(dev)
-        return [mapi.read_results(fd, f).value for f in fids], pkts
-    finally:
-        mapi.delete_offline_device(dev)
+    r = replay(path, [(name, args, {}) for name, *args in funcs])
+    return [x.value for x in r.results], [(p.ts // 1000, bytes(p.data)) for p in r.packets]
 
 
 def records(path):
     recs, err = tcpdump_records(path)
     assert recs is not None, err
     return [(round(ts * 1e6), data) for ts, _, data in recs]
-
-
-def linktype_of(path):
-    head = open(path, "rb").read(24)
-    order = "<" if head[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-    return struct.unpack(order + "I", head[20:24])[0] & 0xFFFF
 
 
 FILES = ["pcap/PcapPlusPlus__4KHttpRequests.pcap", "pcap/PcapPlusPlus__DnsPackets.pcap",

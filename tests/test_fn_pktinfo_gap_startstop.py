@@ -6,7 +6,7 @@ import struct
 import pytest
 
 import mapi
-from conftest import CORPUS, tcpdump_records
+from conftest import CORPUS, replay
 
 PCAP = CORPUS / "pcap"
 HTTP = PCAP / "PcapPlusPlus__4KHttpRequests.pcap"
@@ -16,24 +16,8 @@ NANO = CORPUS / "tcpdump" / "pcap" / "tcp-handshake-nano.pcap"
 
 
 def run_flow(path, funcs, keep_packets=False):
-    dev = mapi.create_offline_device(str(path))
-    try:
-        fd = mapi.create_flow(dev)
-        fids = [mapi.apply_function(fd, name, *args) for name, *args in funcs]
-        buf = mapi.apply_function(fd, "TO_BUFFER") if keep_packets else None
-        mapi.connect(fd)
-        before = [mapi.read_results(fd, f) for f in fids]
-        mapi.start_offline_device(dev)
-        pkts = []
-        while buf is not None:
-            p = mapi.get_next_pkt(fd, buf)
-            if p is None:
-                break
-            pkts.append((p.ts // 1000, bytes(p.data)))
-        mapi.wait_offline_device(dev)
-        return before, [mapi.read_results(fd, f) for f in fids], pkts
-    finally:
-        mapi.delete_offline_device(dev)
+    r = replay(path, [(name, args, {}) for name, *args in funcs], buffer=keep_packets)
+    return r.before, r.results, [(p.ts // 1000, bytes(p.data)) for p in r.packets]
 
 
 def records(path, expr=""):

@@ -5,7 +5,7 @@ import struct
 import pytest
 
 import mapi
-from conftest import CORPUS, tcpdump_records
+from conftest import CORPUS, tcpdump_records, replay
 
 PCAP = CORPUS / "pcap"
 HTTP = PCAP / "PcapPlusPlus__4KHttpRequests.pcap"
@@ -15,24 +15,8 @@ DNS = PCAP / "PcapPlusPlus__DnsPackets.pcap"
 
 
 def run_flow(path, funcs, timeout=None):
-    dev = mapi.create_offline_device(str(path))
-    try:
-        fd = mapi.create_flow(dev)
-        fids = [mapi.apply_function(fd, name, *args) for name, *args in funcs]
-        buf = mapi.apply_function(fd, "TO_BUFFER")
-        mapi.connect(fd)
-        mapi.start_offline_device(dev)
-        pkts = []
-        while True:
-            p = mapi.get_next_pkt(fd, buf, timeout)
-            if p is None:
-                break
-            pkts.append(bytes(p.data))
-        mapi.wait_offline_device(dev, timeout)
-        return ([mapi.read_results(fd, f).value for f in fids],
-                [mapi.get_function_info(fd, f) for f in fids], pkts)
-    finally:
-        mapi.delete_offline_device(dev)
+    r = replay(path, [(name, args, {}) for name, *args in funcs], timeout=timeout)
+    return [x.value for x in r.results], r.infos, [bytes(p.data) for p in r.packets]
 
 
 def frames(path):

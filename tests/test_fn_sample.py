@@ -4,7 +4,7 @@ import struct
 import pytest
 
 import mapi
-from conftest import CORPUS, tcpdump_records
+from conftest import CORPUS, tcpdump_records, replay
 
 HTTP = CORPUS / "pcap" / "PcapPlusPlus__4KHttpRequests.pcap"
 EXAMPLE = CORPUS / "pcap" / "PcapPlusPlus__example.pcap"
@@ -13,25 +13,9 @@ MASK64 = (1 << 64) - 1
 
 def run_flow(path, funcs):
     """Replay `path` through one flow [(name, *args)] + TO_BUFFER: (results, packets)."""
-    dev = mapi.create_offline_device(str(path))
-    try:
-        fd = mapi.create_flow(dev)
-        fids = [mapi.apply_function(fd, name, *args) for name, *args in funcs]
-        buf = mapi.apply_function(fd, "TO_BUFFER")
-        mapi.connect(fd)
-        mapi.start_offline_device(dev)
-        pkts = []
-        while True:
-            p = mapi.get_next_pkt(fd, buf)
-            if p is None:
-                break
-            pkts.append((p.ts // 1000, bytes(p.data)))
-        mapi.wait_offline_device(dev)
-        results = [mapi.read_results(fd, f).value for f in fids]
-        run_flow.batches = mapi.get_device_info(dev)["batches"]
-        return results, pkts
-    finally:
-        mapi.delete_offline_device(dev)
+    r = replay(path, [(name, args, {}) for name, *args in funcs])
+    run_flow.batches = r.batches
+    return [x.value for x in r.results], [(p.ts // 1000, bytes(p.data)) for p in r.packets]
 
 
 def records(path, expr=""):

@@ -4,7 +4,7 @@ import random
 import pytest
 
 import mapi
-from conftest import CORPUS, tcpdump_records
+from conftest import CORPUS, tcpdump_records, replay
 
 PCAP = CORPUS / "pcap"
 HTTP = PCAP / "PcapPlusPlus__4KHttpRequests.pcap"
@@ -14,25 +14,8 @@ ENGINES = ["auto", "memmem"]
 
 
 def run_flow(path, funcs, keep_packets=False):
-    dev = mapi.create_offline_device(str(path))
-    try:
-        fd = mapi.create_flow(dev)
-        fids = [mapi.apply_function(fd, name, *args, **kw) for name, args, kw in funcs]
-        buf = mapi.apply_function(fd, "TO_BUFFER") if keep_packets else None
-        mapi.connect(fd)
-        mapi.start_offline_device(dev)
-        pkts = []
-        while buf is not None:
-            p = mapi.get_next_pkt(fd, buf)
-            if p is None:
-                break
-            pkts.append(bytes(p.data))
-        mapi.wait_offline_device(dev)
-        results = [mapi.read_results(fd, f).value for f in fids]
-        infos = [mapi.get_function_info(fd, f) for f in fids]
-        return results, infos, pkts
-    finally:
-        mapi.delete_offline_device(dev)
+    r = replay(path, funcs, buffer=keep_packets)
+    return [x.value for x in r.results], r.infos, [bytes(p.data) for p in r.packets]
 
 
 _frames = {}

@@ -9,7 +9,7 @@ import dpkt
 import pytest
 
 import mapi
-from conftest import CORPUS, need_tool, tcpdump_records
+from conftest import CORPUS, need_tool, tcpdump_records, linktype_of
 
 PCAP = CORPUS / "pcap"
 TSHARK_FILES = ["PcapPlusPlus__4KHttpRequests.pcap", "PcapPlusPlus__example.pcap",
@@ -115,12 +115,6 @@ def frame_fields(linktype, frame):
             "addr.src": src, "addr.dst": dst, "ip.proto": proto,
             "tcp.sport": sport if proto == 6 else None, "tcp.dport": dport if proto == 6 else None,
             "udp.sport": sport if proto == 17 else None, "udp.dport": dport if proto == 17 else None}
-
-
-def linktype_of(path):
-    head = open(path, "rb").read(24)
-    order = "<" if head[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-    return struct.unpack(order + "I", head[20:24])[0] & 0xFFFF
 
 
 DPKT_FILES = ["pcap/PcapPlusPlus__tls2.pcap", "pcap/PcapPlusPlus__ip6_fragments.pcap",
