@@ -557,17 +557,15 @@ def print_table(report, out):
 
 
 # --- subcommands -------------------------------------------------------------------------------
-def cmd_run(args):
+def _run_job(args, replay, report):
+    """Set up the flows of `args`, replay (if `replay`), print report(job), close; the exit
+    code says whether the replay met a bad record (results are printed first)."""
     job = Job(args.read, args.flows, fmt=args.format, backend=args.backend)
     try:
         job.open()
-        job.run(progress=args.progress)
-        report = job.results()
-        if args.json:
-            json.dump(report, sys.stdout, indent=2)
-            sys.stdout.write("\n")
-        else:
-            print_table(report, sys.stdout)
+        if replay:
+            job.run(progress=args.progress)
+        report(job)
         sys.stdout.flush()
         if job.error is not None:
             _error(job.error)
@@ -575,6 +573,17 @@ def cmd_run(args):
         return EXIT_OK
     finally:
         job.close()
+
+
+def cmd_run(args):
+    def report(job):
+        results = job.results()
+        if args.json:
+            json.dump(results, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            print_table(results, sys.stdout)
+    return _run_job(args, True, report)
 
 
 def add_run(sub):
@@ -598,23 +607,13 @@ def add_run(sub):
 
 
 def cmd_explain(args):
-    job = Job(args.read, args.flows, fmt=args.format, backend=args.backend)
-    try:
-        job.open()
-        if not args.no_run:
-            job.run(progress=args.progress)
+    def report(job):
         if args.json:
             json.dump(mapi.explain_data(job.dev), sys.stdout, indent=2, default=jsonable)
             sys.stdout.write("\n")
         else:
             print(mapi.explain(job.dev))
-        sys.stdout.flush()
-        if job.error is not None:
-            _error(job.error)
-            return EXIT_REPLAY_ERROR
-        return EXIT_OK
-    finally:
-        job.close()
+    return _run_job(args, not args.no_run, report)
 
 
 def add_explain(sub):
