@@ -43,7 +43,7 @@ $(VENV)/.engine: $(VENV)/.installed $(ENGINE_SOURCES)
 
 shim: libpcap_shim/lib/libpcap.so.0.8
 libpcap_shim/lib/libpcap.so.0.8: $(VENV)/.engine $(SHIM_SOURCES)
-	@flock /tmp/scampi-libpcap-shim-build.lock $(PY) -m libpcap_shim.build >/dev/null
+	@flock /tmp/scampi-libpcap-shim-build.lock $(PY) -m scampi.libpcap_shim.build >/dev/null
 
 demo: engine shim
 	@$(PY) -m mapi.demo

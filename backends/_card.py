@@ -61,7 +61,7 @@ def field_name(load):
 
 def analyze_filter(expr, linktype, snaplen):
     """bpf_analysis of the program libpcap compiles for `expr`, or None if it does not compile."""
-    from plugins.stdfuncs.bpf_filter import compile_filter
+    from scampi.plugins.stdfuncs.bpf_filter import compile_filter
     try:
         prog, n = compile_filter(expr, linktype, snaplen)
     except MapiError:
@@ -351,7 +351,7 @@ class CounterUnit(CardUnit):
             return st.packets, st.last_ts
         if a.function == "BYTE_COUNTER":
             return st.sum, st.last_ts
-        from plugins.stdfuncs.stats import Stats
+        from scampi.plugins.stdfuncs.stats import Stats
         if not st.values:
             return Stats(0, 0, 0, None, None), st.last_ts
         return Stats(st.values, st.sum, st.sumsq_hi << 64 | st.sumsq_lo, st.min, st.max), st.last_ts
@@ -733,7 +733,7 @@ def _topological(assigns, by_id, model):
 
 
 def open_link(path, fmt=None):
-    from backends.savefile import SavefileSource
+    from scampi.backends.savefile import SavefileSource
     return SavefileSource(path, fmt)
 
 

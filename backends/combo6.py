@@ -18,8 +18,8 @@ from mapi._engine import ffi, lib
 from mapi.errors import MapiError, EBADARG
 from mapi.hardware import Offer
 
-from backends import _card
-from backends._card import Card, CounterUnit, HeaderFilterUnit, InfoUnit, SamplerUnit
+from scampi.backends import _card
+from scampi.backends._card import Card, CounterUnit, HeaderFilterUnit, InfoUnit, SamplerUnit
 
 CAM_ENTRIES = 128
 COMPARATORS = 16
@@ -88,7 +88,7 @@ class PayloadUnit(_card.CardUnit):
     max_len = 16
 
     def patterns(self, args):
-        from plugins.stdfuncs.str_search import parse_patterns
+        from scampi.plugins.stdfuncs.str_search import parse_patterns
         pats = parse_patterns(args[0])
         cut = []
         for p in pats:

@@ -17,8 +17,8 @@ from mapi._engine import ffi, lib
 from mapi.errors import MapiError, EBADARG
 from mapi.hardware import HardwareError, Offer
 
-from backends import _card
-from backends._card import Card, HeaderFilterUnit, InfoUnit
+from scampi.backends import _card
+from scampi.backends._card import Card, HeaderFilterUnit, InfoUnit
 
 DSM_BYTES = 64
 

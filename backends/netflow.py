@@ -33,7 +33,7 @@ from mapi.batch import Buffer
 from mapi.descriptor import BackendDescriptor, PacketSource
 from mapi.errors import MapiError, EBADARG, EBUSY, EPERM, EPLUGIN, EOPEN
 
-from backends._live import parse_options
+from scampi.backends._live import parse_options
 
 log = logging.getLogger("mapi.netflow")
 
@@ -276,7 +276,7 @@ class NetflowFileSource(PacketSource):
     snaplen = RECORD_SIZE
 
     def __init__(self, path, fmt, options):
-        from backends.savefile import SavefileSource
+        from scampi.backends.savefile import SavefileSource
         opts = parse_options("netflow offline device", options, dict(LIMITS, port=(int, 0)))
         self.port = opts.pop("port")
         self.path = path
@@ -359,5 +359,5 @@ def scampi_backends():
 
 @hookimpl
 def scampi_functions():
-    from backends import _live_records
+    from scampi.backends import _live_records
     return _live_records.DESCRIPTORS

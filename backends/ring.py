@@ -15,7 +15,7 @@ from mapi import hookimpl
 from mapi._engine import lib
 from mapi.descriptor import BackendDescriptor
 
-from backends._live import LiveSource, list_interfaces, parse_options, DIRECTIONS
+from scampi.backends._live import LiveSource, list_interfaces, parse_options, DIRECTIONS
 
 OPTIONS = {
     "snaplen": (int, 262144),

@@ -26,7 +26,7 @@ from mapi.descriptor import BackendDescriptor, PacketSource
 from mapi.errors import MapiError
 from mapi.hardware import FILTER, STATISTIC, HardwareDevice, HardwareError, HardwareUnit, Offer
 
-from backends._live import LiveSource, list_interfaces, parse_options, _program, DIRECTIONS
+from scampi.backends._live import LiveSource, list_interfaces, parse_options, _program, DIRECTIONS
 
 log = logging.getLogger("mapi.router")
 
@@ -245,7 +245,7 @@ def open_live(ifname, options=None):
 
 
 def open_offline(path, fmt=None, options=None):
-    from backends.savefile import SavefileSource
+    from scampi.backends.savefile import SavefileSource
     opts = parse_options("router offline device", options, ROUTER_OPTIONS)
     return RouterSource(SavefileSource(path, fmt), path, opts["acl_rules"], opts["counters"])
 

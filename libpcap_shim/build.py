@@ -5,7 +5,7 @@ embedded interpreter that runs libpcap_shim/runtime.py for what is not per packe
 devices and flows, compiling filters).  Its soname is libpcap.so.0.8, so when it is preloaded the
 dynamic linker takes it for the application's libpcap and the real one is never loaded.
 
-    .venv/bin/python -m libpcap_shim.build        (or: python libpcap_shim/build.py)
+    .venv/bin/python -m scampi.libpcap_shim.build        (or: python libpcap_shim/build.py)
 
 Rebuilds only when a source changed; prints the library path.
 """
@@ -29,7 +29,7 @@ import os, sys
 # MAPI_PCAP_PYTHONPATH: directories searched before the virtualenv (another checkout, plugins)
 sys.path[:0] = [d for d in os.environ.get("MAPI_PCAP_PYTHONPATH", "").split(":") if d]
 try:
-    from libpcap_shim import runtime as _runtime
+    from scampi.libpcap_shim import runtime as _runtime
     _runtime.bind(ffi, lib)
 except BaseException as _exc:
     import traceback

@@ -4,7 +4,7 @@ The names and descriptions are facts about libpcap 1.10's public API (what
 pcap_datalink_val_to_name/_description return), so they are read from the system libpcap in a
 process where the shim is not preloaded.  Run it by hand after a libpcap upgrade:
 
-    python3 -m libpcap_shim.gen_tables
+    python3 -m scampi.libpcap_shim.gen_tables
 """
 import ctypes
 import os

@@ -31,7 +31,7 @@ def library_path(rebuild=False):
     """The library, built first if it is missing (or stale, with rebuild=True); the quick path
     imports nothing, since the wrapper's own start-up adds to every command it runs."""
     if rebuild or not os.path.exists(LIBRARY):
-        from libpcap_shim import build
+        from scampi.libpcap_shim import build
         if rebuild or not build.up_to_date():
             build.build()
     return LIBRARY

@@ -7,8 +7,8 @@ import shutil
 import subprocess
 import tempfile
 
-from libpcap_shim import build as _build
-from libpcap_shim.preload import preload_env
+from scampi.libpcap_shim import build as _build
+from scampi.libpcap_shim.preload import preload_env
 
 SYSTEM_LIBPCAP = "/usr/lib/x86_64-linux-gnu/libpcap.so.0.8"
 _LOCK = os.path.join(tempfile.gettempdir(), "scampi-libpcap-shim-build.lock")

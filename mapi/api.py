@@ -58,7 +58,7 @@ def create_offline_device(path, fmt=None, backend=None, **options):
 
 
 def _probe_backend(reg, path):
-    from backends.savefile import open_stream
+    from scampi.backends.savefile import open_stream
     head = b""
     if not os.path.isdir(path):
         f, _ = open_stream(path)

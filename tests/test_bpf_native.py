@@ -8,7 +8,7 @@ import pytest
 from mapi import bpf_jit
 from mapi._engine import ffi, lib
 from mapi.batch import BatchPool
-from backends.savefile import SavefileSource
+from scampi.backends.savefile import SavefileSource
 from conftest import CORPUS, tcpdump_records
 
 pytestmark = pytest.mark.skipif(not bpf_jit.enabled(), reason="no C compiler for native BPF")

@@ -16,10 +16,10 @@ from mapi.batch import BatchPool
 from mapi.errors import MapiError
 from mapi.hardware import Assignment, HardwareConfig, HardwareError
 from mapi.registry import get_registry
-from plugins.stdfuncs.bpf_filter import compile_filter
+from scampi.plugins.stdfuncs.bpf_filter import compile_filter
 from conftest import CORPUS, need_tool, tcpdump_records
 
-import backends.combo6 as combo6
+import scampi.backends.combo6 as combo6
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:

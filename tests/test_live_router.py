@@ -22,7 +22,7 @@ EXAMPLE = CORPUS / "pcap/PcapPlusPlus__example.pcap"
 @pytest.fixture(scope="module", autouse=True)
 def router_backend():
     reg = get_registry()
-    for mod in ("backends.router", "backends.ring"):
+    for mod in ("scampi.backends.router", "scampi.backends.ring"):
         module = importlib.import_module(mod)
         if not any(d.name in reg.backends for d in module.scampi_backends()):
             reg.register(module, name="backend-" + mod.rsplit(".", 1)[-1])
@@ -115,7 +115,7 @@ def test_router_mirror_of_a_live_link():
         pytest.skip(why)
     flows = [{"functions": [list(fn) for fn in job]} for job in JOBS]
     with netns.VethPair() as net:
-        spec = dict(dev="router:" + net.rx_if, register=["backends.router"], flows=flows,
+        spec = dict(dev="router:" + net.rx_if, register=["scampi.backends.router"], flows=flows,
                     until=None, timeout=30, wait_for_stats=4631)
         cap = net.capture(spec)
         net.replay(EXAMPLE, pps=20000)

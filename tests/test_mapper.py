@@ -9,8 +9,8 @@ from mapi._engine import ffi
 from mapi.descriptor import BackendDescriptor
 from mapi.hardware import (FILTER, STATISTIC, HardwareDevice, HardwareError, HardwareUnit, Offer)
 from mapi.registry import get_registry
-from backends.savefile import SavefileSource
-from plugins.stdfuncs.bpf_filter import compile_filter
+from scampi.backends.savefile import SavefileSource
+from scampi.plugins.stdfuncs.bpf_filter import compile_filter
 from conftest import CORPUS
 
 TRACE = str(CORPUS / "pcap/PcapPlusPlus__example.pcap")

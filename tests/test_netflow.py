@@ -31,7 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def netflow_backend():
     reg = get_registry()
     if "netflow" not in reg.backends:
-        reg.register(importlib.import_module("backends.netflow"), name="backend-netflow")
+        reg.register(importlib.import_module("scampi.backends.netflow"), name="backend-netflow")
 
 
 # --- corpus groups and their nfdump references ------------------------------------------------
@@ -525,7 +525,7 @@ def test_collector_socket_without_privileges():
 
 
 def test_record_filter_language():
-    from plugins.stdfuncs.record_filter import compile_expr
+    from scampi.plugins.stdfuncs.record_filter import compile_expr
     recs = []
     for src, dst, sp, dp, proto, pk, by in [("10.1.2.3", "192.168.0.1", 1234, 443, 6, 10, 5000),
                                            ("10.9.9.9", "8.8.8.8", 5353, 53, 17, 1, 80),

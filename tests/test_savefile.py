@@ -15,8 +15,8 @@ from decimal import Decimal
 import pytest
 
 import mapi
-import backends.savefile as savefile
-from backends.savefile import SavefileSource
+import scampi.backends.savefile as savefile
+from scampi.backends.savefile import SavefileSource
 from conftest import CORPUS, need_tool
 from mapi._engine import ffi
 from mapi.batch import BatchPool

@@ -12,7 +12,7 @@ import tempfile
 import pytest
 
 from conftest import CORPUS
-from libpcap_shim import testing
+from scampi.libpcap_shim import testing
 
 PROBE_SRC = os.path.join(os.path.dirname(testing.__file__), "probe", "api_probe.c")
 

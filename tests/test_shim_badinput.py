@@ -9,7 +9,7 @@ import tempfile
 import pytest
 
 from conftest import CORPUS
-from libpcap_shim import testing
+from scampi.libpcap_shim import testing
 
 GOOD = CORPUS / "pcap/PcapPlusPlus__DnsPackets.pcap"
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import CORPUS
-from libpcap_shim import testing
+from scampi.libpcap_shim import testing
 
 SOURCE = CORPUS / "pcap/PcapPlusPlus__4KHttpRequests.pcap"
 FILTER = "tcp port 80"           # keeps the kernel's own chatter out

@@ -12,7 +12,7 @@ import shlex
 import pytest
 
 from conftest import CORPUS
-from libpcap_shim import testing
+from scampi.libpcap_shim import testing
 
 TSV = CORPUS / "tcpdump_tests.tsv"
 PACKET_NUMBER = re.compile(rb"^ *(\d+)  ", re.M)

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from conftest import CORPUS
-from libpcap_shim import testing
+from scampi.libpcap_shim import testing
 
 HTTP = str(CORPUS / "pcap/PcapPlusPlus__4KHttpRequests.pcap")
 SSH = str(CORPUS / "pcap/zeek__ssh__ssh.pcap")

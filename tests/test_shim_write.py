@@ -9,7 +9,7 @@ import tempfile
 import pytest
 
 from conftest import CORPUS
-from libpcap_shim import testing
+from scampi.libpcap_shim import testing
 
 FILES = [
     "pcap/PcapPlusPlus__4KHttpRequests.pcap",

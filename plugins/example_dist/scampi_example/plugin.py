@@ -5,7 +5,7 @@ import os
 from mapi import hookimpl, MapiError
 from mapi._engine import ffi as engine_ffi
 from mapi.descriptor import Arg, BackendDescriptor, FunctionDescriptor, FunctionInstance, PacketSource
-from backends.savefile import SavefileSource
+from scampi.backends.savefile import SavefileSource
 
 from ._kernel import ffi, lib
 
