@@ -61,12 +61,11 @@ def field_name(load):
 
 def analyze_filter(expr, linktype, snaplen):
     """bpf_analysis of the program libpcap compiles for `expr`, or None if it does not compile."""
-    from scampi.plugins.stdfuncs.bpf_filter import compile_filter
+    from mapi.bpf import compile_insns
     try:
-        prog, n = compile_filter(expr, linktype, snaplen)
+        return bpf_analysis.analyze(compile_insns(expr, linktype, snaplen))
     except MapiError:
         return None
-    return bpf_analysis.analyze([(prog[j].code, prog[j].jt, prog[j].jf, prog[j].k) for j in range(n)])
 
 
 def locate(load, abs_limit=REC_ABS, ind=True):

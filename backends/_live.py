@@ -108,9 +108,8 @@ def parse_options(backend, options, allowed):
 
 # --- the kernel filter as a hardware unit ----------------------------------------------------
 def _program(expr, linktype, snaplen):
-    from scampi.plugins.stdfuncs.bpf_filter import compile_filter
-    prog, n = compile_filter(expr, linktype, snaplen)
-    return [(prog[j].code, prog[j].jt, prog[j].jf, prog[j].k) for j in range(n)]
+    from mapi.bpf import compile_insns
+    return compile_insns(expr, linktype, snaplen)
 
 
 class KernelBpfUnit(HardwareUnit):

@@ -6,7 +6,7 @@ import pytest
 
 from mapi import bpf_analysis
 from mapi._engine import ffi, lib
-from scampi.plugins.stdfuncs.bpf_filter import compile_filter
+from mapi.bpf import compile_filter
 from test_bpf_native import batches
 from conftest import CORPUS
 

@@ -16,7 +16,7 @@ from mapi.batch import BatchPool
 from mapi.errors import MapiError
 from mapi.hardware import Assignment, HardwareConfig, HardwareError
 from mapi.registry import get_registry
-from scampi.plugins.stdfuncs.bpf_filter import compile_filter
+from mapi.bpf import compile_filter
 from conftest import CORPUS, need_tool, tcpdump_records
 
 import scampi.backends.combo6 as combo6

@@ -10,7 +10,7 @@ from mapi.descriptor import BackendDescriptor
 from mapi.hardware import (FILTER, STATISTIC, HardwareDevice, HardwareError, HardwareUnit, Offer)
 from mapi.registry import get_registry
 from scampi.backends.savefile import SavefileSource
-from scampi.plugins.stdfuncs.bpf_filter import compile_filter
+from mapi.bpf import compile_filter
 from conftest import CORPUS
 
 TRACE = str(CORPUS / "pcap/PcapPlusPlus__example.pcap")

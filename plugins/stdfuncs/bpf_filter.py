@@ -5,26 +5,12 @@ type met in the stream; run by the engine's C interpreter over each batch."""
 import logging
 
 from mapi import bpf_jit
+from mapi.bpf import compile_filter
 from mapi._engine import ffi, lib
 from mapi.descriptor import Arg, FunctionDescriptor, FunctionInstance
 from mapi.errors import MapiError, EFILTER
 
 log = logging.getLogger("mapi.BPF_FILTER")
-PCAP_NETMASK_UNKNOWN = 0xFFFFFFFF
-
-
-def compile_filter(expr, linktype, snaplen, swapped=False):
-    """Classic BPF for `expr` on LINKTYPE `linktype`, exactly as `tcpdump -r` compiles it for a
-    file with this link type, snaplen and byte order: (program cdata, length), or MapiError."""
-    prog = ffi.new("mapi_bpf_insn **")
-    n = ffi.new("uint32_t *")
-    err = ffi.new("char[512]")
-    rc = lib.mapi_bpf_compile_savefile(ffi.NULL, linktype, snaplen or 262144, 1 if swapped else 0,
-                                       expr.encode(), 1, PCAP_NETMASK_UNKNOWN, prog, n, err)
-    if rc < 0:
-        raise MapiError(EFILTER, "BPF_FILTER: invalid filter %r: %s" % (expr, ffi.string(err).decode()),
-                        argument="expr")
-    return ffi.gc(prog[0], lib.mapi_free), n[0]
 
 
 class BpfFilter(FunctionInstance):

@@ -1,0 +1,31 @@
+"""Filter compilation, once for everybody: tcpdump's filter language compiled by the system
+libpcap's own pcap_compile, against an in-memory savefile header as `tcpdump -r` does.
+
+BPF_FILTER, the live backends' kernel filter, the card emulators' header-filter translation and
+the libpcap drop-in all compile through here, so they agree instruction for instruction."""
+from ._engine import ffi, lib
+from .errors import MapiError, EFILTER
+
+PCAP_NETMASK_UNKNOWN = 0xFFFFFFFF
+
+
+def compile_filter(expr, linktype, snaplen, swapped=False, optimize=1, netmask=PCAP_NETMASK_UNKNOWN):
+    """Classic BPF for `expr` on LINKTYPE `linktype`, exactly as `tcpdump -r` compiles it for a
+    file with this link type, snaplen and byte order: (program cdata, length), or MapiError
+    naming the expression and libpcap's message."""
+    prog = ffi.new("mapi_bpf_insn **")
+    n = ffi.new("uint32_t *")
+    err = ffi.new("char[512]")
+    rc = lib.mapi_bpf_compile_savefile(ffi.NULL, linktype, snaplen or 262144, 1 if swapped else 0,
+                                       expr.encode(), optimize, netmask, prog, n, err)
+    if rc < 0:
+        raise MapiError(EFILTER, "BPF_FILTER: invalid filter %r: %s" % (expr, ffi.string(err).decode()),
+                        argument="expr")
+    return ffi.gc(prog[0], lib.mapi_free), n[0]
+
+
+def compile_insns(expr, linktype, snaplen, swapped=False):
+    """The same program as a list of (code, jt, jf, k) tuples (for analysis and for units that
+    load programs of their own)."""
+    prog, n = compile_filter(expr, linktype, snaplen, swapped)
+    return [(prog[j].code, prog[j].jt, prog[j].jf, prog[j].k) for j in range(n)]
