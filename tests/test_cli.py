@@ -351,6 +351,33 @@ def test_info_truncated_file(tmp_path):
     assert "file ends inside the record" in err and err.count("\n") == 1
 
 
+def test_linktype_table_equals_libpcap_and_the_shims():
+    # one table: every DLT_ value names as the system libpcap names it, and the shim's C table
+    # is the same rows
+    import ctypes
+    import re
+    from mapi import linktypes
+    lib = ctypes.CDLL(linktypes.SYSTEM_LIBPCAP)
+    for fn in ("pcap_datalink_val_to_name", "pcap_datalink_val_to_description"):
+        getattr(lib, fn).restype = ctypes.c_char_p
+    named = 0
+    for dlt in range(1 << 16):
+        name = lib.pcap_datalink_val_to_name(dlt)
+        if name is None:
+            assert linktypes.lookup(dlt) is None, dlt
+            continue
+        named += 1
+        desc = lib.pcap_datalink_val_to_description(dlt)
+        assert linktypes.lookup(dlt) == (name.decode(), desc.decode())
+        lib.pcap_datalink_name_to_val.argtypes = [ctypes.c_char_p]
+        assert linktypes.dlt_of(name.decode().lower()) == lib.pcap_datalink_name_to_val(name.lower())
+    assert named == len(linktypes.TABLE) > 100
+    inc = (ROOT / "libpcap_shim" / "csrc" / "dlt_table.inc").read_text()
+    rows = re.findall(r'^\{ (\d+), "((?:[^"\\]|\\.)*)", "((?:[^"\\]|\\.)*)" \},$', inc, re.M)
+    assert [(int(d), n, desc) for d, n, desc in rows] == list(linktypes.TABLE)
+    assert linktypes.c_include().splitlines()[1:] == inc.splitlines()[1:]
+
+
 # --- mapi devices / functions -------------------------------------------------------------------
 def test_devices_lists_installed_backends():
     code, out, _ = run_cli("devices", "--json")
