@@ -14,4 +14,5 @@ for top in NAMESPACED:
         packages.append("scampi." + p)
 
 setup(packages=packages, package_dir=package_dir,
-      cffi_modules=["mapi/_build_engine.py:ffibuilder"])
+      cffi_modules=["mapi/_build_engine.py:ffibuilder",
+                    "mapi/tracegen/_build.py:ffibuilder"])
