@@ -1,6 +1,6 @@
 """`python -m mapi.cli ...` is the `mapi` command."""
 import sys
 
-from .main import main
+from .entry import main
 
 sys.exit(main())
