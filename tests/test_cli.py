@@ -187,6 +187,27 @@ def test_run_label_errors_between_flows():
     assert code == 2 and err.startswith("mapi: flow 1, column 20: 'nowhere' is neither a constant nor a label")
 
 
+def test_run_imports_only_what_it_uses(tmp_path):
+    # start-up: `mapi run` on a one-packet file loads neither the other commands nor json or
+    # asyncio; --json brings json in
+    from mapi.tracegen import write_trace
+    one = tmp_path / "one.pcap"
+    write_trace(one, 1, seed=1)
+    probe = ("import sys; from mapi.cli import main; code = main(sys.argv[1:]); "
+             "sys.stderr.write(' '.join(sorted(sys.modules)) + '\\n'); sys.exit(code)")
+    seen = {}
+    for extra in ([], ["--json"]):
+        proc = subprocess.run([sys.executable, "-c", probe, "run", "-r", str(one), "PKT_COUNTER"] + extra,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        seen[bool(extra)] = set(proc.stderr.split())
+    plain = seen[False]
+    assert "mapi.cli.commands.run" in plain and "mapi.cli.flowspec" in plain
+    others = {"mapi.cli.commands." + c for c in ("explain", "info", "devices", "functions")}
+    assert not plain & (others | {"json", "asyncio", "mapi.linktypes", "mapi.tracegen"})
+    assert "json" in seen[True]
+
+
 # --- bad input ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("spec, col, words", [
     ('BPF_FILTER("tcp" PKT_COUNTER', 18, ["expected ',' or ')'", "'PKT_COUNTER'"]),
