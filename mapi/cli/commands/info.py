@@ -18,19 +18,23 @@ def linktype_name(linktype):
     return found or ("LINKTYPE_%d" % linktype, "link type %d" % linktype)
 
 
+def _connected_flow(dev, *calls):
+    """A new flow of `dev` with the functions [NAME, arg...] applied in order, connected;
+    returns (fd, [fid, ...])."""
+    fd = mapi.create_flow(dev)
+    fids = [mapi.apply_function(fd, name, *args) for name, *args in calls]
+    mapi.connect(fd)
+    return fd, fids
+
+
 def file_info(path, fmt=None, progress="auto"):
     """What `mapi info` reports, measured by MAPI flows: counters on one, and the first packet's
     time from a TO_BUFFER on another that is closed once that packet is out."""
     dev = mapi.create_offline_device(path, fmt)
     error = first = None
     try:
-        fd = mapi.create_flow(dev)
-        pkts = mapi.apply_function(fd, "PKT_COUNTER")
-        wire = mapi.apply_function(fd, "BYTE_COUNTER")
-        mapi.connect(fd)
-        first_fd = mapi.create_flow(dev)
-        buf = mapi.apply_function(first_fd, "TO_BUFFER", mapi.WAIT, 1 << 20)
-        mapi.connect(first_fd)
+        fd, (pkts, wire) = _connected_flow(dev, ["PKT_COUNTER"], ["BYTE_COUNTER"])
+        first_fd, (buf,) = _connected_flow(dev, ["TO_BUFFER", mapi.WAIT, 1 << 20])
         mapi.start_offline_device(dev)
         bar = ProgressBar.for_file(dev, path, mode=progress).start()
         try:
