@@ -9,6 +9,7 @@ APT_PACKAGES := build-essential python3-venv python3-dev pkg-config libpcap-dev 
 	libpcre2-dev tcpdump ngrep tshark nfdump softflowd tcpreplay tcpflow p0f argus-server argus-client \
 	pmacct sngrep libtrace-tools xz-utils bzip2 iproute2 gzip
 ENGINE_SOURCES := $(wildcard mapi/csrc/*.[ch] mapi/csrc/fn/*.[ch]) mapi/_build_engine.py
+ENGINE_SOURCES += $(wildcard mapi/tracegen/csrc/*.[ch]) mapi/tracegen/_build.py   # built with the engine
 SHIM_SOURCES := $(wildcard libpcap_shim/csrc/*.[ch] libpcap_shim/csrc/*.inc) libpcap_shim/build.py mapi/csrc/ring.h
 
 .PHONY: demo test bench deps venv engine shim clean
@@ -56,3 +57,4 @@ bench: engine shim
 
 clean:
 	rm -rf build $(VENV) mapi/_engine*.so mapi/_engine.c mapi/_engine.o .deps.stamp
+	rm -f mapi/tracegen/_gentrace*.so mapi/tracegen/_gentrace.c mapi/tracegen/_gentrace.o
