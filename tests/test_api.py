@@ -5,7 +5,7 @@ import time
 import pytest
 
 import mapi
-from conftest import CORPUS, tcpdump_records
+from helpers import CORPUS, tcpdump_records
 
 TRACE = str(CORPUS / "pcap/PcapPlusPlus__example.pcap")
 HTTP = str(CORPUS / "pcap/PcapPlusPlus__4KHttpRequests.pcap")

@@ -7,8 +7,8 @@ import pytest
 from mapi import bpf_analysis
 from mapi._engine import ffi, lib
 from mapi.bpf import compile_filter
-from test_bpf_native import batches
-from conftest import CORPUS
+from helpers import CORPUS
+from helpers.savefile import batches
 
 EXPRESSIONS = [
     "tcp port 80", "udp port 53", "icmp", "ip6", "arp", "host 10.0.0.1", "net 192.168.0.0/16",

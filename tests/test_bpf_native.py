@@ -7,9 +7,8 @@ import pytest
 
 from mapi import bpf_jit
 from mapi._engine import ffi, lib
-from mapi.batch import BatchPool
-from scampi.backends.savefile import SavefileSource
-from conftest import CORPUS, tcpdump_records
+from helpers import CORPUS, tcpdump_records
+from helpers.savefile import batches
 
 pytestmark = pytest.mark.skipif(not bpf_jit.enabled(), reason="no C compiler for native BPF")
 
@@ -22,18 +21,6 @@ EXPRESSIONS = [
 FILES = ["pcap/PcapPlusPlus__4KHttpRequests.pcap", "pcap/PcapPlusPlus__example.pcap",
          "pcap/PcapPlusPlus__VlanPackets.pcap", "pcap/libtrace__100_packets.pcap",
          "pcap/PcapPlusPlus__DnsPackets.pcap", "pcap/PcapPlusPlus__ip6_fragments.pcap"]
-
-
-def batches(path):
-    src = SavefileSource(str(path))
-    pool = BatchPool(1)
-    while True:
-        b = pool.get()
-        if not src.next_batch_into(b):
-            b.release()
-            return
-        yield b
-        b.release()
 
 
 def select(b, prog, n, native_addr):

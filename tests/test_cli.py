@@ -1,11 +1,9 @@
 """The `mapi` command line: results equal the Python API's and the stock tools' (tcpdump,
 capinfos); bad input gives one clear line and the documented exit code."""
-import gzip
 import io
 import json
 import os
 import pty
-import struct
 import subprocess
 import sys
 import time
@@ -17,7 +15,7 @@ import mapi
 from mapi import cli
 from mapi.progress import render
 
-from conftest import ROOT, corpus_path, need_tool
+from helpers import ROOT, corpus_path, need_tool, tcpdump_pcap
 
 HTTP = corpus_path("pcap", "PcapPlusPlus__4KHttpRequests.pcap")
 MIXED = corpus_path("pcap", "PcapPlusPlus__example.pcap")
@@ -41,25 +39,6 @@ def tcpdump_counts(path, expr):
     pcap record headers (orig_len) of its output."""
     recs = tcpdump_pcap(path, expr)
     return len(recs), sum(r[1] for r in recs)
-
-
-def tcpdump_pcap(path, expr):
-    """[(ts_ns, wire length, bytes)] of the records `tcpdump -r path -w - expr` writes."""
-    path = str(path)
-    feed = None
-    if path.endswith(".gz"):           # tcpdump reads plain files only
-        with gzip.open(path, "rb") as f:
-            feed, path = f.read(), "-"
-    out = subprocess.run([need_tool("tcpdump"), "-r", path, "-w", "-", expr], input=feed,
-                         capture_output=True, timeout=60).stdout
-    order = "<" if out[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-    scale = 1 if out[:4] in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d") else 1000
-    pos, recs = 24, []
-    while pos + 16 <= len(out):
-        sec, frac, incl, orig = struct.unpack(order + "IIII", out[pos:pos + 16])
-        recs.append((sec * 10 ** 9 + frac * scale, orig, out[pos + 16:pos + 16 + incl]))
-        pos += 16 + incl
-    return recs
 
 
 def api_counts(path, exprs):

@@ -14,10 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import mapi
-from conftest import CORPUS, ROOT
+from helpers import CORPUS, ROOT, manifest
 from mapi.errors import MapiError, EFORMAT, ETRUNC
-from test_savefile import (PKT, pcap_header, pcap_record, parse_pcap_bytes, read_source,
-                           records_of, tcpdump_ref, tshark_ref)
+from helpers.savefile import parse_pcap_bytes, read_source, records_of, tcpdump_ref, tshark_ref
 
 CORPUS_DIRS = ("pcap", "tcpdump/pcap", "erf", "netflow", "derived")
 
@@ -79,16 +78,6 @@ def run_workers(files, timeout=300):
         for part in pool.map(one, halves):
             out.update(part)
     return out
-
-
-def manifest():
-    rows = {}
-    with open(CORPUS / "manifest.tsv", encoding="utf-8") as f:
-        head = f.readline().rstrip("\n").split("\t")
-        for line in f:
-            row = dict(zip(head, line.rstrip("\n").split("\t")))
-            rows[str(CORPUS / row["file"])] = row
-    return rows
 
 
 def reference(path, rows):

@@ -10,10 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import mapi
-from conftest import CORPUS
+from helpers import CORPUS, manifest
 from mapi.errors import MapiError, EFILTER
-from test_corpus_badinput import manifest
-from test_savefile import parse_pcap_bytes, read_source, records_of, tcpdump_ref, tshark_ref
+from helpers.savefile import parse_pcap_bytes, read_source, records_of, tcpdump_ref, tshark_ref
 
 EXPRESSIONS = [
     "tcp port 80", "udp", "icmp", "ip6", "vlan", "arp", "not arp", "port 53",

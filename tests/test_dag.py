@@ -8,9 +8,9 @@ import pytest
 import mapi
 from mapi.hardware import HardwareError
 from mapi.registry import get_registry
-from conftest import CORPUS
-from test_combo6 import (ETHERNET_FILES, assert_same_results, check_tags_against_bpf, configure,
-                         filter_config, finish, placements, register, run)
+from helpers import CORPUS
+from helpers.cards import (ETHERNET_FILES, assert_same_results, check_tags_against_bpf, configure,
+                           filter_config, finish, placements, register, run)
 from tools.gentrace import write_trace
 
 import scampi.backends.dag as dag

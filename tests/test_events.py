@@ -9,8 +9,8 @@ import pytest
 
 import mapi
 from mapi.events import EventQueue
-from conftest import CORPUS
-from test_fn_bucket_dist_stats_binop import S, interval_sums, packet_intervals, replay, selected
+from helpers import CORPUS, replay
+from helpers.intervals import S, interval_sums, packet_intervals, selected
 
 PCAP = CORPUS / "pcap"
 HTTP = PCAP / "PcapPlusPlus__4KHttpRequests.pcap"

@@ -3,7 +3,7 @@ import json
 import subprocess
 import sys
 
-from conftest import CORPUS, tcpdump_records
+from helpers import CORPUS, tcpdump_records
 
 TRACE = str(CORPUS / "pcap/PcapPlusPlus__example.pcap")
 

@@ -9,7 +9,7 @@ import dpkt
 import pytest
 
 import mapi
-from conftest import CORPUS, tcpdump_records, replay, linktype_of
+from helpers import CORPUS, tcpdump_records, replay, linktype_of
 
 PCAP = CORPUS / "pcap"
 M32 = 0xFFFFFFFF

@@ -3,8 +3,8 @@
 import pytest
 
 import mapi
-from conftest import CORPUS
-from test_fn_bucket_dist_stats_binop import S, interval_sums, replay
+from helpers import CORPUS, replay
+from helpers.intervals import S, interval_sums
 
 PCAP = CORPUS / "pcap"
 

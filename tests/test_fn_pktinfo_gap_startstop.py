@@ -6,7 +6,7 @@ import struct
 import pytest
 
 import mapi
-from conftest import CORPUS, replay
+from helpers import CORPUS, replay
 
 PCAP = CORPUS / "pcap"
 HTTP = PCAP / "PcapPlusPlus__4KHttpRequests.pcap"
@@ -24,7 +24,7 @@ def records(path, expr=""):
     """[(ts_us, wirelen, caplen, data)] of what tcpdump selects (wire length from its headers)."""
     import io
     import subprocess
-    from conftest import need_tool
+    from helpers import need_tool
     cmd = [need_tool("tcpdump"), "-r", str(path), "-w", "-"] + ([expr] if expr else [])
     blob = subprocess.run(cmd, capture_output=True, timeout=120).stdout
     out, pos = [], 24

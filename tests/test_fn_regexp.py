@@ -5,7 +5,7 @@ import struct
 import pytest
 
 import mapi
-from conftest import CORPUS, tcpdump_records, replay
+from helpers import CORPUS, tcpdump_records, replay
 
 PCAP = CORPUS / "pcap"
 HTTP = PCAP / "PcapPlusPlus__4KHttpRequests.pcap"

@@ -4,7 +4,7 @@ import struct
 import pytest
 
 import mapi
-from conftest import CORPUS, tcpdump_records, replay
+from helpers import CORPUS, tcpdump_records, replay
 
 HTTP = CORPUS / "pcap" / "PcapPlusPlus__4KHttpRequests.pcap"
 EXAMPLE = CORPUS / "pcap" / "PcapPlusPlus__example.pcap"

@@ -4,7 +4,7 @@ import random
 import pytest
 
 import mapi
-from conftest import CORPUS, tcpdump_records, replay
+from helpers import CORPUS, tcpdump_records, replay
 
 PCAP = CORPUS / "pcap"
 HTTP = PCAP / "PcapPlusPlus__4KHttpRequests.pcap"
@@ -185,7 +185,7 @@ def test_bad_offset():
 def test_gentrace_signatures_counted_per_pattern(tmp_path):
     """The generator knows how many packets hold each of its 100 planted signatures."""
     import sys
-    from conftest import ROOT
+    from helpers import ROOT
     sys.path.insert(0, str(ROOT))
     from tools.gentrace import SIGNATURES, write_trace
     path = tmp_path / "sig.pcap"

@@ -3,13 +3,13 @@
 PKT_COUNTER > N fires at the (N+1)-th selected packet, == N at the N-th; BYTE_COUNTER at the
 first packet whose cumulative wire length passes the value; per interval (delta mode) the same
 within each interval, LESS/EQUAL at the end of each complete interval.  Interval k of packet
-time is modelled as in test_fn_bucket_dist_stats_binop.
+time is modelled as in helpers.intervals.
 """
 import pytest
 
 import mapi
-from conftest import CORPUS
-from test_fn_bucket_dist_stats_binop import S, counter_flow, packet_intervals, replay, selected
+from helpers import CORPUS, replay
+from helpers.intervals import S, counter_flow, packet_intervals, selected
 
 PCAP = CORPUS / "pcap"
 

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 import mapi
-from conftest import CORPUS, need_tool
+from helpers import CORPUS, need_tool
 
 PCAP = CORPUS / "pcap"
 TCPD = CORPUS / "tcpdump" / "pcap"

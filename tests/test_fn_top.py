@@ -9,7 +9,7 @@ import dpkt
 import pytest
 
 import mapi
-from conftest import CORPUS, need_tool, tcpdump_records, linktype_of
+from helpers import CORPUS, need_tool, tcpdump_records, linktype_of
 
 PCAP = CORPUS / "pcap"
 TSHARK_FILES = ["PcapPlusPlus__4KHttpRequests.pcap", "PcapPlusPlus__example.pcap",

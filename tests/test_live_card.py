@@ -3,7 +3,7 @@ backend, place filters and counters on the card's units, and count what tcpdump 
 the replayed file; only the packets software needs cross the emulated bus."""
 import pytest
 
-from conftest import CORPUS, tcpdump_records
+from helpers import CORPUS, tcpdump_records
 from tools import netns
 
 TRACE = str(CORPUS / "pcap/PcapPlusPlus__example.pcap")

@@ -10,7 +10,7 @@ import pytest
 
 import mapi
 from mapi.registry import get_registry
-from conftest import CORPUS, tcpdump_records
+from helpers import CORPUS, tcpdump_records
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)

@@ -11,7 +11,7 @@ from mapi.hardware import (FILTER, STATISTIC, HardwareDevice, HardwareError, Har
 from mapi.registry import get_registry
 from scampi.backends.savefile import SavefileSource
 from mapi.bpf import compile_filter
-from conftest import CORPUS
+from helpers import CORPUS
 
 TRACE = str(CORPUS / "pcap/PcapPlusPlus__example.pcap")
 
@@ -247,7 +247,7 @@ def test_commuting_filters_are_ordered_by_cost_and_shared():
         mapi.connect(fd)
     mapi.start_offline_device(dev)
     mapi.wait_offline_device(dev)
-    from conftest import tcpdump_records
+    from helpers import tcpdump_records
     n80 = len(tcpdump_records(TRACE, "tcp and port 80")[0])
     ntcp = len(tcpdump_records(TRACE, "tcp")[0])
     nall = len(tcpdump_records(TRACE)[0])
@@ -307,6 +307,6 @@ def test_closing_the_owner_keeps_the_shared_node_for_the_others():
     mapi.close_flow(a)                                       # the creator leaves
     mapi.start_offline_device(dev)
     mapi.wait_offline_device(dev)
-    from conftest import tcpdump_records
+    from helpers import tcpdump_records
     assert mapi.read_results(b, cb).value == len(tcpdump_records(TRACE, "tcp")[0])
     assert [n["owners"] for n in mapi.explain_data(dev)["nodes"]] == [[(b, 1)], [(b, 2)]]

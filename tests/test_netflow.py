@@ -22,7 +22,7 @@ import pytest
 import mapi
 from mapi._engine import ffi, lib
 from mapi.registry import get_registry
-from conftest import CORPUS, need_tool
+from helpers import CORPUS, need_tool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 
-from conftest import CORPUS, ROOT, tcpdump_records
+from helpers import CORPUS, ROOT, tcpdump_records
 
 FILES = ["pcap/PcapPlusPlus__example.pcap", "pcap/PcapPlusPlus__4KHttpRequests.pcap"]
 

@@ -1,6 +1,6 @@
 """The object layer gives the same answers as the plain calls and tcpdump."""
 import mapi
-from conftest import CORPUS, tcpdump_records
+from helpers import CORPUS, tcpdump_records
 
 TRACE = str(CORPUS / "pcap/PcapPlusPlus__example.pcap")
 

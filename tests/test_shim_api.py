@@ -11,7 +11,7 @@ import tempfile
 
 import pytest
 
-from conftest import CORPUS
+from helpers import CORPUS
 from scampi.libpcap_shim import testing
 
 PROBE_SRC = os.path.join(os.path.dirname(testing.__file__), "probe", "api_probe.c")

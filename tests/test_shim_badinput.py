@@ -8,7 +8,7 @@ import tempfile
 
 import pytest
 
-from conftest import CORPUS
+from helpers import CORPUS
 from scampi.libpcap_shim import testing
 
 GOOD = CORPUS / "pcap/PcapPlusPlus__DnsPackets.pcap"

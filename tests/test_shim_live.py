@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import CORPUS
+from helpers import CORPUS
 from scampi.libpcap_shim import testing
 
 SOURCE = CORPUS / "pcap/PcapPlusPlus__4KHttpRequests.pcap"

@@ -11,7 +11,7 @@ import shlex
 
 import pytest
 
-from conftest import CORPUS
+from helpers import CORPUS
 from scampi.libpcap_shim import testing
 
 TSV = CORPUS / "tcpdump_tests.tsv"

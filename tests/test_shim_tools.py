@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import CORPUS
+from helpers import CORPUS
 from scampi.libpcap_shim import testing
 
 HTTP = str(CORPUS / "pcap/PcapPlusPlus__4KHttpRequests.pcap")
