@@ -24,18 +24,16 @@ def pytest_generate_tests(metafunc):
                                  ids=["no-corpus"])
 
 
-def pytest_collection_modifyitems(config, items):
-    if have_corpus():
-        return
-    skip = pytest.mark.skip(reason=CORPUS_REASON)
-    for item in items:
-        if item.get_closest_marker("corpus") or item.get_closest_marker("corpus_values"):
-            item.add_marker(skip)
+def pytest_runtest_setup(item):
+    # skipped here rather than by an added mark: -ra then shows one line for all of them
+    if (item.get_closest_marker("corpus") or item.get_closest_marker("corpus_values")) \
+            and not have_corpus():
+        pytest.skip(CORPUS_REASON)
 
 
 def pytest_terminal_summary(terminalreporter):
     skipped = [r for r in terminalreporter.stats.get("skipped", [])
                if isinstance(r.longrepr, tuple) and CORPUS_REASON in str(r.longrepr[2])]
     if skipped:
-        terminalreporter.write_sep("=", "%d tests skipped: they %s" % (len(skipped), CORPUS_REASON),
-                                   yellow=True)
+        terminalreporter.write_sep("=", "%d tests skipped: no sample corpus at %s (SCAMPI_CORPUS)"
+                                   % (len(skipped), CORPUS), yellow=True)

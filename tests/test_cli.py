@@ -15,10 +15,10 @@ import mapi
 from mapi import cli
 from mapi.progress import render
 
-from helpers import ROOT, corpus_path, need_tool, tcpdump_pcap
+from helpers import ROOT, corpus_path, generated, inputs, need_tool, needs_corpus, sample, tcpdump_pcap
 
-HTTP = corpus_path("pcap", "PcapPlusPlus__4KHttpRequests.pcap")
-MIXED = corpus_path("pcap", "PcapPlusPlus__example.pcap")
+HTTP = generated("slow.pcap")
+MIXED = generated("mixed.pcap")
 EXPRS = ["tcp port 80", "udp", "ip6", "tcp[tcpflags] & tcp-syn != 0", "icmp or arp", "net 10.0.0.0/8"]
 
 
@@ -267,9 +267,10 @@ def test_parse_flow_values():
 
 
 # --- mapi info ----------------------------------------------------------------------------------
-INFO_FILES = [HTTP, MIXED, corpus_path("pcap", "libtrace__100_packetsns.pcap"),
-              corpus_path("pcap", "libtrace__sll.pcap.gz"), corpus_path("tcpdump", "pcap", "pptp.pcap"),
-              corpus_path("pcap", "libtrace__100_packets.pcapng")]
+INFO_FILES = inputs([HTTP, MIXED, generated("mixed-ns.pcap"), generated("mixed.pcapng"),
+                     corpus_path("pcap", "libtrace__100_packetsns.pcap"),
+                     corpus_path("pcap", "libtrace__sll.pcap.gz"), sample("tcpdump/pcap/pptp.pcap"),
+                     corpus_path("pcap", "libtrace__100_packets.pcapng")])
 
 
 def capinfos(path):
@@ -293,6 +294,7 @@ def test_info_equals_capinfos_and_tcpdump(path):
     assert info["file_size"] == os.path.getsize(path)
 
 
+@needs_corpus
 def test_info_erf_equals_capinfos_and_libtrace():
     erf = corpus_path("erf", "libtrace__100_packets.erf")
     code, out, err = run_cli("info", "--json", erf)
@@ -305,6 +307,7 @@ def test_info_erf_equals_capinfos_and_libtrace():
     assert (info["packets"], info["wire_bytes"]) == tcpdump_counts(converted, "")
 
 
+@needs_corpus
 def test_info_text_names_format_and_link_type():
     code, out, err = run_cli("info", corpus_path("pcap", "libtrace__sll.pcap.gz"))
     assert code == 0, err

@@ -57,9 +57,39 @@ def parametrize_from_corpus(argnames, values, ids=None):
     return pytest.mark.corpus_values(argnames, values, ids=ids)
 
 
-def corpus_params(values):
-    """Parameter sets taken from corpus files: each carries the `corpus` mark."""
-    return [pytest.param(*(v if isinstance(v, tuple) else (v,)), marks=needs_corpus) for v in values]
+def sample(name):
+    """A real capture by its corpus-relative name: the copy the repository carries under
+    tests/data when it has one (tests/data/README.md), else the corpus's own (a test using such
+    a file carries the corpus mark)."""
+    carried = DATA / name
+    return carried if carried.exists() else CORPUS / name
+
+
+def inputs(values, base=""):
+    """Parameter sets whose first value is a capture, for pytest.mark.parametrize: a generated
+    trace (a path from generated()) runs everywhere; a corpus file, named relative to the
+    corpus's folder `base` (or an absolute path into the corpus), runs on the copy under
+    tests/data when the repository carries one and otherwise carries the corpus mark.  Ids are
+    the file names and the other values."""
+    out = []
+    for v in values:
+        first, *rest = v if isinstance(v, tuple) else (v,)
+        marks = ()
+        if Path(first) in _GENERATED_NAMES:
+            shown = _GENERATED_NAMES[Path(first)]
+        elif DATA in Path(first).parents:
+            shown = Path(first).name
+        else:
+            rel = os.path.relpath(Path(first), CORPUS) if Path(first).is_absolute() else \
+                os.path.join(base, first)
+            shown = os.path.basename(rel)
+            if (DATA / rel).exists():
+                first = DATA / rel
+            else:
+                marks = needs_corpus
+        ids = [shown] + [x if isinstance(x, str) else repr(x) for x in rest]
+        out.append(pytest.param(first, *rest, marks=marks, id="-".join(ids)))
+    return out
 
 
 # --- generated traces -------------------------------------------------------------------------
@@ -78,6 +108,9 @@ TRACES = {
 }
 
 
+_GENERATED_NAMES = {}                         # path -> name, for test ids
+
+
 @functools.lru_cache(maxsize=None)
 def generated(name):
     """Path of the generated trace `name` (a key of TRACES), made if missing.  The file name
@@ -91,6 +124,7 @@ def generated(name):
         tmp = "%s.%d.tmp" % (path, os.getpid())        # parallel runs: the last rename wins
         gentrace.write_trace(tmp, spec.pop("packets"), fmt=spec.pop("fmt", "pcap"), **spec)
         os.replace(tmp, path)
+    _GENERATED_NAMES[path] = name
     return path
 
 
