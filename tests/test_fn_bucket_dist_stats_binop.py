@@ -7,10 +7,12 @@ time are modelled in helpers.intervals.
 import pytest
 
 import mapi
-from helpers import CORPUS, replay
+from helpers import CORPUS, generated, inputs, replay
 from helpers.intervals import S, counter_flow, interval_sums, selected, tcpdump_index
 
 PCAP = CORPUS / "pcap"
+MIXED, SLOW, HUNDRED, YEARS = (generated(n) for n in ("mixed.pcap", "slow.pcap", "hundred.pcap",
+                                                      "years.pcap"))
 
 
 def per_interval(path, interval, expr="", weight=lambda r: 1):
@@ -20,12 +22,16 @@ def per_interval(path, interval, expr="", weight=lambda r: 1):
 
 
 # --- BUCKET -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name, expr, interval, interval_ns", [
+@pytest.mark.parametrize("name, expr, interval, interval_ns", inputs([
+    (HUNDRED, "", 1 * S, 1 * S),
+    (MIXED, "tcp", "100ms", S // 10),
+    (MIXED, "tcp port 443", "1s", S),
+    (SLOW, "tcp port 80", "7.5s", 7 * S + S // 2),
     ("libtrace__100_seconds.pcap", "", 1 * S, 1 * S),
     ("PcapPlusPlus__example.pcap", "tcp", "100ms", S // 10),
     ("PcapPlusPlus__tls2.pcap", "tcp port 443", "1s", S),
     ("PcapPlusPlus__4KHttpRequests.pcap", "tcp port 80", "7.5s", 7 * S + S // 2),
-])
+], base="pcap"))
 @pytest.mark.parametrize("fn", ["PKT_COUNTER", "BYTE_COUNTER"])
 def test_bucket_snapshots_equal_per_interval_sums(name, expr, interval, interval_ns, fn):
     path = PCAP / name
@@ -51,9 +57,10 @@ def test_bucket_snapshots_equal_per_interval_sums(name, expr, interval, interval
     mapi.delete_offline_device(dev)
 
 
-def test_bucket_keeps_the_last_size_snapshots_over_years_of_gaps():
+@pytest.mark.parametrize("name", inputs([YEARS, "zeek__ssh__ssh.pcap"], base="pcap"))
+def test_bucket_keeps_the_last_size_snapshots_over_years_of_gaps(name):
     # 1797 packets spread over three years: ~26,900 hourly intervals, almost all empty
-    path = PCAP / "zeek__ssh__ssh.pcap"
+    path = PCAP / name
     hour = 3600 * S
     sums, t0 = per_interval(path, hour)
     assert len(sums) > 20000
@@ -71,9 +78,10 @@ def test_bucket_keeps_the_last_size_snapshots_over_years_of_gaps():
     mapi.delete_offline_device(dev)
 
 
-def test_bucket_snapshot_of_a_flow_connected_later_counts_from_zero():
+@pytest.mark.parametrize("name", inputs([HUNDRED, "libtrace__100_seconds.pcap"], base="pcap"))
+def test_bucket_snapshot_of_a_flow_connected_later_counts_from_zero(name):
     # BUCKET's own flow connects first; the counter's flow afterwards (before the replay)
-    path = PCAP / "libtrace__100_seconds.pcap"
+    path = PCAP / name
     sums, _ = per_interval(path, 10 * S, "tcp")
     dev = mapi.create_offline_device(str(path))
     fa = mapi.create_flow(dev)
@@ -90,9 +98,12 @@ def test_bucket_snapshot_of_a_flow_connected_later_counts_from_zero():
 
 
 # --- BINOP --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name, expr", [("PcapPlusPlus__example.pcap", "tcp"),
-                                        ("PcapPlusPlus__tls2.pcap", "udp or icmp6"),
-                                        ("PcapPlusPlus__4KHttpRequests.pcap", "tcp port 80")])
+@pytest.mark.parametrize("name, expr", inputs([(MIXED, "tcp"), (MIXED, "udp or icmp6"),
+                                               (SLOW, "tcp port 80"),
+                                               ("PcapPlusPlus__example.pcap", "tcp"),
+                                               ("PcapPlusPlus__tls2.pcap", "udp or icmp6"),
+                                               ("PcapPlusPlus__4KHttpRequests.pcap", "tcp port 80")],
+                                              base="pcap"))
 def test_binop_sub_and_add_of_two_flows_counters(name, expr):
     path = PCAP / name
     every, some = tcpdump_index(path), tcpdump_index(path, expr)
@@ -141,11 +152,14 @@ def histogram(samples, lo, hi, width):
     return bins, under, over
 
 
-@pytest.mark.parametrize("name, expr, lo, hi, width", [
+@pytest.mark.parametrize("name, expr, lo, hi, width", inputs([
+    (MIXED, "", 0, 1600, 100),
+    (MIXED, "tcp", 60, 1000, 64),
+    (SLOW, "tcp port 80", 0, 1515, 1),
     ("PcapPlusPlus__example.pcap", "", 0, 1600, 100),
     ("PcapPlusPlus__tls2.pcap", "tcp", 60, 1000, 64),        # samples under 60 and over 1000 too
     ("PcapPlusPlus__4KHttpRequests.pcap", "tcp port 80", 0, 1515, 1),
-])
+], base="pcap"))
 def test_dist_per_packet_of_byte_counter_is_the_packet_size_histogram(name, expr, lo, hi, width):
     path = PCAP / name
     sizes = [w for _, w in tcpdump_index(path, expr)]
@@ -164,9 +178,10 @@ def test_dist_per_packet_of_byte_counter_is_the_packet_size_histogram(name, expr
     mapi.delete_offline_device(dev)
 
 
-def test_dist_per_packet_of_cumulative_count():
+@pytest.mark.parametrize("name", inputs([SLOW, "PcapPlusPlus__4KHttpRequests.pcap"], base="pcap"))
+def test_dist_per_packet_of_cumulative_count(name):
     # without reset the samples are the counter after each packet: 1, 2, ..., N
-    path = PCAP / "PcapPlusPlus__4KHttpRequests.pcap"
+    path = PCAP / name
     n = len(tcpdump_index(path, "tcp port 80"))
 
     def setup(dev):
@@ -181,10 +196,12 @@ def test_dist_per_packet_of_cumulative_count():
     mapi.delete_offline_device(dev)
 
 
-@pytest.mark.parametrize("name, interval_ns, lo, hi, width", [
+@pytest.mark.parametrize("name, interval_ns, lo, hi, width", inputs([
+    (MIXED, S // 4, 0, 500, 25),
+    (SLOW, 60 * S, 0, 100, 10),
     ("PcapPlusPlus__example.pcap", S // 4, 0, 500, 25),
     ("PcapPlusPlus__tls2.pcap", S, 0, 100, 10),
-])
+], base="pcap"))
 def test_dist_per_interval_is_the_histogram_of_counts_per_interval(name, interval_ns, lo, hi,
                                                                   width):
     path = PCAP / name
@@ -209,9 +226,10 @@ def moments(samples):
     return (len(samples), sum(samples), sum(x * x for x in samples), min(samples), max(samples))
 
 
-@pytest.mark.parametrize("name, expr", [("PcapPlusPlus__example.pcap", ""),
-                                        ("PcapPlusPlus__tls2.pcap", "ip6"),
-                                        ("zeek__ssh__ssh.pcap", "tcp port 22")])
+@pytest.mark.parametrize("name, expr", inputs([(MIXED, ""), (MIXED, "ip6"), (YEARS, "tcp port 22"),
+                                               ("PcapPlusPlus__example.pcap", ""),
+                                               ("PcapPlusPlus__tls2.pcap", "ip6"),
+                                               ("zeek__ssh__ssh.pcap", "tcp port 22")], base="pcap"))
 def test_stats_per_packet(name, expr):
     path = PCAP / name
     sizes = [w for _, w in tcpdump_index(path, expr)]
@@ -238,11 +256,14 @@ def test_stats_per_packet(name, expr):
     mapi.delete_offline_device(dev)
 
 
-@pytest.mark.parametrize("name, interval, interval_ns", [
+@pytest.mark.parametrize("name, interval, interval_ns", inputs([
+    (MIXED, "500ms", S // 2),
+    (HUNDRED, "3s", 3 * S),
+    (YEARS, "1s", S),
     ("PcapPlusPlus__example.pcap", "500ms", S // 2),
     ("libtrace__100_seconds.pcap", "3s", 3 * S),
     ("zeek__ssh__ssh.pcap", "1s", S),          # ~97 million one-second intervals, nearly all empty
-])
+], base="pcap"))
 def test_stats_per_interval(name, interval, interval_ns):
     path = PCAP / name
     sums, n, _ = interval_sums(path, interval_ns)
@@ -278,7 +299,7 @@ def test_stats_per_interval(name, interval, interval_ns):
 # --- bad arguments ------------------------------------------------------------------------------
 @pytest.fixture()
 def dev_with_counter():
-    dev = mapi.create_offline_device(str(PCAP / "libtrace__100_seconds.pcap"))
+    dev = mapi.create_offline_device(str(HUNDRED))
     fa = mapi.create_flow(dev)
     cnt = mapi.apply_function(fa, "PKT_COUNTER")
     buf = mapi.apply_function(fa, "TO_BUFFER")
@@ -325,7 +346,7 @@ def test_reference_errors_name_the_argument(dev_with_counter):
 
 def test_reference_to_another_device_is_refused(dev_with_counter):
     dev, fa, cnt, _ = dev_with_counter
-    other = mapi.create_offline_device(str(PCAP / "libtrace__100_seconds.pcap"))
+    other = mapi.create_offline_device(str(HUNDRED))
     try:
         fd = mapi.create_flow(other)
         with pytest.raises(mapi.MapiError) as e:
@@ -358,9 +379,10 @@ def test_dist_and_stats_argument_errors(dev_with_counter):
     mapi.apply_function(fd, "STATS", (fr, rate), "1s")
 
 
-def test_watching_functions_of_the_same_flow_as_mapi_did():
+@pytest.mark.parametrize("name", inputs([MIXED, "PcapPlusPlus__tls2.pcap"], base="pcap"))
+def test_watching_functions_of_the_same_flow_as_mapi_did(name):
     # MAPI's usual form: the counter and STATS/DIST/BUCKET in one flow, a filter after them
-    path = PCAP / "PcapPlusPlus__tls2.pcap"
+    path = PCAP / name
     t0_sums, n, t0 = interval_sums(path, S, "tcp")
     sizes = [w for _, _, w in selected(path, "tcp")]
 

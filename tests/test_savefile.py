@@ -12,7 +12,7 @@ import pytest
 import mapi
 import scampi.backends.savefile as savefile
 from scampi.backends.savefile import SavefileSource
-from helpers import CORPUS
+from helpers import CORPUS, file_sets, generated, inputs
 from helpers.savefile import (PKT, pcap_header, pcap_record, read_source, records_of, tcpdump_ref,
                               tshark_ref)
 from mapi.errors import MapiError, EFORMAT, ETRUNC, EBADARG, EOPEN
@@ -384,9 +384,10 @@ def test_erf_bad_records(tmp_path, data, code, where):
 # --- compressed input, region boundaries, bounded memory --------------------------------------
 FORMAT_FILES = ["pcap/PcapPlusPlus__4KHttpRequests.pcap", "pcap/libtrace__100_packets.pcapng",
                 "erf/libtrace__100_packets.erf", "pcap/libtrace__complex.pcapng"]
+GENERATED_FORMATS = [generated("mixed.pcap"), generated("mixed.pcapng"), generated("mixed.erf")]
 
 
-@pytest.mark.parametrize("name", FORMAT_FILES)
+@pytest.mark.parametrize("name", inputs(GENERATED_FORMATS + FORMAT_FILES))
 @pytest.mark.parametrize("compress", [gzip.compress, lzma.compress, bz2.compress])
 def test_compressed_equals_plain(tmp_path, name, compress):
     plain = CORPUS / name
@@ -399,7 +400,7 @@ def test_compressed_equals_plain(tmp_path, name, compress):
 
 
 def test_cut_and_corrupt_gzip(tmp_path):
-    data = gzip.compress((CORPUS / "pcap/PcapPlusPlus__example.pcap").read_bytes())
+    data = gzip.compress(generated("mixed.pcap").read_bytes())
     path = tmp_path / "cut.pcap.gz"
     path.write_bytes(data[:len(data) // 2])
     ref, _ = tcpdump_ref(None, stdin=gzip.decompress(data))
@@ -415,14 +416,15 @@ def test_cut_and_corrupt_gzip(tmp_path):
     assert len(got) > 10 and records_of(got[:10]) == ref[:10]
 
 
+@pytest.mark.parametrize("files", file_sets(GENERATED_FORMATS, FORMAT_FILES))
 @pytest.mark.parametrize("use_mmap", [True, False])
-def test_tiny_regions_give_the_same_records(monkeypatch, use_mmap):
+def test_tiny_regions_give_the_same_records(monkeypatch, use_mmap, files):
     """Windows / buffers of 4 KiB: records straddle every region boundary, big ones need more
     than a region."""
-    want = {n: read_source(CORPUS / n)[0] for n in FORMAT_FILES}
+    want = {n: read_source(CORPUS / n)[0] for n in files}
     monkeypatch.setattr(savefile, "WINDOW_SIZE", 4096)
     monkeypatch.setattr(savefile, "BUFFER_SIZE", 4096)
-    for n in FORMAT_FILES:
+    for n in files:
         got, err, _ = read_source(CORPUS / n, mmap=use_mmap)
         assert err is None and got == want[n], n
 
@@ -442,12 +444,12 @@ def test_pipe_input(tmp_path):
     import threading
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    data = (CORPUS / "pcap/PcapPlusPlus__4KHttpRequests.pcap").read_bytes()
+    data = generated("slow.pcap").read_bytes()
     t = threading.Thread(target=lambda: fifo.write_bytes(data))
     t.start()
     got, err, _ = read_source(fifo)
     t.join()
-    assert err is None and records_of(got) == tcpdump_ref(CORPUS / "pcap/PcapPlusPlus__4KHttpRequests.pcap")[0]
+    assert err is None and records_of(got) == tcpdump_ref(generated("slow.pcap"))[0]
 
 
 def test_bad_arguments(tmp_path):

@@ -92,6 +92,13 @@ def inputs(values, base=""):
     return out
 
 
+def file_sets(own_files, corpus_files):
+    """Parameters for a test that loops over several captures: files the repository generates
+    or carries (run everywhere), and the corpus's (with the corpus mark)."""
+    return [pytest.param(list(own_files), id="own-files"),
+            pytest.param(list(corpus_files), marks=needs_corpus, id="corpus")]
+
+
 # --- generated traces -------------------------------------------------------------------------
 # Stand-ins for the corpus captures the core tests used, made by tools/gentrace.py (seeded, so
 # byte-identical on every machine) into build/test-traces on first use.  References stay
@@ -104,7 +111,11 @@ TRACES = {
     "mixed.pcapng": dict(packets=4631, seed=1, rate=300, fmt="pcapng"),
     "mixed.erf": dict(packets=4631, seed=1, rate=300, fmt="erf"),
     # ~15 minutes of sparse traffic: minute-long intervals, some nearly empty (event tests)
-    "slow.pcap": dict(packets=600, seed=2, rate=0.66),
+    "slow.pcap": dict(packets=600, seed=4, rate=0.66),
+    # 100 packets in ~100 s
+    "hundred.pcap": dict(packets=100, seed=4, rate=1.0),
+    # 1,800 packets over ~3 years: ~26,000 hours, ~97 million seconds, nearly all empty
+    "years.pcap": dict(packets=1800, seed=5, rate=1800 / (3 * 365.25 * 86400)),
 }
 
 
@@ -114,11 +125,15 @@ _GENERATED_NAMES = {}                         # path -> name, for test ids
 @functools.lru_cache(maxsize=None)
 def generated(name):
     """Path of the generated trace `name` (a key of TRACES), made if missing.  The file name
-    carries the generator's version, so a changed generator never serves a stale file."""
+    carries a digest of the generator's version and the arguments, so a changed generator or
+    entry never serves a stale file."""
+    import hashlib
     from tools import gentrace
     spec = dict(TRACES[name])
+    key = repr((gentrace.generator_version(), sorted(spec.items())))
     stem, ext = os.path.splitext(name)
-    path = ROOT / "build" / "test-traces" / ("%s-%s%s" % (stem, gentrace.generator_version(), ext))
+    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+    path = ROOT / "build" / "test-traces" / ("%s-%s%s" % (stem, digest, ext))
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = "%s.%d.tmp" % (path, os.getpid())        # parallel runs: the last rename wins
