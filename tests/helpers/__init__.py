@@ -87,7 +87,8 @@ def inputs(values, base=""):
                 first = DATA / rel
             else:
                 marks = needs_corpus
-        ids = [shown] + [x if isinstance(x, str) else repr(x) for x in rest]
+        ids = [shown] + [x if isinstance(x, str) else repr(x) for x in rest
+                         if isinstance(x, (str, int, float))]
         out.append(pytest.param(first, *rest, marks=marks, id="-".join(ids)))
     return out
 
@@ -110,8 +111,12 @@ TRACES = {
     "mixed-ns.pcap": dict(packets=4631, seed=1, rate=300, fmt="pcap-ns"),
     "mixed.pcapng": dict(packets=4631, seed=1, rate=300, fmt="pcapng"),
     "mixed.erf": dict(packets=4631, seed=1, rate=300, fmt="erf"),
+    # the same mix, 3.4 MB: three copies fill more than one engine batch (8 MB of file)
+    "mixed-6k.pcap": dict(packets=6000, seed=7, rate=400),
     # ~15 minutes of sparse traffic: minute-long intervals, some nearly empty (event tests)
     "slow.pcap": dict(packets=600, seed=4, rate=0.66),
+    # IPv4 TCP only (web, ssh and other servers), ~7 s
+    "tcp4.pcap": dict(packets=2000, seed=6, rate=300, mix={"tcp4": 1}),
     # 100 packets in ~100 s
     "hundred.pcap": dict(packets=100, seed=4, rate=1.0),
     # 1,800 packets over ~3 years: ~26,000 hours, ~97 million seconds, nearly all empty
