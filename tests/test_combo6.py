@@ -16,9 +16,10 @@ from mapi.errors import MapiError
 from mapi.hardware import Assignment, HardwareConfig, HardwareError
 from mapi.registry import get_registry
 from mapi.bpf import compile_filter
-from helpers import CORPUS, need_tool, tcpdump_records
-from helpers.cards import (ETHERNET_FILES, Ref, assert_same_results, check_tags_against_bpf,
-                           configure, filter_config, finish, frames, placements, register, run)
+from helpers import CORPUS, file_sets, generated, inputs, need_tool, needs_corpus, sample, tcpdump_records
+from helpers.cards import (CARRIED_ETHERNET_FILES, ETHERNET_FILES, Ref, assert_same_results,
+                           check_tags_against_bpf, configure, filter_config, finish, frames, placements,
+                           register, run)
 
 import scampi.backends.combo6 as combo6
 
@@ -29,6 +30,7 @@ from tools.gentrace import SIGNATURES, write_trace  # noqa: E402
 
 HTTP = CORPUS / "pcap" / "PcapPlusPlus__4KHttpRequests.pcap"
 EXAMPLE = CORPUS / "pcap" / "PcapPlusPlus__example.pcap"
+MIXED, SLOW = generated("mixed.pcap"), generated("slow.pcap")
 EXPRESSIONS = [
     "tcp port 80", "udp port 53", "icmp", "ip6", "arp", "host 10.0.0.1", "net 192.168.0.0/16",
     "tcp[tcpflags] & tcp-syn != 0", "tcp and (port 443 or port 22)", "greater 500", "less 100",
@@ -59,10 +61,11 @@ def trace(tmp_path_factory):
 
 
 # --- the units alone (helpers.cards configures them) -----------------------------------------
-def test_lup_tags_equal_libpcap_on_corpus_and_generated(trace):
+@pytest.mark.parametrize("files", file_sets(CARRIED_ETHERNET_FILES, ETHERNET_FILES))
+def test_lup_tags_equal_libpcap_on_corpus_and_generated(trace, files):
     big = {"LUP": {"rules": 4096, "ranges": 256}}
     checked = 0
-    for name in ETHERNET_FILES:
+    for name in files:
         card = combo6.open_offline(str(CORPUS / "pcap" / name), None, {"limits": big})
         assert card.linktype == 1, name
         assigns = filter_config(card, "LUP", EXPRESSIONS)
@@ -78,7 +81,7 @@ def test_lup_record_fields_are_absent_when_the_frame_is_short():
     """A frame cut inside the IPv4 header: "ip src 10.0.0.1" must not match (BPF's load fails),
     and "not ip src 10.0.0.1" must not match either (the field is absent, not different)."""
     frame = bytes.fromhex("ffffffffffff00112233445508004500003c1c4640004006")  # cut at byte 24
-    card = combo6.open_offline(str(EXAMPLE), None, None)
+    card = combo6.open_offline(str(MIXED), None, None)
     filter_config(card, "LUP", ["ip src 10.0.0.1", "not ip src 10.0.0.1", "ip", "ip proto 6"])
     comp = card.compiled
     h = ffi.new("card_hdr *")
@@ -92,11 +95,12 @@ def test_lup_record_fields_are_absent_when_the_frame_is_short():
     assert got == [0, 0, 1, 1] == [int(w != 0) for w in want]
 
 
-def test_sau_and_stu_equal_hand_computation():
+@pytest.mark.parametrize("path", inputs([SLOW, HTTP]))
+def test_sau_and_stu_equal_hand_computation(path):
     """SAMPLE 1-in-3 below a filter and counters below it, against tcpdump's record list."""
-    recs, err = tcpdump_records(HTTP, "tcp port 80")
+    recs, err = tcpdump_records(path, "tcp port 80")
     assert recs is not None, err
-    card = combo6.open_offline(str(HTTP), None, None)
+    card = combo6.open_offline(str(path), None, None)
     configure(card, [("LUP", "BPF_FILTER", ("tcp port 80",), None),
                      ("SAU", "SAMPLE", (3, mapi.PERIODIC, 1), 0),
                      ("STU", "PKT_COUNTER", (), 1), ("STU", "BYTE_COUNTER", (), 1),
@@ -113,6 +117,7 @@ def test_sau_and_stu_equal_hand_computation():
         card.hw_result(0)                                              # a filter has no result
 
 
+@needs_corpus
 def test_counters_survive_reconfiguration():
     """Assignment.key identifies a node across configurations: its counter set keeps counting."""
     card = combo6.open_offline(str(HTTP), None, None)
@@ -134,7 +139,7 @@ def test_counters_survive_reconfiguration():
 
 
 def test_over_the_cam_is_refused_naming_the_unit():
-    card = combo6.open_offline(str(HTTP), None, {"limits": {"LUP": {"rules": 8}}})
+    card = combo6.open_offline(str(MIXED), None, {"limits": {"LUP": {"rules": 8}}})
     specs = [("LUP", "BPF_FILTER", (e,), None) for e in ("tcp port 80", "host 10.0.0.1")]
     with pytest.raises(HardwareError) as exc:
         configure(card, specs)
@@ -143,19 +148,19 @@ def test_over_the_cam_is_refused_naming_the_unit():
     assert exc.value.hw_ids == (1,)          # the newest node is the one that does not fit
     assert card.compiled is None             # nothing applied
     with pytest.raises(HardwareError, match="PCK"):
-        card2 = combo6.open_offline(str(HTTP), None, {"limits": {"PCK": {"patterns": 3}}})
+        card2 = combo6.open_offline(str(MIXED), None, {"limits": {"PCK": {"patterns": 3}}})
         configure(card2, [("PCK", "STR_SEARCH", (("GET", "HTTP", "Host", "Accept"), 0, 0,
                                                  "auto", True), None)])
 
 
 def test_bad_options_are_clear_errors():
     with pytest.raises(MapiError) as exc:
-        mapi.create_offline_device(str(HTTP), backend="combo6", cam=3)
+        mapi.create_offline_device(str(MIXED), backend="combo6", cam=3)
     assert exc.value.code == mapi.errors.EBADARG and "cam" in str(exc.value)
     with pytest.raises(MapiError, match="XYZ"):
-        mapi.create_offline_device(str(HTTP), backend="combo6", limits={"XYZ": {"rules": 1}})
+        mapi.create_offline_device(str(MIXED), backend="combo6", limits={"XYZ": {"rules": 1}})
     with pytest.raises(MapiError, match="bogus"):
-        mapi.create_offline_device(str(HTTP), backend="combo6", limits={"LUP": {"bogus": 1}})
+        mapi.create_offline_device(str(MIXED), backend="combo6", limits={"LUP": {"bogus": 1}})
 
 
 # --- whole jobs through the mapper -------------------------------------------------------------
@@ -200,6 +205,7 @@ def test_jobs_equal_software_on_generated_trace(trace, tmp_path):
     finish(pending)
 
 
+@needs_corpus
 def test_jobs_equal_software_on_corpus():
     jobs = [
         [("BPF_FILTER", "host 10.0.0.6"), ("PKT_COUNTER",), ("BYTE_COUNTER",)],
@@ -246,10 +252,11 @@ def test_a_five_percent_job_moves_only_its_packets(trace, tmp_path):
     assert out.read_bytes() == ref.read_bytes()
 
 
-def test_full_units_fall_back_newest_first_and_results_stay_exact():
+@pytest.mark.parametrize("path", inputs([MIXED, EXAMPLE]))
+def test_full_units_fall_back_newest_first_and_results_stay_exact(path):
     jobs = [[("BPF_FILTER", "host 10.0.0.%d" % i), ("PKT_COUNTER",)] for i in (6, 138, 1, 2)]
-    soft = run(EXAMPLE, jobs)[0]
-    hard, infos, info, _ = run(EXAMPLE, jobs, backend="combo6", limits={"LUP": {"rules": 13}})
+    soft = run(path, jobs)[0]
+    hard, infos, info, _ = run(path, jobs, backend="combo6", limits={"LUP": {"rules": 13}})
     assert hard == soft
     where = [f[0]["placement"] for f in infos]
     assert where == ["LUP", "LUP", "software", "software"]     # 6 CAM entries per host filter
@@ -269,8 +276,10 @@ def test_tsu_stamps_at_10_ns(tmp_path):
     assert [(s, ts - ts % 10, d) for s, ts, d in soft] == hard
 
 
-def test_non_ethernet_links_run_in_software():
-    path = CORPUS / "pcap" / "libtrace__100_sll.pcap"
+@pytest.mark.parametrize("path", inputs([sample("pcap/PcapPlusPlus__raw_ip.pcap"),
+                                         sample("pcap/PcapPlusPlus__null_loopback.pcap"),
+                                         CORPUS / "pcap" / "libtrace__100_sll.pcap"]))
+def test_non_ethernet_links_run_in_software(path):
     jobs = [[("BPF_FILTER", "tcp"), ("PKT_COUNTER",)]]
     soft = run(path, jobs)[0]
     hard, infos, _, _ = run(path, jobs, backend="combo6")
@@ -279,6 +288,7 @@ def test_non_ethernet_links_run_in_software():
     assert infos[0][1]["placement"] == "software"       # its parent is in software
 
 
+@needs_corpus
 def test_a_non_ethernet_batch_under_header_filters_is_a_clear_error():
     """The card's header units parse Ethernet: a pcapng whose later interface is not Ethernet
     stops with an error naming the file and the first packet concerned; results stay readable."""

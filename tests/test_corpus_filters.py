@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import mapi
-from helpers import CORPUS, manifest
+from helpers import CORPUS, manifest, needs_corpus
 from mapi.errors import MapiError, EFILTER
 from helpers.savefile import parse_pcap_bytes, read_source, records_of, tcpdump_ref, tshark_ref
 
@@ -22,6 +22,8 @@ EXPRESSIONS = [
 ]
 FULL_DIRS = ("pcap", "netflow", "derived")
 ROTATING = 4          # expressions per tcpdump test input (they rotate over the list)
+
+pytestmark = needs_corpus
 
 
 def capture_files():

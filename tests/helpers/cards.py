@@ -10,7 +10,9 @@ from mapi.bpf import compile_filter
 from mapi.hardware import Assignment, HardwareConfig
 from mapi.registry import get_registry
 
-# Ethernet captures of the corpus (pcap/) the card tests run on
+from helpers import DATA, sample
+
+# Ethernet captures of the corpus (pcap/) the card tests run on, and those of them tests/data carries
 ETHERNET_FILES = ["PcapPlusPlus__4KHttpRequests.pcap", "PcapPlusPlus__example.pcap",
                   "PcapPlusPlus__VlanPackets.pcap", "PcapPlusPlus__DnsPackets.pcap",
                   "PcapPlusPlus__ip6_fragments.pcap", "libtrace__100_packets.pcap",
@@ -18,6 +20,7 @@ ETHERNET_FILES = ["PcapPlusPlus__4KHttpRequests.pcap", "PcapPlusPlus__example.pc
                   "zeek__mixed-vlan-mpls.pcap", "libpcap__rarp_req_reply.pcapng", "zeek__wikipedia.pcap",
                   "PcapPlusPlus__frag_with_padding.pcap", "PcapPlusPlus__tls2.pcap",
                   "suricata-verify__defrag__bug-6887-defrag-eth-vlan-ipv6-tcp__frag-eth-vlan-ipv6-tcp.pcap"]
+CARRIED_ETHERNET_FILES = [sample("pcap/" + n) for n in ETHERNET_FILES if (DATA / "pcap" / n).exists()]
 
 
 def register(module, name):
