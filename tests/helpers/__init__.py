@@ -74,23 +74,32 @@ def inputs(values, base=""):
     out = []
     for v in values:
         first, *rest = v if isinstance(v, tuple) else (v,)
-        marks = ()
-        if Path(first) in _GENERATED_NAMES:
-            shown = _GENERATED_NAMES[Path(first)]
-        elif DATA in Path(first).parents:
-            shown = Path(first).name
-        else:
-            rel = os.path.relpath(Path(first), CORPUS) if Path(first).is_absolute() else \
-                os.path.join(base, first)
-            shown = os.path.basename(rel)
-            if (DATA / rel).exists():
-                first = DATA / rel
-            else:
-                marks = needs_corpus
-        ids = [shown] + [x if isinstance(x, str) else repr(x) for x in rest
-                         if isinstance(x, (str, int, float))]
+        first, marks = _resolved(first, base)
+        ids = [name_of(first)] + [x if isinstance(x, str) else repr(x) for x in rest
+                                  if isinstance(x, (str, int, float))]
         out.append(pytest.param(first, *rest, marks=marks, id="-".join(ids)))
     return out
+
+
+def corpus_marks(name, base=""):
+    """The marks of a test using capture `name` (as for inputs()): none for a generated trace
+    or a file tests/data carries, else the corpus mark."""
+    return _resolved(name, base)[1]
+
+
+def _resolved(name, base):
+    path = Path(name)
+    if path in _GENERATED_NAMES or DATA in path.parents:
+        return name, ()
+    rel = os.path.relpath(path, CORPUS) if path.is_absolute() else os.path.join(base, name)
+    if (DATA / rel).exists():
+        return DATA / rel, ()
+    return name, needs_corpus
+
+
+def name_of(path):
+    """A capture's name for test ids: the TRACES key of a generated trace, else the file name."""
+    return _GENERATED_NAMES.get(Path(path)) or os.path.basename(path)
 
 
 def file_sets(own_files, corpus_files):
