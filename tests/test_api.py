@@ -5,10 +5,10 @@ import time
 import pytest
 
 import mapi
-from conftest import CORPUS, tcpdump_records
+from helpers import generated, tcpdump_records
 
-TRACE = str(CORPUS / "pcap/PcapPlusPlus__example.pcap")
-HTTP = str(CORPUS / "pcap/PcapPlusPlus__4KHttpRequests.pcap")
+TRACE = str(generated("mixed.pcap"))
+HTTP = str(generated("slow.pcap"))
 
 
 def error(fn, *args, **kwargs):

@@ -1,11 +1,9 @@
 """The `mapi` command line: results equal the Python API's and the stock tools' (tcpdump,
 capinfos); bad input gives one clear line and the documented exit code."""
-import gzip
 import io
 import json
 import os
 import pty
-import struct
 import subprocess
 import sys
 import time
@@ -17,10 +15,10 @@ import mapi
 from mapi import cli
 from mapi.progress import render
 
-from conftest import ROOT, corpus_path, need_tool
+from helpers import ROOT, corpus_path, generated, inputs, need_tool, needs_corpus, sample, tcpdump_pcap
 
-HTTP = corpus_path("pcap", "PcapPlusPlus__4KHttpRequests.pcap")
-MIXED = corpus_path("pcap", "PcapPlusPlus__example.pcap")
+HTTP = generated("slow.pcap")
+MIXED = generated("mixed.pcap")
 EXPRS = ["tcp port 80", "udp", "ip6", "tcp[tcpflags] & tcp-syn != 0", "icmp or arp", "net 10.0.0.0/8"]
 
 
@@ -41,25 +39,6 @@ def tcpdump_counts(path, expr):
     pcap record headers (orig_len) of its output."""
     recs = tcpdump_pcap(path, expr)
     return len(recs), sum(r[1] for r in recs)
-
-
-def tcpdump_pcap(path, expr):
-    """[(ts_ns, wire length, bytes)] of the records `tcpdump -r path -w - expr` writes."""
-    path = str(path)
-    feed = None
-    if path.endswith(".gz"):           # tcpdump reads plain files only
-        with gzip.open(path, "rb") as f:
-            feed, path = f.read(), "-"
-    out = subprocess.run([need_tool("tcpdump"), "-r", path, "-w", "-", expr], input=feed,
-                         capture_output=True, timeout=60).stdout
-    order = "<" if out[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-    scale = 1 if out[:4] in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d") else 1000
-    pos, recs = 24, []
-    while pos + 16 <= len(out):
-        sec, frac, incl, orig = struct.unpack(order + "IIII", out[pos:pos + 16])
-        recs.append((sec * 10 ** 9 + frac * scale, orig, out[pos + 16:pos + 16 + incl]))
-        pos += 16 + incl
-    return recs
 
 
 def api_counts(path, exprs):
@@ -309,9 +288,10 @@ def test_parse_flow_values():
 
 
 # --- mapi info ----------------------------------------------------------------------------------
-INFO_FILES = [HTTP, MIXED, corpus_path("pcap", "libtrace__100_packetsns.pcap"),
-              corpus_path("pcap", "libtrace__sll.pcap.gz"), corpus_path("tcpdump", "pcap", "pptp.pcap"),
-              corpus_path("pcap", "libtrace__100_packets.pcapng")]
+INFO_FILES = inputs([HTTP, MIXED, generated("mixed-ns.pcap"), generated("mixed.pcapng"),
+                     corpus_path("pcap", "libtrace__100_packetsns.pcap"),
+                     corpus_path("pcap", "libtrace__sll.pcap.gz"), sample("tcpdump/pcap/pptp.pcap"),
+                     corpus_path("pcap", "libtrace__100_packets.pcapng")])
 
 
 def capinfos(path):
@@ -335,6 +315,7 @@ def test_info_equals_capinfos_and_tcpdump(path):
     assert info["file_size"] == os.path.getsize(path)
 
 
+@needs_corpus
 def test_info_erf_equals_capinfos_and_libtrace():
     erf = corpus_path("erf", "libtrace__100_packets.erf")
     code, out, err = run_cli("info", "--json", erf)
@@ -347,6 +328,7 @@ def test_info_erf_equals_capinfos_and_libtrace():
     assert (info["packets"], info["wire_bytes"]) == tcpdump_counts(converted, "")
 
 
+@needs_corpus
 def test_info_text_names_format_and_link_type():
     code, out, err = run_cli("info", corpus_path("pcap", "libtrace__sll.pcap.gz"))
     assert code == 0, err

@@ -11,8 +11,7 @@ import pytest
 from mapi import demo
 from mapi.registry import get_registry
 
-from conftest import ROOT
-from test_cli import tcpdump_pcap
+from helpers import ROOT, tcpdump_pcap
 
 PACKETS, SEED = 30_000, 3
 
