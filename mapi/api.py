@@ -17,6 +17,7 @@ _lock = threading.RLock()
 _devices = {}
 _flows = {}
 _fd_counter = itertools.count(1)
+_last_fd = 0                     # descriptors 1.._last_fd were issued; closed ones leave _flows
 _dev_counter = itertools.count(0)
 
 
@@ -144,8 +145,7 @@ def delete_offline_device(dev):
     d = _device(dev)
     for fd in list(d.flows):
         close_flow(fd)
-    d.stop()
-    d.source.close()
+    d.close()
     with _lock:
         _devices.pop(dev, None)
     return 0
@@ -173,19 +173,28 @@ def create_flow(dev, **options):
         d = _devices.get(dev)
     if d is None:
         d = open_live_device(dev, **options)
+    global _last_fd
     with _lock:
-        fd = next(_fd_counter)
+        fd = _last_fd = next(_fd_counter)
         flow = Flow(fd, d)
         _flows[fd] = flow
         d.flows[fd] = flow
     return fd
 
 
+def _no_flow(fd):
+    """A descriptor not in _flows: closed (issued earlier; the flow is forgotten so that it
+    keeps nothing alive) or never issued."""
+    if isinstance(fd, int) and not isinstance(fd, bool) and 0 < fd <= _last_fd:
+        raise MapiError(ECLOSED, "flow %d is closed" % fd, argument="fd")
+    raise MapiError(ENOFLOW, "no flow with descriptor %r" % (fd,), argument="fd")
+
+
 def _flow(fd, want=None):
     with _lock:
         f = _flows.get(fd)
     if f is None:
-        raise MapiError(ENOFLOW, "no flow with descriptor %r" % (fd,), argument="fd")
+        _no_flow(fd)
     if f.state == "closed":
         raise MapiError(ECLOSED, "flow %d is closed" % fd, argument="fd")
     if want == "open" and f.state != "open":
@@ -391,21 +400,28 @@ def close_flow(fd):
             node.instance.close()
     flow.state = "closed"
     with _lock:
+        _flows.pop(fd, None)
         dev.flows.pop(fd, None)
         last = not dev.flows
         if last and not dev.offline:
             _devices.pop(dev.name, None)
     if last and not dev.offline:
-        dev.stop()
-        dev.source.close()
+        dev.close()
     return 0
 
 
 def get_flow_info(fd):
+    """fd, device, status ("open", "connected"), drops and functions of a flow; a closed flow
+    is only {"fd": fd, "status": "closed"} (nothing of it is kept)."""
     with _lock:
         f = _flows.get(fd)
     if f is None:
-        raise MapiError(ENOFLOW, "no flow with descriptor %r" % (fd,), argument="fd")
+        try:
+            _no_flow(fd)
+        except MapiError as exc:
+            if exc.code != ECLOSED:
+                raise
+        return dict(fd=fd, status="closed")
     return f.info()
 
 

@@ -32,11 +32,15 @@ class Batch:
         keep, self.keep = self.keep, None
         if keep is not None and hasattr(keep, "release"):
             keep.release()
-        self.pool.put(self)
+        pool = self.pool
+        if pool is not None:
+            pool.put(self)
 
 
 class BatchPool:
-    """A bounded set of batches: a source blocks when all are in flight (back-pressure)."""
+    """A bounded set of batches: a source blocks when all are in flight (back-pressure).
+    Closing it lets go of every batch (those in flight when they come back), so the batches'
+    C arrays are freed at once rather than by the cycle collector (batch <-> pool)."""
 
     def __init__(self, count=6):
         self._free = [Batch(self) for _ in range(count)]
@@ -53,12 +57,18 @@ class BatchPool:
 
     def put(self, batch):
         with self._cv:
+            if self._closed:
+                batch.pool = None
+                return
             self._free.append(batch)
             self._cv.notify()
 
     def close(self):
         with self._cv:
             self._closed = True
+            for batch in self._free:
+                batch.pool = None
+            self._free.clear()
             self._cv.notify_all()
 
 

@@ -10,13 +10,14 @@ import threading
 
 from ._engine import ffi, lib
 from .batch import BatchPool
-from .errors import MapiError
+from .errors import MapiError, EBUSY, ENOTSTARTED, ETIMEOUT, EPLUGIN
 from .organizer import Graph
 from . import mapper
 
 log = logging.getLogger("mapi.device")
 
 _END = object()
+JOIN_TIMEOUT_S = 10.0
 
 
 def _add_values(a, b):
@@ -129,7 +130,7 @@ class Device:
 
     def start(self):
         if self.state != "created":
-            raise MapiError(1013, "device %s was already started (state: %s); create a new "
+            raise MapiError(EBUSY, "device %s was already started (state: %s); create a new "
                             "offline device to replay the file again" % (self.name, self.state))
         self.state = "running"
         if self.plan is None:
@@ -159,7 +160,7 @@ class Device:
                 self.queue.put(batch)
         except Exception as exc:       # never let a source bug kill the process silently
             log.exception("reader of %s failed", self.name)
-            self.errors.append(MapiError(1017, "reading %s failed: %s: %s"
+            self.errors.append(MapiError(EPLUGIN, "reading %s failed: %s: %s"
                                          % (self.name, type(exc).__name__, exc)))
         finally:
             self.queue.put(_END)
@@ -177,7 +178,7 @@ class Device:
                     batch.release()
         except Exception as exc:
             log.exception("engine of %s failed", self.name)
-            self.errors.append(MapiError(1017, "processing %s failed: %s: %s"
+            self.errors.append(MapiError(EPLUGIN, "processing %s failed: %s: %s"
                                          % (self.name, type(exc).__name__, exc)))
         finally:
             with self.plan_lock:
@@ -187,7 +188,7 @@ class Device:
                         inst.end()
                     except Exception as exc:
                         log.exception("end() of %r failed", inst)
-                        self.errors.append(MapiError(1017, "ending %r failed: %s" % (inst, exc)))
+                        self.errors.append(MapiError(EPLUGIN, "ending %r failed: %s" % (inst, exc)))
             self.state = "done"
             self.done.set()
 
@@ -222,12 +223,12 @@ class Device:
 
     def _run(self, plan, c):
         if lib.mapi_plan_begin(plan.c, c) < 0:
-            raise MapiError(1017, "batch of %d packets exceeds the plan's capacity" % c.n)
+            raise MapiError(EPLUGIN, "batch of %d packets exceeds the plan's capacity" % c.n)
         i = 0
         while i < plan.n:
             i = lib.mapi_plan_run(plan.c, c, i, plan.n)
             if i < 0:
-                raise MapiError(1017, "engine plan failed")
+                raise MapiError(EPLUGIN, "engine plan failed")
             if i < plan.n:
                 node = plan.entry_node(i)
                 cn = plan.c.nodes[i]
@@ -274,16 +275,37 @@ class Device:
 
     def wait(self, timeout=None):
         if self.state == "created":
-            raise MapiError(1014, "device %s was never started; call start_offline_device first"
+            raise MapiError(ENOTSTARTED, "device %s was never started; call start_offline_device first"
                             % self.name)
         if not self.done.wait(timeout):
-            raise MapiError(1016, "device %s still replaying after %.3g s" % (self.name, timeout))
+            raise MapiError(ETIMEOUT, "device %s still replaying after %.3g s" % (self.name, timeout))
         if self.errors:
             raise self.errors[0]
 
     def stop(self):
         self._stop = True
         self.pool.close()
+
+    def close(self):
+        """Stop the replay or capture, wait for the device's threads and close the source.
+        An offline source is closed only once its reader thread has left it (the reader may
+        be parsing a mapped window); a live source's close() is what wakes its reader."""
+        self.stop()
+        if self.offline:
+            self._join()
+            self.source.close()
+        else:
+            self.source.close()
+            self._join()
+
+    def _join(self, timeout=JOIN_TIMEOUT_S):
+        me = threading.current_thread()
+        for t in self.threads:
+            if t is not me:
+                t.join(timeout)
+                if t.is_alive():
+                    log.error("%s: thread %s did not stop within %.0f s", self.name, t.name, timeout)
+        self.threads = [t for t in self.threads if t.is_alive()]
 
     def info(self):
         d = dict(name=self.name, backend=self.backend, state=self.state, offline=self.offline,
