@@ -4,6 +4,7 @@ A Batch wraps a C ``mapi_batch`` whose packets live in memory the source owns (a
 a mapped file); ``keep`` holds that memory alive until the engine releases the batch.
 """
 import threading
+import weakref
 
 from ._engine import ffi, lib
 
@@ -94,17 +95,39 @@ class RefCounted:
         raise NotImplementedError
 
 
+def anonymous_memory(size):
+    """Writable zeroed memory of `size` bytes that supports the buffer protocol.  Large
+    buffers are their own anonymous mapping: freed, they go back to the system at once,
+    whereas megabyte bytearrays come from the malloc heap, whose top cannot shrink below a
+    small block allocated after them (devices opened and closed in turn would let the heap's
+    address space creep up by the buffers' size each time)."""
+    if size >= MAPPED_BUFFER_MIN:
+        import mmap
+        return mmap.mmap(-1, size)
+    return bytearray(size)
+
+
+MAPPED_BUFFER_MIN = 256 << 10
+
+
 class Buffer(RefCounted):
-    """A reusable read buffer shared by the batches parsed from it."""
+    """A reusable read buffer shared by the batches parsed from it; once the last batch lets
+    go, on_free(buffer) hands it back to its owner.  The owner (a source holding its
+    buffers) is referenced weakly, so the two form no cycle for the garbage collector."""
 
     __slots__ = ("data", "cdata", "refs", "lock", "on_free")
 
     def __init__(self, size, on_free):
-        self.data = bytearray(size)
+        self.data = anonymous_memory(size)
         self.cdata = ffi.from_buffer(self.data)
         self.refs = 0
         self.lock = threading.Lock()
-        self.on_free = on_free
+        try:
+            self.on_free = weakref.WeakMethod(on_free)
+        except TypeError:                 # a plain function: nothing to cycle through
+            self.on_free = lambda: on_free
 
     def free(self):
-        self.on_free(self)
+        on_free = self.on_free()
+        if on_free is not None:
+            on_free(self)

@@ -12,7 +12,7 @@ from ._engine import ffi, lib
 from .batch import BatchPool
 from .errors import MapiError, EBUSY, ENOTSTARTED, ETIMEOUT, EPLUGIN
 from .organizer import Graph
-from . import mapper
+from . import mapper, workers
 
 log = logging.getLogger("mapi.device")
 
@@ -135,11 +135,9 @@ class Device:
         self.state = "running"
         if self.plan is None:
             self.replan()
-        r = threading.Thread(target=self._reader, name="mapi-reader-%s" % self.name, daemon=True)
-        p = threading.Thread(target=self._processor, name="mapi-engine-%s" % self.name, daemon=True)
-        self.threads = [r, p]
-        r.start()
-        p.start()
+        # reused worker threads (mapi.workers): a device lifecycle creates no thread
+        self.threads = [workers.run(self._processor, "mapi-engine-%s" % self.name),
+                        workers.run(self._reader, "mapi-reader-%s" % self.name)]
 
     def _reader(self):
         try:
@@ -299,13 +297,13 @@ class Device:
             self._join()
 
     def _join(self, timeout=JOIN_TIMEOUT_S):
-        me = threading.current_thread()
-        for t in self.threads:
-            if t is not me:
-                t.join(timeout)
-                if t.is_alive():
-                    log.error("%s: thread %s did not stop within %.0f s", self.name, t.name, timeout)
-        self.threads = [t for t in self.threads if t.is_alive()]
+        me = threading.current_thread().name
+        for job in self.threads:
+            if job.name != me:             # close() called from the device's own thread
+                job.join(timeout)
+                if job.is_alive():
+                    log.error("%s: %s did not stop within %.0f s", self.name, job.name, timeout)
+        self.threads = [job for job in self.threads if job.is_alive()]
 
     def info(self):
         d = dict(name=self.name, backend=self.backend, state=self.state, offline=self.offline,
