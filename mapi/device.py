@@ -54,6 +54,7 @@ class Device:
         self.last_ts = 0
         self._sums = ffi.new("uint64_t[2]")
         self._seen_linktype = {}       # id(instance) -> link type it was told about
+        self._joined = set()           # id(instance) of those whose on_join() ran
         self._tick_next = {}           # id(instance) -> next tick time (ns)
         self._stop = False
         self.hw_config = None
@@ -74,7 +75,15 @@ class Device:
             new = self.graph.compile()
             self.plan = new
             for node in new.nodes:
-                self._tell_linktype(node.instance, self.linktype)
+                inst = node.instance
+                if id(inst) not in self._joined:
+                    # the engine is between two batches: the moment a function that follows
+                    # another's result reads the value it starts from
+                    self._joined.add(id(inst))
+                    on_join = getattr(inst, "on_join", None)
+                    if on_join is not None:
+                        on_join()
+                self._tell_linktype(inst, self.linktype)
 
     def _replace_hardware(self):
         nodes = self.graph.nodes()
@@ -120,6 +129,7 @@ class Device:
         return self._tick_next.get(id(inst))
 
     def forget(self, inst):
+        self._joined.discard(id(inst))
         self._seen_linktype.pop(id(inst), None)
         self._tick_next.pop(id(inst), None)
 

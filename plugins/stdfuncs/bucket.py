@@ -126,13 +126,10 @@ class IntervalSampler:
         self.reset_mode = reset
         self.intervals = Intervals(ctx.device, interval_ns)
         self.prev = None
-        self.joined = False
         self.last_end = 0
 
-    def on_linktype(self, linktype):
-        if not self.joined:
-            self.joined = True
-            self.prev = self.ref.read()[0]
+    def on_join(self):
+        self.prev = self.ref.read()[0]
 
     def on_tick(self, t_ns):
         first_end, k = self.intervals.closed(self, t_ns)
@@ -211,12 +208,9 @@ class Bucket(FunctionInstance):
         self.lost = 0
         self.partial_last = False
         self.prev = None              # referenced value at the previous boundary
-        self.joined = False
 
-    def on_linktype(self, linktype):
-        if not self.joined:           # the plan that runs us is being installed: a sync point
-            self.joined = True
-            self.prev = self.ref.read()[0]
+    def on_join(self):
+        self.prev = self.ref.read()[0]
 
     def on_tick(self, t_ns):
         first_end, k = self.intervals.closed(self, t_ns)
