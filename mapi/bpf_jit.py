@@ -8,10 +8,7 @@ tests).  The cache lives in $MAPI_CACHE_DIR or ~/.cache/scampi/bpf.
 """
 import logging
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 
 log = logging.getLogger("mapi.bpf_jit")
@@ -136,6 +133,7 @@ def enabled():
     if os.environ.get("MAPI_BPF_JIT", "1") == "0":
         return False
     if _cc_found is None:                 # one PATH search per process, not one per filter
+        import shutil
         _cc_found = shutil.which(CC) is not None
     return _cc_found
 
@@ -186,6 +184,8 @@ def compile_native(insns):
 
 
 def _compile_locked(src, digest):
+    import subprocess                   # only a process that compiles pays for these
+    import tempfile
     d = cache_dir()
     so = os.path.join(d, digest + ".so")
     if os.path.exists(so):

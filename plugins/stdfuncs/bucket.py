@@ -23,7 +23,6 @@ BINOP, THRESHOLD, meters): duration parsing, reference checks and reading, and i
 bookkeeping on the device's ticks.
 """
 from collections import deque, namedtuple
-from fractions import Fraction
 
 from mapi._engine import lib
 from mapi.descriptor import Arg, FunctionDescriptor, FunctionInstance
@@ -54,6 +53,7 @@ def parse_interval(fname, argname, value, allow_zero=False):
         unit = next((u for u in sorted(_UNITS, key=len, reverse=True) if text.endswith(u)), None)
         if unit is None:
             bad("no unit")
+        from fractions import Fraction
         try:
             amount = Fraction(text[:-len(unit)].strip())
         except (ValueError, ZeroDivisionError):
