@@ -98,8 +98,6 @@ def find_device(dev):
     return d
 
 
-_device = find_device
-
 
 def _live_backend(reg, name):
     """Backend for a live device name: "backend:ifname" picks one; a bare name goes to the
@@ -144,17 +142,17 @@ def open_live_device(name, **options):
 
 
 def start_offline_device(dev):
-    _device(dev).start()
+    find_device(dev).start()
     return 0
 
 
 def wait_offline_device(dev, timeout=None):
-    _device(dev).wait(timeout)
+    find_device(dev).wait(timeout)
     return 0
 
 
 def delete_offline_device(dev):
-    d = _device(dev)
+    d = find_device(dev)
     for fd in list(d.flows):
         close_flow(fd)
     d.close()
@@ -164,11 +162,11 @@ def delete_offline_device(dev):
 
 
 def get_device_info(dev):
-    return _device(dev).info()
+    return find_device(dev).info()
 
 
 def stats(dev):
-    return _device(dev).stats()
+    return find_device(dev).stats()
 
 
 def devices():
@@ -305,24 +303,22 @@ def find_node(fd, fid):
     return flow, node
 
 
-_node = find_node
-
 
 def function_instance(fd, fid):
     """The FunctionInstance behind function fid of flow fd (for code that works with an
     instance's C state directly, like the libpcap shim reading a TO_BUFFER ring in C)."""
-    _, node = _node(fd, fid)
+    _, node = find_node(fd, fid)
     return node.instance
 
 
 def read_results(fd, fid):
-    flow, node = _node(fd, fid)
+    flow, node = find_node(fd, fid)
     value, ts = flow.device.result(node)
     return Result(value, ts)
 
 
 def get_next_pkt(fd, fid, timeout=None):
-    _, node = _node(fd, fid)
+    _, node = find_node(fd, fid)
     nxt = getattr(node.instance, "next_packet", None)
     if nxt is None:
         raise MapiError(ENOPKTS, "function %d of flow %d is %s, which keeps no packets; apply "
@@ -332,7 +328,7 @@ def get_next_pkt(fd, fid, timeout=None):
 
 def loop(fd, fid, cnt, callback):
     """Call callback(packet) for the next cnt packets (cnt <= 0: until the end)."""
-    _, node = _node(fd, fid)
+    _, node = find_node(fd, fid)
     nxt = getattr(node.instance, "next_packet", None)
     if nxt is None:
         raise MapiError(ENOPKTS, "function %d of flow %d keeps no packets (use TO_BUFFER)"
