@@ -111,7 +111,9 @@ def soak(mode, target, cycles):
     _settle()
     rss1, vm1 = _memory_kb()
     objects1 = len(gc.get_objects())
+    import threading
     return dict(mode=mode, cycles=cycles, warmup=warmup, failures=failures,
+                threads=threading.active_count(),
                 rss_kb=[rss0, rss1], vmsize_kb=[vm0, vm1], objects=[objects0, objects1],
                 rss_per_cycle_kb=(rss1 - rss0) / cycles, vmsize_per_cycle_kb=(vm1 - vm0) / cycles)
 
@@ -133,6 +135,7 @@ def check_bounded(r):
     assert r["vmsize_kb"][1] - r["vmsize_kb"][0] <= BOUND_KB, r
     # what stays alive is Python objects first: a handful in all, not ~100 per cycle
     assert r["objects"][1] - r["objects"][0] <= 200, r
+    assert r["threads"] <= 4, r          # the main thread and idle workers, reused
 
 
 @pytest.fixture(scope="module")
