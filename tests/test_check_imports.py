@@ -41,6 +41,18 @@ CLEAN = {
 }
 
 
+def failing(tmp_path, append=(), replace=()):
+    """Output of the checker on CLEAN with lines appended to some files and others replaced;
+    asserts that it failed."""
+    files = dict(CLEAN)
+    files.update(replace)
+    for path, text in dict(append).items():
+        files[path] += text
+    rc, out = run(tree(tmp_path, files))
+    assert rc == 1, out
+    return out
+
+
 def test_this_tree_keeps_the_rules():
     rc, out = run(ROOT)
     assert rc == 0, out
@@ -53,40 +65,32 @@ def test_a_clean_synthetic_tree_passes(tmp_path):
 
 
 def test_the_core_importing_a_backend_fails_even_inside_a_function(tmp_path):
-    files = dict(CLEAN)
-    files["mapi/api.py"] += "def probe():\n    from scampi.backends.savefile import x\n"
-    rc, out = run(tree(tmp_path, files))
-    assert rc == 1
+    out = failing(tmp_path, append={
+        "mapi/api.py": "def probe():\n    from scampi.backends.savefile import x\n"})
     assert "mapi/api.py:4: mapi.api imports scampi.backends.savefile" in out
-    # and the circle it closes through the package: savefile -> mapi.errors only, so none here
+    # savefile imports only mapi.errors here: no circle
     assert "circle" not in out
 
 
 def test_a_backend_importing_a_function_and_installed_code_importing_tools_fail(tmp_path):
-    files = dict(CLEAN)
-    files["backends/savefile.py"] += "from scampi.plugins.stdfuncs import count\n"
-    files["plugins/stdfuncs/helper.py"] += "import tools.gen\n"
-    rc, out = run(tree(tmp_path, files))
-    assert rc == 1
+    out = failing(tmp_path, append={
+        "backends/savefile.py": "from scampi.plugins.stdfuncs import count\n",
+        "plugins/stdfuncs/helper.py": "import tools.gen\n"})
     assert "scampi.backends.savefile imports scampi.plugins.stdfuncs.count" in out
     assert "scampi.plugins.stdfuncs.helper imports tools.gen" in out
 
 
 def test_a_python_import_circle_through_a_package_fails(tmp_path):
-    files = dict(CLEAN)
-    files["mapi/errors.py"] = "from . import api\n"            # api -> errors -> api
-    files["backends/savefile.py"] = "from mapi import MapiError\n"
-    rc, out = run(tree(tmp_path, files))
-    assert rc == 1
+    out = failing(tmp_path, replace={
+        "mapi/errors.py": "from . import api\n",              # api -> errors -> api
+        "backends/savefile.py": "from mapi import MapiError\n"})
     assert "circle (python): mapi.api -> mapi.errors -> mapi.api" in out
 
 
 def test_c_include_circle_and_engine_including_a_backend_fail(tmp_path):
-    files = dict(CLEAN)
-    files["mapi/csrc/fn/count.c"] += '#include "../../../backends/netflow/collector.h"\n'
-    files["backends/netflow/collector.c"] += '#include "fn/count.h"\n'
-    rc, out = run(tree(tmp_path, files))
-    assert rc == 1
+    out = failing(tmp_path, append={
+        "mapi/csrc/fn/count.c": '#include "../../../backends/netflow/collector.h"\n',
+        "backends/netflow/collector.c": '#include "fn/count.h"\n'})
     assert ("mapi/csrc/fn/count.c:3: mapi/csrc/fn/count includes backends/netflow/collector"
             in out)
     assert ("circle (C): backends/netflow/collector -> mapi/csrc/fn/count -> "

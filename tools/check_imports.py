@@ -124,9 +124,10 @@ def python_edges(mods):
     return edges
 
 
-def _room(name):
-    for room in sorted(FORBIDDEN, key=len, reverse=True):
-        if name == room or name.startswith(room + "."):
+def _room_of(name, rooms, sep):
+    """The longest of `rooms` that is `name` or a prefix of it up to `sep`, or None."""
+    for room in sorted(rooms, key=len, reverse=True):
+        if name == room or name.startswith(room + sep):
             return room
     return None
 
@@ -138,7 +139,7 @@ def _within(name, prefix):
 def layer_violations(edges, mods):
     out = []
     for a, b, line in edges:
-        room = _room(a)
+        room = _room_of(a, FORBIDDEN, ".")
         if room is None:
             continue
         for bad in FORBIDDEN[room]:
@@ -166,13 +167,6 @@ def _c_module(rel):
     return os.path.splitext(rel)[0]
 
 
-def _c_room(rel):
-    for prefix in sorted(C_ROOMS, key=len, reverse=True):
-        if rel == prefix or rel.startswith(prefix + "/"):
-            return prefix
-    return None
-
-
 def c_edges(root, files):
     """[(module, included module, file, line)] for quoted includes that resolve in the tree."""
     known = set(files)
@@ -196,7 +190,7 @@ def c_edges(root, files):
 def c_violations(edges):
     out = []
     for a, b, rel, line in edges:
-        ra, rb = _c_room(a), _c_room(b)
+        ra, rb = _room_of(a, C_ROOMS, "/"), _room_of(b, C_ROOMS, "/")
         if ra is None or rb is None or rb == ra or rb in C_ROOMS[ra]:
             continue
         out.append((a, b, "%s:%d: %s includes %s (%s may include only its own headers%s)"
