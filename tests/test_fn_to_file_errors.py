@@ -170,7 +170,8 @@ def test_append_is_explicit_and_checked(tmp_path):
     got = tcpdump_records(out)[0]
     assert [r[2] for r in got] == [r[2] for r in tcp] + [r[2] for r in udp]
     assert first["packets"] == len(tcp) and second["packets"] == len(udp)
-    assert second["bytes"] == os.path.getsize(out)
+    assert second["appended_at"] == first["bytes"]
+    assert second["appended_at"] + second["bytes"] == os.path.getsize(out)
     # without append the file starts over
     write(EXAMPLE, out, expr="udp")
     assert len(tcpdump_records(out)[0]) == len(udp)
@@ -195,3 +196,26 @@ def test_append_is_explicit_and_checked(tmp_path):
     finally:
         mapi.delete_offline_device(dev)
     assert open(out, "rb").read() == data                  # refused: nothing touched
+
+
+def test_erf_append_is_the_two_runs_one_after_the_other(tmp_path):
+    def erf(path, expr, *extra):
+        dev = mapi.create_offline_device(str(EXAMPLE))
+        try:
+            fd = mapi.create_flow(dev)
+            mapi.apply_function(fd, "BPF_FILTER", expr)
+            fid = mapi.apply_function(fd, "TO_FILE", mapi.MFF_DAG_ERF, str(path), 0, "4MiB", *extra)
+            mapi.connect(fd)
+            mapi.start_offline_device(dev)
+            mapi.wait_offline_device(dev)
+            return mapi.read_results(fd, fid).value
+        finally:
+            mapi.delete_offline_device(dev)
+    erf(tmp_path / "tcp.erf", "tcp")
+    erf(tmp_path / "udp.erf", "udp")
+    erf(tmp_path / "both.erf", "tcp")
+    res = erf(tmp_path / "both.erf", "udp", True)
+    both = open(tmp_path / "both.erf", "rb").read()
+    assert both == open(tmp_path / "tcp.erf", "rb").read() + open(tmp_path / "udp.erf", "rb").read()
+    assert res["appended_at"] + res["bytes"] == len(both)
+    assert res["packets"] == len(tcpdump_records(EXAMPLE, "udp")[0])

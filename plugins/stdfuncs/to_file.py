@@ -26,8 +26,9 @@ open for writing is refused (mapi.EBUSY), so no flow's packets silently vanish. 
 path is relative to the current directory at apply time.
 
 The result counts what reached the file, what a reader of the file sees:
-dict(path, format, packets, bytes, buffered, lost, skipped, complete, error, errno,
-error_offset).  When a write fails (ENOSPC, EIO, EDQUOT...) the writer stops at the last whole
+dict(path, format, packets, bytes, appended_at, buffered, lost, skipped, complete, error,
+errno, error_offset): packets and bytes this TO_FILE wrote (appending: after the file's first
+appended_at bytes).  When a write fails (ENOSPC, EIO, EDQUOT...) the writer stops at the last whole
 record (a record the failure cut in two is truncated away, so the file stays readable),
 `complete` is False, `error` and `errno` name the failure, `error_offset` is where it struck,
 `lost` counts the packets that reached TO_FILE but are not in the file, and the device's wait
@@ -159,8 +160,8 @@ class ToFile(FunctionInstance):
             release(self.key, self)
         if st.error and not self.reported:
             self.reported = True
-            exc = MapiError(EWRITE, "TO_FILE: writing %s failed at offset %d: %s (%s); the file "
-                            "holds %d complete packets (%d bytes), %d packets are lost"
+            exc = MapiError(EWRITE, "TO_FILE: writing %s failed at offset %d: %s (%s); %d "
+                            "complete packets (%d bytes) reached the file, %d packets are lost"
                             % (self.path, st.error_offset, os.strerror(st.error),
                                errno_codes.errorcode.get(st.error, "errno %d" % st.error),
                                st.packets, st.bytes, st.lost),
@@ -187,7 +188,7 @@ class ToFile(FunctionInstance):
     def result(self):
         st = self._stats()
         return dict(path=self.path, format=self.fmt, packets=st.packets, bytes=st.bytes,
-                    buffered=st.buffered, lost=st.lost, skipped=st.skipped,
+                    appended_at=st.start, buffered=st.buffered, lost=st.lost, skipped=st.skipped,
                     complete=bool(st.closed) and not st.error,
                     error=os.strerror(st.error) if st.error else None,
                     errno=errno_codes.errorcode.get(st.error) if st.error else None,

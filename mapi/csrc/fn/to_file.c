@@ -70,7 +70,7 @@ static void stop(mapi_to_file *t, int e, size_t keep, size_t done, uint64_t whol
     if (done > keep && !(t->regular && ftruncate(t->fd, (off_t)(t->file_off + keep)) == 0))
         keep = done;             /* cannot cut it (not a regular file): those bytes stay */
     t->file_off += keep;
-    t->st.bytes = t->file_off;
+    t->st.bytes = t->file_off - t->st.start;
     t->st.packets += whole;
     t->st.lost += rec - whole;
     t->st.buffered = 0;
@@ -108,7 +108,7 @@ int mapi_to_file_flush(mapi_to_file *t)
         return e;
     }
     t->file_off += t->used;
-    t->st.bytes = t->file_off;
+    t->st.bytes = t->file_off - t->st.start;
     t->st.packets += t->st.buffered;
     t->st.buffered = 0;
     t->used = t->lead = 0;
@@ -167,7 +167,7 @@ static int emit(mapi_to_file *t, const uint8_t *hdr, size_t hlen, const uint8_t 
         return 1;                    /* counted (as lost) by stop() */
     }
     t->file_off += total;
-    t->st.bytes = t->file_off;
+    t->st.bytes = t->file_off - t->st.start;
     t->st.packets++;
     return 1;
 }
@@ -205,7 +205,7 @@ mapi_to_file *mapi_to_file_open(const char *path, int32_t format, int32_t linkty
     }
     t->regular = S_ISREG(sb.st_mode);
     t->file_off = t->regular ? (uint64_t)sb.st_size : 0;
-    t->st.bytes = t->file_off;
+    t->st.start = t->file_off;
     t->format = format;
     t->linktype = linktype;
     t->snaplen = snaplen ? snaplen : UINT32_MAX;

@@ -26,12 +26,13 @@ typedef struct mapi_to_file mapi_to_file;
 
 typedef struct mapi_to_file_stats {
     uint64_t packets;        /* records in the file */
-    uint64_t bytes;          /* bytes in the file, file header included */
+    uint64_t bytes;          /* bytes written to the file, its header included */
+    uint64_t start;          /* the file's size when opened (appending), else 0 */
     uint64_t buffered;       /* records accepted, not yet written */
     uint64_t lost;           /* records accepted that will never be in the file (an error) */
     uint64_t skipped;        /* packets of a link type the file cannot hold */
     uint64_t limit;          /* 0: no limit */
-    uint64_t error_offset;   /* file offset of the write that failed */
+    uint64_t error_offset;   /* file offset of the write that failed (from the file's start) */
     int64_t last_ts;
     int32_t error;           /* errno of the first failed write, 0 if none */
     int32_t closed;          /* no more writing: the end, the limit, a close or an error */
