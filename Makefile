@@ -12,7 +12,7 @@ ENGINE_SOURCES := $(wildcard mapi/csrc/*.[ch] mapi/csrc/fn/*.[ch]) mapi/_build_e
 ENGINE_SOURCES += $(wildcard mapi/tracegen/csrc/*.[ch]) mapi/tracegen/_build.py   # built with the engine
 SHIM_SOURCES := $(wildcard libpcap_shim/csrc/*.[ch] libpcap_shim/csrc/*.inc) libpcap_shim/build.py mapi/csrc/ring.h
 
-.PHONY: demo test bench deps venv engine shim clean
+.PHONY: demo test bench deps venv engine shim clean check-imports
 
 deps: .deps.stamp
 .deps.stamp:
@@ -49,8 +49,12 @@ libpcap_shim/lib/libpcap.so.0.8: $(VENV)/.engine $(SHIM_SOURCES)
 demo: engine shim
 	@$(PY) -m mapi.demo
 
-test: engine shim
+test: engine shim check-imports
 	@$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# no import circles (Python, C includes), no layer violations (docs/architecture.md)
+check-imports:
+	@$(PYTHON) tools/check_imports.py
 
 bench: engine shim
 	@$(PY) tools/bench.py $(BENCH_ARGS)

@@ -84,6 +84,11 @@ class FunctionInstance:
         """Python kernel (only when ``kernel`` is None): sel/out are cffi uint32_t arrays."""
         return nsel
 
+    def on_join(self):
+        """Called once, when the first plan that runs this instance is installed: the engine
+        is between two batches, so a function that follows another's result reads here the
+        value it starts from."""
+
     def on_linktype(self, linktype):
         """The next batches carry this link type (called before the first batch too)."""
 

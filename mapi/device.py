@@ -10,13 +10,14 @@ import threading
 
 from ._engine import ffi, lib
 from .batch import BatchPool
-from .errors import MapiError
+from .errors import MapiError, EBUSY, ENOTSTARTED, ETIMEOUT, EPLUGIN
 from .organizer import Graph
-from . import mapper
+from . import mapper, workers
 
 log = logging.getLogger("mapi.device")
 
 _END = object()
+JOIN_TIMEOUT_S = 10.0
 
 
 def _add_values(a, b):
@@ -53,6 +54,7 @@ class Device:
         self.last_ts = 0
         self._sums = ffi.new("uint64_t[2]")
         self._seen_linktype = {}       # id(instance) -> link type it was told about
+        self._joined = set()           # id(instance) of those whose on_join() ran
         self._tick_next = {}           # id(instance) -> next tick time (ns)
         self._stop = False
         self.hw_config = None
@@ -73,7 +75,15 @@ class Device:
             new = self.graph.compile()
             self.plan = new
             for node in new.nodes:
-                self._tell_linktype(node.instance, self.linktype)
+                inst = node.instance
+                if id(inst) not in self._joined:
+                    # the engine is between two batches: the moment a function that follows
+                    # another's result reads the value it starts from
+                    self._joined.add(id(inst))
+                    on_join = getattr(inst, "on_join", None)
+                    if on_join is not None:
+                        on_join()
+                self._tell_linktype(inst, self.linktype)
 
     def _replace_hardware(self):
         nodes = self.graph.nodes()
@@ -119,6 +129,7 @@ class Device:
         return self._tick_next.get(id(inst))
 
     def forget(self, inst):
+        self._joined.discard(id(inst))
         self._seen_linktype.pop(id(inst), None)
         self._tick_next.pop(id(inst), None)
 
@@ -129,16 +140,14 @@ class Device:
 
     def start(self):
         if self.state != "created":
-            raise MapiError(1013, "device %s was already started (state: %s); create a new "
+            raise MapiError(EBUSY, "device %s was already started (state: %s); create a new "
                             "offline device to replay the file again" % (self.name, self.state))
         self.state = "running"
         if self.plan is None:
             self.replan()
-        r = threading.Thread(target=self._reader, name="mapi-reader-%s" % self.name, daemon=True)
-        p = threading.Thread(target=self._processor, name="mapi-engine-%s" % self.name, daemon=True)
-        self.threads = [r, p]
-        r.start()
-        p.start()
+        # reused worker threads (mapi.workers): a device lifecycle creates no thread
+        self.threads = [workers.run(self._processor, "mapi-engine-%s" % self.name),
+                        workers.run(self._reader, "mapi-reader-%s" % self.name)]
 
     def _reader(self):
         try:
@@ -159,7 +168,7 @@ class Device:
                 self.queue.put(batch)
         except Exception as exc:       # never let a source bug kill the process silently
             log.exception("reader of %s failed", self.name)
-            self.errors.append(MapiError(1017, "reading %s failed: %s: %s"
+            self.errors.append(MapiError(EPLUGIN, "reading %s failed: %s: %s"
                                          % (self.name, type(exc).__name__, exc)))
         finally:
             self.queue.put(_END)
@@ -177,7 +186,7 @@ class Device:
                     batch.release()
         except Exception as exc:
             log.exception("engine of %s failed", self.name)
-            self.errors.append(MapiError(1017, "processing %s failed: %s: %s"
+            self.errors.append(MapiError(EPLUGIN, "processing %s failed: %s: %s"
                                          % (self.name, type(exc).__name__, exc)))
         finally:
             with self.plan_lock:
@@ -187,7 +196,7 @@ class Device:
                         inst.end()
                     except Exception as exc:
                         log.exception("end() of %r failed", inst)
-                        self.errors.append(MapiError(1017, "ending %r failed: %s" % (inst, exc)))
+                        self.errors.append(MapiError(EPLUGIN, "ending %r failed: %s" % (inst, exc)))
             self.state = "done"
             self.done.set()
 
@@ -222,12 +231,12 @@ class Device:
 
     def _run(self, plan, c):
         if lib.mapi_plan_begin(plan.c, c) < 0:
-            raise MapiError(1017, "batch of %d packets exceeds the plan's capacity" % c.n)
+            raise MapiError(EPLUGIN, "batch of %d packets exceeds the plan's capacity" % c.n)
         i = 0
         while i < plan.n:
             i = lib.mapi_plan_run(plan.c, c, i, plan.n)
             if i < 0:
-                raise MapiError(1017, "engine plan failed")
+                raise MapiError(EPLUGIN, "engine plan failed")
             if i < plan.n:
                 node = plan.entry_node(i)
                 cn = plan.c.nodes[i]
@@ -274,16 +283,37 @@ class Device:
 
     def wait(self, timeout=None):
         if self.state == "created":
-            raise MapiError(1014, "device %s was never started; call start_offline_device first"
+            raise MapiError(ENOTSTARTED, "device %s was never started; call start_offline_device first"
                             % self.name)
         if not self.done.wait(timeout):
-            raise MapiError(1016, "device %s still replaying after %.3g s" % (self.name, timeout))
+            raise MapiError(ETIMEOUT, "device %s still replaying after %.3g s" % (self.name, timeout))
         if self.errors:
             raise self.errors[0]
 
     def stop(self):
         self._stop = True
         self.pool.close()
+
+    def close(self):
+        """Stop the replay or capture, wait for the device's threads and close the source.
+        An offline source is closed only once its reader thread has left it (the reader may
+        be parsing a mapped window); a live source's close() is what wakes its reader."""
+        self.stop()
+        if self.offline:
+            self._join()
+            self.source.close()
+        else:
+            self.source.close()
+            self._join()
+
+    def _join(self, timeout=JOIN_TIMEOUT_S):
+        me = threading.current_thread().name
+        for job in self.threads:
+            if job.name != me:             # close() called from the device's own thread
+                job.join(timeout)
+                if job.is_alive():
+                    log.error("%s: %s did not stop within %.0f s", self.name, job.name, timeout)
+        self.threads = [job for job in self.threads if job.is_alive()]
 
     def info(self):
         d = dict(name=self.name, backend=self.backend, state=self.state, offline=self.offline,

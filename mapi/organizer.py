@@ -199,71 +199,80 @@ class Graph:
         return out
 
     def detach(self, fd):
-        """Drop a flow; nodes nobody owns any more are removed (and returned, to be closed)."""
+        """Drop a flow; nodes nobody owns any more are removed (and returned, to be closed).
+        A removed node lets go of its parent, so nothing of it stays linked into the graph."""
         removed = []
         with self.lock:
-            def walk(node):
-                for child in list(node.children):
-                    walk(child)
-                if node is self.root:
-                    return
+            for node in reversed(self._preorder()):     # children before their parent
                 node.owners = {o for o in node.owners if o[0] != fd}
                 if not node.owners and not node.children:
                     node.parent.children.remove(node)
+                    node.parent = None
                     removed.append(node)
-            walk(self.root)
             self.version += 1
         return removed
 
-    def nodes(self):
+    def _preorder(self):
+        """Every node but the root, depth-first, parents before children, in child order.
+        (Walks are loops, not recursive closures: a closure that calls itself is a reference
+        cycle left for the garbage collector on every call.)"""
         out = []
-
-        def walk(node):
-            for c in node.children:
-                out.append(c)
-                walk(c)
-        with self.lock:
-            walk(self.root)
+        stack = list(reversed(self.root.children))
+        while stack:
+            node = stack.pop()
+            out.append(node)
+            stack.extend(reversed(node.children))
         return out
+
+    def nodes(self):
+        with self.lock:
+            return self._preorder()
 
     def compile(self):
         """Order nodes depth-first and give each filter a selection slot (reused once its
         subtree is done, so slots = deepest filter nesting + 2).  Nodes the mapper placed in
         hardware become tag tests or pass-through stand-ins."""
         with self.lock:
+            slots = _SlotAllocator()
             entries = []
-            free = []
-            nslots = [1]
+            self._compile_children(self.root, 0, entries, slots)
+            return Plan(entries, slots.count)
 
-            def alloc():
-                if free:
-                    return free.pop()
-                nslots[0] += 1
-                return nslots[0] - 1
+    def _compile_children(self, node, slot, entries, slots):
+        for child in node.children:
+            child.in_slot = slot
+            child.index = len(entries)
+            extra = []
+            if child.hw_id is not None and child.desc.filters:
+                tag_out = slots.alloc()
+                entries.append((child, HW_TAG, slot, tag_out))
+                if child.hw_exact:
+                    child.out_slot = tag_out
+                else:                     # superset in hardware, refined here
+                    child.out_slot = slots.alloc()
+                    entries.append((child, SW, tag_out, child.out_slot))
+                    extra.append(tag_out)
+            elif child.hw_id is not None:
+                child.out_slot = slot
+                entries.append((child, HW_STAT, slot, slot))
+            else:
+                child.out_slot = slots.alloc() if child.desc.filters else slot
+                entries.append((child, SW, slot, child.out_slot))
+            self._compile_children(child, child.out_slot, entries, slots)
+            slots.free.extend(extra)
+            if child.out_slot != slot:
+                slots.free.append(child.out_slot)
 
-            def walk(node, slot):
-                for child in node.children:
-                    child.in_slot = slot
-                    child.index = len(entries)
-                    extra = []
-                    if child.hw_id is not None and child.desc.filters:
-                        tag_out = alloc()
-                        entries.append((child, HW_TAG, slot, tag_out))
-                        if child.hw_exact:
-                            child.out_slot = tag_out
-                        else:                     # superset in hardware, refined here
-                            child.out_slot = alloc()
-                            entries.append((child, SW, tag_out, child.out_slot))
-                            extra.append(tag_out)
-                    elif child.hw_id is not None:
-                        child.out_slot = slot
-                        entries.append((child, HW_STAT, slot, slot))
-                    else:
-                        child.out_slot = alloc() if child.desc.filters else slot
-                        entries.append((child, SW, slot, child.out_slot))
-                    walk(child, child.out_slot)
-                    free.extend(extra)
-                    if child.out_slot != slot:
-                        free.append(child.out_slot)
-            walk(self.root, 0)
-            return Plan(entries, nslots[0])
+
+class _SlotAllocator:
+    """Selection-vector slots of a plan: slot 0 holds every packet; freed slots are reused."""
+
+    def __init__(self):
+        self.free = []
+        self.count = 1
+
+    def alloc(self):
+        if self.free:
+            return self.free.pop()
+        self.count += 1
+        return self.count - 1

@@ -15,7 +15,6 @@ Result: a list of up to x TopEntry(value, packets, bytes), most packets first; t
 bytes, then to the smaller value (IPv4 before IPv6).  Addresses are strings, the rest ints.
 At most max_values distinct values are tracked; packets with further new values are counted in
 info()["overflow"] (then the result may miss values)."""
-import ipaddress
 from collections import namedtuple
 
 from mapi._engine import ffi, lib
@@ -38,10 +37,9 @@ ALIASES = {"tcp.srcport": "tcp.sport", "tcp.dstport": "tcp.dport", "udp.srcport"
 
 def _value(item):
     raw = bytes(item.key)
-    if item.family == 4:
-        return str(ipaddress.IPv4Address(raw[:4]))
-    if item.family == 6:
-        return str(ipaddress.IPv6Address(raw))
+    if item.family in (4, 6):
+        import ipaddress              # the first result read pays for it, not every start-up
+        return str(ipaddress.IPv4Address(raw[:4]) if item.family == 4 else ipaddress.IPv6Address(raw))
     return int.from_bytes(raw[:item.keylen], "big")
 
 
