@@ -7,10 +7,10 @@ import subprocess
 import pytest
 
 import mapi
-from conftest import CORPUS, need_tool, tcpdump_records
+from helpers import generated, need_tool, sample, tcpdump_records
 
-EXAMPLE = CORPUS / "pcap" / "PcapPlusPlus__example.pcap"        # 4631 packets, 3.7 MB
-HTTP = CORPUS / "pcap" / "PcapPlusPlus__4KHttpRequests.pcap"
+EXAMPLE = generated("mixed.pcap")                               # 4631 packets, mixed traffic
+HTTP = generated("tcp4.pcap")
 
 
 @pytest.fixture
@@ -187,7 +187,7 @@ def test_append_is_explicit_and_checked(tmp_path):
         assert e.value.where["argument"] == "append" and "cut.pcap" in str(e.value)
         assert e.value.where["offset"] == len(data) - len(udp[-1][2]) - 16
         raw = tmp_path / "raw.pcap"
-        raw.write_bytes(open(CORPUS / "pcap" / "PcapPlusPlus__raw_ip.pcap", "rb").read())
+        raw.write_bytes(open(sample("pcap/PcapPlusPlus__raw_ip.pcap"), "rb").read())
         g = mapi.create_flow(dev)
         mapi.apply_function(g, "TO_FILE", mapi.MFF_PCAP, str(raw), 0, "4MiB", True)
         with pytest.raises(mapi.MapiError) as e:

@@ -7,9 +7,10 @@ import sys
 import pytest
 
 import mapi
-from conftest import CORPUS, need_tool, replay
+from helpers import CORPUS, generated, inputs, need_tool, replay
 
 PCAP = CORPUS / "pcap"
+MIXED = generated("mixed.pcap")
 FIELDS = ["ip.flags.mf", "ip.frag_offset", "ip.src", "ip.dst", "ip.len", "ip.proto", "ipv6.src", "ipv6.dst", "ipv6.plen",
           "tcp.srcport", "tcp.dstport", "udp.srcport", "udp.dstport", "eth.src", "eth.dst"]
 
@@ -59,7 +60,7 @@ def dpkt_fields(pkt):
     return row
 
 
-@pytest.mark.parametrize("name, linktype", [
+@pytest.mark.parametrize("name, linktype", inputs([(MIXED, 1)]) + inputs([
     ("PcapPlusPlus__example.pcap", 1),            # Ethernet
     ("PcapPlusPlus__tls2.pcap", 1),               # Ethernet, IPv6 too
     ("PcapPlusPlus__raw_ip.pcap", 101),           # raw IP
@@ -69,7 +70,7 @@ def dpkt_fields(pkt):
     ("PcapPlusPlus__null_loopback.pcap", 0),      # BSD loopback
     ("PcapPlusPlus__linktype_ipv4.pcap", 228),
     ("PcapPlusPlus__linktype_ipv6.pcap", 229),
-])
+], base="pcap"))
 def test_decode_agrees_with_tshark(name, linktype):
     path = PCAP / name
     frames = tshark_fields(path)
@@ -94,14 +95,14 @@ def test_decode_agrees_with_tshark(name, linktype):
 
 def test_packets_stay_tuples_and_dpkt_loads_only_on_decode():
     code = ("import sys, mapi\n"
-            "from conftest import replay\n"
+            "from helpers import replay\n"
             "run = replay(%r, [])\n"
             "p = run.packets[0]\n"
             "assert 'dpkt' not in sys.modules\n"
             "ts, caplen, wlen, data, ifindex, linktype, seq = p\n"
             "assert isinstance(p, tuple) and p == tuple(p) and p[3] == data == p.data\n"
             "assert p._replace(seq=7).seq == 7 and type(p.decode()).__name__ == 'Ethernet'\n"
-            "assert 'dpkt' in sys.modules\n" % str(PCAP / "PcapPlusPlus__example.pcap"))
+            "assert 'dpkt' in sys.modules\n" % str(MIXED))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, cwd=os.path.dirname(os.path.abspath(__file__)))
     assert out.returncode == 0, out.stderr

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from conftest import CORPUS
+from helpers import generated
 
-TRACE = str(CORPUS / "pcap" / "PcapPlusPlus__example.pcap")
+TRACE = str(generated("mixed.pcap"))
 
 CHILD = r"""
 import sys, mapi

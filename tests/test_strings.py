@@ -8,9 +8,9 @@ import subprocess
 import pytest
 
 import mapi
-from conftest import CORPUS, need_tool, tcpdump_records
+from helpers import generated, need_tool, tcpdump_records
 
-TRACE = str(CORPUS / "pcap" / "PcapPlusPlus__example.pcap")
+TRACE = str(generated("mixed.pcap"))
 
 
 @pytest.fixture

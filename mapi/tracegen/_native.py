@@ -24,7 +24,7 @@ def _sources_present():
 def _installed():
     """The installed module if it was built from the sources beside it (or they are absent)."""
     try:
-        from . import _gentrace
+        import mapi.tracegen._gentrace as _gentrace   # the compiled module, not the package
     except ImportError:
         return None
     if not _sources_present():
