@@ -262,9 +262,13 @@ def test_unknown_function_and_bad_argument_type():
     assert code == 2 and "argument 'expr' must be a string, got 80" in err and "[MAPI error 1005" in err
 
 
-def test_no_flow_and_not_a_trace(tmp_path):
-    code, _, err = run_cli("run", "-r", HTTP)
-    assert code == 2 and err == "mapi: no flow given: add at least one, e.g. 'PKT_COUNTER'\n"
+def test_no_flow_counts_everything_and_not_a_trace(tmp_path):
+    # as tcpdump without a filter: every packet, counted by one default flow
+    code, out, err = run_cli("run", "-r", HTTP, "--json")
+    assert code == 0, err
+    funcs = json.loads(out)["flows"][0]["functions"]
+    assert [(f["name"], f["result"]) for f in funcs] == \
+        [("PKT_COUNTER", tcpdump_counts(HTTP, "")[0]), ("BYTE_COUNTER", tcpdump_counts(HTTP, "")[1])]
     junk = tmp_path / "junk.pcap"
     junk.write_bytes(b"hello, this is not a capture file at all\n")
     code, _, err = run_cli("run", "-r", junk, "PKT_COUNTER")
@@ -357,8 +361,8 @@ def test_info_text_names_format_and_link_type():
     assert rows["packets"] == "100"
     _, first, last = capinfos(corpus_path("pcap", "libtrace__sll.pcap.gz"))
     secs, us = divmod(first // 1000, 10 ** 6)
-    assert rows["first packet"] == "%s.%06d UTC (%d.%06d)" % (
-        time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(secs)), us, secs, us)
+    assert rows["first packet"] == "%s.%06dZ (%d.%06d)" % (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)), us, secs, us)
     assert rows["duration"] == "%.9f s" % ((last - first) / 1e9)
 
 
