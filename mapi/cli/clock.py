@@ -91,8 +91,8 @@ class ClockNode(FunctionInstance):
         if not self.clock.wall:
             return
         now = time.time_ns()
-        if self.next_end is None:
-            self.next_end = now + self.ns
+        if self.next_end is None:       # intervals on the clock's grid: 1s rows start at :00
+            self.next_end = (now // self.ns + 1) * self.ns
             return
         if now >= self.next_end:
             k = (now - self.next_end) // self.ns + 1

@@ -84,6 +84,8 @@ class Session:
             bars = [self.jobs[0].source.progress_bar(self.jobs[0].dev, None, self.progress)]
         for job in self.jobs:
             job.start()
+            if job.source.live:
+                self._listening(job)
         for bar in bars:
             bar.start()
         pending = list(self.jobs)
@@ -117,6 +119,16 @@ class Session:
         self._take_snapshots(block=False)
         if self.view is not None:
             self.view.finish()
+
+    @staticmethod
+    def _listening(job):
+        """tcpdump's line: the capture is on (tests and scripts wait for it)."""
+        from .commands.info import linktype_name
+        lt = mapi.get_device_info(job.dev).get("linktype")
+        name, desc = linktype_name(lt)
+        sys.stderr.write("mapi: listening on %s, link-type %s (%s); Ctrl-C ends the run and "
+                         "prints the results\n" % (job.dev, name, desc))
+        sys.stderr.flush()
 
     def _status(self, t0):
         parts = []
