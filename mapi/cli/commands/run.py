@@ -88,11 +88,11 @@ def handle(args):
             make_view = lambda series: TableView(sys.stdout, series)  # noqa: E731
     plot = metrics = None
     if args.plot:
+        if args.interval is None:
+            raise SpecError(None, None, "--plot needs --interval (the width of its steps)")
         from ..plot import PlotSink
         plot = PlotSink(args.plot)
         sinks.append(plot)
-        if args.interval is None:
-            raise SpecError(None, None, "--plot needs --interval (the width of its bars)")
     session = Session(jobs, args.interval, make_view, sinks, count=args.count,
                       duration_ns=args.duration, progress=args.progress)
     if args.metrics:
@@ -101,7 +101,8 @@ def handle(args):
 
     def report(session):
         if plot is not None:
-            plot.draw(session.series)
+            plot.draw(args.interval, labels={i + 1: spec for i, spec in enumerate(specs)})
+            sys.stderr.write("mapi: %d intervals plotted into %s\n" % (len(plot.rows), args.plot))
         results = [job.results() for job in session.jobs]
         if stream_json:
             for r in results:
@@ -120,12 +121,8 @@ def handle(args):
             metrics.stop()
 
 
-def add_parser(sub, name, help):
-    p = sub.add_parser(name, help=help,
-                       description="Run one or more MAPI flows over trace files or live devices "
-                       "and print every function's result; with --interval, also per interval "
-                       "while the run lasts.", epilog=RUN_EPILOG + FLOW_SYNTAX,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_run_arguments(p, default_interval=None):
+    """The options of mapi run (mapi plot takes them too)."""
     add_source_arguments(p, "print the results as JSON (with --interval: one JSON object per "
                          "line and interval, then the final results)")
     p.add_argument("-c", "--count", type=int, metavar="COUNT",
@@ -134,11 +131,21 @@ def add_parser(sub, name, help):
                    help="stop after TIME (e.g. 30s, 5m): wall clock live, packet time on files")
     p.add_argument("--interval", metavar="TIME",
                    help="print each function's value per interval (e.g. 1s, 100ms): wall clock "
-                   "live, packet time on files (the rows of tshark -z io,stat)")
+                   "live, packet time on files (the rows of tshark -z io,stat)%s"
+                   % ("; default %s" % default_interval if default_interval else ""))
     p.add_argument("-w", "--write", metavar="FILE",
                    help="write the packets (that pass the filter words) to a pcap file")
-    p.add_argument("--plot", metavar="PNG", help="draw the interval values into a PNG "
-                   "(needs --interval and matplotlib: pip install scampi[plot])")
     p.add_argument("--metrics", metavar="HOST:PORT", help="serve every function's result, "
                    "drops and device counters to Prometheus while the run lasts")
+
+
+def add_parser(sub, name, help):
+    p = sub.add_parser(name, help=help,
+                       description="Run one or more MAPI flows over trace files or live devices "
+                       "and print every function's result; with --interval, also per interval "
+                       "while the run lasts.", epilog=RUN_EPILOG + FLOW_SYNTAX,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_arguments(p)
+    p.add_argument("--plot", metavar="PNG", help="draw the interval values into a PNG "
+                   "(needs --interval and matplotlib: pip install 'scampi[plot]')")
     p.set_defaults(handler=handle)
