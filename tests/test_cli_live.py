@@ -159,3 +159,58 @@ def test_unknown_device_is_one_clear_line():
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.startswith("mapi: ") and "nosuchif0" in out.stderr
     assert out.stderr.count("\n") == 1
+
+
+def scrape(net, port):
+    """{(name, frozenset(labels)): value} of the metrics served in the receiving namespace."""
+    code = ("import urllib.request; print(urllib.request.urlopen("
+            "'http://127.0.0.1:%d/metrics', timeout=10).read().decode())" % port)
+    text = net.ns_exec(net.ns_rx, [sys.executable, "-c", code]).stdout
+    from prometheus_client.parser import text_string_to_metric_families
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[(s.name, frozenset(s.labels.items()))] = s.value
+    return out
+
+
+def metric(samples, name, **labels):
+    want = {k: str(v) for k, v in labels.items()}
+    found = [v for (n, ls), v in samples.items() if n == name and want.items() <= dict(ls).items()]
+    assert len(found) == 1, (name, labels, found)
+    return found[0]
+
+
+def test_metrics_during_a_live_run_equal_the_final_results():
+    pytest.importorskip("prometheus_client", reason="--metrics needs prometheus-client")
+    web = tcpdump_counts(TRACE, "tcp port 80")
+    port = 9108
+    with netns.VethPair() as net:
+        dev = "ring:" + net.rx_if
+        p = start(net, ["-i", dev, "--metrics", "127.0.0.1:%d" % port, "--json",
+                        'BPF_FILTER("tcp port 80") PKT_COUNTER BYTE_COUNTER',
+                        'BPF_FILTER("ip") TOP(2, "ip.src")'])
+        net.replay(TRACE, pps=PPS)
+        deadline = time.monotonic() + 30
+        while True:                  # until the engine has taken every packet in
+            samples = scrape(net, port)
+            if metric(samples, "mapi_device_packets_total", device=dev) == 4631 or \
+                    time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        code, out, err = finish(p)
+    assert code == 0, err
+    final = json.loads(out)
+    assert metric(samples, "mapi_device_packets_total", device=dev) == final["packets"] == 4631
+    assert metric(samples, "mapi_function_value", device=dev, flow=1, function="PKT_COUNTER") == web[0]
+    assert metric(samples, "mapi_function_value", device=dev, flow=1, function="BYTE_COUNTER") == web[1]
+    assert metric(samples, "mapi_function_packets_out_total", device=dev, flow=1,
+                  function="BPF_FILTER") == web[0]
+    funcs = final["flows"][0]["functions"]
+    assert [funcs[1]["result"], funcs[2]["result"]] == list(web)
+    for rank, entry in enumerate(final["flows"][1]["functions"][1]["result"], 1):
+        assert metric(samples, "mapi_function_top_packets", device=dev, rank=rank,
+                      key=entry["value"]) == entry["packets"]
+        assert metric(samples, "mapi_function_top_bytes", device=dev, rank=rank) == entry["bytes"]
+    for layer in ("kernel", "interface", "engine"):
+        assert metric(samples, "mapi_drops_total", device=dev, layer=layer) == 0
