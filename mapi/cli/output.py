@@ -34,7 +34,10 @@ def jsonable(v):
     if isinstance(v, (bytes, bytearray, memoryview)):
         return bytes(v).hex()
     if hasattr(v, "_asdict"):            # named tuples (TOP's entries) keep their field names
-        return jsonable(v._asdict())
+        d = jsonable(v._asdict())
+        if getattr(v, "text", None):      # and the name for people, when they have one
+            d["text"] = v.text
+        return d
     if isinstance(v, dict):
         return {str(k): jsonable(x) for k, x in v.items()}
     if isinstance(v, (list, tuple, set, frozenset)):
@@ -64,6 +67,9 @@ def iso_utc(ts_ns, digits=None):
 
 # --- the results table of `mapi run` ------------------------------------------------------------
 def _fmt_scalar(v):
+    if isinstance(v, dict) and "text" in v:     # a named entry (TOP): the name, then the numbers
+        return "  ".join([v["text"]] + ["%s=%s" % (k, _fmt_scalar(x)) for k, x in v.items()
+                                         if k not in ("text", "value")])
     if isinstance(v, float):
         return "%.6g" % v
     if isinstance(v, (list, tuple)):
