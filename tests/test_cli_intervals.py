@@ -180,3 +180,31 @@ def test_version():
     lines = out.stdout.splitlines()
     assert re.fullmatch(r"mapi \(scampi\) \d+\.\d+\.\d+", lines[0])
     assert any(l.startswith("libpcap version 1.") for l in lines)
+
+
+def test_interval_table_redraws_on_a_terminal():
+    """On a terminal the interval table is redrawn in place (top-like), then the final table
+    stays below it."""
+    import os
+    import pty
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(sys.executable, MAPI + ["run", "-r", str(MIXED), "--interval", "1s", "udp"])
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    text = b"".join(chunks).decode()
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    frames = text.split("\x1b[H\x1b[2J")
+    assert len(frames) == 17          # one redraw per interval (16 of them)
+    last = frames[-1].splitlines()
+    assert last[0].split()[:3] == ["INTERVAL", "START", "(UTC)"]
+    assert last[16].startswith("2013-05-02T20:20:48.491822Z") and "FLOW  FUNCTION" in frames[-1]
+    assert "passed %d of 4631 packets" % tcpdump_counts(MIXED, "udp")[0] in frames[-1]

@@ -203,7 +203,7 @@ class Job:
         the end of every interval (packet time offline, wall clock live)."""
         self.dev = self.source.open()
         for fi in self.order:
-            fd = mapi.create_flow(self.dev)
+            fd = self._create_flow()
             self.fds[fi] = fd
             for si, step in enumerate(self.flows[fi]):
                 args = [self._resolve(v) for v in step.args]
@@ -228,6 +228,16 @@ class Job:
             mapi.apply_function(self.clock_fd, clock.NAME, self.clock.id)
             mapi.connect(self.clock_fd)
         return self
+
+    def _create_flow(self):
+        try:
+            return mapi.create_flow(self.dev)
+        except mapi.MapiError as exc:
+            if self.source.live and self.dev.rsplit(":", 1)[-1] == "any":
+                raise mapi.MapiError(exc.code, "%s (no installed backend captures on every "
+                                     "interface at once; give each with its own -i)" % exc,
+                                     **exc.where) from None
+            raise
 
     def targets(self):
         """(fd, fid) of every function of every flow, in flow and step order."""
