@@ -36,6 +36,20 @@ def run_cli(*argv):
     return code, out.getvalue(), err.getvalue()
 
 
+def read_pty(fd):
+    """Everything written to the other side of pty `fd` until it closed, as text."""
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:                  # EIO: the other side is closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    return b"".join(chunks).decode()
+
+
 def tcpdump_counts(path, expr):
     """(packets, wire bytes) of the records `tcpdump -r path -w - expr` writes, read from the
     pcap record headers (orig_len) of its output."""
@@ -454,20 +468,12 @@ def test_progress_bar_only_on_a_terminal_or_when_asked():
                                "PKT_COUNTER"], stdout=subprocess.PIPE, stderr=slave, timeout=60)
         os.close(slave)
         slave = None
-        chunks = []
-        while True:
-            try:
-                data = os.read(master, 4096)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
+        err = read_pty(master)
     finally:
         if slave is not None:
             os.close(slave)
         os.close(master)
-    err = b"".join(chunks).decode()
+
     assert proc.returncode == 0
     assert "\r100% [" in err and "4.6 k pkts" in err
     # not a terminal, default mode: nothing

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import corpus_path, need_tool
-from test_cli import run_cli, tcpdump_counts, tcpdump_pcap
+from test_cli import read_pty, run_cli, tcpdump_counts, tcpdump_pcap
 
 MAPI = [sys.executable, "-m", "mapi.cli"]
 MIXED = corpus_path("pcap", "PcapPlusPlus__example.pcap")
@@ -190,17 +190,8 @@ def test_interval_table_redraws_on_a_terminal():
     pid, fd = pty.fork()
     if pid == 0:
         os.execv(sys.executable, MAPI + ["run", "-r", str(MIXED), "--interval", "1s", "udp"])
-    chunks = []
-    while True:
-        try:
-            data = os.read(fd, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
+    text = read_pty(fd)
     _, status = os.waitpid(pid, 0)
-    text = b"".join(chunks).decode()
     assert os.waitstatus_to_exitcode(status) == 0, text
     frames = text.split("\x1b[H\x1b[2J")
     assert len(frames) == 17          # one redraw per interval (16 of them)
