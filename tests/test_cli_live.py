@@ -32,10 +32,10 @@ def live_ok():
         pytest.skip("corpus trace %s missing" % TRACE)
 
 
-def start(net, args):
-    """`mapi run ARGS` in the receiving namespace; returns once it listens."""
+def start(net, args, command="run"):
+    """`mapi COMMAND ARGS` in the receiving namespace; returns once it listens."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    p = net.spawn(net.ns_rx, MAPI + ["run"] + args, stdout=subprocess.PIPE,
+    p = net.spawn(net.ns_rx, MAPI + [command] + args, stdout=subprocess.PIPE,
                   stderr=subprocess.PIPE, text=True, env=env, cwd=str(ROOT))
     heard = []
     while True:
@@ -151,6 +151,23 @@ def test_several_devices_and_a_card():
         mine = [r for r in rows if r["device"] == dev + net.rx_if]
         assert column_sums(mine, 1)["PKT_COUNTER"] == want[0]
         assert column_sums(mine, 1)["BYTE_COUNTER"] == want[1]
+
+
+def test_plot_of_a_live_run(tmp_path):
+    pytest.importorskip("matplotlib", reason="plots need matplotlib")
+    png = tmp_path / "live.png"
+    with netns.VethPair() as net:
+        p = start(net, ["-o", str(png), "-i", net.rx_if, "--json", "tcp"], command="plot")
+        net.replay(TRACE, pps=PPS)
+        time.sleep(1.2)
+        code, out, err = finish(p)
+    assert code == 0, err
+    rows, _ = json_lines(out)
+    assert "%d intervals plotted into %s" % (len(rows), png) in err
+    from PIL import Image
+    img = Image.open(png).convert("L")
+    assert img.size == (1100, 750) and img.histogram()[255] < 0.98 * 1100 * 750
+    assert column_sums(rows)["PKT_COUNTER"] == tcpdump_counts(TRACE, "tcp")[0]
 
 
 def test_unknown_device_is_one_clear_line():
