@@ -199,3 +199,14 @@ def test_interval_table_redraws_on_a_terminal():
     assert last[0].split()[:3] == ["INTERVAL", "START", "(UTC)"]
     assert last[16].startswith("2013-05-02T20:20:48.491822Z") and "FLOW  FUNCTION" in frames[-1]
     assert "passed %d of 4631 packets" % tcpdump_counts(MIXED, "udp")[0] in frames[-1]
+
+
+def test_duration_on_a_file_is_packet_time():
+    recs = tcpdump_pcap(MIXED, "")
+    first = recs[0][0]
+    want = [r for r in recs if r[0] < first + 5 * 10 ** 9]
+    code, out, err = run_cli("run", "-r", MIXED, "--duration", "5s", "--json")
+    assert code == 0, err
+    funcs = json.loads(out)["flows"][0]["functions"]
+    assert funcs[0]["spec"] == 'STARTSTOP("", "+5000000000ns")'
+    assert [f["result"] for f in funcs[1:]] == [len(want), sum(r[1] for r in want)]

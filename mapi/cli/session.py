@@ -95,8 +95,7 @@ class Session:
                 pending = [j for j in pending if not j.wait(0)]
                 if self._count_reached(limits):
                     self.stop()
-                if live and self.duration_ns is not None and \
-                        (time.monotonic() - t0) * 1e9 >= self.duration_ns:
+                if self.duration_ns is not None and self._duration_over(t0, live):
                     self.stop()
                 if self.view is not None and live:
                     self.view.set_status(self._status(t0))
@@ -129,6 +128,18 @@ class Session:
         sys.stderr.write("mapi: listening on %s, link-type %s (%s); Ctrl-C ends the run and "
                          "prints the results\n" % (job.dev, name, desc))
         sys.stderr.flush()
+
+    def _duration_over(self, t0, live):
+        """--duration passed: wall clock live; packet time on files (their STARTSTOP steps
+        already keep later packets out, this only spares reading the rest)."""
+        if live:
+            return (time.monotonic() - t0) * 1e9 >= self.duration_ns
+        for job in self.jobs:
+            info = mapi.get_device_info(job.dev)
+            first, last = info.get("first_ts"), info.get("last_ts")
+            if first is None or last is None or last - first < self.duration_ns:
+                return False
+        return True
 
     def _status(self, t0):
         parts = []
