@@ -210,3 +210,24 @@ def test_duration_on_a_file_is_packet_time():
     funcs = json.loads(out)["flows"][0]["functions"]
     assert funcs[0]["spec"] == 'STARTSTOP("", "+5000000000ns")'
     assert [f["result"] for f in funcs[1:]] == [len(want), sum(r[1] for r in want)]
+
+
+def test_a_long_silence_is_one_row(tmp_path):
+    """Three packets, the third three days later: 1 s rows would be 259,202 empty ones; they
+    come out as one row that says so (and the sums stay right)."""
+    import struct
+    src = MIXED.read_bytes()
+    pos, recs = 24, []
+    for _ in range(3):
+        sec, usec, incl, orig = struct.unpack("<IIII", src[pos:pos + 16])
+        recs.append([sec, usec, incl, orig, src[pos + 16:pos + 16 + incl]])
+        pos += 16 + incl
+    recs[2][0] += 3 * 86400
+    gap = tmp_path / "gap.pcap"
+    gap.write_bytes(src[:24] + b"".join(struct.pack("<IIII", *r[:4]) + r[4] for r in recs))
+    code, out, err = run_cli("run", "-r", gap, "--interval", "1s", "--json", "PKT_COUNTER")
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()][:-1]
+    assert [r["flows"][0]["functions"][0]["value"] for r in rows] == [2, 0, 1]
+    assert rows[1]["empty_intervals"] == 3 * 86400 + 2      # 20:20:34.49 .. 3 days + 20:20:36.49
+    assert rows[1]["end_ns"] == rows[2]["start_ns"] and rows[2]["partial"]

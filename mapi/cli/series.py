@@ -14,9 +14,14 @@ What `value` is depends on the function's result:
   float (rates, meters)   the value at the interval's end - kind "gauge"
   a filter's none result  the packets it passed in the interval - kind "count"
   anything else (TOP...)  the result at the interval's end, as is - kind "value"
-`pkts` is always the packets that went through the function in the interval.
+`pkts` is always the packets that went through the function in the interval.  More than
+MAX_EMPTY_ROWS intervals without a packet in a row come out as one row spanning them all, with
+"empty_intervals": how many.
 """
 from .output import iso_utc, jsonable
+
+
+MAX_EMPTY_ROWS = 10000      # more empty intervals in a row than this come out as one row
 
 
 class Series:
@@ -52,6 +57,11 @@ class Series:
         ns = snap.end_ns - snap.start_ns
         first = self._row(snap.start_ns, snap.end_ns, snap.readings, snap.partial)
         out = [first]
+        if snap.repeat - 1 > MAX_EMPTY_ROWS:
+            # a long silence (a trace with a gap of days): one row says how many were empty
+            gap = self._row(snap.end_ns, snap.start_ns + snap.repeat * ns, snap.readings, snap.partial)
+            gap["empty_intervals"] = snap.repeat - 1
+            return out + [gap]
         for k in range(1, snap.repeat):
             out.append(self._row(snap.start_ns + k * ns, snap.end_ns + k * ns, snap.readings,
                                  snap.partial))

@@ -49,6 +49,8 @@ class TableView:
         if self.multi:
             text += "  %-*s" % (self.dev_width, row["source"])
         text += "".join("  %*s" % (w, _cell(values.get(c))) for w, c in zip(self.widths, self.columns))
+        if "empty_intervals" in row:
+            text += "  (%d intervals without packets, to %s)" % (row["empty_intervals"], row["end"])
         return text + ("  (partial)" if row["partial"] else "")
 
     def add(self, row):
