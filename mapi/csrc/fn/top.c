@@ -23,6 +23,7 @@ struct mapi_top {
     int32_t fields[MAPI_TOP_MAX_FIELDS];
     uint32_t nfields;
     uint32_t keylen;
+    uint32_t cmplen;             /* keylen rounded up to 8: what is hashed and compared */
     int32_t by;                  /* MAPI_TOP_BY_* */
     uint64_t max_values;
     slot *slots;
@@ -67,6 +68,7 @@ mapi_top *mapi_top_new(const int32_t *fields, uint32_t nfields, int32_t by, uint
     memcpy(t->fields, fields, nfields * sizeof *fields);
     t->nfields = nfields;
     t->keylen = keylen;
+    t->cmplen = (keylen + 7) & ~7u;
     t->by = by;
     t->max_values = max_values ? max_values : 1;
     t->cap = INITIAL_CAP;
@@ -84,10 +86,12 @@ void mapi_top_free(mapi_top *t)
     free(t);
 }
 
-static inline uint64_t key_hash(const uint8_t key[KEY], uint8_t family)
+/* Keys are compared and hashed on their first `len` bytes (the key's width rounded up to 8);
+ * the bytes after them stay zero. */
+static inline uint64_t key_hash(const uint8_t key[KEY], uint32_t len, uint8_t family)
 {
     uint64_t h = family;
-    for (int i = 0; i < KEY; i += 8) {
+    for (uint32_t i = 0; i < len; i += 8) {
         uint64_t w;
         memcpy(&w, key + i, 8);
         h = (h ^ w) * 0x9E3779B97F4A7C15ULL;
@@ -97,12 +101,12 @@ static inline uint64_t key_hash(const uint8_t key[KEY], uint8_t family)
     return h ^ (h >> 31);
 }
 
-static slot *find(slot *slots, uint64_t cap, const uint8_t key[KEY], uint8_t family)
+static slot *find(slot *slots, uint64_t cap, const uint8_t key[KEY], uint32_t len, uint8_t family)
 {
-    uint64_t i = key_hash(key, family) & (cap - 1);
+    uint64_t i = key_hash(key, len, family) & (cap - 1);
     for (;;) {
         slot *s = &slots[i];
-        if (!s->used || (s->family == family && memcmp(s->key, key, KEY) == 0)) return s;
+        if (!s->used || (s->family == family && memcmp(s->key, key, len) == 0)) return s;
         i = (i + 1) & (cap - 1);
     }
 }
@@ -113,7 +117,8 @@ static int grow(mapi_top *t)
     slot *ns = calloc(ncap, sizeof *ns);
     if (!ns) return -1;
     for (uint64_t i = 0; i < t->cap; i++)
-        if (t->slots[i].used) *find(ns, ncap, t->slots[i].key, t->slots[i].family) = t->slots[i];
+        if (t->slots[i].used)
+            *find(ns, ncap, t->slots[i].key, t->cmplen, t->slots[i].family) = t->slots[i];
     free(t->slots);
     t->slots = ns;
     t->cap = ncap;
@@ -173,7 +178,7 @@ static int extract(int32_t field, const mapi_hdr *h, uint8_t *k, uint8_t *family
 static int make_key(const mapi_top *t, const mapi_hdr *h, uint8_t key[KEY], uint8_t *family)
 {
     uint32_t off = 0;
-    memset(key, 0, KEY);
+    memset(key, 0, t->cmplen);
     *family = 0;
     for (uint32_t f = 0; f < t->nfields; f++) {
         int32_t field = t->fields[f];
@@ -198,14 +203,14 @@ uint32_t mapi_top_kernel(void *state, const mapi_batch *b, const uint32_t *sel, 
         mapi_hdr_parse(b->linktype, b->base + b->off[i], b->caplen[i], &h);
         if (!make_key(t, &h, key, &family)) continue;
         t->c.counted++;
-        slot *s = find(t->slots, t->cap, key, family);
+        slot *s = find(t->slots, t->cap, key, t->cmplen, family);
         if (!s->used) {
             if (t->c.distinct >= t->max_values) { t->c.overflow++; continue; }
             if ((t->c.distinct + 1) * 10 > t->cap * 7) {
                 if (grow(t) < 0) { t->c.overflow++; continue; }
-                s = find(t->slots, t->cap, key, family);
+                s = find(t->slots, t->cap, key, t->cmplen, family);
             }
-            memcpy(s->key, key, KEY);
+            memcpy(s->key, key, t->cmplen);      /* the rest of a slot stays zero */
             s->family = family;
             s->keylen = (uint8_t)t->keylen;
             s->used = 1;
