@@ -30,7 +30,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: .deps.stamp setup.cfg setup.py pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip setuptools wheel cffi
-	@$(PY) -m pip install -q -e . pytest
+	@$(PY) -m pip install -q -e '.[plot,metrics]' pytest
 	@rm -rf scampi.egg-info   # a stale copy in the work tree would shadow the entry points
 	@touch $@
 

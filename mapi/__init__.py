@@ -30,7 +30,7 @@ _LAZY = {
     "Event": "events", "set_event_callback": "events", "get_next_event": "events",
 }
 _API = ("Result", "Packet", "create_offline_device", "start_offline_device",
-        "wait_offline_device", "delete_offline_device", "get_device_info", "stats", "devices",
+        "wait_offline_device", "stop_device", "delete_offline_device", "get_device_info", "stats", "devices",
         "create_flow", "apply_function", "connect", "read_results", "get_next_pkt", "loop",
         "close_flow", "get_flow_info", "get_function_info", "open_live_device")
 _LAZY.update((name, "api") for name in _API)

@@ -151,6 +151,14 @@ def wait_offline_device(dev, timeout=None):
     return 0
 
 
+def stop_device(dev):
+    """End the device's packet stream now (an operator's Ctrl-C, a packet count reached): the
+    engine finishes the batch it is running, every function sees the end of the stream, and the
+    results stay readable until the device is deleted."""
+    find_device(dev).stop()
+    return 0
+
+
 def delete_offline_device(dev):
     d = find_device(dev)
     for fd in list(d.flows):

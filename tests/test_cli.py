@@ -15,30 +15,12 @@ import mapi
 from mapi import cli
 from mapi.progress import render
 
+from helpers.cli import read_pty, run_cli, tcpdump_counts
 from helpers import ROOT, corpus_path, generated, inputs, need_tool, needs_corpus, sample, tcpdump_pcap
 
 HTTP = generated("slow.pcap")
 MIXED = generated("mixed.pcap")
 EXPRS = ["tcp port 80", "udp", "ip6", "tcp[tcpflags] & tcp-syn != 0", "icmp or arp", "net 10.0.0.0/8"]
-
-
-def run_cli(*argv):
-    """(exit code, stdout, stderr) of `mapi ARGV` run in this process."""
-    out, err = io.StringIO(), io.StringIO()
-    old = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = out, err
-    try:
-        code = cli.main([str(a) for a in argv])
-    finally:
-        sys.stdout, sys.stderr = old
-    return code, out.getvalue(), err.getvalue()
-
-
-def tcpdump_counts(path, expr):
-    """(packets, wire bytes) of the records `tcpdump -r path -w - expr` writes, read from the
-    pcap record headers (orig_len) of its output."""
-    recs = tcpdump_pcap(path, expr)
-    return len(recs), sum(r[1] for r in recs)
 
 
 def api_counts(path, exprs):
@@ -241,9 +223,13 @@ def test_unknown_function_and_bad_argument_type():
     assert code == 2 and "argument 'expr' must be a string, got 80" in err and "[MAPI error 1005" in err
 
 
-def test_no_flow_and_not_a_trace(tmp_path):
-    code, _, err = run_cli("run", "-r", HTTP)
-    assert code == 2 and err == "mapi: no flow given: add at least one, e.g. 'PKT_COUNTER'\n"
+def test_no_flow_counts_everything_and_not_a_trace(tmp_path):
+    # as tcpdump without a filter: every packet, counted by one default flow
+    code, out, err = run_cli("run", "-r", HTTP, "--json")
+    assert code == 0, err
+    funcs = json.loads(out)["flows"][0]["functions"]
+    assert [(f["name"], f["result"]) for f in funcs] == \
+        [("PKT_COUNTER", tcpdump_counts(HTTP, "")[0]), ("BYTE_COUNTER", tcpdump_counts(HTTP, "")[1])]
     junk = tmp_path / "junk.pcap"
     junk.write_bytes(b"hello, this is not a capture file at all\n")
     code, _, err = run_cli("run", "-r", junk, "PKT_COUNTER")
@@ -339,8 +325,8 @@ def test_info_text_names_format_and_link_type():
     assert rows["packets"] == "100"
     _, first, last = capinfos(corpus_path("pcap", "libtrace__sll.pcap.gz"))
     secs, us = divmod(first // 1000, 10 ** 6)
-    assert rows["first packet"] == "%s.%06d UTC (%d.%06d)" % (
-        time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(secs)), us, secs, us)
+    assert rows["first packet"] == "%s.%06dZ (%d.%06d)" % (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)), us, secs, us)
     assert rows["duration"] == "%.9f s" % ((last - first) / 1e9)
 
 
@@ -432,20 +418,12 @@ def test_progress_bar_only_on_a_terminal_or_when_asked():
                                "PKT_COUNTER"], stdout=subprocess.PIPE, stderr=slave, timeout=60)
         os.close(slave)
         slave = None
-        chunks = []
-        while True:
-            try:
-                data = os.read(master, 4096)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
+        err = read_pty(master)
     finally:
         if slave is not None:
             os.close(slave)
         os.close(master)
-    err = b"".join(chunks).decode()
+
     assert proc.returncode == 0
     assert "\r100% [" in err and "4.6 k pkts" in err
     # not a terminal, default mode: nothing

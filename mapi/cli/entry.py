@@ -15,6 +15,8 @@ def build_parser(full=None):
     sub-parser; the others only their name and help line, which is all `mapi --help` shows and
     spares importing their modules."""
     p = argparse.ArgumentParser(prog="mapi", description="SCAMPI's MAPI from the command line.")
+    p.add_argument("--version", action=_Version, nargs=0,
+                   help="print the versions of scampi, Python and libpcap, and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, help_line in COMMANDS.items():
@@ -23,6 +25,37 @@ def build_parser(full=None):
         else:
             sub.add_parser(name, help=help_line)
     return p
+
+
+def version_text():
+    """`mapi --version`: scampi's version, then Python's and the system libpcap's (whose
+    compiler BPF_FILTER uses), as tcpdump --version lists its libraries."""
+    import platform
+    try:
+        from importlib.metadata import version
+        mine = version("scampi")
+    except Exception:
+        mine = "unknown (not installed)"
+    lines = ["mapi (scampi) %s" % mine, "Python %s" % platform.python_version()]
+    try:
+        import ctypes
+        import ctypes.util
+        name = ctypes.util.find_library("pcap")
+        if name:
+            lib = ctypes.CDLL(name)
+            lib.pcap_lib_version.restype = ctypes.c_char_p
+            lines.append(lib.pcap_lib_version().decode())
+    except (OSError, AttributeError):
+        pass
+    return "\n".join(lines)
+
+
+class _Version(argparse.Action):
+    """--version, its text made only when asked for (it loads libpcap)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        sys.stdout.write(version_text() + "\n")
+        parser.exit()
 
 
 def _command_of(argv):

@@ -1,14 +1,17 @@
-"""The job runner: flow specs made into MAPI flows on one device, replayed, read back.
+"""The job runner: flow specs made into MAPI flows on one device, run, read back.
 
-    job = Job("trace.pcap", ['BPF_FILTER("tcp port 80") PKT_COUNTER'])   # parse and check
+    job = Job(Source(paths=["trace.pcap"]), ['BPF_FILTER("tcp port 80") PKT_COUNTER'])
     job.open()          # device, flows, functions, connect (in the order labels need)
     job.run()           # replay; a replay error is kept in job.error, results stay readable
     report = job.results()
     job.close()
 
-`run_job` is that sequence for a subcommand: it prints whatever its `report` callback makes of
-the job and turns the outcome into the exit code.  The job knows nothing about output formats.
+A Source says where the packets come from: one or several files (-r; "-" is stdin) or a live
+device (-i).  `run_job` is the open/run/report/close sequence of a subcommand; `mapi run` with
+intervals, limits and live devices drives jobs through mapi.cli.session instead.  The job knows
+nothing about output formats.
 """
+import os
 import sys
 import threading
 
@@ -16,23 +19,81 @@ import mapi
 from mapi.descriptor import ARG_TYPES
 from mapi.registry import get_registry
 
-from .flowspec import Ref, SpecError, parse_flow, walk_refs
-from .output import EXIT_OK, EXIT_REPLAY_ERROR, jsonable, report_error
+from .flowspec import Ref, SpecError, Step, parse_flow, walk_refs
+from .output import EXIT_OK, EXIT_REPLAY_ERROR, iso_utc, jsonable, report_error
+
+STDIN = "-"
+
+
+class Source:
+    """Where a job's packets come from: `paths` (files read in turn, or merged by time) or a
+    live `device` name ("eth0", "ring:eth0", "combo6:eth0", "netflow:udp:0.0.0.0:2055")."""
+
+    def __init__(self, paths=None, device=None, fmt=None, backend=None, merge=False):
+        if bool(paths) == bool(device):
+            raise SpecError(None, None, "give trace files (-r FILE) or a device (-i DEVICE), not both")
+        self.paths = [STDIN if p in (STDIN, "/dev/stdin") else p for p in (paths or [])]
+        self.device = device
+        self.fmt, self.backend, self.merge = fmt, backend, merge
+        if self.paths.count(STDIN) > 1:
+            raise SpecError(None, None, "-r - (standard input) can be given once")
+
+    @property
+    def live(self):
+        return self.device is not None
+
+    @property
+    def label(self):
+        if self.live:
+            return self.device
+        return ", ".join("standard input" if p == STDIN else p for p in self.paths)
+
+    def open(self):
+        """The device name flows are created on (a live device opens with its first flow)."""
+        if self.live:
+            return self.device
+        from .multifile import is_stream
+        paths = ["/dev/stdin" if p == STDIN else p for p in self.paths]
+        if len(paths) == 1:
+            backend = self.backend or ("savefile" if is_stream(paths[0]) else None)
+            return mapi.create_offline_device(paths[0], self.fmt, backend=backend)
+        from . import multifile
+        multifile.register()
+        return mapi.create_offline_device(paths[0], self.fmt, backend=multifile.NAME,
+                                          paths=paths, merge=self.merge,
+                                          child_backend=self.backend)
+
+    def progress_bar(self, dev, stream, mode):
+        from mapi.progress import ProgressBar
+        if self.live:
+            return ProgressBar(dev, mode="never")
+        if len(self.paths) == 1 and self.paths[0] != STDIN:
+            return ProgressBar.for_file(dev, self.paths[0], stream=stream, mode=mode)
+        total = None
+        if STDIN not in self.paths and not mapi.get_device_info(dev).get("compression"):
+            total = sum(os.path.getsize(p) for p in self.paths)
+        return ProgressBar(dev, total, stream=stream, mode=mode)
 
 
 class Job:
-    """Flow specs over one offline file: parse and check (constructor), then open() makes the
-    device, flows and functions; run() replays; results() reads everything back."""
+    """Flow specs over one device: parse and check (constructor), then open() makes the
+    device, flows and functions; run() replays; results() reads everything back.
 
-    def __init__(self, path, specs, fmt=None, backend=None):
-        self.backend = backend
+    limit: pass only the first `limit` packets to each flow (a LIMIT step in front of it).
+    """
+
+    def __init__(self, source, specs, limit=None):
+        if not isinstance(source, Source):          # Job(path, specs): one file
+            source = Source(paths=[source])
+        self.source = source
         if not specs:
             raise SpecError(None, None, "no flow given: add at least one, e.g. 'PKT_COUNTER'")
-        self.path, self.fmt = path, fmt
         self.specs = list(specs)
         self.flows = [parse_flow(text, i + 1) for i, text in enumerate(self.specs)]
         reg = get_registry()
         self.descs = [[self._descriptor(reg, fi, s) for s in steps] for fi, steps in enumerate(self.flows)]
+        if limit is not None:
+            self._limit(reg, limit)
         self.labels = {}                 # label -> (flow index, step index)
         for fi, steps in enumerate(self.flows):
             for si, s in enumerate(steps):
@@ -48,6 +109,22 @@ class Job:
         self.fids = {}                   # (flow index, step index) -> fid
         self.error = None                # MapiError met during the replay
         self._drains = []
+        self.clock = None                # mapi.cli.clock.Clock of --interval
+        self.clock_fd = None
+
+    @property
+    def path(self):
+        return self.source.label
+
+    def _limit(self, reg, count):
+        """A LIMIT(count) step in front of every flow that does not already start with one
+        and watches no other flow (a watcher sees what its target sees)."""
+        desc = reg.function("LIMIT")
+        for fi, steps in enumerate(self.flows):
+            if any(d.anchor for d in self.descs[fi]) or any(s.name == "LIMIT" for s in steps):
+                continue
+            steps.insert(0, Step(None, "LIMIT", [count], {}, 1, "LIMIT(%d)" % count))
+            self.descs[fi].insert(0, desc)
 
     def _descriptor(self, reg, fi, step):
         try:
@@ -120,11 +197,13 @@ class Job:
             return [self._resolve(x) for x in v]
         return v
 
-    def open(self):
-        """Create the device, the flows and their functions, and connect them."""
-        self.dev = mapi.create_offline_device(self.path, self.fmt, backend=self.backend)
+    def open(self, clock_interval_ns=None, on_snapshot=None):
+        """Create the device, the flows and their functions, and connect them.  With
+        `clock_interval_ns`, a CLI_CLOCK flow (connected last) calls on_snapshot(Snapshot) at
+        the end of every interval (packet time offline, wall clock live)."""
+        self.dev = self.source.open()
         for fi in self.order:
-            fd = mapi.create_flow(self.dev)
+            fd = self._create_flow()
             self.fds[fi] = fd
             for si, step in enumerate(self.flows[fi]):
                 args = [self._resolve(v) for v in step.args]
@@ -137,25 +216,68 @@ class Job:
                 mapi.connect(fd)
             except mapi.MapiError as exc:
                 raise in_flow(exc, fi, None) from None
-        return self
-
-    def run(self, progress="auto", stream=None):
-        """Replay the file through every flow; a replay error is kept in self.error."""
-        from mapi.progress import ProgressBar
         for fi, steps in enumerate(self.flows):
             for si in range(len(steps)):
                 if self.descs[fi][si].result == "packets":
                     self._drain(self.fds[fi], self.fids[(fi, si)])
-        mapi.start_offline_device(self.dev)
-        bar = ProgressBar.for_file(self.dev, self.path, stream=stream, mode=progress).start()
+        if clock_interval_ns:
+            from . import clock
+            clock.register()
+            self.clock = clock.Clock(self.targets(), clock_interval_ns, self.source.live, on_snapshot)
+            self.clock_fd = mapi.create_flow(self.dev)
+            mapi.apply_function(self.clock_fd, clock.NAME, self.clock.id)
+            mapi.connect(self.clock_fd)
+        return self
+
+    def _create_flow(self):
         try:
-            mapi.wait_offline_device(self.dev)
+            return mapi.create_flow(self.dev)
         except mapi.MapiError as exc:
+            if self.source.live and self.dev.rsplit(":", 1)[-1] == "any":
+                raise mapi.MapiError(exc.code, "%s (no installed backend captures on every "
+                                     "interface at once; give each with its own -i)" % exc,
+                                     **exc.where) from None
+            raise
+
+    def targets(self):
+        """(fd, fid) of every function of every flow, in flow and step order."""
+        return [(self.fds[fi], self.fids[(fi, si)])
+                for fi, steps in enumerate(self.flows) for si in range(len(steps))]
+
+    def start(self):
+        """Start the replay (a live device started capturing when its first flow connected)."""
+        if not self.source.live:
+            mapi.start_offline_device(self.dev)
+
+    def stop(self):
+        """End the packet stream now (Ctrl-C, -c, --duration): the engine finishes the batch
+        it is running, every function sees the end of the stream, results stay readable."""
+        try:
+            mapi.stop_device(self.dev)
+        except mapi.MapiError:
+            pass
+
+    def wait(self, timeout=None):
+        """Wait for the end of the stream; True when it ended (a replay error goes to
+        self.error).  The CLI's TO_BUFFER readers have taken every packet then."""
+        try:
+            mapi.wait_offline_device(self.dev, timeout)
+        except mapi.MapiError as exc:
+            if exc.code == 1016:             # still running after `timeout`
+                return False
             self.error = exc
-        finally:
-            bar.stop(failed=self.error is not None)
         for t in self._drains:
             t.join()
+        return True
+
+    def run(self, progress="auto", stream=None):
+        """Replay the file through every flow; a replay error is kept in self.error."""
+        self.start()
+        bar = self.source.progress_bar(self.dev, stream, progress).start()
+        try:
+            self.wait()
+        finally:
+            bar.stop(failed=self.error is not None)
         return self
 
     def _drain(self, fd, fid):
@@ -197,6 +319,7 @@ class Job:
                              args=jsonable(finfo.get("args", [])), filters=desc.filters,
                              result_type=desc.result,
                              result=jsonable(r.value), ts=r.ts,
+                             time=iso_utc(r.ts) if r.ts else None,
                              pkts_in=finfo.get("pkts_in"), pkts_out=finfo.get("pkts_out"))
                 if (fd, fid) in drained:
                     entry["taken_by_cli"] = dict(drained[(fd, fid)])
@@ -204,19 +327,36 @@ class Job:
                     entry["events"] = _events(fd, fid)
                 funcs.append(entry)
             flows.append(dict(flow=fi + 1, fd=fd, spec=self.specs[fi], functions=funcs))
-        out = dict(file=self.path, format=dinfo.get("format"), linktype=dinfo.get("linktype"),
-                   packets=dinfo.get("packets"), flows=flows)
+        out = dict(device=self.dev, live=self.source.live, format=dinfo.get("format"),
+                   linktype=dinfo.get("linktype"), packets=dinfo.get("packets"), flows=flows)
+        if self.source.live:
+            out["stats"] = jsonable(mapi.stats(self.dev))
+        else:
+            out["file"] = self.source.label
+            if len(self.source.paths) > 1:
+                out["files"] = list(self.source.paths)
         if self.error is not None:
             out["error"] = dict(code=self.error.code, message=str(self.error))
         return out
 
     def close(self):
-        if self.dev is not None:
+        if self.clock is not None:
+            self.clock.forget()
+        if self.dev is None:
+            return
+        if self.source.live:
+            for fd in [self.clock_fd] + list(self.fds.values()):
+                if fd is not None:
+                    try:
+                        mapi.close_flow(fd)
+                    except mapi.MapiError:
+                        pass
+        else:
             try:
                 mapi.delete_offline_device(self.dev)
             except mapi.MapiError:
                 pass
-            self.dev = None
+        self.dev = None
 
 
 def _events(fd, fid):
@@ -229,7 +369,7 @@ def _events(fd, fid):
             break
         if ev is None:
             break
-        out.append(dict(ts=ev.ts, value=jsonable(ev.value), kind=ev.kind,
+        out.append(dict(ts=ev.ts, time=iso_utc(ev.ts), value=jsonable(ev.value), kind=ev.kind,
                         threshold=jsonable(ev.threshold), seq=ev.seq))
     return out
 
@@ -246,7 +386,8 @@ def run_job(args, replay, report):
     """Set up the flows of `args` (-r, FLOW..., --format, --backend), replay (if `replay`),
     print report(job), close; the exit code says whether the replay met a bad record (results
     are printed first)."""
-    job = Job(args.read, args.flows, fmt=args.format, backend=args.backend)
+    job = Job(Source(paths=args.read, fmt=args.format, backend=args.backend,
+                     merge=getattr(args, "merge", False)), args.flows)
     try:
         job.open()
         if replay:

@@ -34,7 +34,10 @@ def jsonable(v):
     if isinstance(v, (bytes, bytearray, memoryview)):
         return bytes(v).hex()
     if hasattr(v, "_asdict"):            # named tuples (TOP's entries) keep their field names
-        return jsonable(v._asdict())
+        d = jsonable(v._asdict())
+        if getattr(v, "text", None):      # and the name for people, when they have one
+            d["text"] = v.text
+        return d
     if isinstance(v, dict):
         return {str(k): jsonable(x) for k, x in v.items()}
     if isinstance(v, (list, tuple, set, frozenset)):
@@ -50,19 +53,23 @@ def write_json(obj, out=None, default=None):
     out.write("\n")
 
 
-def utc_seconds(secs):
-    """'2013-05-02 20:20:33' for whole seconds since the epoch (UTC)."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(secs))
-
-
-def utc_stamp(ts_ns):
-    """'2013-05-02 20:20:37.919180000' for nanoseconds since the epoch (UTC)."""
-    secs, frac = divmod(ts_ns, 10 ** 9)
-    return "%s.%09d" % (utc_seconds(secs), frac)
+def iso_utc(ts_ns, digits=None):
+    """ISO 8601 in UTC: '2013-05-02T20:20:33.491822Z'.  `digits` of fraction (default: as
+    many as needed: none, 3, 6 or 9)."""
+    secs, frac = divmod(int(ts_ns), 10 ** 9)
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    if digits is None:
+        digits = 0 if not frac else 3 if frac % 10 ** 6 == 0 else 6 if frac % 1000 == 0 else 9
+    if digits:
+        text += "." + ("%09d" % frac)[:digits]
+    return text + "Z"
 
 
 # --- the results table of `mapi run` ------------------------------------------------------------
 def _fmt_scalar(v):
+    if isinstance(v, dict) and "text" in v:     # a named entry (TOP): the name, then the numbers
+        return "  ".join([v["text"]] + ["%s=%s" % (k, _fmt_scalar(x)) for k, x in v.items()
+                                         if k not in ("text", "value")])
     if isinstance(v, float):
         return "%.6g" % v
     if isinstance(v, (list, tuple)):
@@ -102,7 +109,7 @@ def format_result(entry):
     for ev in events[:EVENTS_SHOWN]:
         at = "packet index %d" % ev["seq"] if ev["seq"] is not None else "interval end"
         lines.append("%s %s %s at %s (%s)" % (_fmt_scalar(ev["value"]), _SYMBOL.get(ev["kind"], ev["kind"]),
-                                              _fmt_scalar(ev["threshold"]), utc_stamp(ev["ts"]), at))
+                                              _fmt_scalar(ev["threshold"]), iso_utc(ev["ts"]), at))
     if len(events) > EVENTS_SHOWN:
         lines.append("... %d more events (--json lists them all)" % (len(events) - EVENTS_SHOWN))
     if "taken_by_cli" in entry:
@@ -124,4 +131,40 @@ def print_table(report, out):
         out.write("%-*s  %-*s  %s\n" % (w0, flow_col, w1, func, lines[0]))
         for more in lines[1:]:
             out.write("%-*s  %-*s  %s\n" % (w0, "", w1, "", more))
-    out.write("\n%d packets read from %s (%s)\n" % (report["packets"] or 0, report["file"], report["format"]))
+    out.write("\n" + footer(report) + "\n")
+
+
+def footer(report):
+    """The line under the table: what was read or captured (and lost) where."""
+    n = report["packets"] or 0
+    if not report.get("live"):
+        return "%d packets read from %s (%s)" % (n, report["file"], report["format"])
+    st = report.get("stats") or {}
+    text = "%d packets captured on %s" % (n, report["device"])
+    drops = [(st.get("ps_drop", 0), "dropped by the kernel"),
+             (st.get("ps_ifdrop", 0), "dropped by the interface"),
+             (st.get("engine_drops", 0), "dropped by the engine"),
+             (sum((st.get("flow_drops") or {}).values()), "dropped by flow buffers")]
+    return text + "".join(", %d %s" % (d, what) for d, what in drops if d)
+
+
+_UNITS = {"ns": 1, "us": 10 ** 3, "ms": 10 ** 6, "s": 10 ** 9, "m": 60 * 10 ** 9,
+          "min": 60 * 10 ** 9, "h": 3600 * 10 ** 9}
+
+
+def parse_duration(option, text):
+    """'1s', '250ms', '1.5m', '2h' or plain seconds ('10') -> nanoseconds (an int > 0)."""
+    import re
+    from decimal import Decimal, InvalidOperation
+    from .flowspec import SpecError
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ns|us|ms|s|min|m|h)?\s*", str(text))
+    if m is None:
+        raise SpecError(None, None, "%s: %r is not a duration; give a number and a unit (ns, us, ms, s, m, "
+                         "h), e.g. 1s or 100ms" % (option, text))
+    try:
+        ns = Decimal(m.group(1)) * _UNITS[m.group(2) or "s"]
+    except InvalidOperation:
+        raise SpecError(None, None, "%s: %r is not a duration" % (option, text)) from None
+    if ns != ns.to_integral_value() or ns <= 0:
+        raise SpecError(None, None, "%s: %r must be a positive whole number of nanoseconds" % (option, text))
+    return int(ns)

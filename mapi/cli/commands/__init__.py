@@ -11,7 +11,8 @@ from mapi.constants import MFF_DAG_ERF, MFF_PCAP, MFF_PCAPNG
 
 # name -> the line `mapi --help` shows for it, in that order
 COMMANDS = {
-    "run": "run flows over a trace file and print their results",
+    "run": "run flows over trace files or live devices and print their results",
+    "plot": "draw packets, bytes and rates per interval of flows into a PNG",
     "explain": "show the global graph the organizer and mapper built",
     "info": "format, link type, packet and byte counts, time span of a file",
     "devices": "installed backends and the devices they offer",
@@ -28,11 +29,34 @@ def load(name):
 
 
 def add_trace_arguments(p, json_help):
-    """-r FILE FLOW... --format --json --progress --backend: what a command running flows over
-    a trace file takes (run, explain)."""
-    p.add_argument("-r", "--read", required=True, metavar="FILE",
-                   help="trace file: pcap, pcapng or ERF, optionally gzip/xz/bzip2-compressed")
+    """-r FILE... FLOW... --format --json --progress --backend: what a command running flows
+    over trace files takes (explain)."""
+    _read_arguments(p, required=True)
     p.add_argument("flows", nargs="*", metavar="FLOW", help="one flow per argument (syntax below)")
+    _common_arguments(p, json_help)
+
+
+def add_source_arguments(p, json_help):
+    """-r FILE... | -i DEVICE... FLOW... and the options of add_trace_arguments (run, plot)."""
+    _read_arguments(p, required=False)
+    p.add_argument("-i", "--interface", dest="interfaces", action="append", metavar="DEVICE",
+                   help="capture live on DEVICE (eth0, ring:eth0, nic:eth0, combo6:eth0, "
+                   "netflow:udp:0.0.0.0:2055...; see mapi devices); repeat for several devices, "
+                   "each runs every flow")
+    p.add_argument("flows", nargs="*", metavar="FLOW",
+                   help="one flow per argument (syntax below), or a tcpdump filter as words")
+    _common_arguments(p, json_help)
+
+
+def _read_arguments(p, required):
+    p.add_argument("-r", "--read", action="append", required=required, metavar="FILE",
+                   help="trace file: pcap, pcapng or ERF, optionally gzip/xz/bzip2-compressed; "
+                   "- reads standard input; repeat to read several files in turn")
+    p.add_argument("--merge", action="store_true",
+                   help="with several -r: merge the files by packet time (as mergecap)")
+
+
+def _common_arguments(p, json_help):
     p.add_argument("--format", choices=FILE_FORMATS, help="file format (default: detected)")
     add_json_argument(p, json_help)
     add_progress_argument(p)

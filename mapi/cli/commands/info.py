@@ -7,7 +7,7 @@ import mapi
 from mapi import linktypes
 from mapi.progress import ProgressBar
 
-from ..output import EXIT_OK, EXIT_REPLAY_ERROR, report_error, utc_seconds, write_json
+from ..output import EXIT_OK, EXIT_REPLAY_ERROR, iso_utc, report_error, write_json
 from . import FILE_FORMATS, add_json_argument, add_progress_argument
 
 
@@ -61,6 +61,8 @@ def file_info(path, fmt=None, progress="auto"):
                 precision=header.get("precision") or ("ns" if dinfo.get("format") != "pcap" else None),
                 version=header.get("version"), byte_order=header.get("byte_order"),
                 packets=n.value, wire_bytes=nbytes, first_ts=first_ts, last_ts=last_ts,
+                first_time=None if first_ts is None else iso_utc(first_ts),
+                last_time=None if last_ts is None else iso_utc(last_ts),
                 duration_ns=(last_ts - first_ts) if first_ts is not None and last_ts is not None else None)
     if error is not None:
         info["error"] = dict(code=error.code, message=str(error))
@@ -72,7 +74,7 @@ def _when(ts_ns, precision):
         return "-"
     secs, frac = divmod(ts_ns, 10 ** 9)
     digits = "%09d" % frac if precision == "ns" else "%06d" % (frac // 1000)
-    return "%s.%s UTC (%d.%s)" % (utc_seconds(secs), digits, secs, digits)
+    return "%s (%d.%s)" % (iso_utc(ts_ns, len(digits)), secs, digits)
 
 
 def info_rows(info):
