@@ -5,7 +5,7 @@ import threading
 from collections import namedtuple
 
 from .descriptor import REQUIRED, FunctionContext
-from .device import Device
+from .device import Device, device_for
 from .errors import (MapiError, ENOFLOW, ENOFUNC, ENODEV, EBADARG, ECONNECTED, ENOTCONNECTED,
                      ECLOSED, ENOPKTS, EBUSY)
 from .registry import get_registry
@@ -268,7 +268,8 @@ def apply_function(fd, name, *args, **kwargs):
     desc = get_registry().function(name)
     values = bind_args(desc, args, dict(kwargs))
     fid = len(flow.functions) + 1
-    ctx = FunctionContext(device=flow.device, fd=fd, fid=fid, resolve=_resolve)
+    ctx = FunctionContext(device=device_for(flow.device, [(d, a) for _, d, a in flow.functions]),
+                          fd=fd, fid=fid, resolve=_resolve)
     if desc.check is not None:
         values = desc.check(ctx, values)
     flow.functions.append((fid, desc, values))
@@ -289,7 +290,8 @@ def connect(fd):
     dev = flow.device
     chain = []
     for fid, desc, args in flow.functions:
-        ctx = FunctionContext(device=dev, fd=fd, fid=fid, resolve=_resolve)
+        ctx = FunctionContext(device=device_for(dev, [(d, a) for _, d, a in flow.functions[:fid - 1]]),
+                              fd=fd, fid=fid, resolve=_resolve)
         anchor = None
         if desc.anchor:
             ref = args[[a.name for a in desc.args].index(desc.anchor)]
