@@ -1,0 +1,36 @@
+/* The batch a producer makes (engine.h, "Derived batches"): arrays of its own plus an arena for
+ * the bytes it writes; packets of its input can be handed on without a copy.  Filled during one
+ * kernel call (begin .. add/pass .. finish) and valid until the next begin. */
+#ifndef MAPI_FN_OUTBATCH_H
+#define MAPI_FN_OUTBATCH_H
+#include <stdint.h>
+#include <stddef.h>
+#include "../engine.h"
+
+typedef struct mapi_outbatch {
+    mapi_batch b;            /* what the children read; b.seq always set */
+    uint8_t *arena;          /* bytes the producer wrote */
+    size_t used, size;
+    uint64_t *aoff;          /* per packet: arena offset + 1, or 0 for a packet of the input */
+} mapi_outbatch;
+
+/* cap packets (at most the plan's slot capacity); arena_size initial bytes (grows as needed). */
+int mapi_outbatch_init(mapi_outbatch *o, uint32_t cap, size_t arena_size, int32_t linktype);
+void mapi_outbatch_release(mapi_outbatch *o);
+/* Start a new batch; `in` (may be NULL) is the batch whose packets pass() hands on. */
+void mapi_outbatch_begin(mapi_outbatch *o, const mapi_batch *in);
+/* Room for one more packet? */
+#define MAPI_OUTBATCH_FULL(o) ((o)->b.n >= (o)->b.cap)
+/* Append a packet of len bytes written by the producer; returns where to write them (valid
+ * until the next add), or NULL when the batch is full or memory ran out. */
+uint8_t *mapi_outbatch_add(mapi_outbatch *o, uint32_t len, uint32_t wirelen, int64_t ts,
+                           uint64_t seq, uint16_t ifindex);
+/* Hand on packet i of the input as it is; 0, or -1 when full. */
+int mapi_outbatch_pass(mapi_outbatch *o, const mapi_batch *in, uint32_t i);
+/* Shorten the last packet added to len bytes (never longer). */
+void mapi_outbatch_trim(mapi_outbatch *o, uint32_t len);
+/* Fix the offsets once every packet is in; returns b.n. */
+uint32_t mapi_outbatch_finish(mapi_outbatch *o);
+/* Device index of packet i of a batch. */
+#define MAPI_BATCH_SEQ(b, i) ((b)->seq ? (b)->seq[i] : (b)->first_seq + (i))
+#endif
