@@ -75,7 +75,7 @@ int mapi_outbatch_pass(mapi_outbatch *o, const mapi_batch *in, uint32_t i)
     o->b.caplen[k] = in->caplen[i];
     o->b.wirelen[k] = in->wirelen[i];
     o->b.ts[k] = in->ts[i];
-    o->b.seq[k] = MAPI_BATCH_SEQ(in, i);
+    o->b.seq[k] = mapi_batch_seq(in, i);
     o->b.ifindex[k] = in->ifindex[i];
     return 0;
 }
@@ -93,4 +93,11 @@ uint32_t mapi_outbatch_finish(mapi_outbatch *o)
     for (uint32_t k = 0; k < o->b.n; k++)
         if (o->aoff[k]) o->b.off[k] = delta + o->aoff[k] - 1;
     return o->b.n;
+}
+
+int mapi_outbatch_full(const mapi_outbatch *o) { return o->b.n >= o->b.cap; }
+
+uint64_t mapi_batch_seq(const mapi_batch *b, uint32_t i)
+{
+    return b->seq ? b->seq[i] : b->first_seq + i;
 }

@@ -20,7 +20,7 @@ void mapi_outbatch_release(mapi_outbatch *o);
 /* Start a new batch; `in` (may be NULL) is the batch whose packets pass() hands on. */
 void mapi_outbatch_begin(mapi_outbatch *o, const mapi_batch *in);
 /* Room for one more packet? */
-#define MAPI_OUTBATCH_FULL(o) ((o)->b.n >= (o)->b.cap)
+int mapi_outbatch_full(const mapi_outbatch *o);
 /* Append a packet of len bytes written by the producer; returns where to write them (valid
  * until the next add), or NULL when the batch is full or memory ran out. */
 uint8_t *mapi_outbatch_add(mapi_outbatch *o, uint32_t len, uint32_t wirelen, int64_t ts,
@@ -32,5 +32,5 @@ void mapi_outbatch_trim(mapi_outbatch *o, uint32_t len);
 /* Fix the offsets once every packet is in; returns b.n. */
 uint32_t mapi_outbatch_finish(mapi_outbatch *o);
 /* Device index of packet i of a batch. */
-#define MAPI_BATCH_SEQ(b, i) ((b)->seq ? (b)->seq[i] : (b)->first_seq + (i))
+uint64_t mapi_batch_seq(const mapi_batch *b, uint32_t i);
 #endif

@@ -1,0 +1,581 @@
+/* COOKING kernel; see cooking.h. */
+#include <stdlib.h>
+#include <string.h>
+#include "cooking.h"
+#include "hdr_parse.h"
+#include "ipsum.h"
+#include "outbatch.h"
+
+#define NO_FIN UINT64_MAX
+#define WINDOW (1u << 30)          /* a segment further than this from `next` is not ours */
+#define F_FIN 0x01
+#define F_SYN 0x02
+#define F_RST 0x04
+#define F_PSH 0x08
+#define F_ACK 0x10
+
+typedef struct seg {               /* out-of-order bytes, sorted by stream offset */
+    struct seg *next;
+    uint64_t off;
+    uint32_t len;
+    uint8_t data[];
+} seg;
+
+typedef struct half {              /* one direction of a connection */
+    uint32_t isn;                  /* sequence number of stream offset 0 */
+    uint8_t started, done;         /* offsets known; FIN reached (or reset) */
+    uint64_t next;                 /* stream offset expected next */
+    uint64_t fin;                  /* stream offset of the FIN, NO_FIN if none seen */
+    uint8_t *buf;                  /* in-order bytes not yet handed on: offsets next-blen.. */
+    uint32_t blen, bcap;
+    int64_t buf_ts;                /* when the first of them came */
+    seg *held;
+    uint32_t held_bytes;
+} half;
+
+typedef struct conn {
+    struct conn *hnext;            /* hash chain */
+    struct conn *prev, *lnext;     /* activity order, least recent first */
+    uint8_t addr[2][16];           /* side 0 opened the connection */
+    uint16_t port[2];
+    uint8_t v6, closed;            /* closed: FIN both ways or RST; kept close_ns */
+    uint32_t hash;
+    uint64_t id;
+    int64_t last_ts;
+    half h[2];
+} conn;
+
+typedef struct pend {              /* a chunk made while the output batch was full */
+    struct pend *next;
+    uint32_t len;
+    int64_t ts;
+    uint64_t seq;
+    uint8_t data[];
+} pend;
+
+struct mapi_cooking {
+    mapi_cooking_config cfg;
+    mapi_cooking_stats st;
+    mapi_outbatch out;
+    conn **table;
+    uint32_t mask;
+    conn *oldest, *newest;
+    pend *phead, *ptail;
+    int64_t now, next_sweep;
+    uint64_t cur_seq;              /* device index of the packet being handled */
+};
+
+static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline void wr16(uint8_t *p, uint16_t v) { p[0] = v >> 8; p[1] = v & 0xFF; }
+static inline void wr32(uint8_t *p, uint32_t v)
+{
+    p[0] = v >> 24; p[1] = (v >> 16) & 0xFF; p[2] = (v >> 8) & 0xFF; p[3] = v & 0xFF;
+}
+
+static void held_add(mapi_cooking *c, int64_t n)
+{
+    c->st.held_bytes += n;
+    if (c->st.held_bytes > c->st.peak_bytes) c->st.peak_bytes = c->st.held_bytes;
+}
+
+/* ---- chunks out ---------------------------------------------------------------------------- */
+
+static uint8_t *chunk_room(mapi_cooking *c, uint32_t len)
+{
+    if (!c->phead) {
+        uint8_t *p = mapi_outbatch_add(&c->out, len, len, c->now, c->cur_seq, 0);
+        if (p) return p;
+    }
+    pend *q = malloc(sizeof *q + len);
+    if (!q) return NULL;
+    q->next = NULL;
+    q->len = len;
+    q->ts = c->now;
+    q->seq = c->cur_seq;
+    if (c->ptail) c->ptail->next = q; else c->phead = q;
+    c->ptail = q;
+    return q->data;
+}
+
+/* Hand on `len` bytes of direction d starting at stream offset `off`. */
+static void emit(mapi_cooking *c, conn *k, int d, const uint8_t *data, uint32_t len, uint64_t off,
+                 uint8_t flags)
+{
+    half *h = &k->h[d], *o = &k->h[1 - d];
+    uint32_t ipl = k->v6 ? 40 : 20, total = ipl + 20 + len;
+    uint8_t *p = chunk_room(c, total);
+    if (!p) return;
+    uint32_t tag = (uint32_t)(k->id << 1 | (uint64_t)d);
+    const uint8_t *src = k->addr[d], *dst = k->addr[1 - d];
+    if (k->v6) {
+        wr32(p, 0x60000000u | (tag & 0xFFFFF));
+        wr16(p + 4, (uint16_t)(20 + len));
+        p[6] = 6;
+        p[7] = 64;
+        memcpy(p + 8, src, 16);
+        memcpy(p + 24, dst, 16);
+    } else {
+        p[0] = 0x45; p[1] = 0;
+        wr16(p + 2, (uint16_t)total);
+        wr16(p + 4, (uint16_t)tag);
+        wr16(p + 6, 0x4000);
+        p[8] = 64; p[9] = 6;
+        wr16(p + 10, 0);
+        memcpy(p + 12, src, 4);
+        memcpy(p + 16, dst, 4);
+        wr16(p + 10, mapi_csum_fold(mapi_csum_add(0, p, 20)));
+    }
+    uint8_t *t = p + ipl;
+    wr16(t, k->port[d]);
+    wr16(t + 2, k->port[1 - d]);
+    wr32(t + 4, h->isn + (uint32_t)off);
+    wr32(t + 8, o->started ? o->isn + (uint32_t)o->next : 0);
+    t[12] = 5 << 4;
+    t[13] = F_ACK | F_PSH | flags;
+    wr16(t + 14, 65535);
+    wr32(t + 16, 0);
+    memcpy(t + 20, data, len);
+    uint64_t sum = mapi_csum_pseudo(src, dst, k->v6 ? 16 : 4, 6, 20 + len);
+    wr16(t + 16, mapi_csum_fold(mapi_csum_add(sum, t, 20 + len)));
+    c->st.chunks++;
+    c->st.bytes += len;
+}
+
+/* Hand on what direction d holds in order. */
+static void release(mapi_cooking *c, conn *k, int d, uint8_t flags)
+{
+    half *h = &k->h[d];
+    if (h->blen == 0 && !(flags & (F_FIN | F_RST))) return;
+    if (h->blen || flags)
+        emit(c, k, d, h->buf, h->blen, h->next - h->blen, flags);
+    h->blen = 0;
+}
+
+static int append(mapi_cooking *c, conn *k, int d, const uint8_t *p, uint32_t n)
+{
+    half *h = &k->h[d];
+    while (n) {
+        if (h->blen == 0) h->buf_ts = c->now;
+        uint32_t room = c->cfg.chunk_size - h->blen;
+        uint32_t take = n < room ? n : room;
+        if (h->blen + take > h->bcap) {
+            uint32_t cap = h->bcap ? h->bcap : 2048;
+            while (cap < h->blen + take) cap *= 2;
+            if (cap > c->cfg.chunk_size) cap = c->cfg.chunk_size;
+            uint8_t *b = realloc(h->buf, cap);
+            if (!b) return -1;
+            held_add(c, (int64_t)cap - h->bcap);
+            h->buf = b;
+            h->bcap = cap;
+        }
+        memcpy(h->buf + h->blen, p, take);
+        h->blen += take;
+        h->next += take;
+        p += take;
+        n -= take;
+        if (h->blen == c->cfg.chunk_size) release(c, k, d, 0);
+    }
+    return 0;
+}
+
+/* Move held segments that now continue the stream into it; with `skip`, jump over a gap. */
+static void pull(mapi_cooking *c, conn *k, int d, int skip)
+{
+    half *h = &k->h[d];
+    while (h->held) {
+        seg *s = h->held;
+        if (s->off > h->next) {
+            if (!skip) break;
+            c->st.gaps++;
+            c->st.gap_bytes += s->off - h->next;
+            release(c, k, d, 0);          /* a chunk never spans a gap */
+            h->next = s->off;
+        }
+        uint64_t end = s->off + s->len;
+        if (end > h->next) {
+            uint32_t from = (uint32_t)(h->next - s->off);
+            append(c, k, d, s->data + from, s->len - from);
+        }
+        h->held = s->next;
+        h->held_bytes -= s->len;
+        held_add(c, -(int64_t)(sizeof *s + s->len));
+        free(s);
+    }
+}
+
+static void finish_half(mapi_cooking *c, conn *k, int d, uint8_t flags)
+{
+    half *h = &k->h[d];
+    if (h->done) return;
+    h->done = 1;
+    release(c, k, d, h->started ? flags : 0);      /* an empty FIN/RST chunk marks the end */
+}
+
+static void check_fin(mapi_cooking *c, conn *k, int d)
+{
+    half *h = &k->h[d];
+    if (!h->done && h->fin != NO_FIN && h->next >= h->fin) {
+        finish_half(c, k, d, F_FIN);
+        if (k->h[1 - d].done) k->closed = 1;
+    }
+}
+
+/* Hold an out-of-order segment (the bytes already held win where they overlap). */
+static void hold(mapi_cooking *c, conn *k, int d, uint64_t off, const uint8_t *p, uint32_t n)
+{
+    half *h = &k->h[d];
+    seg **pp = &h->held;
+    int overlapped = 0;
+    while (n) {
+        seg *s = *pp;
+        if (s && s->off + s->len <= off) { pp = &s->next; continue; }
+        uint32_t take = n;
+        if (s && s->off <= off) {                      /* inside s: skip what s has */
+            uint32_t dup = (uint32_t)((s->off + s->len - off) < n ? s->off + s->len - off : n);
+            c->st.overlap_bytes += dup;
+            overlapped = 1;
+            off += dup; p += dup; n -= dup;
+            pp = &s->next;
+            continue;
+        }
+        if (s && off + take > s->off) take = (uint32_t)(s->off - off);
+        seg *ns = malloc(sizeof *ns + take);
+        if (!ns) return;
+        ns->off = off;
+        ns->len = take;
+        memcpy(ns->data, p, take);
+        ns->next = s;
+        *pp = ns;
+        pp = &ns->next;
+        h->held_bytes += take;
+        held_add(c, sizeof *ns + take);
+        off += take; p += take; n -= take;
+    }
+    if (overlapped) c->st.overlaps++;
+    c->st.out_of_order++;
+    if (h->held_bytes > c->cfg.max_stream) pull(c, k, d, 1);
+}
+
+static void segment(mapi_cooking *c, conn *k, int d, uint32_t seq, uint8_t flags,
+                    const uint8_t *p, uint32_t n)
+{
+    half *h = &k->h[d];
+    if (flags & F_SYN) {
+        if (!h->started || (h->next == 0 && h->blen == 0 && !h->held)) {
+            h->isn = seq + 1;
+            h->next = 0;
+            h->started = 1;
+        }
+        seq++;
+    }
+    if (!h->started) {
+        if (!n && !(flags & F_FIN)) return;            /* no offsets to learn from a bare ACK */
+        h->isn = seq;
+        h->next = 0;
+        h->started = 1;
+    }
+    int32_t delta = (int32_t)(seq - (h->isn + (uint32_t)h->next));
+    if ((delta > 0 && (uint32_t)delta > WINDOW) || (delta < 0 && (uint32_t)-delta > WINDOW)) {
+        c->st.out_of_window++;
+        return;
+    }
+    uint64_t off = h->next + (int64_t)delta;
+    if ((int64_t)h->next + delta < 0) {                 /* before the stream began */
+        uint32_t cut = (uint32_t)(-((int64_t)h->next + delta));
+        if (cut >= n) { n = 0; } else { p += cut; n -= cut; }
+        off = 0;
+        seq += cut;
+    }
+    if (flags & F_FIN) {
+        uint64_t f = off + n;
+        if (h->fin == NO_FIN || f < h->fin) h->fin = f;
+    }
+    if (n && !h->done) {
+        c->st.segments++;
+        k->last_ts = c->now;
+        if (off + n <= h->next) {
+            c->st.duplicates++;
+        } else {
+            if (k->h[1 - d].blen) release(c, k, 1 - d, 0);   /* conversation order */
+            if (off < h->next) {
+                uint32_t cut = (uint32_t)(h->next - off);
+                c->st.overlaps++;
+                c->st.overlap_bytes += cut;
+                p += cut; n -= cut; off = h->next;
+            }
+            if (off == h->next) {
+                append(c, k, d, p, n);
+                pull(c, k, d, 0);
+            } else {
+                hold(c, k, d, off, p, n);
+            }
+        }
+    }
+    check_fin(c, k, d);
+}
+
+/* ---- connections ---------------------------------------------------------------------------- */
+
+static uint32_t side_hash(const uint8_t *a, uint16_t port, int alen)
+{
+    uint32_t x = 2166136261u ^ port;
+    for (int i = 0; i < alen; i++) x = (x ^ a[i]) * 16777619u;
+    return x;
+}
+
+static void lru_unlink(mapi_cooking *c, conn *k)
+{
+    if (k->prev) k->prev->lnext = k->lnext; else c->oldest = k->lnext;
+    if (k->lnext) k->lnext->prev = k->prev; else c->newest = k->prev;
+    k->prev = k->lnext = NULL;
+}
+
+static void lru_touch(mapi_cooking *c, conn *k)
+{
+    if (c->newest == k) return;
+    if (k->prev || c->oldest == k) lru_unlink(c, k);
+    k->prev = c->newest;
+    if (c->newest) c->newest->lnext = k; else c->oldest = k;
+    c->newest = k;
+}
+
+static void free_half(mapi_cooking *c, half *h)
+{
+    while (h->held) {
+        seg *s = h->held;
+        h->held = s->next;
+        held_add(c, -(int64_t)(sizeof *s + s->len));
+        free(s);
+    }
+    held_add(c, -(int64_t)h->bcap);
+    free(h->buf);
+}
+
+/* Release everything a connection holds (skipping gaps) and forget it. */
+static void drop_conn(mapi_cooking *c, conn *k, uint8_t flags)
+{
+    for (int d = 0; d < 2; d++) {
+        if (!k->h[d].done) {
+            pull(c, k, d, 1);
+            finish_half(c, k, d, k->h[d].fin != NO_FIN && k->h[d].next >= k->h[d].fin ? F_FIN : flags);
+        }
+    }
+    conn **pp = &c->table[k->hash & c->mask];
+    while (*pp != k) pp = &(*pp)->hnext;
+    *pp = k->hnext;
+    lru_unlink(c, k);
+    free_half(c, &k->h[0]);
+    free_half(c, &k->h[1]);
+    held_add(c, -(int64_t)sizeof *k);
+    free(k);
+    c->st.active--;
+}
+
+static conn *lookup(mapi_cooking *c, const mapi_hdr *hd, int alen, int *dir, uint32_t *hash)
+{
+    uint32_t x = side_hash(hd->src, hd->sport, alen) + side_hash(hd->dst, hd->dport, alen);
+    *hash = x;
+    for (conn *k = c->table[x & c->mask]; k; k = k->hnext) {
+        if (k->hash != x || k->v6 != (alen == 16)) continue;
+        for (int d = 0; d < 2; d++)
+            if (k->port[d] == hd->sport && k->port[1 - d] == hd->dport &&
+                !memcmp(k->addr[d], hd->src, alen) && !memcmp(k->addr[1 - d], hd->dst, alen)) {
+                *dir = d;
+                return k;
+            }
+    }
+    return NULL;
+}
+
+static void enforce_limits(mapi_cooking *c, conn *keep)
+{
+    while (c->oldest && c->oldest != keep &&
+           (c->st.held_bytes > c->cfg.max_bytes || c->st.active > c->cfg.max_conns)) {
+        c->st.flushed++;
+        drop_conn(c, c->oldest, 0);
+    }
+}
+
+static conn *new_conn(mapi_cooking *c, const mapi_hdr *hd, int alen, uint32_t hash, int *dir)
+{
+    conn *k = calloc(1, sizeof *k);
+    if (!k) return NULL;
+    /* side 0 opened the connection: the SYN's sender, the SYN-ACK's receiver, else the sender */
+    int d = ((hd->tcp_flags & (F_SYN | F_ACK)) == (F_SYN | F_ACK)) ? 1 : 0;
+    memcpy(k->addr[d], hd->src, alen);
+    memcpy(k->addr[1 - d], hd->dst, alen);
+    k->port[d] = hd->sport;
+    k->port[1 - d] = hd->dport;
+    k->v6 = alen == 16;
+    k->hash = hash;
+    k->id = c->st.connections++;
+    k->h[0].fin = k->h[1].fin = NO_FIN;
+    k->hnext = c->table[hash & c->mask];
+    c->table[hash & c->mask] = k;
+    c->st.active++;
+    held_add(c, sizeof *k);
+    lru_touch(c, k);
+    *dir = d;
+    return k;
+}
+
+static void packet(mapi_cooking *c, int32_t linktype, const uint8_t *p, uint32_t caplen)
+{
+    mapi_hdr hd;
+    int v = mapi_hdr_parse(linktype, p, caplen, &hd);
+    if (!v || hd.proto != 6 || !(hd.flags & MAPI_HDR_HAS_TCP) || (hd.flags & MAPI_HDR_FRAGMENT) ||
+        caplen < hd.l4_off + 20) {
+        c->st.not_tcp++;
+        return;
+    }
+    const uint8_t *t = p + hd.l4_off;
+    uint32_t thl = (uint32_t)(t[12] >> 4) * 4;
+    uint32_t ip_end = mapi_ip_end(p, caplen, hd.l3_off, v);
+    if (thl < 20 || ip_end < hd.l4_off + thl) { c->st.not_tcp++; return; }
+    uint32_t n = ip_end - hd.l4_off - thl;              /* payload by the IP length (no padding) */
+    uint32_t have = caplen > hd.l4_off + thl ? caplen - hd.l4_off - thl : 0;
+    if (have < n) { c->st.truncated++; n = have; }
+    int alen = v == 6 ? 16 : 4, d;
+    uint32_t hash;
+    uint8_t fl = hd.tcp_flags;
+    conn *k = lookup(c, &hd, alen, &d, &hash);
+    if (k && k->closed && (fl & (F_SYN | F_ACK)) == F_SYN) {   /* port reuse: a new connection */
+        drop_conn(c, k, 0);
+        k = NULL;
+    }
+    if (!k) {
+        if (fl & F_RST) return;                      /* nothing to learn from a stray reset */
+        k = new_conn(c, &hd, alen, hash, &d);
+        if (!k) return;
+        enforce_limits(c, k);
+    }
+    lru_touch(c, k);
+    if (k->closed) return;                           /* late retransmissions after the close */
+    k->last_ts = c->now;
+    segment(c, k, d, hd.tcp_seq, fl, t + thl, n);
+    if (fl & F_RST) {
+        for (int s = 0; s < 2; s++) {
+            pull(c, k, s, 1);
+            finish_half(c, k, s, F_RST);
+        }
+        k->closed = 1;
+    }
+    if (c->st.held_bytes > c->cfg.max_bytes) enforce_limits(c, k);
+}
+
+/* Timeouts, by packet time, every half of the shortest of them. */
+static void sweep(mapi_cooking *c)
+{
+    int64_t step = c->cfg.flush_ns < c->cfg.close_ns ? c->cfg.flush_ns : c->cfg.close_ns;
+    if (step > c->cfg.idle_ns) step = c->cfg.idle_ns;
+    c->next_sweep = c->now + (step > 2 ? step / 2 : 1);
+    conn *k = c->oldest;
+    while (k) {
+        conn *nx = k->lnext;
+        int64_t idle = c->now - k->last_ts;
+        if (k->closed ? idle >= c->cfg.close_ns : idle >= c->cfg.idle_ns) {
+            if (!k->closed) c->st.idle_expired++;
+            drop_conn(c, k, 0);
+        } else {
+            for (int d = 0; d < 2; d++)
+                if (k->h[d].blen && c->now - k->h[d].buf_ts >= c->cfg.flush_ns)
+                    release(c, k, d, 0);
+        }
+        k = nx;
+    }
+}
+
+/* Chunks that waited for room go first. */
+static void emit_pending(mapi_cooking *c)
+{
+    while (c->phead) {
+        pend *q = c->phead;
+        uint8_t *p = mapi_outbatch_add(&c->out, q->len, q->len, q->ts, q->seq, 0);
+        if (!p) break;
+        memcpy(p, q->data, q->len);
+        c->phead = q->next;
+        if (!c->phead) c->ptail = NULL;
+        free(q);
+    }
+}
+
+uint32_t mapi_cooking_kernel(void *state, const mapi_batch *b, const uint32_t *sel,
+                             uint32_t nsel, uint32_t *out)
+{
+    (void)out;
+    mapi_cooking *c = state;
+    mapi_outbatch_begin(&c->out, NULL);
+    emit_pending(c);
+    for (uint32_t j = 0; j < nsel; j++) {
+        uint32_t i = sel[j];
+        c->now = b->ts[i];
+        c->cur_seq = mapi_batch_seq(b, i);
+        if (c->now >= c->next_sweep) sweep(c);
+        c->st.packets++;
+        packet(c, b->linktype, b->base + b->off[i], b->caplen[i]);
+    }
+    if (b->n) {                     /* time passes for packets that did not reach us too */
+        c->now = b->ts[b->n - 1];
+        c->cur_seq = mapi_batch_seq(b, b->n - 1);
+    }
+    if (c->now >= c->next_sweep) sweep(c);
+    return mapi_outbatch_finish(&c->out);
+}
+
+uint32_t mapi_cooking_drain(void *state)
+{
+    mapi_cooking *c = state;
+    mapi_outbatch_begin(&c->out, NULL);
+    emit_pending(c);
+    while (c->oldest && !mapi_outbatch_full(&c->out) && !c->phead)
+        drop_conn(c, c->oldest, 0);
+    emit_pending(c);
+    return mapi_outbatch_finish(&c->out);
+}
+
+mapi_cooking *mapi_cooking_new(const mapi_cooking_config *cfg)
+{
+    mapi_cooking *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->cfg = *cfg;
+    if (!c->cfg.chunk_size || c->cfg.chunk_size > MAPI_COOKING_MAX_CHUNK)
+        c->cfg.chunk_size = MAPI_COOKING_MAX_CHUNK;
+    uint32_t buckets = 1024;
+    while (buckets < c->cfg.max_conns && buckets < (1u << 22)) buckets <<= 1;
+    c->mask = buckets - 1;
+    c->table = calloc(buckets, sizeof *c->table);
+    if (!c->table || mapi_outbatch_init(&c->out, 65536, 1 << 20, MAPI_COOKING_LINKTYPE) < 0) {
+        mapi_cooking_free(c);
+        return NULL;
+    }
+    c->next_sweep = INT64_MIN;
+    return c;
+}
+
+void mapi_cooking_free(mapi_cooking *c)
+{
+    if (!c) return;
+    while (c->oldest) {
+        conn *k = c->oldest;
+        lru_unlink(c, k);
+        free_half(c, &k->h[0]);
+        free_half(c, &k->h[1]);
+        free(k);
+    }
+    while (c->phead) {
+        pend *q = c->phead;
+        c->phead = q->next;
+        free(q);
+    }
+    free(c->table);
+    mapi_outbatch_release(&c->out);
+    free(c);
+}
+
+mapi_batch *mapi_cooking_batch(mapi_cooking *c) { return &c->out.b; }
+
+void mapi_cooking_get_stats(mapi_cooking *c, mapi_cooking_stats *st) { *st = c->st; }
