@@ -45,14 +45,6 @@ typedef struct conn {
     half h[2];
 } conn;
 
-typedef struct pend {              /* a chunk made while the output batch was full */
-    struct pend *next;
-    uint32_t len;
-    int64_t ts;
-    uint64_t seq;
-    uint8_t data[];
-} pend;
-
 struct mapi_cooking {
     mapi_cooking_config cfg;
     mapi_cooking_stats st;
@@ -60,7 +52,6 @@ struct mapi_cooking {
     conn **table;
     uint32_t mask;
     conn *oldest, *newest;
-    pend *phead, *ptail;
     int64_t now, next_sweep;
     uint64_t cur_seq;              /* device index of the packet being handled */
 };
@@ -84,30 +75,13 @@ static void held_add(mapi_cooking *c, int64_t n)
 
 /* ---- chunks out ---------------------------------------------------------------------------- */
 
-static uint8_t *chunk_room(mapi_cooking *c, uint32_t len)
-{
-    if (!c->phead) {
-        uint8_t *p = mapi_outbatch_add(&c->out, len, len, c->now, c->cur_seq, 0);
-        if (p) return p;
-    }
-    pend *q = malloc(sizeof *q + len);
-    if (!q) return NULL;
-    q->next = NULL;
-    q->len = len;
-    q->ts = c->now;
-    q->seq = c->cur_seq;
-    if (c->ptail) c->ptail->next = q; else c->phead = q;
-    c->ptail = q;
-    return q->data;
-}
-
 /* Hand on `len` bytes of direction d starting at stream offset `off`. */
 static void emit(mapi_cooking *c, conn *k, int d, const uint8_t *data, uint32_t len, uint64_t off,
                  uint8_t flags)
 {
     half *h = &k->h[d], *o = &k->h[1 - d];
     uint32_t ipl = k->v6 ? 40 : 20, total = ipl + 20 + len;
-    uint8_t *p = chunk_room(c, total);
+    uint8_t *p = mapi_outbatch_put(&c->out, total, total, c->now, c->cur_seq, 0);
     if (!p) return;
     uint32_t tag = (uint32_t)(k->id << 1 | (uint64_t)d);
     const uint8_t *src = k->addr[d], *dst = k->addr[1 - d];
@@ -489,27 +463,12 @@ static void sweep(mapi_cooking *c)
     }
 }
 
-/* Chunks that waited for room go first. */
-static void emit_pending(mapi_cooking *c)
-{
-    while (c->phead) {
-        pend *q = c->phead;
-        uint8_t *p = mapi_outbatch_add(&c->out, q->len, q->len, q->ts, q->seq, 0);
-        if (!p) break;
-        memcpy(p, q->data, q->len);
-        c->phead = q->next;
-        if (!c->phead) c->ptail = NULL;
-        free(q);
-    }
-}
-
 uint32_t mapi_cooking_kernel(void *state, const mapi_batch *b, const uint32_t *sel,
                              uint32_t nsel, uint32_t *out)
 {
     (void)out;
     mapi_cooking *c = state;
     mapi_outbatch_begin(&c->out, NULL);
-    emit_pending(c);
     for (uint32_t j = 0; j < nsel; j++) {
         uint32_t i = sel[j];
         c->now = b->ts[i];
@@ -530,10 +489,8 @@ uint32_t mapi_cooking_drain(void *state)
 {
     mapi_cooking *c = state;
     mapi_outbatch_begin(&c->out, NULL);
-    emit_pending(c);
-    while (c->oldest && !mapi_outbatch_full(&c->out) && !c->phead)
+    while (c->oldest && !c->out.backlog && !mapi_outbatch_full(&c->out))
         drop_conn(c, c->oldest, 0);
-    emit_pending(c);
     return mapi_outbatch_finish(&c->out);
 }
 
@@ -565,11 +522,6 @@ void mapi_cooking_free(mapi_cooking *c)
         free_half(c, &k->h[0]);
         free_half(c, &k->h[1]);
         free(k);
-    }
-    while (c->phead) {
-        pend *q = c->phead;
-        c->phead = q->next;
-        free(q);
     }
     free(c->table);
     mapi_outbatch_release(&c->out);

@@ -3,6 +3,15 @@
 #include <string.h>
 #include "outbatch.h"
 
+struct mapi_outbatch_pend {
+    mapi_outbatch_pend *next;
+    uint32_t len, wirelen;
+    int64_t ts;
+    uint64_t seq;
+    uint16_t ifindex;
+    uint8_t data[];
+};
+
 int mapi_outbatch_init(mapi_outbatch *o, uint32_t cap, size_t arena_size, int32_t linktype)
 {
     memset(o, 0, sizeof *o);
@@ -27,6 +36,11 @@ int mapi_outbatch_init(mapi_outbatch *o, uint32_t cap, size_t arena_size, int32_
 
 void mapi_outbatch_release(mapi_outbatch *o)
 {
+    while (o->phead) {
+        mapi_outbatch_pend *q = o->phead;
+        o->phead = q->next;
+        free(q);
+    }
     free(o->b.off); free(o->b.caplen); free(o->b.wirelen); free(o->b.ts); free(o->b.ifindex);
     free(o->b.seq); free(o->aoff); free(o->arena);
     memset(o, 0, sizeof *o);
@@ -39,6 +53,37 @@ void mapi_outbatch_begin(mapi_outbatch *o, const mapi_batch *in)
     o->b.base = in ? in->base : NULL;
     o->b.first_seq = in ? in->first_seq : 0;
     o->b.tags = NULL;
+    while (o->phead) {
+        mapi_outbatch_pend *q = o->phead;
+        uint8_t *p = mapi_outbatch_add(o, q->len, q->wirelen, q->ts, q->seq, q->ifindex);
+        if (!p) break;
+        memcpy(p, q->data, q->len);
+        o->phead = q->next;
+        if (!o->phead) o->ptail = NULL;
+        o->backlog--;
+        free(q);
+    }
+}
+
+uint8_t *mapi_outbatch_put(mapi_outbatch *o, uint32_t len, uint32_t wirelen, int64_t ts,
+                           uint64_t seq, uint16_t ifindex)
+{
+    if (!o->phead) {
+        uint8_t *p = mapi_outbatch_add(o, len, wirelen, ts, seq, ifindex);
+        if (p) return p;
+    }
+    mapi_outbatch_pend *q = malloc(sizeof *q + len);
+    if (!q) return NULL;
+    q->next = NULL;
+    q->len = len;
+    q->wirelen = wirelen;
+    q->ts = ts;
+    q->seq = seq;
+    q->ifindex = ifindex;
+    if (o->ptail) o->ptail->next = q; else o->phead = q;
+    o->ptail = q;
+    o->backlog++;
+    return q->data;
 }
 
 uint8_t *mapi_outbatch_add(mapi_outbatch *o, uint32_t len, uint32_t wirelen, int64_t ts,

@@ -7,18 +7,27 @@
 #include <stddef.h>
 #include "../engine.h"
 
+typedef struct mapi_outbatch_pend mapi_outbatch_pend;
+
 typedef struct mapi_outbatch {
     mapi_batch b;            /* what the children read; b.seq always set */
     uint8_t *arena;          /* bytes the producer wrote */
     size_t used, size;
     uint64_t *aoff;          /* per packet: arena offset + 1, or 0 for a packet of the input */
+    mapi_outbatch_pend *phead, *ptail;   /* packets made while the batch was full */
+    uint64_t backlog;        /* how many of them */
 } mapi_outbatch;
 
 /* cap packets (at most the plan's slot capacity); arena_size initial bytes (grows as needed). */
 int mapi_outbatch_init(mapi_outbatch *o, uint32_t cap, size_t arena_size, int32_t linktype);
 void mapi_outbatch_release(mapi_outbatch *o);
-/* Start a new batch; `in` (may be NULL) is the batch whose packets pass() hands on. */
+/* Start a new batch; `in` (may be NULL) is the batch whose packets pass() hands on.  Packets
+ * that waited for room (put) come first. */
 void mapi_outbatch_begin(mapi_outbatch *o, const mapi_batch *in);
+/* Like add, but when the batch is full the packet waits for the next batch (in order); NULL
+ * only when memory ran out. */
+uint8_t *mapi_outbatch_put(mapi_outbatch *o, uint32_t len, uint32_t wirelen, int64_t ts,
+                           uint64_t seq, uint16_t ifindex);
 /* Room for one more packet? */
 int mapi_outbatch_full(const mapi_outbatch *o);
 /* Append a packet of len bytes written by the producer; returns where to write them (valid
