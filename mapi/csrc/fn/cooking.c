@@ -4,9 +4,11 @@
 #include "cooking.h"
 #include "hdr_parse.h"
 #include "ipsum.h"
+#include "lru.h"
 #include "outbatch.h"
 
 #define NO_FIN UINT64_MAX
+#define OLDEST(c) ((conn *)(c)->lru.oldest)
 #define WINDOW (1u << 30)          /* a segment further than this from `next` is not ours */
 #define F_FIN 0x01
 #define F_SYN 0x02
@@ -34,8 +36,8 @@ typedef struct half {              /* one direction of a connection */
 } half;
 
 typedef struct conn {
+    mapi_lru_node lru;             /* activity order, least recent first (first member) */
     struct conn *hnext;            /* hash chain */
-    struct conn *prev, *lnext;     /* activity order, least recent first */
     uint8_t addr[2][16];           /* side 0 opened the connection */
     uint16_t port[2];
     uint8_t v6, closed;            /* closed: FIN both ways or RST; kept close_ns */
@@ -51,7 +53,7 @@ struct mapi_cooking {
     mapi_outbatch out;
     conn **table;
     uint32_t mask;
-    conn *oldest, *newest;
+    mapi_lru lru;
     int64_t now, next_sweep;
     uint64_t cur_seq;              /* device index of the packet being handled */
 };
@@ -301,22 +303,6 @@ static uint32_t side_hash(const uint8_t *a, uint16_t port, int alen)
     return x;
 }
 
-static void lru_unlink(mapi_cooking *c, conn *k)
-{
-    if (k->prev) k->prev->lnext = k->lnext; else c->oldest = k->lnext;
-    if (k->lnext) k->lnext->prev = k->prev; else c->newest = k->prev;
-    k->prev = k->lnext = NULL;
-}
-
-static void lru_touch(mapi_cooking *c, conn *k)
-{
-    if (c->newest == k) return;
-    if (k->prev || c->oldest == k) lru_unlink(c, k);
-    k->prev = c->newest;
-    if (c->newest) c->newest->lnext = k; else c->oldest = k;
-    c->newest = k;
-}
-
 static void free_half(mapi_cooking *c, half *h)
 {
     while (h->held) {
@@ -341,7 +327,7 @@ static void drop_conn(mapi_cooking *c, conn *k, uint8_t flags)
     conn **pp = &c->table[k->hash & c->mask];
     while (*pp != k) pp = &(*pp)->hnext;
     *pp = k->hnext;
-    lru_unlink(c, k);
+    mapi_lru_unlink(&c->lru, &k->lru);
     free_half(c, &k->h[0]);
     free_half(c, &k->h[1]);
     held_add(c, -(int64_t)sizeof *k);
@@ -367,10 +353,10 @@ static conn *lookup(mapi_cooking *c, const mapi_hdr *hd, int alen, int *dir, uin
 
 static void enforce_limits(mapi_cooking *c, conn *keep)
 {
-    while (c->oldest && c->oldest != keep &&
+    while (OLDEST(c) && OLDEST(c) != keep &&
            (c->st.held_bytes > c->cfg.max_bytes || c->st.active > c->cfg.max_conns)) {
         c->st.flushed++;
-        drop_conn(c, c->oldest, 0);
+        drop_conn(c, OLDEST(c), 0);
     }
 }
 
@@ -392,7 +378,7 @@ static conn *new_conn(mapi_cooking *c, const mapi_hdr *hd, int alen, uint32_t ha
     c->table[hash & c->mask] = k;
     c->st.active++;
     held_add(c, sizeof *k);
-    lru_touch(c, k);
+    mapi_lru_touch(&c->lru, &k->lru);
     *dir = d;
     return k;
 }
@@ -427,7 +413,7 @@ static void packet(mapi_cooking *c, int32_t linktype, const uint8_t *p, uint32_t
         if (!k) return;
         enforce_limits(c, k);
     }
-    lru_touch(c, k);
+    mapi_lru_touch(&c->lru, &k->lru);
     if (k->closed) return;                           /* late retransmissions after the close */
     k->last_ts = c->now;
     segment(c, k, d, hd.tcp_seq, fl, t + thl, n);
@@ -447,9 +433,9 @@ static void sweep(mapi_cooking *c)
     int64_t step = c->cfg.flush_ns < c->cfg.close_ns ? c->cfg.flush_ns : c->cfg.close_ns;
     if (step > c->cfg.idle_ns) step = c->cfg.idle_ns;
     c->next_sweep = c->now + (step > 2 ? step / 2 : 1);
-    conn *k = c->oldest;
+    conn *k = OLDEST(c);
     while (k) {
-        conn *nx = k->lnext;
+        conn *nx = (conn *)k->lru.next;
         int64_t idle = c->now - k->last_ts;
         if (k->closed ? idle >= c->cfg.close_ns : idle >= c->cfg.idle_ns) {
             if (!k->closed) c->st.idle_expired++;
@@ -489,8 +475,8 @@ uint32_t mapi_cooking_drain(void *state)
 {
     mapi_cooking *c = state;
     mapi_outbatch_begin(&c->out, NULL);
-    while (c->oldest && !c->out.backlog && !mapi_outbatch_full(&c->out))
-        drop_conn(c, c->oldest, 0);
+    while (OLDEST(c) && !c->out.backlog && !mapi_outbatch_full(&c->out))
+        drop_conn(c, OLDEST(c), 0);
     return mapi_outbatch_finish(&c->out);
 }
 
@@ -516,9 +502,9 @@ mapi_cooking *mapi_cooking_new(const mapi_cooking_config *cfg)
 void mapi_cooking_free(mapi_cooking *c)
 {
     if (!c) return;
-    while (c->oldest) {
-        conn *k = c->oldest;
-        lru_unlink(c, k);
+    while (OLDEST(c)) {
+        conn *k = OLDEST(c);
+        mapi_lru_unlink(&c->lru, &k->lru);
         free_half(c, &k->h[0]);
         free_half(c, &k->h[1]);
         free(k);

@@ -5,9 +5,11 @@
 #include "flow_export.h"
 #include "hdr_parse.h"
 #include "ipsum.h"
+#include "lru.h"
 #include "outbatch.h"
 #include "../live_netflow.h"
 
+#define OLDEST(m) ((flow *)(m)->lru.oldest)
 #define F_FIN 0x01
 #define F_RST 0x04
 #define RECORDS_PER_BATCH 16384
@@ -20,7 +22,8 @@ typedef struct fkey {
 } fkey;
 
 typedef struct flow {
-    struct flow *hnext, *prev, *lnext;    /* hash chain; activity order, least recent first */
+    mapi_lru_node lru;                    /* activity order, least recent first (first member) */
+    struct flow *hnext;                   /* hash chain */
     fkey k;
     uint32_t hash;
     uint8_t flags[2];                     /* TCP flags per direction (1: reverse of a biflow) */
@@ -36,7 +39,7 @@ struct mapi_flowmeter {
     mapi_outbatch out;
     flow **table;
     uint32_t mask;
-    flow *oldest, *newest;
+    mapi_lru lru;
     int64_t now, next_sweep;
     uint64_t cur_seq;
 };
@@ -47,22 +50,6 @@ static uint32_t key_hash(const fkey *k)
     uint32_t x = 2166136261u;
     for (size_t i = 0; i < sizeof *k; i++) x = (x ^ p[i]) * 16777619u;
     return x ^ (x >> 15);
-}
-
-static void lru_unlink(mapi_flowmeter *m, flow *f)
-{
-    if (f->prev) f->prev->lnext = f->lnext; else m->oldest = f->lnext;
-    if (f->lnext) f->lnext->prev = f->prev; else m->newest = f->prev;
-    f->prev = f->lnext = NULL;
-}
-
-static void lru_touch(mapi_flowmeter *m, flow *f)
-{
-    if (m->newest == f) return;
-    if (f->prev || m->oldest == f) lru_unlink(m, f);
-    f->prev = m->newest;
-    if (m->newest) m->newest->lnext = f; else m->oldest = f;
-    m->newest = f;
 }
 
 /* Hand on (and export) the record of flow f. */
@@ -110,7 +97,7 @@ static void forget(mapi_flowmeter *m, flow *f)
     flow **pp = &m->table[f->hash & m->mask];
     while (*pp != f) pp = &(*pp)->hnext;
     *pp = f->hnext;
-    lru_unlink(m, f);
+    mapi_lru_unlink(&m->lru, &f->lru);
     free(f);
     m->st.active--;
 }
@@ -143,8 +130,8 @@ static void sweep(mapi_flowmeter *m)
     if (m->cfg.tcp_end_ns && m->cfg.tcp_end_ns < step) step = m->cfg.tcp_end_ns;
     if (step > 1000000000) step = 1000000000;
     m->next_sweep = m->now + (step > 1 ? step : 1);
-    for (flow *f = m->oldest, *nx; f; f = nx) {
-        nx = f->lnext;
+    for (flow *f = OLDEST(m), *nx; f; f = nx) {
+        nx = (flow *)f->lru.next;
         int why = expired(m, f, m->now);
         if (why == MAPI_FLOWEND_ACTIVE && f->packets[0] + f->packets[1] == 0) why = 0;
         if (why == MAPI_FLOWEND_ACTIVE) {
@@ -236,7 +223,8 @@ static void packet(mapi_flowmeter *m, int32_t linktype, const uint8_t *p, uint32
         }
     }
     if (!f) {
-        if (m->st.active >= m->cfg.max_flows && m->oldest) expire(m, m->oldest, MAPI_FLOWEND_RESOURCES);
+        if (m->st.active >= m->cfg.max_flows && OLDEST(m))
+            expire(m, OLDEST(m), MAPI_FLOWEND_RESOURCES);
         f = calloc(1, sizeof *f);
         if (!f) return;
         f->k = k;
@@ -252,7 +240,7 @@ static void packet(mapi_flowmeter *m, int32_t linktype, const uint8_t *p, uint32
     f->flags[dir] |= tf;
     if (tf & (F_FIN | F_RST)) f->ended = 1;
     f->last = m->now;
-    lru_touch(m, f);
+    mapi_lru_touch(&m->lru, &f->lru);
 }
 
 uint32_t mapi_flowmeter_kernel(void *state, const mapi_batch *b, const uint32_t *sel,
@@ -285,10 +273,10 @@ uint32_t mapi_flowmeter_drain(void *state)
 {
     mapi_flowmeter *m = state;
     mapi_outbatch_begin(&m->out, NULL);
-    while (m->oldest && !m->out.backlog && !mapi_outbatch_full(&m->out))
-        expire(m, m->oldest, MAPI_FLOWEND_FORCED);
+    while (OLDEST(m) && !m->out.backlog && !mapi_outbatch_full(&m->out))
+        expire(m, OLDEST(m), MAPI_FLOWEND_FORCED);
     if (m->cfg.exporter) {
-        if (!m->oldest) mapi_flowexp_finish(m->cfg.exporter, m->now);
+        if (!OLDEST(m)) mapi_flowexp_finish(m->cfg.exporter, m->now);
         mapi_flowexp_flush(m->cfg.exporter, m->now);
     }
     return mapi_outbatch_finish(&m->out);
@@ -316,9 +304,9 @@ mapi_flowmeter *mapi_flowmeter_new(const mapi_flowmeter_config *cfg)
 void mapi_flowmeter_free(mapi_flowmeter *m)
 {
     if (!m) return;
-    while (m->oldest) {
-        flow *f = m->oldest;
-        lru_unlink(m, f);
+    while (OLDEST(m)) {
+        flow *f = OLDEST(m);
+        mapi_lru_unlink(&m->lru, &f->lru);
         free(f);
     }
     free(m->table);
