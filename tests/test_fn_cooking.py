@@ -326,3 +326,19 @@ def test_bad_arguments():
             mapi.apply_function(fd, "COOKING", idle_timeout="soon")
     finally:
         mapi.delete_offline_device(dev)
+
+
+def test_more_chunks_at_the_end_than_a_batch_holds(tmp_path):
+    """66,000 connections each holding bytes when the stream ends: the end releases them all,
+    over several batches (a producer's batch holds 65,536)."""
+    from pktbuild import ether, tcp4
+    n = 66000
+    frames = [ether(tcp4("10.%d.%d.1" % (i >> 8 & 255, i & 255), "10.0.0.2", 1024 + (i >> 16), 80,
+                         1000, A, b"%06d" % i)) for i in range(n)]
+    r = replay(write_pcap(tmp_path / "many.pcap", frames, step=1e-6), [("COOKING", (), {})])
+    st = r.results[0].value
+    assert st["connections"] == n and st["chunks"] == n and st["active"] == 0
+    # (the IPv4 identification holds the low 15 bits of the connection number)
+    chunks = [chunk_info(p.data) for p in r.packets]
+    assert sorted(c.data for c in chunks) == [b"%06d" % i for i in range(n)]
+    assert len({(c.src, c.sport) for c in chunks}) == n

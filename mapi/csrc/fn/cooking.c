@@ -1,15 +1,22 @@
 /* COOKING kernel; see cooking.h. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cooking.h"
 #include "hdr_parse.h"
 #include "ipsum.h"
+#include "htab.h"
 #include "lru.h"
 #include "outbatch.h"
 
 #define NO_FIN UINT64_MAX
 #define OLDEST(c) ((conn *)(c)->lru.oldest)
+#define CONN(n) ((conn *)((char *)(n) - offsetof(conn, hn)))
 #define WINDOW (1u << 30)          /* a segment further than this from `next` is not ours */
+#define HEADROOM 60                /* the chunk's IPv6 + TCP header goes in front of the bytes */
+#define SMALLEST 2048u             /* buffers are 2 KiB << class, up to the chunk size */
+#define CLASSES 6
+#define POOLED 64                  /* spare buffers kept per class */
 #define F_FIN 0x01
 #define F_SYN 0x02
 #define F_RST 0x04
@@ -28,8 +35,10 @@ typedef struct half {              /* one direction of a connection */
     uint8_t started, done;         /* offsets known; FIN reached (or reset) */
     uint64_t next;                 /* stream offset expected next */
     uint64_t fin;                  /* stream offset of the FIN, NO_FIN if none seen */
-    uint8_t *buf;                  /* in-order bytes not yet handed on: offsets next-blen.. */
-    uint32_t blen, bcap;
+    uint8_t *buf;                  /* HEADROOM bytes, then the in-order bytes not yet handed on
+                                      (stream offsets next-blen ..) */
+    uint32_t blen, bcap;           /* bcap: room after the headroom */
+    uint64_t sum;                  /* their checksum sum, summed as they came (hot in cache) */
     int64_t buf_ts;                /* when the first of them came */
     seg *held;
     uint32_t held_bytes;
@@ -37,11 +46,10 @@ typedef struct half {              /* one direction of a connection */
 
 typedef struct conn {
     mapi_lru_node lru;             /* activity order, least recent first (first member) */
-    struct conn *hnext;            /* hash chain */
+    mapi_hnode hn;                 /* hash chain */
     uint8_t addr[2][16];           /* side 0 opened the connection */
     uint16_t port[2];
     uint8_t v6, closed;            /* closed: FIN both ways or RST; kept close_ns */
-    uint32_t hash;
     uint64_t id;
     int64_t last_ts;
     half h[2];
@@ -51,8 +59,11 @@ struct mapi_cooking {
     mapi_cooking_config cfg;
     mapi_cooking_stats st;
     mapi_outbatch out;
-    conn **table;
-    uint32_t mask;
+    mapi_htab tab;
+    uint8_t *pool[CLASSES][POOLED];   /* spare buffers */
+    uint32_t npool[CLASSES];
+    uint8_t **lent;                /* buffers handed on in chunks, back at the next call */
+    uint32_t *lent_class, nlent, lent_cap;
     mapi_lru lru;
     int64_t now, next_sweep;
     uint64_t cur_seq;              /* device index of the packet being handled */
@@ -75,16 +86,62 @@ static void held_add(mapi_cooking *c, int64_t n)
     if (c->st.held_bytes > c->st.peak_bytes) c->st.peak_bytes = c->st.held_bytes;
 }
 
+/* ---- buffers ------------------------------------------------------------------------------- */
+
+static uint32_t class_of(uint32_t cap)
+{
+    uint32_t k = 0;
+    while ((SMALLEST << k) < cap && k + 1 < CLASSES) k++;
+    return k;
+}
+
+static uint8_t *buf_get(mapi_cooking *c, uint32_t k)
+{
+    if (c->npool[k]) return c->pool[k][--c->npool[k]];
+    return malloc(HEADROOM + (SMALLEST << k));
+}
+
+static void buf_put(mapi_cooking *c, uint8_t *b, uint32_t k)
+{
+    if (c->npool[k] < POOLED) c->pool[k][c->npool[k]++] = b;
+    else free(b);
+}
+
+/* Buffers handed on in the last batch are free again. */
+static void buf_return_lent(mapi_cooking *c)
+{
+    for (uint32_t i = 0; i < c->nlent; i++) buf_put(c, c->lent[i], c->lent_class[i]);
+    c->nlent = 0;
+}
+
+static int buf_lend(mapi_cooking *c, half *h)
+{
+    if (c->nlent == c->lent_cap) {
+        uint32_t cap = c->lent_cap ? c->lent_cap * 2 : 1024;
+        uint8_t **l = realloc(c->lent, cap * sizeof *l);
+        uint32_t *k = l ? realloc(c->lent_class, cap * sizeof *k) : NULL;
+        if (l) c->lent = l;
+        if (!k) return -1;
+        c->lent_class = k;
+        c->lent_cap = cap;
+    }
+    c->lent[c->nlent] = h->buf;
+    c->lent_class[c->nlent++] = class_of(h->bcap);
+    held_add(c, -(int64_t)h->bcap);
+    h->buf = NULL;
+    h->bcap = 0;
+    return 0;
+}
+
 /* ---- chunks out ---------------------------------------------------------------------------- */
 
-/* Hand on `len` bytes of direction d starting at stream offset `off`. */
-static void emit(mapi_cooking *c, conn *k, int d, const uint8_t *data, uint32_t len, uint64_t off,
-                 uint8_t flags)
+/* The chunk's IP and TCP headers (ipl + 20 bytes) for `len` bytes of direction d from stream
+ * offset `off` whose checksum sum is `dsum`. */
+static void headers(conn *k, int d, uint8_t *p, uint32_t len, uint64_t off, uint8_t flags,
+                    uint64_t dsum)
 {
     half *h = &k->h[d], *o = &k->h[1 - d];
     uint32_t ipl = k->v6 ? 40 : 20, total = ipl + 20 + len;
-    uint8_t *p = mapi_outbatch_put(&c->out, total, total, c->now, c->cur_seq, 0);
-    if (!p) return;
     uint32_t tag = (uint32_t)(k->id << 1 | (uint64_t)d);
     const uint8_t *src = k->addr[d], *dst = k->addr[1 - d];
     if (k->v6) {
@@ -114,21 +171,35 @@ static void emit(mapi_cooking *c, conn *k, int d, const uint8_t *data, uint32_t 
     t[13] = F_ACK | F_PSH | flags;
     wr16(t + 14, 65535);
     wr32(t + 16, 0);
-    memcpy(t + 20, data, len);
-    uint64_t sum = mapi_csum_pseudo(src, dst, k->v6 ? 16 : 4, 6, 20 + len);
-    wr16(t + 16, mapi_csum_fold(mapi_csum_add(sum, t, 20 + len)));
-    c->st.chunks++;
-    c->st.bytes += len;
+    uint64_t sum = mapi_csum_pseudo(src, dst, k->v6 ? 16 : 4, 6, 20 + len) + dsum;
+    wr16(t + 16, mapi_csum_fold(mapi_csum_add(sum, t, 20)));
 }
 
-/* Hand on what direction d holds in order. */
+/* Hand on what direction d holds in order (with FIN/RST: also when it is nothing).  The bytes
+ * stay where they are: the headers go into the buffer's headroom and the buffer is lent to
+ * the batch; only when the batch is full are they copied to wait. */
 static void release(mapi_cooking *c, conn *k, int d, uint8_t flags)
 {
     half *h = &k->h[d];
     if (h->blen == 0 && !(flags & (F_FIN | F_RST))) return;
-    if (h->blen || flags)
-        emit(c, k, d, h->buf, h->blen, h->next - h->blen, flags);
+    uint32_t hl = (k->v6 ? 40 : 20) + 20, len = h->blen, total = hl + len;
+    uint64_t off = h->next - len;
+    if (len && !c->out.backlog && !mapi_outbatch_full(&c->out)) {
+        uint8_t *p = h->buf + HEADROOM - hl;
+        headers(k, d, p, len, off, flags, h->sum);
+        if (mapi_outbatch_ref(&c->out, p, total, total, c->now, c->cur_seq, 0) == 0 &&
+            buf_lend(c, h) == 0)
+            goto done;
+    }
+    uint8_t *p = mapi_outbatch_put(&c->out, total, total, c->now, c->cur_seq, 0);
+    if (!p) return;
+    headers(k, d, p, len, off, flags, h->sum);
+    if (len) memcpy(p + hl, h->buf + HEADROOM, len);
+done:
+    c->st.chunks++;
+    c->st.bytes += len;
     h->blen = 0;
+    h->sum = 0;
 }
 
 static int append(mapi_cooking *c, conn *k, int d, const uint8_t *p, uint32_t n)
@@ -138,17 +209,25 @@ static int append(mapi_cooking *c, conn *k, int d, const uint8_t *p, uint32_t n)
         if (h->blen == 0) h->buf_ts = c->now;
         uint32_t room = c->cfg.chunk_size - h->blen;
         uint32_t take = n < room ? n : room;
-        if (h->blen + take > h->bcap) {
-            uint32_t cap = h->bcap ? h->bcap : 2048;
-            while (cap < h->blen + take) cap *= 2;
-            if (cap > c->cfg.chunk_size) cap = c->cfg.chunk_size;
-            uint8_t *b = realloc(h->buf, cap);
+        if (h->blen + take > h->bcap) {               /* a bigger buffer (class) */
+            uint32_t k2 = class_of(h->blen + take);
+            uint8_t *b = buf_get(c, k2);
             if (!b) return -1;
+            uint32_t cap = SMALLEST << k2;
+            if (h->buf) {
+                memcpy(b + HEADROOM, h->buf + HEADROOM, h->blen);
+                buf_put(c, h->buf, class_of(h->bcap));
+            }
             held_add(c, (int64_t)cap - h->bcap);
             h->buf = b;
             h->bcap = cap;
         }
-        memcpy(h->buf + h->blen, p, take);
+        uint8_t *at = h->buf + HEADROOM + h->blen;
+        memcpy(at, p, take);
+        /* a piece starting at an odd offset adds its 16-bit sum byte-swapped (RFC 1071) */
+        uint16_t ps = (uint16_t)~mapi_csum_fold(mapi_csum_add(0, at, take));
+        if (h->blen & 1) ps = (uint16_t)(ps << 8 | ps >> 8);
+        h->sum += ps;
         h->blen += take;
         h->next += take;
         p += take;
@@ -298,9 +377,10 @@ static void segment(mapi_cooking *c, conn *k, int d, uint32_t seq, uint8_t flags
 
 static uint32_t side_hash(const uint8_t *a, uint16_t port, int alen)
 {
-    uint32_t x = 2166136261u ^ port;
-    for (int i = 0; i < alen; i++) x = (x ^ a[i]) * 16777619u;
-    return x;
+    uint8_t k[18];
+    memcpy(k, a, alen);
+    memcpy(k + alen, &port, 2);
+    return mapi_hash_bytes(k, (uint32_t)alen + 2, 0);
 }
 
 static void free_half(mapi_cooking *c, half *h)
@@ -312,7 +392,9 @@ static void free_half(mapi_cooking *c, half *h)
         free(s);
     }
     held_add(c, -(int64_t)h->bcap);
-    free(h->buf);
+    if (h->buf) buf_put(c, h->buf, class_of(h->bcap));
+    h->buf = NULL;
+    h->bcap = 0;
 }
 
 /* Release everything a connection holds (skipping gaps) and forget it. */
@@ -324,9 +406,7 @@ static void drop_conn(mapi_cooking *c, conn *k, uint8_t flags)
             finish_half(c, k, d, k->h[d].fin != NO_FIN && k->h[d].next >= k->h[d].fin ? F_FIN : flags);
         }
     }
-    conn **pp = &c->table[k->hash & c->mask];
-    while (*pp != k) pp = &(*pp)->hnext;
-    *pp = k->hnext;
+    mapi_htab_remove(&c->tab, &k->hn);
     mapi_lru_unlink(&c->lru, &k->lru);
     free_half(c, &k->h[0]);
     free_half(c, &k->h[1]);
@@ -339,8 +419,9 @@ static conn *lookup(mapi_cooking *c, const mapi_hdr *hd, int alen, int *dir, uin
 {
     uint32_t x = side_hash(hd->src, hd->sport, alen) + side_hash(hd->dst, hd->dport, alen);
     *hash = x;
-    for (conn *k = c->table[x & c->mask]; k; k = k->hnext) {
-        if (k->hash != x || k->v6 != (alen == 16)) continue;
+    for (mapi_hnode *n = mapi_htab_bucket(&c->tab, x); n; n = n->next) {
+        conn *k = CONN(n);
+        if (n->hash != x || k->v6 != (alen == 16)) continue;
         for (int d = 0; d < 2; d++)
             if (k->port[d] == hd->sport && k->port[1 - d] == hd->dport &&
                 !memcmp(k->addr[d], hd->src, alen) && !memcmp(k->addr[1 - d], hd->dst, alen)) {
@@ -371,11 +452,9 @@ static conn *new_conn(mapi_cooking *c, const mapi_hdr *hd, int alen, uint32_t ha
     k->port[d] = hd->sport;
     k->port[1 - d] = hd->dport;
     k->v6 = alen == 16;
-    k->hash = hash;
     k->id = c->st.connections++;
     k->h[0].fin = k->h[1].fin = NO_FIN;
-    k->hnext = c->table[hash & c->mask];
-    c->table[hash & c->mask] = k;
+    mapi_htab_insert(&c->tab, &k->hn, hash);
     c->st.active++;
     held_add(c, sizeof *k);
     mapi_lru_touch(&c->lru, &k->lru);
@@ -454,6 +533,7 @@ uint32_t mapi_cooking_kernel(void *state, const mapi_batch *b, const uint32_t *s
 {
     (void)out;
     mapi_cooking *c = state;
+    buf_return_lent(c);
     mapi_outbatch_begin(&c->out, NULL);
     for (uint32_t j = 0; j < nsel; j++) {
         uint32_t i = sel[j];
@@ -474,6 +554,7 @@ uint32_t mapi_cooking_kernel(void *state, const mapi_batch *b, const uint32_t *s
 uint32_t mapi_cooking_drain(void *state)
 {
     mapi_cooking *c = state;
+    buf_return_lent(c);
     mapi_outbatch_begin(&c->out, NULL);
     while (OLDEST(c) && !c->out.backlog && !mapi_outbatch_full(&c->out))
         drop_conn(c, OLDEST(c), 0);
@@ -487,11 +568,8 @@ mapi_cooking *mapi_cooking_new(const mapi_cooking_config *cfg)
     c->cfg = *cfg;
     if (!c->cfg.chunk_size || c->cfg.chunk_size > MAPI_COOKING_MAX_CHUNK)
         c->cfg.chunk_size = MAPI_COOKING_MAX_CHUNK;
-    uint32_t buckets = 1024;
-    while (buckets < c->cfg.max_conns && buckets < (1u << 22)) buckets <<= 1;
-    c->mask = buckets - 1;
-    c->table = calloc(buckets, sizeof *c->table);
-    if (!c->table || mapi_outbatch_init(&c->out, 65536, 1 << 20, MAPI_COOKING_LINKTYPE) < 0) {
+    if (mapi_htab_init(&c->tab, c->cfg.max_conns) < 0 ||
+        mapi_outbatch_init(&c->out, 65536, 1 << 20, MAPI_COOKING_LINKTYPE) < 0) {
         mapi_cooking_free(c);
         return NULL;
     }
@@ -509,7 +587,12 @@ void mapi_cooking_free(mapi_cooking *c)
         free_half(c, &k->h[1]);
         free(k);
     }
-    free(c->table);
+    buf_return_lent(c);
+    for (uint32_t k = 0; k < CLASSES; k++)
+        while (c->npool[k]) free(c->pool[k][--c->npool[k]]);
+    free(c->lent);
+    free(c->lent_class);
+    mapi_htab_release(&c->tab);
     mapi_outbatch_release(&c->out);
     free(c);
 }

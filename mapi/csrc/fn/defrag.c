@@ -1,22 +1,25 @@
 /* DEFRAG kernel; see defrag.h. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include "defrag.h"
 #include "hdr_parse.h"
 #include "ipsum.h"
+#include "htab.h"
 #include "lru.h"
 #include "outbatch.h"
 
 #define MAX_PAYLOAD 65535u
 #define OLDEST(d) ((dgram *)(d)->lru.oldest)
+#define DGRAM(n) ((dgram *)((char *)(n) - offsetof(dgram, hn)))
 
 typedef struct range { uint32_t s, e; } range;
 
 typedef struct dgram {
     mapi_lru_node lru;             /* first member */
-    struct dgram *hnext;
+    mapi_hnode hn;
     uint8_t src[16], dst[16];
-    uint32_t id, hash;
+    uint32_t id;
     uint8_t v6, proto, next_header, have_hdr;
     int64_t first_ts;
     uint8_t *hdr;                  /* link + IP header of the first fragment (IPv6: without the
@@ -46,8 +49,7 @@ struct mapi_defrag {
     uint32_t max_dgrams;
     mapi_defrag_stats st;
     mapi_outbatch out;
-    dgram **table;
-    uint32_t mask;
+    mapi_htab tab;
     mapi_lru lru;
 };
 
@@ -57,9 +59,7 @@ static void held(mapi_defrag *d, int64_t n) { d->st.held_bytes += n; }
 
 static void forget(mapi_defrag *d, dgram *g)
 {
-    dgram **pp = &d->table[g->hash & d->mask];
-    while (*pp != g) pp = &(*pp)->hnext;
-    *pp = g->hnext;
+    mapi_htab_remove(&d->tab, &g->hn);
     mapi_lru_unlink(&d->lru, &g->lru);
     held(d, -(int64_t)(g->cap + g->hdrlen + g->rcap * sizeof(range) + sizeof *g));
     free(g->hdr);
@@ -121,12 +121,13 @@ static dgram *lookup(mapi_defrag *d, const mapi_hdr *h, uint32_t id, int create)
 {
     int alen = h->ipver == 6 ? 16 : 4;
     uint8_t proto = h->ipver == 4 ? h->proto : 0;
-    uint32_t x = 2166136261u ^ id;
-    for (int i = 0; i < alen; i++) x = (x ^ h->src[i] ^ (uint32_t)h->dst[i] << 8) * 16777619u;
-    for (dgram *g = d->table[x & d->mask]; g; g = g->hnext)
-        if (g->hash == x && g->id == id && g->v6 == (alen == 16) && g->proto == proto &&
+    uint32_t x = mapi_hash_bytes(h->src, alen, id) ^ mapi_hash_bytes(h->dst, alen, proto);
+    for (mapi_hnode *n = mapi_htab_bucket(&d->tab, x); n; n = n->next) {
+        dgram *g = DGRAM(n);
+        if (n->hash == x && g->id == id && g->v6 == (alen == 16) && g->proto == proto &&
             !memcmp(g->src, h->src, alen) && !memcmp(g->dst, h->dst, alen))
             return g;
+    }
     if (!create) return NULL;
     dgram *g = calloc(1, sizeof *g);
     if (!g) return NULL;
@@ -135,10 +136,8 @@ static dgram *lookup(mapi_defrag *d, const mapi_hdr *h, uint32_t id, int create)
     g->id = id;
     g->v6 = alen == 16;
     g->proto = proto;
-    g->hash = x;
     g->first_ts = d->now;
-    g->hnext = d->table[x & d->mask];
-    d->table[x & d->mask] = g;
+    mapi_htab_insert(&d->tab, &g->hn, x);
     held(d, sizeof *g);
     d->st.held_datagrams++;
     return g;
@@ -347,11 +346,7 @@ mapi_defrag *mapi_defrag_new(int32_t policy, int64_t timeout_ns, uint64_t max_by
     d->timeout_ns = timeout_ns;
     d->max_bytes = max_bytes;
     d->max_dgrams = max_datagrams;
-    uint32_t buckets = 1024;
-    while (buckets < max_datagrams && buckets < (1u << 20)) buckets <<= 1;
-    d->mask = buckets - 1;
-    d->table = calloc(buckets, sizeof *d->table);
-    if (!d->table || mapi_outbatch_init(&d->out, 65536, 1 << 20, 1) < 0) {
+    if (mapi_htab_init(&d->tab, max_datagrams) < 0 || mapi_outbatch_init(&d->out, 65536, 1 << 20, 1) < 0) {
         mapi_defrag_free(d);
         return NULL;
     }
@@ -363,7 +358,7 @@ void mapi_defrag_free(mapi_defrag *d)
 {
     if (!d) return;
     while (OLDEST(d)) forget(d, OLDEST(d));
-    free(d->table);
+    mapi_htab_release(&d->tab);
     mapi_outbatch_release(&d->out);
     free(d);
 }

@@ -1,15 +1,18 @@
 /* FLOW_REPORT metering; see flow_meter.h. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include "flow_meter.h"
 #include "flow_export.h"
 #include "hdr_parse.h"
 #include "ipsum.h"
+#include "htab.h"
 #include "lru.h"
 #include "outbatch.h"
 #include "../live_netflow.h"
 
 #define OLDEST(m) ((flow *)(m)->lru.oldest)
+#define FLOW(n) ((flow *)((char *)(n) - offsetof(flow, hn)))
 #define F_FIN 0x01
 #define F_RST 0x04
 #define RECORDS_PER_BATCH 16384
@@ -23,9 +26,8 @@ typedef struct fkey {
 
 typedef struct flow {
     mapi_lru_node lru;                    /* activity order, least recent first (first member) */
-    struct flow *hnext;                   /* hash chain */
+    mapi_hnode hn;                        /* hash chain */
     fkey k;
-    uint32_t hash;
     uint8_t flags[2];                     /* TCP flags per direction (1: reverse of a biflow) */
     uint8_t ended;                        /* FIN or RST seen */
     uint8_t _pad;
@@ -37,20 +39,13 @@ struct mapi_flowmeter {
     mapi_flowmeter_config cfg;
     mapi_flowmeter_stats st;
     mapi_outbatch out;
-    flow **table;
-    uint32_t mask;
+    mapi_htab tab;
     mapi_lru lru;
     int64_t now, next_sweep;
     uint64_t cur_seq;
 };
 
-static uint32_t key_hash(const fkey *k)
-{
-    const uint8_t *p = (const uint8_t *)k;
-    uint32_t x = 2166136261u;
-    for (size_t i = 0; i < sizeof *k; i++) x = (x ^ p[i]) * 16777619u;
-    return x ^ (x >> 15);
-}
+static uint32_t key_hash(const fkey *k) { return mapi_hash_bytes(k, sizeof *k, 0); }
 
 /* Hand on (and export) the record of flow f. */
 static void emit(mapi_flowmeter *m, flow *f, int reason)
@@ -94,9 +89,7 @@ static void emit(mapi_flowmeter *m, flow *f, int reason)
 
 static void forget(mapi_flowmeter *m, flow *f)
 {
-    flow **pp = &m->table[f->hash & m->mask];
-    while (*pp != f) pp = &(*pp)->hnext;
-    *pp = f->hnext;
+    mapi_htab_remove(&m->tab, &f->hn);
     mapi_lru_unlink(&m->lru, &f->lru);
     free(f);
     m->st.active--;
@@ -176,8 +169,8 @@ static int classify(const mapi_flowmeter *m, int32_t linktype, const uint8_t *p,
 
 static flow *lookup(mapi_flowmeter *m, const fkey *k, uint32_t hash)
 {
-    for (flow *f = m->table[hash & m->mask]; f; f = f->hnext)
-        if (f->hash == hash && !memcmp(&f->k, k, sizeof *k)) return f;
+    for (mapi_hnode *n = mapi_htab_bucket(&m->tab, hash); n; n = n->next)
+        if (n->hash == hash && !memcmp(&FLOW(n)->k, k, sizeof *k)) return FLOW(n);
     return NULL;
 }
 
@@ -228,10 +221,8 @@ static void packet(mapi_flowmeter *m, int32_t linktype, const uint8_t *p, uint32
         f = calloc(1, sizeof *f);
         if (!f) return;
         f->k = k;
-        f->hash = hash;
         f->first = m->now;
-        f->hnext = m->table[hash & m->mask];
-        m->table[hash & m->mask] = f;
+        mapi_htab_insert(&m->tab, &f->hn, hash);
         m->st.flows++;
         m->st.active++;
     }
@@ -287,11 +278,7 @@ mapi_flowmeter *mapi_flowmeter_new(const mapi_flowmeter_config *cfg)
     mapi_flowmeter *m = calloc(1, sizeof *m);
     if (!m) return NULL;
     m->cfg = *cfg;
-    uint32_t buckets = 1024;
-    while (buckets < m->cfg.max_flows && buckets < (1u << 24)) buckets <<= 1;
-    m->mask = buckets - 1;
-    m->table = calloc(buckets, sizeof *m->table);
-    if (!m->table || mapi_outbatch_init(&m->out, RECORDS_PER_BATCH,
+    if (mapi_htab_init(&m->tab, m->cfg.max_flows) < 0 || mapi_outbatch_init(&m->out, RECORDS_PER_BATCH,
                                         (size_t)RECORDS_PER_BATCH * sizeof(mapi_flowrec),
                                         MAPI_LINKTYPE_FLOWREC) < 0) {
         mapi_flowmeter_free(m);
@@ -309,7 +296,7 @@ void mapi_flowmeter_free(mapi_flowmeter *m)
         mapi_lru_unlink(&m->lru, &f->lru);
         free(f);
     }
-    free(m->table);
+    mapi_htab_release(&m->tab);
     mapi_outbatch_release(&m->out);
     free(m);
 }

@@ -4,15 +4,38 @@
 
 uint64_t mapi_csum_add(uint64_t sum, const uint8_t *p, size_t n)
 {
-    /* 32-bit big-endian words into a 64-bit accumulator: no carry is lost before folding */
+    /* RFC 1071: the one's complement sum does not depend on byte order; sum 32-bit words in
+     * host order, fold to 16 bits, and swap once (a 64-bit accumulator loses no carry) */
+    uint64_t acc = 0, a2 = 0;
+    while (n >= 16) {                      /* 64-bit words, end-around carry */
+        uint64_t w, v;
+        memcpy(&w, p, 8);
+        memcpy(&v, p + 8, 8);
+        acc += w;
+        acc += acc < w;
+        a2 += v;
+        a2 += a2 < v;
+        p += 16;
+        n -= 16;
+    }
+    acc += a2;
+    acc += acc < a2;
+    acc = (acc & 0xFFFFFFFF) + (acc >> 32);
     while (n >= 4) {
-        sum += (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+        uint32_t w;
+        memcpy(&w, p, 4);
+        acc += w;
         p += 4;
         n -= 4;
     }
-    if (n >= 2) { sum += (uint32_t)p[0] << 8 | p[1]; p += 2; n -= 2; }
-    if (n) sum += (uint32_t)p[0] << 8;
-    return sum;
+    if (n >= 2) { uint16_t w; memcpy(&w, p, 2); acc += w; p += 2; n -= 2; }
+    if (n) { uint16_t w = 0; memcpy(&w, p, 1); acc += w; }
+    while (acc >> 16) acc = (acc & 0xFFFF) + (acc >> 16);
+    uint16_t v = (uint16_t)acc;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = (uint16_t)(v << 8 | v >> 8);
+#endif
+    return sum + v;
 }
 
 uint16_t mapi_csum_fold(uint64_t sum)

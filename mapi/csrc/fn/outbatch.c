@@ -111,6 +111,21 @@ uint8_t *mapi_outbatch_add(mapi_outbatch *o, uint32_t len, uint32_t wirelen, int
     return p;
 }
 
+int mapi_outbatch_ref(mapi_outbatch *o, const uint8_t *p, uint32_t len, uint32_t wirelen,
+                      int64_t ts, uint64_t seq, uint16_t ifindex)
+{
+    if (o->b.n >= o->b.cap || o->phead) return -1;
+    uint32_t k = o->b.n++;
+    o->aoff[k] = UINT64_MAX;
+    o->b.off[k] = (uint64_t)(uintptr_t)p;
+    o->b.caplen[k] = len;
+    o->b.wirelen[k] = wirelen;
+    o->b.ts[k] = ts;
+    o->b.seq[k] = seq;
+    o->b.ifindex[k] = ifindex;
+    return 0;
+}
+
 int mapi_outbatch_pass(mapi_outbatch *o, const mapi_batch *in, uint32_t i)
 {
     if (o->b.n >= o->b.cap) return -1;
@@ -134,9 +149,12 @@ uint32_t mapi_outbatch_finish(mapi_outbatch *o)
 {
     /* the arena no longer moves: arena offsets become offsets from base (wrapping) */
     if (!o->b.base) o->b.base = o->arena;
-    uint64_t delta = (uint64_t)(uintptr_t)o->arena - (uint64_t)(uintptr_t)o->b.base;
-    for (uint32_t k = 0; k < o->b.n; k++)
-        if (o->aoff[k]) o->b.off[k] = delta + o->aoff[k] - 1;
+    uint64_t base = (uint64_t)(uintptr_t)o->b.base;
+    uint64_t delta = (uint64_t)(uintptr_t)o->arena - base;
+    for (uint32_t k = 0; k < o->b.n; k++) {
+        if (o->aoff[k] == UINT64_MAX) o->b.off[k] -= base;
+        else if (o->aoff[k]) o->b.off[k] = delta + o->aoff[k] - 1;
+    }
     return o->b.n;
 }
 

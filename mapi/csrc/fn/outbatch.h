@@ -13,7 +13,8 @@ typedef struct mapi_outbatch {
     mapi_batch b;            /* what the children read; b.seq always set */
     uint8_t *arena;          /* bytes the producer wrote */
     size_t used, size;
-    uint64_t *aoff;          /* per packet: arena offset + 1, or 0 for a packet of the input */
+    uint64_t *aoff;          /* per packet: arena offset + 1, 0 for a packet of the input,
+                                UINT64_MAX for bytes elsewhere (ref) */
     mapi_outbatch_pend *phead, *ptail;   /* packets made while the batch was full */
     uint64_t backlog;        /* how many of them */
 } mapi_outbatch;
@@ -34,6 +35,10 @@ int mapi_outbatch_full(const mapi_outbatch *o);
  * until the next add), or NULL when the batch is full or memory ran out. */
 uint8_t *mapi_outbatch_add(mapi_outbatch *o, uint32_t len, uint32_t wirelen, int64_t ts,
                            uint64_t seq, uint16_t ifindex);
+/* Hand on len bytes at p that the producer keeps valid until its next call (no copy); 0, or
+ * -1 when full. */
+int mapi_outbatch_ref(mapi_outbatch *o, const uint8_t *p, uint32_t len, uint32_t wirelen,
+                      int64_t ts, uint64_t seq, uint16_t ifindex);
 /* Hand on packet i of the input as it is; 0, or -1 when full. */
 int mapi_outbatch_pass(mapi_outbatch *o, const mapi_batch *in, uint32_t i);
 /* Shorten the last packet added to len bytes (never longer). */
