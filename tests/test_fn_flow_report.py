@@ -198,7 +198,7 @@ def test_active_timeout_reports_and_counts_afresh(tmp_path):
     assert (st["active_timeouts"], st["forced"], st["records"]) == (3, 1, 4)
 
 
-def test_table_full_reports_the_least_recent(tmp_path):
+def test_table_full_reports_the_oldest(tmp_path):
     u = lambda sport: ether(udp4("10.0.0.1", "10.0.0.2", sport, 53, b"q"))
     st, flows = flows_of(timed_trace(tmp_path / "t.pcap", [(0, u(1)), (1, u(2)), (2, u(3)), (3, u(2))]),
                          max_flows=2)

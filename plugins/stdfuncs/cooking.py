@@ -19,7 +19,7 @@ Chunks are released when the other direction sends data (so they come in convers
 at chunk_size bytes, at FIN/RST, once their first byte has waited flush_timeout, and at the end
 of the stream.  Where segments overlap, the bytes that came first win.  Memory is bounded: a
 direction holds at most max_stream_bytes out of order (then the gap is skipped and counted), all
-connections together max_bytes and max_connections (then the least recently active are released
+connections together max_bytes and max_connections (then the oldest are released
 and counted as flushed).  Idle connections are released after idle_timeout; closed ones are
 remembered close_timeout to swallow retransmissions.  Timeouts run on packet time.
 

@@ -12,7 +12,7 @@ out_packets/out_bytes), or a comma-separated set of src, dst, sport, dport, prot
 (the other fields are 0 in the records).  Bytes are IP bytes.  A flow ends after idle_timeout
 without packets, after tcp_end_timeout once a FIN or RST was seen, and at the end of the stream;
 at active_timeout a long flow is reported and goes on counting afresh; when max_flows are kept
-the least recently active one is reported to make room.  Timeouts run on packet time.
+the oldest one is reported to make room.  Timeouts run on packet time.
 sampling: the 1-in-N sampling applied before FLOW_REPORT (e.g. a SAMPLE), noted in the records
 and the export (0: none).
 

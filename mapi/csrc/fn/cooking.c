@@ -45,7 +45,7 @@ typedef struct half {              /* one direction of a connection */
 } half;
 
 typedef struct conn {
-    mapi_lru_node lru;             /* activity order, least recent first (first member) */
+    mapi_lru_node lru;             /* creation order, oldest first (first member) */
     mapi_hnode hn;                 /* hash chain */
     uint8_t addr[2][16];           /* side 0 opened the connection */
     uint16_t port[2];
@@ -492,7 +492,6 @@ static void packet(mapi_cooking *c, int32_t linktype, const uint8_t *p, uint32_t
         if (!k) return;
         enforce_limits(c, k);
     }
-    mapi_lru_touch(&c->lru, &k->lru);
     if (k->closed) return;                           /* late retransmissions after the close */
     k->last_ts = c->now;
     segment(c, k, d, hd.tcp_seq, fl, t + thl, n);

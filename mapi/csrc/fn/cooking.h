@@ -17,8 +17,8 @@
  * skipped (counted) when the direction ends, when it holds more than max_stream bytes out of
  * order, at the idle timeout and at the end.  A connection with nothing for idle_ns is released
  * and forgotten; after FIN both ways or RST it is kept close_ns to swallow retransmissions.  When
- * all connections together hold more than max_bytes, or there are max_conns of them, the least
- * recently active are released and forgotten (counted as flushed).
+ * all connections together hold more than max_bytes, or there are max_conns of them, the oldest
+ * are released and forgotten (counted as flushed).
  * Time is packet time: the last packet of each batch the kernel is given. */
 #ifndef MAPI_FN_COOKING_H
 #define MAPI_FN_COOKING_H

@@ -25,7 +25,7 @@ typedef struct fkey {
 } fkey;
 
 typedef struct flow {
-    mapi_lru_node lru;                    /* activity order, least recent first (first member) */
+    mapi_lru_node lru;                    /* creation order, oldest first (first member) */
     mapi_hnode hn;                        /* hash chain */
     fkey k;
     uint8_t flags[2];                     /* TCP flags per direction (1: reverse of a biflow) */
@@ -223,6 +223,7 @@ static void packet(mapi_flowmeter *m, int32_t linktype, const uint8_t *p, uint32
         f->k = k;
         f->first = m->now;
         mapi_htab_insert(&m->tab, &f->hn, hash);
+        mapi_lru_touch(&m->lru, &f->lru);           /* creation order: oldest first */
         m->st.flows++;
         m->st.active++;
     }
@@ -231,7 +232,6 @@ static void packet(mapi_flowmeter *m, int32_t linktype, const uint8_t *p, uint32
     f->flags[dir] |= tf;
     if (tf & (F_FIN | F_RST)) f->ended = 1;
     f->last = m->now;
-    mapi_lru_touch(&m->lru, &f->lru);
 }
 
 uint32_t mapi_flowmeter_kernel(void *state, const mapi_batch *b, const uint32_t *sel,

@@ -10,7 +10,7 @@
  * IP are ignored and counted.  A flow ends (flowEndReason) at the idle timeout (1), the active
  * timeout (2: the record is exported and the flow goes on counting afresh), tcp_end_ns after a
  * FIN or RST was seen (3), at the end of the stream (4) or when the table is full and it is the
- * least recently active (5).  ICMP flows have sport 0 and dport type << 8 | code (as NetFlow v5
+ * oldest (5).  ICMP flows have sport 0 and dport type << 8 | code (as NetFlow v5
  * carries them).  Time is packet time. */
 #ifndef MAPI_FN_FLOW_METER_H
 #define MAPI_FN_FLOW_METER_H
