@@ -3,6 +3,7 @@
 import socket
 
 import dpkt
+import pytest
 
 MAC_A = b"\x02\x00\x00\x00\x00\x01"
 MAC_B = b"\x02\x00\x00\x00\x00\x02"
@@ -86,3 +87,19 @@ class Conversation:
         self.send(1, flags=dpkt.tcp.TH_FIN | dpkt.tcp.TH_ACK)
         self.send(0, flags=dpkt.tcp.TH_ACK)
         return self
+
+
+def assert_rejected(trace, function, cases):
+    """Applying `function` with each (args, kwargs, pattern) on a flow of `trace` raises a
+    MapiError whose message matches pattern (the argument it names)."""
+    import mapi
+    if not trace.exists():
+        pytest.skip("corpus %s absent" % trace)
+    dev = mapi.create_offline_device(str(trace))
+    try:
+        fd = mapi.create_flow(dev)
+        for args, kwargs, pattern in cases:
+            with pytest.raises(mapi.MapiError, match=pattern):
+                mapi.apply_function(fd, function, *args, **kwargs)
+    finally:
+        mapi.delete_offline_device(dev)

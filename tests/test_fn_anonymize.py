@@ -3,7 +3,6 @@ prefix preservation on random pairs, and anonymised traces checked with tshark (
 checksums, lengths)."""
 import ipaddress
 import random
-import socket
 import subprocess
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 import mapi
 from conftest import CORPUS, need_tool, replay
 from scampi.plugins.stdfuncs.anonymize import Anonymize
+from pktbuild import assert_rejected
 
 PCAP = CORPUS / "pcap"
 # The key of the sample in the original Crypto-PAn source distribution
@@ -155,16 +155,7 @@ def test_filters_after_anonymize_see_the_new_addresses():
     assert r.results[2].value == plain.results[1].value > 0
 
 
-def test_bad_key():
-    path = PCAP / "PcapPlusPlus__example.pcap"
-    if not path.exists():
-        pytest.skip("corpus absent")
-    dev = mapi.create_offline_device(str(path))
-    try:
-        fd = mapi.create_flow(dev)
-        with pytest.raises(mapi.MapiError, match="32 bytes"):
-            mapi.apply_function(fd, "ANONYMIZE", "short")
-        with pytest.raises(mapi.MapiError, match="mac"):
-            mapi.apply_function(fd, "ANONYMIZE", SAMPLE_KEY, mac="scramble")
-    finally:
-        mapi.delete_offline_device(dev)
+def test_bad_arguments():
+    assert_rejected(PCAP / "PcapPlusPlus__example.pcap", "ANONYMIZE",
+                    [(("short",), {}, "32 bytes"), ((SAMPLE_KEY,), dict(mac="scramble"), "mac"),
+                     ((SAMPLE_KEY,), dict(payload=-2), "payload")])

@@ -9,7 +9,7 @@ import pytest
 
 import mapi
 from conftest import CORPUS, need_tool, replay
-from pktbuild import Conversation, write_pcap
+from pktbuild import Conversation, assert_rejected, ether, tcp4, write_pcap
 from scampi.plugins.stdfuncs.cooking import chunk_info
 
 PCAP = CORPUS / "pcap"
@@ -315,23 +315,15 @@ def test_timeouts_on_packet_time(tmp_path):
 
 
 def test_bad_arguments():
-    dev = mapi.create_offline_device(str(PCAP / "PcapPlusPlus__example.pcap")) if PCAP.is_dir() else None
-    if dev is None:
-        pytest.skip("corpus absent")
-    try:
-        fd = mapi.create_flow(dev)
-        with pytest.raises(mapi.MapiError, match="chunk_size"):
-            mapi.apply_function(fd, "COOKING", chunk_size=70000)
-        with pytest.raises(mapi.MapiError, match="idle_timeout"):
-            mapi.apply_function(fd, "COOKING", idle_timeout="soon")
-    finally:
-        mapi.delete_offline_device(dev)
+    assert_rejected(PCAP / "PcapPlusPlus__example.pcap", "COOKING",
+                    [((), dict(chunk_size=70000), "chunk_size"), ((), dict(idle_timeout="soon"), "idle_timeout"),
+                     ((), dict(max_bytes=10), "max_bytes")])
 
 
 def test_more_chunks_at_the_end_than_a_batch_holds(tmp_path):
     """66,000 connections each holding bytes when the stream ends: the end releases them all,
     over several batches (a producer's batch holds 65,536)."""
-    from pktbuild import ether, tcp4
+
     n = 66000
     frames = [ether(tcp4("10.%d.%d.1" % (i >> 8 & 255, i & 255), "10.0.0.2", 1024 + (i >> 16), 80,
                          1000, A, b"%06d" % i)) for i in range(n)]

@@ -6,9 +6,8 @@ import subprocess
 import dpkt
 import pytest
 
-import mapi
 from conftest import CORPUS, need_tool, replay
-from pktbuild import MAC_A, MAC_B, ip4, ip6, write_pcap
+from pktbuild import MAC_A, MAC_B, assert_rejected, ip4, ip6, write_pcap
 
 PCAP = CORPUS / "pcap"
 FRAGMENT_TRACES = ["PcapPlusPlus__frag_with_padding.pcap", "PcapPlusPlus__ip4_fragments.pcap",
@@ -202,14 +201,7 @@ def test_defrag_then_cooking_sees_fragmented_tcp(tmp_path):
     assert alone["bytes"] == 0 and both["bytes"] == ref > 0
 
 
-def test_bad_policy():
-    path = PCAP / "PcapPlusPlus__ip4_fragments.pcap"
-    if not path.exists():
-        pytest.skip("corpus absent")
-    dev = mapi.create_offline_device(str(path))
-    try:
-        fd = mapi.create_flow(dev)
-        with pytest.raises(mapi.MapiError, match="policy"):
-            mapi.apply_function(fd, "DEFRAG", "bsd")
-    finally:
-        mapi.delete_offline_device(dev)
+def test_bad_arguments():
+    assert_rejected(PCAP / "PcapPlusPlus__ip4_fragments.pcap", "DEFRAG",
+                    [(("bsd",), {}, "policy"), ((), dict(max_datagrams=0), "max_datagrams"),
+                     ((), dict(timeout="soon"), "timeout")])

@@ -12,7 +12,7 @@ import pytest
 import mapi
 from conftest import CORPUS, need_tool, replay
 from flowtools import Nfcapd, UdpSink, export_pcap, softflowd, tshark_cflow
-from pktbuild import ether, tcp4, udp4, write_pcap
+from pktbuild import assert_rejected, ether, tcp4, udp4, write_pcap
 
 PCAP = CORPUS / "pcap"
 FOREVER = dict(idle_timeout="24h", active_timeout="24h", tcp_end_timeout="24h")
@@ -236,15 +236,8 @@ def test_file_destination_and_sampling_noted(tmp_path):
 
 
 def test_bad_arguments():
-    path = trace("PcapPlusPlus__example.pcap")
-    dev = mapi.create_offline_device(str(path))
-    try:
-        fd = mapi.create_flow(dev)
-        for kw, what in ((dict(format="v7"), "format"), (dict(key="src,port"), "key"),
-                         (dict(destination="tcp:1.2.3.4:5"), "destination"),
-                         (dict(format="v5", destination="udp:127.0.0.1:9", key="biflow"), "biflow"),
-                         (dict(idle_timeout="0s"), "idle_timeout")):
-            with pytest.raises(mapi.MapiError, match=what):
-                mapi.apply_function(fd, "FLOW_REPORT", **kw)
-    finally:
-        mapi.delete_offline_device(dev)
+    assert_rejected(PCAP / "PcapPlusPlus__example.pcap", "FLOW_REPORT",
+                    [((), dict(format="v7"), "format"), ((), dict(key="src,port"), "key"),
+                     ((), dict(destination="tcp:1.2.3.4:5"), "destination"),
+                     ((), dict(format="v5", destination="udp:127.0.0.1:9", key="biflow"), "biflow"),
+                     ((), dict(idle_timeout="0s"), "idle_timeout")])

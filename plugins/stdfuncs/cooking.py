@@ -10,7 +10,8 @@ Packets that are not TCP (and IP fragments: put DEFRAG first) go no further.
 A chunk is a raw IP packet (link type 101, LINKTYPE_RAW) from the sending side: an IPv4 (20
 bytes) or IPv6 (40 bytes) header, a 20-byte TCP header whose seq is the sequence number of the
 chunk's first byte, then the stream bytes.  The IPv4 identification / IPv6 flow label hold
-connection number << 1 | direction (0: from the side that opened the connection); flags ACK|PSH,
+connection number << 1 | direction (0: from the side that opened the connection; the number
+is cut to 15 / 19 bits); flags ACK|PSH,
 plus FIN on the chunk that ends a direction closed by FIN (possibly empty) and RST after a
 reset.  chunk_info() decodes one.  STR_SEARCH's offset counts from the IP header, so the
 stream bytes start at 40 (IPv4) or 60 (IPv6).
@@ -45,17 +46,14 @@ STATS = ("connections", "bytes", "chunks", "gaps", "gap_bytes", "overlaps", "ove
 def chunk_info(data):
     """Decode a chunk's bytes (a Packet's data from a TO_BUFFER after COOKING)."""
     if data[0] >> 4 == 6:
-        label = struct.unpack_from("!I", data, 0)[0] & 0xFFFFF
+        label = struct.unpack_from("!I", data, 0)[0] & 0xFFFFF      # flow label: 19 bits of number
         src, dst, t = data[8:24], data[24:40], 40
-        tag_bits = 20
     else:
-        label = struct.unpack_from("!H", data, 4)[0]
+        label = struct.unpack_from("!H", data, 4)[0]                 # identification: 15 bits
         src, dst, t = data[12:16], data[16:20], 20
-        tag_bits = 16
     sport, dport, seq = struct.unpack_from("!HHI", data, t)
     return Chunk(label >> 1, label & 1, ipaddress.ip_address(bytes(src)), sport,
-                 ipaddress.ip_address(bytes(dst)), dport, seq, data[t + 13], bytes(data[t + 20:])) \
-        if tag_bits else None
+                 ipaddress.ip_address(bytes(dst)), dport, seq, data[t + 13], bytes(data[t + 20:]))
 
 
 def counters(get, ctype, c_obj, names):

@@ -104,17 +104,27 @@ static int expired(const mapi_flowmeter *m, const flow *f, int64_t now)
     return 0;
 }
 
-static void restart(flow *f)
-{
-    f->packets[0] = f->packets[1] = f->bytes[0] = f->bytes[1] = 0;
-    f->flags[0] = f->flags[1] = 0;
-}
-
 static void expire(mapi_flowmeter *m, flow *f, int reason)
 {
     if (f->packets[0] + f->packets[1])           /* nothing since an active-timeout report */
         emit(m, f, reason);
     forget(m, f);
+}
+
+/* Report flow f if it is over at time now: an active timeout restarts its counts (it goes
+ * on), any other reason ends it.  Returns 1 when f is gone. */
+static int settle(mapi_flowmeter *m, flow *f)
+{
+    int why = expired(m, f, m->now);
+    if (why == MAPI_FLOWEND_ACTIVE) {
+        if (f->packets[0] + f->packets[1]) emit(m, f, why);
+        f->packets[0] = f->packets[1] = f->bytes[0] = f->bytes[1] = 0;
+        f->flags[0] = f->flags[1] = 0;
+        f->first = m->now;
+        return 0;
+    }
+    if (why) expire(m, f, why);
+    return why != 0;
 }
 
 static void sweep(mapi_flowmeter *m)
@@ -125,15 +135,7 @@ static void sweep(mapi_flowmeter *m)
     m->next_sweep = m->now + (step > 1 ? step : 1);
     for (flow *f = OLDEST(m), *nx; f; f = nx) {
         nx = (flow *)f->lru.next;
-        int why = expired(m, f, m->now);
-        if (why == MAPI_FLOWEND_ACTIVE && f->packets[0] + f->packets[1] == 0) why = 0;
-        if (why == MAPI_FLOWEND_ACTIVE) {
-            emit(m, f, why);
-            restart(f);
-            f->first = m->now;
-        } else if (why) {
-            expire(m, f, why);
-        }
+        settle(m, f);
     }
 }
 
@@ -203,17 +205,9 @@ static void packet(mapi_flowmeter *m, int32_t linktype, const uint8_t *p, uint32
         f = lookup(m, &rk, rh);
         if (f) dir = 1;
     }
-    if (f) {
-        int why = expired(m, f, m->now);
-        if (why == MAPI_FLOWEND_ACTIVE) {
-            emit(m, f, why);
-            restart(f);
-            f->first = m->now;
-        } else if (why) {
-            expire(m, f, why);
-            f = NULL;
-            dir = 0;
-        }
+    if (f && settle(m, f)) {
+        f = NULL;
+        dir = 0;
     }
     if (!f) {
         if (m->st.active >= m->cfg.max_flows && OLDEST(m))
