@@ -334,3 +334,36 @@ def test_more_chunks_at_the_end_than_a_batch_holds(tmp_path):
     chunks = [chunk_info(p.data) for p in r.packets]
     assert sorted(c.data for c in chunks) == [b"%06d" % i for i in range(n)]
     assert len({(c.src, c.sport) for c in chunks}) == n
+
+
+def test_derived_batch_shared_by_flows_and_watched(tmp_path):
+    """The engine side: two flows asking for the same COOKING share it (one node, its batch read
+    by both subtrees); a THRESHOLD in a third flow follows a counter that counts chunks; the
+    end of the stream drains what COOKING still holds into every subtree."""
+    path, sig = signature_trace(tmp_path / "split.pcap")
+    dev = mapi.create_offline_device(str(path))
+    try:
+        a, b = mapi.create_flow(dev), mapi.create_flow(dev)
+        ca = [mapi.apply_function(a, "COOKING"), mapi.apply_function(a, "PKT_COUNTER")]
+        cb = [mapi.apply_function(b, "COOKING"), mapi.apply_function(b, "STR_SEARCH", sig.decode()),
+              mapi.apply_function(b, "BYTE_COUNTER")]
+        mapi.connect(a)
+        mapi.connect(b)
+        w = mapi.create_flow(dev)
+        th = mapi.apply_function(w, "THRESHOLD", mapi.GREATER, (a, ca[1]), 1)
+        mapi.connect(w)
+        events = []
+        mapi.set_event_callback(w, th, lambda ev: events.append(ev.value))
+        assert mapi.get_function_info(b, cb[0])["shared_with"] == [a]
+        mapi.start_offline_device(dev)
+        mapi.wait_offline_device(dev, 30)
+        chunks = mapi.read_results(a, ca[1]).value
+        # the request, the client's FIN (empty), the reply ending with the server's FIN
+        assert chunks == mapi.read_results(a, ca[0]).value["chunks"] == 3
+        assert mapi.read_results(b, cb[1]).value == 1
+        assert mapi.read_results(b, cb[2]).value == 40 + len(b"GET /?q=evil-signature-XYZ HTTP/1.1\r\n\r\n")
+        assert events and events[0] == 2
+        text = mapi.explain(dev)
+        assert "in 9 out 3 (33.3%)" in text         # packets in, chunks out
+    finally:
+        mapi.delete_offline_device(dev)
