@@ -8,8 +8,8 @@ prefix still share exactly a k-bit prefix; IPv4 and IPv6), "zero" or "keep".  ma
 it, 0 removes it, N keeps its first N bytes (after the TCP/UDP/ICMP header, else after the IP
 header); the captured length shrinks, wire and IP lengths stay.  IPv4 header, TCP, UDP and
 ICMPv6 checksums are updated for the new addresses (RFC 1624): right ones stay right for the
-whole packet, ones the capture had wrong (checksum offload) stay wrong.  Addresses inside ICMP error quotes, ARP and tunnelled inner headers are
-not rewritten.  Result: dict(packets, ipv4, ipv6, not_ip, truncated)."""
+whole packet, ones the capture had wrong (checksum offload) stay wrong.  Addresses inside
+ICMP error quotes, ARP and tunnelled inner headers are not rewritten.  Result: dict(packets, ipv4, ipv6, not_ip, truncated)."""
 import string
 
 from mapi._engine import ffi, lib

@@ -11,7 +11,8 @@
  * otherwise: the captured length shrinks, the wire length and the IP lengths stay, as with a
  * snapshot length.  Checksums (IPv4 header, TCP, UDP, ICMPv6) are updated for the new
  * addresses (RFC 1624): one that was right for the whole packet stays right, one the capture
- * had wrong (checksum offload) stays wrong.  Not rewritten: addresses inside ICMP error quotes, ARP, tunnels' inner headers. */
+ * had wrong (checksum offload) stays wrong.  Not rewritten: addresses inside ICMP error
+ * quotes, ARP, tunnels' inner headers. */
 #ifndef MAPI_FN_ANONYMIZE_H
 #define MAPI_FN_ANONYMIZE_H
 #include <stdint.h>

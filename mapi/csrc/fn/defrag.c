@@ -346,7 +346,8 @@ mapi_defrag *mapi_defrag_new(int32_t policy, int64_t timeout_ns, uint64_t max_by
     d->timeout_ns = timeout_ns;
     d->max_bytes = max_bytes;
     d->max_dgrams = max_datagrams;
-    if (mapi_htab_init(&d->tab, max_datagrams) < 0 || mapi_outbatch_init(&d->out, 65536, 1 << 20, 1) < 0) {
+    if (mapi_htab_init(&d->tab, max_datagrams) < 0 ||
+        mapi_outbatch_init(&d->out, 65536, 1 << 20, 1) < 0) {
         mapi_defrag_free(d);
         return NULL;
     }
