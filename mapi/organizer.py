@@ -104,10 +104,18 @@ class Plan:
         self.tick_nodes = [n for n in self.nodes if n.instance.tick_ns > 0]
         self.instances = [n.instance for n in self.nodes]
         self.producers = [i for i, e in enumerate(entries) if e[4] != e[5]]
+        self._linktypes = {}             # (id(node), device link type) -> its input's
 
     def input_linktype(self, node, linktype):
         """Link type of the packets that reach node when the device's batches carry
         `linktype`: a producer above it (desc.derives) hands on its own."""
+        key = (id(node), linktype)
+        lt = self._linktypes.get(key)
+        if lt is None:
+            lt = self._linktypes[key] = self._input_linktype(node, linktype)
+        return lt
+
+    def _input_linktype(self, node, linktype):
         chain = []
         p = node.parent
         while p is not None and p.desc is not None:
