@@ -16,7 +16,8 @@
 #define HEADROOM 60                /* the chunk's IPv6 + TCP header goes in front of the bytes */
 #define SMALLEST 2048u             /* buffers are 2 KiB << class, up to the chunk size */
 #define CLASSES 6
-#define POOLED 64                  /* spare buffers kept per class */
+#define POOLED 2048                /* spare buffers kept per class at most ... */
+#define POOL_BYTES (8u << 20)      /* ... and this many bytes of them */
 #define F_FIN 0x01
 #define F_SYN 0x02
 #define F_RST 0x04
@@ -103,8 +104,10 @@ static uint8_t *buf_get(mapi_cooking *c, uint32_t k)
 
 static void buf_put(mapi_cooking *c, uint8_t *b, uint32_t k)
 {
-    if (c->npool[k] < POOLED) c->pool[k][c->npool[k]++] = b;
-    else free(b);
+    if (c->npool[k] < POOLED && c->npool[k] * (SMALLEST << k) < POOL_BYTES)
+        c->pool[k][c->npool[k]++] = b;
+    else
+        free(b);
 }
 
 /* Buffers handed on in the last batch are free again. */
@@ -223,9 +226,8 @@ static int append(mapi_cooking *c, conn *k, int d, const uint8_t *p, uint32_t n)
             h->bcap = cap;
         }
         uint8_t *at = h->buf + HEADROOM + h->blen;
-        memcpy(at, p, take);
         /* a piece starting at an odd offset adds its 16-bit sum byte-swapped (RFC 1071) */
-        uint16_t ps = (uint16_t)~mapi_csum_fold(mapi_csum_add(0, at, take));
+        uint16_t ps = (uint16_t)~mapi_csum_fold(mapi_csum_copy(at, p, take));
         if (h->blen & 1) ps = (uint16_t)(ps << 8 | ps >> 8);
         h->sum += ps;
         h->blen += take;

@@ -2,40 +2,66 @@
 #include <string.h>
 #include "ipsum.h"
 
-uint64_t mapi_csum_add(uint64_t sum, const uint8_t *p, size_t n)
+/* Sum of n bytes in host order, 32-bit halves of 64-bit words into two accumulators (no
+ * carry can be lost below 2^32 words), copied to dst on the way when dst is not NULL. */
+static uint64_t host_sum(uint8_t *dst, const uint8_t *p, size_t n)
 {
-    /* RFC 1071: the one's complement sum does not depend on byte order; sum 32-bit words in
-     * host order, fold to 16 bits, and swap once (a 64-bit accumulator loses no carry) */
-    uint64_t acc = 0, a2 = 0;
-    while (n >= 16) {                      /* 64-bit words, end-around carry */
-        uint64_t w, v;
+    uint64_t lo = 0, hi = 0;
+    while (n >= 8) {
+        uint64_t w;
         memcpy(&w, p, 8);
-        memcpy(&v, p + 8, 8);
-        acc += w;
-        acc += acc < w;
-        a2 += v;
-        a2 += a2 < v;
-        p += 16;
-        n -= 16;
+        if (dst) { memcpy(dst, &w, 8); dst += 8; }
+        lo += (uint32_t)w;
+        hi += w >> 32;
+        p += 8;
+        n -= 8;
     }
-    acc += a2;
-    acc += acc < a2;
-    acc = (acc & 0xFFFFFFFF) + (acc >> 32);
-    while (n >= 4) {
+    uint64_t acc = lo + hi;
+    if (n >= 4) {
         uint32_t w;
         memcpy(&w, p, 4);
+        if (dst) { memcpy(dst, &w, 4); dst += 4; }
         acc += w;
         p += 4;
         n -= 4;
     }
-    if (n >= 2) { uint16_t w; memcpy(&w, p, 2); acc += w; p += 2; n -= 2; }
-    if (n) { uint16_t w = 0; memcpy(&w, p, 1); acc += w; }
+    if (n >= 2) {
+        uint16_t w;
+        memcpy(&w, p, 2);
+        if (dst) { memcpy(dst, &w, 2); dst += 2; }
+        acc += w;
+        p += 2;
+        n -= 2;
+    }
+    if (n) {
+        uint16_t w = 0;
+        memcpy(&w, p, 1);
+        if (dst) *dst = *p;
+        acc += w;
+    }
+    return acc;
+}
+
+/* RFC 1071: the one's complement sum does not depend on byte order: fold the host-order sum
+ * to 16 bits and swap it once. */
+static uint64_t to_network(uint64_t acc)
+{
     while (acc >> 16) acc = (acc & 0xFFFF) + (acc >> 16);
     uint16_t v = (uint16_t)acc;
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     v = (uint16_t)(v << 8 | v >> 8);
 #endif
-    return sum + v;
+    return v;
+}
+
+uint64_t mapi_csum_add(uint64_t sum, const uint8_t *p, size_t n)
+{
+    return sum + to_network(host_sum(NULL, p, n));
+}
+
+uint64_t mapi_csum_copy(uint8_t *dst, const uint8_t *src, size_t n)
+{
+    return to_network(host_sum(dst, src, n));
 }
 
 uint16_t mapi_csum_fold(uint64_t sum)

@@ -8,6 +8,8 @@
 
 /* Add n bytes (big-endian 16-bit words; an odd last byte is padded) to a running sum. */
 uint64_t mapi_csum_add(uint64_t sum, const uint8_t *p, size_t n);
+/* Copy n bytes and return their sum (as mapi_csum_add(0, src, n) would): one pass. */
+uint64_t mapi_csum_copy(uint8_t *dst, const uint8_t *src, size_t n);
 /* Fold a running sum into the 16-bit one's complement checksum (host order). */
 uint16_t mapi_csum_fold(uint64_t sum);
 /* Sum of the TCP/UDP pseudo-header: IPv4 (alen 4) or IPv6 (alen 16) addresses, protocol and
