@@ -11,7 +11,7 @@ from collections import namedtuple
 
 from .arguments import bind_args, check_text
 from .descriptor import FunctionContext
-from .device import Device
+from .device import Device, device_for
 from .errors import (MapiError, ENOFLOW, ENOFUNC, ENODEV, EBADARG, ECONNECTED, ENOTCONNECTED,
                      ECLOSED, ENOPKTS)
 from .packet import Packet
@@ -233,7 +233,8 @@ def apply_function(fd, name, *args, **kwargs):
     desc = get_registry().function(check_text(name, "name", "apply_function"))
     values = bind_args(desc, args, dict(kwargs))
     fid = len(flow.functions) + 1
-    ctx = FunctionContext(device=flow.device, fd=fd, fid=fid, resolve=_resolve)
+    ctx = FunctionContext(device=device_for(flow.device, [(d, a) for _, d, a in flow.functions]),
+                          fd=fd, fid=fid, resolve=_resolve)
     if desc.check is not None:
         values = desc.check(ctx, values)
     flow.functions.append((fid, desc, values))
@@ -254,7 +255,8 @@ def connect(fd):
     dev = flow.device
     chain = []
     for fid, desc, args in flow.functions:
-        ctx = FunctionContext(device=dev, fd=fd, fid=fid, resolve=_resolve)
+        ctx = FunctionContext(device=device_for(dev, [(d, a) for _, d, a in flow.functions[:fid - 1]]),
+                              fd=fd, fid=fid, resolve=_resolve)
         anchor = None
         if desc.anchor:
             ref = args[[a.name for a in desc.args].index(desc.anchor)]

@@ -10,6 +10,7 @@ import threading
 
 from ._engine import ffi, lib
 from .batch import BatchPool
+from .descriptor import PacketSource
 from .errors import MapiError, EBUSY, ENOTSTARTED, ETIMEOUT, EPLUGIN
 from .organizer import Graph
 from . import mapper, workers
@@ -26,6 +27,48 @@ def _add_values(a, b):
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return a + b
     return b
+
+
+class DerivedView:
+    """The device as a function placed after producers in its flow sees it: the link type and
+    snaplen of what they hand on (and no link-layer details of the source when that changed).
+    Everything else is the device's."""
+
+    def __init__(self, device, producers):
+        self._device = device
+        self._producers = producers          # [(descriptor, args)] in flow order
+
+    def _derived(self):
+        lt, snap = self._device.linktype, self._device.snaplen
+        for desc, args in self._producers:
+            lt2, snap2 = desc.derives(lt, args)
+            if lt2 != lt:
+                snap = 262144
+            lt, snap = lt2, (snap if snap2 is None else snap2)
+        return lt, snap
+
+    @property
+    def linktype(self):
+        return self._derived()[0]
+
+    @property
+    def snaplen(self):
+        return self._derived()[1]
+
+    @property
+    def source(self):
+        if self.linktype == self._device.linktype:
+            return self._device.source
+        return PacketSource()               # no header details of another link layer
+
+    def __getattr__(self, name):
+        return getattr(self._device, name)
+
+
+def device_for(device, functions):
+    """What a function after `functions` [(descriptor, args)] of its flow sees as its device."""
+    producers = [(d, a) for d, a in functions if d.derives is not None]
+    return DerivedView(device, producers) if producers else device
 
 
 class Device:
@@ -83,7 +126,7 @@ class Device:
                     on_join = getattr(inst, "on_join", None)
                     if on_join is not None:
                         on_join()
-                self._tell_linktype(inst, self.linktype)
+            self._tell_linktypes(new, self.linktype)
 
     def _replace_hardware(self):
         nodes = self.graph.nodes()
@@ -116,6 +159,10 @@ class Device:
         if node.carry is not None:
             value = _add_values(node.carry, value)
         return value, ts
+
+    def _tell_linktypes(self, plan, linktype):
+        for node in plan.nodes:
+            self._tell_linktype(node.instance, plan.input_linktype(node, linktype))
 
     def _tell_linktype(self, inst, linktype):
         if self._seen_linktype.get(id(inst)) != linktype:
@@ -191,6 +238,8 @@ class Device:
         finally:
             with self.plan_lock:
                 plan = self.plan
+                if plan is not None and not self._stop:
+                    self._drain(plan)
                 for inst in (plan.instances if plan else []):
                     try:
                         inst.end()
@@ -210,8 +259,7 @@ class Device:
                 c = getattr(out, "c", out)
             if c.linktype != self.linktype:
                 self.linktype = c.linktype
-            for inst in plan.instances:
-                self._tell_linktype(inst, c.linktype)
+            self._tell_linktypes(plan, c.linktype)
             if plan.tick_nodes:
                 self._run_with_ticks(plan, c)
             else:
@@ -232,22 +280,38 @@ class Device:
     def _run(self, plan, c):
         if lib.mapi_plan_begin(plan.c, c) < 0:
             raise MapiError(EPLUGIN, "batch of %d packets exceeds the plan's capacity" % c.n)
-        i = 0
-        while i < plan.n:
-            i = lib.mapi_plan_run(plan.c, c, i, plan.n)
+        self._run_range(plan, c, 0, plan.n)
+
+    def _run_range(self, plan, c, i, to):
+        while i < to:
+            i = lib.mapi_plan_run(plan.c, c, i, to)
             if i < 0:
                 raise MapiError(EPLUGIN, "engine plan failed")
-            if i < plan.n:
+            if i < to:
                 node = plan.entry_node(i)
                 cn = plan.c.nodes[i]
                 nin = plan.c.slot_n[cn.in_slot]
                 sel = plan.c.slots[cn.in_slot]
                 out = plan.c.slots[cn.out_slot]
-                nout = node.instance.process(c, sel, nin, out) if nin else 0
+                inb = lib.mapi_plan_input(plan.c, i, c)
+                nout = node.instance.process(inb, sel, nin, out) if nin else 0
                 cn.pkts_in += nin
                 cn.pkts_out += nout
                 plan.c.slot_n[cn.out_slot] = nout
                 i += 1
+
+    def _drain(self, plan):
+        """End of stream: each producer, in plan order (so one under another has had all its
+        input), releases what it holds and its subtree runs over that."""
+        empty = ffi.new("mapi_batch *", {"linktype": self.linktype})
+        for i in plan.producers:
+            while True:
+                n = lib.mapi_plan_drain(plan.c, i)
+                if n < 0:
+                    raise MapiError(EPLUGIN, "draining %s failed" % plan.entry_node(i).name)
+                if n == 0:
+                    break
+                self._run_range(plan, empty, i + 1, plan.c.nodes[i].subtree_end)
 
     def _run_with_ticks(self, plan, c):
         """Cut the batch where packet time crosses a tick of some node, so time-driven results
