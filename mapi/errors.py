@@ -22,11 +22,12 @@ CODES = {
     1018: "not permitted",
     1019: "resource limit reached",
     1020: "not supported",
+    1021: "MAPI server unavailable",
 }
 
 ENOFLOW, ENOFUNC, ENODEV, EUNKNOWNFUNC, EBADARG, ECONNECTED, ENOTCONNECTED, ECLOSED, \
     EFILTER, EOPEN, EFORMAT, ETRUNC, EBUSY, ENOTSTARTED, ENOPKTS, ETIMEOUT, EPLUGIN, EPERM, \
-    ELIMIT, ENOTSUP = range(1001, 1021)
+    ELIMIT, ENOTSUP, ESERVER = range(1001, 1022)
 
 
 class MapiError(Exception):
