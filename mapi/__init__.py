@@ -22,6 +22,20 @@ from . import events   # callable module: mapi.events(fd, fid) is the async even
 from .events import Event, set_event_callback, get_next_event
 
 
+def use_server(url=None):
+    """Send every MAPI call of this process to the MAPI server (mapid) at `url`, e.g.
+    "unix:/run/scampi/mapid.sock"; None: back to the in-process engine.  The environment
+    variable MAPI_SERVER does the same for a whole program."""
+    from .client import use_server as _use
+    return _use(url)
+
+
+def clients():
+    """Who is connected to the MAPI server, with their flows, packets and drops."""
+    raise MapiError(1020, "mapi.clients() needs a MAPI server: set MAPI_SERVER or call "
+                    "mapi.use_server()")
+
+
 def get_include():
     """Directory of the engine's C headers (engine.h: the batch and kernel ABI), for plugins
     that build their own kernels."""
@@ -33,5 +47,10 @@ __all__ = ["explain", "explain_data", "get_include", "OfflineDevice", "Flow", "F
     "start_offline_device", "wait_offline_device", "delete_offline_device", "get_device_info",
     "stats", "devices", "create_flow", "apply_function", "connect", "read_results",
     "get_next_pkt", "loop", "close_flow", "get_flow_info", "get_function_info",
-    "events", "Event", "set_event_callback", "get_next_event",
+    "events", "Event", "set_event_callback", "get_next_event", "use_server", "clients",
 ]
+
+import os as _os
+if _os.environ.get("MAPI_SERVER"):
+    from .client import use_server as _use_server
+    _use_server(_os.environ["MAPI_SERVER"], connect=False)
