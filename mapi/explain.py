@@ -63,7 +63,8 @@ def explain(dev):
     for n in info["nodes"]:
         args = ", ".join(repr(a) for a in n["args"])
         call = "%s(%s)" % (n["function"], args) if args else n["function"]
-        owners = ", ".join("%d.%d" % o for o in n["owners"])
+        # a server labels each owner with its client (pid, uid, program)
+        owners = ", ".join(n.get("owner_labels") or ["%d.%d" % o for o in n["owners"]])
         where = n["placement"]
         if n["exact"] is False:
             where += " superset + software"
