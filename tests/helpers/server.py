@@ -1,0 +1,161 @@
+"""Real mapid processes for the server tests: started on a Unix socket in a temporary
+directory, stopped with SIGTERM (or killed), plus client processes that use it through
+MAPI_SERVER."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:                  # tools/ (the trace generator) is not installed
+    sys.path.insert(0, str(ROOT))
+
+
+def clean_env(**extra):
+    env = {k: v for k, v in os.environ.items() if k != "MAPI_SERVER"}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+class Mapid:
+    """One mapid process.  `config`: TOML text written next to the socket."""
+
+    def __init__(self, directory, config=None, args=()):
+        self.dir = Path(directory)
+        self.socket = str(self.dir / "mapid.sock")
+        self.url = "unix:" + self.socket
+        self.log = self.dir / "mapid.log"
+        cmd = [sys.executable, "-m", "mapi.server", "--socket", self.socket, *args]
+        if config is not None:
+            self.config = self.dir / "mapid.toml"
+            self.config.write_text(config)
+            cmd += ["--config", str(self.config)]
+        self._log = open(self.log, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env=clean_env(), cwd=str(ROOT))
+        self.pid = self.proc.pid
+        self.wait_ready()
+
+    def wait_ready(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("mapid exited with %s:\n%s" % (self.proc.returncode, self.log_text()))
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(self.socket)
+                return
+            except OSError:
+                time.sleep(0.05)
+            finally:
+                s.close()
+        raise RuntimeError("mapid did not listen within %d s:\n%s" % (timeout, self.log_text()))
+
+    def log_text(self):
+        return self.log.read_text(errors="replace")
+
+    def rss_kb(self):
+        """VmRSS, RssAnon and RssShmem of mapid in kB."""
+        out = {}
+        for line in open("/proc/%d/status" % self.pid):
+            key = line.split(":")[0]
+            if key in ("VmRSS", "RssAnon", "RssShmem", "RssFile", "VmHWM"):
+                out[key] = int(line.split()[1])
+        return out
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise RuntimeError("mapid did not stop on SIGTERM:\n" + self.log_text())
+        self._log.close()
+        return self.proc.returncode
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+        self._log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if not self._log.closed:
+            self._log.close()
+
+
+def client_script(body):
+    """A client program: `body` runs with mapi imported (through MAPI_SERVER) and prints one
+    JSON line with what it returns through `emit(...)`."""
+    return textwrap.dedent("""
+        import json, os, sys, time
+        import mapi
+        def emit(obj):
+            print(json.dumps(obj, default=repr), flush=True)
+    """) + textwrap.dedent(body)
+
+
+def start_client(mapid, body, user=None, **popen):
+    """A client process on mapid (stdin/stdout pipes); user: run it as that uid/gid pair."""
+    preexec = None
+    if user is not None:
+        uid, gid = user
+
+        def preexec():
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+    env = clean_env(MAPI_SERVER=mapid.url, HOME=tempfile.gettempdir())
+    return subprocess.Popen([sys.executable, "-c", client_script(body)], env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=preexec,
+                            cwd=tempfile.gettempdir(), **popen)
+
+
+def run_client(mapid, body, user=None, timeout=120):
+    """Run a client to its end; returns (its emitted JSON objects, stderr)."""
+    p = start_client(mapid, body, user)
+    out, err = p.communicate(timeout=timeout)
+    if p.returncode != 0:
+        raise AssertionError("client failed (%d):\n%s\nmapid log:\n%s" % (p.returncode, err,
+                                                                          mapid.log_text()))
+    return [json.loads(line) for line in out.splitlines() if line.startswith(("{", "["))], err
+
+
+def nobody():
+    import pwd
+    pw = pwd.getpwnam("nobody")
+    return pw.pw_uid, pw.pw_gid
+
+
+def open_dir(prefix):
+    """A temporary directory every user may read (for traces an unprivileged client reads)."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(d, 0o755)
+    return Path(d)
+
+
+def trace(directory, packets, seed=1):
+    from tools.gentrace import write_trace
+    path = Path(directory) / ("trace-%d-%d.pcap" % (packets, seed))
+    if not path.exists():
+        write_trace(str(path), packets=packets, seed=seed)
+        os.chmod(path, 0o644)
+    return path
