@@ -101,37 +101,32 @@ class Mapid:
             self._log.close()
 
 
-def client_script(body):
-    """A client program: `body` runs with mapi imported (through MAPI_SERVER) and prints one
-    JSON line with what it returns through `emit(...)`."""
+def client_script(body, user=None):
+    """A client program: `body` runs with mapi imported (through MAPI_SERVER) and prints JSON
+    lines with emit(...).  user: (uid, gid) it becomes before its first MAPI call (the
+    interpreter lives where only root may start it, so the drop happens inside)."""
+    drop = ""
+    if user is not None:
+        drop = "os.setgroups([]); os.setgid(%d); os.setuid(%d)\n" % (user[1], user[0])
     return textwrap.dedent("""
         import json, os, sys, time
         import mapi
         def emit(obj):
             print(json.dumps(obj, default=repr), flush=True)
-    """) + textwrap.dedent(body)
+    """) + drop + textwrap.dedent(body)
 
 
-def start_client(mapid, body, user=None, **popen):
-    """A client process on mapid (stdin/stdout pipes); user: run it as that uid/gid pair."""
-    preexec = None
-    if user is not None:
-        uid, gid = user
-
-        def preexec():
-            os.setgroups([])
-            os.setgid(gid)
-            os.setuid(uid)
+def start_client(mapid, body, user=None, args=(), **popen):
+    """A client process on mapid (stdin/stdout pipes); user: (uid, gid) it runs its MAPI calls as."""
     env = clean_env(MAPI_SERVER=mapid.url, HOME=tempfile.gettempdir())
-    return subprocess.Popen([sys.executable, "-c", client_script(body)], env=env,
+    return subprocess.Popen([sys.executable, "-c", client_script(body, user), *args], env=env,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=preexec,
-                            cwd=tempfile.gettempdir(), **popen)
+                            stderr=subprocess.PIPE, text=True, cwd=tempfile.gettempdir(), **popen)
 
 
-def run_client(mapid, body, user=None, timeout=120):
+def run_client(mapid, body, user=None, timeout=120, args=()):
     """Run a client to its end; returns (its emitted JSON objects, stderr)."""
-    p = start_client(mapid, body, user)
+    p = start_client(mapid, body, user, args)
     out, err = p.communicate(timeout=timeout)
     if p.returncode != 0:
         raise AssertionError("client failed (%d):\n%s\nmapid log:\n%s" % (p.returncode, err,
