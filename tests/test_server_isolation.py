@@ -105,7 +105,7 @@ def test_other_clients_flows_are_out_of_reach(mapid, tracefile):
     owner.wait(60)
     assert result["flows"] == [a["fd"]]
     import subprocess
-    ref = subprocess.run(["tcpdump", "-r", str(tracefile), "-q", "tcp port 443"], capture_output=True)
+    ref = subprocess.run(["tcpdump", "-n", "-q", "-r", str(tracefile), "tcp port 443"], capture_output=True)
     assert result["count"] == len(ref.stdout.splitlines()) > 0
 
 
