@@ -98,6 +98,9 @@ class Engine:
         self.flow_files = {}       # fd -> [Held] (TO_FILE targets)
         self.buffers = {}          # fd -> {fid: ring pointer}
         self.watchers = {}         # engine device name -> [callback(errors)]
+        # held while flows close (their instances are freed) and while anything walks every
+        # node's instance (stats' per-flow drops, metrics): the engine does not guard that
+        self.graph_lock = threading.RLock()
 
     # --- names as clients know them -----------------------------------------------------------
     def public(self, v):
@@ -194,9 +197,10 @@ class Engine:
 
     def delete_device(self, session, dev):
         name = self.device(session, dev, "delete")
-        for fd in self._flows_on(name):
-            self.forget_flow(fd)
-        self._call(api.delete_offline_device, name)
+        with self.graph_lock:
+            for fd in self._flows_on(name):
+                self.forget_flow(fd)
+            self._call(api.delete_offline_device, name)
         with self.lock:
             _, held = self.private.pop(name)
             self.aliases.pop(held.proc_path, None)
@@ -313,7 +317,8 @@ class Engine:
         """Connect; returns ([(fid, mode, capacity, lossless, ring)], [event fids])."""
         self.check_flow(session, fd)
         self._call(api.connect, fd)
-        info = api.get_flow_info(fd)
+        with self.graph_lock:
+            info = api.get_flow_info(fd)
         name = info["device"]
         dev = self.device_object(name)
         with self.lock:
@@ -353,11 +358,10 @@ class Engine:
         """{fid: (written, dropped, delivered, bytes)} of a flow's buffers."""
         st = ffi.new("mapi_ring_stats *")
         out = {}
-        with self.lock:
-            rings = dict(self.buffers.get(fd, {}))
-        for fid, ring in rings.items():
-            lib.mapi_ring_get_stats(ring, st)
-            out[fid] = (st.written, st.dropped, st.delivered, st.bytes)
+        with self.lock:                         # close_flow frees rings only after popping them
+            for fid, ring in self.buffers.get(fd, {}).items():
+                lib.mapi_ring_get_stats(ring, st)
+                out[fid] = (st.written, st.dropped, st.delivered, st.bytes)
         return out
 
     @staticmethod
@@ -371,16 +375,19 @@ class Engine:
 
     def close_flow(self, session, fd):
         self.check_flow(session, fd)
-        info = api.get_flow_info(fd)
-        try:
-            if info["status"] != "closed":
-                self._call(api.close_flow, fd)
-        finally:
-            self.forget_flow(fd)
+        with self.graph_lock:
+            info = api.get_flow_info(fd)
             with self.lock:
-                for sd in self.shared.values():
-                    if info["device"] in sd.retired:
-                        self._drop_retired(sd)
+                self.buffers.pop(fd, None)      # nobody reads its rings once they may be freed
+            try:
+                if info["status"] != "closed":
+                    self._call(api.close_flow, fd)
+            finally:
+                self.forget_flow(fd)
+                with self.lock:
+                    for sd in self.shared.values():
+                        if info["device"] in sd.retired:
+                            self._drop_retired(sd)
 
     def forget_flow(self, fd):
         with self.lock:
@@ -414,9 +421,15 @@ class Engine:
         raise MapiError(ENOTSUP, "function %d of flow %d keeps packets in a way the server "
                         "cannot share with its client" % (fid, fd), argument="fid")
 
+    def device_of_flow(self, fd):
+        """The engine's name of a flow's device."""
+        with self.graph_lock:
+            return api.get_flow_info(fd)["device"]
+
     def flow_info(self, session, fd):
         self.check_flow(session, fd)
-        return self.public(self._call(api.get_flow_info, fd))
+        with self.graph_lock:                   # its drops walk every node's instance
+            return self.public(self._call(api.get_flow_info, fd))
 
     def function_info(self, session, fd, fid):
         self.check_flow(session, fd)
@@ -431,7 +444,8 @@ class Engine:
 
     def stats(self, session, dev):
         name = self.device(session, dev)
-        s = self._call(api.stats, name)
+        with self.graph_lock:
+            s = self._call(api.stats, name)
         if session.uid != 0:
             s["flow_drops"] = {fd: n for fd, n in s.get("flow_drops", {}).items() if fd in session.flows}
         return self.public(s)
@@ -461,7 +475,8 @@ class Engine:
     def device_metrics(self, name):
         """(info, stats, placement counts) of an engine device, for the metrics endpoint."""
         info = api.get_device_info(name)
-        s = api.stats(name)
+        with self.graph_lock:
+            s = api.stats(name)
         placements = {}
         for n in mapi_explain.explain_data(name)["nodes"]:
             placements[n["placement"]] = placements.get(n["placement"], 0) + 1

@@ -204,7 +204,7 @@ class Session:
         for fid in event_fids:
             self.engine.set_event_sink(m.fd, fid, self._sink(m.fd, fid))
         if event_fids:
-            name = self.engine._call(api.get_flow_info, m.fd)["device"]
+            name = self.engine.device_of_flow(m.fd)
             if self.engine.device_object(name).offline:
                 self.engine.watch_done(name, lambda errors: self.server.post(
                     lambda: self._events_end(m.fd, event_fids)))

@@ -38,8 +38,9 @@ class Mapid:
             self.config.write_text(config)
             cmd += ["--config", str(self.config)]
         self._log = open(self.log, "ab")
+        # a crash leaves its Python stacks in the log
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=clean_env(), cwd=str(ROOT))
+                                     env=clean_env(PYTHONFAULTHANDLER="1"), cwd=str(ROOT))
         self.pid = self.proc.pid
         self.wait_ready()
 
