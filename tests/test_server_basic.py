@@ -106,7 +106,8 @@ def test_same_results_as_in_process(mapid, tracefile, tmp_path):
     assert remote["dev"]["packets"] == local["dev"]["packets"] == PACKETS
     def strip(nodes):                  # descriptors numbered per process: compare their order
         fds = sorted({fd for n in nodes for fd, _ in n["owners"]})
-        return [(n["function"], repr(n["args"]).replace("/remote/", "/local/"),
+        ref = lambda a: (fds.index(a[0]), a[1]) if isinstance(a, tuple) and len(a) == 2 else a
+        return [(n["function"], repr([ref(a) for a in n["args"]]).replace("/remote/", "/local/"),
                  [(fds.index(fd), fid) for fd, fid in n["owners"]], n["pkts_in"], n["pkts_out"])
                 for n in nodes]
     assert strip(remote["explain"]["nodes"]) == strip(local["explain"]["nodes"])
