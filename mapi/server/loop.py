@@ -24,6 +24,15 @@ log = logging.getLogger("mapid")
 UCRED = struct.Struct("3i")
 
 
+def control_priority():
+    """Clients' calls before packets: the loop and the call workers run at a higher priority
+    than the engine's replay threads (when mapid may raise it; otherwise as they are)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), -10)
+    except (OSError, AttributeError):
+        pass
+
+
 class Connection:
     """One client's socket, its output queue and its queue of calls."""
 
@@ -57,7 +66,12 @@ class Connection:
             if env.WhichOneof("body") != "request":
                 close_fds(fds)
                 continue
-            self.enqueue((env, fds))
+            with self.calls_lock:
+                idle = not self.busy and not self.calls
+            if idle and env.request.WhichOneof("call") in self.server.inline_calls:
+                self.session.handle(env, fds)       # quick: no hand-off to a worker
+            else:
+                self.enqueue((env, fds))
         if not more:
             self.server.drop(self)
 
@@ -151,13 +165,15 @@ class Connection:
 
 class Server:
     def __init__(self, path, make_session, workers=4, max_message=16 << 20, max_backlog=64 << 20,
-                 socket_mode=0o666):
+                 socket_mode=0o666, inline_calls=()):
         self.path = path
+        self.inline_calls = frozenset(inline_calls)   # run on the loop thread when the client is idle
         self.make_session = make_session
         self.max_message = max_message
         self.max_backlog = max_backlog
         self.sel = selectors.DefaultSelector()
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mapid-call")
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mapid-call",
+                                       initializer=control_priority)
         self.posted = deque()
         self.timers = []
         self._timer_seq = itertools.count()
@@ -218,6 +234,7 @@ class Server:
 
     # --- the loop -----------------------------------------------------------------------------
     def run(self):
+        control_priority()
         while not self.stopping:
             timeout = None
             if self.timers:

@@ -55,11 +55,14 @@ def main(argv=None):
     logging.basicConfig(stream=sys.stderr, level=cfg["log_level"].upper(),
                         format="mapid[%(process)d] %(levelname)s %(name)s: %(message)s")
     os.environ.pop("MAPI_SERVER", None)
+    # the engine's threads hold the GIL for their per-batch Python; a control call waiting for
+    # it should not wait a whole default switch interval (5 ms)
+    sys.setswitchinterval(0.0005)
     import mapi
     mapi.use_server(None)                 # the server runs the engine itself
     from .engine import Engine
     from .loop import Server
-    from .session import Session
+    from .session import QUICK_CALLS, Session
     from mapi.errors import MapiError
 
     limits = cfg["limits"]
@@ -76,7 +79,7 @@ def main(argv=None):
         return Session(conn, engine, server, pid, uid, gid, directory)
     server = Server(cfg["socket"], make_session, workers=cfg["workers"],
                     max_message=limits["message_bytes"], max_backlog=limits["backlog_bytes"],
-                    socket_mode=cfg["socket_mode"])
+                    socket_mode=cfg["socket_mode"], inline_calls=QUICK_CALLS)
     directory.server = server
     if cfg["metrics"]:
         from .metrics import serve

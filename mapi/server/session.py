@@ -17,6 +17,11 @@ from mapi.registry import get_registry
 
 log = logging.getLogger("mapid.session")
 DEFERRED = object()
+# calls that never wait for the engine (no plan switch, no graph-wide lock): the loop thread
+# runs them itself; connect, close_flow, delete, stats, explain, clients go to a worker
+QUICK_CALLS = ("hello", "create_offline_device", "start_offline_device", "wait_offline_device",
+               "get_device_info", "devices", "create_flow", "apply_function", "read_results",
+               "get_function_info", "describe_function", "check_packets")
 SERVER_NAME = "mapid 0.1.0"
 
 
