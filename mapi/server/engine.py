@@ -421,6 +421,18 @@ class Engine:
         raise MapiError(ENOTSUP, "function %d of flow %d keeps packets in a way the server "
                         "cannot share with its client" % (fid, fd), argument="fid")
 
+    def flow_counts(self, name):
+        """{fd: (packets into its first function, out of its last)} of a device's flows, as
+        explain counts them (a node in hardware: the card's own counters)."""
+        first, last = {}, {}
+        for n in mapi_explain.explain_data(name)["nodes"]:
+            for fd, fid in n["owners"]:
+                if fd not in first or fid < first[fd][0]:
+                    first[fd] = (fid, n["pkts_in"])
+                if fd not in last or fid > last[fd][0]:
+                    last[fd] = (fid, n["pkts_out"])
+        return {fd: (first[fd][1], last[fd][1]) for fd in first}
+
     def device_of_flow(self, fd):
         """The engine's name of a flow's device."""
         with self.graph_lock:

@@ -284,21 +284,21 @@ class Session:
     # --- observability and the end ----------------------------------------------------------
     def summary(self):
         flows, packets, drops, nbytes = [], 0, 0, 0
+        counts = {}
         for fd in sorted(self.flows):
             try:
                 info = self.engine.flow_info(self, fd)
+                name = self.engine.device_of_flow(fd)
+                if name not in counts:
+                    counts[name] = self.engine.flow_counts(name)
             except MapiError:
                 continue
-            fns = info["functions"]
-            pin = pout = 0
-            if info["status"] == "connected" and fns:
-                pin = self.engine.function_info(self, fd, fns[0]["fid"]).get("pkts_in", 0)
-                pout = self.engine.function_info(self, fd, fns[-1]["fid"]).get("pkts_out", 0)
+            pin, pout = counts[name].get(fd, (0, 0))
             rings = self.engine.ring_stats(fd).values()
             f = dict(fd=fd, device=info["device"], status=info["status"],
-                     functions=[x["name"] for x in fns], packets_in=pin, packets_out=pout,
-                     buffered=sum(r[0] for r in rings), buffer_bytes=sum(r[3] for r in rings),
-                     drops=sum(r[1] for r in rings))
+                     functions=[x["name"] for x in info["functions"]], packets_in=pin,
+                     packets_out=pout, buffered=sum(r[0] for r in rings),
+                     buffer_bytes=sum(r[3] for r in rings), drops=sum(r[1] for r in rings))
             flows.append(f)
             packets += pin
             drops += f["drops"]
