@@ -10,7 +10,7 @@ import time
 import pytest
 
 import mapi
-from helpers.server import Mapid, open_dir, run_client, trace
+from helpers.server import Mapid, in_process, open_dir, run_client, trace
 
 PACKETS = 30000
 
@@ -60,11 +60,7 @@ def run_job(path, outdir):
     mapi.set_event_callback(alert, th, events.append)
     mapi.start_offline_device(dev)
     packets = []
-    while True:
-        p = mapi.get_next_pkt(dns, buf)
-        if p is None:
-            break
-        packets.append(p)
+    mapi.loop(dns, buf, 0, packets.append)
     mapi.wait_offline_device(dev)
     out = dict(pkts=mapi.read_results(web, pkts), bytes=mapi.read_results(web, nbytes),
                top=mapi.read_results(talkers, top).value, buffer=mapi.read_results(dns, buf),
@@ -198,13 +194,7 @@ def test_object_layer_and_client_process(mapid, tracefile):
             emit({"count": n.value, "read": sum(1 for _ in buf), "server": mapi.client.installed() is not None})
     """ % str(tracefile)
     out, _ = run_client(mapid, body)
-    local = mapi.OfflineDevice(str(tracefile))
-    with local:
-        f = local.flow()
-        f.apply("BPF_FILTER", "tcp port 80")
-        n = f.apply("PKT_COUNTER")
-        local.run()
-        expected = n.value
+    expected = in_process(tracefile, "tcp port 80", "PKT_COUNTER")
     assert out == [{"count": expected, "read": expected, "server": True}]
 
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 import mapi
-from helpers.server import Mapid, open_dir, run_client, start_client, trace
+from helpers.server import Mapid, in_process, open_dir, start_client, trace
 
 PACKETS = 200000
 
@@ -85,13 +85,7 @@ def test_killed_client_leaves_no_nodes_and_others_are_exact(mapid, tracefile):
     result = json.loads(survivor.stdout.readline())
     survivor.wait(60)
     assert result["count"] == tcpdump_count(tracefile, "tcp port 80")
-    local = mapi.OfflineDevice(str(tracefile))
-    with local:
-        f = local.flow()
-        f.apply("BPF_FILTER", "udp")
-        b = f.apply("BYTE_COUNTER")
-        local.run()
-        assert result["bytes"] == b.value
+    assert result["bytes"] == in_process(tracefile, "udp", "BYTE_COUNTER")
 
 
 BLOCKED = """
@@ -163,37 +157,24 @@ def test_killed_mapid_ends_every_blocked_call(tmp_path, tracefile):
         m.__exit__(None, None, None)
 
 
-SLOW = """
+READER = """
+    size, reads = int(sys.argv[1]), sys.argv[2] == "reads"
     fd = mapi.create_flow("replay")
     mapi.apply_function(fd, "BPF_FILTER", "tcp")
-    buf = mapi.apply_function(fd, "TO_BUFFER", mapi.WAIT, 1 << 20)
-    mapi.connect(fd)
-    emit({"fd": fd})
-    sys.stdin.readline()                                # never reads its buffer
-    mapi.wait_offline_device("replay")
-    emit({"buffer": mapi.read_results(fd, buf).value, "stats": mapi.stats("replay")["flow_drops"]})
-"""
-
-FAST = """
-    fd = mapi.create_flow("replay")
-    mapi.apply_function(fd, "BPF_FILTER", "tcp")
-    buf = mapi.apply_function(fd, "TO_BUFFER", mapi.WAIT, 256 << 20)
+    buf = mapi.apply_function(fd, "TO_BUFFER", mapi.WAIT, size)
     mapi.connect(fd)
     emit({"fd": fd})
     sys.stdin.readline()
-    n = nbytes = 0
-    while True:
-        got = mapi.api.function_instance(fd, buf).drain(1.0)
-        if got is None:
-            break
-        n += got[0]; nbytes += got[1]
-    emit({"read": n, "buffer": mapi.read_results(fd, buf).value})
+    n = mapi.api.function_instance(fd, buf).drain_all()[0] if reads else 0
+    mapi.wait_offline_device("replay")
+    emit({"read": n, "buffer": mapi.read_results(fd, buf).value,
+          "stats": mapi.stats("replay")["flow_drops"]})
 """
 
 
 def test_slow_reader_loses_only_its_own(mapid, tracefile):
-    slow = start_client(mapid, SLOW)
-    fast = start_client(mapid, FAST)
+    slow = start_client(mapid, READER, args=[str(1 << 20), "never"])    # never reads its buffer
+    fast = start_client(mapid, READER, args=[str(256 << 20), "reads"])
     sfd = json.loads(slow.stdout.readline())["fd"]
     json.loads(fast.stdout.readline())
     rss0 = mapid.rss_kb()

@@ -73,13 +73,7 @@ CLIENT = textwrap.dedent("""
             n += 1
             crc = zlib.crc32(p.data, zlib.crc32(p.ts.to_bytes(8, "little"), crc))
     else:                               # counted in C, in place (packets and bytes)
-        ring = mapi.api.function_instance(fd, fids[1])
-        while True:
-            got = ring.drain(1.0)
-            if got is None:
-                break
-            n += got[0]
-            crc += got[1]
+        n, crc = mapi.api.function_instance(fd, fids[1]).drain_all()
     mapi.wait_offline_device(sys.argv[3])
     out = [[mapi.read_results(fd, f).value for f in fids] for fd, fids in fds]
     emit({"client": i, "results": out, "read": n, "crc": crc})
@@ -96,8 +90,7 @@ def start_clients(url, count, dev="replay", read="crc", buffer_bytes=4 << 20):
 
 
 def _drain(fd, fids):
-    while mapi.api.function_instance(fd, fids[1]).drain(1.0) is not None:
-        pass
+    mapi.api.function_instance(fd, fids[1]).drain_all()
 
 
 def local_results(path, count, buffer_bytes=4 << 20):
@@ -228,13 +221,7 @@ def buffer_job(path, python):
                 n += 1
                 nbytes += p.caplen
         else:
-            ring = mapi.api.function_instance(fd, buf)
-            while True:
-                got = ring.drain(1.0)
-                if got is None:
-                    break
-                n += got[0]
-                nbytes += got[1]
+            n, nbytes = mapi.api.function_instance(fd, buf).drain_all()
         mapi.wait_offline_device(dev)
         mapi.delete_offline_device(dev)
         return n, nbytes

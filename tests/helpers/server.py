@@ -155,3 +155,14 @@ def trace(directory, packets, seed=1):
         write_trace(str(path), packets=packets, seed=seed)
         os.chmod(path, 0o644)
     return path
+
+
+def in_process(path, expr, function):
+    """The result of BPF_FILTER(expr) + function on the in-process engine (the reference)."""
+    import mapi
+    with mapi.OfflineDevice(str(path)) as dev:
+        f = dev.flow()
+        f.apply("BPF_FILTER", expr)
+        fn = f.apply(function)
+        dev.run()
+        return fn.value
