@@ -56,6 +56,8 @@ class RemoteMapi:
             if c is None or c.dead is not None or c.pid != os.getpid():
                 if c is not None and c.pid == os.getpid():
                     c.close()
+                elif c is not None:              # a forked child: the parent's connection stays
+                    _close_quietly(c.sock)
                 self._flows, self._queues = {}, {}     # descriptors of a gone server mean nothing
                 c = self._conn = Connection(self.path, self._on_push, self._on_dead)
             return c
@@ -317,3 +319,11 @@ class RemoteMapi:
 def _bad_path(fname, arg, value):
     raise MapiError(EBADARG, "%s: argument %r must be a file name, got %r" % (fname, arg, value),
                     argument=arg)
+
+
+def _close_quietly(sock):
+    """Close this process's copy of a socket (no shutdown: another process still uses it)."""
+    try:
+        sock.close()
+    except OSError:
+        pass
