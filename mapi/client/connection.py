@@ -1,11 +1,14 @@
 """A client's connection to mapid: requests and their replies, pushes, and the end.
 
-Calls may come from any thread: each sends its request and waits for its own reply, which a
-reader thread hands over (with the descriptors that came along).  When the server goes away
-every waiting call, ring reader and event reader gets a MapiError(ESERVER) at once."""
+Calls may come from any thread: each sends its request and waits for its own reply (with the
+descriptors that came along).  A waiting call reads the socket itself when nobody else does
+(no hand-over between threads on the usual path); a background thread reads it the rest of the
+time, for pushed events and for the end of the connection.  When the server goes away every
+waiting call, ring reader and event reader gets a MapiError(ESERVER) at once."""
 import itertools
 import logging
 import os
+import select
 import socket
 import threading
 
@@ -42,6 +45,9 @@ class Connection:
         self._pending = {}
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
+        self._io = threading.Condition()      # who reads the socket: a caller, or the thread
+        self._leader = False
+        self._reading = False
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
             self.sock.connect(path)
@@ -78,24 +84,66 @@ class Connection:
                 self._pending.pop(rid, None)
             self._die("sending to the MAPI server at %s failed: %s" % (self.path, exc.strerror))
             raise self.dead from None
-        w.event.wait()
+        self._await(w)
         if w.error is not None:
             close_fds(w.fds)
             raise w.error
         return w.reply, w.fds
 
-    def _read_loop(self):
-        reason = "the MAPI server at %s closed the connection (mapid stopped or was killed)" % self.path
+    def _await(self, w):
+        """Wait for w's reply, reading the socket in this thread when nobody else is."""
+        with self._io:
+            lead = not (self._leader or self._reading)
+            if lead:
+                self._leader = True
+        if not lead:
+            w.event.wait()                    # the background thread hands it over
+            return
         try:
-            while True:
-                more = self.reader.recv(self.sock)
-                for env, fds in self.reader.frames():
-                    self._dispatch(env, fds)
-                if not more:
+            while not w.event.is_set() and self.dead is None:
+                if not self._receive(0):
                     break
+        finally:
+            with self._io:
+                self._leader = False
+                self._io.notify_all()
+        w.event.wait()
+
+    def _receive(self, flags):
+        """Read and dispatch what the socket has; False once the connection is over."""
+        try:
+            more = self.reader.recv(self.sock, flags)
+            for env, fds in self.reader.frames():
+                self._dispatch(env, fds)
+        except BlockingIOError:
+            return True
         except (OSError, ProtocolError) as exc:
-            reason = "the connection to the MAPI server at %s broke: %s" % (self.path, exc)
-        self._die(reason)
+            self._die("the connection to the MAPI server at %s broke: %s" % (self.path, exc))
+            return False
+        if not more:
+            self._die("the MAPI server at %s closed the connection (mapid stopped or was "
+                      "killed)" % self.path)
+        return more
+
+    def _read_loop(self):
+        """Pushes and the end of the connection while no call is reading."""
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN)
+        while self.dead is None:
+            try:
+                poller.poll()
+            except OSError:
+                pass
+            with self._io:
+                while self._leader:
+                    self._io.wait()
+                self._reading = True
+            try:
+                if not self._receive(socket.MSG_DONTWAIT):
+                    return
+            finally:
+                with self._io:
+                    self._reading = False
 
     def _dispatch(self, env, fds):
         body = env.WhichOneof("body")

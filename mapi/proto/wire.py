@@ -55,9 +55,9 @@ class FrameReader:
         self.buf = bytearray()
         self.fds = deque()
 
-    def recv(self, sock):
+    def recv(self, sock, flags=0):
         """Read what the socket has; False at the end of the stream."""
-        data, anc, flags, _ = sock.recvmsg(RECV_SIZE, ANC_SPACE)
+        data, anc, flags, _ = sock.recvmsg(RECV_SIZE, ANC_SPACE, flags)
         for level, kind, payload in anc:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 fds = array.array("i")

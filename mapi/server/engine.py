@@ -1,71 +1,27 @@
 """mapid's engine: the in-process MAPI engine (devices, organizer, mapper) run on behalf of
 clients.  Every call the server makes into mapi.api goes through this module, which adds what
 a shared server needs: who owns which device and flow, descriptors the clients opened, and
-device names and paths as each client knows them.
-
-Files: a client opens its trace or TO_FILE target itself and passes the descriptor.  The engine
-opens files by name, so mapid reopens the client's open file through /proc/self/fd/N, after
-checking that the client's descriptor grants that very access (read for a trace, write for
-TO_FILE; an O_PATH descriptor grants none): mapid never reaches a file its client could not.
+device names and paths as each client knows them.  Files the clients pass: mapi.server.files; what clients see:
+mapi.server.views (mixed in).
 """
-import fcntl
-import importlib
 import logging
 import os
 import re
-import stat
 import threading
 
 from mapi import api, events as mapi_events
 from mapi._engine import ffi, lib
 from mapi.constants import WAIT
-from mapi.errors import (MapiError, EBADARG, ELIMIT, ENODEV, ENOFLOW, ENOPKTS, ENOTSUP, EOPEN,
-                         EPERM)
+from mapi.errors import MapiError, EBADARG, ELIMIT, ENODEV, ENOFLOW, ENOPKTS, ENOTSUP, EPERM
 from mapi.events import EventQueue
 from mapi.registry import get_registry
 
+from .files import Held, check_descriptor
+from .priority import engine_priority
+from .views import Views
+
 log = logging.getLogger("mapid.engine")
-mapi_explain = importlib.import_module("mapi.explain")      # the module (mapi.explain is the function)
-PROC_FD = "/proc/self/fd/%d"
 _ALIAS = re.compile(r"/proc/self/fd/\d+|\boffline\d+\b")
-
-
-class Held:
-    """A descriptor a client passed, kept open while the engine uses the file behind it."""
-
-    def __init__(self, fd, client_path):
-        self.fd = fd
-        self.client_path = client_path
-        self.proc_path = PROC_FD % fd
-
-    def close(self):
-        try:
-            os.close(self.fd)
-        except OSError:
-            pass
-
-
-def check_descriptor(fd, write, what, path):
-    """Refuse a descriptor that does not grant the access the engine will use."""
-    try:
-        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-        st = os.fstat(fd)
-    except OSError as exc:
-        raise MapiError(EOPEN, "%s: the descriptor passed for %s is unusable: %s"
-                        % (what, path, exc.strerror), file=path) from None
-    acc = flags & os.O_ACCMODE
-    if flags & getattr(os, "O_PATH", 0):
-        raise MapiError(EPERM, "%s: the descriptor passed for %s is an O_PATH descriptor, which "
-                        "grants no access to the file" % (what, path), file=path)
-    if write and acc not in (os.O_WRONLY, os.O_RDWR):
-        raise MapiError(EPERM, "%s: the descriptor passed for %s is not open for writing"
-                        % (what, path), file=path)
-    if not write and acc not in (os.O_RDONLY, os.O_RDWR):
-        raise MapiError(EPERM, "%s: the descriptor passed for %s is not open for reading"
-                        % (what, path), file=path)
-    if stat.S_ISDIR(st.st_mode) or stat.S_ISSOCK(st.st_mode):
-        raise MapiError(EOPEN, "%s: %s is a %s, not a file" % (
-            what, path, "directory" if stat.S_ISDIR(st.st_mode) else "socket"), file=path)
 
 
 class SharedDevice:
@@ -86,7 +42,7 @@ class SharedDevice:
         return self.engine_name
 
 
-class Engine:
+class Engine(Views):
     def __init__(self, limits=None, live_defaults=None):
         self.lock = threading.RLock()
         self.limits = dict(limits or {})
@@ -97,6 +53,7 @@ class Engine:
         self.flows = {}            # fd -> session
         self.flow_files = {}       # fd -> [Held] (TO_FILE targets)
         self.buffers = {}          # fd -> {fid: ring pointer}
+        self.flow_device = {}      # fd -> engine device name
         self.watchers = {}         # engine device name -> [callback(errors)]
         # held while flows close (their instances are freed) and while anything walks every
         # node's instance (stats' per-flow drops, metrics): the engine does not guard that
@@ -266,6 +223,7 @@ class Engine:
         fd = self._call(api.create_flow, name, **opts)
         with self.lock:
             self.flows[fd] = session
+            self.flow_device[fd] = name
             session.flows.add(fd)
         return fd
 
@@ -316,7 +274,8 @@ class Engine:
     def connect(self, session, fd):
         """Connect; returns ([(fid, mode, capacity, lossless, ring)], [event fids])."""
         self.check_flow(session, fd)
-        self._call(api.connect, fd)
+        with engine_priority():                 # a live device starts capturing here
+            self._call(api.connect, fd)
         with self.graph_lock:
             info = api.get_flow_info(fd)
         name = info["device"]
@@ -392,6 +351,7 @@ class Engine:
     def forget_flow(self, fd):
         with self.lock:
             session = self.flows.pop(fd, None)
+            self.flow_device.pop(fd, None)
             held = self.flow_files.pop(fd, [])
             self.buffers.pop(fd, None)
         if session is not None:
@@ -421,79 +381,26 @@ class Engine:
         raise MapiError(ENOTSUP, "function %d of flow %d keeps packets in a way the server "
                         "cannot share with its client" % (fid, fd), argument="fid")
 
-    def flow_counts(self, name):
-        """{fd: (packets into its first function, out of its last)} of a device's flows, as
-        explain counts them (a node in hardware: the card's own counters)."""
-        first, last = {}, {}
-        for n in mapi_explain.explain_data(name)["nodes"]:
-            for fd, fid in n["owners"]:
-                if fd not in first or fid < first[fd][0]:
-                    first[fd] = (fid, n["pkts_in"])
-                if fd not in last or fid > last[fd][0]:
-                    last[fd] = (fid, n["pkts_out"])
-        return {fd: (first[fd][1], last[fd][1]) for fd in first}
+    def flow_quiet(self, fd):
+        """True when fd's device runs no packets now: connecting or closing it waits for no
+        batch (the caller may answer it at once)."""
+        with self.lock:
+            name = self.flow_device.get(fd)
+        try:
+            return name is not None and self.device_object(name).state != "running"
+        except MapiError:
+            return False
+
+    def start_device(self, session, dev):
+        with engine_priority():                 # the replay threads start here
+            self._call(api.start_offline_device, self.device(session, dev))
 
     def device_of_flow(self, fd):
         """The engine's name of a flow's device."""
         with self.graph_lock:
             return api.get_flow_info(fd)["device"]
 
-    def flow_info(self, session, fd):
-        self.check_flow(session, fd)
-        with self.graph_lock:                   # its drops walk every node's instance
-            return self.public(self._call(api.get_flow_info, fd))
-
-    def function_info(self, session, fd, fid):
-        self.check_flow(session, fd)
-        return self.public(self._call(api.get_function_info, fd, fid))
-
-    def device_info(self, session, dev):
-        name = self.device(session, dev)
-        info = self._call(api.get_device_info, name)
-        if session.uid != 0:
-            info["flows"] = [fd for fd in info["flows"] if fd in session.flows]
-        return self.public(info)
-
-    def stats(self, session, dev):
-        name = self.device(session, dev)
-        with self.graph_lock:
-            s = self._call(api.stats, name)
-        if session.uid != 0:
-            s["flow_drops"] = {fd: n for fd, n in s.get("flow_drops", {}).items() if fd in session.flows}
-        return self.public(s)
-
-    def explain(self, session, dev, label):
-        """explain_data with each node's owners as clients; a client other than root sees
-        the nodes its own flows use."""
-        name = self.device(session, dev)
-        data = self._call(mapi_explain.explain_data, name)
-        with self.lock:
-            owners = dict(self.flows)
-        nodes = []
-        for n in data["nodes"]:
-            if session.uid != 0 and not any(fd in session.flows for fd, _ in n["owners"]):
-                continue
-            n["owner_labels"] = ["%d.%d (%s)" % (fd, fid, label(owners.get(fd)))
-                                 for fd, fid in n["owners"]]
-            nodes.append(n)
-        data["nodes"] = nodes
-        return self.public(data)
-
     # --- the whole server -----------------------------------------------------------------------
-    def all_devices(self):
-        """[(name as clients know it, engine name)] of every device."""
-        return [(self.aliases.get(n, n), n) for n in api.devices()]
-
-    def device_metrics(self, name):
-        """(info, stats, placement counts) of an engine device, for the metrics endpoint."""
-        info = api.get_device_info(name)
-        with self.graph_lock:
-            s = api.stats(name)
-        placements = {}
-        for n in mapi_explain.explain_data(name)["nodes"]:
-            placements[n["placement"]] = placements.get(n["placement"], 0) + 1
-        return info, s, placements
-
     def shutdown(self):
         with self.lock:
             shared = list(self.shared.values())

@@ -17,20 +17,12 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
-from mapi.proto import pb
 from mapi.proto.wire import FrameReader, ProtocolError, close_fds, encode, envelope
+
+from .priority import control_priority
 
 log = logging.getLogger("mapid")
 UCRED = struct.Struct("3i")
-
-
-def control_priority():
-    """Clients' calls before packets: the loop and the call workers run at a higher priority
-    than the engine's replay threads (when mapid may raise it; otherwise as they are)."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), -10)
-    except (OSError, AttributeError):
-        pass
 
 
 class Connection:
@@ -68,7 +60,7 @@ class Connection:
                 continue
             with self.calls_lock:
                 idle = not self.busy and not self.calls
-            if idle and env.request.WhichOneof("call") in self.server.inline_calls:
+            if idle and self.session.quick(env.request):
                 self.session.handle(env, fds)       # quick: no hand-off to a worker
             else:
                 self.enqueue((env, fds))
@@ -165,9 +157,8 @@ class Connection:
 
 class Server:
     def __init__(self, path, make_session, workers=4, max_message=16 << 20, max_backlog=64 << 20,
-                 socket_mode=0o666, inline_calls=()):
+                 socket_mode=0o666):
         self.path = path
-        self.inline_calls = frozenset(inline_calls)   # run on the loop thread when the client is idle
         self.make_session = make_session
         self.max_message = max_message
         self.max_backlog = max_backlog

@@ -62,7 +62,7 @@ def main(argv=None):
     mapi.use_server(None)                 # the server runs the engine itself
     from .engine import Engine
     from .loop import Server
-    from .session import QUICK_CALLS, Session
+    from .session import Session
     from mapi.errors import MapiError
 
     limits = cfg["limits"]
@@ -79,7 +79,7 @@ def main(argv=None):
         return Session(conn, engine, server, pid, uid, gid, directory)
     server = Server(cfg["socket"], make_session, workers=cfg["workers"],
                     max_message=limits["message_bytes"], max_backlog=limits["backlog_bytes"],
-                    socket_mode=cfg["socket_mode"], inline_calls=QUICK_CALLS)
+                    socket_mode=cfg["socket_mode"])
     directory.server = server
     if cfg["metrics"]:
         from .metrics import serve

@@ -18,10 +18,12 @@ from mapi.registry import get_registry
 log = logging.getLogger("mapid.session")
 DEFERRED = object()
 # calls that never wait for the engine (no plan switch, no graph-wide lock): the loop thread
-# runs them itself; connect, close_flow, delete, stats, explain, clients go to a worker
+# runs them itself; connect and close_flow too when their device runs no packets; delete,
+# stats, explain, clients and the others go to a worker
 QUICK_CALLS = ("hello", "create_offline_device", "start_offline_device", "wait_offline_device",
                "get_device_info", "devices", "create_flow", "apply_function", "read_results",
                "get_function_info", "describe_function", "check_packets")
+QUIET_DEVICE_CALLS = ("connect", "close_flow")
 SERVER_NAME = "mapid 0.1.0"
 
 
@@ -55,6 +57,16 @@ class Session:
         self._events = {}                     # (fd, fid) -> [Event] waiting to be pushed
         self._events_lock = threading.Lock()
         self._events_posted = False
+
+    def quick(self, request):
+        """May the loop thread answer this request itself (it waits for nothing)?"""
+        call = request.WhichOneof("call")
+        if call in QUICK_CALLS:
+            return True
+        if call in QUIET_DEVICE_CALLS:
+            fd = getattr(request, call).fd
+            return fd in self.flows and self.engine.flow_quiet(fd)
+        return False
 
     def label(self):
         return "pid %d uid %d %s" % (self.pid, self.uid, self.program)
@@ -128,7 +140,7 @@ class Session:
         return pb.Reply(device=pb.DeviceRef(dev=name)), ()
 
     def call_start_offline_device(self, m, fds, rid):
-        self.engine._call(api.start_offline_device, self.engine.device(self, m.dev))
+        self.engine.start_device(self, m.dev)
         return self.done()
 
     def call_wait_offline_device(self, m, fds, rid):
