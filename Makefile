@@ -10,9 +10,10 @@ APT_PACKAGES := build-essential python3-venv python3-dev pkg-config libpcap-dev 
 	pmacct sngrep libtrace-tools xz-utils bzip2 iproute2 gzip
 ENGINE_SOURCES := $(wildcard mapi/csrc/*.[ch] mapi/csrc/fn/*.[ch]) mapi/_build_engine.py
 ENGINE_SOURCES += $(wildcard mapi/tracegen/csrc/*.[ch]) mapi/tracegen/_build.py   # built with the engine
+PROTO_OUT := mapi/proto/mapi_pb2.py
 SHIM_SOURCES := $(wildcard libpcap_shim/csrc/*.[ch] libpcap_shim/csrc/*.inc) libpcap_shim/build.py mapi/csrc/ring.h
 
-.PHONY: demo test bench deps venv engine shim clean check-imports
+.PHONY: demo test bench deps venv engine shim proto clean check-imports
 
 deps: .deps.stamp
 .deps.stamp:
@@ -34,13 +35,18 @@ $(VENV)/.installed: .deps.stamp setup.cfg setup.py pyproject.toml
 	@rm -rf scampi.egg-info   # a stale copy in the work tree would shadow the entry points
 	@touch $@
 
-engine: $(VENV)/.engine
+engine: $(VENV)/.engine $(PROTO_OUT)
 $(VENV)/.engine: $(VENV)/.installed $(ENGINE_SOURCES)
 	@# flock: several shells may rebuild at once; the build must not interleave
 	@flock /tmp/scampi-engine-build.lock $(PY) setup.py -q build_ext --inplace 2>&1 \
 	  | grep -v -E '^(running|copying|creating|WARNING: the)' || true
 	@rm -rf scampi.egg-info
 	@$(PY) -c "import mapi._engine" && touch $@
+
+# the wire protocol's message classes (mapid and its clients), generated with grpcio-tools
+proto: $(PROTO_OUT)
+$(PROTO_OUT): mapi/proto/mapi.proto $(VENV)/.installed
+	@$(PY) -m grpc_tools.protoc -Imapi/proto --python_out=mapi/proto mapi/proto/mapi.proto
 
 shim: libpcap_shim/lib/libpcap.so.0.8
 libpcap_shim/lib/libpcap.so.0.8: $(VENV)/.engine $(SHIM_SOURCES)
@@ -58,6 +64,7 @@ check-imports:
 
 bench: engine shim
 	@$(PY) tools/bench.py $(BENCH_ARGS)
+	@$(PY) tools/bench_server.py $(BENCH_SERVER_ARGS)
 
 clean:
 	rm -rf build $(VENV) mapi/_engine*.so mapi/_engine.c mapi/_engine.o .deps.stamp

@@ -55,6 +55,20 @@ def __dir__():
     return sorted(set(globals()) | set(_LAZY) | {"events"})
 
 
+def use_server(url=None):
+    """Send every MAPI call of this process to the MAPI server (mapid) at `url`, e.g.
+    "unix:/run/scampi/mapid.sock"; None: back to the in-process engine.  The environment
+    variable MAPI_SERVER does the same for a whole program."""
+    from .client import use_server as _use
+    return _use(url)
+
+
+def clients():
+    """Who is connected to the MAPI server, with their flows, packets and drops."""
+    raise MapiError(ENOTSUP, "mapi.clients() needs a MAPI server: set MAPI_SERVER or call "
+                    "mapi.use_server()")
+
+
 def get_include():
     """Directory of the engine's C headers (engine.h: the batch and kernel ABI), for plugins
     that build their own kernels."""
@@ -63,5 +77,11 @@ def get_include():
 
 
 __all__ = (["explain", "explain_data", "get_include", "OfflineDevice", "Flow", "Function",
-            "hookimpl", "events", "Event", "set_event_callback", "get_next_event"]
+            "hookimpl", "events", "Event", "set_event_callback", "get_next_event",
+            "use_server", "clients"]
            + list(_API) + list(_error_names) + list(_constant_names))
+
+import os as _os
+if _os.environ.get("MAPI_SERVER"):
+    from .client import use_server as _use_server
+    _use_server(_os.environ["MAPI_SERVER"], connect=False)

@@ -23,16 +23,17 @@ CODES = {
     1019: "resource limit reached",
     1020: "not supported",
     1021: "cannot write file",
+    1022: "MAPI server unavailable",
 }
 
 ENOFLOW, ENOFUNC, ENODEV, EUNKNOWNFUNC, EBADARG, ECONNECTED, ENOTCONNECTED, ECLOSED, \
     EFILTER, EOPEN, EFORMAT, ETRUNC, EBUSY, ENOTSTARTED, ENOPKTS, ETIMEOUT, EPLUGIN, EPERM, \
-    ELIMIT, ENOTSUP, EWRITE = range(1001, 1022)
+    ELIMIT, ENOTSUP, EWRITE, ESERVER = range(1001, 1023)
 
 CODE_NAMES = ("ENOFLOW", "ENOFUNC", "ENODEV", "EUNKNOWNFUNC", "EBADARG", "ECONNECTED",
               "ENOTCONNECTED", "ECLOSED", "EFILTER", "EOPEN", "EFORMAT", "ETRUNC", "EBUSY",
               "ENOTSTARTED", "ENOPKTS", "ETIMEOUT", "EPLUGIN", "EPERM", "ELIMIT", "ENOTSUP",
-              "EWRITE")
+              "EWRITE", "ESERVER")
 
 
 class MapiError(Exception):

@@ -1,5 +1,8 @@
 """explain(dev): the device's global monitoring graph as the organizer and mapper built it —
 which nodes are shared and by whom, where each runs, its cost class, and packets in and out."""
+import sys
+import types
+
 from .api import find_device
 
 
@@ -63,7 +66,8 @@ def explain(dev):
     for n in info["nodes"]:
         args = ", ".join(repr(a) for a in n["args"])
         call = "%s(%s)" % (n["function"], args) if args else n["function"]
-        owners = ", ".join("%d.%d" % o for o in n["owners"])
+        # a server labels each owner with its client (pid, uid, program)
+        owners = ", ".join(n.get("owner_labels") or ["%d.%d" % o for o in n["owners"]])
         where = n["placement"]
         if n["exact"] is False:
             where += " superset + software"
@@ -77,3 +81,14 @@ def explain(dev):
             n["cost"], n["pkts_in"], n["pkts_out"], sel,
             ("  -- " + n["note"]) if n["note"] else ""))
     return "\n".join(lines)
+
+
+class _CallableModule(types.ModuleType):
+    """``mapi.explain`` is this module and, called, explain(): whichever was bound first (a
+    lazy attribute of the package, or an ``import mapi.explain``), mapi.explain(dev) works."""
+
+    def __call__(self, dev, *args, **kwargs):
+        return explain(dev, *args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -5,10 +5,10 @@ returns None at once when none is buffered.  A WAIT buffer on an offline device 
 replay waits for the reader); otherwise a full buffer drops and counts (result "dropped"), so a
 slow reader loses only its own packets and never holds anyone up."""
 from mapi._engine import ffi, lib
-from mapi.packet import Packet
 from mapi.constants import WAIT, NOWAIT
 from mapi.descriptor import Arg, FunctionDescriptor, FunctionInstance
 from mapi.errors import MapiError, EBADARG
+from mapi.ring import RingReader
 
 
 class ToBuffer(FunctionInstance):
@@ -21,45 +21,25 @@ class ToBuffer(FunctionInstance):
         if self.ring == ffi.NULL:
             raise MemoryError("TO_BUFFER: cannot allocate %d bytes" % size)
         self.state = self.ring
-        self.hdr = ffi.new("mapi_pkthdr **")
-        self.data = ffi.new("uint8_t **")
-        self.last_ts = 0
+        self.reader = RingReader(self.ring, mode)
 
     def next_packet(self, timeout=None):
-        if self.ring == ffi.NULL:
-            return None
-        if self.mode == NOWAIT:
-            ms = 0
-        elif timeout is None:
-            ms = -1
-        else:
-            ms = max(0, int(timeout * 1000))
-        rc = lib.mapi_ring_next(self.ring, ms, self.hdr, self.data)
-        if rc != lib.MAPI_RING_PACKET:
-            return None
-        h = self.hdr[0]
-        self.last_ts = h.ts
-        return Packet(h.ts, h.caplen, h.wirelen, ffi.buffer(self.data[0], h.caplen)[:], h.ifindex,
-                      h.linktype, h.seq)
+        return self.reader.next_packet(timeout)
 
     def drain(self, timeout=0.2):
         """Take the buffered packets without handing them out (in C, batch-wise): returns
         (packets, captured bytes) taken, or None at the end of the stream."""
-        if self.ring == ffi.NULL:
-            return None
-        counts = ffi.new("uint64_t[2]")
-        rc = lib.mapi_ring_drain(self.ring, int(timeout * 1000), counts, counts + 1)
-        if rc < 0:
-            return None
-        return counts[0], counts[1]
+        return self.reader.drain(timeout)
+
+    def drain_all(self, timeout=1.0):
+        """drain() to the end of the stream: (packets, captured bytes)."""
+        return self.reader.drain_all(timeout)
 
     def fileno(self):
         return lib.mapi_ring_fd(self.ring)
 
     def result(self):
-        st = ffi.new("mapi_ring_stats *")
-        lib.mapi_ring_get_stats(self.ring, st)
-        return dict(written=st.written, dropped=st.dropped, delivered=st.delivered), self.last_ts
+        return self.reader.stats(), self.reader.last_ts
 
     def end(self):
         lib.mapi_ring_end(self.ring)
@@ -69,11 +49,12 @@ class ToBuffer(FunctionInstance):
 
     def close(self):
         ring, self.ring = self.ring, ffi.NULL
+        self.reader.release()
         if ring != ffi.NULL:
             lib.mapi_ring_free(ring)
 
     def info(self):
-        return dict(mode=self.mode, pending=lib.mapi_ring_pending(self.ring) if self.ring != ffi.NULL else 0)
+        return dict(mode=self.mode, pending=self.reader.pending())
 
 
 def check(ctx, args):

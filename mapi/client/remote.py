@@ -1,0 +1,329 @@
+"""RemoteMapi: the MAPI calls of mapi.api, answered by mapid.
+
+Same names, arguments, results and errors as the in-process calls; what differs is where the
+work happens.  Files the server must read or write (a trace, TO_FILE's target) are opened here,
+with this process's rights, and passed as descriptors.  TO_BUFFER rings are mapped into this
+process and read in place; events arrive pushed and wait in local queues."""
+import os
+import threading
+
+from mapi.api import Result
+from mapi.errors import MapiError, EBADARG, ENOTSUP, EOPEN
+from mapi.proto import pb
+from mapi.proto.values import from_value, to_map, to_value
+
+from .connection import Connection
+from .events import RemoteEventQueue, events_of, iterator
+from .ring import attach_all
+
+
+def parse_url(url):
+    """The socket path of a MAPI_SERVER value: unix:/path, unix:///path or a plain path."""
+    if url.startswith("unix://"):
+        return url[len("unix://"):]
+    if url.startswith("unix:"):
+        return url[len("unix:"):]
+    if "://" in url:
+        raise MapiError(ENOTSUP, "MAPI server %r: only unix:PATH is served (the remote gRPC "
+                        "transport is not there yet)" % url, argument="url")
+    return url
+
+
+class _Flow:
+    __slots__ = ("dev", "names", "rings", "queues")
+
+    def __init__(self, dev):
+        self.dev = dev
+        self.names = {}           # fid -> function name
+        self.rings = {}           # fid -> RingReader
+        self.queues = {}          # fid -> RemoteEventQueue
+
+
+class RemoteMapi:
+    def __init__(self, url):
+        self.url = url
+        self.path = parse_url(url)
+        self._conn = None
+        self._lock = threading.RLock()
+        self._flows = {}
+        self._queues = {}         # (fd, fid) -> RemoteEventQueue (events may come before connect's reply)
+        self._described = {}
+
+    # --- the connection -----------------------------------------------------------------------
+    def connection(self):
+        with self._lock:
+            c = self._conn
+            if c is None or c.dead is not None or c.pid != os.getpid():
+                if c is not None and c.pid == os.getpid():
+                    c.close()
+                elif c is not None:              # a forked child: the parent's connection stays
+                    _close_quietly(c.sock)
+                self._flows, self._queues = {}, {}     # descriptors of a gone server mean nothing
+                c = self._conn = Connection(self.path, self._on_push, self._on_dead)
+            return c
+
+    def _call(self, field, msg=None, fds=()):
+        req = pb.Request()
+        getattr(req, field).CopyFrom(msg if msg is not None else pb.Empty())
+        return self.connection().call_fds(req, fds)
+
+    def _reply(self, field, msg=None, fds=()):
+        return self._call(field, msg, fds)[0]
+
+    def _value(self, field, msg=None):
+        return from_value(self._reply(field, msg).value)
+
+    def _on_push(self, push, fds):
+        kind = push.WhichOneof("kind")
+        if kind == "events":
+            self._queue(push.events.fd, push.events.fid).publish(events_of(push.events))
+        elif kind == "events_end":
+            self._queue(push.events_end.fd, push.events_end.fid).end()
+
+    def _on_dead(self, error):
+        with self._lock:
+            flows = list(self._flows.values())
+            queues = list(self._queues.values())
+        for f in flows:
+            for r in f.rings.values():
+                r.interrupt()
+        for q in queues:
+            q.fail(error)
+
+    def _queue(self, fd, fid):
+        with self._lock:
+            q = self._queues.get((fd, fid))
+            if q is None:
+                q = self._queues[(fd, fid)] = RemoteEventQueue(fd, fid)
+            return q
+
+    def close(self):
+        with self._lock:
+            c, self._conn = self._conn, None
+        if c is not None:
+            c.close()
+
+    # --- devices ------------------------------------------------------------------------------
+    def create_offline_device(self, path, fmt=None, backend=None, **options):
+        if not isinstance(path, (str, bytes, os.PathLike)):
+            raise MapiError(EBADARG, "create_offline_device: path must be a file name, not %r"
+                            % (path,), argument="path")
+        path = os.fsdecode(path)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise MapiError(EOPEN, "cannot open %s: %s" % (path, exc.strerror), file=path) from None
+        try:
+            msg = pb.CreateOfflineDevice(path=path, format=fmt or "", backend=backend or "")
+            to_map(options, msg.options)
+            return self._reply("create_offline_device", msg, [fd]).device.dev
+        finally:
+            os.close(fd)
+
+    def start_offline_device(self, dev):
+        self._reply("start_offline_device", pb.DeviceRef(dev=dev))
+        return 0
+
+    def wait_offline_device(self, dev, timeout=None):
+        msg = pb.WaitOfflineDevice(dev=dev, timeout=timeout or 0, has_timeout=timeout is not None)
+        self._reply("wait_offline_device", msg)
+        return 0
+
+    def delete_offline_device(self, dev):
+        self._reply("delete_offline_device", pb.DeviceRef(dev=dev))
+        with self._lock:
+            gone = [fd for fd, f in self._flows.items() if f.dev == dev]
+        for fd in gone:
+            self._forget(fd)
+        return 0
+
+    def get_device_info(self, dev):
+        return self._value("get_device_info", pb.DeviceRef(dev=dev))
+
+    def stats(self, dev):
+        return self._value("stats", pb.DeviceRef(dev=dev))
+
+    def devices(self):
+        return self._value("devices")
+
+    def open_live_device(self, name, **options):
+        raise MapiError(ENOTSUP, "open_live_device: with a MAPI server the server opens devices; "
+                        "create a flow on %r instead" % (name,), argument="name")
+
+    # --- flows --------------------------------------------------------------------------------
+    def create_flow(self, dev, **options):
+        if not isinstance(dev, str):
+            raise MapiError(EBADARG, "create_flow: device must be a name, not %r" % (dev,),
+                            argument="dev")
+        msg = pb.CreateFlow(dev=dev)
+        to_map(options, msg.options)
+        fd = self._reply("create_flow", msg).flow.fd
+        with self._lock:
+            self._flows[fd] = _Flow(dev)
+        return fd
+
+    def describe_function(self, name):
+        d = self._described.get(name)
+        if d is None:
+            d = self._described[name] = self._value("describe_function", pb.FunctionName(name=name))
+        return d
+
+    def apply_function(self, fd, name, *args, **kwargs):
+        if not isinstance(name, str):
+            raise MapiError(EBADARG, "function name must be a string, not %r" % (name,),
+                            argument="name")
+        desc = self.describe_function(name)
+        args = list(args)
+        files, fds = [], []
+        try:
+            for i, a in enumerate(desc["args"]):
+                if a["type"] != "w":
+                    continue
+                where = i if i < len(args) else a["name"] if a["name"] in kwargs else None
+                if where is None:
+                    continue
+                value = args[where] if isinstance(where, int) else kwargs[where]
+                path, fdesc = self._open_for_writing(desc["name"], a["name"], value)
+                if isinstance(where, int):
+                    args[where] = path
+                else:
+                    kwargs[where] = path
+                files.append(str(where))
+                fds.append(fdesc)
+            msg = pb.ApplyFunction(fd=fd, name=name, file_args=files)
+            for a in args:
+                to_value(a, msg.args.add())
+            to_map(kwargs, msg.kwargs)
+            fid = self._reply("apply_function", msg, fds).function.fid
+        finally:
+            for f in fds:
+                os.close(f)
+        with self._lock:
+            flow = self._flows.get(fd)
+            if flow is not None:
+                flow.names[fid] = name
+        return fid
+
+    @staticmethod
+    def _open_for_writing(fname, arg, value):
+        if isinstance(value, bytes):
+            value = value.decode("latin-1")
+        if not isinstance(value, str) or not value:
+            _bad_path(fname, arg, value)
+        path = os.path.abspath(os.path.expanduser(value))
+        try:
+            return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise MapiError(EOPEN, "%s: cannot open %s for writing: %s" % (fname, path, exc.strerror),
+                            argument=arg, file=path) from None
+
+    def connect(self, fd):
+        reply, fds = self._call("connect", pb.FlowRef(fd=fd))
+        conn = self.connection()
+        rings = attach_all(reply.connected, fds, conn, fd)
+        with self._lock:
+            flow = self._flows.setdefault(fd, _Flow(None))
+            flow.rings.update(rings)
+            for fid in reply.connected.event_fids:
+                flow.queues[fid] = self._queue(fd, fid)
+        return 0
+
+    def _flow(self, fd):
+        with self._lock:
+            return self._flows.get(fd)
+
+    def read_results(self, fd, fid):
+        r = self._reply("read_results", pb.FunctionRef(fd=fd, fid=fid)).results
+        flow = self._flow(fd)
+        ring = flow.rings.get(fid) if flow is not None else None
+        # a buffer's ts is its reader's last packet, and the reader is this process
+        return Result(from_value(r.value), ring.last_ts if ring is not None else r.ts)
+
+    def function_instance(self, fd, fid):
+        """A connected TO_BUFFER's ring reader (next_packet, drain, fileno, ring)."""
+        flow = self._flow(fd)
+        ring = flow.rings.get(fid) if flow is not None else None
+        if ring is None:
+            self._reply("check_packets", pb.FunctionRef(fd=fd, fid=fid))
+        return ring
+
+    def get_next_pkt(self, fd, fid, timeout=None):
+        return self.function_instance(fd, fid).next_packet(timeout)
+
+    def loop(self, fd, fid, cnt, callback):
+        ring = self.function_instance(fd, fid)
+        done = 0
+        while cnt <= 0 or done < cnt:
+            pkt = ring.next_packet(None)
+            if pkt is None:
+                break
+            callback(pkt)
+            done += 1
+        return done
+
+    def close_flow(self, fd):
+        self._reply("close_flow", pb.FlowRef(fd=fd))
+        self._forget(fd)
+        return 0
+
+    def _forget(self, fd):
+        with self._lock:
+            flow = self._flows.pop(fd, None)
+            queues = [self._queues.pop(k) for k in list(self._queues) if k[0] == fd]
+        for q in queues:
+            q.end()
+        if flow is not None:
+            for r in flow.rings.values():
+                r.close()
+
+    def get_flow_info(self, fd):
+        return self._value("get_flow_info", pb.FlowRef(fd=fd))
+
+    def get_function_info(self, fd, fid):
+        return self._value("get_function_info", pb.FunctionRef(fd=fd, fid=fid))
+
+    # --- events -------------------------------------------------------------------------------
+    def _events_queue(self, fd, fid):
+        flow = self._flow(fd)
+        if flow is not None and fid in flow.queues:
+            return flow.queues[fid]
+        info = self.get_function_info(fd, fid)        # the server's error for a bad fd/fid
+        raise MapiError(ENOTSUP, "function %d of flow %d is %s, which delivers no events; apply "
+                        "THRESHOLD and pass its id" % (fid, fd, info["name"]), argument="fid")
+
+    def set_event_callback(self, fd, fid, fn):
+        if fn is not None and not callable(fn):
+            raise MapiError(EBADARG, "set_event_callback: fn must be callable or None, not %r"
+                            % (fn,), argument="fn")
+        self._events_queue(fd, fid).set_callback(fn)
+        return 0
+
+    def get_next_event(self, fd, fid, timeout=None):
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or timeout < 0):
+            raise MapiError(EBADARG, "get_next_event: timeout must be None or seconds >= 0, not %r"
+                            % (timeout,), argument="timeout")
+        return self._events_queue(fd, fid).get(timeout)
+
+    def events(self, fd, fid):
+        return iterator(self._events_queue(fd, fid))
+
+    # --- the server's view --------------------------------------------------------------------
+    def explain_data(self, dev):
+        return self._value("explain", pb.DeviceRef(dev=dev))
+
+    def clients(self):
+        return self._value("clients")
+
+
+def _bad_path(fname, arg, value):
+    raise MapiError(EBADARG, "%s: argument %r must be a file name, got %r" % (fname, arg, value),
+                    argument=arg)
+
+
+def _close_quietly(sock):
+    """Close this process's copy of a socket (no shutdown: another process still uses it)."""
+    try:
+        sock.close()
+    except OSError:
+        pass

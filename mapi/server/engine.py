@@ -1,0 +1,413 @@
+"""mapid's engine: the in-process MAPI engine (devices, organizer, mapper) run on behalf of
+clients.  Every call the server makes into mapi.api goes through this module, which adds what
+a shared server needs: who owns which device and flow, descriptors the clients opened, and
+device names and paths as each client knows them.  Files the clients pass: mapi.server.files; what clients see:
+mapi.server.views (mixed in).
+"""
+import logging
+import os
+import re
+import threading
+
+from mapi import api, events as mapi_events
+from mapi._engine import ffi, lib
+from mapi.constants import WAIT
+from mapi.errors import MapiError, EBADARG, ELIMIT, ENODEV, ENOFLOW, ENOPKTS, ENOTSUP, EPERM
+from mapi.events import EventQueue
+from mapi.registry import get_registry
+
+from .files import Held, check_descriptor
+from .priority import engine_priority
+from .views import Views
+
+log = logging.getLogger("mapid.engine")
+_ALIAS = re.compile(r"/proc/self/fd/\d+|\boffline\d+\b")
+
+
+class SharedDevice:
+    """A trace-replay device the server offers (config [devices.NAME]): every client may attach
+    flows to it and start it; once replayed, the next new flow gets a fresh replay."""
+
+    def __init__(self, name, spec):
+        self.name = name
+        self.spec = spec
+        self.engine_name = None
+        self.retired = set()          # earlier replays that still have flows
+
+    def open(self):
+        spec = self.spec
+        self.engine_name = api.create_offline_device(spec["file"], spec.get("format") or None,
+                                                     spec.get("backend") or None,
+                                                     **spec.get("options", {}))
+        return self.engine_name
+
+
+class Engine(Views):
+    def __init__(self, limits=None, live_defaults=None):
+        self.lock = threading.RLock()
+        self.limits = dict(limits or {})
+        self.live_defaults = dict(live_defaults or {})   # backend name -> create_flow options
+        self.aliases = {}          # engine text -> the client's text
+        self.private = {}          # engine device name -> (session, Held)
+        self.shared = {}           # public name -> SharedDevice
+        self.flows = {}            # fd -> session
+        self.flow_files = {}       # fd -> [Held] (TO_FILE targets)
+        self.buffers = {}          # fd -> {fid: ring pointer}
+        self.flow_device = {}      # fd -> engine device name
+        self.watchers = {}         # engine device name -> [callback(errors)]
+        # held while flows close (their instances are freed) and while anything walks every
+        # node's instance (stats' per-flow drops, metrics): the engine does not guard that
+        self.graph_lock = threading.RLock()
+
+    # --- names as clients know them -----------------------------------------------------------
+    def public(self, v):
+        """v with engine device names and /proc/self/fd paths replaced by the clients' names."""
+        if isinstance(v, str):
+            return _ALIAS.sub(lambda m: self.aliases.get(m.group(0), m.group(0)), v)
+        if isinstance(v, dict):
+            return {k: self.public(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [self.public(x) for x in v]
+        if isinstance(v, tuple) and not hasattr(v, "_fields"):
+            return tuple(self.public(x) for x in v)
+        return v
+
+    def public_error(self, exc):
+        return MapiError(exc.code, self.public(str(exc)), **self.public(dict(exc.where)))
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except MapiError as exc:
+            raise self.public_error(exc) from None
+
+    # --- devices ------------------------------------------------------------------------------
+    def configure_devices(self, specs):
+        """(Re)declare the shared devices of the config: new ones open, gone ones close once
+        no flow uses them."""
+        with self.lock:
+            for name, spec in specs.items():
+                old = self.shared.get(name)
+                if old is not None and old.spec == spec:
+                    continue
+                sd = SharedDevice(name, spec)
+                engine_name = sd.open()
+                self.aliases[engine_name] = name
+                if old is not None:
+                    self._retire(old, old.engine_name)
+                    sd.retired = old.retired
+                self.shared[name] = sd
+                log.info("offering device %s: %s", name, spec["file"])
+            for name in set(self.shared) - set(specs):
+                sd = self.shared.pop(name)
+                self._retire(sd, sd.engine_name)
+                log.info("device %s is no longer offered", name)
+
+    def _retire(self, sd, engine_name):
+        sd.retired.add(engine_name)
+        self._drop_retired(sd)
+
+    def _drop_retired(self, sd):
+        for engine_name in list(sd.retired):
+            info = api.get_device_info(engine_name) if engine_name in api.devices() else None
+            if info is None or not info["flows"]:
+                sd.retired.discard(engine_name)
+                if info is not None:
+                    api.delete_offline_device(engine_name)
+                self.aliases.pop(engine_name, None)
+
+    def open_trace(self, session, path, fd, fmt, backend, options):
+        """An offline device on a trace the client opened (its descriptor fd)."""
+        check_descriptor(fd, False, "create_offline_device", path)
+        held = Held(fd, path)
+        with self.lock:
+            self.aliases[held.proc_path] = path
+        try:
+            name = self._call(api.create_offline_device, held.proc_path, fmt, backend, **options)
+        except BaseException:
+            with self.lock:
+                self.aliases.pop(held.proc_path, None)
+            held.close()
+            raise
+        with self.lock:
+            self.private[name] = (session, held)
+        return name
+
+    def device(self, session, dev, use="use"):
+        """The engine's name for the device a client names, if that client may use it."""
+        with self.lock:
+            sd = self.shared.get(dev)
+            if sd is not None:
+                if use == "flow" and api.get_device_info(sd.engine_name)["state"] == "done":
+                    self._retire(sd, sd.engine_name)      # replayed: new flows get a new replay
+                    self.aliases[sd.open()] = dev
+                if use == "delete":
+                    raise MapiError(EPERM, "device %s is offered by the server and cannot be "
+                                    "deleted by a client" % dev, argument="dev")
+                return sd.engine_name
+            owner = self.private.get(dev)
+            if owner is not None and owner[0] is not session:
+                raise MapiError(EPERM, "device %s belongs to another client" % dev, argument="dev")
+            if owner is None and use == "delete":
+                raise MapiError(ENODEV, "no offline device %r of this client" % dev, argument="dev")
+            return dev
+
+    def delete_device(self, session, dev):
+        name = self.device(session, dev, "delete")
+        with self.graph_lock:
+            for fd in self._flows_on(name):
+                self.forget_flow(fd)
+            self._call(api.delete_offline_device, name)
+        with self.lock:
+            _, held = self.private.pop(name)
+            self.aliases.pop(held.proc_path, None)
+        held.close()
+
+    def _flows_on(self, name):
+        try:
+            return list(api.get_device_info(name)["flows"])
+        except MapiError:
+            return []
+
+    def owned_devices(self, session):
+        with self.lock:
+            return [n for n, (s, _) in self.private.items() if s is session]
+
+    def visible_devices(self, session):
+        with self.lock:
+            private = {n for n, (s, _) in self.private.items() if s is not session}
+            hidden = private | {n for sd in self.shared.values() for n in [sd.engine_name, *sd.retired]}
+        names = [n for n in api.devices() if n not in hidden]
+        return sorted(names + list(self.shared))
+
+    def device_object(self, name):
+        return api.find_device(name)
+
+    def watch_done(self, name, callback):
+        """callback(errors) once the offline device `name` finished (at once if it has)."""
+        dev = self.device_object(name)
+        with self.lock:
+            if dev.done.is_set():
+                fire = True
+            else:
+                fire = False
+                first = name not in self.watchers
+                self.watchers.setdefault(name, []).append(callback)
+                if first:
+                    threading.Thread(target=self._watch, args=(name, dev), daemon=True,
+                                     name="mapid-watch-%s" % name).start()
+        if fire:
+            callback(list(dev.errors))
+
+    def _watch(self, name, dev):
+        dev.done.wait()
+        with self.lock:
+            callbacks = self.watchers.pop(name, [])
+        for cb in callbacks:
+            try:
+                cb(list(dev.errors))
+            except Exception:
+                log.exception("device-done callback of %s failed", name)
+
+    # --- flows --------------------------------------------------------------------------------
+    def create_flow(self, session, dev, options):
+        limit = self.limits.get("flows_per_client")
+        if limit and len(session.flows) >= limit:
+            raise MapiError(ELIMIT, "this client has %d flows open, the server's limit "
+                            "(limits.flows_per_client) is %d" % (len(session.flows), limit),
+                            argument="dev")
+        name = self.device(session, dev, "flow")
+        backend = dev.split(":", 1)[0] if ":" in dev else ""
+        opts = dict(self.live_defaults.get(backend, {}))
+        opts.update(options)
+        fd = self._call(api.create_flow, name, **opts)
+        with self.lock:
+            self.flows[fd] = session
+            self.flow_device[fd] = name
+            session.flows.add(fd)
+        return fd
+
+    def check_flow(self, session, fd, what="fd"):
+        with self.lock:
+            owner = self.flows.get(fd)
+        if owner is None:
+            raise MapiError(ENOFLOW, "no flow with descriptor %r" % (fd,), argument=what)
+        if owner is not session:
+            raise MapiError(EPERM, "flow %d belongs to another client" % fd, argument=what)
+
+    def apply_function(self, session, fd, name, args, kwargs, files):
+        """files: {position or keyword: (descriptor, client path)} for "w" arguments."""
+        self.check_flow(session, fd)
+        desc = self._call(get_registry().function, name)
+        params = [a.name for a in desc.args]
+        args = list(args)
+        for i, p in enumerate(desc.args):
+            where = i if i < len(args) else p.name
+            value = args[i] if i < len(args) else kwargs.get(p.name)
+            if p.type == "F" and isinstance(value, (tuple, list)) and value:
+                self.check_flow(session, value[0], p.name)
+        held = []
+        try:
+            for where, (fdesc, path) in files.items():
+                key = int(where) if str(where).isdigit() else where
+                pname = params[key] if isinstance(key, int) and key < len(params) else key
+                if pname not in params or desc.args[params.index(pname)].type != "w":
+                    raise MapiError(EBADARG, "%s: argument %r is not a file to write"
+                                    % (desc.name, pname), argument=str(pname))
+                check_descriptor(fdesc, True, desc.name, path)
+                h = Held(fdesc, path)
+                held.append(h)
+                with self.lock:
+                    self.aliases[h.proc_path] = path
+                if isinstance(key, int):
+                    args[key] = h.proc_path
+                else:
+                    kwargs[key] = h.proc_path
+            fid = self._call(api.apply_function, fd, name, *args, **kwargs)
+        except BaseException:
+            self._release(held)
+            raise
+        with self.lock:
+            self.flow_files.setdefault(fd, []).extend(held)
+        return fid
+
+    def connect(self, session, fd):
+        """Connect; returns ([(fid, mode, capacity, lossless, ring)], [event fids])."""
+        self.check_flow(session, fd)
+        with engine_priority():                 # a live device starts capturing here
+            self._call(api.connect, fd)
+        with self.graph_lock:
+            info = api.get_flow_info(fd)
+        name = info["device"]
+        dev = self.device_object(name)
+        with self.lock:
+            private = name in self.private
+        buffers, event_fids = [], []
+        for f in info["functions"]:
+            inst = api.function_instance(fd, f["fid"])
+            if inst.kernel is lib.mapi_ring_kernel:
+                ring = ffi.cast("mapi_ring *", inst.state)
+                mode = inst.info().get("mode", WAIT)
+                # only a client's own replay may wait for that client; shared devices never do
+                lossless = bool(private and dev.offline and mode == WAIT)
+                if not lossless:
+                    with dev.plan_lock:           # between two batches
+                        lib.mapi_ring_set_lossless(ring, 0)
+                buffers.append((f["fid"], mode,
+                                int(lib.mapi_ring_capacity(ring)), lossless, ring))
+            elif isinstance(getattr(inst, "events", None), EventQueue):
+                event_fids.append(f["fid"])
+        with self.lock:
+            self.buffers[fd] = {b[0]: b[4] for b in buffers}
+        limit = self.limits.get("buffer_bytes_per_client")
+        total = self.buffer_bytes(session)
+        if limit and total > limit:
+            self.close_flow(session, fd)
+            raise MapiError(ELIMIT, "flow %d closed: its buffers would bring this client's to %d "
+                            "bytes, the server's limit (limits.buffer_bytes_per_client) is %d"
+                            % (fd, total, limit), argument="fd")
+        return buffers, event_fids
+
+    def buffer_bytes(self, session):
+        with self.lock:
+            rings = [r for fd in session.flows for r in self.buffers.get(fd, {}).values()]
+        return sum(int(lib.mapi_ring_capacity(r)) for r in rings)
+
+    def ring_stats(self, fd):
+        """{fid: (written, dropped, delivered, bytes)} of a flow's buffers."""
+        st = ffi.new("mapi_ring_stats *")
+        out = {}
+        with self.lock:                         # close_flow frees rings only after popping them
+            for fid, ring in self.buffers.get(fd, {}).items():
+                lib.mapi_ring_get_stats(ring, st)
+                out[fid] = (st.written, st.dropped, st.delivered, st.bytes)
+        return out
+
+    @staticmethod
+    def export_ring(ring):
+        """Duplicates of the ring's memfd, data eventfd and space eventfd, to pass on."""
+        return [os.dup(lib.mapi_ring_shm_fd(ring)), os.dup(lib.mapi_ring_fd(ring)),
+                os.dup(lib.mapi_ring_space_fd(ring))]
+
+    def set_event_sink(self, fd, fid, sink):
+        mapi_events.set_event_callback(fd, fid, sink)
+
+    def close_flow(self, session, fd):
+        self.check_flow(session, fd)
+        with self.graph_lock:
+            info = api.get_flow_info(fd)
+            with self.lock:
+                self.buffers.pop(fd, None)      # nobody reads its rings once they may be freed
+            try:
+                if info["status"] != "closed":
+                    self._call(api.close_flow, fd)
+            finally:
+                self.forget_flow(fd)
+                with self.lock:
+                    for sd in self.shared.values():
+                        if info["device"] in sd.retired:
+                            self._drop_retired(sd)
+
+    def forget_flow(self, fd):
+        with self.lock:
+            session = self.flows.pop(fd, None)
+            self.flow_device.pop(fd, None)
+            held = self.flow_files.pop(fd, [])
+            self.buffers.pop(fd, None)
+        if session is not None:
+            session.flows.discard(fd)
+        self._release(held)
+
+    def _release(self, held):
+        with self.lock:
+            for h in held:
+                self.aliases.pop(h.proc_path, None)
+        for h in held:
+            h.close()
+
+    # --- reading ------------------------------------------------------------------------------
+    def read_results(self, session, fd, fid):
+        self.check_flow(session, fd)
+        r = self._call(api.read_results, fd, fid)
+        return self.public(r.value), r.ts
+
+    def check_packets(self, session, fd, fid):
+        """The error get_next_pkt gives on a function that is not a shared ring."""
+        self.check_flow(session, fd)
+        inst = self._call(api.function_instance, fd, fid)
+        if getattr(inst, "next_packet", None) is None:
+            raise MapiError(ENOPKTS, "function %d of flow %d keeps no packets; apply "
+                            "TO_BUFFER and pass its id" % (fid, fd), argument="fid")
+        raise MapiError(ENOTSUP, "function %d of flow %d keeps packets in a way the server "
+                        "cannot share with its client" % (fid, fd), argument="fid")
+
+    def flow_quiet(self, fd):
+        """True when fd's device runs no packets now: connecting or closing it waits for no
+        batch (the caller may answer it at once)."""
+        with self.lock:
+            name = self.flow_device.get(fd)
+        try:
+            return name is not None and self.device_object(name).state != "running"
+        except MapiError:
+            return False
+
+    def start_device(self, session, dev):
+        with engine_priority():                 # the replay threads start here
+            self._call(api.start_offline_device, self.device(session, dev))
+
+    def device_of_flow(self, fd):
+        """The engine's name of a flow's device."""
+        with self.graph_lock:
+            return api.get_flow_info(fd)["device"]
+
+    # --- the whole server -----------------------------------------------------------------------
+    def shutdown(self):
+        with self.lock:
+            shared = list(self.shared.values())
+            self.shared.clear()
+        for sd in shared:
+            for name in [sd.engine_name, *sd.retired]:
+                try:
+                    api.delete_offline_device(name)
+                except MapiError:
+                    pass

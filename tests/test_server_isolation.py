@@ -1,0 +1,187 @@
+"""Isolation between mapid's clients: a client reads, closes or explains only its own flows,
+and mapid never reaches a file its client could not (traces and TO_FILE targets are opened by
+the client and passed as descriptors; a descriptor must grant the access mapid will use)."""
+import json
+import os
+
+import pytest
+
+from helpers.server import Mapid, nobody, open_dir, run_client, start_client, trace
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a client as nobody")
+
+
+@pytest.fixture(scope="module")
+def workdir():
+    return open_dir("scampi-server-iso-")
+
+
+@pytest.fixture(scope="module")
+def tracefile(workdir):
+    return trace(workdir, 20000, seed=11)
+
+
+@pytest.fixture
+def mapid(tracefile):
+    where = open_dir("scampi-mapid-iso-")             # nobody must reach the socket
+    with Mapid(where, config='[devices.shared]\nfile = "%s"\n' % tracefile) as m:
+        yield m
+
+
+OWNER = """
+    dev = mapi.create_offline_device(%r)
+    fd = mapi.create_flow(dev)
+    mapi.apply_function(fd, "BPF_FILTER", "tcp port 443")
+    c = mapi.apply_function(fd, "PKT_COUNTER")
+    mapi.connect(fd)
+    sfd = mapi.create_flow("shared")
+    mapi.apply_function(sfd, "BPF_FILTER", "icmp")
+    mapi.apply_function(sfd, "PKT_COUNTER")
+    mapi.connect(sfd)
+    emit({"dev": dev, "fd": fd, "fid": c, "sfd": sfd})
+    sys.stdin.readline()
+    mapi.start_offline_device(dev); mapi.wait_offline_device(dev)
+    emit({"count": mapi.read_results(fd, c).value, "flows": mapi.get_device_info(dev)["flows"]})
+"""
+
+INTRUDER = """
+    a = json.loads(sys.argv[1])
+    fd, fid, dev = a["fd"], a["fid"], a["dev"]
+    tries = {
+        "read_results": lambda: mapi.read_results(fd, fid),
+        "get_flow_info": lambda: mapi.get_flow_info(fd),
+        "get_function_info": lambda: mapi.get_function_info(fd, fid),
+        "apply_function": lambda: mapi.apply_function(fd, "PKT_COUNTER"),
+        "connect": lambda: mapi.connect(fd),
+        "close_flow": lambda: mapi.close_flow(fd),
+        "get_next_pkt": lambda: mapi.get_next_pkt(fd, fid),
+        "create_flow_on_their_device": lambda: mapi.create_flow(dev),
+        "explain_their_device": lambda: mapi.explain(dev),
+        "start_their_device": lambda: mapi.start_offline_device(dev),
+        "delete_their_device": lambda: mapi.delete_offline_device(dev),
+        "delete_shared_device": lambda: mapi.delete_offline_device("shared"),
+    }
+    mine = mapi.create_flow("shared")
+    tries["threshold_on_their_counter"] = lambda: mapi.apply_function(
+        mine, "THRESHOLD", mapi.GREATER, (fd, fid), 10)
+    out = {}
+    for name, call in tries.items():
+        try:
+            call()
+            out[name] = None
+        except mapi.MapiError as exc:
+            out[name] = [exc.code, str(exc)]
+    mapi.apply_function(mine, "BPF_FILTER", "udp")
+    mapi.connect(mine)
+    nodes = mapi.explain_data("shared")["nodes"]
+    out["visible_nodes"] = [[n["function"], n["args"]] for n in nodes]
+    out["devices"] = mapi.devices()
+    emit(out)
+"""
+
+
+def test_other_clients_flows_are_out_of_reach(mapid, tracefile):
+    owner = start_client(mapid, OWNER % str(tracefile))
+    a = json.loads(owner.stdout.readline())
+    out, _ = run_client(mapid, INTRUDER, user=nobody(), args=[json.dumps(a)])
+    tried = out[0]
+    for name in ("read_results", "get_flow_info", "get_function_info", "apply_function",
+                 "connect", "close_flow", "get_next_pkt", "threshold_on_their_counter"):
+        assert tried[name] is not None, name
+        code, text = tried[name]
+        assert code == 1018 and "belongs to another client" in text, (name, text)
+    for name in ("create_flow_on_their_device", "explain_their_device", "start_their_device",
+                 "delete_their_device"):
+        code, text = tried[name]
+        assert code == 1018 and "device %s belongs to another client" % a["dev"] in text, (name, text)
+    assert tried["delete_shared_device"][0] == 1018
+    # the intruder sees its own node on the shared device, not the owner's icmp filter
+    assert tried["visible_nodes"] == [["BPF_FILTER", ["udp"]]]
+    assert a["dev"] not in tried["devices"] and "shared" in tried["devices"]
+    # and the owner's flow is untouched: it still runs and counts exactly
+    owner.stdin.write("\n")
+    owner.stdin.flush()
+    result = json.loads(owner.stdout.readline())
+    owner.wait(60)
+    assert result["flows"] == [a["fd"]]
+    import subprocess
+    ref = subprocess.run(["tcpdump", "-n", "-q", "-r", str(tracefile), "tcp port 443"], capture_output=True)
+    assert result["count"] == len(ref.stdout.splitlines()) > 0
+
+
+def test_nobody_cannot_read_shadow_or_write_etc(mapid, tracefile):
+    body = """
+        out = {}
+        for name, call in {
+            "shadow": lambda: mapi.create_offline_device("/etc/shadow"),
+            "write_etc": lambda: mapi.apply_function(mapi.create_flow("shared"), "TO_FILE",
+                                                     mapi.MFF_PCAP, "/etc/scampi-iso-test.pcap"),
+        }.items():
+            try:
+                call()
+                out[name] = None
+            except mapi.MapiError as exc:
+                out[name] = [exc.code, str(exc)]
+        # a legitimate trace still works for nobody
+        dev = mapi.create_offline_device(%r)
+        fd = mapi.create_flow(dev)
+        c = mapi.apply_function(fd, "PKT_COUNTER")
+        mapi.connect(fd); mapi.start_offline_device(dev); mapi.wait_offline_device(dev)
+        out["count"] = mapi.read_results(fd, c).value
+        emit(out)
+    """ % str(tracefile)
+    out, _ = run_client(mapid, body, user=nobody())
+    got = out[0]
+    assert got["shadow"][0] == 1010 and "Permission denied" in got["shadow"][1]
+    assert got["write_etc"][0] == 1010 and "Permission denied" in got["write_etc"][1]
+    assert not os.path.exists("/etc/scampi-iso-test.pcap")
+    assert got["count"] == 20000
+    assert "shadow" not in mapid.log_text()
+
+
+RAW = """
+    import socket
+    from mapi.proto import pb
+    from mapi.proto.wire import FrameReader, envelope, send_frame
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(os.environ["MAPI_SERVER"][5:])
+    reader = FrameReader()
+    ids = iter(range(1, 100))
+    def call(req, fds=()):
+        env = envelope(next(ids), len(fds))
+        env.request.CopyFrom(req)
+        send_frame(s, env, fds)
+        while True:
+            for env, got in reader.frames():
+                return env
+            reader.recv(s)
+    call(pb.Request(hello=pb.Hello(version=1)))
+    out = {}
+    # an O_PATH descriptor needs no read permission; mapid must not reopen it for reading
+    e = call(pb.Request(create_offline_device=pb.CreateOfflineDevice(path="/etc/shadow")),
+             [os.open("/etc/shadow", os.O_PATH)])
+    out["o_path"] = [e.error.code, e.error.message]
+    # a read-only descriptor passed as a file to write
+    fd = call(pb.Request(create_flow=pb.CreateFlow(dev="shared"))).reply.flow.fd
+    req = pb.Request(apply_function=pb.ApplyFunction(fd=fd, name="TO_FILE", file_args=["1"]))
+    from mapi.proto.values import to_value
+    for a in ("pcap", "/etc/passwd"):
+        to_value(a, req.apply_function.args.add())
+    e = call(req, [os.open("/etc/passwd", os.O_RDONLY)])
+    out["read_only_as_target"] = [e.error.code, e.error.message]
+    # a trace without its descriptor
+    e = call(pb.Request(create_offline_device=pb.CreateOfflineDevice(path="/etc/shadow")))
+    out["no_descriptor"] = [e.error.code, e.error.message]
+    emit(out)
+"""
+
+
+def test_descriptors_must_grant_the_access(mapid):
+    before = open("/etc/passwd", "rb").read()
+    out, _ = run_client(mapid, RAW, user=nobody())
+    got = out[0]
+    assert got["o_path"][0] == 1018 and "O_PATH" in got["o_path"][1]
+    assert got["read_only_as_target"][0] == 1018 and "not open for writing" in got["read_only_as_target"][1]
+    assert got["no_descriptor"][0] == 1005
+    assert open("/etc/passwd", "rb").read() == before
+    assert mapid.proc.poll() is None

@@ -1,0 +1,84 @@
+"""mapid's Prometheus endpoint: device, flow and client series equal the engine's own counts
+(and tcpdump's), hardware placements are counted per unit."""
+import json
+import socket
+import subprocess
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from helpers.server import Mapid, open_dir, start_client, trace
+
+PACKETS = 20000
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def scrape(address):
+    text = urllib.request.urlopen("http://%s/metrics" % address, timeout=10).read().decode()
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out.setdefault(s.name, []).append((s.labels, s.value))
+    return out
+
+
+def value(samples, **labels):
+    got = [v for l, v in samples if all(l.get(k) == str(x) for k, x in labels.items())]
+    assert len(got) == 1, (labels, samples)
+    return got[0]
+
+
+CLIENT = """
+    fd = mapi.create_flow("card")
+    mapi.apply_function(fd, "BPF_FILTER", "tcp port 80")
+    mapi.apply_function(fd, "PKT_COUNTER")
+    buf = mapi.apply_function(fd, "TO_BUFFER", mapi.WAIT, 1 << 20)
+    mapi.connect(fd)
+    mapi.start_offline_device("card")
+    mapi.wait_offline_device("card")
+    emit({"fd": fd, "buffer": mapi.read_results(fd, buf).value})
+    sys.stdin.readline()
+"""
+
+
+def test_metrics_match_the_engine(tmp_path):
+    path = trace(open_dir("scampi-server-metrics-"), PACKETS, seed=3)
+    address = "127.0.0.1:%d" % free_port()
+    cfg = '[devices.card]\nfile = "%s"\nbackend = "combo6"\n' % path
+    with Mapid(tmp_path, config=cfg, args=["--metrics", address]) as m:
+        client = start_client(m, CLIENT)
+        got = json.loads(client.stdout.readline())
+        metrics = scrape(address)
+        client.stdin.write("\n")
+        client.stdin.close()
+        client.wait(30)
+    web = len(subprocess.run(["tcpdump", "-n", "-q", "-r", str(path), "tcp port 80"],
+                             capture_output=True, check=True).stdout.splitlines())
+    assert value(metrics["scampi_device_packets_total"], device="card") == PACKETS
+    import mapi
+    local = mapi.OfflineDevice(str(path))
+    with local:
+        local.run()
+        wire = local.info()["bytes"]
+    assert value(metrics["scampi_device_bytes_total"], device="card") == wire
+    who = dict(pid=client.pid, program="python")
+    assert value(metrics["scampi_flow_packets_in_total"], fd=got["fd"], **who) == PACKETS
+    assert value(metrics["scampi_flow_packets_out_total"], fd=got["fd"], **who) == web
+    buffered = got["buffer"]["written"]
+    assert value(metrics["scampi_flow_buffer_packets_total"], fd=got["fd"], **who) == buffered
+    drops = got["buffer"]["dropped"]
+    assert buffered + drops == web
+    assert value(metrics["scampi_flow_drops_total"], fd=got["fd"], layer="buffers", **who) == drops
+    assert value(metrics["scampi_client_drops_total"], layer="buffers", **who) == drops
+    assert value(metrics["scampi_device_drops_total"], device="card", layer="buffers") == drops
+    assert value(metrics["scampi_clients"]) >= 1
+    placements = {l["placement"]: v for l, v in metrics["scampi_device_nodes"] if l["device"] == "card"}
+    # the COMBO6 emulator takes the filter (LUP) and the counter (STU); the buffer is software
+    assert placements == {"LUP": 1, "STU": 1, "software": 1}
