@@ -61,14 +61,19 @@ def _pyapi_decls():
     return "\n".join(out)
 
 
+# Engine C compiled in: the savefile readers (the shim checks pcapng interface blocks with them)
+# and the BPF interpreter and validator (libpcap's bpf_filter and bpf_validate).
+ENGINE_SOURCES = [os.path.join(ENGINE_CSRC, f) for f in ("reader.c", "pcapng.c", "erf.c", "bpf.c")]
+
+
 def _sources():
-    return sorted(glob.glob(os.path.join(CSRC, "*.c")))
+    return sorted(glob.glob(os.path.join(CSRC, "*.c"))) + ENGINE_SOURCES
 
 
 def _inputs():
     return _sources() + glob.glob(os.path.join(CSRC, "*.h")) + \
-        glob.glob(os.path.join(CSRC, "*.inc")) + [os.path.join(ENGINE_CSRC, "ring.h"),
-                                                   os.path.abspath(__file__)]
+        glob.glob(os.path.join(CSRC, "*.inc")) + [os.path.join(ENGINE_CSRC, h) for h in ("ring.h", "reader.h", "bpf.h", "engine.h")] + \
+        [os.path.abspath(__file__)]
 
 
 def up_to_date():
