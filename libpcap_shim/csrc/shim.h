@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <pcap/pcap.h>
 #include "ring.h"                 /* mapi/csrc/ring.h: the ring's record header and return codes */
+#include "bpf.h"                  /* mapi/csrc/bpf.h: the engine's BPF interpreter */
 
 #define SHIM_EXPORT __attribute__((visibility("default")))
 /* Python and the engine must not leave their errno behind: applications print strerror(errno)
@@ -111,7 +112,8 @@ int shim_start(pcap_t *p);
 int shim_savefile_compile(int linktype, int snaplen, int swapped, const char *expr, int optimize,
                           uint32_t netmask, uintptr_t *insns, uint32_t *len, char *errbuf);
 
-/* bpf.c */
-u_int shim_bpf_run(const struct bpf_insn *pc, const u_char *p, u_int wirelen, u_int buflen);
+/* bpf.c: libpcap's bpf_filter() is the engine's interpreter (same instruction layout) */
+#define shim_bpf_run(pc, p, wirelen, buflen) \
+    mapi_bpf_run((const mapi_bpf_insn *)(pc), (p), (wirelen), (buflen))
 
 #endif
