@@ -49,6 +49,7 @@ void shim_set_engine(uintptr_t next_many, uintptr_t interrupt, uintptr_t clear_i
                      uintptr_t ring_fd);
 int shim_savefile_compile(int linktype, int snaplen, int swapped, const char *expr, int optimize,
                           uint32_t netmask, uintptr_t *insns, uint32_t *len, char *errbuf);
+uintptr_t shim_copy_program(const char *insns, uint32_t n);
 """
 
 
