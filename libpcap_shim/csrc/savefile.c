@@ -127,6 +127,7 @@ static int check_pcap(pcap_t *p, uint32_t magic, FILE *fp, char *errbuf)
     if (magic == PCAP_MAGIC_KUZNETZOV && p->linktype == DLT_EN10MB)
         p->snapshot = p->snapshot <= 0x7fffffff - 14 ? p->snapshot + 14 : 0x7fffffff;
     p->file_nsec = magic == PCAP_MAGIC_NS;
+    p->rec_hdrsize = magic == PCAP_MAGIC_KUZNETZOV ? 24 : 16;
     return 1;
 }
 
@@ -463,6 +464,8 @@ static pcap_t *open_stream(FILE *fp, const char *path, u_int precision, int clos
     p->py_open = 1;
     shim_track(p);
     p->raw_ts = !p->is_pcapng;
+    /* a FILE * the application handed in: it may ftell()/fseek() it at any time */
+    if (path == procpath) shim_cursor_enable(p);
     return p;
 fail:
     if (close_on_error) fclose(fp);
