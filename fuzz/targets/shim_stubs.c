@@ -33,3 +33,4 @@ int shim_py_stats(void *p, uint32_t *recv, uint32_t *drop, uint32_t *ifdrop, cha
 { (void)p; (void)recv; (void)drop; (void)ifdrop; (void)e; return 0; }
 int shim_py_devices(char *buf, uint32_t size) { (void)buf; (void)size; return 0; }
 void shim_py_report(void *p, uint64_t seen, uint64_t delivered) { (void)p; (void)seen; (void)delivered; }
+int shim_py_restart(void *p, uintptr_t *ring, char *e) { (void)p; (void)ring; (void)e; return 0; }
