@@ -11,7 +11,7 @@ APT_PACKAGES := build-essential python3-venv python3-dev pkg-config libpcap-dev 
 ENGINE_SOURCES := $(wildcard mapi/csrc/*.[ch] mapi/csrc/fn/*.[ch]) mapi/_build_engine.py
 SHIM_SOURCES := $(wildcard libpcap_shim/csrc/*.[ch] libpcap_shim/csrc/*.inc) libpcap_shim/build.py mapi/csrc/ring.h
 
-.PHONY: demo test bench deps venv engine shim clean
+.PHONY: demo test bench deps venv engine shim clean test-asan fuzz fuzz-smoke sanitizer-deps
 
 deps: .deps.stamp
 .deps.stamp:
@@ -56,3 +56,31 @@ bench: engine shim
 
 clean:
 	rm -rf build $(VENV) mapi/_engine*.so mapi/_engine.c mapi/_engine.o .deps.stamp
+
+# --- sanitizers and fuzzing (clang; installed here, idempotently) -------------------------------
+SANITIZER_PACKAGES := clang libclang-rt-14-dev
+sanitizer-deps: .sanitizer-deps.stamp
+.sanitizer-deps.stamp: .deps.stamp
+	@missing=""; for p in $(SANITIZER_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@touch $@
+
+# make test-asan: the engine and the shim built with clang -fsanitize=address (LeakSanitizer on)
+# into build/asan, their tests run there; 0 errors and 0 leaks or it fails (tools/asan.py).
+test-asan: engine shim sanitizer-deps
+	@$(PY) tools/asan.py $(ASAN_ARGS)
+
+# make fuzz SECONDS=N: every fuzz target for N seconds each (fuzz/run.py); fuzz-smoke: 5 s each.
+SECONDS ?= 30
+fuzz: engine sanitizer-deps
+	@$(PY) -c "import atheris" 2>/dev/null || $(PY) -m pip install -q atheris
+	@$(PY) fuzz/run.py --seconds $(SECONDS) $(FUZZ_ARGS)
+
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz SECONDS=5

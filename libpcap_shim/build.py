@@ -92,7 +92,9 @@ def venv_python():
     return os.path.abspath(exe)
 
 
-def build(verbose=False):
+def build(verbose=False, target=TARGET, tmpdir=None, extra_compile_args=(), extra_link_args=()):
+    """Build the library (at `target`; tools/asan.py builds a sanitized one elsewhere, with the
+    compiler that $CC/$LDSHARED name and its own flags)."""
     from cffi import FFI
 
     ffi = FFI()
@@ -108,19 +110,19 @@ def build(verbose=False):
         include_dirs=[CSRC, ENGINE_CSRC],
         define_macros=[("SHIM_VENV_PYTHON", '"%s"' % pyexe)],
         extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-fvisibility=hidden",
-                            "-Wno-unused-function", "-Wno-format-truncation"],
+                            "-Wno-unused-function", "-Wno-format-truncation"] + list(extra_compile_args),
         extra_link_args=["-Wl,-soname," + SONAME, "-Wl,-rpath," + libdir, "-L" + libdir,
-                         "-Wl,--no-undefined"],
+                         "-Wl,--no-undefined"] + list(extra_link_args),
         libraries=["pthread"],
     )
-    os.makedirs(LIBDIR, exist_ok=True)
-    tmp = os.path.join(ROOT, "build", "libpcap_shim")
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    tmp = tmpdir or os.path.join(ROOT, "build", "libpcap_shim")
     os.makedirs(tmp, exist_ok=True)
     out = ffi.compile(tmpdir=tmp, target=SONAME, verbose=verbose)
     built = os.path.abspath(out)
-    if built != TARGET:
-        os.replace(built, TARGET)
-    return TARGET
+    if built != target:
+        os.replace(built, target)
+    return target
 
 
 def main(argv=None):
