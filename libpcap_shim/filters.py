@@ -93,13 +93,14 @@ def jit_setup():
             return
         os.environ["MAPI_CACHE_DIR"] = d
     os.environ.setdefault("MAPI_BPF_JIT", "sync")
-    from mapi import bpf_jit  # noqa: F401  (now, before the application drops its privileges)
 
 
 def _precompile(code):
     if accepts_all(code) or os.environ.get("MAPI_BPF_JIT") == "0":
         return
-    from mapi import bpf_jit              # only for a program that will run in MAPI
+    # imported at the first pcap_compile() of a real filter, which applications make before
+    # they drop privileges (tcpdump: compile, then droproot, then setfilter)
+    from mapi import bpf_jit
     if not bpf_jit.enabled():
         return
     insns = [struct.unpack_from("=HBBI", code, i) for i in range(0, len(code), 8)]
