@@ -59,17 +59,11 @@ clean:
 
 # --- sanitizers and fuzzing (clang; installed here, idempotently) -------------------------------
 SANITIZER_PACKAGES := clang libclang-rt-14-dev
-sanitizer-deps: .sanitizer-deps.stamp
-.sanitizer-deps.stamp: .deps.stamp
-	@missing=""; for p in $(SANITIZER_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
-	  export DEBIAN_FRONTEND=noninteractive; \
-	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	fi
-	@touch $@
+sanitizer-deps: build/.sanitizer-deps.stamp
+build/.sanitizer-deps.stamp: .deps.stamp
+	@# the deps recipe, for these packages (it installs only what is missing)
+	@$(MAKE) --no-print-directory -B .deps.stamp APT_PACKAGES="$(SANITIZER_PACKAGES)"
+	@mkdir -p build && touch $@
 
 # make test-asan: the engine and the shim built with clang -fsanitize=address (LeakSanitizer on)
 # into build/asan, their tests run there; 0 errors and 0 leaks or it fails (tools/asan.py).

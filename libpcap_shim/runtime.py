@@ -137,22 +137,21 @@ def py_setfilter(p, insns, n, started, filter_here, ring, errbuf):
     return 0 if g.failed else 1
 
 
-def py_start(p, ring, errbuf):
+def _ring_call(p, ring, errbuf, op):
     h = _handle(p, errbuf)
     if h is None:
         return 0
     with _failing(errbuf) as g:
-        ring[0] = h.start()
+        ring[0] = op(h)
     return 0 if g.failed else 1
+
+
+def py_start(p, ring, errbuf):
+    return _ring_call(p, ring, errbuf, lambda h: h.start())
 
 
 def py_restart(p, ring, errbuf):
-    h = _handle(p, errbuf)
-    if h is None:
-        return 0
-    with _failing(errbuf) as g:
-        ring[0] = h.restart()
-    return 0 if g.failed else 1
+    return _ring_call(p, ring, errbuf, lambda h: h.restart())
 
 
 def py_end_status(p, errbuf):
