@@ -50,9 +50,6 @@ def run(argv, preload, cwd=None, env=None, timeout=120, input=None):
     e = dict(os.environ)
     e.update(env or {})
     e.pop("LD_PRELOAD", None)
-    if "MAPI_ASAN_CHILD_OPTIONS" in e:
-        # make test-asan: the tools' own allocations at exit are not ours to report
-        e["ASAN_OPTIONS"] = e["MAPI_ASAN_CHILD_OPTIONS"]
     report = None
     if preload:
         e.update(preload_env(library()))

@@ -4,7 +4,7 @@ The ASan runtime is preloaded into the test Python so that our sanitized C loads
 reference tools the tests run (tcpdump, capinfos, tshark...) are not ours and must run as
 usual (some deadlock in glibc's locale code under the runtime).  So a child keeps the runtime
 only when it is a Python (it may load the sanitized engine) or a tool the libpcap drop-in is
-preloaded into (the sanitized shim needs it)."""
+preloaded into (the sanitized shim needs it; such a tool runs with MAPI_ASAN_CHILD_OPTIONS)."""
 import os
 import subprocess
 import sys
@@ -25,7 +25,12 @@ def _init(self, args, *a, **kw):
     env = kw.get("env")
     base = dict(os.environ if env is None else env)
     preload = base.get("LD_PRELOAD", "")
-    if "libclang_rt.asan" in preload and not _keeps_runtime(args, base):
+    if "libpcap.so.0.8" in preload and "MAPI_ASAN_CHILD_OPTIONS" in base:
+        # a tool with the drop-in: ASan errors count, the tool's own leaks and those of the
+        # shim's interpreter (never finalised by design) do not
+        base["ASAN_OPTIONS"] = base["MAPI_ASAN_CHILD_OPTIONS"]
+        kw["env"] = base
+    elif "libclang_rt.asan" in preload and not _keeps_runtime(args, base):
         rest = " ".join(p for p in preload.split() if "libclang_rt.asan" not in p)
         if rest:
             base["LD_PRELOAD"] = rest
