@@ -60,9 +60,11 @@ clean:
 # --- sanitizers and fuzzing (clang; installed here, idempotently) -------------------------------
 SANITIZER_PACKAGES := clang libclang-rt-14-dev
 sanitizer-deps: build/.sanitizer-deps.stamp
-build/.sanitizer-deps.stamp: .deps.stamp
-	@# the deps recipe, for these packages (it installs only what is missing)
-	@$(MAKE) --no-print-directory -B .deps.stamp APT_PACKAGES="$(SANITIZER_PACKAGES)"
+build/.sanitizer-deps.stamp:
+	@dpkg-query -W -f='$${Status}\n' $(SANITIZER_PACKAGES) 2>/dev/null | grep -c "ok installed" \
+	  | grep -qx $(words $(SANITIZER_PACKAGES)) || { echo "installing Debian packages: $(SANITIZER_PACKAGES)"; \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && \
+	  apt-get install -y -qq --no-install-recommends $(SANITIZER_PACKAGES) >/dev/null; }
 	@mkdir -p build && touch $@
 
 # make test-asan: the engine and the shim built with clang -fsanitize=address (LeakSanitizer on)
