@@ -74,7 +74,16 @@ def _mirror(src, dst, keep_out):
 
 
 def build_cffi(env):
-    os.environ.update(env)
+    saved = dict(os.environ)
+    os.environ.update(env)             # cffi's compiler reads them; restored below
+    try:
+        return _build_cffi()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _build_cffi():
     built = []
     for builder, var in cffi_modules():
         ffi = runpy.run_path(os.path.join(ROOT, builder))[var]
@@ -102,7 +111,17 @@ def build_cffi(env):
     return built
 
 
-def build_shim(rt):
+def build_shim(rt, env):
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        return _build_shim(rt)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _build_shim(rt):
     sys.path.insert(0, ROOT)
     from libpcap_shim import build
     target = os.path.join(OUT, "lib", "libpcap.so.0.8")
@@ -118,12 +137,14 @@ def main(argv):
     cc_env = {"CC": "clang", "LDSHARED": "clang -shared", "CFLAGS": " ".join(CFLAGS),
               "LDFLAGS": "-shared-libasan -Wl,-rpath," + os.path.dirname(rt)}
     built = build_cffi(cc_env)
-    shim = build_shim(rt)
+    shim = build_shim(rt, cc_env)
     for module, path in built:
         print("asan: %s -> %s" % (module, os.path.relpath(path, ROOT)))
     print("asan: libpcap shim -> %s" % os.path.relpath(shim, ROOT))
     # malloc_context_size=2: an allocation's stack is the allocator and its direct caller, so a
     # suppression (a caller inside the interpreter) can never match memory our code allocated
+    # the tests' own builds (gentrace's helper, BPF native code) stay ordinary: CC, CFLAGS,
+    # LDSHARED and LDFLAGS were set for the builds above only
     asan = ("detect_leaks=1:halt_on_error=1:exitcode=86:allocator_may_return_null=1:"
             "malloc_context_size=2")
     env = dict(os.environ, LD_PRELOAD=rt, PYTHONMALLOC="malloc",
