@@ -13,7 +13,8 @@ ENGINE_SOURCES += $(wildcard mapi/tracegen/csrc/*.[ch]) mapi/tracegen/_build.py 
 PROTO_OUT := mapi/proto/mapi_pb2.py
 SHIM_SOURCES := $(wildcard libpcap_shim/csrc/*.[ch] libpcap_shim/csrc/*.inc) libpcap_shim/build.py mapi/csrc/ring.h
 
-.PHONY: demo test bench deps venv engine shim proto clean check-imports
+.PHONY: demo test bench deps venv engine shim proto clean check-imports test-asan fuzz fuzz-smoke \
+	sanitizer-deps
 
 deps: .deps.stamp
 .deps.stamp:
@@ -69,3 +70,27 @@ bench: engine shim
 clean:
 	rm -rf build $(VENV) mapi/_engine*.so mapi/_engine.c mapi/_engine.o .deps.stamp
 	rm -f mapi/tracegen/_gentrace*.so mapi/tracegen/_gentrace.c mapi/tracegen/_gentrace.o
+
+# --- sanitizers and fuzzing (clang; installed here, idempotently) -------------------------------
+SANITIZER_PACKAGES := clang libclang-rt-14-dev
+sanitizer-deps: build/.sanitizer-deps.stamp
+build/.sanitizer-deps.stamp:
+	@dpkg-query -W -f='$${Status}\n' $(SANITIZER_PACKAGES) 2>/dev/null | grep -c "ok installed" \
+	  | grep -qx $(words $(SANITIZER_PACKAGES)) || { echo "installing Debian packages: $(SANITIZER_PACKAGES)"; \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && \
+	  apt-get install -y -qq --no-install-recommends $(SANITIZER_PACKAGES) >/dev/null; }
+	@mkdir -p build && touch $@
+
+# make test-asan: the engine and the shim built with clang -fsanitize=address (LeakSanitizer on)
+# into build/asan, their tests run there; 0 errors and 0 leaks or it fails (tools/asan.py).
+test-asan: engine shim sanitizer-deps
+	@$(PY) tools/asan.py $(ASAN_ARGS)
+
+# make fuzz SECONDS=N: every fuzz target for N seconds each (fuzz/run.py); fuzz-smoke: 5 s each.
+SECONDS ?= 30
+fuzz: engine sanitizer-deps
+	@$(PY) -c "import atheris" 2>/dev/null || $(PY) -m pip install -q atheris
+	@$(PY) fuzz/run.py --seconds $(SECONDS) $(FUZZ_ARGS)
+
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz SECONDS=5

@@ -49,6 +49,7 @@ void shim_set_engine(uintptr_t next_many, uintptr_t interrupt, uintptr_t clear_i
                      uintptr_t ring_fd);
 int shim_savefile_compile(int linktype, int snaplen, int swapped, const char *expr, int optimize,
                           uint32_t netmask, uintptr_t *insns, uint32_t *len, char *errbuf);
+uintptr_t shim_copy_program(const char *insns, uint32_t n);
 """
 
 
@@ -61,14 +62,19 @@ def _pyapi_decls():
     return "\n".join(out)
 
 
+# Engine C compiled in: the savefile readers (the shim checks pcapng interface blocks with them)
+# and the BPF interpreter and validator (libpcap's bpf_filter and bpf_validate).
+ENGINE_SOURCES = [os.path.join(ENGINE_CSRC, f) for f in ("reader.c", "pcapng.c", "erf.c", "bpf.c")]
+
+
 def _sources():
-    return sorted(glob.glob(os.path.join(CSRC, "*.c")))
+    return sorted(glob.glob(os.path.join(CSRC, "*.c"))) + ENGINE_SOURCES
 
 
 def _inputs():
     return _sources() + glob.glob(os.path.join(CSRC, "*.h")) + \
-        glob.glob(os.path.join(CSRC, "*.inc")) + [os.path.join(ENGINE_CSRC, "ring.h"),
-                                                   os.path.abspath(__file__)]
+        glob.glob(os.path.join(CSRC, "*.inc")) + [os.path.join(ENGINE_CSRC, h) for h in ("ring.h", "reader.h", "bpf.h", "engine.h")] + \
+        [os.path.abspath(__file__)]
 
 
 def up_to_date():
@@ -86,7 +92,9 @@ def venv_python():
     return os.path.abspath(exe)
 
 
-def build(verbose=False):
+def build(verbose=False, target=TARGET, tmpdir=None, extra_compile_args=(), extra_link_args=()):
+    """Build the library (at `target`; tools/asan.py builds a sanitized one elsewhere, with the
+    compiler that $CC/$LDSHARED name and its own flags)."""
     from cffi import FFI
 
     ffi = FFI()
@@ -102,19 +110,19 @@ def build(verbose=False):
         include_dirs=[CSRC, ENGINE_CSRC],
         define_macros=[("SHIM_VENV_PYTHON", '"%s"' % pyexe)],
         extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-fvisibility=hidden",
-                            "-Wno-unused-function", "-Wno-format-truncation"],
+                            "-Wno-unused-function", "-Wno-format-truncation"] + list(extra_compile_args),
         extra_link_args=["-Wl,-soname," + SONAME, "-Wl,-rpath," + libdir, "-L" + libdir,
-                         "-Wl,--no-undefined"],
+                         "-Wl,--no-undefined"] + list(extra_link_args),
         libraries=["pthread"],
     )
-    os.makedirs(LIBDIR, exist_ok=True)
-    tmp = os.path.join(ROOT, "build", "libpcap_shim")
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    tmp = tmpdir or os.path.join(ROOT, "build", "libpcap_shim")
     os.makedirs(tmp, exist_ok=True)
     out = ffi.compile(tmpdir=tmp, target=SONAME, verbose=verbose)
     built = os.path.abspath(out)
-    if built != TARGET:
-        os.replace(built, TARGET)
-    return TARGET
+    if built != target:
+        os.replace(built, target)
+    return target
 
 
 def main(argv=None):

@@ -21,7 +21,9 @@ def preload_env(lib, base=None):
     base = os.environ if base is None else base
     others = [p for p in base.get("LD_PRELOAD", "").replace(":", " ").split()
               if p and os.path.basename(p) != "libpcap.so.0.8"]
-    return {"LD_PRELOAD": " ".join([lib] + others)}
+    # a sanitizer runtime must stay first (make test-asan preloads one)
+    first = [p for p in others if "libclang_rt.asan" in p or "libasan" in p]
+    return {"LD_PRELOAD": " ".join(first + [lib] + [p for p in others if p not in first])}
 
 
 LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib", "libpcap.so.0.8")

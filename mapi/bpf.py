@@ -29,3 +29,23 @@ def compile_insns(expr, linktype, snaplen, swapped=False):
     load programs of their own)."""
     prog, n = compile_filter(expr, linktype, snaplen, swapped)
     return [(prog[j].code, prog[j].jt, prog[j].jf, prog[j].k) for j in range(n)]
+
+
+def compile_for_dlt(expr, dlt, snaplen, optimize=1, netmask=PCAP_NETMASK_UNKNOWN):
+    """The program libpcap compiles for `expr` on a capture handle of DLT `dlt` (a
+    pcap_open_dead() handle: live captures, and BPF_FILTER's view of a device), as bytes, 8 per
+    instruction in host order; MapiError naming the expression and libpcap's message."""
+    if isinstance(expr, str):
+        expr = expr.encode("latin-1")
+    prog = ffi.new("mapi_bpf_insn **")
+    n = ffi.new("uint32_t *")
+    err = ffi.new("char[512]")
+    if lib.mapi_bpf_compile(ffi.NULL, dlt, snaplen or 262144, expr, optimize, netmask, prog, n,
+                            err) < 0:
+        raise MapiError(EFILTER, "invalid filter %r: %s" % (expr.decode("latin-1"),
+                                                            ffi.string(err).decode("utf-8", "replace")),
+                        argument="expr", pcap_error=ffi.string(err).decode("utf-8", "replace"))
+    try:
+        return bytes(ffi.buffer(prog[0], n[0] * 8))
+    finally:
+        lib.mapi_free(prog[0])

@@ -40,7 +40,7 @@ uint32_t mapi_bpf_native(const mapi_batch *b, const uint32_t *sel, uint32_t nsel
         const uint64_t buflen = b->caplen[i];
         const uint32_t wirelen = b->wirelen[i];
         uint32_t A = 0, X = 0;
-        uint32_t mem[16];
+        uint32_t mem[16] = {0};   /* as the interpreter: zero, not undefined */
         (void)A; (void)X; (void)mem; (void)wirelen; (void)p; (void)buflen;
 """
 

@@ -205,6 +205,9 @@ def test_pmacctd_print(workdir):
     """pmacctd reads the file in its core process and hands packets to a print plugin process
     (a child that inherits the preload)."""
     need("pmacctd")
+    if "MAPI_ASAN_CHILD_OPTIONS" in os.environ:
+        pytest.skip("make test-asan: pmacctd exit()s from a signal handler, and under the ASan "
+                    "runtime its libp11-kit destructor then deadlocks in glibc's freelocale")
 
     def go(p):
         run = testing.run(["pmacctd", "-I", HTTP, "-Z", "0", "-P", "print", "-O", "csv", "-c",

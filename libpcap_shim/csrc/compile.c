@@ -107,3 +107,11 @@ out:
     pthread_mutex_unlock(&lock);
     return rc;
 }
+
+/* A copy the application owns (pcap_freecode frees it) of a program compiled by the Python half. */
+uintptr_t shim_copy_program(const char *insns, uint32_t n)
+{
+    struct bpf_insn *copy = malloc((n ? n : 1) * sizeof *copy);
+    if (copy) memcpy(copy, insns, n * sizeof *copy);
+    return (uintptr_t)copy;
+}

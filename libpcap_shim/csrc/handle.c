@@ -433,6 +433,7 @@ SHIM_EXPORT int pcap_bufsize(pcap_t *p)
 
 SHIM_EXPORT FILE *pcap_file(pcap_t *p)
 {
+    shim_cursor_enable(p);       /* from now on the stream follows the records read */
     return p->rfile;
 }
 

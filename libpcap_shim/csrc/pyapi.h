@@ -16,6 +16,8 @@ int shim_py_setfilter(void *p, const void *insns, uint32_t len, int started, int
                       uintptr_t *ring, char *errbuf);
 int shim_py_start(void *p, uintptr_t *ring, char *errbuf);
 int shim_py_end_status(void *p, char *errbuf);
+/* The application moved pcap_file(): the offline flow starts over on a new device (*ring). */
+int shim_py_restart(void *p, uintptr_t *ring, char *errbuf);
 void shim_py_close(void *p, uint64_t seen, uint64_t delivered);
 int shim_py_activate(void *p, const char *device, int snaplen, int promisc, int timeout_ms,
                      int buffer_size, int immediate, int *status, int *dlt, char *errbuf);

@@ -73,6 +73,9 @@ static int start_interpreter(char *errbuf)
     config.use_environment = 0;                /* ignore the application's PYTHON* variables */
     config.user_site_directory = 0;
     config.write_bytecode = 0;
+    /* MAPI_PCAP_IMPORTTIME=1: python -X importtime inside the application (on its stderr) */
+    const char *it = getenv("MAPI_PCAP_IMPORTTIME");
+    if (it && *it && *it != '0') config.import_time = 1;
     PyStatus st = PyConfig_SetBytesString(&config, &config.executable, SHIM_VENV_PYTHON);
     if (!PyStatus_Exception(st))
         st = PyConfig_SetBytesString(&config, &config.program_name, SHIM_VENV_PYTHON);

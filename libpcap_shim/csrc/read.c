@@ -93,6 +93,7 @@ static int read_packets(pcap_t *p, int cnt, pcap_handler cb, u_char *user)
 {
     int rc = shim_start(p);
     if (rc < 0) return rc;
+    if (p->cursor && shim_cursor_check(p) < 0) return PCAP_ERROR;
     const int live = p->kind == SHIM_LIVE;
     const int timeout = live ? (p->nonblock ? 0 : (p->timeout_ms > 0 ? p->timeout_ms : -1)) : -1;
     if (cnt <= 0) cnt = INT_MAX;
@@ -114,14 +115,20 @@ static int read_packets(pcap_t *p, int cnt, pcap_handler cb, u_char *user)
         rc = next_record(p, n && live ? 0 : timeout, &h, &d);
         if (rc == REC_BREAK) continue;
         if (rc == REC_ERROR) return PCAP_ERROR;
-        if (rc == REC_EOF || rc == REC_TIMEOUT) break;
+        if (rc == REC_EOF || rc == REC_TIMEOUT) {
+            if (rc == REC_EOF && p->cursor) shim_cursor_advance(p, UINT64_MAX);
+            break;
+        }
+        if (h->seq < p->skip_below) continue;     /* before where pcap_file() was moved to */
         p->seen++;
         if (p->filter_here && p->fcode && !shim_bpf_run(p->fcode, d, h->wirelen, h->caplen))
             continue;
         to_pkthdr(p, h, hdr);
         p->delivered++;
+        if (p->cursor) shim_cursor_advance(p, h->seq);
         cb(user, hdr, d);
         if (++n >= cnt) break;
+        if (p->cursor && shim_cursor_check(p) < 0) return PCAP_ERROR;
     }
     return n;
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include "shim.h"
 #include "pyapi.h"
+#include "reader.h"              /* mapi/csrc: the engine's savefile readers */
 
 #define PCAP_MAGIC_US 0xa1b2c3d4u
 #define PCAP_MAGIC_NS 0xa1b23c4du
@@ -126,6 +127,7 @@ static int check_pcap(pcap_t *p, uint32_t magic, FILE *fp, char *errbuf)
     if (magic == PCAP_MAGIC_KUZNETZOV && p->linktype == DLT_EN10MB)
         p->snapshot = p->snapshot <= 0x7fffffff - 14 ? p->snapshot + 14 : 0x7fffffff;
     p->file_nsec = magic == PCAP_MAGIC_NS;
+    p->rec_hdrsize = magic == PCAP_MAGIC_KUZNETZOV ? 24 : 16;
     return 1;
 }
 
@@ -168,6 +170,41 @@ static int next_block(FILE *fp, int swapped, uint32_t *type, uint8_t **body, uin
     *body = b;
     *body_len = rest - 4;
     return 1;
+}
+
+/* The first IDB (body = after its 8-byte header, len = bytes before its trailer), its options
+ * included, checked by the engine's pcapng reader (mapi/csrc/pcapng.c, libpcap's checks and
+ * texts): it gets a minimal section header in the file's byte order and this block. */
+static int check_idb(const uint8_t *body, uint32_t len, int swapped, uint16_t *lt,
+                     uint32_t *snaplen, char *errbuf)
+{
+    uint32_t total = 8 + len + 4;
+    uint8_t *buf = malloc(28 + total);
+    if (!buf) { snprintf(errbuf, PCAP_ERRBUF_SIZE, "out of memory"); return -1; }
+    const uint32_t words[] = {PCAPNG_SHB, 28, PCAPNG_BOM, 0, 0xffffffffu, 0xffffffffu, 28,
+                              PCAPNG_IDB, total};
+    for (int i = 0; i < 9; i++) {
+        uint32_t w = swapped ? swap32(words[i]) : words[i];
+        memcpy(buf + 4 * i, &w, 4);
+    }
+    uint16_t major = swapped ? swap16(1) : 1;    /* version 1.0 */
+    memcpy(buf + 12, &major, 2);
+    memcpy(buf + 36, body, len);
+    memcpy(buf + 36 + len, buf + 32, 4);         /* the trailer repeats the length */
+    static __thread mapi_reader r;
+    mapi_reader_init(&r, MAPI_FMT_PCAPNG);
+    uint64_t used;
+    int rc = mapi_reader_open(&r, buf, 28 + total, 0, &used);
+    free(buf);
+    if (rc != MAPI_PARSE_OK) {
+        snprintf(errbuf, PCAP_ERRBUF_SIZE, "%s", r.pcap_err[0] ? r.pcap_err : r.err);
+        return -1;
+    }
+    uint32_t snap;
+    memcpy(&snap, body + 4, 4);                  /* the reader checked the body has 8 bytes */
+    *lt = (uint16_t)r.ifaces[0].linktype;
+    *snaplen = swapped ? swap32(snap) : snap;
+    return 0;
 }
 
 static int check_pcapng(pcap_t *p, uint32_t magic, FILE *fp, char *errbuf)
@@ -220,18 +257,11 @@ static int check_pcapng(pcap_t *p, uint32_t magic, FILE *fp, char *errbuf)
         }
         if (rc < 0) return -1;
         if (type == PCAPNG_IDB) {
-            if (len < 8) {
-                snprintf(errbuf, PCAP_ERRBUF_SIZE,
-                         "block of type %u in pcapng dump file is too short", type);
-                free(body);
-                return -1;
-            }
             uint16_t lt;
             uint32_t snaplen;
-            memcpy(&lt, body, 2);
-            memcpy(&snaplen, body + 4, 4);
+            rc = check_idb(body, len, swapped, &lt, &snaplen, errbuf);
             free(body);
-            if (swapped) { lt = swap16(lt); snaplen = swap32(snaplen); }
+            if (rc < 0) return -1;
             p->file_linktype = lt;
             p->linktype = shim_linktype_to_dlt(lt);
             p->linktype_ext = 0;
@@ -434,6 +464,8 @@ static pcap_t *open_stream(FILE *fp, const char *path, u_int precision, int clos
     p->py_open = 1;
     shim_track(p);
     p->raw_ts = !p->is_pcapng;
+    /* a FILE * the application handed in: it may ftell()/fseek() it at any time */
+    if (path == procpath) shim_cursor_enable(p);
     return p;
 fail:
     if (close_on_error) fclose(fp);

@@ -9,9 +9,11 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <stdio.h>
 #include <pcap/pcap.h>
 #include "ring.h"                 /* mapi/csrc/ring.h: the ring's record header and return codes */
+#include "bpf.h"                  /* mapi/csrc/bpf.h: the engine's BPF interpreter */
 
 #define SHIM_EXPORT __attribute__((visibility("default")))
 /* Python and the engine must not leave their errno behind: applications print strerror(errno)
@@ -50,6 +52,12 @@ struct pcap {
     int pump_rfd;
     int file_linktype;            /* LINKTYPE_ value of the file (with its extension bits) */
     int raw_ts;                   /* ring time stamps are sec << 32 | frac as stored */
+    int rec_hdrsize;              /* pcap record header bytes: 16, 24 in Kuznetzov's format */
+    /* pcap_file() as the read cursor (cursor.c) */
+    int cursor, cursor_swapped;
+    off_t cursor_start, cursor_pos;   /* first record; where the walk stands */
+    uint64_t cursor_seq;          /* packet index of the record at cursor_pos */
+    uint64_t skip_below;          /* after a restart: packets before this index are not delivered */
     /* packets through MAPI */
     int py_open;                  /* the Python side holds state for this handle */
     int started;                  /* the flow is connected and its device running */
@@ -104,14 +112,21 @@ int shim_read_file_header(pcap_t *p, FILE *fp, char *errbuf);
 
 int shim_pump_release(void *pump, int close_file);
 
+/* cursor.c */
+void shim_cursor_enable(pcap_t *p);
+void shim_cursor_advance(pcap_t *p, uint64_t seq);
+int shim_cursor_check(pcap_t *p);
+
 /* read.c */
 int shim_start(pcap_t *p);
 
 /* compile.c */
+uintptr_t shim_copy_program(const char *insns, uint32_t n);
 int shim_savefile_compile(int linktype, int snaplen, int swapped, const char *expr, int optimize,
                           uint32_t netmask, uintptr_t *insns, uint32_t *len, char *errbuf);
 
-/* bpf.c */
-u_int shim_bpf_run(const struct bpf_insn *pc, const u_char *p, u_int wirelen, u_int buflen);
+/* bpf.c: libpcap's bpf_filter() is the engine's interpreter (same instruction layout) */
+#define shim_bpf_run(pc, p, wirelen, buflen) \
+    mapi_bpf_run((const mapi_bpf_insn *)(pc), (p), (wirelen), (buflen))
 
 #endif

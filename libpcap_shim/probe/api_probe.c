@@ -480,10 +480,11 @@ static int count_packets(const char *f)
 
 static pcap_t *async_p;
 static volatile int slow_n;
+static void (*arm_break)(void);   /* started by the first callback: the loop is busy by then */
 static void slow_cb(u_char *user, const struct pcap_pkthdr *h, const u_char *d)
 {
     (void)user, (void)h, (void)d;
-    slow_n++;
+    if (slow_n++ == 0 && arm_break) arm_break();
     usleep(3000);
 }
 
@@ -501,6 +502,22 @@ static void *break_later(void *arg)
     return NULL;
 }
 
+static pthread_t break_thread;
+static void arm_thread(void)
+{
+    pthread_create(&break_thread, NULL, break_later, NULL);
+}
+
+static void arm_timer(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 0}, {0, 50000}};
+    setitimer(ITIMER_REAL, &it, NULL);
+}
+
 /* Interrupt a slow pcap_loop from a signal handler or a thread: it returns -2 early, and the
  * packets left are all still there for the next pcap_loop. */
 static void interrupted(const char *f, int use_thread)
@@ -509,19 +526,10 @@ static void interrupted(const char *f, int use_thread)
     async_p = open_file(f, PCAP_TSTAMP_PRECISION_MICRO);
     if (!async_p) return;
     slow_n = 0;
-    pthread_t t;
-    if (use_thread) {
-        pthread_create(&t, NULL, break_later, NULL);
-    } else {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_alarm;
-        sigaction(SIGALRM, &sa, NULL);
-        struct itimerval it = {{0, 0}, {0, 50000}};
-        setitimer(ITIMER_REAL, &it, NULL);
-    }
+    arm_break = use_thread ? arm_thread : arm_timer;
     int rc = pcap_loop(async_p, -1, slow_cb, NULL);
-    if (use_thread) pthread_join(t, NULL);
+    arm_break = NULL;
+    if (use_thread) pthread_join(break_thread, NULL);
     printf("%s: loop %d early %d\n", use_thread ? "thread" : "signal", rc, slow_n > 0 && slow_n < total);
     count_cb_n = 0;
     rc = pcap_loop(async_p, -1, count_cb, NULL);

@@ -175,7 +175,7 @@ uint32_t mapi_bpf_run(const mapi_bpf_insn *pc, const uint8_t *p, uint32_t wirele
                       uint32_t buflen)
 {
     uint32_t A = 0, X = 0, k;
-    uint32_t mem[16];
+    uint32_t mem[16] = {0};        /* libpcap leaves it undefined; zero is deterministic */
     if (!pc) return (uint32_t)-1;
     for (;; pc++) {
         switch (pc->code) {
@@ -262,25 +262,47 @@ int mapi_bpf_validate(const mapi_bpf_insn *f, uint32_t len)
         const mapi_bpf_insn *p = &f[i];
         switch (CLS(p->code)) {
         case 0x00: case 0x01:                             /* LD, LDX */
-            if (MODE(p->code) == 0x60 && p->k >= 16) return 0;
+            switch (MODE(p->code)) {
+            case 0x00: case 0x20: case 0x40: case 0xa0: case 0x80:   /* imm abs ind msh len */
+                break;
+            case 0x60:                                    /* mem */
+                if (p->k >= 16) return 0;
+                break;
+            default:
+                return 0;
+            }
             break;
         case 0x02: case 0x03:                             /* ST, STX */
             if (p->k >= 16) return 0;
             break;
         case 0x04:                                        /* ALU */
-            if ((OP(p->code) == 0x30 || OP(p->code) == 0x90) && SRC(p->code) == 0 && p->k == 0)
+            switch (OP(p->code)) {
+            case 0x00: case 0x10: case 0x20: case 0x40: case 0x50: case 0xa0: case 0x60:
+            case 0x70: case 0x80:                         /* add sub mul or and xor lsh rsh neg */
+                break;
+            case 0x30: case 0x90:                         /* div mod */
+                if (SRC(p->code) == 0 && p->k == 0) return 0;
+                break;
+            default:
                 return 0;
+            }
             break;
         case 0x05: {                                      /* JMP */
+            /* libpcap's arithmetic: a `ja` may wrap around to jump backwards (protochain) */
             uint32_t from = i + 1;
-            if (OP(p->code) == 0x00) {
-                if (from + p->k < from || from + p->k >= len) return 0;
-            } else if (from + p->jt >= len || from + p->jf >= len) {
+            switch (OP(p->code)) {
+            case 0x00:
+                if (from + p->k >= len) return 0;
+                break;
+            case 0x10: case 0x20: case 0x30: case 0x40:  /* jeq jgt jge jset */
+                if (from + p->jt >= len || from + p->jf >= len) return 0;
+                break;
+            default:
                 return 0;
             }
             break;
         }
-        case 0x06: case 0x07:
+        default:                                          /* RET, MISC */
             break;
         }
     }

@@ -311,6 +311,15 @@ static int64_t ntp_ns(uint64_t v)
     return sec * 1000000000LL + (int64_t)((frac * 1000000000ULL) >> 32);
 }
 
+/* Exported times are hostile input: a value times its unit (plus an offset) that does not fit
+ * in 64 bits is "not exported" (0), never an overflow. */
+static int64_t times_unit(int64_t v, int64_t unit, int64_t plus)
+{
+    int64_t r;
+    if (__builtin_mul_overflow(v, unit, &r) || __builtin_add_overflow(r, plus, &r)) return 0;
+    return r;
+}
+
 /* --- one data record ----------------------------------------------------------------------- */
 typedef struct rec_times {
     int64_t first, last;          /* absolute ns, 0 unknown */
@@ -366,12 +375,13 @@ static void apply_field(mapi_flowrec *r, rec_times *t, const nf_field *f, const 
     }
     case 34: case 50: t->sampling = (uint32_t)rdn(v, len); break;
     case 48: case 302: t->sampler_id = (int64_t)rdn(v, len); break;
-    case 21: t->last_up = (int64_t)rdn(v, len) + 1; break;
-    case 22: t->first_up = (int64_t)rdn(v, len) + 1; break;
-    case 150: t->first = (int64_t)rdn(v, len) * 1000000000LL; break;
-    case 151: t->last = (int64_t)rdn(v, len) * 1000000000LL; break;
-    case 152: t->first = (int64_t)rdn(v, len) * 1000000LL; break;
-    case 153: t->last = (int64_t)rdn(v, len) * 1000000LL; break;
+    /* sysUpTime is 32 bits (RFC 3954, IEs 21/22): wider encodings keep their low 32 */
+    case 21: t->last_up = (int64_t)(rdn(v, len) & 0xFFFFFFFFu) + 1; break;
+    case 22: t->first_up = (int64_t)(rdn(v, len) & 0xFFFFFFFFu) + 1; break;
+    case 150: t->first = times_unit((int64_t)rdn(v, len), 1000000000LL, 0); break;
+    case 151: t->last = times_unit((int64_t)rdn(v, len), 1000000000LL, 0); break;
+    case 152: t->first = times_unit((int64_t)rdn(v, len), 1000000LL, 0); break;
+    case 153: t->last = times_unit((int64_t)rdn(v, len), 1000000LL, 0); break;
     case 154: case 156: if (len == 8) t->first = ntp_ns(rdn(v, 8)); break;
     case 155: case 157: if (len == 8) t->last = ntp_ns(rdn(v, 8)); break;
     case 158: t->start_delta_us = (int64_t)rdn(v, len); break;
@@ -399,19 +409,19 @@ static void finish_times(mapi_flowrec *r, rec_times *t, const nf_exporter *e, co
             t->first = ((int64_t)x->unix_secs * 1000 +
                         (int32_t)((uint32_t)(t->first_up - 1) - x->uptime_ms)) * 1000000LL;
         else
-            t->first = (base_ms + t->first_up - 1) * 1000000LL;
+            t->first = times_unit(base_ms, 1000000LL, (t->first_up - 1) * 1000000LL);
     }
     if (!t->last && t->last_up && base_ms >= 0) {
         if (x->version == 9)
             t->last = ((int64_t)x->unix_secs * 1000 +
                        (int32_t)((uint32_t)(t->last_up - 1) - x->uptime_ms)) * 1000000LL;
         else
-            t->last = (base_ms + t->last_up - 1) * 1000000LL;
+            t->last = times_unit(base_ms, 1000000LL, (t->last_up - 1) * 1000000LL);
     }
-    if (!t->first && t->start_delta_us >= 0) t->first = x->export_ns - t->start_delta_us * 1000;
-    if (!t->last && t->end_delta_us >= 0) t->last = x->export_ns - t->end_delta_us * 1000;
-    if (t->first && !t->last && t->dur_ms >= 0) t->last = t->first + t->dur_ms * 1000000LL;
-    if (t->last && !t->first && t->dur_ms >= 0) t->first = t->last - t->dur_ms * 1000000LL;
+    if (!t->first && t->start_delta_us >= 0) t->first = times_unit(t->start_delta_us, -1000, x->export_ns);
+    if (!t->last && t->end_delta_us >= 0) t->last = times_unit(t->end_delta_us, -1000, x->export_ns);
+    if (t->first && !t->last && t->dur_ms >= 0) t->last = times_unit(t->dur_ms, 1000000LL, t->first);
+    if (t->last && !t->first && t->dur_ms >= 0) t->first = times_unit(t->dur_ms, -1000000LL, t->last);
     r->first_ns = t->first;
     r->last_ns = t->last;
     if (t->first || t->last) r->flags |= MAPI_FLOWREC_HAS_TIMES;

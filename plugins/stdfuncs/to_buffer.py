@@ -17,9 +17,11 @@ class ToBuffer(FunctionInstance):
     def __init__(self, ctx, mode, size):
         self.mode = mode
         lossless = ctx.device.offline and mode == WAIT
-        self.ring = lib.mapi_ring_new(size, 1 if lossless else 0)
-        if self.ring == ffi.NULL:
+        ring = lib.mapi_ring_new(size, 1 if lossless else 0)
+        if ring == ffi.NULL:
             raise MemoryError("TO_BUFFER: cannot allocate %d bytes" % size)
+        # freed by close(), or with this instance if it is never closed (found by make test-asan)
+        self.ring = ffi.gc(ring, lib.mapi_ring_free)
         self.state = self.ring
         self.reader = RingReader(self.ring, mode)
 
@@ -51,7 +53,7 @@ class ToBuffer(FunctionInstance):
         ring, self.ring = self.ring, ffi.NULL
         self.reader.release()
         if ring != ffi.NULL:
-            lib.mapi_ring_free(ring)
+            ffi.release(ring)            # mapi_ring_free, now
 
     def info(self):
         return dict(mode=self.mode, pending=self.reader.pending())
