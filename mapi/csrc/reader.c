@@ -7,23 +7,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include "reader.h"
-
-/* shared with pcapng.c and erf.c */
-void mapi_reader_fail(mapi_reader *r, int32_t code, uint64_t offset, const char *fmt, ...);
-int32_t mapi_linktype_dlt(int32_t linktype);
-uint32_t mapi_max_snaplen(int32_t dlt);
-uint32_t mapi_adjust_snaplen(int32_t dlt, uint32_t snaplen);
-void mapi_reader_post_process(mapi_reader *r, const uint8_t *region, mapi_batch *b);
-int mapi_pcapng_open(mapi_reader *r, const uint8_t *region, uint64_t len, int32_t at_eof,
-                     uint64_t *consumed);
-int mapi_pcapng_parse(mapi_reader *r, const uint8_t *region, uint64_t len, uint64_t file_offset,
-                      int32_t at_eof, mapi_batch *b, uint64_t *consumed);
-int32_t mapi_erf_plausible(const uint8_t *head, uint64_t len);
-int mapi_erf_open(mapi_reader *r, const uint8_t *region, uint64_t len, int32_t at_eof,
-                  uint64_t *consumed);
-int mapi_erf_parse(mapi_reader *r, const uint8_t *region, uint64_t len, uint64_t file_offset,
-                   int32_t at_eof, mapi_batch *b, uint64_t *consumed);
+#include "reader_formats.h"
+#include "byteorder.h"
 
 #define PCAP_MAGIC_US 0xa1b2c3d4u
 #define PCAP_MAGIC_NS 0xa1b23c4du
@@ -41,14 +26,27 @@ void mapi_reader_init(mapi_reader *r, int32_t format)
     r->linktype = 1;
 }
 
-void mapi_reader_fail(mapi_reader *r, int32_t code, uint64_t offset, const char *fmt, ...)
+int mapi_reader_fail(mapi_reader *r, int32_t code, uint64_t offset, const char *pcap_text,
+                     const char *fmt, ...)
 {
     va_list ap;
     r->err_code = code;
     r->err_offset = offset;
+    if (pcap_text && pcap_text != r->pcap_err)
+        snprintf(r->pcap_err, sizeof r->pcap_err, "%s", pcap_text);
     va_start(ap, fmt);
     vsnprintf(r->err, sizeof r->err, fmt, ap);
     va_end(ap);
+    return MAPI_PARSE_ERROR;
+}
+
+const char *mapi_reader_pcap_text(mapi_reader *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->pcap_err, sizeof r->pcap_err, fmt, ap);
+    va_end(ap);
+    return r->pcap_err;
 }
 
 /* libpcap's linktype_to_dlt(): LINKTYPE_ values 104..289 equal their DLT_; below that a few
@@ -82,24 +80,10 @@ uint32_t mapi_adjust_snaplen(int32_t dlt, uint32_t snaplen)
     return snaplen;
 }
 
-static inline uint32_t rd32(const uint8_t *p, int swapped)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return swapped ? __builtin_bswap32(v) : v;
-}
-
-static inline uint16_t rd16(const uint8_t *p, int swapped)
-{
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return swapped ? __builtin_bswap16(v) : v;
-}
-
 int32_t mapi_reader_detect(const uint8_t *head, uint64_t len)
 {
     if (len >= 4) {
-        uint32_t m = rd32(head, 0), s = __builtin_bswap32(m);
+        uint32_t m = mapi_rd32(head, 0), s = __builtin_bswap32(m);
         if (m == PCAP_MAGIC_US || m == PCAP_MAGIC_NS || m == PCAP_MAGIC_KUZNETZOV ||
             s == PCAP_MAGIC_US || s == PCAP_MAGIC_NS || s == PCAP_MAGIC_KUZNETZOV)
             return MAPI_FMT_PCAP;
@@ -116,58 +100,56 @@ static int pcap_open(mapi_reader *r, const uint8_t *h, uint64_t len, int32_t at_
     *consumed = 0;
     if (len < 4) {
         if (!at_eof) { r->need = 4; return MAPI_PARSE_NEED_MORE; }
-        snprintf(r->pcap_err, sizeof r->pcap_err,
-                 "truncated dump file; tried to read 4 file header bytes, only got %llu",
-                 (unsigned long long)len);
-        mapi_reader_fail(r, MAPI_READER_ETRUNC, 0, "the file ends at offset %llu, inside the pcap "
-                         "file header", (unsigned long long)len);
-        return MAPI_PARSE_ERROR;
+        return mapi_reader_fail(r, MAPI_READER_ETRUNC, 0,
+                                mapi_reader_pcap_text(r, "truncated dump file; tried to read 4 "
+                                                      "file header bytes, only got %llu",
+                                                      (unsigned long long)len),
+                                "the file ends at offset %llu, inside the pcap file header",
+                                (unsigned long long)len);
     }
-    uint32_t magic = rd32(h, 0);
+    uint32_t magic = mapi_rd32(h, 0);
     int sw = 0;
     if (magic != PCAP_MAGIC_US && magic != PCAP_MAGIC_NS && magic != PCAP_MAGIC_KUZNETZOV) {
         magic = __builtin_bswap32(magic);
         sw = 1;
         if (magic != PCAP_MAGIC_US && magic != PCAP_MAGIC_NS && magic != PCAP_MAGIC_KUZNETZOV) {
-            snprintf(r->pcap_err, sizeof r->pcap_err, "unknown file format");
-            mapi_reader_fail(r, MAPI_READER_EFORMAT, 0, "not a pcap file: the magic number at "
-                             "offset 0 is %02x %02x %02x %02x", h[0], h[1], h[2], h[3]);
-            return MAPI_PARSE_ERROR;
+            return mapi_reader_fail(r, MAPI_READER_EFORMAT, 0,
+                                    mapi_reader_pcap_text(r, "unknown file format"),
+                                    "not a pcap file: the magic number at offset 0 is %02x %02x "
+                                    "%02x %02x", h[0], h[1], h[2], h[3]);
         }
     }
     if (len < 24) {
         if (!at_eof) { r->need = 24; return MAPI_PARSE_NEED_MORE; }
-        snprintf(r->pcap_err, sizeof r->pcap_err,
-                 "truncated dump file; tried to read 24 file header bytes, only got %llu",
-                 (unsigned long long)(len - 4));
-        mapi_reader_fail(r, MAPI_READER_ETRUNC, len, "the pcap file header is cut short at "
-                         "offset %llu (%llu of its 24 bytes)", (unsigned long long)len,
-                         (unsigned long long)len);
-        return MAPI_PARSE_ERROR;
+        return mapi_reader_fail(r, MAPI_READER_ETRUNC, len,
+                                mapi_reader_pcap_text(r, "truncated dump file; tried to read 24 "
+                                                      "file header bytes, only got %llu",
+                                                      (unsigned long long)(len - 4)),
+                                "the pcap file header is cut short at offset %llu (%llu of its 24 "
+                                "bytes)", (unsigned long long)len, (unsigned long long)len);
     }
-    uint32_t major = rd16(h + 4, sw), minor = rd16(h + 6, sw);
+    uint32_t major = mapi_rd16(h + 4, sw), minor = mapi_rd16(h + 6, sw);
     if (major < 2) {
-        snprintf(r->pcap_err, sizeof r->pcap_err, "archaic pcap savefile format");
-        mapi_reader_fail(r, MAPI_READER_EFORMAT, 4, "pcap version %u.%u at offset 4 is an "
-                         "archaic format that cannot be read", major, minor);
-        return MAPI_PARSE_ERROR;
+        return mapi_reader_fail(r, MAPI_READER_EFORMAT, 4,
+                                mapi_reader_pcap_text(r, "archaic pcap savefile format"),
+                                "pcap version %u.%u at offset 4 is an archaic format that cannot "
+                                "be read", major, minor);
     }
     if (!((major == 2 && minor <= 4) || (major == 543 && minor == 0))) {
-        snprintf(r->pcap_err, sizeof r->pcap_err, "unsupported pcap savefile version %u.%u",
-                 major, minor);
-        mapi_reader_fail(r, MAPI_READER_EFORMAT, 4, "unsupported pcap version %u.%u at offset 4 "
-                         "(2.0 to 2.4 are known)", major, minor);
-        return MAPI_PARSE_ERROR;
+        return mapi_reader_fail(r, MAPI_READER_EFORMAT, 4,
+                                mapi_reader_pcap_text(r, "unsupported pcap savefile version %u.%u",
+                                                      major, minor), "unsupported pcap version "
+                                "%u.%u at offset 4 (2.0 to 2.4 are known)", major, minor);
     }
-    uint32_t network = rd32(h + 20, sw);
+    uint32_t network = mapi_rd32(h + 20, sw);
     r->format = MAPI_FMT_PCAP;
     r->swapped = sw;
     r->nsec = magic == PCAP_MAGIC_NS;
     r->version_major = major;
     r->version_minor = minor;
-    r->thiszone = (int32_t)rd32(h + 8, sw);
-    r->sigfigs = rd32(h + 12, sw);
-    r->file_snaplen = rd32(h + 16, sw);
+    r->thiszone = (int32_t)mapi_rd32(h + 8, sw);
+    r->sigfigs = mapi_rd32(h + 12, sw);
+    r->file_snaplen = mapi_rd32(h + 16, sw);
     r->linktype = (int32_t)(network & LT_LINKTYPE_MASK);
     r->linktype_ext = network & ~LT_LINKTYPE_MASK;
     int32_t dlt = mapi_linktype_dlt(r->linktype);
@@ -202,16 +184,19 @@ int mapi_reader_open(mapi_reader *r, const uint8_t *region, uint64_t len, int32_
         if (fmt == 0 && len < 4 && !at_eof) { r->need = 4; return MAPI_PARSE_NEED_MORE; }
         if (fmt == 0) {
             if (len < 4) {
-                snprintf(r->pcap_err, sizeof r->pcap_err, "truncated dump file; tried to read 4 "
-                         "file header bytes, only got %llu", (unsigned long long)len);
-                mapi_reader_fail(r, MAPI_READER_ETRUNC, len, len ? "the file ends at offset %llu: "
-                                 "too short for any savefile header" : "the file is empty (it "
-                                 "ends at offset %llu)", (unsigned long long)len);
+                mapi_reader_fail(r, MAPI_READER_ETRUNC, len,
+                                 mapi_reader_pcap_text(r, "truncated dump file; tried to read 4 "
+                                                       "file header bytes, only got %llu",
+                                                       (unsigned long long)len),
+                                 len ? "the file ends at offset %llu: too short for any "
+                                       "savefile header"
+                                     : "the file is empty (it ends at offset %llu)",
+                                 (unsigned long long)len);
             } else {
-                snprintf(r->pcap_err, sizeof r->pcap_err, "unknown file format");
-                mapi_reader_fail(r, MAPI_READER_EFORMAT, 0, "not a pcap, pcapng or ERF file: "
-                                 "offset 0 holds %02x %02x %02x %02x", region[0], region[1],
-                                 region[2], region[3]);
+                mapi_reader_fail(r, MAPI_READER_EFORMAT, 0,
+                                 mapi_reader_pcap_text(r, "unknown file format"), "not a pcap, "
+                                 "pcapng or ERF file: offset 0 holds %02x %02x %02x %02x",
+                                 region[0], region[1], region[2], region[3]);
             }
             return MAPI_PARSE_ERROR;
         }
@@ -222,8 +207,8 @@ int mapi_reader_open(mapi_reader *r, const uint8_t *region, uint64_t len, int32_
     case MAPI_FMT_PCAPNG: return mapi_pcapng_open(r, region, len, at_eof, consumed);
     case MAPI_FMT_ERF: return mapi_erf_open(r, region, len, at_eof, consumed);
     default:
-        mapi_reader_fail(r, MAPI_READER_EFORMAT, 0, "unknown savefile format code %d", fmt);
-        return MAPI_PARSE_ERROR;
+        return mapi_reader_fail(r, MAPI_READER_EFORMAT, 0, NULL, "unknown savefile format code %d",
+                                fmt);
     }
 }
 
@@ -238,16 +223,15 @@ static int pcap_slow_record(mapi_reader *r, uint64_t avail, uint32_t caplen, uin
     const uint32_t hs = r->hdrsize, snap = r->snaplen;
     uint64_t body = avail - hs;
     if (caplen > r->max_caplen) {
-        if (caplen > snap)
-            snprintf(r->pcap_err, sizeof r->pcap_err, "invalid packet capture length %u, bigger "
-                     "than snaplen of %d", caplen, (int)snap);
-        else
-            snprintf(r->pcap_err, sizeof r->pcap_err, "invalid packet capture length %u, bigger "
-                     "than maximum of %u", caplen, r->max_caplen);
-        mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "record at offset %llu has a captured "
-                         "length of %u, more than the maximum of %u for link type %d (file "
-                         "corrupt?)", (unsigned long long)foff, caplen, r->max_caplen, r->linktype);
-        *rc = MAPI_PARSE_ERROR;
+        const char *pcap =
+            caplen > snap ? mapi_reader_pcap_text(r, "invalid packet capture length %u, bigger "
+                                                  "than snaplen of %d", caplen, (int)snap)
+                          : mapi_reader_pcap_text(r, "invalid packet capture length %u, bigger "
+                                                  "than maximum of %u", caplen, r->max_caplen);
+        *rc = mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, pcap, "record at offset %llu has a "
+                               "captured length of %u, more than the maximum of %u for link type "
+                               "%d (file corrupt?)", (unsigned long long)foff, caplen,
+                               r->max_caplen, r->linktype);
         return 0;
     }
     if (body >= caplen) {                       /* complete; longer than the snapshot length */
@@ -262,12 +246,12 @@ static int pcap_slow_record(mapi_reader *r, uint64_t avail, uint32_t caplen, uin
     }
     /* libpcap reads min(caplen, snapshot) bytes first, then discards the rest */
     uint32_t tried = caplen > snap && body < snap ? snap : caplen;
-    snprintf(r->pcap_err, sizeof r->pcap_err, "truncated dump file; tried to read %u captured "
-             "bytes, only got %llu", tried, (unsigned long long)body);
-    mapi_reader_fail(r, MAPI_READER_ETRUNC, foff, "file ends inside the record at offset "
-                     "%llu: %llu of its %u captured bytes are present", (unsigned long long)foff,
-                     (unsigned long long)body, caplen);
-    *rc = MAPI_PARSE_ERROR;
+    *rc = mapi_reader_fail(r, MAPI_READER_ETRUNC, foff,
+                           mapi_reader_pcap_text(r, "truncated dump file; tried to read %u "
+                                                 "captured bytes, only got %llu", tried,
+                                                 (unsigned long long)body), "file ends inside the "
+                           "record at offset %llu: %llu of its %u captured bytes are present",
+                           (unsigned long long)foff, (unsigned long long)body, caplen);
     return 0;
 }
 
@@ -293,19 +277,19 @@ int pcap_records(mapi_reader *r, const uint8_t *region, uint64_t len, uint64_t f
         if (__builtin_expect(avail < hs, 0)) {
             if (!at_eof) { r->need = hs; rc = MAPI_PARSE_NEED_MORE; break; }
             if (avail == 0) { rc = MAPI_PARSE_END; break; }
-            snprintf(r->pcap_err, sizeof r->pcap_err, "truncated dump file; tried to read %u "
-                     "header bytes, only got %llu", hs, (unsigned long long)avail);
-            mapi_reader_fail(r, MAPI_READER_ETRUNC, file_offset + pos, "file ends inside "
-                             "the record header at offset %llu (%llu of its %u bytes)",
-                             (unsigned long long)(file_offset + pos), (unsigned long long)avail,
-                             hs);
-            rc = MAPI_PARSE_ERROR;
+            rc = mapi_reader_fail(r, MAPI_READER_ETRUNC, file_offset + pos,
+                                  mapi_reader_pcap_text(r, "truncated dump file; tried to read %u "
+                                                        "header bytes, only got %llu", hs,
+                                                        (unsigned long long)avail), "file ends "
+                                  "inside the record header at offset %llu (%llu of its %u bytes)",
+                                  (unsigned long long)(file_offset + pos),
+                                  (unsigned long long)avail, hs);
             break;
         }
         const uint8_t *h = region + pos;
         __builtin_prefetch(h + 512);
-        uint32_t sec = rd32(h, sw), frac = rd32(h + 4, sw);
-        uint32_t caplen = rd32(h + 8, sw), wirelen = rd32(h + 12, sw);
+        uint32_t sec = mapi_rd32(h, sw), frac = mapi_rd32(h + 4, sw);
+        uint32_t caplen = mapi_rd32(h + 8, sw), wirelen = mapi_rd32(h + 12, sw);
         if (__builtin_expect(ls != 0, 0) && (ls == 1 || caplen > wirelen)) {
             uint32_t t = caplen; caplen = wirelen; wirelen = t;
         }
@@ -360,9 +344,8 @@ int mapi_reader_parse(mapi_reader *r, const uint8_t *region, uint64_t len, uint6
         rc = mapi_erf_parse(r, region, len, file_offset, at_eof, b, consumed);
         break;
     default:
-        mapi_reader_fail(r, MAPI_READER_EFORMAT, file_offset, "unknown savefile format code %d",
-                         r->format);
-        return MAPI_PARSE_ERROR;
+        return mapi_reader_fail(r, MAPI_READER_EFORMAT, file_offset, NULL, "unknown savefile "
+                                "format code %d", r->format);
     }
     r->next_seq += b->n;
     return rc;
