@@ -355,9 +355,3 @@ def scampi_backends():
         capabilities={"linktype": LINKTYPE, "record": "mapi_flowrec",
                       "functions": ["RECORD_FILTER", "RECORD_COUNTER", "RECORD_TOP", "RECORD_REPORT"]},
     )]
-
-
-@hookimpl
-def scampi_functions():
-    from scampi.backends import _live_records
-    return _live_records.DESCRIPTORS

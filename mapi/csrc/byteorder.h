@@ -1,6 +1,6 @@
 /* Unaligned reads of packet and file fields, shared by the engine's parsers and by plugins'
- * C (collectors, card emulators): network order (mapi_be16/32), or a savefile's own order
- * (mapi_rd16/32: `swapped` says it differs from ours). */
+ * C (collectors, card emulators): network order (mapi_be16/32, mapi_put_be16/32/64), or a
+ * savefile's own order (mapi_rd16/32: `swapped` says it differs from ours). */
 #ifndef MAPI_BYTEORDER_H
 #define MAPI_BYTEORDER_H
 #include <stdint.h>
@@ -32,5 +32,24 @@ static inline uint16_t mapi_rd16(const uint8_t *p, int swapped)
     uint16_t v;
     memcpy(&v, p, 2);
     return swapped ? __builtin_bswap16(v) : v;
+}
+static inline void mapi_put_be16(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static inline void mapi_put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static inline void mapi_put_be64(uint8_t *p, uint64_t v)
+{
+    mapi_put_be32(p, (uint32_t)(v >> 32));
+    mapi_put_be32(p + 4, (uint32_t)v);
 }
 #endif

@@ -2,7 +2,7 @@
 #include <string.h>
 #include "hdr_parse.h"
 #include "../byteorder.h"
-#include "live_netflow.h"
+#include "../flowrec.h"
 
 #define ETH_IPV4 0x0800
 #define ETH_IPV6 0x86DD
