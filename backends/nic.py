@@ -5,15 +5,14 @@
 
 Promiscuous by default; packets are read in batches with recvmmsg straight into the engine's
 batch arrays, timestamped in nanoseconds by the kernel (SO_TIMESTAMPNS).  BPF_FILTERs the module
-mapper places "in the kernel" are attached as one socket filter (see backends/_live.py).
+mapper places "in the kernel" are attached as one socket filter (see backends/afpacket).
 Options: snaplen (1..262144), promisc, direction ("inout", "in", "out"), buffer (socket receive
 buffer bytes), kernel_filter (offer the socket filter to the mapper).
 """
 from mapi import hookimpl
-from mapi._engine import lib
-from mapi.descriptor import BackendDescriptor
+from mapi.descriptor import BackendDescriptor, parse_options
 
-from scampi.backends._live import LiveSource, list_interfaces, parse_options, DIRECTIONS
+from scampi.backends.afpacket import LiveSource, list_interfaces, lib, DIRECTIONS
 
 OPTIONS = {
     "snaplen": (int, 262144),

@@ -12,10 +12,9 @@ Options: snaplen, promisc, direction, block_size (a multiple of the page size), 
 block_timeout_ms, immediate, kernel_filter.
 """
 from mapi import hookimpl
-from mapi._engine import lib
-from mapi.descriptor import BackendDescriptor
+from mapi.descriptor import BackendDescriptor, parse_options
 
-from scampi.backends._live import LiveSource, list_interfaces, parse_options, DIRECTIONS
+from scampi.backends.afpacket import LiveSource, list_interfaces, lib, DIRECTIONS
 
 OPTIONS = {
     "snaplen": (int, 262144),

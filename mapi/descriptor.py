@@ -6,6 +6,8 @@ places them, from these declarations alone.
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Tuple
 
+from .errors import MapiError, EBADARG
+
 REQUIRED = object()
 
 # Argument types (after MAPI 2.0's type codes)
@@ -169,3 +171,30 @@ class PacketSource:
 
     def close(self):
         pass
+
+
+def parse_options(what, options, allowed):
+    """Check a device's options (the keywords of create_flow / create_offline_device) against
+    `allowed` {name: (type, default)}: type bool, int (non-negative) or a tuple of the allowed
+    values.  Returns {name: value} with every default filled in; raises MapiError(EBADARG)
+    naming `what` and the option."""
+    options = dict(options or {})
+    out = {}
+    for name, (typ, default) in allowed.items():
+        v = options.pop(name, default)
+        if typ is bool:
+            v = bool(v)
+        elif typ is int:
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise MapiError(EBADARG, "%s: option %s must be a non-negative integer, got %r"
+                                % (what, name, v), argument=name)
+        elif isinstance(typ, tuple):
+            if v not in typ:
+                raise MapiError(EBADARG, "%s: option %s must be one of %s, got %r"
+                                % (what, name, ", ".join(map(repr, typ)), v), argument=name)
+        out[name] = v
+    if options:
+        raise MapiError(EBADARG, "%s: unknown option(s) %s; known: %s"
+                        % (what, ", ".join(sorted(options)), ", ".join(sorted(allowed))),
+                        argument=sorted(options)[0])
+    return out

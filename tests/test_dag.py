@@ -13,7 +13,7 @@ from test_combo6 import (ETHERNET_FILES, assert_same_results, check_tags_against
                          filter_config, finish, placements, register, run)
 from tools.gentrace import write_trace
 
-import scampi.backends.dag as dag
+import scampi.backends.cards.dag as dag
 
 EXAMPLE = CORPUS / "pcap" / "PcapPlusPlus__example.pcap"
 ERF_100 = CORPUS / "erf" / "libtrace__100_packets.erf"

@@ -12,7 +12,7 @@
  *   DSM   (DAG) up to 7 bit-mask filters over the first 64 bytes, combined per node through a
  *         128-entry lookup table; steering hashes (RFC 5475's BOB over the 5-tuple, i.e.
  *         HASHSAMP's selection value);
- *   FILE  (DAG) ERF records written straight from the card's stream (TO_FILE's writer);
+ *   FILE  (DAG) ERF records written straight from the card's stream (TO_FILE's kernel);
  *   SAU   periodic and probabilistic sampling (SAMPLE's splitmix64 draws);
  *   STU   counter sets: packets, sum and sum of squares, min, max of wire length or gap;
  *   PCK   payload check: strings of up to 16 bytes in a window of the captured bytes;
@@ -25,8 +25,8 @@
  * Hardware nodes are evaluated in topological order; node b sets tag bit hw_id when the packet
  * reached it through its parent and passed it.
  */
-#ifndef MAPI_CARD_EMU_H
-#define MAPI_CARD_EMU_H
+#ifndef SCAMPI_CARDS_EMU_H
+#define SCAMPI_CARDS_EMU_H
 #include <stdint.h>
 #include "engine.h"
 
@@ -159,7 +159,8 @@ typedef struct card_node {
     uint32_t _pad;
     void *unit_state;            /* DSM: uint8_t[128] lookup table; SAU: card_sampler;
                                     STU: card_counters; PCK: card_patterns; HASH: card_hash;
-                                    FILE: the flow's mapi_to_file writer */
+                                    FILE: the flow's TO_FILE writer (its kernel's state) */
+    mapi_kernel_fn kernel;       /* FILE: the flow's TO_FILE kernel, run on each packet */
     uint64_t pkts_in;
     uint64_t pkts_out;
 } card_node;

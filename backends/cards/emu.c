@@ -1,9 +1,9 @@
-/* Emulated capture cards: the units over one batch; see card_emu.h. */
+/* Emulated capture cards: the units over one batch; see emu.h.  SAMPLE's draws and HASHSAMP's
+ * selection value come from the engine (its API table), so the units keep exactly the packets
+ * the software functions keep; the ERF writer is the flow's own TO_FILE kernel, handed in. */
 #include <string.h>
-#include "card_emu.h"
-#include "fn/hashsamp.h"
-#include "fn/sample.h"
-#include "fn/to_file.h"
+#include "mapi_plugin.h"
+#include "emu.h"
 
 static inline void hfe_extract(const uint8_t *p, uint32_t caplen, uint32_t wirelen, card_hdr *h)
 {
@@ -105,7 +105,7 @@ static inline int sau_keeps(card_sampler *s, int64_t ts)
     if (s->mode == CARD_SAU_PERIODIC) {
         keep = s->seen % s->period == 0;
     } else {
-        keep = (mapi_sample_splitmix64(&s->rng) >> 11) < s->threshold;
+        keep = (mapi_api->splitmix64(&s->rng) >> 11) < s->threshold;
     }
     s->seen++;
     if (keep) {
@@ -167,7 +167,7 @@ static inline int hash_selects(card_hash *s, int32_t linktype, const uint8_t *p,
                                int64_t ts)
 {
     s->seen++;
-    int32_t v = mapi_hashsamp_value(linktype, p, caplen, s->symmetric);
+    int32_t v = mapi_api->hashsamp_value(linktype, p, caplen, s->symmetric);
     if (v < 0) {
         s->not_ip++;
         return 0;
@@ -238,7 +238,7 @@ int card_run(const card_config *cfg, card_stats *st, const mapi_batch *in, mapi_
                     pass = hash_selects(nd->unit_state, in->linktype, p, caplen, ts);
                     break;
                 case CARD_UNIT_FILE:
-                    mapi_to_file_kernel(nd->unit_state, in, &i, 1, NULL);
+                    nd->kernel(nd->unit_state, in, &i, 1, NULL);
                     pass = 1;
                     break;
                 default:

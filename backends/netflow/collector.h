@@ -6,12 +6,11 @@
  * known yet wait (bounded in bytes and time) and are decoded when it arrives.  Every limit and
  * every malformed input is a counter, never a crash: a bad packet is dropped at the first
  * inconsistency and the collector goes on with the next one. */
-#ifndef MAPI_LIVE_NETFLOW_H
-#define MAPI_LIVE_NETFLOW_H
+#ifndef SCAMPI_NETFLOW_COLLECTOR_H
+#define SCAMPI_NETFLOW_COLLECTOR_H
 #include <stdint.h>
 #include "engine.h"
 #include "flowrec.h"
-
 
 typedef struct mapi_nf_stats {
     uint64_t packets;              /* export packets offered */

@@ -1,4 +1,4 @@
-/* AF_PACKET capture; see live_afpacket.h.
+/* AF_PACKET capture; see capture.h.
  *
  * Both paths fill the engine's batch arrays directly: recvmmsg writes packets into slots of a
  * buffer the caller owns, the rings leave them where the kernel wrote them.  VLAN tags the
@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
-#include "live_afpacket.h"
+#include "capture.h"
 
 #define LINKTYPE_ETHERNET 1
 #define LINKTYPE_RAW 101

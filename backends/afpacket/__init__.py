@@ -1,5 +1,6 @@
-"""What the live AF_PACKET backends (``nic``, ``ring``) share: the packet source, the kernel
-filter offered to the module mapper as hardware, options, interface listing.
+"""What the live AF_PACKET backends (``nic``, ``ring``) share: the packet source (its C in
+capture.c, a cffi module of this package), the kernel filter offered to the module mapper as
+hardware, interface listing.
 
 The kernel filter: a flow's BPF_FILTER placed "in the kernel" is attached to the socket with
 SO_ATTACH_FILTER, so packets nobody asked for never reach user space.  The kernel runs one
@@ -13,11 +14,16 @@ import logging
 import os
 import threading
 
-from mapi._engine import ffi, lib
+from mapi import native
 from mapi.batch import Buffer, BATCH_CAP
+from mapi.bpf import compile_insns
 from mapi.descriptor import PacketSource
 from mapi.errors import MapiError, EBADARG, ENODEV, EPERM, ENOTSUP, EPLUGIN
 from mapi.hardware import FILTER, HardwareDevice, HardwareError, HardwareUnit, Offer
+
+from ._capture import ffi, lib
+
+native.bind_engine(ffi, lib, __name__)
 
 log = logging.getLogger("mapi.live")
 
@@ -81,37 +87,7 @@ def _if_counter(ifname, name):
         return 0
 
 
-# --- options ----------------------------------------------------------------------------------
-def parse_options(backend, options, allowed):
-    """Check a live device's options against `allowed` {name: (type, default)}."""
-    options = dict(options or {})
-    out = {}
-    for name, (typ, default) in allowed.items():
-        v = options.pop(name, default)
-        if typ is bool:
-            v = bool(v)
-        elif typ is int:
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise MapiError(EBADARG, "%s: option %s must be a non-negative integer, got %r"
-                                % (backend, name, v), argument=name)
-        elif isinstance(typ, tuple):
-            if v not in typ:
-                raise MapiError(EBADARG, "%s: option %s must be one of %s, got %r"
-                                % (backend, name, ", ".join(map(repr, typ)), v), argument=name)
-        out[name] = v
-    if options:
-        raise MapiError(EBADARG, "%s: unknown option(s) %s; known: %s"
-                        % (backend, ", ".join(sorted(options)), ", ".join(sorted(allowed))),
-                        argument=sorted(options)[0])
-    return out
-
-
 # --- the kernel filter as a hardware unit ----------------------------------------------------
-def _program(expr, linktype, snaplen):
-    from mapi.bpf import compile_insns
-    return compile_insns(expr, linktype, snaplen)
-
-
 class KernelBpfUnit(HardwareUnit):
     """The socket filter: runs BPF_FILTER exactly (the kernel's interpreter/JIT of the very
     program libpcap compiled), within the kernel's program size limit."""
@@ -124,11 +100,20 @@ class KernelBpfUnit(HardwareUnit):
 
     def offer(self, desc, args, device):
         try:
-            insns = _program(args[0], device.linktype, device.snaplen)
+            insns = compile_insns(args[0], device.linktype, device.snaplen)
         except MapiError:
             return None                    # the software path reports the bad expression
         return Offer(exact=True, demand={"insns": len(insns) + 1}, params=insns,
                      note="socket filter, %d insns" % len(insns))
+
+
+def bpf_program(insns):
+    """(code, jt, jf, k) tuples as the engine's mapi_bpf_insn array."""
+    eng_ffi, _ = native.engine()
+    arr = eng_ffi.new("mapi_bpf_insn[]", len(insns))
+    for i, (code, jt, jf, k) in enumerate(insns):
+        arr[i].code, arr[i].jt, arr[i].jf, arr[i].k = code, jt, jf, k
+    return arr
 
 
 def union_program(programs, linktype):
@@ -241,13 +226,14 @@ class LiveSource(PacketSource, HardwareDevice):
             if buf is None:
                 c.n = 0
                 return not self.closed
+        pc = native.plugin_pointer(ffi, c)
         with self._read_lock:
             if self.closed:
                 n = lib.MAPI_LIVE_CLOSED
             elif buf is not None:
-                n = lib.mapi_live_read(self.h, c, buf.cdata, len(buf.data), READ_TIMEOUT_MS, span)
+                n = lib.mapi_live_read(self.h, pc, buf.cdata, len(buf.data), READ_TIMEOUT_MS, span)
             else:
-                n = lib.mapi_live_read(self.h, c, ffi.NULL, 0, READ_TIMEOUT_MS, span)
+                n = lib.mapi_live_read(self.h, pc, ffi.NULL, 0, READ_TIMEOUT_MS, span)
                 if n >= 0 and span.count:
                     with self._held_lock:          # counted before close() can look
                         self._held += 1
@@ -359,10 +345,9 @@ class LiveSource(PacketSource, HardwareDevice):
                     else "none (the union exceeds %d instructions)" % BPF_MAXINSNS)
         if prog != self._filter:
             if prog:
-                arr = ffi.new("mapi_bpf_insn[]", len(prog))
-                for i, (code, jt, jf, k) in enumerate(prog):
-                    arr[i].code, arr[i].jt, arr[i].jf, arr[i].k = code, jt, jf, k
-                rc = lib.mapi_live_set_filter(self.h, arr, len(prog))
+                arr = bpf_program(prog)
+                rc = lib.mapi_live_set_filter(self.h, native.plugin_pointer(ffi, arr, "mapi_bpf_insn *"),
+                                              len(prog))
             else:
                 arr = None
                 rc = lib.mapi_live_set_filter(self.h, ffi.NULL, 0)
@@ -381,12 +366,12 @@ class LiveSource(PacketSource, HardwareDevice):
         self._assigned = mine
         for a in mine:
             self._parents[a.hw_id] = -1 if a.parent_hw_id is None else a.parent_hw_id
-            inst = a.node.instance if a.node is not None else None
+            inst = a.instance
             if inst is None or inst.kernel is None:
                 raise HardwareError("%s: node %d has no C kernel to re-run" % (self.name, a.hw_id),
                                     [a.hw_id])
-            self._kernels[a.hw_id] = inst.kernel
-            self._states[a.hw_id] = inst.state if inst.state is not None else ffi.NULL
+            self._kernels[a.hw_id] = ffi.cast("mapi_kernel_fn", inst.kernel)
+            self._states[a.hw_id] = ffi.cast("void *", inst.state) if inst.state is not None else ffi.NULL
 
     def process(self, batch):
         c = batch.c
@@ -394,8 +379,8 @@ class LiveSource(PacketSource, HardwareDevice):
             c.tags = self._tags if self._nodes else ffi.NULL
             return batch
         # the filter instances learn the link type from the device before the plan runs
-        lib.mapi_live_tag(c, self._kernels, self._states, self._parents, self._nodes,
-                          self._tags, self._sel, self._out)
+        lib.mapi_live_tag(native.plugin_pointer(ffi, c), self._kernels, self._states, self._parents,
+                          self._nodes, self._tags, self._sel, self._out)
         c.tags = self._tags
         return batch
 

@@ -5,8 +5,8 @@
  * One reader thread calls mapi_live_read(); any other thread may call mapi_live_wake() (which
  * makes a waiting read return MAPI_LIVE_CLOSED), mapi_live_stats() and mapi_live_set_filter().
  * mapi_live_close() may run only once no read is in progress and no ring span is held. */
-#ifndef MAPI_LIVE_AFPACKET_H
-#define MAPI_LIVE_AFPACKET_H
+#ifndef SCAMPI_AFPACKET_CAPTURE_H
+#define SCAMPI_AFPACKET_CAPTURE_H
 #include <stdint.h>
 #include "engine.h"
 #include "bpf.h"

@@ -4,7 +4,7 @@
     fd = mapi.create_flow("netflow:udp:[::]:4739", max_templates=256)
     dev = mapi.create_offline_device("exports.pcap", backend="netflow")   # captured exports
 
-Each record is a fixed ``mapi_flowrec`` struct (mapi/csrc/live_netflow.h) in a batch of link type
+Each record is a fixed ``mapi_flowrec`` struct (mapi/csrc/flowrec.h) in a batch of link type
 MAPI_LINKTYPE_FLOWREC (157, pcap's LINKTYPE_USER10); its wire length is the flow's byte count
 (capped at 2^32-1), its timestamp the arrival time of the export packet.  So PKT_COUNTER counts
 records and BYTE_COUNTER sums flow bytes; RECORD_FILTER ("proto=6 and dport=443"), RECORD_COUNTER
@@ -27,18 +27,20 @@ import os
 import socket
 import threading
 
-from mapi import hookimpl
-from mapi._engine import ffi, lib
+from mapi import hookimpl, native
 from mapi.batch import Buffer
-from mapi.descriptor import BackendDescriptor, PacketSource
+from mapi.descriptor import BackendDescriptor, PacketSource, parse_options
 from mapi.errors import MapiError, EBADARG, EBUSY, EPERM, EPLUGIN, EOPEN
+from mapi.registry import get_registry
 
-from scampi.backends._live import parse_options
+from ._collector import ffi, lib
 
+native.bind_engine(ffi, lib, __name__)
 log = logging.getLogger("mapi.netflow")
 
-LINKTYPE = lib.MAPI_LINKTYPE_FLOWREC
-RECORD_SIZE = ffi.sizeof("mapi_flowrec")
+_engine_ffi, _engine_lib = native.engine()
+LINKTYPE = _engine_lib.MAPI_LINKTYPE_FLOWREC
+RECORD_SIZE = _engine_ffi.sizeof("mapi_flowrec")
 RECORDS_PER_BATCH = 4096
 BUFFERS = 8
 READ_TIMEOUT_MS = 100
@@ -117,7 +119,8 @@ class Collector:
             if self.closed:
                 return False
             buf = self._free.pop().acquire()
-        n = lib.mapi_nf_take(self.c, batch.c, ffi.cast("mapi_flowrec *", buf.cdata), RECORDS_PER_BATCH)
+        n = lib.mapi_nf_take(self.c, native.plugin_pointer(ffi, batch.c),
+                             ffi.cast("mapi_flowrec *", buf.cdata), RECORDS_PER_BATCH)
         if n:
             batch.keep = buf
         else:
@@ -263,7 +266,7 @@ class _FrameBatch:
     __slots__ = ("c", "keep")
 
     def __init__(self):
-        self.c = ffi.gc(lib.mapi_batch_new(65536), lib.mapi_batch_free)
+        self.c = _engine_ffi.gc(_engine_lib.mapi_batch_new(65536), _engine_lib.mapi_batch_free)
         self.keep = None
 
 
@@ -276,12 +279,11 @@ class NetflowFileSource(PacketSource):
     snaplen = RECORD_SIZE
 
     def __init__(self, path, fmt, options):
-        from scampi.backends.savefile import SavefileSource
         opts = parse_options("netflow offline device", options, dict(LIMITS, port=(int, 0)))
         self.port = opts.pop("port")
         self.path = path
         self.name = path
-        self.frames = SavefileSource(path, fmt)
+        self.frames = get_registry().backend("savefile").open_offline(path, fmt, {})
         self.col = Collector(path, opts)
         self.fb = _FrameBatch()
         self.eof = False
@@ -305,7 +307,7 @@ class NetflowFileSource(PacketSource):
                 lib.mapi_nf_flush_pending(self.col.c)      # their templates never came
                 break
             self.frame_count += self.fb.c.n
-            lib.mapi_nf_decode_frames(self.col.c, self.fb.c, self.port)
+            lib.mapi_nf_decode_frames(self.col.c, native.plugin_pointer(ffi, self.fb.c), self.port)
             keep, self.fb.keep = self.fb.keep, None
             if keep is not None:
                 keep.release()

@@ -14,12 +14,14 @@ Options (create_offline_device keywords): limits={"LUP": {"rules": 16}, ...} to 
 card.
 """
 from mapi import hookimpl
-from mapi._engine import ffi, lib
 from mapi.errors import MapiError, EBADARG
-from mapi.hardware import Offer
+from mapi.hardware import FILTER, Offer
+from mapi.patterns import parse_patterns
 
-from scampi.backends import _card
-from scampi.backends._card import Card, CounterUnit, HeaderFilterUnit, InfoUnit, SamplerUnit
+from . import ffi, lib, translate
+from .backend import card_backend
+from .card import Card, _index
+from .units import CardUnit, CounterUnit, HeaderFilterUnit, InfoUnit, SamplerUnit
 
 CAM_ENTRIES = 128
 COMPARATORS = 16
@@ -64,23 +66,23 @@ class LookupUnit(HeaderFilterUnit):
         nd.first = len(paths)
         for p in prog.paths:
             first = len(terms)
-            terms.append((lib.CARD_TERM_HIT, _card._index(matches, p.hit)))
+            terms.append((lib.CARD_TERM_HIT, _index(matches, p.hit)))
             for m in p.misses:
-                terms.append((lib.CARD_TERM_MISS, _card._index(matches, m)))
+                terms.append((lib.CARD_TERM_MISS, _index(matches, m)))
             for c in p.cmps:
-                terms.append((lib.CARD_TERM_CMP, _card._index(cmps, c)))
+                terms.append((lib.CARD_TERM_CMP, _index(cmps, c)))
             paths.append((first, len(terms) - first))
         nd.count = len(prog.paths)
         return None
 
 
-class PayloadUnit(_card.CardUnit):
+class PayloadUnit(CardUnit):
     """PCK: up to 500 strings of up to 16 bytes, looked for in [offset, offset + depth) of the
     captured bytes (STR_SEARCH's window).  Longer patterns are cut to their first 16 bytes, a
     superset refined in software."""
 
     name = "PCK"
-    kind = _card.FILTER
+    kind = FILTER
     functions = ("STR_SEARCH",)
     limits = {"patterns": 500}
     doc = "payload checker: up to 500 strings of up to 16 bytes"
@@ -88,7 +90,6 @@ class PayloadUnit(_card.CardUnit):
     max_len = 16
 
     def patterns(self, args):
-        from scampi.plugins.stdfuncs.str_search import parse_patterns
         pats = parse_patterns(args[0])
         cut = []
         for p in pats:
@@ -140,7 +141,7 @@ class PayloadUnit(_card.CardUnit):
 
 def entry_width(spec):
     """CAM entries a hit match takes: 272 bits each."""
-    return max(1, -(-len(spec.bytes) // _card.CAM_ENTRY_BYTES))
+    return max(1, -(-len(spec.bytes) // translate.CAM_ENTRY_BYTES))
 
 
 class Combo6(Card):
@@ -170,7 +171,7 @@ class Combo6(Card):
             InfoUnit(self, "HFE", "header field extraction: Ethernet type, VLAN, IPv4/IPv6 "
                      "addresses, protocol, ports, TCP flags, lengths, fragment offset into a "
                      "unified header record (frame bytes 0-71, 16 bytes after the IPv4 header)",
-                     {"header_bytes": _card.REC_ABS, "transport_bytes": _card.REC_IND}),
+                     {"header_bytes": translate.REC_ABS, "transport_bytes": translate.REC_IND}),
             LookupUnit(self, lim("LUP", LookupUnit.limits)),
             SamplerUnit(self, lim("SAU", SamplerUnit.limits)),
             CounterUnit(self, lim("STU", CounterUnit.limits)),
@@ -185,7 +186,7 @@ class Combo6(Card):
         return dict(unit="TSU", resolution_ns=10)
 
 
-BACKEND = _card.card_backend(Combo6, "combo6", "COMBO6 / SCAMPI adapter emulator: HFE, LUP (CAM), SAU, STU, PCK, TSU, DRAM; "
+BACKEND = card_backend(Combo6, "combo6", "COMBO6 / SCAMPI adapter emulator: HFE, LUP (CAM), SAU, STU, PCK, TSU, DRAM; "
                             "replays a trace through the card, or sits on a live interface "
                             "(combo6:IFNAME)", ("HFE", "LUP", "SAU", "STU", "PCK", "TSU", "DRAM"))
 open_offline, open_live = BACKEND.open_offline, BACKEND.open_live

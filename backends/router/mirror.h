@@ -2,8 +2,8 @@
  * conditions on packet loads, taken from BPF path analysis) and interface / ACL-entry counters.
  * Every packet of the mirrored link goes through the configured nodes; only packets some
  * software node needs cross the mirror port (the output batch), with per-packet tag bits. */
-#ifndef MAPI_LIVE_ROUTER_H
-#define MAPI_LIVE_ROUTER_H
+#ifndef SCAMPI_ROUTER_MIRROR_H
+#define SCAMPI_ROUTER_MIRROR_H
 #include <stdint.h>
 #include "engine.h"
 

@@ -1,6 +1,6 @@
-/* Router mirror-port emulation; see live_router.h. */
+/* Router mirror-port emulation; see mirror.h. */
 #include <string.h>
-#include "live_router.h"
+#include "mirror.h"
 
 static int load(const mapi_acl_cond *c, const uint8_t *p, uint32_t caplen, uint32_t *v)
 {

@@ -13,12 +13,13 @@ Only packets some software node needs cross the emulated bus.
 Options: limits={"DSM": {"filters": 3}} to model a smaller classifier.
 """
 from mapi import hookimpl
-from mapi._engine import ffi, lib
 from mapi.errors import MapiError, EBADARG
-from mapi.hardware import HardwareError, Offer
+from mapi.hardware import FILTER, STATISTIC, HardwareError, Offer
 
-from scampi.backends import _card
-from scampi.backends._card import Card, HeaderFilterUnit, InfoUnit
+from . import ffi, lib
+from .backend import card_backend
+from .card import Card, _index
+from .units import CardUnit, HeaderFilterUnit, InfoUnit
 
 DSM_BYTES = 64
 
@@ -49,8 +50,8 @@ class DsmUnit(HeaderFilterUnit):
         prog = self.params_of(a)
         compiled = []
         for p in prog.paths:
-            hit = None if _matches_all(p.hit) else _card._index(dsm, p.hit)
-            misses = [_card._index(dsm, m) for m in p.misses]
+            hit = None if _matches_all(p.hit) else _index(dsm, p.hit)
+            misses = [_index(dsm, m) for m in p.misses]
             compiled.append((hit, misses))
         if len(dsm) > lib.CARD_DSM_FILTERS:
             raise HardwareError("%s DSM: the configuration needs %d bit-mask filters, the card "
@@ -64,13 +65,13 @@ class DsmUnit(HeaderFilterUnit):
         return lut
 
 
-class SteeringHashUnit(_card.CardUnit):
+class SteeringHashUnit(CardUnit):
     """The DSM's two steering hashes, programmed with RFC 5475's BOB over the 5-tuple (HASHSAMP's
     hash domain and selection value), so a hash range selects exactly HASHSAMP's packets.
     HASHSAMP with keep=True (per-packet records) stays in software."""
 
     name = "HASH"
-    kind = _card.FILTER
+    kind = FILTER
     functions = ("HASHSAMP",)
     limits = {"hashes": 2}
     doc = "2 steering hashes over the 5-tuple (BOB, selection value 0..1023)"
@@ -94,13 +95,13 @@ class SteeringHashUnit(_card.CardUnit):
             st.last_ts
 
 
-class ErfWriterUnit(_card.CardUnit):
+class ErfWriterUnit(CardUnit):
     """TO_FILE in ERF, the card's own record format, written from the card's stream: the
     packets need not cross the bus.  The records come from the flow's TO_FILE writer, so the
     file is byte for byte what software would write."""
 
     name = "ERF"
-    kind = _card.STATISTIC
+    kind = STATISTIC
     functions = ("TO_FILE",)
     limits = {"streams": 4}
     doc = "ERF records to disk from the card's stream buffers"
@@ -113,15 +114,18 @@ class ErfWriterUnit(_card.CardUnit):
         return Offer(exact=True, demand={"streams": 1}, note="ERF written by the card")
 
     def new_state(self, a):
-        inst = getattr(a.node, "instance", None)
-        writer = getattr(inst, "t", None)
-        if writer is None:
+        inst = a.instance
+        if inst is None or inst.kernel is None or inst.state is None:
             raise HardwareError("DAG ERF: node %d has no TO_FILE writer to write through"
                                 % a.hw_id, [a.hw_id])
-        return ffi.cast("void *", writer), inst
+        return ffi.cast("void *", inst.state), inst
+
+    def node_kernel(self, a):
+        """The flow's TO_FILE kernel: the card writes each packet through it."""
+        return ffi.cast("mapi_kernel_fn", a.instance.kernel)
 
     def result(self, a, st):
-        return a.node.instance.result()      # the writer is the flow's TO_FILE's own
+        return a.instance.result()           # the writer is the flow's TO_FILE's own
 
 
 def _matches_all(m):
@@ -171,7 +175,7 @@ class Dag(Card):
         return d
 
 
-BACKEND = _card.card_backend(Dag, "dag", "DAG-like card emulator: ERF link (or a live interface: dag:IFNAME), "
+BACKEND = card_backend(Dag, "dag", "DAG-like card emulator: ERF link (or a live interface: dag:IFNAME), "
                             "ERF clock, loss counter, DSM classifier", ("DSM", "CLOCK"))
 open_offline, open_live = BACKEND.open_offline, BACKEND.open_live
 

@@ -15,18 +15,22 @@ Units (mapi.hardware contract):
              ACL entry hit counters (after an ACL filter), at most `counters` of them.
 Only packets some software node needs cross the mirror port; get_device_info()["hardware"]
 reports link and mirror packets/bytes and each unit's occupancy.  The emulation runs in C over
-batches (mapi/csrc/live_router.c).
+batches (mirror.c, a cffi module of this package).  The mirrored link is another backend's
+source, opened through the registry: a ring capture (live) or a savefile (offline).
 """
 import logging
 
-from mapi import bpf_analysis, hookimpl
-from mapi._engine import ffi, lib
+from mapi import bpf_analysis, hookimpl, native
 from mapi.batch import BATCH_CAP
-from mapi.descriptor import BackendDescriptor, PacketSource
+from mapi.bpf import compile_insns
+from mapi.descriptor import BackendDescriptor, PacketSource, parse_options
 from mapi.errors import MapiError
 from mapi.hardware import FILTER, STATISTIC, HardwareDevice, HardwareError, HardwareUnit, Offer
+from mapi.registry import get_registry
 
-from scampi.backends._live import LiveSource, list_interfaces, parse_options, _program, DIRECTIONS
+from ._mirror import ffi, lib
+
+native.bind_engine(ffi, lib, __name__)
 
 log = logging.getLogger("mapi.router")
 
@@ -74,7 +78,7 @@ class AclUnit(HardwareUnit):
         if device.linktype != LINKTYPE_ETHERNET:
             return None
         try:
-            insns = _program(args[0], device.linktype, device.snaplen)
+            insns = compile_insns(args[0], device.linktype, device.snaplen)
         except MapiError:
             return None
         a = bpf_analysis.analyze(insns)
@@ -105,10 +109,12 @@ class CounterUnit(HardwareUnit):
 class _Mirror:
     """The batch that crosses the mirror port: arrays owned by the router, packets where the
     source put them."""
-    __slots__ = ("c", "arrays")
+    __slots__ = ("c", "arrays", "plugin_c")
 
     def __init__(self):
-        self.c = ffi.new("mapi_batch *")
+        eng_ffi, _ = native.engine()
+        self.c = eng_ffi.new("mapi_batch *")
+        self.plugin_c = native.plugin_pointer(ffi, self.c)
         self.arrays = (ffi.new("uint64_t[]", BATCH_CAP), ffi.new("uint32_t[]", BATCH_CAP),
                        ffi.new("uint32_t[]", BATCH_CAP), ffi.new("int64_t[]", BATCH_CAP),
                        ffi.new("uint16_t[]", BATCH_CAP), ffi.new("uint64_t[]", BATCH_CAP),
@@ -150,7 +156,7 @@ class RouterSource(PacketSource, HardwareDevice):
 
     def info(self):
         d = self.inner.info()
-        d.update(router=dict(acl_rules=self.acl_rules, counters=self.counters))
+        d.update(backend="router", router=dict(acl_rules=self.acl_rules, counters=self.counters))
         return d
 
     def close(self):
@@ -212,7 +218,7 @@ class RouterSource(PacketSource, HardwareDevice):
     def process(self, batch):
         if self.config is None:
             return batch
-        lib.mapi_router_process(self.r, batch.c, self.mirror.c)
+        lib.mapi_router_process(self.r, native.plugin_pointer(ffi, batch.c), self.mirror.plugin_c)
         return self.mirror
 
     def hw_result(self, hw_id):
@@ -234,20 +240,23 @@ class RouterSource(PacketSource, HardwareDevice):
 ROUTER_OPTIONS = {"acl_rules": (int, 64), "counters": (int, 16)}
 
 
+LINK_OPTIONS = ("snaplen", "promisc", "direction", "block_size", "block_count", "block_timeout_ms")
+
+
 def open_live(ifname, options=None):
-    opts = parse_options("router:%s" % ifname, options,
-                         dict(ROUTER_OPTIONS, snaplen=(int, 262144), promisc=(bool, True),
-                              direction=(tuple(DIRECTIONS), "inout"), block_size=(int, 1 << 20),
-                              block_count=(int, 64), block_timeout_ms=(int, 10)))
-    acl, cnt = opts.pop("acl_rules"), opts.pop("counters")
-    inner = LiveSource("router", ifname, lib.MAPI_LIVE_TPV3, kernel_filter=False, **opts)
-    return RouterSource(inner, "router:%s" % ifname, acl, cnt)
+    """The mirror port of a live interface: a TPACKET_V3 ring capture (the ring backend's, its
+    options checked there) without a kernel filter (the router filters)."""
+    options = dict(options or {})
+    link = {k: options.pop(k) for k in LINK_OPTIONS if k in options}
+    opts = parse_options("router:%s" % ifname, options, ROUTER_OPTIONS)
+    inner = get_registry().backend("ring").open_live(ifname, dict(link, kernel_filter=False))
+    return RouterSource(inner, "router:%s" % ifname, opts["acl_rules"], opts["counters"])
 
 
 def open_offline(path, fmt=None, options=None):
-    from scampi.backends.savefile import SavefileSource
     opts = parse_options("router offline device", options, ROUTER_OPTIONS)
-    return RouterSource(SavefileSource(path, fmt), path, opts["acl_rules"], opts["counters"])
+    inner = get_registry().backend("savefile").open_offline(path, fmt, {})
+    return RouterSource(inner, path, opts["acl_rules"], opts["counters"])
 
 
 @hookimpl
