@@ -35,6 +35,5 @@ def scampi_backends():
         doc="Linux network interfaces through AF_PACKET sockets (recvmmsg batches, kernel BPF)",
         open_live=open_live,
         list_devices=list_interfaces,
-        priority=10,
         capabilities={"units": ["KERNEL-BPF"], "timestamps": "ns"},
     )]

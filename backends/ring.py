@@ -41,6 +41,13 @@ def scampi_backends():
         doc="Linux network interfaces through a TPACKET_V3 mmap ring (zero-copy blocks)",
         open_live=open_live,
         list_devices=list_interfaces,
-        priority=20,
         capabilities={"units": ["KERNEL-BPF"], "timestamps": "ns"},
     )]
+
+
+@hookimpl(trylast=True)
+def scampi_claim_live(name):
+    """A bare device name is a network interface captured through the ring, as libpcap itself
+    does on Linux; asked last, so a name no other backend knows gets the ring's precise error
+    (which lists the interfaces there are)."""
+    return "ring"

@@ -130,17 +130,18 @@ class FunctionContext:
 class BackendDescriptor:
     """A packet-source backend: one ops table, like a libpcap capture module.
 
-    probe(path, head) -> format name or None: can this backend read the offline file whose first
-    bytes are `head`?  open_offline(path, fmt, options) -> PacketSource.
-    open_live(name, options) -> PacketSource.  list_devices() -> list of dicts (name, description).
+    open_offline(path, fmt, options) -> PacketSource: replay a file (fmt: a format name or None;
+    options: the create_offline_device keywords).  open_live(name, options) -> PacketSource:
+    capture from a live device (name without the "backend:" prefix).  list_devices() -> list of
+    dicts (name, description, ...).  Each is None when the backend has no such operation; each
+    raises mapi.MapiError naming the file, device or option.  Which backend opens a file or a
+    bare device name is asked through the hooks scampi_probe_offline / scampi_claim_live.
     """
     name: str
     doc: str = ""
-    probe: Optional[Callable] = None
     open_offline: Optional[Callable] = None
     open_live: Optional[Callable] = None
     list_devices: Optional[Callable] = None
-    priority: int = 0                 # higher wins when several probes accept a file
     capabilities: dict = field(default_factory=dict)
     plugin: str = ""
 

@@ -353,7 +353,6 @@ def scampi_backends():
         open_live=open_live,
         open_offline=open_offline,
         list_devices=lambda: [],
-        priority=0,
         capabilities={"linktype": LINKTYPE, "record": "mapi_flowrec",
                       "functions": ["RECORD_FILTER", "RECORD_COUNTER", "RECORD_TOP", "RECORD_REPORT"]},
     )]

@@ -267,6 +267,5 @@ def scampi_backends():
         open_live=open_live,
         open_offline=open_offline,
         list_devices=lambda: [],
-        priority=0,
         capabilities={"units": ["ACL", "IFCOUNTERS"]},
     )]
