@@ -22,7 +22,7 @@ from tools import netns  # noqa: E402
 EXAMPLE = CORPUS / "pcap/PcapPlusPlus__example.pcap"          # 4631 packets, 3.7 MB
 QINQ = CORPUS / "pcap/zeek__pppoe-over-qinq.pcap"             # 86 packets, two VLAN tags each
 VLAN = CORPUS / "pcap/PcapPlusPlus__VlanPackets.pcap"
-BACKENDS = ["scampi.backends.nic", "scampi.backends.ring"]
+BACKENDS = ["scampi.backends.afpacket.nic", "scampi.backends.afpacket.ring"]
 PPS = 20000          # well inside what the receiver keeps up with: no kernel drops expected
 DEVICES = [("nic", {}), ("ring", {}), ("ring", {"immediate": True}),
            ("ring", {"block_size": 16384, "block_count": 64, "block_timeout_ms": 1})]

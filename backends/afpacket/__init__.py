@@ -1,6 +1,7 @@
-"""What the live AF_PACKET backends (``nic``, ``ring``) share: the packet source (its C in
-capture.c, a cffi module of this package), the kernel filter offered to the module mapper as
-hardware, interface listing.
+"""Linux AF_PACKET capture: the ``nic`` backend (nic.py: recvmmsg batches) and the ``ring``
+backend (ring.py: mapped TPACKET_V3 blocks or V2 frames) share what is here: the packet source
+(its C in capture.c, this package's cffi module), the kernel filter offered to the module mapper
+as hardware, interface listing.
 
 The kernel filter: a flow's BPF_FILTER placed "in the kernel" is attached to the socket with
 SO_ATTACH_FILTER, so packets nobody asked for never reach user space.  The kernel runs one

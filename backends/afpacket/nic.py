@@ -12,7 +12,7 @@ buffer bytes), kernel_filter (offer the socket filter to the mapper).
 from mapi import hookimpl
 from mapi.descriptor import BackendDescriptor, parse_options
 
-from scampi.backends.afpacket import LiveSource, list_interfaces, lib, DIRECTIONS
+from . import LiveSource, list_interfaces, lib, DIRECTIONS
 
 OPTIONS = {
     "snaplen": (int, 262144),

@@ -14,7 +14,7 @@ block_timeout_ms, immediate, kernel_filter.
 from mapi import hookimpl
 from mapi.descriptor import BackendDescriptor, parse_options
 
-from scampi.backends.afpacket import LiveSource, list_interfaces, lib, DIRECTIONS
+from . import LiveSource, list_interfaces, lib, DIRECTIONS
 
 OPTIONS = {
     "snaplen": (int, 262144),
