@@ -58,33 +58,27 @@ class Registry:
         self.refresh()
 
     def refresh(self):
-        functions, backends = {}, {}
-        for impl in self.pm.hook.scampi_functions.get_hookimpls():
+        self.functions = self._collect("scampi_functions", "function", _check_function)
+        self.backends = self._collect("scampi_backends", "backend", _check_backend)
+
+    def _collect(self, hook, kind, check):
+        """{name: descriptor} of what every plugin's `hook` declares: malformed ones and a name
+        declared twice (the first one stays) are reported as the plugin's problems."""
+        out = {}
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
             pname = impl.plugin_name
             for d in self._call(impl, pname):
-                problem = _check_function(d)
+                problem = check(d)
                 if problem:
                     self._problem(pname, problem)
                     continue
                 d = _with_plugin(d, pname)
-                if d.name in functions:
-                    self._problem(pname, "function %s is already declared by plugin %s; ignored"
-                                  % (d.name, functions[d.name].plugin))
+                if d.name in out:
+                    self._problem(pname, "%s %s is already declared by plugin %s; ignored"
+                                  % (kind, d.name, out[d.name].plugin))
                     continue
-                functions[d.name] = d
-        for impl in self.pm.hook.scampi_backends.get_hookimpls():
-            pname = impl.plugin_name
-            for d in self._call(impl, pname):
-                if not isinstance(d, BackendDescriptor) or not d.name:
-                    self._problem(pname, "scampi_backends returned %r, not a BackendDescriptor" % (d,))
-                    continue
-                d = _with_plugin(d, pname)
-                if d.name in backends:
-                    self._problem(pname, "backend %s is already declared by plugin %s; ignored"
-                                  % (d.name, backends[d.name].plugin))
-                    continue
-                backends[d.name] = d
-        self.functions, self.backends = functions, backends
+                out[d.name] = d
+        return out
 
     def _call(self, impl, pname):
         try:
@@ -172,6 +166,12 @@ class Registry:
 def _with_plugin(d, pname):
     import dataclasses
     return dataclasses.replace(d, plugin=pname)
+
+
+def _check_backend(d):
+    if not isinstance(d, BackendDescriptor) or not d.name:
+        return "scampi_backends returned %r, not a BackendDescriptor" % (d,)
+    return None
 
 
 def _check_function(d):

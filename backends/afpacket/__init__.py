@@ -18,7 +18,7 @@ import threading
 from mapi import native
 from mapi.batch import Buffer, BATCH_CAP
 from mapi.bpf import compile_insns
-from mapi.descriptor import PacketSource
+from mapi.descriptor import BackendDescriptor, PacketSource
 from mapi.errors import MapiError, EBADARG, ENODEV, EPERM, ENOTSUP, EPLUGIN
 from mapi.hardware import FILTER, HardwareDevice, HardwareError, HardwareUnit, Offer
 
@@ -106,6 +106,12 @@ class KernelBpfUnit(HardwareUnit):
             return None                    # the software path reports the bad expression
         return Offer(exact=True, demand={"insns": len(insns) + 1}, params=insns,
                      note="socket filter, %d insns" % len(insns))
+
+
+def backend_descriptor(name, doc, open_live):
+    """The ops table of an AF_PACKET backend: live interfaces, the kernel filter as its unit."""
+    return BackendDescriptor(name=name, doc=doc, open_live=open_live, list_devices=list_interfaces,
+                             capabilities={"units": [KernelBpfUnit.name], "timestamps": "ns"})
 
 
 def bpf_program(insns):

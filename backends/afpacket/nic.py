@@ -10,9 +10,9 @@ Options: snaplen (1..262144), promisc, direction ("inout", "in", "out"), buffer 
 buffer bytes), kernel_filter (offer the socket filter to the mapper).
 """
 from mapi import hookimpl
-from mapi.descriptor import BackendDescriptor, parse_options
+from mapi.descriptor import parse_options
 
-from . import LiveSource, list_interfaces, lib, DIRECTIONS
+from . import DIRECTIONS, LiveSource, backend_descriptor, lib
 
 OPTIONS = {
     "snaplen": (int, 262144),
@@ -30,10 +30,6 @@ def open_live(ifname, options=None):
 
 @hookimpl
 def scampi_backends():
-    return [BackendDescriptor(
-        name="nic",
-        doc="Linux network interfaces through AF_PACKET sockets (recvmmsg batches, kernel BPF)",
-        open_live=open_live,
-        list_devices=list_interfaces,
-        capabilities={"units": ["KERNEL-BPF"], "timestamps": "ns"},
-    )]
+    return [backend_descriptor(
+        "nic", "Linux network interfaces through AF_PACKET sockets (recvmmsg batches, kernel BPF)",
+        open_live)]

@@ -12,9 +12,9 @@ Options: snaplen, promisc, direction, block_size (a multiple of the page size), 
 block_timeout_ms, immediate, kernel_filter.
 """
 from mapi import hookimpl
-from mapi.descriptor import BackendDescriptor, parse_options
+from mapi.descriptor import parse_options
 
-from . import LiveSource, list_interfaces, lib, DIRECTIONS
+from . import DIRECTIONS, LiveSource, backend_descriptor, lib
 
 OPTIONS = {
     "snaplen": (int, 262144),
@@ -36,13 +36,9 @@ def open_live(ifname, options=None):
 
 @hookimpl
 def scampi_backends():
-    return [BackendDescriptor(
-        name="ring",
-        doc="Linux network interfaces through a TPACKET_V3 mmap ring (zero-copy blocks)",
-        open_live=open_live,
-        list_devices=list_interfaces,
-        capabilities={"units": ["KERNEL-BPF"], "timestamps": "ns"},
-    )]
+    return [backend_descriptor(
+        "ring", "Linux network interfaces through a TPACKET_V3 mmap ring (zero-copy blocks)",
+        open_live)]
 
 
 @hookimpl(trylast=True)

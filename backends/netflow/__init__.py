@@ -160,6 +160,16 @@ class Collector:
             self._cv.notify_all()
 
 
+def _records_batch(batch):
+    """The engine batch, emptied for records (Collector.take fills it)."""
+    c = batch.c
+    c.n = 0
+    c.seq = ffi.NULL
+    c.tags = ffi.NULL
+    c.linktype = LINKTYPE
+    return c
+
+
 class NetflowLiveSource(PacketSource):
     """A UDP collector socket."""
 
@@ -204,11 +214,7 @@ class NetflowLiveSource(PacketSource):
         self.datagrams = 0
 
     def next_batch_into(self, batch):
-        c = batch.c
-        c.n = 0
-        c.seq = ffi.NULL
-        c.tags = ffi.NULL
-        c.linktype = LINKTYPE
+        c = _records_batch(batch)
         if self.closed:
             return False
         if not self.col.queued():
@@ -292,11 +298,7 @@ class NetflowFileSource(PacketSource):
         self.frame_count = 0
 
     def next_batch_into(self, batch):
-        c = batch.c
-        c.n = 0
-        c.seq = ffi.NULL
-        c.tags = ffi.NULL
-        c.linktype = LINKTYPE
+        c = _records_batch(batch)
         while not self.col.queued() and not self.eof:
             try:
                 more = self.frames.next_batch_into(self.fb)
@@ -352,7 +354,6 @@ def scampi_backends():
         doc="NetFlow v5/v9/IPFIX collector: flow records from a UDP socket or captured exports",
         open_live=open_live,
         open_offline=open_offline,
-        list_devices=lambda: [],
         capabilities={"linktype": LINKTYPE, "record": "mapi_flowrec",
                       "functions": ["RECORD_FILTER", "RECORD_COUNTER", "RECORD_TOP", "RECORD_REPORT"]},
     )]

@@ -266,6 +266,5 @@ def scampi_backends():
         doc="a router's mirror port: ACL filters and interface counters as hardware units",
         open_live=open_live,
         open_offline=open_offline,
-        list_devices=lambda: [],
         capabilities={"units": ["ACL", "IFCOUNTERS"]},
     )]
