@@ -434,6 +434,24 @@ static struct tpacket_block_desc *v3_block(mapi_live *h, uint32_t i)
     return (struct tpacket_block_desc *)(h->ring + (uint64_t)i * h->block_size);
 }
 
+/* Packet n of the batch: one a ring header describes (V3 and V2 alike), its MAC header at `mac`,
+ * with the VLAN tag the kernel took off put back (status: the header's tp_status). */
+static inline void put_ring_packet(mapi_live *h, mapi_batch *b, uint32_t n, uint8_t *mac,
+                                   uint32_t caplen, uint32_t wirelen, uint32_t status,
+                                   uint16_t tpid, uint16_t tci, int64_t ts)
+{
+    if (status & TP_STATUS_VLAN_VALID)
+        mac = restore_vlan(h, mac, &caplen, &wirelen,
+                           (status & TP_STATUS_VLAN_TPID_VALID) ? tpid : 0, tci);
+    clamp_snap(h, &caplen);
+    b->off[n] = (uint64_t)(mac - h->ring);
+    b->caplen[n] = caplen;
+    b->wirelen[n] = wirelen;
+    b->ts[n] = ts;
+    b->ifindex[n] = 0;
+    h->bytes += wirelen;
+}
+
 static int read_v3(mapi_live *h, mapi_batch *b, int32_t tmo, mapi_live_span *span)
 {
     b->base = h->ring;
@@ -459,24 +477,12 @@ static int read_v3(mapi_live *h, mapi_batch *b, int32_t tmo, mapi_live_span *spa
         for (uint32_t k = 0; k < np; k++) {
             struct sockaddr_ll *sll =
                 (struct sockaddr_ll *)((uint8_t *)ph + TPACKET_ALIGN(sizeof(struct tpacket3_hdr)));
-            if (!wanted(h, sll->sll_pkttype)) {
+            if (!wanted(h, sll->sll_pkttype))
                 h->skipped++;
-            } else {
-                uint8_t *mac = (uint8_t *)ph + ph->tp_mac;
-                uint32_t caplen = ph->tp_snaplen, wirelen = ph->tp_len;
-                if (ph->tp_status & TP_STATUS_VLAN_VALID)
-                    mac = restore_vlan(h, mac, &caplen, &wirelen,
-                                       (ph->tp_status & TP_STATUS_VLAN_TPID_VALID) ?
-                                       ph->hv1.tp_vlan_tpid : 0, ph->hv1.tp_vlan_tci);
-                clamp_snap(h, &caplen);
-                b->off[n] = (uint64_t)(mac - h->ring);
-                b->caplen[n] = caplen;
-                b->wirelen[n] = wirelen;
-                b->ts[n] = (int64_t)ph->tp_sec * 1000000000 + ph->tp_nsec;
-                b->ifindex[n] = 0;
-                h->bytes += wirelen;
-                n++;
-            }
+            else
+                put_ring_packet(h, b, n++, (uint8_t *)ph + ph->tp_mac, ph->tp_snaplen, ph->tp_len,
+                                ph->tp_status, ph->hv1.tp_vlan_tpid, (uint16_t)ph->hv1.tp_vlan_tci,
+                                (int64_t)ph->tp_sec * 1000000000 + ph->tp_nsec);
             ph = (struct tpacket3_hdr *)((uint8_t *)ph + ph->tp_next_offset);
         }
         span->count++;
@@ -513,24 +519,12 @@ static int read_v2(mapi_live *h, mapi_batch *b, int32_t tmo, mapi_live_span *spa
         if (!(st & TP_STATUS_USER)) break;
         struct sockaddr_ll *sll =
             (struct sockaddr_ll *)((uint8_t *)ph + TPACKET_ALIGN(sizeof(struct tpacket2_hdr)));
-        if (!wanted(h, sll->sll_pkttype)) {
+        if (!wanted(h, sll->sll_pkttype))
             h->skipped++;
-        } else {
-            uint8_t *mac = (uint8_t *)ph + ph->tp_mac;
-            uint32_t caplen = ph->tp_snaplen, wirelen = ph->tp_len;
-            if (st & TP_STATUS_VLAN_VALID)
-                mac = restore_vlan(h, mac, &caplen, &wirelen,
-                                   (st & TP_STATUS_VLAN_TPID_VALID) ? ph->tp_vlan_tpid : 0,
-                                   ph->tp_vlan_tci);
-            clamp_snap(h, &caplen);
-            b->off[n] = (uint64_t)(mac - h->ring);
-            b->caplen[n] = caplen;
-            b->wirelen[n] = wirelen;
-            b->ts[n] = (int64_t)ph->tp_sec * 1000000000 + ph->tp_nsec;
-            b->ifindex[n] = 0;
-            h->bytes += wirelen;
-            n++;
-        }
+        else
+            put_ring_packet(h, b, n++, (uint8_t *)ph + ph->tp_mac, ph->tp_snaplen, ph->tp_len, st,
+                            ph->tp_vlan_tpid, ph->tp_vlan_tci,
+                            (int64_t)ph->tp_sec * 1000000000 + ph->tp_nsec);
         span->count++;
         h->next = (h->next + 1) % h->frame_count;
     }
