@@ -26,7 +26,7 @@ import threading
 from mapi import hookimpl, native
 from mapi.batch import BATCH_CAP
 from mapi.descriptor import BackendDescriptor, PacketSource, parse_options
-from mapi.errors import MapiError, EBADARG, ENODEV, EOPEN, EPERM, EPLUGIN
+from mapi.errors import MapiError, EBADARG, ENODEV, ENOTSUP, EOPEN, EPERM, EPLUGIN
 
 from ._records import ffi, lib
 
@@ -55,6 +55,18 @@ def _pcapy():
     return pcapy
 
 
+def interposed():
+    """Would pcapy-ng's libpcap calls land in another libpcap?  A libpcap in the process's global
+    symbol scope (LD_PRELOADed: SCAMPI's own libpcap shim, under which this backend would
+    capture through MAPI itself) takes them, so the backend is not offered then."""
+    import ctypes
+    try:
+        ctypes.CDLL(None).pcap_findalldevs
+    except AttributeError:
+        return False
+    return True
+
+
 def library():
     """Which libpcap pcapy-ng uses: its wheel's bundled copy (path, version) or the system's."""
     pcapy = _pcapy()
@@ -78,6 +90,8 @@ def library():
 
 def list_devices():
     """The capture sources libpcap finds (every interface, any, nflog, nfqueue, usbmon...)."""
+    if interposed():
+        return []
     try:
         names = _pcapy().findalldevs()
     except Exception:              # no devices is not an error
@@ -110,6 +124,10 @@ class PcapSource(PacketSource):
                             % (device, MAX_SNAPLEN, opts["snaplen"]), argument="snaplen")
         self.device = device
         self.name = "pcap:%s" % device
+        if interposed():
+            raise MapiError(ENOTSUP, "%s: a libpcap preloaded into this process (the SCAMPI libpcap "
+                            "shim?) would take pcapy-ng's calls; capture with the ring or nic "
+                            "backend here" % self.name, argument="dev")
         self.snaplen = opts["snaplen"]
         self.promisc = opts["promisc"]
         self.opts = opts
@@ -258,7 +276,7 @@ def scampi_backends():
 @hookimpl
 def scampi_claim_live(name):
     """A bare name libpcap lists that is not a network interface (those go to the ring)."""
-    if os.path.exists(os.path.join("/sys/class/net", name)) or "/" in name:
+    if os.path.exists(os.path.join("/sys/class/net", name)) or "/" in name or interposed():
         return None
     try:
         known = _pcapy().findalldevs()
