@@ -6,14 +6,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 APT_PACKAGES := build-essential python3-venv python3-dev pkg-config libpcap-dev libhyperscan-dev \
-	libpcre2-dev tcpdump ngrep tshark nfdump softflowd tcpreplay tcpflow p0f argus-server argus-client \
+	libpcre2-dev libssl-dev tcpdump ngrep tshark nfdump softflowd tcpreplay tcpflow p0f argus-server argus-client \
 	pmacct sngrep libtrace-tools xz-utils bzip2 iproute2 gzip
 # the engine and every backend's own C (cffi modules: setup.py's cffi_modules)
 ENGINE_SOURCES := $(wildcard mapi/csrc/*.[ch] mapi/csrc/fn/*.[ch] backends/*/*.[ch] backends/*/_build.py) \
 	mapi/_build_engine.py mapi/cbuild.py setup.py
+ENGINE_SOURCES += $(wildcard mapi/tracegen/csrc/*.[ch]) mapi/tracegen/_build.py   # built with the engine
 SHIM_SOURCES := $(wildcard libpcap_shim/csrc/*.[ch] libpcap_shim/csrc/*.inc) libpcap_shim/build.py mapi/csrc/ring.h
 
-.PHONY: demo test bench deps venv engine shim clean
+.PHONY: demo test bench deps venv engine shim clean check-imports
 
 deps: .deps.stamp
 .deps.stamp:
@@ -31,7 +32,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: .deps.stamp setup.cfg setup.py pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip setuptools wheel cffi
-	@$(PY) -m pip install -q -e . pytest
+	@$(PY) -m pip install -q -e '.[plot,metrics]' pytest
 	@rm -rf scampi.egg-info   # a stale copy in the work tree would shadow the entry points
 	@touch $@
 
@@ -50,8 +51,12 @@ libpcap_shim/lib/libpcap.so.0.8: $(VENV)/.engine $(SHIM_SOURCES)
 demo: engine shim
 	@$(PY) -m mapi.demo
 
-test: engine shim
+test: engine shim check-imports
 	@$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# no import circles (Python, C includes), no layer violations (docs/architecture.md)
+check-imports:
+	@$(PYTHON) tools/check_imports.py
 
 bench: engine shim
 	@$(PY) tools/bench.py $(BENCH_ARGS)
@@ -59,3 +64,4 @@ bench: engine shim
 clean:
 	rm -rf build $(VENV) mapi/_engine*.so mapi/_engine.c mapi/_engine.o .deps.stamp
 	rm -f backends/*/_*.so backends/*/_*.c backends/*/_*.o
+	rm -f mapi/tracegen/_gentrace*.so mapi/tracegen/_gentrace.c mapi/tracegen/_gentrace.o

@@ -7,19 +7,52 @@
     mapi.connect(fd)
     mapi.start_offline_device(dev); mapi.wait_offline_device(dev)
     print(mapi.read_results(fd, cnt).value)
-"""
-from .hookspecs import hookimpl
-from .errors import MapiError, read_error_text
-from .constants import *  # noqa: F401,F403
-from .api import (Result, Packet, create_offline_device, start_offline_device,
-                  wait_offline_device, delete_offline_device, get_device_info, stats, devices,
-                  create_flow, apply_function, connect, read_results, get_next_pkt, loop,
-                  close_flow, get_flow_info, get_function_info, open_live_device)
 
-from .explain import explain, explain_data
-from .flow import OfflineDevice, Flow, Function
-from . import events   # callable module: mapi.events(fd, fid) is the async event iterator
-from .events import Event, set_event_callback, get_next_event
+Importing the package loads only the constants and the errors; each call's module (and the C
+engine, the plugins) loads when first used, so a command pays only for what it runs.
+"""
+import logging
+
+from .errors import *  # noqa: F401,F403  MapiError, read_error_text and the error codes
+from .errors import __all__ as _error_names
+from .constants import *  # noqa: F401,F403
+from .constants import __all__ as _constant_names
+
+# A library does not print: without a handler of the application's, records under "mapi"
+# would reach logging's last-resort handler (stderr).  The application decides.
+logging.getLogger("mapi").addHandler(logging.NullHandler())
+
+# name -> module that defines it (loaded on first access)
+_LAZY = {
+    "hookimpl": "hookspecs",
+    "explain": "explain", "explain_data": "explain",
+    "OfflineDevice": "flow", "Flow": "flow", "Function": "flow",
+    "Event": "events", "set_event_callback": "events", "get_next_event": "events",
+}
+_API = ("Result", "Packet", "create_offline_device", "start_offline_device",
+        "wait_offline_device", "stop_device", "delete_offline_device", "get_device_info", "stats", "devices",
+        "create_flow", "apply_function", "connect", "read_results", "get_next_pkt", "loop",
+        "close_flow", "get_flow_info", "get_function_info", "open_live_device")
+_LAZY.update((name, "api") for name in _API)
+
+
+def __getattr__(name):
+    import importlib
+    module = _LAZY.get(name)
+    if module is None:
+        try:                      # a submodule: mapi.api, mapi.events (callable), ...
+            return importlib.import_module("." + name, __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != __name__ + "." + name:
+                raise
+            raise AttributeError("module 'mapi' has no attribute %r" % name) from None
+    value = getattr(importlib.import_module("." + module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY) | {"events"})
 
 
 def get_include():
@@ -28,10 +61,7 @@ def get_include():
     import os
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc")
 
-__all__ = ["explain", "explain_data", "get_include", "OfflineDevice", "Flow", "Function",
-    "hookimpl", "MapiError", "read_error_text", "Result", "Packet", "create_offline_device",
-    "start_offline_device", "wait_offline_device", "delete_offline_device", "get_device_info",
-    "stats", "devices", "create_flow", "apply_function", "connect", "read_results",
-    "get_next_pkt", "loop", "close_flow", "get_flow_info", "get_function_info",
-    "events", "Event", "set_event_callback", "get_next_event",
-]
+
+__all__ = (["explain", "explain_data", "get_include", "OfflineDevice", "Flow", "Function",
+            "hookimpl", "events", "Event", "set_event_callback", "get_next_event"]
+           + list(_API) + list(_error_names) + list(_constant_names))

@@ -37,6 +37,9 @@ def _libs():
     if os.path.exists("/usr/include/pcre2.h"):
         libs.append("pcre2-8")
         macros.append(("MAPI_HAVE_PCRE2", "1"))
+    if os.path.exists("/usr/include/openssl/evp.h"):
+        libs.append("crypto")                  # AES for ANONYMIZE's Crypto-PAn
+        macros.append(("MAPI_HAVE_OPENSSL", "1"))
     return libs, macros
 
 

@@ -1,26 +1,36 @@
-"""The MAPI calls (local, in-process)."""
+"""The MAPI calls (local, in-process).
+
+Besides the calls, two lookups form the core's internal interface for its other rooms
+(explain, events) and for in-process clients that work with a function's state directly
+(the libpcap shim, the CLI): find_device(name) and find_node(fd, fid).
+"""
 import itertools
 import os
 import threading
 from collections import namedtuple
 
-from .descriptor import REQUIRED, FunctionContext
-from .device import Device
+from .arguments import bind_args, check_text
+from .descriptor import FunctionContext
+from .device import Device, device_for
 from .errors import (MapiError, ENOFLOW, ENOFUNC, ENODEV, EBADARG, ECONNECTED, ENOTCONNECTED,
-                     ECLOSED, ENOPKTS, EBUSY)
+                     ECLOSED, ENOPKTS)
+from .packet import Packet
 from .registry import get_registry
 
 Result = namedtuple("Result", "value ts")
-Packet = namedtuple("Packet", "ts caplen wlen data ifindex linktype seq")
 
 _lock = threading.RLock()
 _devices = {}
 _flows = {}
 _fd_counter = itertools.count(1)
+_last_fd = 0                     # descriptors 1.._last_fd were issued; closed ones leave _flows
 _dev_counter = itertools.count(0)
 
 
-class Flow:
+class FlowEntry:
+    """The flow table's entry for one flow descriptor: its device, the functions applied and,
+    once connected, their nodes in the device's graph.  (mapi.Flow is the Pythonic handle.)"""
+
     def __init__(self, fd, device):
         self.fd = fd
         self.device = device
@@ -41,9 +51,7 @@ def create_offline_device(path, fmt=None, backend=None, **options):
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise MapiError(EBADARG, "create_offline_device: path must be a file name, not %r" % (path,),
                         argument="path")
-    path = os.fspath(path)
-    if isinstance(path, bytes):
-        path = path.decode()
+    path = check_text(os.fspath(path), "path", "create_offline_device", path=True)
     if backend is None:
         desc = reg.offline_backend(path)
     else:
@@ -57,7 +65,8 @@ def create_offline_device(path, fmt=None, backend=None, **options):
     return name
 
 
-def _device(dev):
+def find_device(dev):
+    """The Device object of a device name (internal interface: explain, events, the shim)."""
     with _lock:
         d = _devices.get(dev)
     if d is None:
@@ -68,6 +77,7 @@ def _device(dev):
 
 def open_live_device(name, **options):
     """Open (or reuse) a live device by name; flows created on it share it."""
+    name = check_text(name, "dev", "open_live_device")
     with _lock:
         d = _devices.get(name)
         if d is not None:
@@ -84,32 +94,39 @@ def open_live_device(name, **options):
 
 
 def start_offline_device(dev):
-    _device(dev).start()
+    find_device(dev).start()
     return 0
 
 
 def wait_offline_device(dev, timeout=None):
-    _device(dev).wait(timeout)
+    find_device(dev).wait(timeout)
+    return 0
+
+
+def stop_device(dev):
+    """End the device's packet stream now (an operator's Ctrl-C, a packet count reached): the
+    engine finishes the batch it is running, every function sees the end of the stream, and the
+    results stay readable until the device is deleted."""
+    find_device(dev).stop()
     return 0
 
 
 def delete_offline_device(dev):
-    d = _device(dev)
+    d = find_device(dev)
     for fd in list(d.flows):
         close_flow(fd)
-    d.stop()
-    d.source.close()
+    d.close()
     with _lock:
         _devices.pop(dev, None)
     return 0
 
 
 def get_device_info(dev):
-    return _device(dev).info()
+    return find_device(dev).info()
 
 
 def stats(dev):
-    return _device(dev).stats()
+    return find_device(dev).stats()
 
 
 def devices():
@@ -122,23 +139,33 @@ def create_flow(dev, **options):
     """A new flow on `dev`: an offline device's name, or a live device ("eth0", "ring:eth0")."""
     if not isinstance(dev, str):
         raise MapiError(EBADARG, "create_flow: device must be a name, not %r" % (dev,), argument="dev")
+    check_text(dev, "dev", "create_flow")
     with _lock:
         d = _devices.get(dev)
     if d is None:
         d = open_live_device(dev, **options)
+    global _last_fd
     with _lock:
-        fd = next(_fd_counter)
-        flow = Flow(fd, d)
+        fd = _last_fd = next(_fd_counter)
+        flow = FlowEntry(fd, d)
         _flows[fd] = flow
         d.flows[fd] = flow
     return fd
+
+
+def _no_flow(fd):
+    """A descriptor not in _flows: closed (issued earlier; the flow is forgotten so that it
+    keeps nothing alive) or never issued."""
+    if isinstance(fd, int) and not isinstance(fd, bool) and 0 < fd <= _last_fd:
+        raise MapiError(ECLOSED, "flow %d is closed" % fd, argument="fd")
+    raise MapiError(ENOFLOW, "no flow with descriptor %r" % (fd,), argument="fd")
 
 
 def _flow(fd, want=None):
     with _lock:
         f = _flows.get(fd)
     if f is None:
-        raise MapiError(ENOFLOW, "no flow with descriptor %r" % (fd,), argument="fd")
+        _no_flow(fd)
     if f.state == "closed":
         raise MapiError(ECLOSED, "flow %d is closed" % fd, argument="fd")
     if want == "open" and f.state != "open":
@@ -150,78 +177,16 @@ def _flow(fd, want=None):
     return f
 
 
-def bind_args(desc, args, kwargs):
-    """Match positional/keyword arguments to the descriptor; check their types."""
-    params = desc.args
-    if len(args) > len(params):
-        raise MapiError(EBADARG, "%s takes at most %d arguments (%s), got %d"
-                        % (desc.name, len(params), desc.signature(), len(args)), argument=desc.name)
-    values = list(args)
-    for p in params[len(args):]:
-        if p.name in kwargs:
-            values.append(kwargs.pop(p.name))
-        elif p.default is REQUIRED:
-            raise MapiError(EBADARG, "%s: missing argument %r; usage: %s"
-                            % (desc.name, p.name, desc.signature()), argument=p.name)
-        else:
-            values.append(p.default)
-    if kwargs:
-        raise MapiError(EBADARG, "%s: unknown argument(s) %s; usage: %s"
-                        % (desc.name, ", ".join(kwargs), desc.signature()), argument=next(iter(kwargs)))
-    return tuple(_coerce(desc, p, v) for p, v in zip(params, values))
-
-
-def _coerce(desc, p, v):
-    def bad(what):
-        raise MapiError(EBADARG, "%s: argument %r must be %s, got %r; usage: %s"
-                        % (desc.name, p.name, what, v, desc.signature()), argument=p.name)
-    t = p.type
-    if t in ("s", "w"):
-        if isinstance(v, bytes):
-            v = v.decode("latin-1")
-        if not isinstance(v, str):
-            bad("a string")
-    elif t == "S":
-        if isinstance(v, (str, bytes)):
-            v = (v,)
-        try:
-            v = tuple(x.decode("latin-1") if isinstance(x, bytes) else x for x in v)
-        except TypeError:
-            bad("a string or a list of strings")
-        if not v or not all(isinstance(x, str) for x in v):
-            bad("a string or a non-empty list of strings")
-    elif t in ("i", "l"):
-        if isinstance(v, bool) or not isinstance(v, int):
-            bad("an integer")
-        if t == "l" and not 0 <= v < 2 ** 64:
-            bad("an unsigned 64-bit integer")
-    elif t == "n":
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            bad("a number")
-    elif t == "b":
-        v = bool(v)
-    elif t == "F":
-        if not (isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(x, int) for x in v)):
-            bad("a (fd, fid) pair")
-        v = tuple(v)
-    elif t == "t":
-        if isinstance(v, bool) or not isinstance(v, (int, str)) or (isinstance(v, int) and v < 0):
-            bad("a duration: integer nanoseconds or a string like \"1s\" or \"100ms\"")
-    elif t == "c":
-        if p.choices and v not in p.choices:
-            bad("one of %s" % (", ".join(map(repr, p.choices))))
-    return v
-
-
 def apply_function(fd, name, *args, **kwargs):
     """Add a function to a flow that is not yet connected; returns its function id."""
     flow = _flow(fd, "open")
     if not isinstance(name, str):
         raise MapiError(EBADARG, "function name must be a string, not %r" % (name,), argument="name")
-    desc = get_registry().function(name)
+    desc = get_registry().function(check_text(name, "name", "apply_function"))
     values = bind_args(desc, args, dict(kwargs))
     fid = len(flow.functions) + 1
-    ctx = FunctionContext(device=flow.device, fd=fd, fid=fid, resolve=_resolve)
+    ctx = FunctionContext(device=device_for(flow.device, [(d, a) for _, d, a in flow.functions]),
+                          fd=fd, fid=fid, resolve=_resolve)
     if desc.check is not None:
         values = desc.check(ctx, values)
     flow.functions.append((fid, desc, values))
@@ -242,7 +207,8 @@ def connect(fd):
     dev = flow.device
     chain = []
     for fid, desc, args in flow.functions:
-        ctx = FunctionContext(device=dev, fd=fd, fid=fid, resolve=_resolve)
+        ctx = FunctionContext(device=device_for(dev, [(d, a) for _, d, a in flow.functions[:fid - 1]]),
+                              fd=fd, fid=fid, resolve=_resolve)
         anchor = None
         if desc.anchor:
             ref = args[[a.name for a in desc.args].index(desc.anchor)]
@@ -257,7 +223,14 @@ def connect(fd):
         chain.append((fid, desc, args, (lambda d=desc, c=ctx, a=args: d.create(c, a)), anchor))
     from .organizer import order_chain
     chain = order_chain(chain, dev.graph)
-    flow.nodes = dev.graph.attach(fd, chain, running=dev.running)
+    try:
+        flow.nodes = dev.graph.attach(fd, chain, running=dev.running)
+    except BaseException:
+        # a function refused to start (a file it cannot write...): undo the half-built chain,
+        # the flow stays open and owns nothing in the graph
+        for node in dev.graph.detach(fd):
+            node.instance.close()
+        raise
     flow.state = "connected"
     dev.replan()
     if not dev.offline and dev.state == "created":
@@ -280,7 +253,9 @@ def _anchor_node(desc, ref, dev):
     return node
 
 
-def _node(fd, fid):
+def find_node(fd, fid):
+    """(FlowEntry, graph Node) of function fid of a connected flow fd (internal interface:
+    explain, events, the shim); MapiError naming what is wrong otherwise."""
     flow = _flow(fd, "connected")
     node = flow.nodes.get(fid)
     if node is None:
@@ -290,21 +265,22 @@ def _node(fd, fid):
     return flow, node
 
 
+
 def function_instance(fd, fid):
     """The FunctionInstance behind function fid of flow fd (for code that works with an
     instance's C state directly, like the libpcap shim reading a TO_BUFFER ring in C)."""
-    _, node = _node(fd, fid)
+    _, node = find_node(fd, fid)
     return node.instance
 
 
 def read_results(fd, fid):
-    flow, node = _node(fd, fid)
+    flow, node = find_node(fd, fid)
     value, ts = flow.device.result(node)
     return Result(value, ts)
 
 
 def get_next_pkt(fd, fid, timeout=None):
-    _, node = _node(fd, fid)
+    _, node = find_node(fd, fid)
     nxt = getattr(node.instance, "next_packet", None)
     if nxt is None:
         raise MapiError(ENOPKTS, "function %d of flow %d is %s, which keeps no packets; apply "
@@ -314,7 +290,7 @@ def get_next_pkt(fd, fid, timeout=None):
 
 def loop(fd, fid, cnt, callback):
     """Call callback(packet) for the next cnt packets (cnt <= 0: until the end)."""
-    _, node = _node(fd, fid)
+    _, node = find_node(fd, fid)
     nxt = getattr(node.instance, "next_packet", None)
     if nxt is None:
         raise MapiError(ENOPKTS, "function %d of flow %d keeps no packets (use TO_BUFFER)"
@@ -344,21 +320,28 @@ def close_flow(fd):
             node.instance.close()
     flow.state = "closed"
     with _lock:
+        _flows.pop(fd, None)
         dev.flows.pop(fd, None)
         last = not dev.flows
         if last and not dev.offline:
             _devices.pop(dev.name, None)
     if last and not dev.offline:
-        dev.stop()
-        dev.source.close()
+        dev.close()
     return 0
 
 
 def get_flow_info(fd):
+    """fd, device, status ("open", "connected"), drops and functions of a flow; a closed flow
+    is only {"fd": fd, "status": "closed"} (nothing of it is kept)."""
     with _lock:
         f = _flows.get(fd)
     if f is None:
-        raise MapiError(ENOFLOW, "no flow with descriptor %r" % (fd,), argument="fd")
+        try:
+            _no_flow(fd)
+        except MapiError as exc:
+            if exc.code != ECLOSED:
+                raise
+        return dict(fd=fd, status="closed")
     return f.info()
 
 

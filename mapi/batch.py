@@ -4,6 +4,7 @@ A Batch wraps a C ``mapi_batch`` whose packets live in memory the source owns (a
 a mapped file); ``keep`` holds that memory alive until the engine releases the batch.
 """
 import threading
+import weakref
 
 from ._engine import ffi, lib
 
@@ -32,11 +33,15 @@ class Batch:
         keep, self.keep = self.keep, None
         if keep is not None and hasattr(keep, "release"):
             keep.release()
-        self.pool.put(self)
+        pool = self.pool
+        if pool is not None:
+            pool.put(self)
 
 
 class BatchPool:
-    """A bounded set of batches: a source blocks when all are in flight (back-pressure)."""
+    """A bounded set of batches: a source blocks when all are in flight (back-pressure).
+    Closing it lets go of every batch (those in flight when they come back), so the batches'
+    C arrays are freed at once rather than by the cycle collector (batch <-> pool)."""
 
     def __init__(self, count=6):
         self._free = [Batch(self) for _ in range(count)]
@@ -53,12 +58,18 @@ class BatchPool:
 
     def put(self, batch):
         with self._cv:
+            if self._closed:
+                batch.pool = None
+                return
             self._free.append(batch)
             self._cv.notify()
 
     def close(self):
         with self._cv:
             self._closed = True
+            for batch in self._free:
+                batch.pool = None
+            self._free.clear()
             self._cv.notify_all()
 
 
@@ -84,17 +95,39 @@ class RefCounted:
         raise NotImplementedError
 
 
+def anonymous_memory(size):
+    """Writable zeroed memory of `size` bytes that supports the buffer protocol.  Large
+    buffers are their own anonymous mapping: freed, they go back to the system at once,
+    whereas megabyte bytearrays come from the malloc heap, whose top cannot shrink below a
+    small block allocated after them (devices opened and closed in turn would let the heap's
+    address space creep up by the buffers' size each time)."""
+    if size >= MAPPED_BUFFER_MIN:
+        import mmap
+        return mmap.mmap(-1, size)
+    return bytearray(size)
+
+
+MAPPED_BUFFER_MIN = 256 << 10
+
+
 class Buffer(RefCounted):
-    """A reusable read buffer shared by the batches parsed from it."""
+    """A reusable read buffer shared by the batches parsed from it; once the last batch lets
+    go, on_free(buffer) hands it back to its owner.  The owner (a source holding its
+    buffers) is referenced weakly, so the two form no cycle for the garbage collector."""
 
     __slots__ = ("data", "cdata", "refs", "lock", "on_free")
 
     def __init__(self, size, on_free):
-        self.data = bytearray(size)
+        self.data = anonymous_memory(size)
         self.cdata = ffi.from_buffer(self.data)
         self.refs = 0
         self.lock = threading.Lock()
-        self.on_free = on_free
+        try:
+            self.on_free = weakref.WeakMethod(on_free)
+        except TypeError:                 # a plain function: nothing to cycle through
+            self.on_free = lambda: on_free
 
     def free(self):
-        self.on_free(self)
+        on_free = self.on_free()
+        if on_free is not None:
+            on_free(self)

@@ -6,13 +6,9 @@ store, so results never depend on whether native code was used.
 Disable with MAPI_BPF_JIT=0; MAPI_BPF_JIT=sync compiles before the flow connects (benchmarks,
 tests).  The cache lives in $MAPI_CACHE_DIR or ~/.cache/scampi/bpf.
 """
-import hashlib
 import logging
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 
 log = logging.getLogger("mapi.bpf_jit")
@@ -129,8 +125,17 @@ def cache_dir():
     return os.path.join(d, "bpf")
 
 
+_cc_found = None
+
+
 def enabled():
-    return os.environ.get("MAPI_BPF_JIT", "1") != "0" and shutil.which(CC) is not None
+    global _cc_found
+    if os.environ.get("MAPI_BPF_JIT", "1") == "0":
+        return False
+    if _cc_found is None:                 # one PATH search per process, not one per filter
+        import shutil
+        _cc_found = shutil.which(CC) is not None
+    return _cc_found
 
 
 def _load(path):
@@ -144,17 +149,43 @@ def _load(path):
     return ctypes.cast(lib.mapi_bpf_native, ctypes.c_void_p).value
 
 
+def _source_and_digest(insns):
+    import hashlib
+    src = generate_c(insns)
+    return src, hashlib.sha256(src.encode()).hexdigest()[:32]
+
+
+def cached(insns):
+    """Address of the native kernel for `insns` if it is already built (in this process or in
+    the cache directory), else None; never compiles."""
+    _, digest = _source_and_digest(insns)
+    so = os.path.join(cache_dir(), digest + ".so")
+    with _lock:
+        if so not in _loaded and not os.path.exists(so):
+            return None
+    try:
+        return _load(so)
+    except OSError:
+        return None
+
+
 def compile_native(insns):
     """Address of the native kernel for `insns` (compiling it if not cached), or None."""
-    src = generate_c(insns)
-    digest = hashlib.sha256(src.encode()).hexdigest()[:32]
+    src, digest = _source_and_digest(insns)
     with _lock:
         lock = _pending.setdefault(digest, threading.Lock())
-    with lock:                          # one compile per program at a time in this process
-        return _compile_locked(src, digest)
+    try:
+        with lock:                      # one compile per program at a time in this process
+            return _compile_locked(src, digest)
+    finally:
+        with _lock:
+            if _pending.get(digest) is lock:
+                del _pending[digest]
 
 
 def _compile_locked(src, digest):
+    import subprocess                   # only a process that compiles pays for these
+    import tempfile
     d = cache_dir()
     so = os.path.join(d, digest + ".so")
     if os.path.exists(so):
@@ -183,8 +214,13 @@ def _compile_locked(src, digest):
 
 
 def compile_async(insns, install):
-    """Compile in a background thread and call install(address) when ready."""
+    """Call install(address) with the native kernel: at once when it is cached, else from a
+    background thread once compiled (returned, for joining)."""
     if not enabled():
+        return None
+    addr = cached(insns)
+    if addr:                            # no thread (and no thread stack) for a known program
+        install(addr)
         return None
 
     def work():

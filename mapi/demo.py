@@ -2,8 +2,8 @@
 
     python -m mapi.demo [--packets N] [--seed S] [--dir DIR] [--json]
 
-The trace comes from tools/gentrace.py (seeded, so every run sees the same packets) and goes to
-DIR (default build/demo in the repository, else a temporary directory) together with the pcap of
+The trace comes from mapi.tracegen (seeded, so every run sees the same packets) and goes to DIR
+(default build/demo in a source checkout, else a temporary directory) together with the pcap of
 the signature matches.  The flows, all on one offline device and all fed by the same replay:
 
   web         BPF_FILTER("tcp port 80") PKT_COUNTER BYTE_COUNTER
@@ -25,6 +25,7 @@ import threading
 import time
 
 import mapi
+from mapi import tracegen
 from mapi.registry import get_registry
 
 DEFAULT_PACKETS = 200_000
@@ -35,10 +36,18 @@ SHOW_QUERIES = 3
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _checkout_build_dir():
+    """build/demo of the source checkout this module runs from; None when installed (its
+    parent is then site-packages, no place for traces)."""
+    if os.path.exists(os.path.join(ROOT, "setup.py")):
+        return os.path.join(ROOT, "build", "demo")
+    return None
+
+
 def demo_dir(path=None):
     """Where the trace and the match pcap go: `path`, $SCAMPI_DEMO_DIR, build/demo in the
-    repository if writable, else a fresh temporary directory."""
-    for cand in (path, os.environ.get("SCAMPI_DEMO_DIR"), os.path.join(ROOT, "build", "demo")):
+    source checkout if writable, else a fresh temporary directory."""
+    for cand in (path, os.environ.get("SCAMPI_DEMO_DIR"), _checkout_build_dir()):
         if not cand:
             continue
         try:
@@ -50,23 +59,13 @@ def demo_dir(path=None):
     return tempfile.mkdtemp(prefix="scampi-demo-")
 
 
-def _gentrace():
-    try:
-        from tools import gentrace
-    except ImportError:
-        if ROOT not in sys.path:          # run from elsewhere: tools/ lives beside mapi/
-            sys.path.insert(0, ROOT)
-        from tools import gentrace
-    return gentrace
-
-
 def make_trace(path, packets=DEFAULT_PACKETS, seed=DEFAULT_SEED):
     """Write the demo trace; returns the generator's exact counts (TraceStats)."""
-    return _gentrace().write_trace(path, packets, seed=seed)
+    return tracegen.write_trace(path, packets, seed=seed)
 
 
 def signatures():
-    return list(_gentrace().SIGNATURES)
+    return list(tracegen.SIGNATURES)
 
 
 def threshold_for(packets):

@@ -60,6 +60,11 @@ class FunctionDescriptor:
     # in its own flow's chain, so it sees exactly the packets that function sees, right after
     # it (THRESHOLD on a counter finds the very packet that crossed).
     anchor: Optional[str] = None
+    # A producer hands on packets it makes (a derived batch: reassembled datagrams, stream
+    # chunks, flow records, modified copies); derives(linktype, args) -> (link type, snaplen or
+    # None for the input's) of what it hands on when its input has `linktype`.  None: the
+    # function hands on the packets it gets.
+    derives: Optional[Callable] = None
     plugin: str = ""             # filled in by the registry: who declared it
 
     def signature(self):
@@ -81,10 +86,17 @@ class FunctionInstance:
     state = None             # cffi void* passed to the kernel
     tick_ns = 0              # > 0: on_tick() is called when packet time crosses a boundary;
                              # boundaries are first packet seen + k * tick_ns (device.next_tick)
+    made = None              # producers (descriptor.derives): cffi mapi_batch* the kernel fills
+    made_drain = None        # producers: cffi mapi_drain_fn releasing what is held at the end
 
     def process(self, batch, sel, nsel, out):
         """Python kernel (only when ``kernel`` is None): sel/out are cffi uint32_t arrays."""
         return nsel
+
+    def on_join(self):
+        """Called once, when the first plan that runs this instance is installed: the engine
+        is between two batches, so a function that follows another's result reads here the
+        value it starts from."""
 
     def on_linktype(self, linktype):
         """The next batches carry this link type (called before the first batch too)."""

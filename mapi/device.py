@@ -10,13 +10,15 @@ import threading
 
 from ._engine import ffi, lib
 from .batch import BatchPool
-from .errors import MapiError
+from .descriptor import PacketSource
+from .errors import MapiError, EBUSY, ENOTSTARTED, ETIMEOUT, EPLUGIN
 from .organizer import Graph
-from . import mapper
+from . import mapper, workers
 
 log = logging.getLogger("mapi.device")
 
 _END = object()
+JOIN_TIMEOUT_S = 10.0
 
 
 def _add_values(a, b):
@@ -25,6 +27,48 @@ def _add_values(a, b):
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return a + b
     return b
+
+
+class DerivedView:
+    """The device as a function placed after producers in its flow sees it: the link type and
+    snaplen of what they hand on (and no link-layer details of the source when that changed).
+    Everything else is the device's."""
+
+    def __init__(self, device, producers):
+        self._device = device
+        self._producers = producers          # [(descriptor, args)] in flow order
+
+    def _derived(self):
+        lt, snap = self._device.linktype, self._device.snaplen
+        for desc, args in self._producers:
+            lt2, snap2 = desc.derives(lt, args)
+            if lt2 != lt:
+                snap = 262144
+            lt, snap = lt2, (snap if snap2 is None else snap2)
+        return lt, snap
+
+    @property
+    def linktype(self):
+        return self._derived()[0]
+
+    @property
+    def snaplen(self):
+        return self._derived()[1]
+
+    @property
+    def source(self):
+        if self.linktype == self._device.linktype:
+            return self._device.source
+        return PacketSource()               # no header details of another link layer
+
+    def __getattr__(self, name):
+        return getattr(self._device, name)
+
+
+def device_for(device, functions):
+    """What a function after `functions` [(descriptor, args)] of its flow sees as its device."""
+    producers = [(d, a) for d, a in functions if d.derives is not None]
+    return DerivedView(device, producers) if producers else device
 
 
 class Device:
@@ -53,6 +97,7 @@ class Device:
         self.last_ts = 0
         self._sums = ffi.new("uint64_t[2]")
         self._seen_linktype = {}       # id(instance) -> link type it was told about
+        self._joined = set()           # id(instance) of those whose on_join() ran
         self._tick_next = {}           # id(instance) -> next tick time (ns)
         self._stop = False
         self.hw_config = None
@@ -73,7 +118,15 @@ class Device:
             new = self.graph.compile()
             self.plan = new
             for node in new.nodes:
-                self._tell_linktype(node.instance, self.linktype)
+                inst = node.instance
+                if id(inst) not in self._joined:
+                    # the engine is between two batches: the moment a function that follows
+                    # another's result reads the value it starts from
+                    self._joined.add(id(inst))
+                    on_join = getattr(inst, "on_join", None)
+                    if on_join is not None:
+                        on_join()
+            self._tell_linktypes(new, self.linktype)
 
     def _replace_hardware(self):
         nodes = self.graph.nodes()
@@ -107,6 +160,10 @@ class Device:
             value = _add_values(node.carry, value)
         return value, ts
 
+    def _tell_linktypes(self, plan, linktype):
+        for node in plan.nodes:
+            self._tell_linktype(node.instance, plan.input_linktype(node, linktype))
+
     def _tell_linktype(self, inst, linktype):
         if self._seen_linktype.get(id(inst)) != linktype:
             self._seen_linktype[id(inst)] = linktype
@@ -119,6 +176,7 @@ class Device:
         return self._tick_next.get(id(inst))
 
     def forget(self, inst):
+        self._joined.discard(id(inst))
         self._seen_linktype.pop(id(inst), None)
         self._tick_next.pop(id(inst), None)
 
@@ -129,16 +187,14 @@ class Device:
 
     def start(self):
         if self.state != "created":
-            raise MapiError(1013, "device %s was already started (state: %s); create a new "
+            raise MapiError(EBUSY, "device %s was already started (state: %s); create a new "
                             "offline device to replay the file again" % (self.name, self.state))
         self.state = "running"
         if self.plan is None:
             self.replan()
-        r = threading.Thread(target=self._reader, name="mapi-reader-%s" % self.name, daemon=True)
-        p = threading.Thread(target=self._processor, name="mapi-engine-%s" % self.name, daemon=True)
-        self.threads = [r, p]
-        r.start()
-        p.start()
+        # reused worker threads (mapi.workers): a device lifecycle creates no thread
+        self.threads = [workers.run(self._processor, "mapi-engine-%s" % self.name),
+                        workers.run(self._reader, "mapi-reader-%s" % self.name)]
 
     def _reader(self):
         try:
@@ -159,7 +215,7 @@ class Device:
                 self.queue.put(batch)
         except Exception as exc:       # never let a source bug kill the process silently
             log.exception("reader of %s failed", self.name)
-            self.errors.append(MapiError(1017, "reading %s failed: %s: %s"
+            self.errors.append(MapiError(EPLUGIN, "reading %s failed: %s: %s"
                                          % (self.name, type(exc).__name__, exc)))
         finally:
             self.queue.put(_END)
@@ -177,17 +233,19 @@ class Device:
                     batch.release()
         except Exception as exc:
             log.exception("engine of %s failed", self.name)
-            self.errors.append(MapiError(1017, "processing %s failed: %s: %s"
+            self.errors.append(MapiError(EPLUGIN, "processing %s failed: %s: %s"
                                          % (self.name, type(exc).__name__, exc)))
         finally:
             with self.plan_lock:
                 plan = self.plan
+                if plan is not None and not self._stop:
+                    self._drain(plan)
                 for inst in (plan.instances if plan else []):
                     try:
                         inst.end()
                     except Exception as exc:
                         log.exception("end() of %r failed", inst)
-                        self.errors.append(MapiError(1017, "ending %r failed: %s" % (inst, exc)))
+                        self.errors.append(MapiError(EPLUGIN, "ending %r failed: %s" % (inst, exc)))
             self.state = "done"
             self.done.set()
 
@@ -201,8 +259,7 @@ class Device:
                 c = getattr(out, "c", out)
             if c.linktype != self.linktype:
                 self.linktype = c.linktype
-            for inst in plan.instances:
-                self._tell_linktype(inst, c.linktype)
+            self._tell_linktypes(plan, c.linktype)
             if plan.tick_nodes:
                 self._run_with_ticks(plan, c)
             else:
@@ -222,23 +279,39 @@ class Device:
 
     def _run(self, plan, c):
         if lib.mapi_plan_begin(plan.c, c) < 0:
-            raise MapiError(1017, "batch of %d packets exceeds the plan's capacity" % c.n)
-        i = 0
-        while i < plan.n:
-            i = lib.mapi_plan_run(plan.c, c, i, plan.n)
+            raise MapiError(EPLUGIN, "batch of %d packets exceeds the plan's capacity" % c.n)
+        self._run_range(plan, c, 0, plan.n)
+
+    def _run_range(self, plan, c, i, to):
+        while i < to:
+            i = lib.mapi_plan_run(plan.c, c, i, to)
             if i < 0:
-                raise MapiError(1017, "engine plan failed")
-            if i < plan.n:
+                raise MapiError(EPLUGIN, "engine plan failed")
+            if i < to:
                 node = plan.entry_node(i)
                 cn = plan.c.nodes[i]
                 nin = plan.c.slot_n[cn.in_slot]
                 sel = plan.c.slots[cn.in_slot]
                 out = plan.c.slots[cn.out_slot]
-                nout = node.instance.process(c, sel, nin, out) if nin else 0
+                inb = lib.mapi_plan_input(plan.c, i, c)
+                nout = node.instance.process(inb, sel, nin, out) if nin else 0
                 cn.pkts_in += nin
                 cn.pkts_out += nout
                 plan.c.slot_n[cn.out_slot] = nout
                 i += 1
+
+    def _drain(self, plan):
+        """End of stream: each producer, in plan order (so one under another has had all its
+        input), releases what it holds and its subtree runs over that."""
+        empty = ffi.new("mapi_batch *", {"linktype": self.linktype})
+        for i in plan.producers:
+            while True:
+                n = lib.mapi_plan_drain(plan.c, i)
+                if n < 0:
+                    raise MapiError(EPLUGIN, "draining %s failed" % plan.entry_node(i).name)
+                if n == 0:
+                    break
+                self._run_range(plan, empty, i + 1, plan.c.nodes[i].subtree_end)
 
     def _run_with_ticks(self, plan, c):
         """Cut the batch where packet time crosses a tick of some node, so time-driven results
@@ -274,16 +347,37 @@ class Device:
 
     def wait(self, timeout=None):
         if self.state == "created":
-            raise MapiError(1014, "device %s was never started; call start_offline_device first"
+            raise MapiError(ENOTSTARTED, "device %s was never started; call start_offline_device first"
                             % self.name)
         if not self.done.wait(timeout):
-            raise MapiError(1016, "device %s still replaying after %.3g s" % (self.name, timeout))
+            raise MapiError(ETIMEOUT, "device %s still replaying after %.3g s" % (self.name, timeout))
         if self.errors:
             raise self.errors[0]
 
     def stop(self):
         self._stop = True
         self.pool.close()
+
+    def close(self):
+        """Stop the replay or capture, wait for the device's threads and close the source.
+        An offline source is closed only once its reader thread has left it (the reader may
+        be parsing a mapped window); a live source's close() is what wakes its reader."""
+        self.stop()
+        if self.offline:
+            self._join()
+            self.source.close()
+        else:
+            self.source.close()
+            self._join()
+
+    def _join(self, timeout=JOIN_TIMEOUT_S):
+        me = threading.current_thread().name
+        for job in self.threads:
+            if job.name != me:             # close() called from the device's own thread
+                job.join(timeout)
+                if job.is_alive():
+                    log.error("%s: %s did not stop within %.0f s", self.name, job.name, timeout)
+        self.threads = [job for job in self.threads if job.is_alive()]
 
     def info(self):
         d = dict(name=self.name, backend=self.backend, state=self.state, offline=self.offline,

@@ -22,11 +22,17 @@ CODES = {
     1018: "not permitted",
     1019: "resource limit reached",
     1020: "not supported",
+    1021: "cannot write file",
 }
 
 ENOFLOW, ENOFUNC, ENODEV, EUNKNOWNFUNC, EBADARG, ECONNECTED, ENOTCONNECTED, ECLOSED, \
     EFILTER, EOPEN, EFORMAT, ETRUNC, EBUSY, ENOTSTARTED, ENOPKTS, ETIMEOUT, EPLUGIN, EPERM, \
-    ELIMIT, ENOTSUP = range(1001, 1021)
+    ELIMIT, ENOTSUP, EWRITE = range(1001, 1022)
+
+CODE_NAMES = ("ENOFLOW", "ENOFUNC", "ENODEV", "EUNKNOWNFUNC", "EBADARG", "ECONNECTED",
+              "ENOTCONNECTED", "ECLOSED", "EFILTER", "EOPEN", "EFORMAT", "ETRUNC", "EBUSY",
+              "ENOTSTARTED", "ENOPKTS", "ETIMEOUT", "EPLUGIN", "EPERM", "ELIMIT", "ENOTSUP",
+              "EWRITE")
 
 
 class MapiError(Exception):
@@ -43,3 +49,6 @@ class MapiError(Exception):
 
 def read_error_text(code):
     return CODES.get(code, "unknown error %d" % code)
+
+
+__all__ = ["MapiError", "read_error_text"] + list(CODE_NAMES)

@@ -175,8 +175,8 @@ class EventIterator:
 
 
 def _queue_of(fd, fid):
-    from .api import _node
-    _, node = _node(fd, fid)
+    from .api import find_node
+    _, node = find_node(fd, fid)
     queue = getattr(node.instance, "events", None)
     if not isinstance(queue, EventQueue):
         raise MapiError(ENOTSUP, "function %d of flow %d is %s, which delivers no events; apply "

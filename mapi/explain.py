@@ -1,11 +1,11 @@
 """explain(dev): the device's global monitoring graph as the organizer and mapper built it —
 which nodes are shared and by whom, where each runs, its cost class, and packets in and out."""
-from .api import _device
+from .api import find_device
 
 
 def explain_data(dev):
     """The graph as plain data: a list of node dicts in plan order (depth-first)."""
-    d = _device(dev)
+    d = find_device(dev)
     hw_nodes = {}
     if d.hardware is not None:
         try:

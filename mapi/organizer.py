@@ -67,7 +67,7 @@ class Plan:
     refinement)."""
 
     def __init__(self, entries, nslots):
-        # entries: [(node, role, in_slot, out_slot)]
+        # entries: [(node, role, in_slot, out_slot, in_batch, out_batch, subtree_end)]
         self.entries = entries
         self.nodes = []                  # distinct nodes, plan order
         self.c = ffi.gc(lib.mapi_plan_new(len(entries), nslots, BATCH_CAP), lib.mapi_plan_free)
@@ -77,9 +77,13 @@ class Plan:
         self.keep = []                   # tag states referenced by the C plan
         self.first = {}                  # id(node) -> first entry index
         self.last = {}                   # id(node) -> last entry index
-        for i, (node, role, in_slot, out_slot) in enumerate(entries):
+        for i, (node, role, in_slot, out_slot, in_batch, out_batch, end) in enumerate(entries):
             c = self.c.nodes[i]
+            c.in_batch, c.out_batch, c.subtree_end = in_batch, out_batch, end
             inst = node.instance
+            if role == SW and in_batch != out_batch:          # a producer (derived batch)
+                c.made = inst.made
+                c.drain = inst.made_drain if inst.made_drain is not None else ffi.NULL
             if role == HW_TAG:
                 st = ffi.new("mapi_tag_state *", {"mask": 1 << node.hw_id})
                 self.keep.append(st)
@@ -99,6 +103,28 @@ class Plan:
             self.last[id(node)] = i
         self.tick_nodes = [n for n in self.nodes if n.instance.tick_ns > 0]
         self.instances = [n.instance for n in self.nodes]
+        self.producers = [i for i, e in enumerate(entries) if e[4] != e[5]]
+        self._linktypes = {}             # (id(node), device link type) -> its input's
+
+    def input_linktype(self, node, linktype):
+        """Link type of the packets that reach node when the device's batches carry
+        `linktype`: a producer above it (desc.derives) hands on its own."""
+        key = (id(node), linktype)
+        lt = self._linktypes.get(key)
+        if lt is None:
+            lt = self._linktypes[key] = self._input_linktype(node, linktype)
+        return lt
+
+    def _input_linktype(self, node, linktype):
+        chain = []
+        p = node.parent
+        while p is not None and p.desc is not None:
+            chain.append(p)
+            p = p.parent
+        for p in reversed(chain):
+            if p.desc.derives is not None:
+                linktype = p.desc.derives(linktype, p.args)[0]
+        return linktype
 
     def entry_node(self, i):
         return self.entries[i][0]
@@ -199,71 +225,93 @@ class Graph:
         return out
 
     def detach(self, fd):
-        """Drop a flow; nodes nobody owns any more are removed (and returned, to be closed)."""
+        """Drop a flow; nodes nobody owns any more are removed (and returned, to be closed).
+        A removed node lets go of its parent, so nothing of it stays linked into the graph."""
         removed = []
         with self.lock:
-            def walk(node):
-                for child in list(node.children):
-                    walk(child)
-                if node is self.root:
-                    return
+            for node in reversed(self._preorder()):     # children before their parent
                 node.owners = {o for o in node.owners if o[0] != fd}
                 if not node.owners and not node.children:
                     node.parent.children.remove(node)
+                    node.parent = None
                     removed.append(node)
-            walk(self.root)
             self.version += 1
         return removed
 
-    def nodes(self):
+    def _preorder(self):
+        """Every node but the root, depth-first, parents before children, in child order.
+        (Walks are loops, not recursive closures: a closure that calls itself is a reference
+        cycle left for the garbage collector on every call.)"""
         out = []
-
-        def walk(node):
-            for c in node.children:
-                out.append(c)
-                walk(c)
-        with self.lock:
-            walk(self.root)
+        stack = list(reversed(self.root.children))
+        while stack:
+            node = stack.pop()
+            out.append(node)
+            stack.extend(reversed(node.children))
         return out
+
+    def nodes(self):
+        with self.lock:
+            return self._preorder()
 
     def compile(self):
         """Order nodes depth-first and give each filter a selection slot (reused once its
         subtree is done, so slots = deepest filter nesting + 2).  Nodes the mapper placed in
-        hardware become tag tests or pass-through stand-ins."""
+        hardware become tag tests or pass-through stand-ins.  A producer (an instance that
+        makes its own batch: reassembled datagrams, stream chunks, records) gives its subtree
+        that batch to read.  Each entry: (node, role, in_slot, out_slot, in_batch, out_batch,
+        subtree end)."""
         with self.lock:
+            slots = _SlotAllocator()
             entries = []
-            free = []
-            nslots = [1]
+            self._compile_children(self.root, 0, 0, entries, slots)
+            return Plan([tuple(e) for e in entries], slots.count)
 
-            def alloc():
-                if free:
-                    return free.pop()
-                nslots[0] += 1
-                return nslots[0] - 1
+    def _compile_children(self, node, slot, batch, entries, slots):
+        # recursion through a method, not a closure calling itself (no reference cycle)
+        for child in node.children:
+            child.in_slot = slot
+            child.index = len(entries)
+            first = len(entries)
+            out_batch = batch
+            extra = []
+            if child.hw_id is not None and child.desc.filters:
+                tag_out = slots.alloc()
+                entries.append([child, HW_TAG, slot, tag_out, batch, batch])
+                if child.hw_exact:
+                    child.out_slot = tag_out
+                else:                     # superset in hardware, refined here
+                    child.out_slot = slots.alloc()
+                    entries.append([child, SW, tag_out, child.out_slot, batch, batch])
+                    extra.append(tag_out)
+            elif child.hw_id is not None:
+                child.out_slot = slot
+                entries.append([child, HW_STAT, slot, slot, batch, batch])
+            elif child.instance.made is not None:
+                # a producer: its children read the batch it makes (entry index + 1)
+                child.out_slot = slots.alloc()
+                out_batch = len(entries) + 1
+                entries.append([child, SW, slot, child.out_slot, batch, out_batch])
+            else:
+                child.out_slot = slots.alloc() if child.desc.filters else slot
+                entries.append([child, SW, slot, child.out_slot, batch, batch])
+            self._compile_children(child, child.out_slot, out_batch, entries, slots)
+            for e in entries[first:first + 1 + len(extra)]:
+                e.append(len(entries))       # subtree end
+            slots.free.extend(extra)
+            if child.out_slot != slot:
+                slots.free.append(child.out_slot)
 
-            def walk(node, slot):
-                for child in node.children:
-                    child.in_slot = slot
-                    child.index = len(entries)
-                    extra = []
-                    if child.hw_id is not None and child.desc.filters:
-                        tag_out = alloc()
-                        entries.append((child, HW_TAG, slot, tag_out))
-                        if child.hw_exact:
-                            child.out_slot = tag_out
-                        else:                     # superset in hardware, refined here
-                            child.out_slot = alloc()
-                            entries.append((child, SW, tag_out, child.out_slot))
-                            extra.append(tag_out)
-                    elif child.hw_id is not None:
-                        child.out_slot = slot
-                        entries.append((child, HW_STAT, slot, slot))
-                    else:
-                        child.out_slot = alloc() if child.desc.filters else slot
-                        entries.append((child, SW, slot, child.out_slot))
-                    walk(child, child.out_slot)
-                    free.extend(extra)
-                    if child.out_slot != slot:
-                        free.append(child.out_slot)
-            walk(self.root, 0)
-            return Plan(entries, nslots[0])
+
+class _SlotAllocator:
+    """Selection-vector slots of a plan: slot 0 holds every packet; freed slots are reused."""
+
+    def __init__(self):
+        self.free = []
+        self.count = 1
+
+    def alloc(self):
+        if self.free:
+            return self.free.pop()
+        self.count += 1
+        return self.count - 1

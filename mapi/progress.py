@@ -3,6 +3,7 @@
 Driven by polling the device's counters (packets read, file offset) a few times a second from a
 thread of its own; the engine never calls into it.  Drawn on a terminal only.
 """
+import os
 import shutil
 import sys
 import threading
@@ -64,6 +65,18 @@ class ProgressBar:
         self._thread = None
         self._drawn = False
         self._t0 = None
+
+    @classmethod
+    def for_file(cls, dev, path, stream=None, mode="auto"):
+        """A bar for the replay of file `path` on device `dev`: by bytes read of the file's size,
+        or by packets only when the file is compressed (its size says nothing then)."""
+        total = None
+        if mode != "never" and not mapi.get_device_info(dev).get("compression"):
+            try:
+                total = os.path.getsize(path)
+            except OSError:
+                total = None
+        return cls(dev, total, stream=stream, mode=mode)
 
     def start(self):
         if not self.enabled:

@@ -9,8 +9,8 @@ there.  Installing, upgrading or removing any distribution, or running with anot
 PYTHONPATH, changes the key and the next start scans again.
 """
 import importlib
-import json
 import logging
+import marshal
 import os
 import sys
 import threading
@@ -249,18 +249,20 @@ def _installation_key():
 
 
 def _cache_path(key):
+    """One cache file per interpreter and path (marshal: read without importing anything; the
+    key holds the Python version, whose marshal format it is)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    tag = zlib.crc32(json.dumps(key[:4] + [[e[0] for e in key[4]]]).encode())
-    return os.path.join(base, "scampi", "entrypoints-%08x.json" % tag)
+    tag = zlib.crc32(repr(key[:4] + [[e[0] for e in key[4]]]).encode())
+    return os.path.join(base, "scampi", "entrypoints-%08x.marshal" % tag)
 
 
 def _read_cache(path, key, group):
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
+        with open(path, "rb") as f:
+            data = marshal.load(f)
+    except (OSError, EOFError, ValueError, TypeError):
         return None
-    if data.get("key") != key or group not in data.get("groups", {}):
+    if not isinstance(data, dict) or data.get("key") != key or group not in data.get("groups", {}):
         return None
     return [tuple(x) for x in data["groups"][group]]
 
@@ -270,8 +272,8 @@ def _write_cache(path, key, group, found):
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = "%s.%d.tmp" % (path, os.getpid())
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(dict(key=key, groups={group: [list(x) for x in found]}), f)
+        with open(tmp, "wb") as f:
+            marshal.dump(dict(key=key, groups={group: [list(x) for x in found]}), f)
         os.replace(tmp, path)
     except OSError as exc:
         log.debug("entry-point cache %s not written: %s", path, exc)

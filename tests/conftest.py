@@ -1,77 +1,39 @@
-"""Shared test fixtures: where the corpus is, and the stock tools used as references."""
-import shutil
-import subprocess
-from pathlib import Path
-
+"""pytest's side of the shared test code (the helpers themselves are in helpers/): tests that
+need the sample corpus are skipped, with one reason, when it is not there, and the run ends by
+saying how many were."""
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpus"
+from helpers import CORPUS, CORPUS_REASON, have_corpus, needs_corpus
 
 
-def corpus_path(*parts):
-    return CORPUS.joinpath(*parts)
+def pytest_report_header(config):
+    return "sample corpus: %s (%s)" % (CORPUS, "found" if have_corpus() else
+                                       "absent: tests that need it are skipped; set SCAMPI_CORPUS")
 
 
-@pytest.fixture(scope="session")
-def corpus():
-    if not CORPUS.is_dir():
-        pytest.fail("the shared corpus is missing: expected %s" % CORPUS)
-    return CORPUS
+def pytest_generate_tests(metafunc):
+    """parametrize_from_corpus: read the parameters from the corpus at collection, or stand in
+    one skipped case when there is no corpus."""
+    for mark in metafunc.definition.iter_markers("corpus_values"):
+        argnames, values = mark.args
+        names = [n.strip() for n in argnames.split(",")] if isinstance(argnames, str) else argnames
+        if have_corpus():
+            metafunc.parametrize(argnames, values(), ids=mark.kwargs.get("ids"))
+        else:
+            metafunc.parametrize(argnames, [pytest.param(*[None] * len(names), marks=needs_corpus)],
+                                 ids=["no-corpus"])
 
 
-def need_tool(name):
-    """Skip loudly if a stock reference tool is missing (make test installs them all)."""
-    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin")
-    if path is None:
-        pytest.skip("%s is not installed (make test installs it)" % name)
-    return path
+def pytest_runtest_setup(item):
+    # skipped here rather than by an added mark: -ra then shows one line for all of them
+    if (item.get_closest_marker("corpus") or item.get_closest_marker("corpus_values")) \
+            and not have_corpus():
+        pytest.skip(CORPUS_REASON)
 
 
-def tcpdump_records(path, expr="", extra=()):
-    """(ts_us, caplen, wirelen, data) of the records `tcpdump -r path expr -w -` selects."""
-    import dpkt
-    import io
-    cmd = [need_tool("tcpdump"), "-r", str(path), "-w", "-", *extra] + ([expr] if expr else [])
-    out = subprocess.run(cmd, capture_output=True, timeout=120)
-    if not out.stdout:
-        return None, out.stderr.decode(errors="replace")
-    reader = dpkt.pcap.Reader(io.BytesIO(out.stdout))
-    return [(ts, len(buf), buf) for ts, buf in reader], out.stderr.decode(errors="replace")
-
-
-def replay(path, calls, buffer=True, timeout=None):
-    """Replay `path` through one flow of `calls` [(name, args, kwargs)] (+ a TO_BUFFER read to
-    the end when `buffer`).  Returns a namespace: before (results right after connect),
-    results, infos, packets (mapi Packets), batches (of the device)."""
-    import types
-    import mapi
-    dev = mapi.create_offline_device(str(path))
-    try:
-        fd = mapi.create_flow(dev)
-        fids = [mapi.apply_function(fd, name, *args, **kw) for name, args, kw in calls]
-        buf = mapi.apply_function(fd, "TO_BUFFER") if buffer else None
-        mapi.connect(fd)
-        before = [mapi.read_results(fd, f) for f in fids]
-        mapi.start_offline_device(dev)
-        packets = []
-        while buf is not None:
-            p = mapi.get_next_pkt(fd, buf, timeout)
-            if p is None:
-                break
-            packets.append(p)
-        mapi.wait_offline_device(dev, timeout)
-        return types.SimpleNamespace(
-            before=before, results=[mapi.read_results(fd, f) for f in fids],
-            infos=[mapi.get_function_info(fd, f) for f in fids], packets=packets,
-            batches=mapi.get_device_info(dev)["batches"])
-    finally:
-        mapi.delete_offline_device(dev)
-
-
-def linktype_of(path):
-    """LINKTYPE_ value from a classic pcap file's header."""
-    import struct
-    head = open(path, "rb").read(24)
-    order = "<" if head[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-    return struct.unpack(order + "I", head[20:24])[0] & 0xFFFF
+def pytest_terminal_summary(terminalreporter):
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if isinstance(r.longrepr, tuple) and CORPUS_REASON in str(r.longrepr[2])]
+    if skipped:
+        terminalreporter.write_sep("=", "%d tests skipped: no sample corpus at %s (SCAMPI_CORPUS)"
+                                   % (len(skipped), CORPUS), yellow=True)

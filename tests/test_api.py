@@ -5,10 +5,10 @@ import time
 import pytest
 
 import mapi
-from conftest import CORPUS, tcpdump_records
+from helpers import generated, tcpdump_records
 
-TRACE = str(CORPUS / "pcap/PcapPlusPlus__example.pcap")
-HTTP = str(CORPUS / "pcap/PcapPlusPlus__4KHttpRequests.pcap")
+TRACE = str(generated("mixed.pcap"))
+HTTP = str(generated("slow.pcap"))
 
 
 def error(fn, *args, **kwargs):
@@ -181,3 +181,25 @@ def test_nowait_buffer_never_holds_up_an_offline_replay(tmp_path):
     assert r["written"] + r["dropped"] == 20000 and r["dropped"] > 0
     assert mapi.stats(dev)["flow_drops"] == {fd: r["dropped"]}
     assert mapi.get_flow_info(fd)["drops"] == r["dropped"]
+
+
+def test_deleting_a_device_in_the_middle_of_its_replay(tmp_path):
+    """The reader may be inside the mapped file when the device is deleted: deletion stops the
+    replay, waits for the device's threads and only then closes the file."""
+    from tools.gentrace import write_trace
+    trace = str(tmp_path / "t.pcap")
+    write_trace(trace, 20000, seed=8)
+    for _ in range(20):
+        dev = mapi.create_offline_device(trace)
+        fd = mapi.create_flow(dev)
+        cnt = mapi.apply_function(fd, "PKT_COUNTER")
+        mapi.apply_function(fd, "TO_BUFFER", mapi.WAIT, 1 << 20)    # nobody reads: it waits
+        mapi.connect(fd)
+        mapi.start_offline_device(dev)
+        time.sleep(0.01)
+        mapi.delete_offline_device(dev)
+        assert dev not in mapi.devices()
+        e = error(mapi.read_results, fd, cnt)
+        assert e.code == 1008
+    workers = [t for t in threading.enumerate() if t.name.startswith("mapi-")]
+    assert all(t.name == "mapi-idle" for t in workers), [t.name for t in workers]

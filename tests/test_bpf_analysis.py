@@ -7,8 +7,8 @@ import pytest
 from mapi import bpf_analysis
 from mapi._engine import ffi, lib
 from mapi.bpf import compile_filter
-from test_bpf_native import batches
-from conftest import CORPUS
+from helpers import CORPUS, file_sets, generated, sample
+from helpers.savefile import batches
 
 EXPRESSIONS = [
     "tcp port 80", "udp port 53", "icmp", "ip6", "arp", "host 10.0.0.1", "net 192.168.0.0/16",
@@ -19,6 +19,8 @@ EXPRESSIONS = [
 FILES = ["pcap/PcapPlusPlus__4KHttpRequests.pcap", "pcap/PcapPlusPlus__example.pcap",
          "pcap/PcapPlusPlus__VlanPackets.pcap", "pcap/PcapPlusPlus__DnsPackets.pcap",
          "pcap/PcapPlusPlus__ip6_fragments.pcap", "pcap/libtrace__100_packets.pcap"]
+OWN_FILES = [generated("mixed.pcap"), sample("pcap/PcapPlusPlus__VlanPackets.pcap"),
+             sample("pcap/PcapPlusPlus__DnsPackets.pcap"), sample("pcap/PcapPlusPlus__ip6_fragments.pcap")]
 
 
 def load(pkt, wirelen, ld):
@@ -47,14 +49,15 @@ def path_accepts(paths, pkt, wirelen):
     return False
 
 
+@pytest.mark.parametrize("files", file_sets(OWN_FILES, FILES))
 @pytest.mark.parametrize("expr", EXPRESSIONS)
-def test_paths_select_what_bpf_selects(expr):
+def test_paths_select_what_bpf_selects(expr, files):
     prog, n = compile_filter(expr, 1, 262144)
     insns = [(prog[j].code, prog[j].jt, prog[j].jf, prog[j].k) for j in range(n)]
     a = bpf_analysis.analyze(insns)
     assert a.complete, (expr, a.reason)
     checked = 0
-    for name in FILES:
+    for name in files:
         for b in batches(CORPUS / name):
             if b.c.linktype != 1:
                 continue
@@ -70,7 +73,7 @@ def test_dropping_conditions_gives_a_superset():
     prog, n = compile_filter("not port 22 and tcp", 1, 262144)
     a = bpf_analysis.analyze([(prog[j].code, prog[j].jt, prog[j].jf, prog[j].k) for j in range(n)])
     broad = tuple(tuple(c for c in p if c.positive) for p in a.paths)
-    for b in batches(CORPUS / "pcap/PcapPlusPlus__example.pcap"):
+    for b in batches(generated("mixed.pcap")):
         for i in range(b.c.n):
             pkt = bytes(ffi.buffer(b.c.base + b.c.off[i], b.c.caplen[i]))
             if lib.mapi_bpf_run(prog, pkt, b.c.wirelen[i], b.c.caplen[i]):

@@ -7,9 +7,8 @@ import pytest
 
 from mapi import bpf_jit
 from mapi._engine import ffi, lib
-from mapi.batch import BatchPool
-from scampi.backends.savefile import SavefileSource
-from conftest import CORPUS, tcpdump_records
+from helpers import CORPUS, file_sets, generated, inputs, sample, tcpdump_records
+from helpers.savefile import batches
 
 pytestmark = pytest.mark.skipif(not bpf_jit.enabled(), reason="no C compiler for native BPF")
 
@@ -19,21 +18,10 @@ EXPRESSIONS = [
     "tcp and (port 443 or port 22)", "udp port 53 and not src net 10.0.0.0/8",
     "ether[0] & 1 != 0", "ip and len > 1000", "tcp[((tcp[12:1] & 0xf0) >> 2):4] = 0x47455420",
 ]
-FILES = ["pcap/PcapPlusPlus__4KHttpRequests.pcap", "pcap/PcapPlusPlus__example.pcap",
+FILES = [generated("mixed.pcap"), generated("mixed.pcapng"),
+         "pcap/PcapPlusPlus__4KHttpRequests.pcap", "pcap/PcapPlusPlus__example.pcap",
          "pcap/PcapPlusPlus__VlanPackets.pcap", "pcap/libtrace__100_packets.pcap",
          "pcap/PcapPlusPlus__DnsPackets.pcap", "pcap/PcapPlusPlus__ip6_fragments.pcap"]
-
-
-def batches(path):
-    src = SavefileSource(str(path))
-    pool = BatchPool(1)
-    while True:
-        b = pool.get()
-        if not src.next_batch_into(b):
-            b.release()
-            return
-        yield b
-        b.release()
 
 
 def select(b, prog, n, native_addr):
@@ -59,7 +47,7 @@ def compiled(expr, linktype):
     return ffi.gc(prog[0], lib.mapi_free), n[0]
 
 
-@pytest.mark.parametrize("name", FILES)
+@pytest.mark.parametrize("name", inputs(FILES))
 def test_native_equals_interpreter_equals_tcpdump(name):
     path = CORPUS / name
     for expr in EXPRESSIONS:
@@ -115,7 +103,7 @@ def random_program(rng, length):
 
 def test_native_equals_interpreter_on_random_programs():
     rng = random.Random(20261122)
-    path = CORPUS / "pcap/PcapPlusPlus__example.pcap"
+    path = generated("mixed.pcap")
     b = next(iter(batches(path)))
     for _ in range(40):
         insns = random_program(rng, rng.randrange(2, 40))
@@ -128,12 +116,16 @@ def test_native_equals_interpreter_on_random_programs():
         assert select(b, arr, len(insns), addr) == select(b, arr, len(insns), None), insns
 
 
+@pytest.mark.parametrize("files", file_sets(
+    [sample("pcap/libpcap__ipv6_ext_headers.pcap"), sample("pcap/PcapPlusPlus__ip6_fragments.pcap"),
+     generated("mixed.pcap")],
+    ["pcap/libpcap__ipv6_ext_headers.pcap", "pcap/PcapPlusPlus__ip6_fragments.pcap",
+     "pcap/PcapPlusPlus__example.pcap"]))
 @pytest.mark.parametrize("expr", ["ip6 protochain 6", "ip6 protochain 17", "protochain 6"])
-def test_backward_jumps_run_like_libpcap(expr):
+def test_backward_jumps_run_like_libpcap(expr, files):
     """libpcap sign-extends ja offsets: ip6 protochain loops over extension headers."""
     import mapi
-    for name in ["pcap/libpcap__ipv6_ext_headers.pcap", "pcap/PcapPlusPlus__ip6_fragments.pcap",
-                 "pcap/PcapPlusPlus__example.pcap"]:
+    for name in files:
         path = CORPUS / name
         for b in batches(path):
             prog, n = compiled(expr, b.c.linktype)

@@ -1,11 +1,9 @@
 """The `mapi` command line: results equal the Python API's and the stock tools' (tcpdump,
 capinfos); bad input gives one clear line and the documented exit code."""
-import gzip
 import io
 import json
 import os
 import pty
-import struct
 import subprocess
 import sys
 import time
@@ -17,49 +15,12 @@ import mapi
 from mapi import cli
 from mapi.progress import render
 
-from conftest import ROOT, corpus_path, need_tool
+from helpers.cli import read_pty, run_cli, tcpdump_counts
+from helpers import ROOT, corpus_path, generated, inputs, need_tool, needs_corpus, sample, tcpdump_pcap
 
-HTTP = corpus_path("pcap", "PcapPlusPlus__4KHttpRequests.pcap")
-MIXED = corpus_path("pcap", "PcapPlusPlus__example.pcap")
+HTTP = generated("slow.pcap")
+MIXED = generated("mixed.pcap")
 EXPRS = ["tcp port 80", "udp", "ip6", "tcp[tcpflags] & tcp-syn != 0", "icmp or arp", "net 10.0.0.0/8"]
-
-
-def run_cli(*argv):
-    """(exit code, stdout, stderr) of `mapi ARGV` run in this process."""
-    out, err = io.StringIO(), io.StringIO()
-    old = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = out, err
-    try:
-        code = cli.main([str(a) for a in argv])
-    finally:
-        sys.stdout, sys.stderr = old
-    return code, out.getvalue(), err.getvalue()
-
-
-def tcpdump_counts(path, expr):
-    """(packets, wire bytes) of the records `tcpdump -r path -w - expr` writes, read from the
-    pcap record headers (orig_len) of its output."""
-    recs = tcpdump_pcap(path, expr)
-    return len(recs), sum(r[1] for r in recs)
-
-
-def tcpdump_pcap(path, expr):
-    """[(ts_ns, wire length, bytes)] of the records `tcpdump -r path -w - expr` writes."""
-    path = str(path)
-    feed = None
-    if path.endswith(".gz"):           # tcpdump reads plain files only
-        with gzip.open(path, "rb") as f:
-            feed, path = f.read(), "-"
-    out = subprocess.run([need_tool("tcpdump"), "-r", path, "-w", "-", expr], input=feed,
-                         capture_output=True, timeout=60).stdout
-    order = "<" if out[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-    scale = 1 if out[:4] in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d") else 1000
-    pos, recs = 24, []
-    while pos + 16 <= len(out):
-        sec, frac, incl, orig = struct.unpack(order + "IIII", out[pos:pos + 16])
-        recs.append((sec * 10 ** 9 + frac * scale, orig, out[pos + 16:pos + 16 + incl]))
-        pos += 16 + incl
-    return recs
 
 
 def api_counts(path, exprs):
@@ -187,6 +148,27 @@ def test_run_label_errors_between_flows():
     assert code == 2 and err.startswith("mapi: flow 1, column 20: 'nowhere' is neither a constant nor a label")
 
 
+def test_run_imports_only_what_it_uses(tmp_path):
+    # start-up: `mapi run` on a one-packet file loads neither the other commands nor json or
+    # asyncio; --json brings json in
+    from mapi.tracegen import write_trace
+    one = tmp_path / "one.pcap"
+    write_trace(one, 1, seed=1)
+    probe = ("import sys; from mapi.cli import main; code = main(sys.argv[1:]); "
+             "sys.stderr.write(' '.join(sorted(sys.modules)) + '\\n'); sys.exit(code)")
+    seen = {}
+    for extra in ([], ["--json"]):
+        proc = subprocess.run([sys.executable, "-c", probe, "run", "-r", str(one), "PKT_COUNTER"] + extra,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        seen[bool(extra)] = set(proc.stderr.split())
+    plain = seen[False]
+    assert "mapi.cli.commands.run" in plain and "mapi.cli.flowspec" in plain
+    others = {"mapi.cli.commands." + c for c in ("explain", "info", "devices", "functions")}
+    assert not plain & (others | {"json", "asyncio", "mapi.linktypes", "mapi.tracegen"})
+    assert "json" in seen[True]
+
+
 # --- bad input ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("spec, col, words", [
     ('BPF_FILTER("tcp" PKT_COUNTER', 18, ["expected ',' or ')'", "'PKT_COUNTER'"]),
@@ -241,9 +223,13 @@ def test_unknown_function_and_bad_argument_type():
     assert code == 2 and "argument 'expr' must be a string, got 80" in err and "[MAPI error 1005" in err
 
 
-def test_no_flow_and_not_a_trace(tmp_path):
-    code, _, err = run_cli("run", "-r", HTTP)
-    assert code == 2 and err == "mapi: no flow given: add at least one, e.g. 'PKT_COUNTER'\n"
+def test_no_flow_counts_everything_and_not_a_trace(tmp_path):
+    # as tcpdump without a filter: every packet, counted by one default flow
+    code, out, err = run_cli("run", "-r", HTTP, "--json")
+    assert code == 0, err
+    funcs = json.loads(out)["flows"][0]["functions"]
+    assert [(f["name"], f["result"]) for f in funcs] == \
+        [("PKT_COUNTER", tcpdump_counts(HTTP, "")[0]), ("BYTE_COUNTER", tcpdump_counts(HTTP, "")[1])]
     junk = tmp_path / "junk.pcap"
     junk.write_bytes(b"hello, this is not a capture file at all\n")
     code, _, err = run_cli("run", "-r", junk, "PKT_COUNTER")
@@ -288,9 +274,10 @@ def test_parse_flow_values():
 
 
 # --- mapi info ----------------------------------------------------------------------------------
-INFO_FILES = [HTTP, MIXED, corpus_path("pcap", "libtrace__100_packetsns.pcap"),
-              corpus_path("pcap", "libtrace__sll.pcap.gz"), corpus_path("tcpdump", "pcap", "pptp.pcap"),
-              corpus_path("pcap", "libtrace__100_packets.pcapng")]
+INFO_FILES = inputs([HTTP, MIXED, generated("mixed-ns.pcap"), generated("mixed.pcapng"),
+                     corpus_path("pcap", "libtrace__100_packetsns.pcap"),
+                     corpus_path("pcap", "libtrace__sll.pcap.gz"), sample("tcpdump/pcap/pptp.pcap"),
+                     corpus_path("pcap", "libtrace__100_packets.pcapng")])
 
 
 def capinfos(path):
@@ -314,6 +301,7 @@ def test_info_equals_capinfos_and_tcpdump(path):
     assert info["file_size"] == os.path.getsize(path)
 
 
+@needs_corpus
 def test_info_erf_equals_capinfos_and_libtrace():
     erf = corpus_path("erf", "libtrace__100_packets.erf")
     code, out, err = run_cli("info", "--json", erf)
@@ -326,6 +314,7 @@ def test_info_erf_equals_capinfos_and_libtrace():
     assert (info["packets"], info["wire_bytes"]) == tcpdump_counts(converted, "")
 
 
+@needs_corpus
 def test_info_text_names_format_and_link_type():
     code, out, err = run_cli("info", corpus_path("pcap", "libtrace__sll.pcap.gz"))
     assert code == 0, err
@@ -336,8 +325,8 @@ def test_info_text_names_format_and_link_type():
     assert rows["packets"] == "100"
     _, first, last = capinfos(corpus_path("pcap", "libtrace__sll.pcap.gz"))
     secs, us = divmod(first // 1000, 10 ** 6)
-    assert rows["first packet"] == "%s.%06d UTC (%d.%06d)" % (
-        time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(secs)), us, secs, us)
+    assert rows["first packet"] == "%s.%06dZ (%d.%06d)" % (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)), us, secs, us)
     assert rows["duration"] == "%.9f s" % ((last - first) / 1e9)
 
 
@@ -349,6 +338,33 @@ def test_info_truncated_file(tmp_path):
     n, first, last = capinfos(cut)          # capinfos counts the complete records, too
     assert (info["packets"], info["first_ts"], info["last_ts"]) == (n, first, last)
     assert "file ends inside the record" in err and err.count("\n") == 1
+
+
+def test_linktype_table_equals_libpcap_and_the_shims():
+    # one table: every DLT_ value names as the system libpcap names it, and the shim's C table
+    # is the same rows
+    import ctypes
+    import re
+    from mapi import linktypes
+    lib = ctypes.CDLL(linktypes.SYSTEM_LIBPCAP)
+    for fn in ("pcap_datalink_val_to_name", "pcap_datalink_val_to_description"):
+        getattr(lib, fn).restype = ctypes.c_char_p
+    named = 0
+    for dlt in range(1 << 16):
+        name = lib.pcap_datalink_val_to_name(dlt)
+        if name is None:
+            assert linktypes.lookup(dlt) is None, dlt
+            continue
+        named += 1
+        desc = lib.pcap_datalink_val_to_description(dlt)
+        assert linktypes.lookup(dlt) == (name.decode(), desc.decode())
+        lib.pcap_datalink_name_to_val.argtypes = [ctypes.c_char_p]
+        assert linktypes.dlt_of(name.decode().lower()) == lib.pcap_datalink_name_to_val(name.lower())
+    assert named == len(linktypes.TABLE) > 100
+    inc = (ROOT / "libpcap_shim" / "csrc" / "dlt_table.inc").read_text()
+    rows = re.findall(r'^\{ (\d+), "((?:[^"\\]|\\.)*)", "((?:[^"\\]|\\.)*)" \},$', inc, re.M)
+    assert [(int(d), n, desc) for d, n, desc in rows] == list(linktypes.TABLE)
+    assert linktypes.c_include().splitlines()[1:] == inc.splitlines()[1:]
 
 
 # --- mapi devices / functions -------------------------------------------------------------------
@@ -402,20 +418,12 @@ def test_progress_bar_only_on_a_terminal_or_when_asked():
                                "PKT_COUNTER"], stdout=subprocess.PIPE, stderr=slave, timeout=60)
         os.close(slave)
         slave = None
-        chunks = []
-        while True:
-            try:
-                data = os.read(master, 4096)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
+        err = read_pty(master)
     finally:
         if slave is not None:
             os.close(slave)
         os.close(master)
-    err = b"".join(chunks).decode()
+
     assert proc.returncode == 0
     assert "\r100% [" in err and "4.6 k pkts" in err
     # not a terminal, default mode: nothing

@@ -12,12 +12,14 @@ import pytest
 
 import mapi
 from mapi._engine import ffi, lib
-from mapi.batch import BatchPool
 from mapi.errors import MapiError
 from mapi.hardware import Assignment, HardwareConfig, HardwareError
 from mapi.registry import get_registry
 from mapi.bpf import compile_filter
-from conftest import CORPUS, need_tool, tcpdump_records
+from helpers import CORPUS, file_sets, generated, inputs, need_tool, needs_corpus, sample, tcpdump_records
+from helpers.cards import (CARRIED_ETHERNET_FILES, ETHERNET_FILES, Ref, assert_same_results,
+                           check_tags_against_bpf, configure, filter_config, finish, frames, placements,
+                           register, run)
 
 import scampi.backends.cards.combo6 as combo6
 from scampi.backends.cards import ffi as card_ffi, lib as card_lib
@@ -29,13 +31,7 @@ from tools.gentrace import SIGNATURES, write_trace  # noqa: E402
 
 HTTP = CORPUS / "pcap" / "PcapPlusPlus__4KHttpRequests.pcap"
 EXAMPLE = CORPUS / "pcap" / "PcapPlusPlus__example.pcap"
-ETHERNET_FILES = ["PcapPlusPlus__4KHttpRequests.pcap", "PcapPlusPlus__example.pcap",
-                  "PcapPlusPlus__VlanPackets.pcap", "PcapPlusPlus__DnsPackets.pcap",
-                  "PcapPlusPlus__ip6_fragments.pcap", "libtrace__100_packets.pcap",
-                  "PcapPlusPlus__ip4_fragments.pcap", "libtrace__qinq.pcap", "zeek__http-vlan-0.pcap",
-                  "zeek__mixed-vlan-mpls.pcap", "libpcap__rarp_req_reply.pcapng", "zeek__wikipedia.pcap",
-                  "PcapPlusPlus__frag_with_padding.pcap", "PcapPlusPlus__tls2.pcap",
-                  "suricata-verify__defrag__bug-6887-defrag-eth-vlan-ipv6-tcp__frag-eth-vlan-ipv6-tcp.pcap"]
+MIXED, SLOW = generated("mixed.pcap"), generated("slow.pcap")
 EXPRESSIONS = [
     "tcp port 80", "udp port 53", "icmp", "ip6", "arp", "host 10.0.0.1", "net 192.168.0.0/16",
     "tcp[tcpflags] & tcp-syn != 0", "tcp and (port 443 or port 22)", "greater 500", "less 100",
@@ -52,12 +48,6 @@ SUPERSETS = ["tcp and ether[200] = 0x41", "ip and ip[120:2] = 0x4745", "tcp and 
              "vlan and vlan and tcp port 80"]
 
 
-def register(module, name):
-    reg = get_registry()
-    if name not in reg.backends:
-        reg.register(module, name="test-backend-" + name)
-
-
 @pytest.fixture(scope="module", autouse=True)
 def backends_registered():
     register(combo6, "combo6")
@@ -71,58 +61,12 @@ def trace(tmp_path_factory):
     return path, stats
 
 
-# --- the units alone ------------------------------------------------------------------------
-def frames(card):
-    """Replay a card's link: yields the batches that cross its bus (a view of each batch)."""
-    pool = BatchPool(1)
-    b = pool.get()
-    while card.next_batch_into(b):
-        try:
-            yield card.process(b)
-        finally:
-            if b.keep is not None:
-                b.keep.release()
-            b.keep = None
-
-
-def filter_config(card, unit_name, exprs, deliver_all=True):
-    desc = get_registry().function("BPF_FILTER")
-    unit = card.unit(unit_name)
-    assigns = []
-    for e in exprs:
-        offer = unit.offer(desc, (e,), card)
-        assert offer is not None, e
-        assigns.append(Assignment(hw_id=len(assigns), unit=unit_name, function="BPF_FILTER",
-                                  args=(e,), offer=offer, parent_hw_id=None, deliver=True,
-                                  key=len(assigns)))
-    card.configure(HardwareConfig(assignments=assigns, deliver_all=deliver_all))
-    return assigns
-
-
-def check_tags_against_bpf(card, assigns, exact_required):
-    """Every packet's tag bit equals libpcap's verdict (exact) or covers it (superset)."""
-    progs = [compile_filter(a.args[0], 1, 262144) for a in assigns]
-    checked = 0
-    for out in frames(card):
-        for j in range(out.n):
-            pkt = ffi.buffer(out.base + out.off[j], out.caplen[j])[:]
-            for a, (prog, _) in zip(assigns, progs):
-                want = lib.mapi_bpf_run(prog, pkt, out.wirelen[j], out.caplen[j]) != 0
-                got = bool(out.tags[j] >> a.hw_id & 1)
-                if a.offer.exact:
-                    assert got == want, (a.args[0], out.seq[j])
-                else:
-                    assert got or not want, (a.args[0], out.seq[j])
-            checked += 1
-    if exact_required:
-        assert all(a.offer.exact for a in assigns), [a.args[0] for a in assigns if not a.offer.exact]
-    return checked
-
-
-def test_lup_tags_equal_libpcap_on_corpus_and_generated(trace):
+# --- the units alone (helpers.cards configures them) -----------------------------------------
+@pytest.mark.parametrize("files", file_sets(CARRIED_ETHERNET_FILES, ETHERNET_FILES))
+def test_lup_tags_equal_libpcap_on_corpus_and_generated(trace, files):
     big = {"LUP": {"rules": 4096, "ranges": 256}}
     checked = 0
-    for name in ETHERNET_FILES:
+    for name in files:
         card = combo6.open_offline(str(CORPUS / "pcap" / name), None, {"limits": big})
         assert card.linktype == 1, name
         assigns = filter_config(card, "LUP", EXPRESSIONS)
@@ -138,7 +82,7 @@ def test_lup_record_fields_are_absent_when_the_frame_is_short():
     """A frame cut inside the IPv4 header: "ip src 10.0.0.1" must not match (BPF's load fails),
     and "not ip src 10.0.0.1" must not match either (the field is absent, not different)."""
     frame = bytes.fromhex("ffffffffffff00112233445508004500003c1c4640004006")  # cut at byte 24
-    card = combo6.open_offline(str(EXAMPLE), None, None)
+    card = combo6.open_offline(str(MIXED), None, None)
     filter_config(card, "LUP", ["ip src 10.0.0.1", "not ip src 10.0.0.1", "ip", "ip proto 6"])
     comp = card.compiled
     h = card_ffi.new("card_hdr *")
@@ -152,24 +96,12 @@ def test_lup_record_fields_are_absent_when_the_frame_is_short():
     assert got == [0, 0, 1, 1] == [int(w != 0) for w in want]
 
 
-def configure(card, specs, deliver_all=True):
-    """specs: [(unit, function, args, parent_hw_id)] -> assignments (hw_id = position)."""
-    reg = get_registry()
-    assigns = []
-    for unit_name, function, args, parent in specs:
-        offer = card.unit(unit_name).offer(reg.function(function), args, card)
-        assigns.append(Assignment(hw_id=len(assigns), unit=unit_name, function=function,
-                                  args=args, offer=offer, parent_hw_id=parent, deliver=True,
-                                  key=100 + len(assigns)))
-    card.configure(HardwareConfig(assignments=assigns, deliver_all=deliver_all))
-    return assigns
-
-
-def test_sau_and_stu_equal_hand_computation():
+@pytest.mark.parametrize("path", inputs([SLOW, HTTP]))
+def test_sau_and_stu_equal_hand_computation(path):
     """SAMPLE 1-in-3 below a filter and counters below it, against tcpdump's record list."""
-    recs, err = tcpdump_records(HTTP, "tcp port 80")
+    recs, err = tcpdump_records(path, "tcp port 80")
     assert recs is not None, err
-    card = combo6.open_offline(str(HTTP), None, None)
+    card = combo6.open_offline(str(path), None, None)
     configure(card, [("LUP", "BPF_FILTER", ("tcp port 80",), None),
                      ("SAU", "SAMPLE", (3, mapi.PERIODIC, 1), 0),
                      ("STU", "PKT_COUNTER", (), 1), ("STU", "BYTE_COUNTER", (), 1),
@@ -186,6 +118,7 @@ def test_sau_and_stu_equal_hand_computation():
         card.hw_result(0)                                              # a filter has no result
 
 
+@needs_corpus
 def test_counters_survive_reconfiguration():
     """Assignment.key identifies a node across configurations: its counter set keeps counting."""
     card = combo6.open_offline(str(HTTP), None, None)
@@ -207,7 +140,7 @@ def test_counters_survive_reconfiguration():
 
 
 def test_over_the_cam_is_refused_naming_the_unit():
-    card = combo6.open_offline(str(HTTP), None, {"limits": {"LUP": {"rules": 8}}})
+    card = combo6.open_offline(str(MIXED), None, {"limits": {"LUP": {"rules": 8}}})
     specs = [("LUP", "BPF_FILTER", (e,), None) for e in ("tcp port 80", "host 10.0.0.1")]
     with pytest.raises(HardwareError) as exc:
         configure(card, specs)
@@ -216,97 +149,22 @@ def test_over_the_cam_is_refused_naming_the_unit():
     assert exc.value.hw_ids == (1,)          # the newest node is the one that does not fit
     assert card.compiled is None             # nothing applied
     with pytest.raises(HardwareError, match="PCK"):
-        card2 = combo6.open_offline(str(HTTP), None, {"limits": {"PCK": {"patterns": 3}}})
+        card2 = combo6.open_offline(str(MIXED), None, {"limits": {"PCK": {"patterns": 3}}})
         configure(card2, [("PCK", "STR_SEARCH", (("GET", "HTTP", "Host", "Accept"), 0, 0,
                                                  "auto", True), None)])
 
 
 def test_bad_options_are_clear_errors():
     with pytest.raises(MapiError) as exc:
-        mapi.create_offline_device(str(HTTP), backend="combo6", cam=3)
+        mapi.create_offline_device(str(MIXED), backend="combo6", cam=3)
     assert exc.value.code == mapi.errors.EBADARG and "cam" in str(exc.value)
     with pytest.raises(MapiError, match="XYZ"):
-        mapi.create_offline_device(str(HTTP), backend="combo6", limits={"XYZ": {"rules": 1}})
+        mapi.create_offline_device(str(MIXED), backend="combo6", limits={"XYZ": {"rules": 1}})
     with pytest.raises(MapiError, match="bogus"):
-        mapi.create_offline_device(str(HTTP), backend="combo6", limits={"LUP": {"bogus": 1}})
+        mapi.create_offline_device(str(MIXED), backend="combo6", limits={"LUP": {"bogus": 1}})
 
 
 # --- whole jobs through the mapper -------------------------------------------------------------
-class Ref:
-    """An "F" argument: function `fid_index` of flow `flow_index` of the same job."""
-
-    def __init__(self, flow_index, fid_index):
-        self.flow, self.fid = flow_index, fid_index
-
-
-def run(path, jobs, backend=None, packets_of=(), **options):
-    """Replay `path` through flows [[(name, *args)]]: (results, infos, device info, packets)
-    where packets[k] lists (seq, ts, data) read from TO_BUFFER of flow packets_of[k]."""
-    dev = mapi.create_offline_device(str(path), backend=backend, **options)
-    try:
-        flows = []
-        for job in jobs:
-            fd = mapi.create_flow(dev)
-            fids = []
-            for name, *args in job:
-                args = [(flows[a.flow][0], flows[a.flow][1][a.fid]) if isinstance(a, Ref) else a
-                        for a in args]
-                fids.append(mapi.apply_function(fd, name, *args))
-            mapi.connect(fd)
-            flows.append((fd, fids))
-        mapi.start_offline_device(dev)
-        packets = []
-        for k in packets_of:
-            fd, fids = flows[k]
-            pk = []
-            while True:
-                p = mapi.get_next_pkt(fd, fids[-1])
-                if p is None:
-                    break
-                pk.append((p.seq, p.ts, bytes(p.data)))
-            packets.append(pk)
-        mapi.wait_offline_device(dev)
-        results = [[_plain(mapi.read_results(fd, f).value) for f in fids] for fd, fids in flows]
-        infos = [[mapi.get_function_info(fd, f) for f in fids] for fd, fids in flows]
-        return results, infos, mapi.get_device_info(dev), packets
-    finally:
-        mapi.delete_offline_device(dev)
-
-
-def _plain(v):
-    if isinstance(v, dict):
-        return {k: x for k, x in v.items() if k not in ("delivered",)}
-    return v
-
-
-def assert_same_results(hard, soft, infos):
-    """hard == soft.  Until mapi/device.py reads hw_result() for hardware filters that have a
-    result (SAMPLE on the SAU), those entries are checked at the end and reported as xfail."""
-    pending = []
-    assert len(hard) == len(soft)
-    for f, (h, s, inf) in enumerate(zip(hard, soft, infos)):
-        for k, (x, y, i) in enumerate(zip(h, s, inf)):
-            if x != y and i.get("placement") in ("SAU", "PCK", "HASH") and not _nonzero(x):
-                pending.append((f, k))
-                continue
-            assert x == y, (f, k, i["name"], i.get("placement"))
-    return pending
-
-
-def _nonzero(v):
-    return v.get("selected") if isinstance(v, dict) else v
-
-
-def finish(pending):
-    if pending:
-        pytest.xfail("mapi/device.py Device.result() reads the idle software instance of %d "
-                     "hardware filter(s) with a result (SAMPLE, STR_SEARCH, HASHSAMP); the card's hw_result has the count" % len(pending))
-
-
-def placements(infos):
-    return [[i.get("placement") for i in flow] for flow in infos]
-
-
 def test_jobs_equal_software_on_generated_trace(trace, tmp_path):
     path, stats = trace
     sigs = [x for x in SIGNATURES if len(x) <= 16][:40]
@@ -348,6 +206,7 @@ def test_jobs_equal_software_on_generated_trace(trace, tmp_path):
     finish(pending)
 
 
+@needs_corpus
 def test_jobs_equal_software_on_corpus():
     jobs = [
         [("BPF_FILTER", "host 10.0.0.6"), ("PKT_COUNTER",), ("BYTE_COUNTER",)],
@@ -394,10 +253,11 @@ def test_a_five_percent_job_moves_only_its_packets(trace, tmp_path):
     assert out.read_bytes() == ref.read_bytes()
 
 
-def test_full_units_fall_back_newest_first_and_results_stay_exact():
+@pytest.mark.parametrize("path", inputs([MIXED, EXAMPLE]))
+def test_full_units_fall_back_newest_first_and_results_stay_exact(path):
     jobs = [[("BPF_FILTER", "host 10.0.0.%d" % i), ("PKT_COUNTER",)] for i in (6, 138, 1, 2)]
-    soft = run(EXAMPLE, jobs)[0]
-    hard, infos, info, _ = run(EXAMPLE, jobs, backend="combo6", limits={"LUP": {"rules": 13}})
+    soft = run(path, jobs)[0]
+    hard, infos, info, _ = run(path, jobs, backend="combo6", limits={"LUP": {"rules": 13}})
     assert hard == soft
     where = [f[0]["placement"] for f in infos]
     assert where == ["LUP", "LUP", "software", "software"]     # 6 CAM entries per host filter
@@ -417,8 +277,10 @@ def test_tsu_stamps_at_10_ns(tmp_path):
     assert [(s, ts - ts % 10, d) for s, ts, d in soft] == hard
 
 
-def test_non_ethernet_links_run_in_software():
-    path = CORPUS / "pcap" / "libtrace__100_sll.pcap"
+@pytest.mark.parametrize("path", inputs([sample("pcap/PcapPlusPlus__raw_ip.pcap"),
+                                         sample("pcap/PcapPlusPlus__null_loopback.pcap"),
+                                         CORPUS / "pcap" / "libtrace__100_sll.pcap"]))
+def test_non_ethernet_links_run_in_software(path):
     jobs = [[("BPF_FILTER", "tcp"), ("PKT_COUNTER",)]]
     soft = run(path, jobs)[0]
     hard, infos, _, _ = run(path, jobs, backend="combo6")
@@ -427,6 +289,7 @@ def test_non_ethernet_links_run_in_software():
     assert infos[0][1]["placement"] == "software"       # its parent is in software
 
 
+@needs_corpus
 def test_a_non_ethernet_batch_under_header_filters_is_a_clear_error():
     """The card's header units parse Ethernet: a pcapng whose later interface is not Ethernet
     stops with an error naming the file and the first packet concerned; results stay readable."""

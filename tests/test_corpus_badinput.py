@@ -14,10 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import mapi
-from conftest import CORPUS, ROOT
+from helpers import CORPUS, ROOT, manifest, needs_corpus
 from mapi.errors import MapiError, EFORMAT, ETRUNC
-from test_savefile import (PKT, pcap_header, pcap_record, parse_pcap_bytes, read_source,
-                           records_of, tcpdump_ref, tshark_ref)
+from helpers.savefile import parse_pcap_bytes, read_source, records_of, tcpdump_ref, tshark_ref
 
 CORPUS_DIRS = ("pcap", "tcpdump/pcap", "erf", "netflow", "derived")
 
@@ -81,16 +80,6 @@ def run_workers(files, timeout=300):
     return out
 
 
-def manifest():
-    rows = {}
-    with open(CORPUS / "manifest.tsv", encoding="utf-8") as f:
-        head = f.readline().rstrip("\n").split("\t")
-        for line in f:
-            row = dict(zip(head, line.rstrip("\n").split("\t")))
-            rows[str(CORPUS / row["file"])] = row
-    return rows
-
-
 def reference(path, rows):
     """(packets, wire bytes, error text or None, opened) from an independent reader."""
     if "/erf/" in path or path.endswith(".erf"):
@@ -110,6 +99,7 @@ def reference(path, rows):
     return len(recs), sum(r[2] for r in recs), err, True
 
 
+@needs_corpus
 def test_every_corpus_file_is_read_or_rejected_with_file_and_offset():
     files = corpus_files()
     assert len(files) > 450
@@ -145,6 +135,7 @@ MALFORMED = ["pcap/libpcap__pcap-invalid-version-1.pcap", "pcap/libpcap__pcap-in
              "pcap/libtrace__complex.pcapng"]
 
 
+@needs_corpus
 @pytest.mark.parametrize("name", MALFORMED)
 def test_malformed_corpus_files_fail_as_recorded(name):
     err_file = CORPUS / "reference" / (os.path.basename(name) + ".tcpdump.err")
@@ -172,6 +163,7 @@ def record_starts(data):
     return out
 
 
+@needs_corpus
 @pytest.mark.parametrize("name", CUT_FILES)
 def test_cut_file_gives_records_before_the_cut_then_an_error(tmp_path, name):
     data = (CORPUS / name).read_bytes()
@@ -191,6 +183,7 @@ def test_cut_file_gives_records_before_the_cut_then_an_error(tmp_path, name):
             assert err.code == ETRUNC and err.where["offset"] == starts[-1] and len(recs) == len(starts) - 1
 
 
+@needs_corpus
 def test_cut_erf_and_results_stay_readable(tmp_path):
     src = CORPUS / "erf/libtrace__100_packets.erf"
     data = src.read_bytes()
@@ -278,6 +271,7 @@ def as_tcpdump_writes(recs, src):
     return out
 
 
+@needs_corpus
 def test_damaged_files_fail_where_libpcap_fails(tmp_path):
     checked = 0
     base_ref = tcpdump_ref(CORPUS / "pcap/PcapPlusPlus__4KHttpRequests.pcap")

@@ -10,10 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import mapi
-from conftest import CORPUS
+from helpers import CORPUS, manifest, needs_corpus
 from mapi.errors import MapiError, EFILTER
-from test_corpus_badinput import manifest
-from test_savefile import parse_pcap_bytes, read_source, records_of, tcpdump_ref, tshark_ref
+from helpers.savefile import parse_pcap_bytes, read_source, records_of, tcpdump_ref, tshark_ref
 
 EXPRESSIONS = [
     "tcp port 80", "udp", "icmp", "ip6", "vlan", "arp", "not arp", "port 53",
@@ -23,6 +22,8 @@ EXPRESSIONS = [
 ]
 FULL_DIRS = ("pcap", "netflow", "derived")
 ROTATING = 4          # expressions per tcpdump test input (they rotate over the list)
+
+pytestmark = needs_corpus
 
 
 def capture_files():

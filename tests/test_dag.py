@@ -8,14 +8,15 @@ import pytest
 import mapi
 from mapi.hardware import HardwareError
 from mapi.registry import get_registry
-from conftest import CORPUS
-from test_combo6 import (ETHERNET_FILES, assert_same_results, check_tags_against_bpf, configure,
-                         filter_config, finish, placements, register, run)
+from helpers import CORPUS, file_sets, generated, needs_corpus
+from helpers.cards import (CARRIED_ETHERNET_FILES, ETHERNET_FILES, assert_same_results,
+                           check_tags_against_bpf, configure, filter_config, finish, placements,
+                           register, run)
 from tools.gentrace import write_trace
 
 import scampi.backends.cards.dag as dag
 
-EXAMPLE = CORPUS / "pcap" / "PcapPlusPlus__example.pcap"
+EXAMPLE = generated("mixed.pcap")
 ERF_100 = CORPUS / "erf" / "libtrace__100_packets.erf"
 # byte tests at fixed offsets within 64 bytes: exact on the DSM
 FITS = ["icmp", "ip6", "arp", "host 10.0.0.1", "net 192.168.0.0/16", "ip proto 47",
@@ -39,9 +40,10 @@ def erf_trace(tmp_path_factory):
     return path, stats
 
 
-def test_dsm_tags_equal_libpcap(erf_trace):
+@pytest.mark.parametrize("captures", file_sets(CARRIED_ETHERNET_FILES, ETHERNET_FILES[:8] + [ERF_100]))
+def test_dsm_tags_equal_libpcap(erf_trace, captures):
     checked = 0
-    files = [CORPUS / "pcap" / n for n in ETHERNET_FILES[:8]] + [erf_trace[0], ERF_100]
+    files = [CORPUS / "pcap" / n for n in captures] + [erf_trace[0]]
     for path in files:
         for group in (FITS[:6], FITS[6:12], FITS[12:], BROADER[:3], BROADER[3:]):
             card = dag.open_offline(str(path), None, {})
@@ -115,6 +117,7 @@ def test_jobs_equal_software_on_erf(erf_trace, tmp_path):
     finish(pending)
 
 
+@needs_corpus
 def test_erf_corpus_file_equals_software():
     jobs = [[("BPF_FILTER", "tcp"), ("PKT_COUNTER",), ("BYTE_COUNTER",)],
             [("BPF_FILTER", "host 192.168.1.1 or arp"), ("PKT_COUNTER",)],

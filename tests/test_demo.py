@@ -11,8 +11,7 @@ import pytest
 from mapi import demo
 from mapi.registry import get_registry
 
-from conftest import ROOT
-from test_cli import tcpdump_pcap
+from helpers import ROOT, tcpdump_pcap
 
 PACKETS, SEED = 30_000, 3
 
@@ -133,3 +132,19 @@ def test_make_demo_command(tmp_path):
     assert "    %s packets (" % "{:,}".format(len(web)) in proc.stdout
     assert "skipped" not in proc.stdout
     assert "written to %s" % (tmp_path / "matches.pcap") in proc.stdout
+
+
+def test_demo_runs_without_tools_even_when_a_foreign_tools_shadows_it(tmp_path):
+    # mapi.demo uses the installed mapi.tracegen: an unrelated `tools` (or `backends`) package
+    # first on sys.path, as another distribution might install one, changes nothing
+    for name in ("tools", "backends"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("raise ImportError('a foreign %s package')\n" % name)
+    out = tmp_path / "out"
+    proc = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "mapi.demo", "--packets", "3000",
+                           "--seed", str(SEED), "--dir", str(out)], cwd=str(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    web = tcpdump_pcap(out / ("demo-3000-%d.pcap" % SEED), "tcp port 80")
+    assert "    %s packets (" % "{:,}".format(len(web)) in proc.stdout
+    assert "skipped" not in proc.stdout

@@ -9,11 +9,11 @@ import pytest
 
 import mapi
 from mapi.events import EventQueue
-from conftest import CORPUS
-from test_fn_bucket_dist_stats_binop import S, interval_sums, packet_intervals, replay, selected
+from helpers import CORPUS, generated, inputs, replay
+from helpers.intervals import S, interval_sums, packet_intervals, selected
 
 PCAP = CORPUS / "pcap"
-HTTP = PCAP / "PcapPlusPlus__4KHttpRequests.pcap"
+HTTP = generated("slow.pcap")            # ~15 minutes of sparse traffic, some of it on port 80
 
 
 def threshold_flows(dev, specs):
@@ -143,9 +143,10 @@ def test_a_failing_callback_is_counted_and_the_engine_goes_on():
     mapi.delete_offline_device(dev)
 
 
-def test_queue_is_bounded_and_counts_what_it_dropped():
+@pytest.mark.parametrize("name", inputs([generated("years.pcap"), "zeek__ssh__ssh.pcap"], base="pcap"))
+def test_queue_is_bounded_and_counts_what_it_dropped(name):
     # LESS 1 per second over three years of ssh.pcap: ~97 million empty seconds, each an event
-    path = PCAP / "zeek__ssh__ssh.pcap"
+    path = PCAP / name
     sums, n, t0 = interval_sums(path, S)
     complete = n - 1
     firing = complete - sum(1 for k, v in sums.items() if k < complete and v >= 1)

@@ -3,9 +3,9 @@ import json
 import subprocess
 import sys
 
-from conftest import CORPUS, tcpdump_records
+from helpers import generated, tcpdump_records
 
-TRACE = str(CORPUS / "pcap/PcapPlusPlus__example.pcap")
+TRACE = str(generated("mixed.pcap"))
 
 
 def explain(*args):

@@ -1,77 +1,18 @@
 """BUCKET, DIST, STATS and BINOP against values computed by hand from tcpdump's record lists.
 
 The reference is the pcap `tcpdump --time-stamp-precision=nano -r FILE -w - EXPR` writes,
-parsed here record header by record header (exact ns timestamps and wire lengths).  Intervals
-of packet time start at the first packet of the trace (the device's first tick origin): interval
-k holds the packets with t0 + k*I <= ts < t0 + (k+1)*I.
+parsed record header by record header (exact ns timestamps and wire lengths); intervals of packet
+time are modelled in helpers.intervals.
 """
-import struct
-import subprocess
-
 import pytest
 
 import mapi
-from conftest import CORPUS, need_tool
+from helpers import CORPUS, generated, inputs, replay
+from helpers.intervals import S, counter_flow, interval_sums, selected, tcpdump_index
 
 PCAP = CORPUS / "pcap"
-S = 10 ** 9
-
-
-def tcpdump_index(path, expr=""):
-    """[(ts_ns, wirelen)] of the records tcpdump selects, from the pcap it writes."""
-    cmd = [need_tool("tcpdump"), "--time-stamp-precision=nano", "-r", str(path), "-w", "-"]
-    out = subprocess.run(cmd + ([expr] if expr else []), capture_output=True, timeout=120)
-    data = out.stdout
-    assert len(data) >= 24, out.stderr.decode(errors="replace")
-    magic = data[:4]
-    endian = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-    frac = 1 if magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d") else 1000
-    rec = struct.Struct(endian + "IIII")
-    records, pos = [], 24
-    while pos + 16 <= len(data):
-        sec, sub, incl, orig = rec.unpack_from(data, pos)
-        records.append((sec * S + sub * frac, orig))
-        pos += 16 + incl
-    assert pos == len(data)
-    return records
-
-
-def selected(path, expr=""):
-    """[(index among all records, ts_ns, wirelen)] of the records tcpdump selects with EXPR."""
-    every = tcpdump_index(path)
-    chosen = iter(tcpdump_index(path, expr) if expr else every)
-    want = next(chosen, None)
-    out = []
-    for i, rec in enumerate(every):
-        if rec == want:                  # the selected records are a subsequence of all of them
-            out.append((i,) + rec)
-            want = next(chosen, None)
-    assert want is None
-    return out
-
-
-def packet_intervals(path, interval):
-    """(interval index of every record, t0).  Packet time only moves forward, as the device
-    sees it: interval k starts when the first record stamped at or after t0 + k*interval comes,
-    and a record stamped earlier than its predecessor counts where the stream is."""
-    every = tcpdump_index(path)
-    t0 = every[0][0]
-    k, out = 0, []
-    for ts, _ in every:
-        if ts >= t0 + (k + 1) * interval:
-            k = (ts - t0) // interval
-        out.append(k)
-    return out, t0
-
-
-def interval_sums(path, interval, expr="", weight=lambda r: 1):
-    """({k: sum of weight((ts, wirelen)) over the selected records of interval k}, number of
-    intervals up to the last packet's, t0)."""
-    ks, t0 = packet_intervals(path, interval)
-    sums = {}
-    for i, ts, wl in selected(path, expr):
-        sums[ks[i]] = sums.get(ks[i], 0) + weight((ts, wl))
-    return sums, ks[-1] + 1, t0
+MIXED, SLOW, HUNDRED, YEARS = (generated(n) for n in ("mixed.pcap", "slow.pcap", "hundred.pcap",
+                                                      "years.pcap"))
 
 
 def per_interval(path, interval, expr="", weight=lambda r: 1):
@@ -80,31 +21,17 @@ def per_interval(path, interval, expr="", weight=lambda r: 1):
     return [sums.get(k, 0) for k in range(n)], t0
 
 
-def replay(path, setup):
-    """Create a device, let setup(dev) apply and connect flows, replay, return setup's result."""
-    dev = mapi.create_offline_device(str(path))
-    got = setup(dev)
-    mapi.start_offline_device(dev)
-    mapi.wait_offline_device(dev, timeout=120)
-    return dev, got
-
-
-def counter_flow(dev, expr="", fn="PKT_COUNTER"):
-    fd = mapi.create_flow(dev)
-    if expr:
-        mapi.apply_function(fd, "BPF_FILTER", expr)
-    fid = mapi.apply_function(fd, fn)
-    mapi.connect(fd)
-    return fd, fid
-
-
 # --- BUCKET -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name, expr, interval, interval_ns", [
+@pytest.mark.parametrize("name, expr, interval, interval_ns", inputs([
+    (HUNDRED, "", 1 * S, 1 * S),
+    (MIXED, "tcp", "100ms", S // 10),
+    (MIXED, "tcp port 443", "1s", S),
+    (SLOW, "tcp port 80", "7.5s", 7 * S + S // 2),
     ("libtrace__100_seconds.pcap", "", 1 * S, 1 * S),
     ("PcapPlusPlus__example.pcap", "tcp", "100ms", S // 10),
     ("PcapPlusPlus__tls2.pcap", "tcp port 443", "1s", S),
     ("PcapPlusPlus__4KHttpRequests.pcap", "tcp port 80", "7.5s", 7 * S + S // 2),
-])
+], base="pcap"))
 @pytest.mark.parametrize("fn", ["PKT_COUNTER", "BYTE_COUNTER"])
 def test_bucket_snapshots_equal_per_interval_sums(name, expr, interval, interval_ns, fn):
     path = PCAP / name
@@ -130,9 +57,10 @@ def test_bucket_snapshots_equal_per_interval_sums(name, expr, interval, interval
     mapi.delete_offline_device(dev)
 
 
-def test_bucket_keeps_the_last_size_snapshots_over_years_of_gaps():
+@pytest.mark.parametrize("name", inputs([YEARS, "zeek__ssh__ssh.pcap"], base="pcap"))
+def test_bucket_keeps_the_last_size_snapshots_over_years_of_gaps(name):
     # 1797 packets spread over three years: ~26,900 hourly intervals, almost all empty
-    path = PCAP / "zeek__ssh__ssh.pcap"
+    path = PCAP / name
     hour = 3600 * S
     sums, t0 = per_interval(path, hour)
     assert len(sums) > 20000
@@ -150,9 +78,10 @@ def test_bucket_keeps_the_last_size_snapshots_over_years_of_gaps():
     mapi.delete_offline_device(dev)
 
 
-def test_bucket_snapshot_of_a_flow_connected_later_counts_from_zero():
+@pytest.mark.parametrize("name", inputs([HUNDRED, "libtrace__100_seconds.pcap"], base="pcap"))
+def test_bucket_snapshot_of_a_flow_connected_later_counts_from_zero(name):
     # BUCKET's own flow connects first; the counter's flow afterwards (before the replay)
-    path = PCAP / "libtrace__100_seconds.pcap"
+    path = PCAP / name
     sums, _ = per_interval(path, 10 * S, "tcp")
     dev = mapi.create_offline_device(str(path))
     fa = mapi.create_flow(dev)
@@ -169,9 +98,12 @@ def test_bucket_snapshot_of_a_flow_connected_later_counts_from_zero():
 
 
 # --- BINOP --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name, expr", [("PcapPlusPlus__example.pcap", "tcp"),
-                                        ("PcapPlusPlus__tls2.pcap", "udp or icmp6"),
-                                        ("PcapPlusPlus__4KHttpRequests.pcap", "tcp port 80")])
+@pytest.mark.parametrize("name, expr", inputs([(MIXED, "tcp"), (MIXED, "udp or icmp6"),
+                                               (SLOW, "tcp port 80"),
+                                               ("PcapPlusPlus__example.pcap", "tcp"),
+                                               ("PcapPlusPlus__tls2.pcap", "udp or icmp6"),
+                                               ("PcapPlusPlus__4KHttpRequests.pcap", "tcp port 80")],
+                                              base="pcap"))
 def test_binop_sub_and_add_of_two_flows_counters(name, expr):
     path = PCAP / name
     every, some = tcpdump_index(path), tcpdump_index(path, expr)
@@ -220,11 +152,14 @@ def histogram(samples, lo, hi, width):
     return bins, under, over
 
 
-@pytest.mark.parametrize("name, expr, lo, hi, width", [
+@pytest.mark.parametrize("name, expr, lo, hi, width", inputs([
+    (MIXED, "", 0, 1600, 100),
+    (MIXED, "tcp", 60, 1000, 64),
+    (SLOW, "tcp port 80", 0, 1515, 1),
     ("PcapPlusPlus__example.pcap", "", 0, 1600, 100),
     ("PcapPlusPlus__tls2.pcap", "tcp", 60, 1000, 64),        # samples under 60 and over 1000 too
     ("PcapPlusPlus__4KHttpRequests.pcap", "tcp port 80", 0, 1515, 1),
-])
+], base="pcap"))
 def test_dist_per_packet_of_byte_counter_is_the_packet_size_histogram(name, expr, lo, hi, width):
     path = PCAP / name
     sizes = [w for _, w in tcpdump_index(path, expr)]
@@ -243,9 +178,10 @@ def test_dist_per_packet_of_byte_counter_is_the_packet_size_histogram(name, expr
     mapi.delete_offline_device(dev)
 
 
-def test_dist_per_packet_of_cumulative_count():
+@pytest.mark.parametrize("name", inputs([SLOW, "PcapPlusPlus__4KHttpRequests.pcap"], base="pcap"))
+def test_dist_per_packet_of_cumulative_count(name):
     # without reset the samples are the counter after each packet: 1, 2, ..., N
-    path = PCAP / "PcapPlusPlus__4KHttpRequests.pcap"
+    path = PCAP / name
     n = len(tcpdump_index(path, "tcp port 80"))
 
     def setup(dev):
@@ -260,10 +196,12 @@ def test_dist_per_packet_of_cumulative_count():
     mapi.delete_offline_device(dev)
 
 
-@pytest.mark.parametrize("name, interval_ns, lo, hi, width", [
+@pytest.mark.parametrize("name, interval_ns, lo, hi, width", inputs([
+    (MIXED, S // 4, 0, 500, 25),
+    (SLOW, 60 * S, 0, 100, 10),
     ("PcapPlusPlus__example.pcap", S // 4, 0, 500, 25),
     ("PcapPlusPlus__tls2.pcap", S, 0, 100, 10),
-])
+], base="pcap"))
 def test_dist_per_interval_is_the_histogram_of_counts_per_interval(name, interval_ns, lo, hi,
                                                                   width):
     path = PCAP / name
@@ -288,9 +226,10 @@ def moments(samples):
     return (len(samples), sum(samples), sum(x * x for x in samples), min(samples), max(samples))
 
 
-@pytest.mark.parametrize("name, expr", [("PcapPlusPlus__example.pcap", ""),
-                                        ("PcapPlusPlus__tls2.pcap", "ip6"),
-                                        ("zeek__ssh__ssh.pcap", "tcp port 22")])
+@pytest.mark.parametrize("name, expr", inputs([(MIXED, ""), (MIXED, "ip6"), (YEARS, "tcp port 22"),
+                                               ("PcapPlusPlus__example.pcap", ""),
+                                               ("PcapPlusPlus__tls2.pcap", "ip6"),
+                                               ("zeek__ssh__ssh.pcap", "tcp port 22")], base="pcap"))
 def test_stats_per_packet(name, expr):
     path = PCAP / name
     sizes = [w for _, w in tcpdump_index(path, expr)]
@@ -317,11 +256,14 @@ def test_stats_per_packet(name, expr):
     mapi.delete_offline_device(dev)
 
 
-@pytest.mark.parametrize("name, interval, interval_ns", [
+@pytest.mark.parametrize("name, interval, interval_ns", inputs([
+    (MIXED, "500ms", S // 2),
+    (HUNDRED, "3s", 3 * S),
+    (YEARS, "1s", S),
     ("PcapPlusPlus__example.pcap", "500ms", S // 2),
     ("libtrace__100_seconds.pcap", "3s", 3 * S),
     ("zeek__ssh__ssh.pcap", "1s", S),          # ~97 million one-second intervals, nearly all empty
-])
+], base="pcap"))
 def test_stats_per_interval(name, interval, interval_ns):
     path = PCAP / name
     sums, n, _ = interval_sums(path, interval_ns)
@@ -357,7 +299,7 @@ def test_stats_per_interval(name, interval, interval_ns):
 # --- bad arguments ------------------------------------------------------------------------------
 @pytest.fixture()
 def dev_with_counter():
-    dev = mapi.create_offline_device(str(PCAP / "libtrace__100_seconds.pcap"))
+    dev = mapi.create_offline_device(str(HUNDRED))
     fa = mapi.create_flow(dev)
     cnt = mapi.apply_function(fa, "PKT_COUNTER")
     buf = mapi.apply_function(fa, "TO_BUFFER")
@@ -404,7 +346,7 @@ def test_reference_errors_name_the_argument(dev_with_counter):
 
 def test_reference_to_another_device_is_refused(dev_with_counter):
     dev, fa, cnt, _ = dev_with_counter
-    other = mapi.create_offline_device(str(PCAP / "libtrace__100_seconds.pcap"))
+    other = mapi.create_offline_device(str(HUNDRED))
     try:
         fd = mapi.create_flow(other)
         with pytest.raises(mapi.MapiError) as e:
@@ -437,9 +379,10 @@ def test_dist_and_stats_argument_errors(dev_with_counter):
     mapi.apply_function(fd, "STATS", (fr, rate), "1s")
 
 
-def test_watching_functions_of_the_same_flow_as_mapi_did():
+@pytest.mark.parametrize("name", inputs([MIXED, "PcapPlusPlus__tls2.pcap"], base="pcap"))
+def test_watching_functions_of_the_same_flow_as_mapi_did(name):
     # MAPI's usual form: the counter and STATS/DIST/BUCKET in one flow, a filter after them
-    path = PCAP / "PcapPlusPlus__tls2.pcap"
+    path = PCAP / name
     t0_sums, n, t0 = interval_sums(path, S, "tcp")
     sizes = [w for _, _, w in selected(path, "tcp")]
 

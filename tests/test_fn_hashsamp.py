@@ -9,7 +9,7 @@ import dpkt
 import pytest
 
 import mapi
-from conftest import CORPUS, tcpdump_records, replay, linktype_of
+from helpers import CORPUS, generated, inputs, linktype_of, replay, sample, tcpdump_records
 
 PCAP = CORPUS / "pcap"
 M32 = 0xFFFFFFFF
@@ -102,7 +102,7 @@ def records(path):
     return [(round(ts * 1e6), data) for ts, _, data in recs]
 
 
-FILES = ["pcap/PcapPlusPlus__4KHttpRequests.pcap", "pcap/PcapPlusPlus__DnsPackets.pcap",
+FILES = [generated("mixed.pcap"), generated("tcp4.pcap"), "pcap/PcapPlusPlus__4KHttpRequests.pcap", "pcap/PcapPlusPlus__DnsPackets.pcap",
          "pcap/PcapPlusPlus__VlanPackets.pcap", "pcap/PcapPlusPlus__ip6_fragments.pcap",
          "pcap/PcapPlusPlus__ip4_fragments.pcap", "pcap/PcapPlusPlus__null_loopback.pcap",
          "pcap/PcapPlusPlus__raw_ip.pcap", "pcap/PcapPlusPlus__linktype_ipv6.pcap",
@@ -113,7 +113,7 @@ FILES = ["pcap/PcapPlusPlus__4KHttpRequests.pcap", "pcap/PcapPlusPlus__DnsPacket
          "pcap/PcapPlusPlus__tls2.pcap"]
 
 
-@pytest.mark.parametrize("name", FILES)
+@pytest.mark.parametrize("name", inputs(FILES))
 @pytest.mark.parametrize("rng, symmetric", [(300, False), (700, True)])
 def test_decisions_equal_python_bob_over_dpkt_5tuples(name, rng, symmetric):
     path = CORPUS / name
@@ -128,8 +128,10 @@ def test_decisions_equal_python_bob_over_dpkt_5tuples(name, rng, symmetric):
     assert res["not_ip"] == sum(t is None for t in tuples)
 
 
-def test_every_packet_of_a_flow_gets_the_same_decision():
-    path = PCAP / "PcapPlusPlus__4KHttpRequests.pcap"
+@pytest.mark.parametrize("name", inputs([generated("mixed.pcap"), "PcapPlusPlus__4KHttpRequests.pcap"],
+                                         base="pcap"))
+def test_every_packet_of_a_flow_gets_the_same_decision(name):
+    path = PCAP / name
     recs = records(path)
     (_,), got = run_flow(path, [("HASHSAMP", 512)])
     chosen = set(got)
@@ -141,8 +143,10 @@ def test_every_packet_of_a_flow_gets_the_same_decision():
     assert {True, False} <= set().union(*decisions.values())   # some flows in, some out
 
 
-def test_symmetric_keeps_both_directions(tmp_path):
-    path = PCAP / "PcapPlusPlus__4KHttpRequests.pcap"
+@pytest.mark.parametrize("name", inputs([generated("mixed.pcap"), "PcapPlusPlus__4KHttpRequests.pcap"],
+                                         base="pcap"))
+def test_symmetric_keeps_both_directions(tmp_path, name):
+    path = PCAP / name
     (_,), got = run_flow(path, [("HASHSAMP", 512, False, True)])
     conv = collections.defaultdict(set)
     (_,), every = run_flow(path, [("HASHSAMP", 1024, False, True)])
@@ -188,7 +192,7 @@ def test_selected_fraction_is_near_range_over_1024(flows_pcap, rng):
 
 
 def test_range_bounds():
-    path = PCAP / "PcapPlusPlus__DnsPackets.pcap"
+    path = sample("pcap/PcapPlusPlus__DnsPackets.pcap")
     n = len(records(path))
     (none,), _ = run_flow(path, [("HASHSAMP", 0)])
     (every,), _ = run_flow(path, [("HASHSAMP", 1024)])
@@ -196,8 +200,10 @@ def test_range_bounds():
     assert every["selected"] == n - every["not_ip"]
 
 
-def test_keep_records_describe_the_selected_packets():
-    path = PCAP / "PcapPlusPlus__4KHttpRequests.pcap"
+@pytest.mark.parametrize("name", inputs([generated("tcp4.pcap"), "PcapPlusPlus__4KHttpRequests.pcap"],
+                                         base="pcap"))
+def test_keep_records_describe_the_selected_packets(name):
+    path = PCAP / name
     (res,), got = run_flow(path, [("HASHSAMP", 400, True)])
     samples = res["samples"]
     assert len(samples) == len(got) == res["selected"] > 0
@@ -212,7 +218,7 @@ def test_keep_records_describe_the_selected_packets():
 
 
 def test_bad_range():
-    dev = mapi.create_offline_device(str(PCAP / "PcapPlusPlus__DnsPackets.pcap"))
+    dev = mapi.create_offline_device(str(sample("pcap/PcapPlusPlus__DnsPackets.pcap")))
     try:
         fd = mapi.create_flow(dev)
         for bad in (-1, 1025):

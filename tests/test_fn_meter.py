@@ -3,8 +3,8 @@
 import pytest
 
 import mapi
-from conftest import CORPUS
-from test_fn_bucket_dist_stats_binop import S, interval_sums, replay
+from helpers import CORPUS, generated, inputs, replay
+from helpers.intervals import S, interval_sums
 
 PCAP = CORPUS / "pcap"
 
@@ -31,13 +31,18 @@ def expected_rates(path, expr, interval_ns, per_unit, weight):
             for k in range(n - 1)]                  # the interval under way at the end is not one
 
 
-@pytest.mark.parametrize("name, expr, interval, interval_ns", [
+@pytest.mark.parametrize("name, expr, interval, interval_ns", inputs([
+    (generated("mixed.pcap"), "", "1s", S),
+    (generated("mixed.pcap"), "tcp", "100ms", S // 10),
+    (generated("mixed.pcap"), "tcp port 443", 3 * S, 3 * S),
+    (generated("slow.pcap"), "tcp port 80", "10s", 10 * S),
+    (generated("hundred.pcap"), "", "250ms", S // 4),
     ("PcapPlusPlus__example.pcap", "", "1s", S),
     ("PcapPlusPlus__example.pcap", "tcp", "100ms", S // 10),
     ("PcapPlusPlus__tls2.pcap", "tcp port 443", 3 * S, 3 * S),
     ("PcapPlusPlus__4KHttpRequests.pcap", "tcp port 80", "10s", 10 * S),
     ("libtrace__100_seconds.pcap", "", "250ms", S // 4),
-])
+], base="pcap"))
 def test_rates_of_complete_intervals(name, expr, interval, interval_ns):
     path = PCAP / name
     pkts = expected_rates(path, expr, interval_ns, 1, lambda r: 1)
@@ -50,8 +55,9 @@ def test_rates_of_complete_intervals(name, expr, interval, interval_ns):
     assert info["intervals_lost"] == 0
 
 
-def test_history_is_bounded_and_gaps_are_zero_rates():
-    path = PCAP / "zeek__ssh__ssh.pcap"             # three years with long silences
+@pytest.mark.parametrize("name", inputs([generated("years.pcap"), "zeek__ssh__ssh.pcap"], base="pcap"))
+def test_history_is_bounded_and_gaps_are_zero_rates(name):
+    path = PCAP / name                              # three years with long silences
     pkts = expected_rates(path, "", 3600 * S, 1, lambda r: 1)
     pkt, bit, info = meters(path, "", "1h", size=200)
     assert pkt.value.history == pkts[-200:]
@@ -60,13 +66,13 @@ def test_history_is_bounded_and_gaps_are_zero_rates():
 
 
 def test_no_rate_before_the_first_interval_is_complete():
-    pkt, bit, _ = meters(PCAP / "PcapPlusPlus__example.pcap", "", "1h")    # a 16 s trace
+    pkt, bit, _ = meters(generated("mixed.pcap"), "", "1h")                # a 15 s trace
     assert (pkt.value, bit.value, pkt.ts) == (None, None, 0)
 
 
 @pytest.mark.parametrize("fn", ["PKT_RATE", "BIT_RATE"])
 def test_meter_argument_errors(fn):
-    dev = mapi.create_offline_device(str(PCAP / "libtrace__100_seconds.pcap"))
+    dev = mapi.create_offline_device(str(generated("hundred.pcap")))
     try:
         fd = mapi.create_flow(dev)
         for args, arg in [(("1 minute",), "interval"), ((0,), "interval"), (("1s", 0), "size"),

@@ -6,13 +6,14 @@ import struct
 import pytest
 
 import mapi
-from conftest import CORPUS, replay
+from helpers import CORPUS, generated, inputs, needs_corpus, replay, sample
 
 PCAP = CORPUS / "pcap"
 HTTP = PCAP / "PcapPlusPlus__4KHttpRequests.pcap"
 EXAMPLE = PCAP / "PcapPlusPlus__example.pcap"
 TLS = PCAP / "PcapPlusPlus__tls2.pcap"
-NANO = CORPUS / "tcpdump" / "pcap" / "tcp-handshake-nano.pcap"
+NANO = sample("tcpdump/pcap/tcp-handshake-nano.pcap")
+MIXED, SLOW = generated("mixed.pcap"), generated("slow.pcap")
 
 
 def run_flow(path, funcs, keep_packets=False):
@@ -24,7 +25,7 @@ def records(path, expr=""):
     """[(ts_us, wirelen, caplen, data)] of what tcpdump selects (wire length from its headers)."""
     import io
     import subprocess
-    from conftest import need_tool
+    from helpers import need_tool
     cmd = [need_tool("tcpdump"), "-r", str(path), "-w", "-"] + ([expr] if expr else [])
     blob = subprocess.run(cmd, capture_output=True, timeout=120).stdout
     out, pos = [], 24
@@ -49,7 +50,8 @@ def nano_records(path):
 
 
 # --- PKTINFO ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("path, expr", [(HTTP, "tcp port 80"), (EXAMPLE, "udp"), (TLS, "ip6")])
+@pytest.mark.parametrize("path, expr", inputs([(SLOW, "tcp port 80"), (MIXED, "udp"), (MIXED, "ip6"),
+                                               (HTTP, "tcp port 80"), (EXAMPLE, "udp"), (TLS, "ip6")]))
 def test_pktinfo_is_the_last_packet(path, expr):
     last = records(path, expr)[-1]
     before, after, _ = run_flow(path, [("BPF_FILTER", expr), ("PKTINFO", "PKT_TS"),
@@ -69,7 +71,7 @@ def test_pktinfo_keeps_nanoseconds():
 
 
 def test_pktinfo_bad_field():
-    dev = mapi.create_offline_device(str(HTTP))
+    dev = mapi.create_offline_device(str(SLOW))
     try:
         fd = mapi.create_flow(dev)
         with pytest.raises(mapi.MapiError) as e:
@@ -80,7 +82,8 @@ def test_pktinfo_bad_field():
 
 
 # --- GAP ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("path, expr", [(HTTP, "tcp port 80"), (EXAMPLE, "udp"), (TLS, "")])
+@pytest.mark.parametrize("path, expr", inputs([(SLOW, "tcp port 80"), (MIXED, "udp"), (MIXED, ""),
+                                               (HTTP, "tcp port 80"), (EXAMPLE, "udp"), (TLS, "")]))
 def test_gap_of_the_last_two_packets(path, expr):
     recs = records(path, expr)
     before, after, _ = run_flow(path, [("BPF_FILTER", expr), ("GAP",)])
@@ -96,7 +99,7 @@ def test_gap_in_nanoseconds():
 
 
 def test_gap_of_a_single_packet_is_none():
-    _, after, _ = run_flow(PCAP / "PcapPlusPlus__linktype_ipv6.pcap", [("GAP",)])
+    _, after, _ = run_flow(sample("pcap/PcapPlusPlus__linktype_ipv6.pcap"), [("GAP",)])
     assert after[0].value is None
 
 
@@ -110,16 +113,18 @@ def window(recs, lo_us, hi_us):
     ("+100ms", "+100.5s", 10 ** 8, 1005 * 10 ** 8), ("+1m", "+2m", 6 * 10 ** 10, 12 * 10 ** 10),
     ("+0s", "+1ns", 0, 1), ("+1us", "", 1000, None),
 ])
-def test_relative_window_from_the_first_packet(start, stop, lo_ns, hi_ns):
-    recs = records(TLS)
+@pytest.mark.parametrize("path", inputs([SLOW, TLS]))
+def test_relative_window_from_the_first_packet(start, stop, lo_ns, hi_ns, path):
+    recs = records(path)
     t0 = recs[0][0] * 1000
     want = [(r[0], r[3]) for r in recs
             if (lo_ns is None or r[0] * 1000 >= t0 + lo_ns) and (hi_ns is None or r[0] * 1000 < t0 + hi_ns)]
-    _, after, pkts = run_flow(TLS, [("STARTSTOP", start, stop)], keep_packets=True)
+    _, after, pkts = run_flow(path, [("STARTSTOP", start, stop)], keep_packets=True)
     assert pkts == want
     assert after[0].value == len(want)
 
 
+@needs_corpus
 def test_relative_times_count_from_the_device_not_the_filter():
     """After a filter, "+1s" still means 1 s after the stream's first packet."""
     recs = records(HTTP)
@@ -137,29 +142,31 @@ def iso(us):
     return datetime.datetime.fromtimestamp(us / 1e6, datetime.timezone.utc).isoformat()
 
 
-def test_absolute_window():
-    recs = records(EXAMPLE)
+@pytest.mark.parametrize("path", inputs([MIXED, EXAMPLE]))
+def test_absolute_window(path):
+    recs = records(path)
     lo, hi = recs[100][0], recs[3000][0]
     want = window(recs, lo, hi)
-    _, a, pa = run_flow(EXAMPLE, [("STARTSTOP", iso(lo), iso(hi))], keep_packets=True)
-    _, b, pb = run_flow(EXAMPLE, [("STARTSTOP", "@%d.%06d" % divmod(lo, 10 ** 6),
+    _, a, pa = run_flow(path, [("STARTSTOP", iso(lo), iso(hi))], keep_packets=True)
+    _, b, pb = run_flow(path, [("STARTSTOP", "@%d.%06d" % divmod(lo, 10 ** 6),
                                    "@%d.%06d" % divmod(hi, 10 ** 6))], keep_packets=True)
     assert pa == pb == want
     assert a[0].value == b[0].value == len(want)
 
 
-def test_naive_iso_time_is_utc():
-    recs = records(EXAMPLE)
+@pytest.mark.parametrize("path", inputs([MIXED, EXAMPLE]))
+def test_naive_iso_time_is_utc(path):
+    recs = records(path)
     lo = recs[2000][0]
     naive = datetime.datetime.utcfromtimestamp(lo / 1e6).isoformat(sep=" ")
-    _, after, _ = run_flow(EXAMPLE, [("STARTSTOP", naive)])
+    _, after, _ = run_flow(path, [("STARTSTOP", naive)])
     assert after[0].value == len(window(recs, lo, None))
 
 
 @pytest.mark.parametrize("start, stop, bad", [("10 parsecs", "", "start"), ("", "tomorrow", "stop"),
                                               ("+10s", "+5s", "stop"), ("@12", "@12", "stop")])
 def test_startstop_bad_times(start, stop, bad):
-    dev = mapi.create_offline_device(str(HTTP))
+    dev = mapi.create_offline_device(str(SLOW))
     try:
         fd = mapi.create_flow(dev)
         with pytest.raises(mapi.MapiError) as e:

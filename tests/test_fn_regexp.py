@@ -5,13 +5,14 @@ import struct
 import pytest
 
 import mapi
-from conftest import CORPUS, tcpdump_records, replay
+from helpers import CORPUS, generated, inputs, replay, sample, tcpdump_records
 
 PCAP = CORPUS / "pcap"
 HTTP = PCAP / "PcapPlusPlus__4KHttpRequests.pcap"
 EXAMPLE = PCAP / "PcapPlusPlus__example.pcap"
 TLS = PCAP / "PcapPlusPlus__tls2.pcap"
-DNS = PCAP / "PcapPlusPlus__DnsPackets.pcap"
+DNS = sample("pcap/PcapPlusPlus__DnsPackets.pcap")
+MIXED, SLOW = generated("mixed.pcap"), generated("slow.pcap")
 
 
 def run_flow(path, funcs, timeout=None):
@@ -25,7 +26,15 @@ def frames(path):
     return [data for _, _, data in recs]
 
 
-@pytest.mark.parametrize("path, pattern", [
+@pytest.mark.parametrize("path, pattern", inputs([
+    (SLOW, r"GET /[^ ]*\.(gif|jpg|png|css|js|html)"),
+    (SLOW, r"Host: [a-z0-9.]+\.com"),
+    (SLOW, r"HTTP/1\.[01] [23]\d\d"),
+    (MIXED, r"(?i)user-agent: mozilla"),
+    (MIXED, r"\r\n\r\n$"),
+    (MIXED, r"www\.example[0-9]{3}\.com"),
+    (MIXED, r"(?s)\xff\xff.{2}\x00"),
+    (MIXED, r"\x03www[\x08-\x0a]example[0-9]+\x03com\x00"),
     (HTTP, r"GET /[^ ]*\.(gif|jpg|png|css|js)"),
     (HTTP, r"Host: [a-z0-9.]+\.com"),
     (HTTP, r"HTTP/1\.[01] [23]\d\d"),
@@ -37,7 +46,7 @@ def frames(path):
     (EXAMPLE, r"(?s)\xff\xff.{2}\x00"),
     (DNS, r"\x03www\x06google\x03com\x00"),
     (DNS, r"nothing like this here"),
-])
+]))
 def test_counts_and_packets_equal_python_re(path, pattern):
     fr = frames(path)
     want = [f for f in fr if re.search(pattern.encode("latin-1"), f)]
@@ -48,10 +57,11 @@ def test_counts_and_packets_equal_python_re(path, pattern):
     assert info["jit"]
 
 
-def test_after_a_filter():
-    recs, _ = tcpdump_records(HTTP, "tcp dst port 80")
+@pytest.mark.parametrize("path", inputs([SLOW, HTTP]))
+def test_after_a_filter(path):
+    recs, _ = tcpdump_records(path, "tcp dst port 80")
     want = sum(1 for _, _, f in recs if re.search(rb"User-Agent: [^\r]*Firefox", f))
-    (_, res), _, _ = run_flow(HTTP, [("BPF_FILTER", "tcp dst port 80"),
+    (_, res), _, _ = run_flow(path, [("BPF_FILTER", "tcp dst port 80"),
                                      ("REGEXP", r"User-Agent: [^\r]*Firefox")])
     assert res == want > 0
 
@@ -70,7 +80,7 @@ def test_pathological_backtracking_drops_the_packet_and_counts(tmp_path):
 
 @pytest.mark.parametrize("pattern, where", [("a(b", 3), ("[z-a]", 3), ("(?<=a+)b", None)])
 def test_invalid_patterns_name_the_position(pattern, where):
-    dev = mapi.create_offline_device(str(HTTP))
+    dev = mapi.create_offline_device(str(SLOW))
     try:
         fd = mapi.create_flow(dev)
         with pytest.raises(mapi.MapiError) as e:
@@ -84,7 +94,7 @@ def test_invalid_patterns_name_the_position(pattern, where):
 
 
 def test_non_byte_character_is_rejected():
-    dev = mapi.create_offline_device(str(HTTP))
+    dev = mapi.create_offline_device(str(SLOW))
     try:
         fd = mapi.create_flow(dev)
         with pytest.raises(mapi.MapiError) as e:

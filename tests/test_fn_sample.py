@@ -4,10 +4,10 @@ import struct
 import pytest
 
 import mapi
-from conftest import CORPUS, tcpdump_records, replay
+from helpers import generated, replay, tcpdump_records
 
-HTTP = CORPUS / "pcap" / "PcapPlusPlus__4KHttpRequests.pcap"
-EXAMPLE = CORPUS / "pcap" / "PcapPlusPlus__example.pcap"
+HTTP = generated("slow.pcap")
+EXAMPLE = generated("mixed-6k.pcap")
 MASK64 = (1 << 64) - 1
 
 

@@ -4,12 +4,13 @@ import random
 import pytest
 
 import mapi
-from conftest import CORPUS, tcpdump_records, replay
+from helpers import CORPUS, generated, inputs, replay, tcpdump_records
 
 PCAP = CORPUS / "pcap"
 HTTP = PCAP / "PcapPlusPlus__4KHttpRequests.pcap"
 EXAMPLE = PCAP / "PcapPlusPlus__example.pcap"
 TLS = PCAP / "PcapPlusPlus__tls2.pcap"
+MIXED, SLOW = generated("mixed.pcap"), generated("slow.pcap")
 ENGINES = ["auto", "memmem"]
 
 
@@ -56,8 +57,7 @@ def search(path, pattern, offset=0, depth=0, engine="auto", keep_packets=False):
     return res, info, pkts
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("path, text, pats", [
+SINGLE_PATTERNS = [
     (HTTP, "HTTP/1.1", [b"HTTP/1.1"]),
     (HTTP, "Host: ", [b"Host: "]),
     (HTTP, "|0d 0a 0d 0a|", [b"\r\n\r\n"]),
@@ -70,7 +70,15 @@ def search(path, pattern, offset=0, depth=0, engine="auto", keep_packets=False):
     (HTTP, "GET||POST||HEAD", [b"GET", b"POST", b"HEAD"]),
     (EXAMPLE, ["|ff|", "Z", "|fe|", "Z", "GET"], [b"\xff", b"Z", b"\xfe", b"GET"]),
     (HTTP, ["Host", "Hos", "Ho", "ost:", "H"], [b"Host", b"Hos", b"Ho", b"ost:", b"H"]),
-])
+]
+# the same searches on the generated stand-ins of the corpus captures (tls2 has none)
+STAND_INS = {HTTP: SLOW, EXAMPLE: MIXED}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("path, text, pats", inputs(
+    [(STAND_INS[p], text, pats) for p, text, pats in SINGLE_PATTERNS if p in STAND_INS] +
+    [(MIXED, "example", [b"example"])] + SINGLE_PATTERNS))
 def test_single_pattern_counts_equal_python_search(engine, path, text, pats):
     hits, _ = reference(path, pats)
     res, info, _ = search(path, text, engine=engine)
@@ -83,12 +91,13 @@ def test_single_pattern_counts_equal_python_search(engine, path, text, pats):
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("offset, depth", [(0, 0), (54, 0), (54, 4), (0, 60), (66, 10), (1000, 0),
                                            (70000, 0), (0, 1)])
-def test_offset_and_depth_window(engine, offset, depth):
+@pytest.mark.parametrize("path", inputs([SLOW, HTTP]))
+def test_offset_and_depth_window(engine, offset, depth, path):
     pats = [b"GET ", b"HTTP", b"\r\n"]
-    hits, _ = reference(HTTP, pats, offset, depth)
-    res, _, pkts = search(HTTP, ["GET ", "HTTP", "|0d0a|"], offset, depth, engine, keep_packets=True)
+    hits, _ = reference(path, pats, offset, depth)
+    res, _, pkts = search(path, ["GET ", "HTTP", "|0d0a|"], offset, depth, engine, keep_packets=True)
     assert res == sum(hits)
-    assert pkts == [f for f, h in zip(frames(HTTP), hits) if h]
+    assert pkts == [f for f, h in zip(frames(path), hits) if h]
 
 
 def pattern_set(path, n, seed):
@@ -113,7 +122,7 @@ def as_hex(p):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("path, n", [(TLS, 150), (EXAMPLE, 120)])
+@pytest.mark.parametrize("path, n", inputs([(MIXED, 150), (SLOW, 120), (TLS, 150), (EXAMPLE, 120)]))
 def test_list_of_many_patterns(engine, path, n):
     pats = pattern_set(path, n, seed=n)
     hits, per = reference(path, pats)
@@ -125,22 +134,23 @@ def test_list_of_many_patterns(engine, path, n):
     assert pkts == [f for f, h in zip(frames(path), hits) if h]
 
 
-def test_many_patterns_with_window():
-    pats = pattern_set(EXAMPLE, 100, seed=3)
-    hits, per = reference(EXAMPLE, pats, 40, 200)
-    res, info, _ = search(EXAMPLE, [as_hex(p) for p in pats], 40, 200)
+@pytest.mark.parametrize("path", inputs([MIXED, EXAMPLE]))
+def test_many_patterns_with_window(path):
+    pats = pattern_set(path, 100, seed=3)
+    hits, per = reference(path, pats, 40, 200)
+    res, info, _ = search(path, [as_hex(p) for p in pats], 40, 200)
     assert res == sum(hits)
     assert info["pattern_counts"] == per
 
 
 def test_hyperscan_is_used_when_built_in():
-    _, info, _ = search(HTTP, "GET")
+    _, info, _ = search(SLOW, "GET")
     assert info["engine"] == "hyperscan"
 
 
 def test_after_filter_and_shared_between_flows():
     """Two flows with the same prefix share the node and both get the right count."""
-    dev = mapi.create_offline_device(str(HTTP))
+    dev = mapi.create_offline_device(str(SLOW))
     try:
         fds, fids = [], []
         for _ in range(2):
@@ -151,7 +161,7 @@ def test_after_filter_and_shared_between_flows():
             fds.append(fd)
         mapi.start_offline_device(dev)
         mapi.wait_offline_device(dev)
-        recs, _ = tcpdump_records(HTTP, "tcp dst port 80")
+        recs, _ = tcpdump_records(SLOW, "tcp dst port 80")
         want = sum(b"Host: " in data for _, _, data in recs)
         assert [mapi.read_results(fd, f).value for fd, f in zip(fds, fids)] == [want, want]
     finally:
@@ -160,7 +170,7 @@ def test_after_filter_and_shared_between_flows():
 
 @pytest.mark.parametrize("pattern", ["ab|", "|4|", "|zz|", "ab||", "x\\", "", ["ok", ""]])
 def test_malformed_patterns_are_rejected(pattern):
-    dev = mapi.create_offline_device(str(HTTP))
+    dev = mapi.create_offline_device(str(SLOW))
     try:
         fd = mapi.create_flow(dev)
         with pytest.raises(mapi.MapiError) as e:
@@ -172,7 +182,7 @@ def test_malformed_patterns_are_rejected(pattern):
 
 
 def test_bad_offset():
-    dev = mapi.create_offline_device(str(HTTP))
+    dev = mapi.create_offline_device(str(SLOW))
     try:
         fd = mapi.create_flow(dev)
         with pytest.raises(mapi.MapiError) as e:
@@ -185,7 +195,7 @@ def test_bad_offset():
 def test_gentrace_signatures_counted_per_pattern(tmp_path):
     """The generator knows how many packets hold each of its 100 planted signatures."""
     import sys
-    from conftest import ROOT
+    from helpers import ROOT
     sys.path.insert(0, str(ROOT))
     from tools.gentrace import SIGNATURES, write_trace
     path = tmp_path / "sig.pcap"

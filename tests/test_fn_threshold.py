@@ -3,15 +3,17 @@
 PKT_COUNTER > N fires at the (N+1)-th selected packet, == N at the N-th; BYTE_COUNTER at the
 first packet whose cumulative wire length passes the value; per interval (delta mode) the same
 within each interval, LESS/EQUAL at the end of each complete interval.  Interval k of packet
-time is modelled as in test_fn_bucket_dist_stats_binop.
+time is modelled as in helpers.intervals.
 """
 import pytest
 
 import mapi
-from conftest import CORPUS
-from test_fn_bucket_dist_stats_binop import S, counter_flow, packet_intervals, replay, selected
+from helpers import CORPUS, generated, inputs, replay
+from helpers.intervals import S, counter_flow, packet_intervals, selected
 
 PCAP = CORPUS / "pcap"
+MIXED, SLOW, HUNDRED, YEARS = (generated(n) for n in ("mixed.pcap", "slow.pcap", "hundred.pcap",
+                                                      "years.pcap"))
 
 
 def drain(fd, fid):
@@ -51,11 +53,14 @@ def big_trace(tmp_path_factory):
 
 
 # --- level mode on counters: the exact crossing packet -----------------------------------------
-@pytest.mark.parametrize("name, expr", [
+@pytest.mark.parametrize("name, expr", inputs([
+    (SLOW, "tcp port 80"),
+    (MIXED, ""),
+    (MIXED, "ip6 and tcp"),
     ("PcapPlusPlus__4KHttpRequests.pcap", "tcp port 80"),
     ("PcapPlusPlus__example.pcap", ""),
     ("PcapPlusPlus__tls2.pcap", "ip6 and tcp"),
-])
+], base="pcap"))
 def test_pkt_counter_crossings_are_the_nth_matching_packet(name, expr):
     path = PCAP / name
     sel = selected(path, expr)
@@ -74,8 +79,9 @@ def test_pkt_counter_crossings_are_the_nth_matching_packet(name, expr):
     assert (ev.kind, ev.threshold) == (mapi.GREATER, 1) and isinstance(ev, mapi.Event)
 
 
-@pytest.mark.parametrize("name, expr", [("PcapPlusPlus__example.pcap", "udp"),
-                                        ("zeek__ssh__ssh.pcap", "")])
+@pytest.mark.parametrize("name, expr", inputs([(MIXED, "udp"), (YEARS, ""),
+                                               ("PcapPlusPlus__example.pcap", "udp"),
+                                               ("zeek__ssh__ssh.pcap", "")], base="pcap"))
 def test_byte_counter_crossings_follow_cumulative_wire_length(name, expr):
     path = PCAP / name
     sel = selected(path, expr)
@@ -103,8 +109,9 @@ def test_byte_counter_crossings_follow_cumulative_wire_length(name, expr):
             assert evs == first(lambda c: c == v), v
 
 
-def test_threshold_on_a_counter_of_its_own_flow():
-    path = PCAP / "PcapPlusPlus__4KHttpRequests.pcap"
+@pytest.mark.parametrize("name", inputs([MIXED, "PcapPlusPlus__4KHttpRequests.pcap"], base="pcap"))
+def test_threshold_on_a_counter_of_its_own_flow(name):
+    path = PCAP / name
     sel = selected(path, "tcp port 80")
 
     def setup(dev):
@@ -149,12 +156,15 @@ def per_interval_packets(path, expr, interval):
     return groups, ks[-1] + 1, t0
 
 
-@pytest.mark.parametrize("name, expr, interval, interval_ns, v", [
+@pytest.mark.parametrize("name, expr, interval, interval_ns, v", inputs([
+    (MIXED, "", "1s", S, 300),
+    (MIXED, "tcp", "250ms", S // 4, 40),
+    (HUNDRED, "", "5s", 5 * S, 5),
     ("PcapPlusPlus__example.pcap", "", "1s", S, 300),
     ("PcapPlusPlus__example.pcap", "tcp", "250ms", S // 4, 40),
     ("PcapPlusPlus__tls2.pcap", "tcp", "2s", 2 * S, 80),
     ("libtrace__100_seconds.pcap", "", "5s", 5 * S, 5),
-])
+], base="pcap"))
 def test_per_interval_counts(name, expr, interval, interval_ns, v):
     path = PCAP / name
     groups, n, t0 = per_interval_packets(path, expr, interval_ns)
@@ -198,8 +208,9 @@ def test_per_interval_bytes(big_trace):
 
 
 # --- other references: batch or tick granularity ------------------------------------------------
-def test_threshold_on_a_meter_fires_at_interval_ends_when_the_rate_crosses():
-    path = PCAP / "PcapPlusPlus__example.pcap"
+@pytest.mark.parametrize("name", inputs([MIXED, "PcapPlusPlus__example.pcap"], base="pcap"))
+def test_threshold_on_a_meter_fires_at_interval_ends_when_the_rate_crosses(name):
+    path = PCAP / name
     groups, n, t0 = per_interval_packets(path, "", S)
     rates = [len(groups.get(k, [])) * 1.0 for k in range(n - 1)]     # complete intervals, pkt/s
     v = 300
@@ -228,9 +239,10 @@ def test_threshold_on_a_meter_fires_at_interval_ends_when_the_rate_crosses():
     mapi.delete_offline_device(dev)
 
 
-def test_threshold_per_interval_on_binop():
+@pytest.mark.parametrize("name", inputs([MIXED, "PcapPlusPlus__example.pcap"], base="pcap"))
+def test_threshold_per_interval_on_binop(name):
     # BINOP(all - tcp) changes per interval by the non-TCP packets of that interval
-    path = PCAP / "PcapPlusPlus__example.pcap"
+    path = PCAP / name
     ks, t0 = packet_intervals(path, S)
     tcp = {i for i, _, _ in selected(path, "tcp")}
     counts = [0] * (ks[-1] + 1)
@@ -256,8 +268,9 @@ def test_threshold_per_interval_on_binop():
     mapi.delete_offline_device(dev)
 
 
-def test_threshold_result_counts_events_and_info_tells_the_mode():
-    path = PCAP / "PcapPlusPlus__4KHttpRequests.pcap"
+@pytest.mark.parametrize("name", inputs([SLOW, "PcapPlusPlus__4KHttpRequests.pcap"], base="pcap"))
+def test_threshold_result_counts_events_and_info_tells_the_mode(name):
+    path = PCAP / name
     sel = selected(path, "tcp port 80")
 
     def setup(dev):
@@ -279,7 +292,7 @@ def test_threshold_result_counts_events_and_info_tells_the_mode():
 
 # --- bad arguments ------------------------------------------------------------------------------
 def test_threshold_argument_errors():
-    dev = mapi.create_offline_device(str(PCAP / "libtrace__100_seconds.pcap"))
+    dev = mapi.create_offline_device(str(HUNDRED))
     try:
         fa = mapi.create_flow(dev)
         cnt = mapi.apply_function(fa, "PKT_COUNTER")

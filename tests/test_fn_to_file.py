@@ -8,10 +8,11 @@ import subprocess
 import pytest
 
 import mapi
-from conftest import CORPUS, need_tool
+from helpers import CORPUS, generated, inputs, need_tool, needs_corpus, sample
 
 PCAP = CORPUS / "pcap"
 TCPD = CORPUS / "tcpdump" / "pcap"
+MIXED, SLOW = generated("mixed.pcap"), generated("slow.pcap")
 
 
 def tcpdump_write(src, expr, out, count=None):
@@ -58,7 +59,13 @@ def pcap_records(blob):
     return out
 
 
-CASES = [
+CASES = inputs([
+    (SLOW, ""),
+    (SLOW, "tcp port 80 and tcp[tcpflags] & tcp-push != 0"),
+    (MIXED, "udp"),
+    (MIXED, "tcp and greater 500"),
+    (MIXED, "ip6"),
+    (generated("mixed-ns.pcap"), ""),                         # ns input: µs output
     (PCAP / "PcapPlusPlus__4KHttpRequests.pcap", ""),
     (PCAP / "PcapPlusPlus__4KHttpRequests.pcap", "tcp port 80 and tcp[tcpflags] & tcp-push != 0"),
     (PCAP / "PcapPlusPlus__example.pcap", "udp"),
@@ -76,7 +83,7 @@ CASES = [
     (TCPD / "aarp-heapoverflow-1.pcap", ""),                  # FCS bits in the link type
     (TCPD / "lisp_invalid_length.pcap", ""),                  # negative snaplen
     (TCPD / "quic_retry.pcap", ""),                           # snaplen 524288
-]
+])
 
 
 @pytest.mark.parametrize("src, expr", CASES, ids=lambda v: getattr(v, "name", v))
@@ -91,9 +98,9 @@ def test_pcap_output_equals_tcpdump_w(tmp_path, src, expr):
     assert res["bytes"] == len(want) and res["complete"] and res["error"] is None
 
 
+@pytest.mark.parametrize("src", inputs([SLOW, PCAP / "PcapPlusPlus__4KHttpRequests.pcap"]))
 @pytest.mark.parametrize("count", [1, 10, 384, 385, 1000])
-def test_count_limit_equals_tcpdump_c(tmp_path, count):
-    src = PCAP / "PcapPlusPlus__4KHttpRequests.pcap"
+def test_count_limit_equals_tcpdump_c(tmp_path, count, src):
     want = tcpdump_write(src, "tcp", tmp_path / "t.pcap", count)
     res, passed = mapi_write(src, "tcp", tmp_path / "m.pcap", count=count)
     assert open(tmp_path / "m.pcap", "rb").read() == want
@@ -103,7 +110,7 @@ def test_count_limit_equals_tcpdump_c(tmp_path, count):
 
 def test_large_multi_batch_file(tmp_path):
     """~11 MB of records: several batches and several buffer flushes."""
-    src_recs = open(PCAP / "PcapPlusPlus__example.pcap", "rb").read()
+    src_recs = open(generated("mixed-6k.pcap"), "rb").read()
     big = tmp_path / "big.pcap"
     with open(big, "wb") as f:
         f.write(src_recs)
@@ -122,7 +129,7 @@ def test_large_multi_batch_file(tmp_path):
 
 
 def test_closing_the_flow_completes_the_file(tmp_path):
-    src = PCAP / "PcapPlusPlus__4KHttpRequests.pcap"
+    src = SLOW
     res, _ = mapi_write(src, "", tmp_path / "m.pcap", close_early=True)
     blob = open(tmp_path / "m.pcap", "rb").read()
     assert len(blob) == 24 and blob[:4] == b"\xd4\xc3\xb2\xa1"
@@ -142,6 +149,7 @@ def erf_records(blob):
     return out
 
 
+@needs_corpus
 def test_erf_equals_libtrace_conversion_of_the_same_pcap(tmp_path):
     """derived/tls2.derived.erf is traceconvert's ERF of PcapPlusPlus__tls2.pcap."""
     res, _ = mapi_write(PCAP / "PcapPlusPlus__tls2.pcap", "", tmp_path / "m.erf", mapi.MFF_DAG_ERF)
@@ -167,9 +175,9 @@ def libtrace_to_pcap(erf, out):
         return [(round(ts * 1e6), data) for ts, data in dpkt.pcap.Reader(f)]
 
 
-@pytest.mark.parametrize("src, expr", [(PCAP / "PcapPlusPlus__example.pcap", "tcp"),
-                                       (PCAP / "PcapPlusPlus__raw_ip.pcap", ""),
-                                       (PCAP / "PcapPlusPlus__linktype_ipv6.pcap", "")],
+@pytest.mark.parametrize("src, expr", inputs([(MIXED, "tcp"), (PCAP / "PcapPlusPlus__example.pcap", "tcp"),
+                                              (PCAP / "PcapPlusPlus__raw_ip.pcap", ""),
+                                              (PCAP / "PcapPlusPlus__linktype_ipv6.pcap", "")]),
                          ids=lambda v: getattr(v, "name", v))
 def test_erf_reads_back_through_libtrace(tmp_path, src, expr):
     import dpkt
@@ -197,7 +205,7 @@ def error_of(src, *args):
 
 
 def test_bad_arguments(tmp_path):
-    src = PCAP / "PcapPlusPlus__4KHttpRequests.pcap"
+    src = SLOW
     e = error_of(src, mapi.MFF_PCAPNG, str(tmp_path / "x"))
     assert e.code == 1020 and e.where["argument"] == "fmt"
     e = error_of(src, "csv", str(tmp_path / "x"))
@@ -208,13 +216,13 @@ def test_bad_arguments(tmp_path):
     assert e.code == 1010 and "directory" in str(e)
     e = error_of(src, mapi.MFF_PCAP, str(tmp_path / "x"), -1)
     assert e.where["argument"] == "count"
-    e = error_of(TCPD / "q933-heapoverflow-2.pcap", mapi.MFF_DAG_ERF, str(tmp_path / "x.erf"))
+    e = error_of(sample("tcpdump/pcap/q933-heapoverflow-2.pcap"), mapi.MFF_DAG_ERF, str(tmp_path / "x.erf"))
     assert e.code == 1020 and "link type 107" in str(e)
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_write_error_is_reported_not_ignored():
-    src = PCAP / "PcapPlusPlus__4KHttpRequests.pcap"
+    src = SLOW
     dev = mapi.create_offline_device(str(src))
     try:
         fd = mapi.create_flow(dev)

@@ -9,10 +9,11 @@ import dpkt
 import pytest
 
 import mapi
-from conftest import CORPUS, need_tool, tcpdump_records, linktype_of
+from helpers import CORPUS, generated, inputs, linktype_of, need_tool, sample, tcpdump_records
 
 PCAP = CORPUS / "pcap"
-TSHARK_FILES = ["PcapPlusPlus__4KHttpRequests.pcap", "PcapPlusPlus__example.pcap",
+TSHARK_FILES = [generated("mixed.pcap"), generated("slow.pcap"),
+                "PcapPlusPlus__4KHttpRequests.pcap", "PcapPlusPlus__example.pcap",
                 "PcapPlusPlus__tls2.pcap", "PcapPlusPlus__DnsPackets.pcap"]
 TSHARK_FIELDS = ["ip.src", "ip.dst", "tcp.srcport", "tcp.dstport", "udp.srcport", "udp.dstport"]
 
@@ -52,7 +53,7 @@ def tshark_rows(path):
     return [line.split("\t") for line in out.splitlines()]
 
 
-@pytest.mark.parametrize("name", TSHARK_FILES)
+@pytest.mark.parametrize("name", inputs(TSHARK_FILES, base="pcap"))
 def test_ipv4_addresses_and_ports_equal_tshark(name):
     path = PCAP / name
     rows = tshark_rows(path)
@@ -117,7 +118,7 @@ def frame_fields(linktype, frame):
             "udp.sport": sport if proto == 17 else None, "udp.dport": dport if proto == 17 else None}
 
 
-DPKT_FILES = ["pcap/PcapPlusPlus__tls2.pcap", "pcap/PcapPlusPlus__ip6_fragments.pcap",
+DPKT_FILES = [generated("mixed.pcap"), generated("mixed-ns.pcap"), "pcap/PcapPlusPlus__tls2.pcap", "pcap/PcapPlusPlus__ip6_fragments.pcap",
               "pcap/PcapPlusPlus__ip4_fragments.pcap", "pcap/PcapPlusPlus__VlanPackets.pcap",
               "pcap/zeek__pppoe-over-qinq.pcap", "pcap/libpcap__ipv6_ext_headers.pcap",
               "pcap/PcapPlusPlus__raw_ip.pcap", "tcpdump/pcap/resp_1_benchmark.pcap",
@@ -126,7 +127,7 @@ ALL_FIELDS = ["ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "addr.src", "addr.dst"
               "tcp.sport", "tcp.dport", "udp.sport", "udp.dport"]
 
 
-@pytest.mark.parametrize("name", DPKT_FILES)
+@pytest.mark.parametrize("name", inputs(DPKT_FILES))
 def test_every_field_equals_dpkt_counts(name):
     path = CORPUS / name
     lt = linktype_of(path)
@@ -145,7 +146,7 @@ def test_every_field_equals_dpkt_counts(name):
 
 
 def test_after_a_filter_and_ties_are_deterministic():
-    path = PCAP / "PcapPlusPlus__DnsPackets.pcap"
+    path = sample("pcap/PcapPlusPlus__DnsPackets.pcap")
     a, _ = run_top(path, [(3, "udp.sport"), (5, "ip.dst")], "udp dst port 53")
     b, _ = run_top(path, [(3, "udp.sport"), (5, "ip.dst")], "udp dst port 53")
     assert a == b
@@ -159,7 +160,7 @@ def test_after_a_filter_and_ties_are_deterministic():
 
 
 def test_max_values_overflow_is_counted():
-    path = PCAP / "PcapPlusPlus__DnsPackets.pcap"
+    path = sample("pcap/PcapPlusPlus__DnsPackets.pcap")
     dev = mapi.create_offline_device(str(path))
     try:
         fd = mapi.create_flow(dev)
@@ -177,7 +178,7 @@ def test_max_values_overflow_is_counted():
 @pytest.mark.parametrize("args, bad", [((5, "ip.colour"), "field"), ((0, "ip.src"), "x"),
                                        ((5, "ip.src", 0), "max_values")])
 def test_bad_arguments(args, bad):
-    dev = mapi.create_offline_device(str(PCAP / "PcapPlusPlus__DnsPackets.pcap"))
+    dev = mapi.create_offline_device(str(sample("pcap/PcapPlusPlus__DnsPackets.pcap")))
     try:
         fd = mapi.create_flow(dev)
         with pytest.raises(mapi.MapiError) as e:

@@ -13,15 +13,16 @@ import pytest
 
 import mapi
 from mapi.registry import get_registry
-from conftest import CORPUS, need_tool, tcpdump_records
+from helpers import CORPUS, generated, need_tool, needs_corpus, sample, tcpdump_records
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from tools import netns  # noqa: E402
 
-EXAMPLE = CORPUS / "pcap/PcapPlusPlus__example.pcap"          # 4631 packets, 3.7 MB
-QINQ = CORPUS / "pcap/zeek__pppoe-over-qinq.pcap"             # 86 packets, two VLAN tags each
-VLAN = CORPUS / "pcap/PcapPlusPlus__VlanPackets.pcap"
+EXAMPLE = generated("mixed.pcap")                             # 4631 packets, 2.6 MB
+CORPUS_EXAMPLE = CORPUS / "pcap/PcapPlusPlus__example.pcap"   # 4631 packets, 3.7 MB
+QINQ = sample("pcap/zeek__pppoe-over-qinq.pcap")              # 86 packets, two VLAN tags each
+VLAN = sample("pcap/PcapPlusPlus__VlanPackets.pcap")
 BACKENDS = ["scampi.backends.afpacket.nic", "scampi.backends.afpacket.ring"]
 PPS = 20000          # well inside what the receiver keeps up with: no kernel drops expected
 DEVICES = [("nic", {}), ("ring", {}), ("ring", {"immediate": True}),
@@ -173,16 +174,17 @@ def test_vlan_packets_pass_the_kernel_filter():
     assert out["info"]["hardware"]["kernel_filter_insns"] > 0
 
 
+@needs_corpus
 def test_slow_flow_loses_only_its_own_packets():
     """A flow that never reads its 1 MiB TO_BUFFER while 3.7 MB arrive: its buffer drops what
     does not fit; the flow counting everything next to it still sees every packet."""
     flows = [{"functions": [["TO_BUFFER", "WAIT", 1 << 20]]},
              {"functions": [["PKT_COUNTER"], ["BYTE_COUNTER"]]},
              {"functions": [["BPF_FILTER", "tcp"], ["PKT_COUNTER"]]}]
-    out = live_run("ring", {}, EXAMPLE, flows, until={"flow": 1, "fid": 0, "value": 4631})
+    out = live_run("ring", {}, CORPUS_EXAMPLE, flows, until={"flow": 1, "fid": 0, "value": 4631})
     buf = out["results"][0][0]
     assert out["results"][1] == [4631, 3738523]
-    assert out["results"][2][1] == tcpdump_count(EXAMPLE, "tcp")
+    assert out["results"][2][1] == tcpdump_count(CORPUS_EXAMPLE, "tcp")
     assert buf["written"] + buf["dropped"] == 4631
     assert buf["dropped"] > 0 and buf["delivered"] == 0
     assert out["stats"]["kernel_drops"] == 0

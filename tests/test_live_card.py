@@ -3,10 +3,10 @@ backend, place filters and counters on the card's units, and count what tcpdump 
 the replayed file; only the packets software needs cross the emulated bus."""
 import pytest
 
-from conftest import CORPUS, tcpdump_records
+from helpers import generated, tcpdump_records
 from tools import netns
 
-TRACE = str(CORPUS / "pcap/PcapPlusPlus__example.pcap")
+TRACE = str(generated("mixed.pcap"))
 
 
 @pytest.mark.parametrize("card, unit", [("combo6", "LUP"), ("dag", "DSM")])

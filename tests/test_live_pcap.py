@@ -13,7 +13,7 @@ import pytest
 
 import mapi
 from mapi.errors import ENODEV
-from conftest import need_tool, tcpdump_records
+from helpers import need_tool, tcpdump_records
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)

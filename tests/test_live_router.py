@@ -10,13 +10,13 @@ import pytest
 
 import mapi
 from mapi.registry import get_registry
-from conftest import CORPUS, tcpdump_records
+from helpers import generated, tcpdump_records
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from tools import netns  # noqa: E402
 
-EXAMPLE = CORPUS / "pcap/PcapPlusPlus__example.pcap"
+EXAMPLE = generated("mixed.pcap")        # 4631 packets, as many as the corpus's example.pcap
 
 
 @pytest.fixture(scope="module", autouse=True)

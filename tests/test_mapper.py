@@ -11,9 +11,10 @@ from mapi.hardware import (FILTER, STATISTIC, HardwareDevice, HardwareError, Har
 from mapi.registry import get_registry
 from scampi.backends.savefile import SavefileSource
 from mapi.bpf import compile_filter
-from conftest import CORPUS
+from helpers import CORPUS, generated, needs_corpus
 
-TRACE = str(CORPUS / "pcap/PcapPlusPlus__example.pcap")
+TRACE = str(generated("mixed.pcap"))
+EXAMPLE = str(CORPUS / "pcap/PcapPlusPlus__example.pcap")      # has traffic of host 10.0.0.6
 
 
 class ToyCam(HardwareUnit):
@@ -158,8 +159,8 @@ JOBS = [
 ]
 
 
-def run(jobs, **device_options):
-    dev = mapi.create_offline_device(TRACE, **device_options)
+def run(jobs, path=TRACE, **device_options):
+    dev = mapi.create_offline_device(path, **device_options)
     flows = []
     for job in jobs:
         fd = mapi.create_flow(dev)
@@ -219,9 +220,10 @@ def test_unit_that_raises_is_a_unit_that_says_no():
     assert "failed" in info[0][0]["hw_note"]
 
 
+@needs_corpus
 def test_only_needed_packets_cross_the_bus():
     # one flow: an exact hardware filter feeding hardware counters; nothing needs packets
-    dev, res, info = run([["BPF_FILTER('host 10.0.0.6')", "PKT_COUNTER"]], backend="toycard")
+    dev, res, info = run([["BPF_FILTER('host 10.0.0.6')", "PKT_COUNTER"]], EXAMPLE, backend="toycard")
     assert info[0][1]["placement"] == "TOYSTU"
     assert mapi.get_device_info(dev)["hardware"]["bus_packets"] == 0
     assert res[0][0] > 0
@@ -247,7 +249,7 @@ def test_commuting_filters_are_ordered_by_cost_and_shared():
         mapi.connect(fd)
     mapi.start_offline_device(dev)
     mapi.wait_offline_device(dev)
-    from conftest import tcpdump_records
+    from helpers import tcpdump_records
     n80 = len(tcpdump_records(TRACE, "tcp and port 80")[0])
     ntcp = len(tcpdump_records(TRACE, "tcp")[0])
     nall = len(tcpdump_records(TRACE)[0])
@@ -307,6 +309,6 @@ def test_closing_the_owner_keeps_the_shared_node_for_the_others():
     mapi.close_flow(a)                                       # the creator leaves
     mapi.start_offline_device(dev)
     mapi.wait_offline_device(dev)
-    from conftest import tcpdump_records
+    from helpers import tcpdump_records
     assert mapi.read_results(b, cb).value == len(tcpdump_records(TRACE, "tcp")[0])
     assert [n["owners"] for n in mapi.explain_data(dev)["nodes"]] == [[(b, 1)], [(b, 2)]]

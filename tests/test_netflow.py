@@ -4,6 +4,7 @@ References: nfdump's decode of the same exports (corpus reference/*.nfdump.txt: 
 of each group replayed in the manifest's order to nfcapd 1.7.1), softflowd exporting corpus
 and generated traces (checked against nfcapd+nfdump run here), hand-made export packets."""
 import csv
+import functools
 import importlib
 import io
 import os
@@ -22,7 +23,7 @@ import pytest
 import mapi
 from mapi._engine import ffi, lib
 from mapi.registry import get_registry
-from conftest import CORPUS, need_tool
+from helpers import CORPUS, need_tool, needs_corpus, parametrize_from_corpus
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,6 +36,7 @@ def netflow_backend():
 
 
 # --- corpus groups and their nfdump references ------------------------------------------------
+@functools.lru_cache(maxsize=None)
 def corpus_groups():
     """{group: [files in replay order]} from the manifest, plus the softflowd-derived files."""
     groups = {}
@@ -45,9 +47,6 @@ def corpus_groups():
             elif row and row[0].startswith("derived/") and "softflowd" in row[0]:
                 groups[row[0]] = [row[0]]
     return groups
-
-
-GROUPS = corpus_groups()
 
 
 def reference_file(group):
@@ -182,10 +181,10 @@ def totals_of(results):
 NFDUMP_KEYS = [k + s for k in ("Flows", "Packets", "Bytes") for s in ("", "_tcp", "_udp", "_icmp", "_other")]
 
 
-@pytest.mark.parametrize("group", sorted(g for g in GROUPS if g != "akvorado:generic-v9"))
+@parametrize_from_corpus("group", lambda: sorted(g for g in corpus_groups() if g != "akvorado:generic-v9"))
 def test_corpus_exports_equal_nfdump(group):
     ref = nfdump_totals(reference_file(group).read_text())
-    results, st, info, drained = live_collector(PER_PROTO, udp_payloads(GROUPS[group]))
+    results, st, info, drained = live_collector(PER_PROTO, udp_payloads(corpus_groups()[group]))
     assert {k: totals_of(results)[k] for k in NFDUMP_KEYS} == {k: ref[k] for k in NFDUMP_KEYS}
     assert results[5][0] == ref["Flows"] == len(drained[5])
     assert st["malformed"] == 0 and st["records_dropped"] == 0
@@ -193,11 +192,12 @@ def test_corpus_exports_equal_nfdump(group):
         assert r["version"] in (5, 9, 10) and r["exporter"][:4] == bytes([127, 0, 0, 1])
 
 
+@needs_corpus
 def test_sampling_and_templates_after_data_generic_v9():
     """akvorado's generic-v9 group: the first packet carries a data set *before* the template
     it needs, and the exporters announce their sampling in options data.  nfcapd drops the
     early set and multiplies the records that name a sampler by its interval."""
-    payloads = udp_payloads(GROUPS["akvorado:generic-v9"])
+    payloads = udp_payloads(corpus_groups()["akvorado:generic-v9"])
     ref_text = reference_file("akvorado:generic-v9").read_text()
     ref = nfdump_totals(ref_text)
     # like nfcapd: nothing waits for a template
@@ -239,6 +239,7 @@ def _template_fields(pkt, tid):
     raise AssertionError("template %d not found" % tid)
 
 
+@needs_corpus
 @pytest.mark.parametrize("name", ["example.softflowd-nfv5", "example.softflowd-nfv9", "example.softflowd-ipfix"])
 def test_offline_capture_filters_and_top_equal_nfdump(name):
     """An offline collector device over the captured exports; filters, counters and top-X on
@@ -351,6 +352,7 @@ def _live_softflowd(trace, version, tmp):
             mapi.close_flow(fd)
 
 
+@needs_corpus
 @pytest.mark.parametrize("version", [5, 9, 10])
 def test_softflowd_on_the_corpus_trace_equals_nfdump(version, tmp_path):
     trace = CORPUS / "pcap/PcapPlusPlus__example.pcap"
@@ -374,6 +376,7 @@ def test_softflowd_on_a_generated_trace_equals_nfcapd(tmp_path):
 
 
 # --- re-export -----------------------------------------------------------------------------------
+@needs_corpus
 def test_ipfix_reexport_reaches_nfcapd_unchanged(tmp_path):
     """RECORD_REPORT("ipfix", udp:...) re-exports the records of a collector device to nfcapd:
     its totals equal nfdump's of the original exports; CSV lines equal the records."""
@@ -428,8 +431,9 @@ def rec(src, dst, sport, dport, proto, pkts, octets):
     return socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack(">HHBII", sport, dport, proto, pkts, octets)
 
 
+@needs_corpus
 def test_hostile_exports_are_counted_and_the_collector_keeps_serving(tmp_path):
-    good = udp_payloads(GROUPS["derived/example.softflowd-nfv9.pcap"])
+    good = udp_payloads(corpus_groups()["derived/example.softflowd-nfv9.pcap"])
     ref = nfdump_totals(reference_file("derived/example.softflowd-nfv9.pcap").read_text())
     hostile = [
         b"",                                                        # empty datagram
@@ -464,13 +468,14 @@ def test_hostile_exports_are_counted_and_the_collector_keeps_serving(tmp_path):
     assert info["last_error"] is not None
 
 
+@needs_corpus
 def test_mutated_exports_never_crash(tmp_path):
     """Seeded random damage to real export packets: every packet is decoded or counted."""
     import random
     rnd = random.Random(5)
-    base = udp_payloads(GROUPS["derived/example.softflowd-ipfix.pcap"]) + \
-        udp_payloads(GROUPS["derived/example.softflowd-nfv9.pcap"]) + \
-        udp_payloads(GROUPS["pta:401"])[:50]
+    base = udp_payloads(corpus_groups()["derived/example.softflowd-ipfix.pcap"]) + \
+        udp_payloads(corpus_groups()["derived/example.softflowd-nfv9.pcap"]) + \
+        udp_payloads(corpus_groups()["pta:401"])[:50]
     damaged = []
     for i in range(1500):
         p = bytearray(rnd.choice(base))

@@ -7,9 +7,9 @@ import shutil
 import subprocess
 import sys
 
-from conftest import CORPUS, ROOT, tcpdump_records
+from helpers import CORPUS, ROOT, generated, tcpdump_records
 
-FILES = ["pcap/PcapPlusPlus__example.pcap", "pcap/PcapPlusPlus__4KHttpRequests.pcap"]
+FILES = [generated("mixed.pcap"), generated("slow.pcap")]
 
 SCRIPT = r"""
 import json, sys, mapi

@@ -1,8 +1,8 @@
 """The object layer gives the same answers as the plain calls and tcpdump."""
 import mapi
-from conftest import CORPUS, tcpdump_records
+from helpers import generated, tcpdump_records
 
-TRACE = str(CORPUS / "pcap/PcapPlusPlus__example.pcap")
+TRACE = str(generated("mixed.pcap"))
 
 
 def test_objects_context_managers_and_iterators():

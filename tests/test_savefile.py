@@ -1,41 +1,24 @@
 """Savefile parsers (classic pcap, pcapng, ERF; compressed input; region boundaries) against
 independent references: tcpdump (libpcap 1.10.3) on crafted files -- the records it delivers and
 its error text, record for record -- tshark for what libpcap refuses to read, and hand-computed
-values for ERF, which no stock tool here reads.
-
-The crafting and reading helpers are imported by test_corpus_badinput.py and
-test_corpus_filters.py."""
+values for ERF, which no stock tool here reads."""
 import bz2
 import gzip
 import lzma
 import struct
-import subprocess
-from decimal import Decimal
 
 import pytest
 
 import mapi
 import scampi.backends.savefile as savefile
 from scampi.backends.savefile import SavefileSource
-from conftest import CORPUS, need_tool
-from mapi._engine import ffi
-from mapi.batch import BatchPool
+from helpers import CORPUS, file_sets, generated, inputs
+from helpers.savefile import (PKT, pcap_header, pcap_record, read_source, records_of, tcpdump_ref,
+                              tshark_ref)
 from mapi.errors import MapiError, EFORMAT, ETRUNC, EBADARG, EOPEN
 
-PKT = bytes(range(60))
 
-
-# --- crafting ---------------------------------------------------------------------------------
-def pcap_header(magic=0xA1B2C3D4, major=2, minor=4, snaplen=65535, linktype=1, order="<"):
-    return struct.pack(order + "IHHiIII", magic, major, minor, 0, 0, snaplen, linktype)
-
-
-def pcap_record(data, caplen=None, wirelen=None, sec=1000, frac=5, order="<", extra=b""):
-    c = len(data) if caplen is None else caplen
-    w = len(data) if wirelen is None else wirelen
-    return struct.pack(order + "IIII", sec, frac, c, w) + extra + data
-
-
+# --- crafting (classic pcap records: helpers.savefile) -------------------------------------------
 def ng_option(code, value, order="<"):
     return struct.pack(order + "HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
 
@@ -85,93 +68,6 @@ def erf_record(data, sec=1600000000, frac=0, rtype=2, flags=0x04, lctr=0, wlen=N
         struct.pack(">HHH", n, lctr, w) + body
 
 
-# --- reading ----------------------------------------------------------------------------------
-def read_source(path, fmt=None, **options):
-    """Every packet our reader delivers: ([(ts, caplen, wirelen, bytes, ifindex, linktype)], error,
-    source); a MapiError at open time gives (None, error, None)."""
-    try:
-        src = SavefileSource(str(path), fmt, options)
-    except MapiError as exc:
-        return None, exc, None
-    pool = BatchPool(2)
-    out, err = [], None
-    try:
-        while True:
-            b = pool.get()
-            try:
-                more = src.next_batch_into(b)
-            except MapiError as exc:
-                err = exc
-                pool.put(b)
-                break
-            if not more:
-                pool.put(b)
-                break
-            c = b.c
-            for i in range(c.n):
-                out.append((c.ts[i], c.caplen[i], c.wirelen[i],
-                            ffi.buffer(c.base + c.off[i], c.caplen[i])[:], c.ifindex[i], c.linktype))
-            b.release()
-    finally:
-        src.close()
-    return out, err, src
-
-
-def parse_pcap_bytes(d):
-    """[(ts_ns, caplen, wirelen, bytes)] of a classic pcap in our byte order (tcpdump -w output)."""
-    if len(d) < 24:
-        return []
-    ns = struct.unpack("<I", d[:4])[0] == 0xA1B23C4D
-    pos, out = 24, []
-    while pos + 16 <= len(d):
-        s, f, c, w = struct.unpack("<IIII", d[pos:pos + 16])
-        out.append((s * 10 ** 9 + f * (1 if ns else 1000), c, w, d[pos + 16:pos + 16 + c]))
-        pos += 16 + c
-    return out
-
-
-def tcpdump_ref(path, expr=None, stdin=None):
-    """What `tcpdump --nano -r path [expr] -w -` delivers: (records or None if it could not open
-    the file, libpcap's error text or None)."""
-    cmd = [need_tool("tcpdump"), "--nano", "-r", "-" if stdin is not None else str(path), "-w", "-"]
-    if expr:
-        cmd.append(expr)
-    p = subprocess.run(cmd, input=stdin, capture_output=True, timeout=120)
-    msgs = [ln for ln in p.stderr.decode(errors="replace").splitlines()
-            if ln and not ln.startswith("reading from file")]
-    err = None
-    if msgs:
-        err = msgs[-1]
-        for prefix in ("tcpdump: ", "pcap_loop: "):
-            if err.startswith(prefix):
-                err = err[len(prefix):]
-    return (parse_pcap_bytes(p.stdout) if len(p.stdout) >= 24 else None), err
-
-
-def ns_of(epoch):
-    """tshark's frame.time_epoch text to integer ns."""
-    return int(Decimal(epoch) * 10 ** 9) if epoch else None
-
-
-def tshark_ref(path):
-    """[(ifindex, ts_ns or None, caplen, wirelen, bytes)] of the packets tshark reads."""
-    import json
-    p = subprocess.run([need_tool("tshark"), "-r", str(path), "-T", "json", "-x"],
-                       capture_output=True, timeout=120)
-    out = []
-    for pkt in json.loads(p.stdout or b"[]"):
-        layers = pkt["_source"]["layers"]
-        frame = layers.get("frame", {})
-        if "frame.interface_id" not in frame:
-            continue                             # a non-packet block tshark shows
-        raw = layers.get("frame_raw", [""])
-        raw = raw[0] if isinstance(raw, list) else raw
-        out.append(((int(frame.get("frame.section_number", 1)), int(frame["frame.interface_id"])),
-                    ns_of(frame.get("frame.time_epoch")), int(frame["frame.cap_len"]),
-                    int(frame["frame.len"]), bytes.fromhex(raw)))
-    return out
-
-
 def ng_interface_numbers(data):
     """{(section number, interface id in it): interface number in the file} of a pcapng file
     (our ifindex numbers interfaces across sections; tshark numbers them per section)."""
@@ -187,10 +83,6 @@ def ng_interface_numbers(data):
             ids += 1
         pos += blen
     return numbers
-
-
-def records_of(recs):
-    return [r[:4] for r in recs]
 
 
 def assert_same_as_tcpdump(path, fmt=None, **options):
@@ -492,9 +384,10 @@ def test_erf_bad_records(tmp_path, data, code, where):
 # --- compressed input, region boundaries, bounded memory --------------------------------------
 FORMAT_FILES = ["pcap/PcapPlusPlus__4KHttpRequests.pcap", "pcap/libtrace__100_packets.pcapng",
                 "erf/libtrace__100_packets.erf", "pcap/libtrace__complex.pcapng"]
+GENERATED_FORMATS = [generated("mixed.pcap"), generated("mixed.pcapng"), generated("mixed.erf")]
 
 
-@pytest.mark.parametrize("name", FORMAT_FILES)
+@pytest.mark.parametrize("name", inputs(GENERATED_FORMATS + FORMAT_FILES))
 @pytest.mark.parametrize("compress", [gzip.compress, lzma.compress, bz2.compress])
 def test_compressed_equals_plain(tmp_path, name, compress):
     plain = CORPUS / name
@@ -507,7 +400,7 @@ def test_compressed_equals_plain(tmp_path, name, compress):
 
 
 def test_cut_and_corrupt_gzip(tmp_path):
-    data = gzip.compress((CORPUS / "pcap/PcapPlusPlus__example.pcap").read_bytes())
+    data = gzip.compress(generated("mixed.pcap").read_bytes())
     path = tmp_path / "cut.pcap.gz"
     path.write_bytes(data[:len(data) // 2])
     ref, _ = tcpdump_ref(None, stdin=gzip.decompress(data))
@@ -523,14 +416,15 @@ def test_cut_and_corrupt_gzip(tmp_path):
     assert len(got) > 10 and records_of(got[:10]) == ref[:10]
 
 
+@pytest.mark.parametrize("files", file_sets(GENERATED_FORMATS, FORMAT_FILES))
 @pytest.mark.parametrize("use_mmap", [True, False])
-def test_tiny_regions_give_the_same_records(monkeypatch, use_mmap):
+def test_tiny_regions_give_the_same_records(monkeypatch, use_mmap, files):
     """Windows / buffers of 4 KiB: records straddle every region boundary, big ones need more
     than a region."""
-    want = {n: read_source(CORPUS / n)[0] for n in FORMAT_FILES}
+    want = {n: read_source(CORPUS / n)[0] for n in files}
     monkeypatch.setattr(savefile, "WINDOW_SIZE", 4096)
     monkeypatch.setattr(savefile, "BUFFER_SIZE", 4096)
-    for n in FORMAT_FILES:
+    for n in files:
         got, err, _ = read_source(CORPUS / n, mmap=use_mmap)
         assert err is None and got == want[n], n
 
@@ -550,12 +444,12 @@ def test_pipe_input(tmp_path):
     import threading
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    data = (CORPUS / "pcap/PcapPlusPlus__4KHttpRequests.pcap").read_bytes()
+    data = generated("slow.pcap").read_bytes()
     t = threading.Thread(target=lambda: fifo.write_bytes(data))
     t.start()
     got, err, _ = read_source(fifo)
     t.join()
-    assert err is None and records_of(got) == tcpdump_ref(CORPUS / "pcap/PcapPlusPlus__4KHttpRequests.pcap")[0]
+    assert err is None and records_of(got) == tcpdump_ref(generated("slow.pcap"))[0]
 
 
 def test_bad_arguments(tmp_path):

@@ -11,7 +11,7 @@ import tempfile
 
 import pytest
 
-from conftest import CORPUS
+from helpers import CORPUS, DATA, file_sets, generated, inputs, needs_corpus, sample
 from scampi.libpcap_shim import testing
 
 PROBE_SRC = os.path.join(os.path.dirname(testing.__file__), "probe", "api_probe.c")
@@ -30,11 +30,13 @@ GOOD_FILES = [
     "pcap/libpcap__pcapng-invalid-vers-1.pcapng",
     "pcap/libpcap__shb-option-too-long.pcapng",
 ]
+CARRIED_GOOD_FILES = [DATA / f for f in GOOD_FILES if (DATA / f).exists()]
+DNS = sample("pcap/PcapPlusPlus__DnsPackets.pcap")
 
 
 def _bad_files(d):
     """Damaged copies of a good capture, named after what is wrong."""
-    src = (CORPUS / "pcap/PcapPlusPlus__DnsPackets.pcap").read_bytes()
+    src = DNS.read_bytes()
     cap = struct.unpack("<I", src[32:36])[0]
     first = 24 + 16 + cap
     files = {
@@ -123,11 +125,12 @@ def test_api_linktypes(probe):
     assert shim.stdout == stock.stdout
 
 
-def test_api_good_files(probe):
+@pytest.mark.parametrize("files", file_sets(CARRIED_GOOD_FILES, GOOD_FILES))
+def test_api_good_files(probe, files):
     """Properties, every read style, breakloop, filters and pcap_offline_filter on captures of
     several link types, precisions and formats; every packet of the shim's run came through a
     MAPI flow."""
-    stock, shim = _compare(probe[0], ["files"] + [str(CORPUS / f) for f in GOOD_FILES])
+    stock, shim = _compare(probe[0], ["files"] + [str(CORPUS / f) for f in files])
     assert shim.reports, "no MAPI report"
     assert all(r["device_backend"] == "savefile" for r in shim.reports)
     assert sum(r["shim_delivered"] for r in shim.reports) > 0
@@ -149,11 +152,11 @@ def test_api_bad_files(probe):
 
 
 def test_api_stdin(probe):
-    data = (CORPUS / "pcap/PcapPlusPlus__DnsPackets.pcap").read_bytes()
+    data = DNS.read_bytes()
     exe = probe[0]
-    with open(str(CORPUS / "pcap/PcapPlusPlus__DnsPackets.pcap"), "rb") as f:
+    with open(str(DNS), "rb") as f:
         stock = subprocess.run([exe, "stdin"], stdin=f, capture_output=True)
-    with open(str(CORPUS / "pcap/PcapPlusPlus__DnsPackets.pcap"), "rb") as f:
+    with open(str(DNS), "rb") as f:
         env = dict(os.environ)
         env.update(testing.preload_env(testing.library()))
         shim = subprocess.run([exe, "stdin"], stdin=f, capture_output=True, env=env)
@@ -165,7 +168,7 @@ def test_api_dump_fopen(probe):
     """pcap_dump_fopen shares the application's FILE *: its own writes before and after the
     dump, pcap_dump_ftell(64) after each record, pcap_dump_open_append's checks."""
     exe, d = probe
-    src = str(CORPUS / "pcap/PcapPlusPlus__DnsPackets.pcap")
+    src = str(DNS)
     outs = {}
     out = os.path.join(d, "dump.pcap")       # one name: the messages quote it
     for preload in (False, True):
@@ -177,25 +180,30 @@ def test_api_dump_fopen(probe):
     assert b"append to prefixed: failed" in outs[False][0]
 
 
+@pytest.mark.parametrize("path", inputs([generated("slow.pcap"), "PcapPlusPlus__4KHttpRequests.pcap"],
+                                         base="pcap"))
 @pytest.mark.parametrize("how", ["signal", "thread"])
-def test_api_breakloop_async(probe, how):
+def test_api_breakloop_async(probe, how, path):
     """pcap_breakloop from a signal handler and from another thread interrupts a pcap_loop that
     is busy in its callback; the rest of the packets come with the next pcap_loop."""
-    stock, shim = _compare(probe[0], [how, str(CORPUS / "pcap/PcapPlusPlus__4KHttpRequests.pcap")])
+    stock, shim = _compare(probe[0], [how, str(CORPUS / "pcap" / path)])
     assert b"loop -2 early 1" in stock.stdout and b"all there 1" in stock.stdout
 
 
+@needs_corpus
 def test_api_fork(probe):
     """A child process reads the handle its parent opened (and set a filter on)."""
     stock, shim = _compare(probe[0], ["fork", str(CORPUS / "pcap/PcapPlusPlus__4KHttpRequests.pcap")])
     assert b"child: loop 0 packets 385" in stock.stdout
 
 
-@pytest.mark.parametrize("name,cut", [("pcap/PcapPlusPlus__4KHttpRequests.pcap", None),
-                                      ("pcap/libtrace__100_packets.pcapng", None),
-                                      ("pcap/PcapPlusPlus__4KHttpRequests.pcap", 30),
-                                      ("pcap/PcapPlusPlus__4KHttpRequests.pcap", 100000)],
-                         ids=["pcap", "pcapng", "cut-in-record-header", "cut-in-data"])
+@pytest.mark.parametrize("name,cut", inputs([(generated("slow.pcap"), None), (generated("mixed.pcapng"), None),
+                                             (generated("slow.pcap"), 30),
+                                             (generated("slow.pcap"), 100000),
+                                             ("pcap/PcapPlusPlus__4KHttpRequests.pcap", None),
+                                             ("pcap/libtrace__100_packets.pcapng", None),
+                                             ("pcap/PcapPlusPlus__4KHttpRequests.pcap", 30),
+                                             ("pcap/PcapPlusPlus__4KHttpRequests.pcap", 100000)]))
 def test_tcpdump_reads_a_pipe(name, cut):
     """tcpdump -r - on a pipe: the shim replays the header bytes it checked, then streams the
     rest through a pipe into the MAPI device."""
@@ -286,7 +294,7 @@ def _variants(d):
     """The same packets in the savefile variants libpcap reads: Kuznetzov's record headers,
     versions 2.2/2.3 with swapped length fields, a snapshot length shorter than records (cut),
     FCS bits in the link type, unnormalised time stamps, big-endian nanoseconds."""
-    src = (CORPUS / "pcap/PcapPlusPlus__DnsPackets.pcap").read_bytes()
+    src = DNS.read_bytes()
     recs, pos = [], 24
     while pos + 16 <= len(src):
         sec, frac, cap, wire = struct.unpack("<IIII", src[pos:pos + 16])

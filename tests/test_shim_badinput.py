@@ -8,10 +8,10 @@ import tempfile
 
 import pytest
 
-from conftest import CORPUS
+from helpers import sample
 from scampi.libpcap_shim import testing
 
-GOOD = CORPUS / "pcap/PcapPlusPlus__DnsPackets.pcap"
+GOOD = sample("pcap/PcapPlusPlus__DnsPackets.pcap")
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +35,9 @@ def files():
         paths[name] = os.path.join(d, name + ".pcap")
         with open(paths[name], "wb") as f:
             f.write(data)
-    paths["bad-version"] = str(CORPUS / "pcap/libpcap__pcap-invalid-version-2.pcap")
-    paths["pcapng-bad-version"] = str(CORPUS / "pcap/libpcap__pcapng-invalid-vers-1.pcapng")
-    paths["pcapng-bad-block"] = str(CORPUS / "pcap/libpcap__shb-option-too-long.pcapng")
+    paths["bad-version"] = str(sample("pcap/libpcap__pcap-invalid-version-2.pcap"))
+    paths["pcapng-bad-version"] = str(sample("pcap/libpcap__pcapng-invalid-vers-1.pcapng"))
+    paths["pcapng-bad-block"] = str(sample("pcap/libpcap__shb-option-too-long.pcapng"))
     yield paths
     shutil.rmtree(d, ignore_errors=True)
 

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from conftest import CORPUS
+from helpers import generated
 from scampi.libpcap_shim import testing
 
-SOURCE = CORPUS / "pcap/PcapPlusPlus__4KHttpRequests.pcap"
+SOURCE = generated("mixed.pcap")
 FILTER = "tcp port 80"           # keeps the kernel's own chatter out
 
 

@@ -11,7 +11,7 @@ import shlex
 
 import pytest
 
-from conftest import CORPUS
+from helpers import CORPUS, parametrize_from_corpus
 from scampi.libpcap_shim import testing
 
 TSV = CORPUS / "tcpdump_tests.tsv"
@@ -19,13 +19,8 @@ PACKET_NUMBER = re.compile(rb"^ *(\d+)  ", re.M)
 
 
 def _cases():
-    if not TSV.exists():
-        return []
     with open(TSV, newline="") as f:
         return list(csv.DictReader(f, delimiter="\t"))
-
-
-CASES = _cases()
 
 
 def _argv(case):
@@ -34,8 +29,6 @@ def _argv(case):
 
 @pytest.fixture(scope="module")
 def results(request):
-    if not CASES:
-        pytest.fail("the corpus's tcpdump test list is missing: %s" % TSV)
     if testing.tool("tcpdump") is None:
         pytest.skip("tcpdump is not installed (make test installs it)")
     testing.library()
@@ -52,7 +45,7 @@ def results(request):
         return dict(pool.map(one, wanted))
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c["test"] for c in CASES])
+@parametrize_from_corpus("case", _cases, ids=lambda c: c["test"])
 def test_tcpdump_case(results, case):
     run = results[case["test"]]
     expected = (CORPUS / case["stdout"]).read_bytes()

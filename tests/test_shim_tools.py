@@ -14,14 +14,14 @@ import time
 
 import pytest
 
-from conftest import CORPUS
+from helpers import CORPUS, generated, needs_corpus, sample
 from scampi.libpcap_shim import testing
 
-HTTP = str(CORPUS / "pcap/PcapPlusPlus__4KHttpRequests.pcap")
+HTTP = str(generated("slow.pcap"))                   # sparse web, DNS, SSH... traffic
 SSH = str(CORPUS / "pcap/zeek__ssh__ssh.pcap")
 TLS = str(CORPUS / "pcap/PcapPlusPlus__tls2.pcap")
-EXAMPLE = str(CORPUS / "pcap/PcapPlusPlus__example.pcap")
-VLAN = str(CORPUS / "pcap/PcapPlusPlus__VlanPackets.pcap")
+EXAMPLE = str(generated("mixed.pcap"))
+VLAN = str(sample("pcap/PcapPlusPlus__VlanPackets.pcap"))
 
 
 def need(*names):
@@ -90,7 +90,7 @@ def _tree(d):
     return out
 
 
-@pytest.mark.parametrize("path", [HTTP, TLS], ids=["http", "tls"])
+@pytest.mark.parametrize("path", [HTTP, pytest.param(TLS, marks=needs_corpus)], ids=["http", "tls"])
 def test_tcpflow(workdir, path):
     need("tcpflow")
 
@@ -114,7 +114,8 @@ def _p0f_records(text):
     return [b for b in blocks if "reason   = date" not in b]
 
 
-@pytest.mark.parametrize("path", [SSH, EXAMPLE, TLS], ids=["ssh", "example", "tls"])
+@pytest.mark.parametrize("path", [pytest.param(SSH, marks=needs_corpus), EXAMPLE,
+                                  pytest.param(TLS, marks=needs_corpus)], ids=["ssh", "example", "tls"])
 def test_p0f(path):
     need("p0f")
     stock, shim = both(lambda p: testing.run(["p0f", "-r", path], p))
@@ -133,8 +134,8 @@ def _ra(path):
     return [l for l in ra.stdout.decode().splitlines() if " man " not in l]
 
 
-@pytest.mark.parametrize("path,expr", [(SSH, None), (HTTP, "tcp port 80"), (VLAN, None)],
-                         ids=["ssh", "http-bpf", "vlan"])
+@pytest.mark.parametrize("path,expr", [pytest.param(SSH, None, marks=needs_corpus), (HTTP, "tcp port 80"),
+                                       (VLAN, None)], ids=["ssh", "http-bpf", "vlan"])
 def test_argus(workdir, path, expr):
     need("argus", "ra")
 
@@ -157,7 +158,8 @@ def _free_udp_port():
     return port
 
 
-@pytest.mark.parametrize("path,version", [(SSH, "9"), (HTTP, "5")], ids=["ssh-v9", "http-v5"])
+@pytest.mark.parametrize("path,version", [pytest.param(SSH, "9", marks=needs_corpus), (HTTP, "5"),
+                                          (EXAMPLE, "9")], ids=["ssh-v9", "http-v5", "example-v9"])
 def test_softflowd_to_nfcapd(workdir, path, version):
     need("softflowd", "nfcapd", "nfdump")
 

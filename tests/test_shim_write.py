@@ -8,7 +8,7 @@ import tempfile
 
 import pytest
 
-from conftest import CORPUS
+from helpers import CORPUS, corpus_marks, generated, name_of, sample
 from scampi.libpcap_shim import testing
 
 FILES = [
@@ -32,6 +32,7 @@ FILES = [
     "pcap/zeek__tunnels__gre-within-gre.pcap",
     "tcpdump/pcap/heap-overflow-2.pcap",
     "tcpdump/pcap/timestamp_invalid_nano.pcap",
+    generated("slow.pcap"), generated("mixed-ns.pcap"), generated("mixed.pcapng"),
 ]
 EXPRS = ["", "tcp or (udp and not port 53)", "ip6 or arp or vlan"]
 WRITE_CASES = [(f, e, o) for f in FILES for e, o in zip(EXPRS[:2], ((), ("--nano",)))] + \
@@ -55,7 +56,7 @@ DUMP_CASES = [([opt], e) for e, opt in zip(DUMP_EXPRS, ["-d", "-dd", "-ddd"] * 2
     (["-ddd", "-y", "NULL"], "ip6"),
     (["-d", "-O"], "tcp port 80 or tcp port 443"),
     (["-d", "-s", "128"], "ip"),
-    (["-d", "-r", str(CORPUS / "pcap/PcapPlusPlus__raw_ip.pcap")], "tcp"),
+    (["-d", "-r", str(sample("pcap/PcapPlusPlus__raw_ip.pcap"))], "tcp"),
     (["-d", "-r", str(CORPUS / "pcap/libtrace__100_sll.pcap")], "port 53"),
     (["-d"], "tcp port"),                      # syntax error
     (["-d"], "ether host nonsense.invalid"),   # unknown host
@@ -77,7 +78,7 @@ def _write(args):
     (path, expr, opts), outdir, preload = args
     tag = "%s-%s-%d" % (os.path.basename(path), abs(hash((expr, tuple(opts)))), preload)
     out = os.path.join(outdir, tag)
-    argv = ["tcpdump", "-r", str(CORPUS / path), "-w", out] + list(opts) + ([expr] if expr else [])
+    argv = ["tcpdump", "-r", str(sample(path)), "-w", out] + list(opts) + ([expr] if expr else [])
     run = testing.run(argv, preload, env={"LC_ALL": "C"})
     data = open(out, "rb").read() if os.path.exists(out) else None
     return run, data
@@ -94,8 +95,8 @@ def written(outdir):
     return {(c, p): r for (c, _, p), r in zip(jobs, res)}
 
 
-@pytest.mark.parametrize("case", WRITE_CASES, ids=["%s[%s]%s" % (os.path.basename(f), e, "".join(o))
-                                                   for f, e, o in WRITE_CASES])
+@pytest.mark.parametrize("case", [pytest.param(c, marks=corpus_marks(c[0])) for c in WRITE_CASES],
+                         ids=["%s[%s]%s" % (name_of(f), e, "".join(o)) for f, e, o in WRITE_CASES])
 def test_write_identical(written, case):
     (stock, stock_data), (shim, shim_data) = written[(case, False)], written[(case, True)]
     assert stock.returncode == shim.returncode, (stock, shim)
@@ -131,7 +132,9 @@ def dumped():
     return {(tuple(c[0]), c[1], p): r for (c, p), r in zip(jobs, res)}
 
 
-@pytest.mark.parametrize("case", DUMP_CASES, ids=["%s[%s]" % (" ".join(o), e) for o, e in DUMP_CASES])
+@pytest.mark.parametrize("case", [pytest.param(c, marks=corpus_marks(c[0][-1]) if "-r" in c[0] else ())
+                                  for c in DUMP_CASES],
+                         ids=["%s[%s]" % (" ".join(o), e) for o, e in DUMP_CASES])
 def test_bpf_dump_identical(dumped, case):
     stock = dumped[(tuple(case[0]), case[1], False)]
     shim = dumped[(tuple(case[0]), case[1], True)]
@@ -147,7 +150,7 @@ def test_bpf_dump_identical(dumped, case):
 def test_write_after_privilege_drop(outdir, opts):
     """tcpdump -C opens every file after the new one with pcap_dump_open once it runs as its
     own unprivileged user, and calls pcap_dump_ftell64 per packet; -Z picks that user."""
-    src = str(CORPUS / "pcap/PcapPlusPlus__tls2.pcap")
+    src = str(generated("mixed.pcap"))       # 2.2 MB of TCP: three files of 1 MB with -C 1
     files = {}
     for preload in (False, True):
         d = os.path.join(outdir, "rot-%s-%d" % ("".join(opts), preload))

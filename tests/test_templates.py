@@ -10,7 +10,7 @@ import pytest
 import mapi
 from mapi.errors import EBADARG, EFORMAT
 from mapi.registry import get_registry
-from conftest import ROOT, tcpdump_records
+from helpers import ROOT, tcpdump_records
 
 import sys
 if str(ROOT) not in sys.path:

@@ -7,5 +7,5 @@ from mapi.cbuild import plugin_ffibuilder
 ffibuilder = plugin_ffibuilder("scampi.backends.netflow._collector",
                                os.path.dirname(os.path.abspath(__file__)),
                                headers=["collector.h"],
-                               sources=["collector.c", "records.c", "messages.c", "transport.c"],
+                               sources=["state.c", "records.c", "messages.c", "transport.c"],
                                engine_types=["mapi_flowrec"])

@@ -1,5 +1,5 @@
 /* The NetFlow/IPFIX collector's private state and the functions its files share
- * (collector.c: state, exporters, templates, pending sets, the record queue; records.c: one
+ * (state.c: state, exporters, templates, pending sets, the record queue; records.c: one
  * data record; messages.c: export packets; transport.c: frames and sockets). */
 #ifndef SCAMPI_NETFLOW_INTERNAL_H
 #define SCAMPI_NETFLOW_INTERNAL_H
@@ -99,7 +99,7 @@ static inline uint64_t nf_rdn(const uint8_t *p, uint32_t len)
 /* c->err = fmt with (what, a, b) */
 NF_HIDDEN void nf_set_err(mapi_nf *c, const char *fmt, const char *what, long a, long b);
 
-/* collector.c */
+/* state.c */
 NF_HIDDEN int64_t nf_find_exporter(mapi_nf *c, const uint8_t *addr, int32_t family, int32_t version,
                                    uint32_t domain);
 NF_HIDDEN nf_template *nf_find_template(nf_exporter *e, uint16_t id);

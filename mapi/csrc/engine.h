@@ -38,6 +38,19 @@ typedef struct mapi_batch {
 typedef uint32_t (*mapi_kernel_fn)(void *state, const mapi_batch *b,
                                    const uint32_t *sel, uint32_t nsel, uint32_t *out);
 
+/*
+ * Derived batches.  A function that makes packets of its own (reassembled datagrams, stream
+ * chunks, flow records, modified copies) is a *producer*: its node has `made`, a batch its state
+ * owns.  Its kernel is called for every batch (also when nothing reached it, so it can release
+ * what it holds as time passes), fills `made` and returns made->n (at most the plan's slot
+ * capacity); `out` is then not written by the kernel.  The node's children read `made`, with
+ * every packet of it selected; it stays valid until the producer's next call.  A derived batch
+ * may mix packets of its input with bytes of its own: off[i] is then relative to base with
+ * 64-bit wrap-around.  At the end of the stream `drain` puts what the producer still holds into
+ * `made` (returns its n; 0 when nothing is left) and the children run again.
+ */
+typedef uint32_t (*mapi_drain_fn)(void *state);
+
 typedef struct mapi_node {
     mapi_kernel_fn fn;     /* NULL: a node run from Python between plan segments */
     void *state;
@@ -45,6 +58,12 @@ typedef struct mapi_node {
     int32_t out_slot;      /* == in_slot for nodes that do not filter */
     uint64_t pkts_in;      /* hit counters, read by explain() */
     uint64_t pkts_out;
+    mapi_batch *made;      /* producer: the batch its kernel fills; NULL otherwise */
+    mapi_drain_fn drain;   /* producer: end-of-stream release (may be NULL) */
+    int32_t in_batch;      /* batch read: 0 the device's, k the one node k-1 made */
+    int32_t out_batch;     /* == in_batch unless the node is a producer */
+    uint32_t subtree_end;  /* index after the last node of this node's subtree */
+    uint32_t _pad;
 } mapi_node;
 
 typedef struct mapi_plan {
@@ -54,6 +73,7 @@ typedef struct mapi_plan {
     uint32_t **slots;      /* nslots vectors of slot_cap indices */
     uint32_t *slot_n;      /* current length of each slot */
     uint32_t slot_cap;
+    const mapi_batch **batches;  /* nnodes + 1: [0] the device's batch, [k] made by node k-1 */
 } mapi_plan;
 
 /* Plans */
@@ -64,6 +84,12 @@ int mapi_plan_begin(mapi_plan *p, const mapi_batch *b);
 /* Run nodes [from, to) over the batch; stops early at a node whose fn is NULL and returns its
  * index (the caller runs it and continues from index+1); returns `to` when done, -1 on error. */
 int64_t mapi_plan_run(mapi_plan *p, const mapi_batch *b, uint32_t from, uint32_t to);
+/* End of stream: let producer node i put what it holds into its batch and select all of it;
+ * returns how many packets (run nodes [i+1, subtree_end) next), 0 when it holds nothing more,
+ * -1 when node i is not a producer or made too many. */
+int64_t mapi_plan_drain(mapi_plan *p, uint32_t i);
+/* The batch node i reads (the device's batch b for in_batch 0). */
+const mapi_batch *mapi_plan_input(mapi_plan *p, uint32_t i, const mapi_batch *b);
 
 /* Batches */
 mapi_batch *mapi_batch_new(uint32_t cap);

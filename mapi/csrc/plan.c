@@ -14,7 +14,8 @@ mapi_plan *mapi_plan_new(uint32_t nnodes, uint32_t nslots, uint32_t slot_cap)
     p->nodes = calloc(nnodes ? nnodes : 1, sizeof *p->nodes);
     p->slots = calloc(p->nslots, sizeof *p->slots);
     p->slot_n = calloc(p->nslots, sizeof *p->slot_n);
-    if (!p->nodes || !p->slots || !p->slot_n) { mapi_plan_free(p); return NULL; }
+    p->batches = calloc((size_t)nnodes + 1, sizeof *p->batches);
+    if (!p->nodes || !p->slots || !p->slot_n || !p->batches) { mapi_plan_free(p); return NULL; }
     for (uint32_t i = 0; i < p->nslots; i++) {
         p->slots[i] = malloc((size_t)slot_cap * sizeof(uint32_t));
         if (!p->slots[i]) { mapi_plan_free(p); return NULL; }
@@ -29,6 +30,7 @@ void mapi_plan_free(mapi_plan *p)
         for (uint32_t i = 0; i < p->nslots; i++) free(p->slots[i]);
     free(p->slots);
     free(p->slot_n);
+    free(p->batches);
     free(p->nodes);
     free(p);
 }
@@ -42,27 +44,63 @@ int mapi_plan_begin(mapi_plan *p, const mapi_batch *b)
     return 0;
 }
 
+/* A producer's batch is what its children read, every packet selected. */
+static int select_made(mapi_plan *p, mapi_node *nd, uint32_t nout)
+{
+    if (nout > p->slot_cap || nout > nd->made->n) return -1;
+    uint32_t *s = p->slots[nd->out_slot];
+    for (uint32_t k = 0; k < nout; k++) s[k] = k;
+    p->slot_n[nd->out_slot] = nout;
+    p->batches[nd->out_batch] = nd->made;
+    nd->pkts_out += nout;
+    return 0;
+}
+
+const mapi_batch *mapi_plan_input(mapi_plan *p, uint32_t i, const mapi_batch *b)
+{
+    int32_t k = p->nodes[i].in_batch;
+    return k ? p->batches[k] : b;
+}
+
 int64_t mapi_plan_run(mapi_plan *p, const mapi_batch *b, uint32_t from, uint32_t to)
 {
     if (to > p->nnodes) to = p->nnodes;
     for (uint32_t i = from; i < to; i++) {
         mapi_node *nd = &p->nodes[i];
         if (!nd->fn) return i;
+        const mapi_batch *bin = nd->in_batch ? p->batches[nd->in_batch] : b;
         const uint32_t *in = p->slots[nd->in_slot];
         uint32_t nin = p->slot_n[nd->in_slot];
         uint32_t nout;
+        if (nd->made) {             /* called even with nothing in: time passes */
+            nout = nd->fn(nd->state, bin, in, nin, NULL);
+            nd->pkts_in += nin;
+            if (select_made(p, nd, nout) < 0) return -1;
+            continue;
+        }
         if (nin == 0) {
             nout = 0;
         } else if (nd->out_slot == nd->in_slot) {
-            nout = nd->fn(nd->state, b, in, nin, (uint32_t *)in);
+            nout = nd->fn(nd->state, bin, in, nin, (uint32_t *)in);
         } else {
-            nout = nd->fn(nd->state, b, in, nin, p->slots[nd->out_slot]);
+            nout = nd->fn(nd->state, bin, in, nin, p->slots[nd->out_slot]);
         }
         nd->pkts_in += nin;
         nd->pkts_out += nout;
         p->slot_n[nd->out_slot] = nout;
     }
     return to;
+}
+
+int64_t mapi_plan_drain(mapi_plan *p, uint32_t i)
+{
+    if (i >= p->nnodes) return -1;
+    mapi_node *nd = &p->nodes[i];
+    if (!nd->made) return -1;
+    if (!nd->drain) return 0;
+    uint32_t n = nd->drain(nd->state);
+    if (select_made(p, nd, n) < 0) return -1;
+    return n;
 }
 
 mapi_batch *mapi_batch_new(uint32_t cap)

@@ -1,4 +1,4 @@
-/* What the savefile parsers (reader.c: classic pcap and the dispatch; pcapng.c; erf.c) share.
+/* What the savefile parsers (pcap.c: classic pcap and the dispatch; pcapng.c; erf.c) share.
  * Private to the engine: plugins use reader.h. */
 #ifndef MAPI_READER_FORMATS_H
 #define MAPI_READER_FORMATS_H

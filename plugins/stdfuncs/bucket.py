@@ -23,7 +23,6 @@ BINOP, THRESHOLD, meters): duration parsing, reference checks and reading, and i
 bookkeeping on the device's ticks.
 """
 from collections import deque, namedtuple
-from fractions import Fraction
 
 from mapi._engine import lib
 from mapi.descriptor import Arg, FunctionDescriptor, FunctionInstance
@@ -54,6 +53,7 @@ def parse_interval(fname, argname, value, allow_zero=False):
         unit = next((u for u in sorted(_UNITS, key=len, reverse=True) if text.endswith(u)), None)
         if unit is None:
             bad("no unit")
+        from fractions import Fraction
         try:
             amount = Fraction(text[:-len(unit)].strip())
         except (ValueError, ZeroDivisionError):
@@ -126,13 +126,10 @@ class IntervalSampler:
         self.reset_mode = reset
         self.intervals = Intervals(ctx.device, interval_ns)
         self.prev = None
-        self.joined = False
         self.last_end = 0
 
-    def on_linktype(self, linktype):
-        if not self.joined:
-            self.joined = True
-            self.prev = self.ref.read()[0]
+    def on_join(self):
+        self.prev = self.ref.read()[0]
 
     def on_tick(self, t_ns):
         first_end, k = self.intervals.closed(self, t_ns)
@@ -211,12 +208,9 @@ class Bucket(FunctionInstance):
         self.lost = 0
         self.partial_last = False
         self.prev = None              # referenced value at the previous boundary
-        self.joined = False
 
-    def on_linktype(self, linktype):
-        if not self.joined:           # the plan that runs us is being installed: a sync point
-            self.joined = True
-            self.prev = self.ref.read()[0]
+    def on_join(self):
+        self.prev = self.ref.read()[0]
 
     def on_tick(self, t_ns):
         first_end, k = self.intervals.closed(self, t_ns)

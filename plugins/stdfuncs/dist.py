@@ -40,12 +40,9 @@ class PacketDist(FunctionInstance):
         self.c = ffi.new("mapi_dist *", dict(step=step, delta=1 if reset else 0, min=lo, max=hi,
                                              width=width, nbins=nbins, bins=self.bins))
         self.state = self.c
-        self.joined = False
 
-    def on_linktype(self, linktype):
-        if not self.joined:           # the plan that runs us is being installed: a sync point
-            self.joined = True
-            self.c.value = self.ref.read()[0] or 0
+    def on_join(self):
+        self.c.value = self.ref.read()[0] or 0
 
     def result(self):
         c = self.c

@@ -13,7 +13,6 @@ keep=True also stores a record per selected packet (time, addresses, ports, prot
 sequence number and flags, selection value), as MAPI's HASHSAMP did; read_results hands over the
 records stored since the previous read (at most 4096 are held; older ones are dropped and
 counted).  Result: dict(selected, seen, not_ip, samples=[...], lost)."""
-import ipaddress
 
 from mapi._engine import ffi, lib
 from mapi.descriptor import Arg, FunctionDescriptor, FunctionInstance
@@ -22,6 +21,7 @@ from mapi.errors import MapiError, EBADARG
 
 def _addr(raw, ipver):
     b = bytes(raw)
+    import ipaddress
     return str(ipaddress.IPv4Address(b[:4]) if ipver == 4 else ipaddress.IPv6Address(b))
 
 

@@ -7,7 +7,6 @@ Times are packet times.  Each bound is "" (none), relative or absolute:
   absolute  "@1609829736.5" (seconds since the epoch) or ISO 8601 "2021-01-05T06:56:00Z"
             ("2021-01-05 06:56:00.25+01:00"; no zone means UTC).
 Result: the number of packets passed (u64)."""
-import datetime
 import re
 
 from mapi._engine import ffi, lib
@@ -39,6 +38,7 @@ def parse_time(text, name):
             pass
     else:
         try:
+            import datetime
             dt = datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
             if dt.tzinfo is None:
                 dt = dt.replace(tzinfo=datetime.timezone.utc)

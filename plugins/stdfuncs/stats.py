@@ -36,12 +36,9 @@ class PacketStats(FunctionInstance):
         self.c.step = step
         self.c.delta = 1 if reset else 0
         self.state = self.c
-        self.joined = False
 
-    def on_linktype(self, linktype):
-        if not self.joined:           # the plan that runs us is being installed: a sync point
-            self.joined = True
-            self.c.value = self.ref.read()[0] or 0
+    def on_join(self):
+        self.c.value = self.ref.read()[0] or 0
 
     def result(self):
         c = self.c

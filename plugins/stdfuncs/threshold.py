@@ -56,7 +56,6 @@ class Threshold(FunctionInstance):
         self.pending = []             # events of the batch under way
         self.fired = 0
         self.last_ts = 0
-        self.joined = False
         self.delta = interval_ns > 0
         self.intervals = Intervals(ctx.device, interval_ns) if self.delta else None
         self.step = COUNTER_STEPS.get(desc.name)
@@ -125,10 +124,7 @@ class Threshold(FunctionInstance):
             return self.c.value, 0
         return self.ref.read()
 
-    def on_linktype(self, linktype):
-        if self.joined:
-            return
-        self.joined = True            # the plan that runs us is being installed: a sync point
+    def on_join(self):
         value, _ = self.ref.read()
         if self.c is not None:
             self.c.value = value or 0

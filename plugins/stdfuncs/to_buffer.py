@@ -5,7 +5,7 @@ returns None at once when none is buffered.  A WAIT buffer on an offline device 
 replay waits for the reader); otherwise a full buffer drops and counts (result "dropped"), so a
 slow reader loses only its own packets and never holds anyone up."""
 from mapi._engine import ffi, lib
-from mapi.api import Packet
+from mapi.packet import Packet
 from mapi.constants import WAIT, NOWAIT
 from mapi.descriptor import Arg, FunctionDescriptor, FunctionInstance
 from mapi.errors import MapiError, EBADARG

@@ -4,48 +4,128 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include "to_file.h"
 
 struct mapi_to_file {
     int fd;
+    int regular;                 /* a regular file: a cut record can be truncated away */
     int32_t format;
     int32_t linktype;
     uint32_t snaplen;            /* captured bytes beyond it are cut (pcap) */
     uint8_t *buf;
-    size_t used;
+    size_t cap;                  /* buffer size; 0: records are written one by one */
+    size_t used;                 /* bytes in buf */
+    size_t lead;                 /* bytes at the start of buf that are no record (file header) */
+    uint64_t file_off;           /* bytes known to be in the file */
     mapi_to_file_stats st;
 };
 
-static int write_all(int fd, const uint8_t *p, size_t n)
+/* Write iov[0..n) in full; *done = bytes written before an error.  Returns 0 or errno. */
+static int writev_all(int fd, struct iovec *iov, int n, size_t *done)
 {
-    while (n) {
-        ssize_t w = write(fd, p, n);
+    *done = 0;
+    while (n > 0) {
+        ssize_t w = writev(fd, iov, n);
         if (w < 0) {
             if (errno == EINTR) continue;
             return errno;
         }
-        p += w;
-        n -= (size_t)w;
+        if (w == 0) return EIO;
+        *done += (size_t)w;
+        while (n > 0 && (size_t)w >= iov->iov_len) {
+            w -= (ssize_t)iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (uint8_t *)iov->iov_base + w;
+            iov->iov_len -= (size_t)w;
+        }
     }
     return 0;
+}
+
+static uint32_t rd32le(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Length of the record at p (header included), from its own header. */
+static size_t record_len(const mapi_to_file *t, const uint8_t *p)
+{
+    if (t->format == MAPI_TOFILE_PCAP) return 16 + (size_t)rd32le(p + 8);
+    return ((size_t)p[10] << 8) | p[11];
+}
+
+/* Stop writing after a failed write: `keep` of the bytes it tried reached the file as whole
+ * records (`whole` of the `rec` records it held), `done` reached it at all.  A record the
+ * failure cut in two is truncated away, so the file ends at its last whole record. */
+static void stop(mapi_to_file *t, int e, size_t keep, size_t done, uint64_t whole, uint64_t rec)
+{
+    t->st.error = e;
+    t->st.error_offset = t->file_off + keep;
+    if (done > keep && !(t->regular && ftruncate(t->fd, (off_t)(t->file_off + keep)) == 0))
+        keep = done;             /* cannot cut it (not a regular file): those bytes stay */
+    t->file_off += keep;
+    t->st.bytes = t->file_off - t->st.start;
+    t->st.packets += whole;
+    t->st.lost += rec - whole;
+    t->st.buffered = 0;
+    t->used = t->lead = 0;
+    close(t->fd);
+    t->fd = -1;
+    t->st.closed = 1;
+}
+
+/* A failed write of the buffer, of which `done` bytes reached the file. */
+static void buffer_failed(mapi_to_file *t, int e, size_t done)
+{
+    size_t keep = 0;
+    uint64_t whole = 0;
+    if (done >= t->lead) {       /* a cut file header is not kept either */
+        keep = t->lead;
+        while (whole < t->st.buffered && keep + 16 <= t->used) {
+            size_t r = record_len(t, t->buf + keep);
+            if (keep + r > done) break;
+            keep += r;
+            whole++;
+        }
+    }
+    stop(t, e, keep, done, whole, t->st.buffered);
 }
 
 int mapi_to_file_flush(mapi_to_file *t)
 {
     if (t->fd < 0 || t->used == 0) return t->st.error;
-    int e = write_all(t->fd, t->buf, t->used);
-    t->used = 0;
-    if (e && !t->st.error) t->st.error = e;
-    return t->st.error;
+    struct iovec iov = {t->buf, t->used};
+    size_t done;
+    int e = writev_all(t->fd, &iov, 1, &done);
+    if (e) {
+        buffer_failed(t, e, done);
+        return e;
+    }
+    t->file_off += t->used;
+    t->st.bytes = t->file_off - t->st.start;
+    t->st.packets += t->st.buffered;
+    t->st.buffered = 0;
+    t->used = t->lead = 0;
+    return 0;
 }
 
 int mapi_to_file_close(mapi_to_file *t)
 {
     if (t->fd < 0) return t->st.error;
     mapi_to_file_flush(t);
-    if (close(t->fd) < 0 && !t->st.error) t->st.error = errno;
-    t->fd = -1;
+    if (t->fd >= 0) {
+        if (close(t->fd) < 0 && !t->st.error) {
+            t->st.error = errno;       /* e.g. NFS reports a failed write at close */
+            t->st.error_offset = t->file_off;
+        }
+        t->fd = -1;
+    }
     t->st.closed = 1;
     return t->st.error;
 }
@@ -63,67 +143,76 @@ static void put32le(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] =
 static void put64le(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
 static void put16be(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
 
-/* Room for n more bytes in the buffer (n <= MAPI_TOFILE_BUFSIZE), flushing first if needed. */
-static uint8_t *reserve(mapi_to_file *t, size_t n)
-{
-    if (t->used + n > MAPI_TOFILE_BUFSIZE) mapi_to_file_flush(t);
-    uint8_t *p = t->buf + t->used;
-    t->used += n;
-    return p;
-}
-
-static void emit_part(mapi_to_file *t, const uint8_t *p, size_t n)
-{
-    int e = write_all(t->fd, p, n);
-    if (e && !t->st.error) t->st.error = e;
-}
-
-/* One record: header, pad bytes, captured data (written straight through if it is huge). */
-static void emit(mapi_to_file *t, const uint8_t *hdr, size_t hlen, const uint8_t *pad,
-                 size_t padlen, const uint8_t *data, size_t dlen)
+/* One record: header, pad bytes, captured data; buffered, or written at once when it does
+ * not fit the buffer.  Returns 1 when it was taken (buffered or written), 0 when it is lost. */
+static int emit(mapi_to_file *t, const uint8_t *hdr, size_t hlen, const uint8_t *pad,
+                size_t padlen, const uint8_t *data, size_t dlen)
 {
     size_t total = hlen + padlen + dlen;
-    if (total <= MAPI_TOFILE_BUFSIZE) {
-        uint8_t *p = reserve(t, total);
+    if (t->used + total > t->cap && mapi_to_file_flush(t)) return 0;
+    if (total <= t->cap) {
+        uint8_t *p = t->buf + t->used;
         memcpy(p, hdr, hlen);
         if (padlen) memcpy(p + hlen, pad, padlen);
         memcpy(p + hlen + padlen, data, dlen);
-    } else {
-        mapi_to_file_flush(t);
-        emit_part(t, hdr, hlen);
-        if (padlen) emit_part(t, pad, padlen);
-        emit_part(t, data, dlen);
+        t->used += total;
+        t->st.buffered++;
+        return 1;
     }
-    t->st.bytes += total;
+    struct iovec iov[3] = {{(void *)hdr, hlen}, {(void *)pad, padlen}, {(void *)data, dlen}};
+    size_t done;
+    int e = writev_all(t->fd, iov, 3, &done);
+    if (e) {
+        stop(t, e, 0, done, 0, 1);   /* the record is cut or absent: nothing of it stays */
+        return 1;                    /* counted (as lost) by stop() */
+    }
+    t->file_off += total;
+    t->st.bytes = t->file_off - t->st.start;
+    t->st.packets++;
+    return 1;
 }
 
 mapi_to_file *mapi_to_file_open(const char *path, int32_t format, int32_t linktype,
                                 uint32_t header_linktype, uint32_t snaplen, uint64_t limit,
-                                char *err, uint32_t errlen)
+                                uint32_t bufsize, int32_t append, char *err, uint32_t errlen)
 {
     if (format != MAPI_TOFILE_PCAP && format != MAPI_TOFILE_ERF) {
         snprintf(err, errlen, "unknown file format %d", format);
         return NULL;
     }
+    if (bufsize > MAPI_TOFILE_MAX_BUFSIZE) {
+        snprintf(err, errlen, "buffer of %u bytes is larger than %u", bufsize,
+                 MAPI_TOFILE_MAX_BUFSIZE);
+        return NULL;
+    }
     mapi_to_file *t = calloc(1, sizeof *t);
-    if (!t || !(t->buf = malloc(MAPI_TOFILE_BUFSIZE))) {
+    if (t)                       /* the buffer holds the pcap file header at least */
+        t->buf = malloc(bufsize > 24 ? bufsize : 24);
+    if (!t || !t->buf) {
         free(t);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    t->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (t->fd < 0) {
-        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC);
+    t->fd = open(path, flags, 0644);
+    struct stat sb;
+    if (t->fd < 0 || fstat(t->fd, &sb) < 0) {
+        snprintf(err, errlen, "cannot %s %s: %s", append ? "open" : "create", path, strerror(errno));
+        if (t->fd >= 0) close(t->fd);
         free(t->buf);
         free(t);
         return NULL;
     }
+    t->regular = S_ISREG(sb.st_mode);
+    t->file_off = t->regular ? (uint64_t)sb.st_size : 0;
+    t->st.start = t->file_off;
     t->format = format;
     t->linktype = linktype;
     t->snaplen = snaplen ? snaplen : UINT32_MAX;
+    t->cap = bufsize;
     t->st.limit = limit;
-    if (format == MAPI_TOFILE_PCAP) {
-        uint8_t h[24];
+    if (format == MAPI_TOFILE_PCAP && !(append && t->file_off > 0)) {
+        uint8_t *h = t->buf;
         put32le(h, 0xA1B2C3D4u);
         put16le(h + 4, 2);
         put16le(h + 6, 4);
@@ -131,8 +220,8 @@ mapi_to_file *mapi_to_file_open(const char *path, int32_t format, int32_t linkty
         put32le(h + 12, 0);
         put32le(h + 16, snaplen);
         put32le(h + 20, header_linktype);
-        memcpy(reserve(t, sizeof h), h, sizeof h);       /* write errors show at the first flush */
-        t->st.bytes = sizeof h;
+        t->used = t->lead = 24;               /* write errors show at the first flush */
+        if (t->cap < 24) mapi_to_file_flush(t);
     }
     return t;
 }
@@ -146,7 +235,7 @@ static void split_ts(int64_t ts, uint32_t *sec, uint32_t *nsec)
     *nsec = (uint32_t)r;
 }
 
-static void write_pcap(mapi_to_file *t, const mapi_batch *b, uint32_t i)
+static int write_pcap(mapi_to_file *t, const mapi_batch *b, uint32_t i)
 {
     uint32_t sec, nsec, caplen = b->caplen[i];
     split_ts(b->ts[i], &sec, &nsec);
@@ -156,9 +245,10 @@ static void write_pcap(mapi_to_file *t, const mapi_batch *b, uint32_t i)
     put32le(h + 4, nsec / 1000);
     put32le(h + 8, caplen);
     put32le(h + 12, b->wirelen[i]);
-    emit(t, h, sizeof h, NULL, 0, b->base + b->off[i], caplen);
+    return emit(t, h, sizeof h, NULL, 0, b->base + b->off[i], caplen);
 }
 
+/* 1 taken, 0 lost, -1 not representable in ERF (skipped) */
 static int write_erf(mapi_to_file *t, const mapi_batch *b, uint32_t i)
 {
     static const uint8_t zero_pad[2] = {0, 0};
@@ -174,7 +264,7 @@ static int write_erf(mapi_to_file *t, const mapi_batch *b, uint32_t i)
         int v = caplen ? p[0] >> 4 : 0;
         if (v == 4) type = 22;
         else if (v == 6) type = 23;
-        else return 0;
+        else return -1;
     }
     if (caplen > 65535 - 16 - pad) caplen = (uint32_t)(65535 - 16 - pad);
     if (wlen > 65535) wlen = 65535;
@@ -187,8 +277,12 @@ static int write_erf(mapi_to_file *t, const mapi_batch *b, uint32_t i)
     put16be(h + 10, (uint16_t)(16 + pad + caplen));
     put16be(h + 12, 0);
     put16be(h + 14, (uint16_t)wlen);
-    emit(t, h, sizeof h, zero_pad, pad, p, caplen);
-    return 1;
+    return emit(t, h, sizeof h, zero_pad, pad, p, caplen);
+}
+
+static uint64_t accepted(const mapi_to_file *t)
+{
+    return t->st.packets + t->st.buffered + t->st.lost;
 }
 
 uint32_t mapi_to_file_kernel(void *state, const mapi_batch *b, const uint32_t *sel,
@@ -196,24 +290,28 @@ uint32_t mapi_to_file_kernel(void *state, const mapi_batch *b, const uint32_t *s
 {
     (void)out;
     mapi_to_file *t = state;
-    if (t->fd < 0) return nsel;
+    if (t->fd < 0) {
+        if (t->st.error) t->st.lost += nsel;       /* stopped by an error: they are lost */
+        return nsel;
+    }
     if (b->linktype != t->linktype) {
         t->st.skipped += nsel;
         return nsel;
     }
-    for (uint32_t j = 0; j < nsel; j++) {
-        if (t->st.limit && t->st.packets >= t->st.limit) break;
+    uint32_t j = 0;
+    for (; j < nsel && t->fd >= 0; j++) {
+        if (t->st.limit && accepted(t) >= t->st.limit) break;
         uint32_t i = sel[j];
-        if (t->format == MAPI_TOFILE_PCAP) {
-            write_pcap(t, b, i);
-        } else if (!write_erf(t, b, i)) {
+        int r = t->format == MAPI_TOFILE_PCAP ? write_pcap(t, b, i) : write_erf(t, b, i);
+        if (r < 0) {
             t->st.skipped++;
             continue;
         }
-        t->st.packets++;
+        if (r == 0) t->st.lost++;
         t->st.last_ts = b->ts[i];
     }
-    if (t->st.limit && t->st.packets >= t->st.limit) mapi_to_file_close(t);
+    if (t->fd < 0 && t->st.error) t->st.lost += nsel - j;
+    if (t->st.limit && accepted(t) >= t->st.limit) mapi_to_file_close(t);
     return nsel;
 }
 

@@ -1,5 +1,6 @@
-/* TOP: packets and bytes (wire length) per value of one header field, in a hash table; the
- * top X values come out sorted by packets, then bytes (descending), then value (ascending). */
+/* TOP: packets and bytes (wire length) per key, in a hash table; a key is one header field or
+ * several (a conversation, a 5-tuple...).  The top X keys come out sorted by packets, then bytes
+ * (or bytes first with MAPI_TOP_BY_BYTES), descending, then by key, ascending. */
 #ifndef MAPI_FN_TOP_H
 #define MAPI_FN_TOP_H
 #include <stdint.h>
@@ -16,10 +17,20 @@
 #define MAPI_TOP_TCP_DPORT 9
 #define MAPI_TOP_UDP_SPORT 10
 #define MAPI_TOP_UDP_DPORT 11
+#define MAPI_TOP_CONV 12         /* the two addresses, smaller first: both directions */
+#define MAPI_TOP_PORT_SRC 13     /* source port of any transport with ports (TCP, UDP...) */
+#define MAPI_TOP_PORT_DST 14
+#define MAPI_TOP_OPTIONAL 256    /* or-ed into a field: a packet without it gets zeros there */
+
+#define MAPI_TOP_MAX_FIELDS 6
+#define MAPI_TOP_KEY_BYTES 40    /* addresses take 16 bytes, a conversation 32, ports 2, proto 1 */
+#define MAPI_TOP_BY_PACKETS 0
+#define MAPI_TOP_BY_BYTES 1
 
 typedef struct mapi_top_item {
-    uint8_t key[16];             /* address (4 or 16 bytes) or number, big-endian from byte 0 */
-    uint8_t family;              /* 4 / 6 for addresses, 0 for numbers */
+    uint8_t key[40];             /* the fields one after the other at their widths: an address
+                                    as 16 bytes (IPv4 in the first 4), numbers big-endian */
+    uint8_t family;              /* 4 / 6 when the key holds addresses, 0 otherwise */
     uint8_t keylen;
     uint8_t _pad[6];
     uint64_t packets;
@@ -36,7 +47,11 @@ typedef struct mapi_top_counts {
 
 typedef struct mapi_top mapi_top;
 
-mapi_top *mapi_top_new(int32_t field, uint64_t max_values);
+/* nfields fields (MAPI_TOP_*, maybe | MAPI_TOP_OPTIONAL), ranked by `by`; NULL if the fields
+ * are unknown or too wide together. */
+mapi_top *mapi_top_new(const int32_t *fields, uint32_t nfields, int32_t by, uint64_t max_values);
+/* Bytes field `field` takes in a key (0: unknown). */
+uint32_t mapi_top_field_width(int32_t field);
 void mapi_top_free(mapi_top *t);
 uint32_t mapi_top_kernel(void *state, const mapi_batch *b, const uint32_t *sel, uint32_t nsel,
                          uint32_t *out);

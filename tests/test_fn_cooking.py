@@ -1,0 +1,369 @@
+"""COOKING: TCP stream reassembly, against tshark's and tcpflow's reassembly of the corpus and
+hand-built connections (retransmissions, reordering, overlaps, wrap, limits, timeouts)."""
+import collections
+import re
+import subprocess
+
+import dpkt
+import pytest
+
+import mapi
+from helpers import CORPUS, need_tool, replay
+from helpers.pktbuild import Conversation, assert_rejected, ether, tcp4, write_pcap
+from scampi.plugins.stdfuncs.cooking import chunk_info
+
+PCAP = CORPUS / "pcap"
+A = dpkt.tcp.TH_ACK | dpkt.tcp.TH_PUSH
+SEP = "===================================================================\n"
+
+
+# TCP that mapi_hdr_parse does not reach (COOKING reassembles TCP right over IP after the link
+# layers it knows): over AH/IPComp, inside Geneve tunnels.  IP fragments need DEFRAG first.
+NOT_REACHED = {"libpcap__AH-IPcomp-IPv4.pcap": "TCP inside AH and IPComp",
+               "libpcap__geneve.pcap": "TCP inside Geneve tunnels"}
+
+
+# Directions where tshark's follow is wrong and tcpflow (test_corpus_streams_equal_tcpflow_files,
+# which covers this trace) agrees with COOKING: tshark takes frame 3750, which fills a hole, for a
+# retransmission and marks its 580 captured bytes as missing.
+TSHARK_QUIRKS = {("PcapPlusPlus__tls2.pcap", ("216.58.194.162", 443), ("192.168.0.17", 49808))}
+
+
+def corpus_traces(with_fragments=False):
+    if not PCAP.is_dir():
+        return [pytest.param(None, marks=pytest.mark.skip(reason="corpus %s absent" % PCAP))]
+    out = []
+    for p in sorted(PCAP.iterdir()):
+        if p.suffix not in (".pcap", ".pcapng") or ("defrag" in p.name) != with_fragments:
+            continue
+        why = NOT_REACHED.get(p.name)
+        out.append(pytest.param(p.name, marks=pytest.mark.skip(reason=why)) if why else p.name)
+    return out
+
+
+def cooked(path, **kw):
+    """Our chunks of `path`, grouped: {(connection, direction): [Chunk]}, and the counters."""
+    r = replay(path, [("COOKING", (), kw)])
+    out = collections.defaultdict(list)
+    for p in r.packets:
+        assert p.linktype == 101
+        c = chunk_info(p.data)
+        out[(c.connection, c.direction)].append(c)
+    return out, r.results[0].value
+
+
+def runs(chunks):
+    """The stream as [(bytes missing before, contiguous bytes)], from the chunks' seq numbers."""
+    out, nxt = [], None
+    for c in chunks:
+        gap = 0 if nxt is None else (c.seq - nxt) & 0xFFFFFFFF
+        if not out or gap:
+            out.append([gap, bytearray()])
+        out[-1][1] += c.data
+        nxt = (c.seq + len(c.data)) & 0xFFFFFFFF
+    return [(g, bytes(d)) for g, d in out if d or g]
+
+
+MISSING = re.compile(rb"\[(\d+) bytes missing in capture file\]\x00?")
+
+
+def tshark_runs(lines):
+    """tshark's follow output of one direction as runs; it marks lost bytes with a text line."""
+    out = [[0, bytearray()]]
+    for raw in lines:
+        m = MISSING.fullmatch(raw)
+        if m:
+            out.append([int(m.group(1)), bytearray()])
+        else:
+            out[-1][1] += raw
+    return [(g, bytes(d)) for g, d in out if d or g]
+
+
+def tshark_follow(path):
+    """tshark's reassembled bytes per stream: [((addr, port) of node 0, of node 1, data0, data1)]."""
+    tshark = need_tool("tshark")
+    ids = subprocess.run([tshark, "-r", str(path), "-Y", "tcp", "-T", "fields", "-e", "tcp.stream"],
+                         capture_output=True, text=True, timeout=300).stdout.split()
+    if not ids:
+        return []
+    args = [tshark, "-r", str(path), "-q"]
+    for i in range(int(max(ids, key=int)) + 1):
+        args += ["-z", "follow,tcp,raw,%d" % i]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=600).stdout
+    streams = []
+    for block in out.split(SEP + "Follow: tcp,raw\n")[1:]:
+        lines = block.split("\n")
+        nodes = [lines[k].split(": ", 1)[1].rsplit(":", 1) for k in (1, 2)]
+        data = [[], []]
+        for ln in lines[3:]:
+            if ln.startswith("===="):
+                break
+            if ln.strip():
+                data[1 if ln.startswith("\t") else 0].append(bytes.fromhex(ln.strip()))
+        streams.append(([(n[0].strip("[]"), int(n[1])) for n in nodes], tshark_runs(data[0]),
+                        tshark_runs(data[1])))
+    return streams
+
+
+@pytest.mark.parametrize("name", corpus_traces())
+def test_corpus_streams_equal_tshark_follow(name):
+    """Every direction of every TCP connection: our bytes equal what tshark's follow stream
+    gives, and where the capture lost bytes, both skip the same number of them."""
+    path = PCAP / name
+    ref = tshark_follow(path)
+    if not ref:
+        pytest.skip("%s has no TCP" % name)
+    ours, stats = cooked(path, idle_timeout="1h")       # the references have no idle timeout
+    # our connections by endpoint pair, in creation order (as tshark numbers its streams)
+    by_pair = collections.defaultdict(list)
+    for (conn, d), chunks in sorted(ours.items()):
+        c = chunks[0]
+        ends = ((str(c.src), c.sport), (str(c.dst), c.dport))
+        key = frozenset(ends)
+        if conn not in [x[0] for x in by_pair[key]]:
+            by_pair[key].append((conn, ends if d == 0 else ends[::-1]))
+    seen = collections.Counter()
+    compared = 0
+    for nodes, d0, d1 in ref:
+        key = frozenset(map(tuple, nodes))
+        if not d0 and not d1:
+            continue
+        k = seen[key]
+        seen[key] += 1
+        conns = by_pair.get(key, [])
+        assert k < len(conns), "%s: tshark stream %s has data, COOKING made no connection" % (name, nodes)
+        conn, (opener, _) = conns[k]
+        for node, ref_data in ((nodes[0], d0), (nodes[1], d1)):
+            direction = 0 if tuple(node) == opener else 1
+            mine = runs(ours.get((conn, direction), []))
+            other = tuple(nodes[1 - nodes.index(node)])
+            if (name, tuple(node), other) in TSHARK_QUIRKS:
+                continue
+            # tshark never hands out bytes still waiting after a hole when the capture ends;
+            # COOKING does, at the end of the stream (counted as a gap)
+            tail = mine[len(ref_data):]
+            assert mine[:len(ref_data)] == ref_data and all(g for g, _ in tail), \
+                "%s %s from %s: runs %s, tshark %s" % (name, nodes, node, [(g, len(d)) for g, d in mine],
+                                                       [(g, len(d)) for g, d in ref_data])
+            compared += 1
+    if not compared:
+        pytest.skip("%s: no TCP payload" % name)
+    assert stats["bytes"] >= sum(len(d) for _, r0, r1 in ref for _, d in r0 + r1)
+
+
+def tcpflow_files(path, tmp_path):
+    out = tmp_path / "tcpflow"
+    out.mkdir()
+    subprocess.run([need_tool("tcpflow"), "-r", str(path), "-o", str(out)], capture_output=True,
+                   timeout=300, check=True)
+    return {f.name: f.read_bytes() for f in out.iterdir() if f.suffix != ".xml"}
+
+
+def tcpflow_name(addr, port):
+    if ":" in addr:
+        return "%s.%05d" % (addr, port)
+    return "%s.%05d" % (".".join("%03d" % int(x) for x in addr.split(".")), port)
+
+
+@pytest.mark.parametrize("name", ["PcapPlusPlus__4KHttpRequests.pcap", "zeek__ssh__ssh.pcap",
+                                  "PcapPlusPlus__tls2.pcap", "zeek__tls__tls-1.2-stream-keylog.pcap"])
+def test_corpus_streams_equal_tcpflow_files(name, tmp_path):
+    """tcpflow writes each direction's bytes at their stream offset (holes stay zero): our
+    chunks, placed by their sequence numbers, give the same file, holes included.  (Traces with
+    Ethernet padding are left to tshark: tcpflow writes the padding bytes as stream data.)"""
+    path = PCAP / name
+    if not path.exists():
+        pytest.skip("corpus %s absent" % path)
+    files = tcpflow_files(path, tmp_path)
+    ours, stats = cooked(path, idle_timeout="1h")
+    matched = 0
+    for (conn, d), chunks in ours.items():
+        data = b"".join(c.data for c in chunks)
+        c0 = chunks[0]
+        fname = tcpflow_name(str(c0.src), c0.sport) + "-" + tcpflow_name(str(c0.dst), c0.dport)
+        ref = files.get(fname)
+        if not data or ref is None:
+            assert not data, "tcpflow has no %s (%d bytes here)" % (fname, len(data))
+            continue
+        first = next(c for c in chunks if c.data)
+        pos = ref.find(first.data)
+        assert pos >= 0, fname
+        base = (first.seq - pos) & 0xFFFFFFFF
+        image = bytearray()
+        for c in chunks:
+            o = (c.seq - base) & 0xFFFFFFFF
+            image += bytes(max(0, o - len(image)))
+            image[o:o + len(c.data)] = c.data
+        assert bytes(image) == ref, fname
+        matched += 1
+    # a late segment after the close makes tcpflow open a new file of its Ethernet padding
+    padding = [f for f, v in files.items() if len(v) <= 6 and not v.strip(b"\0")]
+    assert matched == len([f for f, v in files.items() if v and f not in padding])
+    if name.startswith("PcapPlusPlus__4K"):
+        assert stats["gaps"] > 0          # this capture lost segments: holes were compared too
+
+
+def signature_trace(path, reorder=False, retransmit=False):
+    conv = Conversation().handshake()
+    sig = b"evil-signature-XYZ"
+    first, second = b"GET /?q=" + sig[:8], sig[8:] + b" HTTP/1.1\r\n\r\n"
+    if reorder:
+        conv.send(0, second, seq=conv.next[0] + len(first))
+        conv.send(0, first)
+        conv.next[0] += len(second)
+    else:
+        conv.send(0, first)
+        if retransmit:                      # the first part again, with other bytes: ignored
+            conv.send(0, b"GET /?q=XXXXXXXX", seq=conv.next[0] - len(first))
+        conv.send(0, second)
+    conv.send(1, b"HTTP/1.1 200 OK\r\n\r\n")
+    conv.close()
+    return write_pcap(path, conv.frames), sig
+
+
+@pytest.mark.parametrize("variant", ["in order", "reordered", "retransmitted"])
+def test_signature_split_across_segments(variant, tmp_path):
+    path, sig = signature_trace(tmp_path / "split.pcap", reorder=variant == "reordered",
+                                retransmit=variant == "retransmitted")
+    alone = replay(path, [("STR_SEARCH", (sig.decode(),), {})], buffer=False)
+    assert alone.results[0].value == 0
+    both = replay(path, [("COOKING", (), {}), ("STR_SEARCH", (sig.decode(),), {})])
+    assert both.results[1].value == 1
+    hit = chunk_info(both.packets[0].data)
+    assert hit.direction == 0 and hit.dport == 80 and sig in hit.data
+    assert hit.data == b"GET /?q=evil-signature-XYZ HTTP/1.1\r\n\r\n"
+    stats = both.results[0].value
+    assert stats["out_of_order"] == (1 if variant == "reordered" else 0)
+    assert stats["duplicates"] == (1 if variant == "retransmitted" else 0)
+
+
+def test_regexp_and_to_file_after_cooking(tmp_path):
+    path, sig = signature_trace(tmp_path / "split.pcap", reorder=True)
+    out = tmp_path / "chunks.pcap"
+    r = replay(path, [("COOKING", (), {}), ("REGEXP", (r"evil-sig\w+-XYZ",), {}),
+                      ("TO_FILE", (mapi.MFF_PCAP, str(out)), {})])
+    assert r.results[1].value == 1 and r.results[2].value["packets"] == 1
+    reader = dpkt.pcap.Reader(open(out, "rb"))
+    assert reader.datalink() == 101
+    tshark = need_tool("tshark")
+    text = subprocess.run([tshark, "-r", str(out), "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE", "-T", "fields",
+                           "-e", "tcp.checksum.status", "-e", "ip.checksum.status", "-e", "tcp.payload",
+                           "-e", "_ws.malformed"], capture_output=True, text=True).stdout.split()
+    assert text[:2] == ["1", "1"]            # both checksums "good"
+    assert bytes.fromhex(text[2].replace(":", "")) == b"GET /?q=evil-signature-XYZ HTTP/1.1\r\n\r\n"
+
+
+def test_sequence_wrap_reorder_and_overlap_first_wins(tmp_path):
+    conv = Conversation(isn=(0xFFFFFFF0, 0x7FFFFFFF)).handshake()
+    s0 = conv.next[0]
+    conv.send(0, b"CCCCCCCC", seq=s0 + 24)             # out of order, across the wrap
+    conv.send(0, b"BBBBBBBBxxxx", seq=s0 + 8)          # its last 4 bytes overlap nothing yet
+    conv.send(0, b"bbbbbbbbbbbbbbbb", seq=s0 + 8)      # overlaps held bytes: the first ones win
+    conv.send(0, b"AAAAAAAA", seq=s0)                  # closes the gap
+    conv.send(0, b"aaaa", seq=s0)                      # a retransmission of delivered bytes
+    conv.next[0] = s0 + 32
+    conv.send(1, b"ok")
+    conv.close()
+    ours, st = cooked(write_pcap(tmp_path / "wrap.pcap", conv.frames))
+    data = b"".join(c.data for c in ours[(0, 0)])
+    assert data == b"AAAAAAAABBBBBBBBxxxxbbbbCCCCCCCC"
+    assert [c.flags & 1 for c in ours[(0, 0)]][-1] == 1        # FIN on the last chunk
+    assert ours[(0, 0)][0].seq == (0xFFFFFFF0 + 1) & 0xFFFFFFFF
+    assert st["overlaps"] == 1 and st["duplicates"] == 1 and st["out_of_order"] == 3
+    assert st["gaps"] == 0 and st["bytes"] == 34
+
+
+def test_end_of_stream_releases_held_data_and_counts_gaps(tmp_path):
+    conv = Conversation().handshake()
+    conv.send(0, b"first")
+    conv.send(0, b"after-a-hole", seq=conv.next[0] + 100)        # never filled, no FIN
+    ours, st = cooked(write_pcap(tmp_path / "hole.pcap", conv.frames))
+    assert [c.data for c in ours[(0, 0)]] == [b"first", b"after-a-hole"]
+    assert ours[(0, 0)][1].seq == conv.next[0] + 100
+    assert st["gaps"] == 1 and st["gap_bytes"] == 100 and st["held_bytes"] == 0 and st["active"] == 0
+
+
+def test_connection_limit_flushes_the_oldest(tmp_path):
+    frames = []
+    convs = [Conversation(client=("10.0.0.1", 40000 + i)).handshake() for i in range(5)]
+    for i, conv in enumerate(convs):
+        conv.send(0, b"request %d" % i)
+    for conv in convs:
+        frames += conv.frames
+    ours, st = cooked(write_pcap(tmp_path / "many.pcap", frames), max_connections=2)
+    assert st["flushed"] == 3 and st["connections"] == 5
+    got = sorted(b"".join(c.data for c in v) for v in ours.values())
+    assert got == sorted(b"request %d" % i for i in range(5))   # flushed data is handed on
+
+
+def test_timeouts_on_packet_time(tmp_path):
+    conv = Conversation().handshake()
+    conv.send(0, b"hello")
+    frames = [(1700000000.0 + i * 0.001, f) for i, f in enumerate(conv.frames)]
+    later = Conversation(client=("10.0.0.9", 1234))
+    later.send(0, b"much later")
+    frames.append((1700000300.0, later.frames[0]))
+    conv.send(0, b"late bytes")                      # the first connection again, after idle
+    frames.append((1700000300.001, conv.frames[-1]))
+    path = write_pcap(tmp_path / "idle.pcap", frames)
+    r = replay(path, [("COOKING", (), dict(idle_timeout="60s"))])
+    st = r.results[0].value
+    assert st["idle_expired"] == 1 and st["connections"] == 3
+    chunks = [chunk_info(p.data) for p in r.packets]
+    assert [c.data for c in chunks] == [b"hello", b"much later", b"late bytes"]
+    assert r.packets[0].ts == 1700000300 * 10 ** 9     # released when time passed the timeout
+
+
+def test_bad_arguments():
+    assert_rejected(PCAP / "PcapPlusPlus__example.pcap", "COOKING",
+                    [((), dict(chunk_size=70000), "chunk_size"), ((), dict(idle_timeout="soon"), "idle_timeout"),
+                     ((), dict(max_bytes=10), "max_bytes")])
+
+
+def test_more_chunks_at_the_end_than_a_batch_holds(tmp_path):
+    """66,000 connections each holding bytes when the stream ends: the end releases them all,
+    over several batches (a producer's batch holds 65,536)."""
+
+    n = 66000
+    frames = [ether(tcp4("10.%d.%d.1" % (i >> 8 & 255, i & 255), "10.0.0.2", 1024 + (i >> 16), 80,
+                         1000, A, b"%06d" % i)) for i in range(n)]
+    r = replay(write_pcap(tmp_path / "many.pcap", frames, step=1e-6), [("COOKING", (), {})])
+    st = r.results[0].value
+    assert st["connections"] == n and st["chunks"] == n and st["active"] == 0
+    # (the IPv4 identification holds the low 15 bits of the connection number)
+    chunks = [chunk_info(p.data) for p in r.packets]
+    assert sorted(c.data for c in chunks) == [b"%06d" % i for i in range(n)]
+    assert len({(c.src, c.sport) for c in chunks}) == n
+
+
+def test_derived_batch_shared_by_flows_and_watched(tmp_path):
+    """The engine side: two flows asking for the same COOKING share it (one node, its batch read
+    by both subtrees); a THRESHOLD in a third flow follows a counter that counts chunks; the
+    end of the stream drains what COOKING still holds into every subtree."""
+    path, sig = signature_trace(tmp_path / "split.pcap")
+    dev = mapi.create_offline_device(str(path))
+    try:
+        a, b = mapi.create_flow(dev), mapi.create_flow(dev)
+        ca = [mapi.apply_function(a, "COOKING"), mapi.apply_function(a, "PKT_COUNTER")]
+        cb = [mapi.apply_function(b, "COOKING"), mapi.apply_function(b, "STR_SEARCH", sig.decode()),
+              mapi.apply_function(b, "BYTE_COUNTER")]
+        mapi.connect(a)
+        mapi.connect(b)
+        w = mapi.create_flow(dev)
+        th = mapi.apply_function(w, "THRESHOLD", mapi.GREATER, (a, ca[1]), 1)
+        mapi.connect(w)
+        events = []
+        mapi.set_event_callback(w, th, lambda ev: events.append(ev.value))
+        assert mapi.get_function_info(b, cb[0])["shared_with"] == [a]
+        mapi.start_offline_device(dev)
+        mapi.wait_offline_device(dev, 30)
+        chunks = mapi.read_results(a, ca[1]).value
+        # the request, the client's FIN (empty), the reply ending with the server's FIN
+        assert chunks == mapi.read_results(a, ca[0]).value["chunks"] == 3
+        assert mapi.read_results(b, cb[1]).value == 1
+        assert mapi.read_results(b, cb[2]).value == 40 + len(b"GET /?q=evil-signature-XYZ HTTP/1.1\r\n\r\n")
+        assert events and events[0] == 2
+        text = mapi.explain(dev)
+        assert "in 9 out 3 (33.3%)" in text         # packets in, chunks out
+    finally:
+        mapi.delete_offline_device(dev)
