@@ -452,20 +452,30 @@ static inline void put_ring_packet(mapi_live *h, mapi_batch *b, uint32_t n, uint
     h->bytes += wirelen;
 }
 
-static int read_v3(mapi_live *h, mapi_batch *b, int32_t tmo, mapi_live_span *span)
+/* A ring read starts at the next block (V3) or frame (V2): wait up to tmo ms for the kernel to
+ * hand it over (its status word gets TP_STATUS_USER).  Returns 1 when it is ours, 0 on a timeout,
+ * MAPI_LIVE_CLOSED or MAPI_LIVE_ERROR. */
+static int begin_ring_read(mapi_live *h, mapi_batch *b, mapi_live_span *span,
+                           volatile uint32_t *status, int32_t tmo)
 {
     b->base = h->ring;
     b->n = 0;
     b->linktype = h->linktype;
     span->first = h->next;
     span->count = 0;
-    struct tpacket_block_desc *bd = v3_block(h, h->next);
-    while (!(load_status(&bd->hdr.bh1.block_status) & TP_STATUS_USER)) {
+    while (!(load_status(status) & TP_STATUS_USER)) {
         int w = wait_readable(h, tmo);
-        if (w < 0) return w;
-        if (w == 0) return 0;
-        if (!(load_status(&bd->hdr.bh1.block_status) & TP_STATUS_USER)) return 0;
+        if (w <= 0) return w;
+        if (!(load_status(status) & TP_STATUS_USER)) return 0;
     }
+    return 1;
+}
+
+static int read_v3(mapi_live *h, mapi_batch *b, int32_t tmo, mapi_live_span *span)
+{
+    struct tpacket_block_desc *bd = v3_block(h, h->next);
+    int ready = begin_ring_read(h, b, span, &bd->hdr.bh1.block_status, tmo);
+    if (ready <= 0) return ready;
     uint32_t n = 0;
     while (span->count < h->max_span) {
         bd = v3_block(h, h->next);
@@ -501,17 +511,8 @@ static struct tpacket2_hdr *v2_frame(mapi_live *h, uint32_t i)
 
 static int read_v2(mapi_live *h, mapi_batch *b, int32_t tmo, mapi_live_span *span)
 {
-    b->base = h->ring;
-    b->n = 0;
-    b->linktype = h->linktype;
-    span->first = h->next;
-    span->count = 0;
-    while (!(load_status(&v2_frame(h, h->next)->tp_status) & TP_STATUS_USER)) {
-        int w = wait_readable(h, tmo);
-        if (w < 0) return w;
-        if (w == 0) return 0;
-        if (!(load_status(&v2_frame(h, h->next)->tp_status) & TP_STATUS_USER)) return 0;
-    }
+    int ready = begin_ring_read(h, b, span, &v2_frame(h, h->next)->tp_status, tmo);
+    if (ready <= 0) return ready;
     uint32_t n = 0;
     while (span->count < h->max_span && n < b->cap) {
         struct tpacket2_hdr *ph = v2_frame(h, h->next);
