@@ -134,6 +134,7 @@ def test_loopback_traffic_equals_tcpdumps(tmp_path, device, options):
         packets, wire = dump.stop()
     assert "error" not in out, out
     assert out["info"]["backend"] == "pcap", out["info"]
+    assert out["stats"]["ps_drop"] == 0, out["stats"]
     assert packets >= n                    # every datagram, once or (any: in and out) twice
     assert out["results"][0] == [packets, wire]
     filtered = tcpdump_records(ref, "udp dst port 9001")[0]

@@ -17,7 +17,8 @@ Note: pcapy-ng's wheel carries its own libpcap (get_device_info()["library"] nam
 system's; its device list and behaviour are that library's.
 
 Options: snaplen (1..262144, default 262144), promisc (default True), buffer (kernel buffer
-bytes, 0: libpcap's default), timeout_ms (libpcap's read timeout, default 50).
+bytes, default 32 MiB as the nic backend's; 0: libpcap's 2 MiB), timeout_ms (libpcap's read
+timeout, default 50).
 """
 import os
 import select
@@ -36,7 +37,7 @@ MAX_SNAPLEN = 262144
 OPTIONS = {
     "snaplen": (int, MAX_SNAPLEN),
     "promisc": (bool, True),
-    "buffer": (int, 0),
+    "buffer": (int, 32 << 20),
     "timeout_ms": (int, 50),
 }
 WAIT_S = 0.1                 # a read waits this long for packets, then lets the engine look up
