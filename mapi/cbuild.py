@@ -37,7 +37,8 @@ int mapi_plugin_bind(const void *table);
 
 def get_include():
     """Directory of the engine's C headers: engine.h (batches, kernels), mapi_plugin.h and
-    engine_api.h (the engine API table), flowrec.h, byteorder.h, fn/*.h."""
+    engine_api.h (the engine API table), flowrec.h, byteorder.h and rng.h (inline helpers),
+    fn/*.h."""
     return os.path.join(HERE, "csrc")
 
 

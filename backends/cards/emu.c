@@ -1,8 +1,10 @@
-/* Emulated capture cards: the units over one batch; see emu.h.  SAMPLE's draws and HASHSAMP's
- * selection value come from the engine (its API table), so the units keep exactly the packets
- * the software functions keep; the ERF writer is the flow's own TO_FILE kernel, handed in. */
+/* Emulated capture cards: the units over one batch; see emu.h.  SAMPLE's draws (rng.h) and
+ * HASHSAMP's selection value (the engine API table) are the engine's own, so the units keep
+ * exactly the packets the software functions keep; the ERF writer is the flow's own TO_FILE
+ * kernel, handed in. */
 #include <string.h>
 #include "mapi_plugin.h"
+#include "rng.h"
 #include "emu.h"
 
 static inline void hfe_extract(const uint8_t *p, uint32_t caplen, uint32_t wirelen, card_hdr *h)
@@ -105,7 +107,7 @@ static inline int sau_keeps(card_sampler *s, int64_t ts)
     if (s->mode == CARD_SAU_PERIODIC) {
         keep = s->seen % s->period == 0;
     } else {
-        keep = (mapi_api->splitmix64(&s->rng) >> 11) < s->threshold;
+        keep = (mapi_splitmix64(&s->rng) >> 11) < s->threshold;
     }
     s->seen++;
     if (keep) {
