@@ -8,10 +8,13 @@ PYTHON ?= python3
 APT_PACKAGES := build-essential python3-venv python3-dev pkg-config libpcap-dev libhyperscan-dev \
 	libpcre2-dev libssl-dev tcpdump ngrep tshark nfdump softflowd tcpreplay tcpflow p0f argus-server argus-client \
 	pmacct sngrep libtrace-tools xz-utils bzip2 iproute2 gzip
-ENGINE_SOURCES := $(wildcard mapi/csrc/*.[ch] mapi/csrc/fn/*.[ch]) mapi/_build_engine.py
+# the engine and every backend's own C (cffi modules: setup.py's cffi_modules)
+ENGINE_SOURCES := $(wildcard mapi/csrc/*.[ch] mapi/csrc/fn/*.[ch] backends/*/*.[ch] backends/*/_build.py) \
+	mapi/_build_engine.py mapi/cbuild.py setup.py
 ENGINE_SOURCES += $(wildcard mapi/tracegen/csrc/*.[ch]) mapi/tracegen/_build.py   # built with the engine
 PROTO_OUT := mapi/proto/mapi_pb2.py
-SHIM_SOURCES := $(wildcard libpcap_shim/csrc/*.[ch] libpcap_shim/csrc/*.inc) libpcap_shim/build.py mapi/csrc/ring.h
+SHIM_SOURCES := $(wildcard libpcap_shim/csrc/*.[ch] libpcap_shim/csrc/*.inc) libpcap_shim/build.py \
+	$(wildcard mapi/csrc/*.[ch])   # the shim compiles the engine's readers and BPF in
 
 .PHONY: demo test bench deps venv engine shim proto clean check-imports test-asan fuzz fuzz-smoke \
 	sanitizer-deps
@@ -69,6 +72,7 @@ bench: engine shim
 
 clean:
 	rm -rf build $(VENV) mapi/_engine*.so mapi/_engine.c mapi/_engine.o .deps.stamp
+	rm -f backends/*/_*.so backends/*/_*.c backends/*/_*.o
 	rm -f mapi/tracegen/_gentrace*.so mapi/tracegen/_gentrace.c mapi/tracegen/_gentrace.o
 
 # --- sanitizers and fuzzing (clang; installed here, idempotently) -------------------------------

@@ -12,8 +12,6 @@ Options (create_offline_device(path, fmt, **options)):
   raw_ts=True          classic pcap: ts = sec << 32 | frac exactly as stored (the shim's view)
   mmap=False           read plain files into buffers instead of mapping them
 """
-import bz2
-import gzip
 import lzma
 import mmap
 import os
@@ -21,11 +19,13 @@ import stat
 import threading
 import zlib
 
-from mapi import hookimpl
+from mapi import hookimpl, native
 from mapi.batch import Buffer, RefCounted
+from mapi.compression import MAGIC_BYTES, compression_of, open_decompressed
 from mapi.descriptor import BackendDescriptor, PacketSource
 from mapi.errors import MapiError, EOPEN, EFORMAT, ETRUNC, EBADARG
-from mapi._engine import ffi, lib
+
+ffi, lib = native.engine()          # the savefile readers are the engine's own C
 
 MFF_PCAP, MFF_PCAPNG, MFF_DAG_ERF = "pcap", "pcapng", "erf"
 FORMAT_CODES = {MFF_PCAP: lib.MAPI_FMT_PCAP, MFF_PCAPNG: lib.MAPI_FMT_PCAPNG,
@@ -38,33 +38,7 @@ WINDOW_SIZE = 16 << 20         # mapped windows (plain files)
 READ_CHUNK = 256 << 10
 OPTIONS = ("libpcap_compat", "raw_ts", "mmap")
 
-COMPRESSORS = ((b"\x1f\x8b", "gzip", gzip.open), (b"\xfd7zXZ\x00", "xz", lzma.open),
-               (b"BZh", "bzip2", bz2.open))
 DECOMPRESS_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
-
-
-def sniff_format(head):
-    """Format name of a (decompressed) savefile from its first bytes, or None."""
-    code = lib.mapi_reader_detect(head, len(head)) if head else 0
-    return FORMAT_NAMES.get(code)
-
-
-def open_stream(path):
-    """Open `path` for reading, transparently decompressing; returns (fileobj, compression)."""
-    try:
-        raw = open(path, "rb")
-    except OSError as exc:
-        raise MapiError(EOPEN, "cannot open %s: %s" % (path, exc.strerror), file=path) from None
-    try:
-        head = raw.read(6)
-        raw.seek(0)
-    except OSError:                      # a pipe: no sniffing, no seeking
-        return raw, None
-    for magic, name, opener in COMPRESSORS:
-        if head.startswith(magic):
-            raw.close()
-            return opener(path, "rb"), name
-    return raw, None
 
 
 class _Region:
@@ -220,18 +194,18 @@ class SavefileSource(PacketSource):
             raise MapiError(EOPEN, "cannot open %s: %s" % (path, exc.strerror), file=path) from None
         try:
             st = os.fstat(fd)
-            head = os.pread(fd, 6, 0) if stat.S_ISREG(st.st_mode) else b""
+            head = os.pread(fd, MAGIC_BYTES, 0) if stat.S_ISREG(st.st_mode) else b""
         except OSError as exc:
             os.close(fd)
             raise MapiError(EOPEN, "cannot read %s: %s" % (path, exc.strerror), file=path) from None
         if stat.S_ISDIR(st.st_mode):
             os.close(fd)
             raise MapiError(EOPEN, "cannot open %s: it is a directory" % path, file=path)
-        for magic, name, opener in COMPRESSORS:
-            if head.startswith(magic):
-                os.close(fd)
-                self.compression = name
-                return _BufferedStream(opener(path, "rb"), path, name)
+        compression = compression_of(head)
+        if compression is not None:
+            os.close(fd)
+            self.compression = compression
+            return _BufferedStream(open_decompressed(path, compression), path, compression)
         if use_mmap and stat.S_ISREG(st.st_mode) and st.st_size > 0:
             return _MappedFile(fd, st.st_size)
         return _BufferedStream(os.fdopen(fd, "rb", buffering=0), path, None)
@@ -377,16 +351,16 @@ class SavefileSource(PacketSource):
         self._src.close()
 
 
-def probe(path, head):
-    return sniff_format(head)
-
-
 @hookimpl
 def scampi_backends():
     return [BackendDescriptor(
         name="savefile",
         doc="pcap, pcapng and ERF savefiles, plain or gzip/xz/bzip2-compressed",
-        probe=probe,
         open_offline=lambda path, fmt=None, options=None: SavefileSource(path, fmt, options),
-        priority=0,
     )]
+
+
+@hookimpl(trylast=True)
+def scampi_probe_offline(path, head):
+    """Every file no other backend claimed: a savefile, or the precise error saying why not."""
+    return "savefile"

@@ -30,9 +30,11 @@ CFLAGS = ["-g", "-O1", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-rec
           "-fno-omit-frame-pointer", "-std=gnu11", "-Wall", "-Wno-unused-function"]
 
 ENGINE = "mapi/csrc"
-READERS = [ENGINE + "/reader.c", ENGINE + "/pcapng.c", ENGINE + "/erf.c"]
+READERS = [ENGINE + "/pcap.c", ENGINE + "/pcapng.c", ENGINE + "/erf.c"]
 # The NetFlow/IPFIX collector's C (moving to backends/netflow/): its only mention here.
-NETFLOW_SOURCES = [ENGINE + "/live_netflow.c", ENGINE + "/fn/hdr_parse.c"]
+# the collector's decoder and template cache (transport.c, the socket side, is left out)
+NETFLOW = "backends/netflow"
+NETFLOW_SOURCES = [NETFLOW + "/state.c", NETFLOW + "/records.c", NETFLOW + "/messages.c"]
 SHIM = sorted(f for f in glob.glob(os.path.join(ROOT, "libpcap_shim/csrc/*.c"))
               if not f.endswith("/python.c"))
 SHIM_INCLUDES = ["libpcap_shim/csrc", ENGINE]

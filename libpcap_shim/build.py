@@ -64,7 +64,7 @@ def _pyapi_decls():
 
 # Engine C compiled in: the savefile readers (the shim checks pcapng interface blocks with them)
 # and the BPF interpreter and validator (libpcap's bpf_filter and bpf_validate).
-ENGINE_SOURCES = [os.path.join(ENGINE_CSRC, f) for f in ("reader.c", "pcapng.c", "erf.c", "bpf.c")]
+ENGINE_SOURCES = [os.path.join(ENGINE_CSRC, f) for f in ("pcap.c", "pcapng.c", "erf.c", "bpf.c")]
 
 
 def _sources():
@@ -73,7 +73,7 @@ def _sources():
 
 def _inputs():
     return _sources() + glob.glob(os.path.join(CSRC, "*.h")) + \
-        glob.glob(os.path.join(CSRC, "*.inc")) + [os.path.join(ENGINE_CSRC, h) for h in ("ring.h", "reader.h", "bpf.h", "engine.h")] + \
+        glob.glob(os.path.join(CSRC, "*.inc")) + [os.path.join(ENGINE_CSRC, h) for h in ("ring.h", "reader.h", "reader_formats.h", "byteorder.h", "bpf.h", "engine.h")] + \
         [os.path.abspath(__file__)]
 
 

@@ -70,10 +70,10 @@ def clients():
 
 
 def get_include():
-    """Directory of the engine's C headers (engine.h: the batch and kernel ABI), for plugins
-    that build their own kernels."""
-    import os
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc")
+    """Directory of the engine's C headers (engine.h: the batch and kernel ABI, mapi_plugin.h:
+    the engine API table), for plugins that build their own C (see mapi.cbuild)."""
+    from .cbuild import get_include as _get_include
+    return _get_include()
 
 
 __all__ = (["explain", "explain_data", "get_include", "OfflineDevice", "Flow", "Function",

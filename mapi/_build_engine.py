@@ -1,43 +1,27 @@
 """Builds mapi._engine, the C batch engine, with cffi (API mode, out of line).
 
-Every header under csrc/ (and csrc/fn/) is both compiled in and read for the cffi declarations,
-with its preprocessor guards and includes stripped, so a declaration is written once.  A new
-kernel is one csrc/fn/NAME.c plus its csrc/fn/NAME.h; nothing else needs editing.
+The engine is csrc/ and csrc/fn/: batches and plans, the BPF interpreter, rings, the savefile
+readers and the standard functions' kernels.  Every header listed below (and every csrc/fn/*.h)
+is both compiled in and read for the cffi declarations, so a declaration is written once.  A new
+kernel is one csrc/fn/NAME.c plus its csrc/fn/NAME.h; nothing else needs editing.  Backends'
+C is not here: each backend builds its own module against these headers (mapi/cbuild.py).
 """
 import glob
 import os
-import re
 
 from cffi import FFI
+from mapi.cbuild import COMPILE_ARGS, cdef_from_header, get_include
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CSRC = os.path.join(HERE, "csrc")
-CORE_HEADERS = ["engine.h", "bpf.h", "ring.h", "reader.h"]   # then card_*.h, live_*.h, fn/*.h
-
-
-def _cdef_text(path):
-    out = []
-    for line in open(path, encoding="utf-8"):
-        s = line.strip()
-        if s.startswith(("#include", "#ifndef", "#endif", "#if ", "#else")):
-            continue
-        m = re.match(r"#define\s+(\w+)(\s+(.*))?$", s)
-        if m:
-            value = (m.group(3) or "").split("/*")[0].strip()
-            # cffi understands integer constants only; guards and macros are dropped
-            if re.fullmatch(r"\(?-?(0x[0-9a-fA-F]+|\d+)\)?[uU]?", value):
-                out.append("#define %s %s" % (m.group(1), value.strip("()").rstrip("uU")))
-            continue
-        out.append(line.rstrip("\n"))
-    return "\n".join(out)
+CSRC = get_include()
+ROOT = os.path.dirname(os.path.dirname(CSRC))
+CORE_HEADERS = ["engine.h", "flowrec.h", "bpf.h", "ring.h", "reader.h"]   # then fn/*.h
+LAST_HEADERS = ["engine_api.h"]                                         # uses fn/hdr_parse.h
 
 
 def _headers():
     core = [os.path.join(CSRC, h) for h in CORE_HEADERS]
-    cards = sorted(glob.glob(os.path.join(CSRC, "card_*.h")))
-    live = sorted(glob.glob(os.path.join(CSRC, "live_*.h")))
     fns = sorted(glob.glob(os.path.join(CSRC, "fn", "*.h")))
-    return core + cards + live + fns
+    return core + fns + [os.path.join(CSRC, h) for h in LAST_HEADERS]
 
 
 def _sources():
@@ -60,18 +44,14 @@ def _libs():
 
 
 ffibuilder = FFI()
-ffibuilder.cdef("\n".join(_cdef_text(h) for h in _headers()))
+ffibuilder.cdef("\n".join(cdef_from_header(h) for h in _headers()))
 _libraries, _macros = _libs()
 ffibuilder.set_source(
     "mapi._engine",
     "\n".join('#include "%s"' % os.path.relpath(h, CSRC) for h in _headers()),
-    sources=[os.path.relpath(s, os.path.dirname(HERE)) for s in _sources()],
+    sources=[os.path.relpath(s, ROOT) for s in _sources()],
     include_dirs=[CSRC, os.path.join(CSRC, "fn")],
     libraries=_libraries + ["dl", "pthread"],
     define_macros=_macros,
-    extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-unused-function"],
+    extra_compile_args=COMPILE_ARGS,
 )
-
-if __name__ == "__main__":
-    os.chdir(os.path.dirname(HERE))
-    ffibuilder.compile(verbose=False)

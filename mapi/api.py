@@ -53,7 +53,7 @@ def create_offline_device(path, fmt=None, backend=None, **options):
                         argument="path")
     path = check_text(os.fspath(path), "path", "create_offline_device", path=True)
     if backend is None:
-        desc = _probe_backend(reg, path)
+        desc = reg.offline_backend(path)
     else:
         desc = reg.backend(backend)
         if desc.open_offline is None:
@@ -63,29 +63,6 @@ def create_offline_device(path, fmt=None, backend=None, **options):
         name = "offline%d" % next(_dev_counter)
         _devices[name] = Device(name, source, desc.name, offline=True)
     return name
-
-
-def _probe_backend(reg, path):
-    from scampi.backends.savefile import open_stream
-    head = b""
-    if not os.path.isdir(path):
-        f, _ = open_stream(path)
-        with f:
-            try:
-                head = f.read(64)
-            except Exception:
-                head = b""
-    candidates = [d for d in reg.backends.values() if d.probe and d.open_offline]
-    candidates.sort(key=lambda d: -d.priority)
-    for d in candidates:
-        try:
-            if d.probe(path, head):
-                return d
-        except Exception:
-            continue
-    if "savefile" in reg.backends:
-        return reg.backends["savefile"]      # it produces the precise format error
-    raise MapiError(ENODEV, "no installed backend reads %s" % path, file=path)
 
 
 def find_device(dev):
@@ -98,31 +75,6 @@ def find_device(dev):
     return d
 
 
-
-def _live_backend(reg, name):
-    """Backend for a live device name: "backend:ifname" picks one; a bare name goes to the
-    highest-priority backend that lists it (or, failing that, that can open live devices)."""
-    if ":" in name:
-        bname, ifname = name.split(":", 1)
-        if bname in reg.backends:
-            d = reg.backends[bname]
-            if d.open_live is None:
-                raise MapiError(ENODEV, "backend %s has no live devices" % bname, argument="dev")
-            return d, ifname
-    live = sorted((d for d in reg.backends.values() if d.open_live), key=lambda d: -d.priority)
-    if not live:
-        raise MapiError(ENODEV, "no device %r: it is not an offline device of this process and no "
-                        "installed backend opens live devices" % name, argument="dev")
-    for d in live:
-        try:
-            listed = d.list_devices() if d.list_devices else []
-        except Exception:
-            listed = []
-        if any(x.get("name") == name for x in listed):
-            return d, name
-    return live[0], name
-
-
 def open_live_device(name, **options):
     """Open (or reuse) a live device by name; flows created on it share it."""
     name = check_text(name, "dev", "open_live_device")
@@ -131,7 +83,7 @@ def open_live_device(name, **options):
         if d is not None:
             return d
     reg = get_registry()
-    desc, ifname = _live_backend(reg, name)
+    desc, ifname = reg.live_backend(name)
     source = desc.open_live(ifname, options)
     with _lock:
         d = _devices.get(name)

@@ -6,6 +6,8 @@ places them, from these declarations alone.
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Tuple
 
+from .errors import MapiError, EBADARG
+
 REQUIRED = object()
 
 # Argument types (after MAPI 2.0's type codes)
@@ -140,17 +142,18 @@ class FunctionContext:
 class BackendDescriptor:
     """A packet-source backend: one ops table, like a libpcap capture module.
 
-    probe(path, head) -> format name or None: can this backend read the offline file whose first
-    bytes are `head`?  open_offline(path, fmt, options) -> PacketSource.
-    open_live(name, options) -> PacketSource.  list_devices() -> list of dicts (name, description).
+    open_offline(path, fmt, options) -> PacketSource: replay a file (fmt: a format name or None;
+    options: the create_offline_device keywords).  open_live(name, options) -> PacketSource:
+    capture from a live device (name without the "backend:" prefix).  list_devices() -> list of
+    dicts (name, description, ...).  Each is None when the backend has no such operation; each
+    raises mapi.MapiError naming the file, device or option.  Which backend opens a file or a
+    bare device name is asked through the hooks scampi_probe_offline / scampi_claim_live.
     """
     name: str
     doc: str = ""
-    probe: Optional[Callable] = None
     open_offline: Optional[Callable] = None
     open_live: Optional[Callable] = None
     list_devices: Optional[Callable] = None
-    priority: int = 0                 # higher wins when several probes accept a file
     capabilities: dict = field(default_factory=dict)
     plugin: str = ""
 
@@ -181,3 +184,30 @@ class PacketSource:
 
     def close(self):
         pass
+
+
+def parse_options(what, options, allowed):
+    """Check a device's options (the keywords of create_flow / create_offline_device) against
+    `allowed` {name: (type, default)}: type bool, int (non-negative) or a tuple of the allowed
+    values.  Returns {name: value} with every default filled in; raises MapiError(EBADARG)
+    naming `what` and the option."""
+    options = dict(options or {})
+    out = {}
+    for name, (typ, default) in allowed.items():
+        v = options.pop(name, default)
+        if typ is bool:
+            v = bool(v)
+        elif typ is int:
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise MapiError(EBADARG, "%s: option %s must be a non-negative integer, got %r"
+                                % (what, name, v), argument=name)
+        elif isinstance(typ, tuple):
+            if v not in typ:
+                raise MapiError(EBADARG, "%s: option %s must be one of %s, got %r"
+                                % (what, name, ", ".join(map(repr, typ)), v), argument=name)
+        out[name] = v
+    if options:
+        raise MapiError(EBADARG, "%s: unknown option(s) %s; known: %s"
+                        % (what, ", ".join(sorted(options)), ", ".join(sorted(allowed))),
+                        argument=sorted(options)[0])
+    return out

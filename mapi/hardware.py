@@ -84,7 +84,13 @@ class Assignment:
     parent_hw_id: Optional[int]
     deliver: bool
     key: int = 0                 # stable identity of the node across configurations
-    node: Any = None             # the organizer Node (for the device's own bookkeeping)
+    # The node's software FunctionInstance: its C kernel and state (for a unit that re-runs the
+    # kernel, or writes through it) and result().
+    instance: Any = None
+    # Names of the software functions that read this node's result while packets flow
+    # (THRESHOLD, BUCKET, STATS... through an "F" argument).  A unit that updates its result a
+    # batch ahead of software must refuse such a node (HardwareError): it stays in software.
+    read_by: Tuple[str, ...] = ()
 
 
 @dataclass

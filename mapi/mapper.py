@@ -70,7 +70,7 @@ def _decide(graph, nodes, units, source, refused):
     for n in nodes:
         n.placement, n.hw_id, n.hw_exact = SOFTWARE, None, False
     used = {u.name: {} for u in units}
-    assignments = []
+    assignments, placed = [], []
     for n in sorted(nodes, key=lambda n: n.serial):
         parent = n.parent
         if parent is not graph.root and not (parent.hw_id is not None and parent.hw_exact):
@@ -109,16 +109,36 @@ def _decide(graph, nodes, units, source, refused):
         n.hw_note = offer.note
         if u.kind != FILTER:
             n.hw_exact = True              # statistics pass every packet on unchanged
+        placed.append(n)
         assignments.append(Assignment(hw_id=n.hw_id, unit=u.name, function=n.desc.name,
                                       args=n.args, offer=offer,
                                       parent_hw_id=None if parent is graph.root else parent.hw_id,
-                                      deliver=False, key=n.serial, node=n))
-    # which hardware nodes must send their packets across the bus
-    for a in assignments:
-        n = a.node
+                                      deliver=False, key=n.serial, instance=n.instance))
+    for a, n in zip(assignments, placed):
+        # which hardware nodes must send their packets across the bus
         a.deliver = (not n.hw_exact) or any(c.hw_id is None for c in n.children)
+        a.read_by = _software_readers(n, graph.root)
     deliver_all = any(c.hw_id is None for c in graph.root.children)
     return HardwareConfig(assignments=assignments, deliver_all=deliver_all)
+
+
+def _software_readers(node, root):
+    """Names of the functions of software nodes whose "F" argument names one of `node`'s owners
+    (fd, fid): they read its result while packets flow."""
+    owners = {tuple(o) for o in getattr(node, "owners", ())}
+    if not owners:
+        return ()
+    out, stack = [], list(root.children)
+    while stack:
+        n = stack.pop()
+        stack.extend(n.children)
+        if n is node or n.hw_id is not None or n.desc is None:
+            continue
+        for arg, value in zip(n.desc.args, n.args):
+            if arg.type == "F" and isinstance(value, (tuple, list)) and tuple(value) in owners:
+                out.append(n.desc.name)
+                break
+    return tuple(out)
 
 
 def _sane_unit(u, source):

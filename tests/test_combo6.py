@@ -21,7 +21,8 @@ from helpers.cards import (CARRIED_ETHERNET_FILES, ETHERNET_FILES, Ref, assert_s
                            check_tags_against_bpf, configure, filter_config, finish, frames, placements,
                            register, run)
 
-import scampi.backends.combo6 as combo6
+import scampi.backends.cards.combo6 as combo6
+from scampi.backends.cards import ffi as card_ffi, lib as card_lib
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -84,11 +85,11 @@ def test_lup_record_fields_are_absent_when_the_frame_is_short():
     card = combo6.open_offline(str(MIXED), None, None)
     filter_config(card, "LUP", ["ip src 10.0.0.1", "not ip src 10.0.0.1", "ip", "ip proto 6"])
     comp = card.compiled
-    h = ffi.new("card_hdr *")
-    buf = ffi.new("uint8_t[]", frame)
-    lib.card_hfe_extract(buf, len(frame), 60, h)
+    h = card_ffi.new("card_hdr *")
+    buf = card_ffi.new("uint8_t[]", frame)
+    card_lib.card_hfe_extract(buf, len(frame), 60, h)
     assert h.avail[0] == 24 and h.avail[1] == 0
-    got = [lib.card_lup_accepts(comp.c, comp.c.nodes[i].first, comp.c.nodes[i].count, h)
+    got = [card_lib.card_lup_accepts(comp.c, comp.c.nodes[i].first, comp.c.nodes[i].count, h)
            for i in range(4)]
     want = [lib.mapi_bpf_run(compile_filter(e, 1, 262144)[0], frame, 60, len(frame)) for e in
             ["ip src 10.0.0.1", "not ip src 10.0.0.1", "ip", "ip proto 6"]]

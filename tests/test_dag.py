@@ -14,7 +14,7 @@ from helpers.cards import (CARRIED_ETHERNET_FILES, ETHERNET_FILES, assert_same_r
                            register, run)
 from tools.gentrace import write_trace
 
-import scampi.backends.dag as dag
+import scampi.backends.cards.dag as dag
 
 EXAMPLE = generated("mixed.pcap")
 ERF_100 = CORPUS / "erf" / "libtrace__100_packets.erf"

@@ -22,7 +22,7 @@ EXAMPLE = generated("mixed.pcap")        # 4631 packets, as many as the corpus's
 @pytest.fixture(scope="module", autouse=True)
 def router_backend():
     reg = get_registry()
-    for mod in ("scampi.backends.router", "scampi.backends.ring"):
+    for mod in ("scampi.backends.router", "scampi.backends.afpacket.ring"):
         module = importlib.import_module(mod)
         if not any(d.name in reg.backends for d in module.scampi_backends()):
             reg.register(module, name="backend-" + mod.rsplit(".", 1)[-1])

@@ -63,3 +63,38 @@ def test_core_does_not_know_the_plugin():
                           "print('LEN_RANGE' in get_registry().functions)"],
                          capture_output=True, text=True)
     assert out.stdout.strip() == "False"
+
+
+PROBE = ("import sys, mapi; from mapi.registry import get_registry; reg = get_registry(); "
+         "print('importlib.metadata' in sys.modules, 'FAKE_COUNT' in reg.functions)")
+
+
+def test_entry_point_scan_is_cached_and_follows_installs(tmp_path):
+    """The first start scans the installed distributions (importlib.metadata), the next ones
+    read the cache; a distribution appearing on the path (its .dist-info) makes the next start
+    scan again and find its plugin."""
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+
+    def start(**extra):
+        out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                             env=dict(env, **extra), timeout=120)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.split()
+
+    assert start() == ["True", "False"]          # scanned
+    assert start() == ["False", "False"]         # cached: importlib.metadata never imported
+    site = tmp_path / "site"
+    (site / "fake_plugin-1.0.dist-info").mkdir(parents=True)
+    (site / "fake_plugin-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: fake-plugin\nVersion: 1.0\n")
+    (site / "fake_plugin-1.0.dist-info" / "entry_points.txt").write_text(
+        "[scampi]\nfake = fake_plugin\n")
+    (site / "fake_plugin.py").write_text(
+        "import mapi\nfrom mapi.descriptor import FunctionDescriptor\n"
+        "from scampi.plugins.stdfuncs.pkt_counter import Counter\n"
+        "from mapi._engine import lib\n"
+        "@mapi.hookimpl\ndef scampi_functions():\n"
+        "    return [FunctionDescriptor(name='FAKE_COUNT', args=(), result='u64', cost='free',\n"
+        "            create=lambda ctx, args: Counter(lib.mapi_pkt_counter_kernel))]\n")
+    assert start(PYTHONPATH=str(site)) == ["True", "True"]     # a new installation: scanned
+    assert start(PYTHONPATH=str(site)) == ["False", "True"]    # and cached

@@ -70,7 +70,7 @@ def run_tcpdump(trace, loops, args):
 
 def run_mapi(trace, loops, flows, options, args):
     with netns.VethPair() as net:
-        spec = dict(dev="ring:" + net.rx_if, options=options, register=["scampi.backends.ring"],
+        spec = dict(dev="ring:" + net.rx_if, options=options, register=["scampi.backends.afpacket.ring"],
                     flows=[{"functions": f} for f in flows], until=None, until_quiet_ms=1500,
                     timeout=600, settle=0.2)
         cap = net.capture(spec, cpu=1)

@@ -1,5 +1,5 @@
 /* libFuzzer target: the NetFlow v5 / v9 / IPFIX decoder and its template cache
- * (mapi_nf_*, today mapi/csrc/live_netflow.c; fuzz/run.py names its source in one place).
+ * (mapi_nf_*, backends/netflow/; fuzz/run.py names its sources in one place).
  *
  * Input: export packets, each as [exporter byte][length, 2 bytes big-endian][payload].  The
  * exporter byte picks one of four exporters (two IPv4, two IPv6), so templates announced by one
@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "live_netflow.h"
+#include "collector.h"
 
 #define ROOM 64
 

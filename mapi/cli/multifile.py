@@ -133,7 +133,6 @@ class FilesSource(PacketSource):
 
 
 def _open_offline(path, fmt=None, options=None):
-    from mapi.api import _probe_backend          # the API's own choice of backend per file
     from mapi.registry import get_registry
     options = dict(options or {})
     paths = options.pop("paths", None) or [path]
@@ -150,7 +149,7 @@ def _open_offline(path, fmt=None, options=None):
         elif is_stream(p):
             desc = reg.backend("savefile")      # probing would eat the head of a pipe
         else:
-            desc = _probe_backend(reg, p)
+            desc = reg.offline_backend(p)         # the API's own choice of backend per file
         return desc.open_offline(p, fmt, {})
     return FilesSource(paths, merge, open_one)
 
@@ -169,7 +168,7 @@ class _Plugin:
     def scampi_backends(self):
         return [BackendDescriptor(name=NAME, doc="several trace files read in turn or merged "
                                   "by time (mapi run -r A -r B [--merge])",
-                                  open_offline=_open_offline, priority=-100)]
+                                  open_offline=_open_offline)]
 
 
 def register():

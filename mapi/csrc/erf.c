@@ -10,9 +10,8 @@
  * The loss counters of non-color record types add up in `lost`. */
 #include <stdio.h>
 #include <string.h>
-#include "reader.h"
-
-void mapi_reader_fail(mapi_reader *r, int32_t code, uint64_t offset, const char *fmt, ...);
+#include "reader_formats.h"
+#include "byteorder.h"
 
 enum {
     ERF_HDLC_POS = 1, ERF_ETH = 2, ERF_MC_HDLC = 5, ERF_COLOR_HDLC_POS = 10, ERF_COLOR_ETH = 11,
@@ -26,14 +25,6 @@ enum {
 #define LINKTYPE_RAW 101
 #define LINKTYPE_C_HDLC 104
 
-static inline uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-
-static inline uint64_t le64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;                            /* x86-64 is little-endian */
-}
 
 /* What a record type carries: 0 nothing we deliver, 1 Ethernet, 2 HDLC/POS, 3 raw IP,
  * 4 multichannel HDLC (a 4-byte channel header first). */
@@ -70,10 +61,10 @@ int32_t mapi_erf_plausible(const uint8_t *head, uint64_t len)
     uint64_t last_ts = 0;
     while (seen < 3 && len - pos >= 16) {
         const uint8_t *h = head + pos;
-        uint32_t t = h[8] & 0x7f, rlen = be16(h + 10);
+        uint32_t t = h[8] & 0x7f, rlen = mapi_be16(h + 10);
         if (t == 0 || (t > 29 && t != ERF_PAD) || (h[9] & 0x80)) return 0;
         if (rlen < 16 || (kind_of(t) == 1 && rlen < 18)) return 0;
-        uint64_t ts = le64(h);
+        uint64_t ts = mapi_le64(h);
         if (seen && ts < last_ts && t != ERF_PAD) return 0;
         last_ts = ts;
         seen++;
@@ -92,7 +83,7 @@ static int locate(mapi_reader *r, const uint8_t *h, uint32_t rlen, uint64_t foff
     int more = h[8] & 0x80;
     while (more) {                       /* extension headers */
         if (rlen - p < 8) {
-            mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the ERF record at offset %llu "
+            mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, NULL, "the ERF record at offset %llu "
                              "(length %u) ends inside its extension headers",
                              (unsigned long long)foff, rlen);
             return -1;
@@ -102,12 +93,12 @@ static int locate(mapi_reader *r, const uint8_t *h, uint32_t rlen, uint64_t foff
     }
     int kind = kind_of(type);
     if (kind == 0) return 0;
-    uint32_t wlen = be16(h + 14);
+    uint32_t wlen = mapi_be16(h + 14);
     uint32_t skip = kind == 1 ? 2 : kind == 4 ? 4 : 0;
     if (rlen - p < skip) {
-        mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the ERF record at offset %llu (type %u, "
-                         "length %u) is too short for its headers", (unsigned long long)foff,
-                         type, rlen);
+        mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, NULL, "the ERF record at offset %llu "
+                         "(type %u, length %u) is too short for its headers",
+                         (unsigned long long)foff, type, rlen);
         return -1;
     }
     p += skip;
@@ -142,7 +133,7 @@ int mapi_erf_open(mapi_reader *r, const uint8_t *region, uint64_t len, int32_t a
     uint64_t pos = 0;
     for (int i = 0; i < 64 && len - pos >= 16; i++) {
         const uint8_t *h = region + pos;
-        uint32_t rlen = be16(h + 10), start, cap, wl;
+        uint32_t rlen = mapi_be16(h + 10), start, cap, wl;
         int32_t lt;
         if (rlen < 16 || len - pos < rlen) break;
         char keep[256];
@@ -172,27 +163,24 @@ int mapi_erf_parse(mapi_reader *r, const uint8_t *region, uint64_t len, uint64_t
         if (avail < 16) {
             if (!at_eof) { r->need = 16; rc = MAPI_PARSE_NEED_MORE; break; }
             if (avail == 0) { rc = MAPI_PARSE_END; break; }
-            mapi_reader_fail(r, MAPI_READER_ETRUNC, foff, "file ends inside the ERF record "
-                             "header at offset %llu (%llu of its 16 bytes)",
-                             (unsigned long long)foff, (unsigned long long)avail);
-            rc = MAPI_PARSE_ERROR;
+            rc = mapi_reader_fail(r, MAPI_READER_ETRUNC, foff, NULL, "file ends inside the ERF "
+                                  "record header at offset %llu (%llu of its 16 bytes)",
+                                  (unsigned long long)foff, (unsigned long long)avail);
             break;
         }
         const uint8_t *h = region + pos;
-        uint32_t rlen = be16(h + 10);
+        uint32_t rlen = mapi_be16(h + 10);
         if (rlen < 16) {
-            mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the ERF record at offset %llu gives "
-                             "a record length of %u, less than its 16-byte header (file corrupt "
-                             "or not ERF)", (unsigned long long)foff, rlen);
-            rc = MAPI_PARSE_ERROR;
+            rc = mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, NULL, "the ERF record at offset "
+                                  "%llu gives a record length of %u, less than its 16-byte header "
+                                  "(file corrupt or not ERF)", (unsigned long long)foff, rlen);
             break;
         }
         if (avail < rlen) {
             if (!at_eof) { r->need = rlen; rc = MAPI_PARSE_NEED_MORE; break; }
-            mapi_reader_fail(r, MAPI_READER_ETRUNC, foff, "file ends inside the ERF record "
-                             "at offset %llu (%llu of its %u bytes)", (unsigned long long)foff,
-                             (unsigned long long)avail, rlen);
-            rc = MAPI_PARSE_ERROR;
+            rc = mapi_reader_fail(r, MAPI_READER_ETRUNC, foff, NULL, "file ends inside the ERF "
+                                  "record at offset %llu (%llu of its %u bytes)",
+                                  (unsigned long long)foff, (unsigned long long)avail, rlen);
             break;
         }
         uint32_t start, cap, wl;
@@ -201,7 +189,7 @@ int mapi_erf_parse(mapi_reader *r, const uint8_t *region, uint64_t len, uint64_t
         if (k < 0) { rc = MAPI_PARSE_ERROR; break; }
         uint32_t type = h[8] & 0x7f;
         if (k == 0) {
-            if (!is_color(type) && type != ERF_PAD && type != ERF_META) r->lost += be16(h + 12);
+            if (!is_color(type) && type != ERF_PAD && type != ERF_META) r->lost += mapi_be16(h + 12);
             r->skipped++;
             r->records++;
             pos += rlen;
@@ -214,8 +202,8 @@ int mapi_erf_parse(mapi_reader *r, const uint8_t *region, uint64_t len, uint64_t
         } else if (lt != blt) {
             break;                       /* the next batch has the other link type */
         }
-        if (!is_color(type)) r->lost += be16(h + 12);
-        uint64_t t = le64(h);
+        if (!is_color(type)) r->lost += mapi_be16(h + 12);
+        uint64_t t = mapi_le64(h);
         /* the binary fraction rounded to the nearest ns */
         uint64_t frac_ns = ((t & 0xffffffffu) * 1000000000u + 0x80000000u) >> 32;
         b->off[n] = pos + start;

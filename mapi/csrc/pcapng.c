@@ -11,13 +11,8 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include "reader.h"
-
-void mapi_reader_fail(mapi_reader *r, int32_t code, uint64_t offset, const char *fmt, ...);
-int32_t mapi_linktype_dlt(int32_t linktype);
-uint32_t mapi_max_snaplen(int32_t dlt);
-uint32_t mapi_adjust_snaplen(int32_t dlt, uint32_t snaplen);
-void mapi_reader_post_process(mapi_reader *r, const uint8_t *region, mapi_batch *b);
+#include "reader_formats.h"
+#include "byteorder.h"
 
 #define BT_SHB 0x0A0D0D0Au
 #define BT_IDB 1u
@@ -27,20 +22,6 @@ void mapi_reader_post_process(mapi_reader *r, const uint8_t *region, mapi_batch 
 #define BYTE_ORDER_MAGIC 0x1A2B3C4Du
 #define SHB_INSANE_MAX (1024u * 1024u)
 #define INITIAL_MAX_BLOCKSIZE (16u * 1024u * 1024u)
-
-static inline uint32_t rd32(const uint8_t *p, int swapped)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return swapped ? __builtin_bswap32(v) : v;
-}
-
-static inline uint16_t rd16(const uint8_t *p, int swapped)
-{
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return swapped ? __builtin_bswap16(v) : v;
-}
 
 static const char *block_name(uint32_t type)
 {
@@ -56,11 +37,10 @@ static const char *block_name(uint32_t type)
 
 static int too_short(mapi_reader *r, uint32_t type, uint64_t foff)
 {
-    snprintf(r->pcap_err, sizeof r->pcap_err,
-             "block of type %u in pcapng dump file is too short", type);
-    mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the %s at offset %llu is too short for its "
-                     "contents", block_name(type), (unsigned long long)foff);
-    return MAPI_PARSE_ERROR;
+    return mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
+                            mapi_reader_pcap_text(r, "block of type %u in pcapng dump file is too "
+                                                  "short", type), "the %s at offset %llu is too "
+                            "short for its contents", block_name(type), (unsigned long long)foff);
 }
 
 /* The block starting at region[pos]: check its framing (libpcap's read_block()).  Returns
@@ -72,55 +52,54 @@ static int frame_block(mapi_reader *r, const uint8_t *region, uint64_t len, uint
     if (avail < 8) {
         if (!at_eof) { r->need = 8; return MAPI_PARSE_NEED_MORE; }
         if (avail == 0) return MAPI_PARSE_END;
-        snprintf(r->pcap_err, sizeof r->pcap_err, "truncated pcapng dump file; tried to read 8 "
-                 "bytes, only got %llu", (unsigned long long)avail);
-        mapi_reader_fail(r, MAPI_READER_ETRUNC, foff, "file ends inside the block header at "
-                         "offset %llu (%llu of its 8 bytes)", (unsigned long long)foff,
-                         (unsigned long long)avail);
-        return MAPI_PARSE_ERROR;
+        return mapi_reader_fail(r, MAPI_READER_ETRUNC, foff,
+                                mapi_reader_pcap_text(r, "truncated pcapng dump file; tried to "
+                                                      "read 8 bytes, only got %llu",
+                                                      (unsigned long long)avail), "file ends "
+                                "inside the block header at offset %llu (%llu of its 8 bytes)",
+                                (unsigned long long)foff, (unsigned long long)avail);
     }
     const uint8_t *h = region + pos;
-    uint32_t t = rd32(h, sw), n = rd32(h + 4, sw);
+    uint32_t t = mapi_rd32(h, sw), n = mapi_rd32(h + 4, sw);
     if (n < 12) {
-        snprintf(r->pcap_err, sizeof r->pcap_err,
-                 "block in pcapng dump file has a length of %u < 12", n);
-        mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the %s at offset %llu gives a total "
-                         "length of %u, less than the 12-byte minimum", block_name(t),
-                         (unsigned long long)foff, n);
-        return MAPI_PARSE_ERROR;
+        return mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
+                                mapi_reader_pcap_text(r, "block in pcapng dump file has a length "
+                                                      "of %u < 12", n), "the %s at offset %llu "
+                                "gives a total length of %u, less than the 12-byte minimum",
+                                block_name(t), (unsigned long long)foff, n);
     }
     if (n % 4) {
-        snprintf(r->pcap_err, sizeof r->pcap_err,
-                 "block in pcapng dump file has a length of %u that is not a multiple of 4", n);
-        mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the %s at offset %llu gives a total "
-                         "length of %u, not a multiple of 4", block_name(t),
-                         (unsigned long long)foff, n);
-        return MAPI_PARSE_ERROR;
+        return mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
+                                mapi_reader_pcap_text(r, "block in pcapng dump file has a length "
+                                                      "of %u that is not a multiple of 4", n),
+                                "the %s at offset %llu gives a total length of %u, not a multiple "
+                                "of 4", block_name(t), (unsigned long long)foff, n);
     }
     if (n > r->max_blocksize) {
-        snprintf(r->pcap_err, sizeof r->pcap_err, "pcapng block size %u > maximum %u", n,
-                 r->max_blocksize);
-        mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the %s at offset %llu gives a total "
-                         "length of %u, more than the maximum of %u (file corrupt?)",
-                         block_name(t), (unsigned long long)foff, n, r->max_blocksize);
-        return MAPI_PARSE_ERROR;
+        return mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
+                                mapi_reader_pcap_text(r, "pcapng block size %u > maximum %u", n,
+                                                      r->max_blocksize), "the %s at offset %llu "
+                                "gives a total length of %u, more than the maximum of %u (file "
+                                "corrupt?)", block_name(t), (unsigned long long)foff, n,
+                                r->max_blocksize);
     }
     if (avail < n) {
         if (!at_eof) { r->need = n; return MAPI_PARSE_NEED_MORE; }
-        snprintf(r->pcap_err, sizeof r->pcap_err, "truncated pcapng dump file; tried to read %u "
-                 "bytes, only got %llu", n - 8, (unsigned long long)(avail - 8));
-        mapi_reader_fail(r, MAPI_READER_ETRUNC, foff, "file ends inside the %s at offset "
-                         "%llu (%llu of its %u bytes)", block_name(t), (unsigned long long)foff,
-                         (unsigned long long)avail, n);
-        return MAPI_PARSE_ERROR;
+        return mapi_reader_fail(r, MAPI_READER_ETRUNC, foff,
+                                mapi_reader_pcap_text(r, "truncated pcapng dump file; tried to "
+                                                      "read %u bytes, only got %llu", n - 8,
+                                                      (unsigned long long)(avail - 8)),
+                                "file ends inside the %s at offset %llu (%llu of its %u bytes)",
+                                block_name(t), (unsigned long long)foff, (unsigned long long)avail,
+                                n);
     }
-    if (rd32(h + n - 4, sw) != n) {
-        snprintf(r->pcap_err, sizeof r->pcap_err,
-                 "block total length in header and trailer don't match");
-        mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the %s at offset %llu has total length "
-                         "%u in its header but %u in its trailer", block_name(t),
-                         (unsigned long long)foff, n, rd32(h + n - 4, sw));
-        return MAPI_PARSE_ERROR;
+    if (mapi_rd32(h + n - 4, sw) != n) {
+        return mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
+                                mapi_reader_pcap_text(r, "block total length in header and trailer "
+                                                      "don't match"), "the %s at offset %llu has "
+                                "total length %u in its header but %u in its trailer",
+                                block_name(t), (unsigned long long)foff, n,
+                                mapi_rd32(h + n - 4, sw));
     }
     *type = t;
     *tlen = n;
@@ -149,8 +128,8 @@ static int read_idb(mapi_reader *r, const uint8_t *body, uint32_t blen, int sw, 
                     mapi_ng_iface *f)
 {
     if (blen < 8) return too_short(r, BT_IDB, foff);
-    f->linktype = rd16(body, sw);
-    uint32_t snap = rd32(body + 4, sw);
+    f->linktype = mapi_rd16(body, sw);
+    uint32_t snap = mapi_rd32(body + 4, sw);
     f->snaplen = mapi_adjust_snaplen(mapi_linktype_dlt(f->linktype), snap);
     f->tsoffset = 0;
     set_ts_mode(f, 1000000, 0, 0);
@@ -158,7 +137,7 @@ static int read_idb(mapi_reader *r, const uint8_t *body, uint32_t blen, int sw, 
     uint32_t p = 8;
     while (p < blen) {
         if (blen - p < 4) return too_short(r, BT_IDB, foff);
-        uint32_t code = rd16(body + p, sw), olen = rd16(body + p + 2, sw);
+        uint32_t code = mapi_rd16(body + p, sw), olen = mapi_rd16(body + p + 2, sw);
         uint32_t padded = (olen + 3u) & ~3u;
         p += 4;
         if (blen - p < padded) return too_short(r, BT_IDB, foff);
@@ -166,53 +145,55 @@ static int read_idb(mapi_reader *r, const uint8_t *body, uint32_t blen, int sw, 
         p += padded;
         if (code == 0) {
             if (olen != 0) {
-                snprintf(r->pcap_err, sizeof r->pcap_err, "Interface Description Block has "
-                         "opt_endofopt option with length %u != 0", olen);
-                mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the interface description block "
-                                 "at offset %llu has an end-of-options option of length %u",
-                                 (unsigned long long)foff, olen);
-                return MAPI_PARSE_ERROR;
+                return mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
+                                        mapi_reader_pcap_text(r, "Interface Description Block has "
+                                                              "opt_endofopt option with length %u "
+                                                              "!= 0", olen), "the interface "
+                                        "description block at offset %llu has an end-of-options "
+                                        "option of length %u", (unsigned long long)foff, olen);
             }
             break;
         }
         if (code == 9) {                 /* if_tsresol */
             if (olen != 1) {
-                snprintf(r->pcap_err, sizeof r->pcap_err, "Interface Description Block has "
-                         "if_tsresol option with length %u != 1", olen);
-                mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the interface description block "
-                                 "at offset %llu has an if_tsresol option of length %u, not 1",
-                                 (unsigned long long)foff, olen);
-                return MAPI_PARSE_ERROR;
+                return mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
+                                        mapi_reader_pcap_text(r, "Interface Description Block has "
+                                                              "if_tsresol option with length %u "
+                                                              "!= 1", olen), "the interface "
+                                        "description block at offset %llu has an if_tsresol "
+                                        "option of length %u, not 1", (unsigned long long)foff,
+                                        olen);
             }
             if (saw_resol) {
-                snprintf(r->pcap_err, sizeof r->pcap_err, "Interface Description Block has more "
-                         "than one if_tsresol option");
-                mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the interface description block "
-                                 "at offset %llu has two if_tsresol options",
-                                 (unsigned long long)foff);
-                return MAPI_PARSE_ERROR;
+                return mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
+                                        mapi_reader_pcap_text(r, "Interface Description Block has "
+                                                              "more than one if_tsresol option"),
+                                        "the interface description block at offset %llu has two "
+                                        "if_tsresol options", (unsigned long long)foff);
             }
             saw_resol = 1;
             uint8_t res = v[0];
             if (res & 0x80) {
                 uint32_t shift = res & 0x7f;
                 if (shift > 63) {
-                    snprintf(r->pcap_err, sizeof r->pcap_err, "Interface Description Block "
-                             "if_tsresol option resolution 2^-%u is too high", shift);
-                    mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the interface description "
-                                     "block at offset %llu has a timestamp resolution of 2^-%u "
-                                     "s, finer than 2^-63", (unsigned long long)foff, shift);
-                    return MAPI_PARSE_ERROR;
+                    return mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
+                                            mapi_reader_pcap_text(r, "Interface Description Block "
+                                                                  "if_tsresol option resolution "
+                                                                  "2^-%u is too high", shift),
+                                            "the interface description block at offset %llu has a "
+                                            "timestamp resolution of 2^-%u s, finer than 2^-63",
+                                            (unsigned long long)foff, shift);
                 }
                 set_ts_mode(f, (uint64_t)1 << shift, 1, shift);
             } else {
                 if (res > 19) {
-                    snprintf(r->pcap_err, sizeof r->pcap_err, "Interface Description Block "
-                             "if_tsresol option resolution 10^-%u is too high", res);
-                    mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the interface description "
-                                     "block at offset %llu has a timestamp resolution of 10^-%u "
-                                     "s, finer than 10^-19", (unsigned long long)foff, res);
-                    return MAPI_PARSE_ERROR;
+                    return mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
+                                            mapi_reader_pcap_text(r, "Interface Description Block "
+                                                                  "if_tsresol option resolution "
+                                                                  "10^-%u is too high", res),
+                                            "the interface description block at offset %llu has a "
+                                            "timestamp resolution of 10^-%u s, finer than 10^-19",
+                                            (unsigned long long)foff, res);
                 }
                 uint64_t resol = 1;
                 for (uint32_t i = 0; i < res; i++) resol *= 10;
@@ -220,20 +201,20 @@ static int read_idb(mapi_reader *r, const uint8_t *body, uint32_t blen, int sw, 
             }
         } else if (code == 14) {         /* if_tsoffset */
             if (olen != 8) {
-                snprintf(r->pcap_err, sizeof r->pcap_err, "Interface Description Block has "
-                         "if_tsoffset option with length %u != 8", olen);
-                mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the interface description block "
-                                 "at offset %llu has an if_tsoffset option of length %u, not 8",
-                                 (unsigned long long)foff, olen);
-                return MAPI_PARSE_ERROR;
+                return mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
+                                        mapi_reader_pcap_text(r, "Interface Description Block has "
+                                                              "if_tsoffset option with length %u "
+                                                              "!= 8", olen), "the interface "
+                                        "description block at offset %llu has an if_tsoffset "
+                                        "option of length %u, not 8", (unsigned long long)foff,
+                                        olen);
             }
             if (saw_offset) {
-                snprintf(r->pcap_err, sizeof r->pcap_err, "Interface Description Block has more "
-                         "than one if_tsoffset option");
-                mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the interface description block "
-                                 "at offset %llu has two if_tsoffset options",
-                                 (unsigned long long)foff);
-                return MAPI_PARSE_ERROR;
+                return mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
+                                        mapi_reader_pcap_text(r, "Interface Description Block has "
+                                                              "more than one if_tsoffset option"),
+                                        "the interface description block at offset %llu has two "
+                                        "if_tsoffset options", (unsigned long long)foff);
             }
             saw_offset = 1;
             uint64_t o;
@@ -247,10 +228,10 @@ static int read_idb(mapi_reader *r, const uint8_t *body, uint32_t blen, int sw, 
 static int add_iface(mapi_reader *r, const mapi_ng_iface *f, uint64_t foff)
 {
     if (r->nifaces >= MAPI_MAX_IFACES) {
-        mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the interface description block at "
-                         "offset %llu is the %u. of its section; at most %u are supported",
-                         (unsigned long long)foff, r->nifaces + 1, MAPI_MAX_IFACES);
-        return MAPI_PARSE_ERROR;
+        return mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, NULL, "the interface description "
+                                "block at offset %llu is the %u. of its section; at most %u are "
+                                "supported", (unsigned long long)foff, r->nifaces + 1,
+                                MAPI_MAX_IFACES);
     }
     r->ifaces[r->nifaces++] = *f;
     return MAPI_PARSE_OK;
@@ -262,39 +243,42 @@ int mapi_pcapng_open(mapi_reader *r, const uint8_t *region, uint64_t len, int32_
     *consumed = 0;
     /* the first SHB: libpcap only calls the file pcapng once the byte-order magic is right */
     if (len < 12 && !at_eof) { r->need = 12; return MAPI_PARSE_NEED_MORE; }
-    uint32_t bom = len >= 12 ? rd32(region + 8, 0) : 0;
+    uint32_t bom = len >= 12 ? mapi_rd32(region + 8, 0) : 0;
     int sw = bom == __builtin_bswap32(BYTE_ORDER_MAGIC);
-    if (len < 12 || (bom != BYTE_ORDER_MAGIC && !sw) || rd32(region, 0) != BT_SHB) {
-        snprintf(r->pcap_err, sizeof r->pcap_err, "unknown file format");
-        mapi_reader_fail(r, MAPI_READER_EFORMAT, len >= 12 ? 8 : len, len < 12 ? "the file ends "
-                         "at offset %llu, inside the pcapng section header" :
-                         "not a pcapng file: no byte-order magic at offset 8 of the section "
-                         "header", (unsigned long long)len);
-        return MAPI_PARSE_ERROR;
+    if (len < 12 || (bom != BYTE_ORDER_MAGIC && !sw) || mapi_rd32(region, 0) != BT_SHB) {
+        return mapi_reader_fail(r, MAPI_READER_EFORMAT, len >= 12 ? 8 : len,
+                                mapi_reader_pcap_text(r, "unknown file format"),
+                                len < 12 ? "the file ends at offset %llu, inside the pcapng "
+                                           "section header"
+                                         : "not a pcapng file: no byte-order magic at offset 8 "
+                                           "of the section header", (unsigned long long)len);
     }
-    uint32_t n = rd32(region + 4, sw);
+    uint32_t n = mapi_rd32(region + 4, sw);
     if (n < 28 || n > SHB_INSANE_MAX) {
-        snprintf(r->pcap_err, sizeof r->pcap_err, "Section Header Block in pcapng dump file has "
-                 "invalid length %u < _%u_ < %u (BT_SHB_INSANE_MAX)", 28u, n, SHB_INSANE_MAX);
-        mapi_reader_fail(r, MAPI_READER_EFORMAT, 4, "the section header block at offset 0 gives "
-                         "a total length of %u, outside 28..%u", n, SHB_INSANE_MAX);
-        return MAPI_PARSE_ERROR;
+        return mapi_reader_fail(r, MAPI_READER_EFORMAT, 4,
+                                mapi_reader_pcap_text(r, "Section Header Block in pcapng dump file "
+                                                      "has invalid length %u < _%u_ < %u "
+                                                      "(BT_SHB_INSANE_MAX)", 28u, n,
+                                                      SHB_INSANE_MAX),
+                                "the section header block at offset 0 gives a total length of %u, "
+                                "outside 28..%u", n, SHB_INSANE_MAX);
     }
     if (len < n) {
         if (!at_eof) { r->need = n; return MAPI_PARSE_NEED_MORE; }
-        snprintf(r->pcap_err, sizeof r->pcap_err, "truncated pcapng dump file; tried to read %u "
-                 "bytes, only got %llu", n - 12, (unsigned long long)(len - 12));
-        mapi_reader_fail(r, MAPI_READER_ETRUNC, 0, "file ends inside the section header "
-                         "block at offset 0 (%llu of its %u bytes)", (unsigned long long)len, n);
-        return MAPI_PARSE_ERROR;
+        return mapi_reader_fail(r, MAPI_READER_ETRUNC, 0,
+                                mapi_reader_pcap_text(r, "truncated pcapng dump file; tried to "
+                                                      "read %u bytes, only got %llu", n - 12,
+                                                      (unsigned long long)(len - 12)),
+                                "file ends inside the section header block at offset 0 (%llu of "
+                                "its %u bytes)", (unsigned long long)len, n);
     }
-    uint32_t major = rd16(region + 12, sw), minor = rd16(region + 14, sw);
+    uint32_t major = mapi_rd16(region + 12, sw), minor = mapi_rd16(region + 14, sw);
     if (!(major == 1 && (minor == 0 || minor == 2))) {
-        snprintf(r->pcap_err, sizeof r->pcap_err, "unsupported pcapng savefile version %u.%u",
-                 major, minor);
-        mapi_reader_fail(r, MAPI_READER_EFORMAT, 12, "unsupported pcapng version %u.%u at offset "
-                         "12 (1.0 and 1.2 are known)", major, minor);
-        return MAPI_PARSE_ERROR;
+        return mapi_reader_fail(r, MAPI_READER_EFORMAT, 12,
+                                mapi_reader_pcap_text(r, "unsupported pcapng savefile version "
+                                                      "%u.%u", major, minor),
+                                "unsupported pcapng version %u.%u at offset 12 (1.0 and 1.2 are "
+                                "known)", major, minor);
     }
     /* libpcap's open reads the SHB without checking its trailer */
     r->format = MAPI_FMT_PCAPNG;
@@ -312,11 +296,11 @@ int mapi_pcapng_open(mapi_reader *r, const uint8_t *region, uint64_t len, int32_
         uint32_t type, tlen;
         int rc = frame_block(r, region, len, pos, pos, at_eof, sw, &type, &tlen);
         if (rc == MAPI_PARSE_END) {
-            snprintf(r->pcap_err, sizeof r->pcap_err,
-                     "the capture file has no Interface Description Blocks");
-            mapi_reader_fail(r, MAPI_READER_EFORMAT, pos, "the file has no interface description "
-                             "block (it ends at offset %llu)", (unsigned long long)pos);
-            return MAPI_PARSE_ERROR;
+            return mapi_reader_fail(r, MAPI_READER_EFORMAT, pos,
+                                    mapi_reader_pcap_text(r, "the capture file has no Interface "
+                                                          "Description Blocks"), "the file has no "
+                                    "interface description block (it ends at offset %llu)",
+                                    (unsigned long long)pos);
         }
         if (rc != MAPI_PARSE_OK) return rc;
         if (type == BT_IDB) {
@@ -336,12 +320,12 @@ int mapi_pcapng_open(mapi_reader *r, const uint8_t *region, uint64_t len, int32_
             return MAPI_PARSE_OK;
         }
         if (type == BT_EPB || type == BT_SPB || type == BT_PB) {
-            snprintf(r->pcap_err, sizeof r->pcap_err, "the capture file has a packet block "
-                     "before any Interface Description Blocks");
-            mapi_reader_fail(r, MAPI_READER_EFORMAT, pos, "the %s at offset %llu comes before "
-                             "any interface description block", block_name(type),
-                             (unsigned long long)pos);
-            return MAPI_PARSE_ERROR;
+            return mapi_reader_fail(r, MAPI_READER_EFORMAT, pos,
+                                    mapi_reader_pcap_text(r, "the capture file has a packet "
+                                                          "block before any Interface "
+                                                          "Description Blocks"),
+                                    "the %s at offset %llu comes before any interface description "
+                                    "block", block_name(type), (unsigned long long)pos);
         }
         r->records++;
         pos += tlen;
@@ -368,28 +352,28 @@ static inline int64_t ng_time(const mapi_ng_iface *f, uint64_t t)
 static int read_shb(mapi_reader *r, const uint8_t *h, uint32_t tlen, int sw, uint64_t foff)
 {
     if (tlen - 12 < 16) return too_short(r, BT_SHB, foff);
-    uint32_t bom = rd32(h + 8, sw);
+    uint32_t bom = mapi_rd32(h + 8, sw);
     if (bom != BYTE_ORDER_MAGIC) {
         if (bom == __builtin_bswap32(BYTE_ORDER_MAGIC)) {
-            snprintf(r->pcap_err, sizeof r->pcap_err,
-                     "the file has sections with different byte orders");
-            mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the section at offset %llu has the "
+            mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
+                             mapi_reader_pcap_text(r, "the file has sections with different byte "
+                                                   "orders"), "the section at offset %llu has the "
                              "other byte order", (unsigned long long)foff);
         } else {
-            snprintf(r->pcap_err, sizeof r->pcap_err,
-                     "the file has a section with a bad byte order magic field");
-            mapi_reader_fail(r, MAPI_READER_EFORMAT, foff + 8, "the section header block at "
-                             "offset %llu has no byte-order magic", (unsigned long long)foff);
+            mapi_reader_fail(r, MAPI_READER_EFORMAT, foff + 8,
+                             mapi_reader_pcap_text(r, "the file has a section with a bad byte "
+                                                   "order magic field"), "the section header block "
+                             "at offset %llu has no byte-order magic", (unsigned long long)foff);
         }
         return MAPI_PARSE_ERROR;
     }
-    uint32_t major = rd16(h + 12, sw);
+    uint32_t major = mapi_rd16(h + 12, sw);
     if (major != 1) {
-        snprintf(r->pcap_err, sizeof r->pcap_err,
-                 "unknown pcapng savefile major version number %u", major);
-        mapi_reader_fail(r, MAPI_READER_EFORMAT, foff + 12, "the section at offset %llu has "
-                         "pcapng major version %u (1 is known)", (unsigned long long)foff, major);
-        return MAPI_PARSE_ERROR;
+        return mapi_reader_fail(r, MAPI_READER_EFORMAT, foff + 12,
+                                mapi_reader_pcap_text(r, "unknown pcapng savefile major version "
+                                                      "number %u", major), "the section at offset "
+                                "%llu has pcapng major version %u (1 is known)",
+                                (unsigned long long)foff, major);
     }
     r->iface_base += r->nifaces;
     r->nifaces = 0;
@@ -409,9 +393,9 @@ int mapi_pcapng_parse(mapi_reader *r, const uint8_t *region, uint64_t len, uint6
     while (n < b->cap && pos < r->max_batch_bytes) {
         const uint64_t foff = file_offset + pos;
         int sw = r->swapped;
-        if (!compat && len - pos >= 12 && rd32(region + pos, 0) == BT_SHB) {
+        if (!compat && len - pos >= 12 && mapi_rd32(region + pos, 0) == BT_SHB) {
             /* a new section may switch byte order: its magic says how to read its length */
-            uint32_t bom = rd32(region + pos + 8, 0);
+            uint32_t bom = mapi_rd32(region + pos + 8, 0);
             if (bom == BYTE_ORDER_MAGIC) sw = 0;
             else if (bom == __builtin_bswap32(BYTE_ORDER_MAGIC)) sw = 1;
             if (n && sw != r->swapped) break;    /* post-processing needs one order per batch */
@@ -427,18 +411,18 @@ int mapi_pcapng_parse(mapi_reader *r, const uint8_t *region, uint64_t len, uint6
         if (type == BT_EPB || type == BT_PB) {
             if (blen < 20) { rc = too_short(r, type, foff); break; }
             if (type == BT_EPB) {
-                iface = rd32(body, sw);
+                iface = mapi_rd32(body, sw);
             } else {
-                iface = rd16(body, sw);
+                iface = mapi_rd16(body, sw);
             }
-            t = ((uint64_t)rd32(body + 4, sw) << 32) | rd32(body + 8, sw);
-            caplen = rd32(body + 12, sw);
-            wirelen = rd32(body + 16, sw);
+            t = ((uint64_t)mapi_rd32(body + 4, sw) << 32) | mapi_rd32(body + 8, sw);
+            caplen = mapi_rd32(body + 12, sw);
+            wirelen = mapi_rd32(body + 16, sw);
             datoff = 20;
         } else if (type == BT_SPB) {
             if (blen < 4) { rc = too_short(r, type, foff); break; }
             iface = 0;
-            wirelen = rd32(body, sw);
+            wirelen = mapi_rd32(body, sw);
             t = 0;
             datoff = 4;
             caplen = 0;                          /* set below from interface 0's snaplen */
@@ -446,26 +430,28 @@ int mapi_pcapng_parse(mapi_reader *r, const uint8_t *region, uint64_t len, uint6
             mapi_ng_iface f;
             if (blen < 8) { rc = too_short(r, type, foff); break; }
             if (compat) {
-                uint32_t idb_lt = rd16(body, sw), idb_snap = rd32(body + 4, sw);
+                uint32_t idb_lt = mapi_rd16(body, sw), idb_snap = mapi_rd32(body + 4, sw);
                 /* libpcap compares the first interface's DLT_ with this LINKTYPE_ */
                 if ((uint32_t)mapi_linktype_dlt(r->first_linktype) != idb_lt) {
-                    snprintf(r->pcap_err, sizeof r->pcap_err, "an interface has a type %u "
-                             "different from the type of the first interface", idb_lt);
-                    mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the interface at offset "
-                                     "%llu has link type %u, the first one had %d",
-                                     (unsigned long long)foff, idb_lt, r->first_linktype);
-                    rc = MAPI_PARSE_ERROR;
+                    rc = mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
+                                          mapi_reader_pcap_text(r, "an interface has a type %u "
+                                                                "different from the type of the "
+                                                                "first interface", idb_lt),
+                                          "the interface at offset %llu has link type %u, the "
+                                          "first one had %d", (unsigned long long)foff, idb_lt,
+                                          r->first_linktype);
                     break;
                 }
                 if (mapi_adjust_snaplen(mapi_linktype_dlt(r->first_linktype), idb_snap)
                     != r->first_snaplen) {
-                    snprintf(r->pcap_err, sizeof r->pcap_err, "an interface has a snapshot "
-                             "length %u different from the snapshot length of the first "
-                             "interface", idb_snap);
-                    mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the interface at offset "
-                                     "%llu has snapshot length %u, the first one had %u",
-                                     (unsigned long long)foff, idb_snap, r->first_snaplen);
-                    rc = MAPI_PARSE_ERROR;
+                    rc = mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
+                                          mapi_reader_pcap_text(r, "an interface has a snapshot "
+                                                                "length %u different from the "
+                                                                "snapshot length of the first "
+                                                                "interface", idb_snap),
+                                          "the interface at offset %llu has snapshot length %u, "
+                                          "the first one had %u", (unsigned long long)foff,
+                                          idb_snap, r->first_snaplen);
                     break;
                 }
             }
@@ -490,13 +476,14 @@ int mapi_pcapng_parse(mapi_reader *r, const uint8_t *region, uint64_t len, uint6
         }
         /* a packet block */
         if (iface >= r->nifaces) {
-            snprintf(r->pcap_err, sizeof r->pcap_err, "a packet arrived on interface %u, but "
-                     "there's no Interface Description Block for that interface", iface);
-            mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the %s at offset %llu names "
-                             "interface %u, but its section describes %u interface%s",
-                             block_name(type), (unsigned long long)foff, iface, r->nifaces,
-                             r->nifaces == 1 ? "" : "s");
-            rc = MAPI_PARSE_ERROR;
+            rc = mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
+                                  mapi_reader_pcap_text(r, "a packet arrived on interface %u, but "
+                                                        "there's no Interface Description Block "
+                                                        "for that interface", iface),
+                                  "the %s at offset %llu names interface %u, but its section "
+                                  "describes %u interface%s", block_name(type),
+                                  (unsigned long long)foff, iface, r->nifaces,
+                                  r->nifaces == 1 ? "" : "s");
             break;
         }
         const mapi_ng_iface *f = &r->ifaces[iface];
@@ -505,12 +492,13 @@ int mapi_pcapng_parse(mapi_reader *r, const uint8_t *region, uint64_t len, uint6
         if (type == BT_SPB) {
             caplen = wirelen < snap ? wirelen : snap;
         } else if (caplen > snap) {
-            snprintf(r->pcap_err, sizeof r->pcap_err, "invalid packet capture length %u, bigger "
-                     "than snaplen of %d", caplen, (int)snap);
-            mapi_reader_fail(r, MAPI_READER_EFORMAT, foff, "the %s at offset %llu has a "
-                             "captured length of %u, more than its interface's snapshot length "
-                             "%u", block_name(type), (unsigned long long)foff, caplen, snap);
-            rc = MAPI_PARSE_ERROR;
+            rc = mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
+                                  mapi_reader_pcap_text(r, "invalid packet capture length %u, "
+                                                        "bigger than snaplen of %d", caplen,
+                                                        (int)snap), "the %s at offset %llu has a "
+                                  "captured length of %u, more than its interface's snapshot "
+                                  "length %u", block_name(type), (unsigned long long)foff, caplen,
+                                  snap);
             break;
         }
         if (blen - datoff < caplen) { rc = too_short(r, type, foff); break; }

@@ -17,29 +17,12 @@ reset     False: the sample is the referenced value; True: its change since the 
 Result: Stats(count, sum, sum2, min, max) with .mean and .variance; min/max None while
 count is 0.  Integer samples give exact integer sums.
 """
-from collections import namedtuple
-
 from mapi._engine import ffi, lib
 from mapi.descriptor import Arg, FunctionDescriptor, FunctionInstance
 from mapi.errors import MapiError, EBADARG
+from mapi.results import Stats
 
 from .bucket import COUNTER_STEPS, IntervalSampler, ResultRef, check_ref, parse_interval
-
-
-class Stats(namedtuple("Stats", "count sum sum2 min max")):
-    __slots__ = ()
-
-    @property
-    def mean(self):
-        return self.sum / self.count if self.count else None
-
-    @property
-    def variance(self):
-        """Population variance of the samples."""
-        if not self.count:
-            return None
-        m = self.sum / self.count
-        return max(0.0, self.sum2 / self.count - m * m)
 
 
 class PacketStats(FunctionInstance):

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "expired_flows.h"
-#include "../live_netflow.h"
+#include "../flowrec.h"
 
 struct mapi_expired {
     pthread_mutex_t lock;

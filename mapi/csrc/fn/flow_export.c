@@ -4,7 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "flow_export.h"
-#include "../live_netflow.h"
+#include "../flowrec.h"
 
 #define MAXMSG 65535
 #define T_V4 256

@@ -9,7 +9,7 @@
 #include "htab.h"
 #include "lru.h"
 #include "outbatch.h"
-#include "../live_netflow.h"
+#include "../flowrec.h"
 
 #define OLDEST(m) ((flow *)(m)->lru.oldest)
 #define FLOW(n) ((flow *)((char *)(n) - offsetof(flow, hn)))

@@ -1,17 +1,13 @@
 /* Link, IP and transport header parsing; see hdr_parse.h. */
 #include <string.h>
 #include "hdr_parse.h"
-#include "live_netflow.h"
+#include "../byteorder.h"
+#include "../flowrec.h"
 
 #define ETH_IPV4 0x0800
 #define ETH_IPV6 0x86DD
 #define MAX_TAGS 8          /* VLAN tags / MPLS labels / IPv6 extension headers we walk */
 
-static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static inline uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 /* The IP version (4/6) of what follows an ethertype at `off`, or 0; *l3 = where it starts. */
 static int after_ethertype(const uint8_t *p, uint32_t caplen, uint16_t type, uint32_t off,
@@ -23,7 +19,7 @@ static int after_ethertype(const uint8_t *p, uint32_t caplen, uint16_t type, uin
         case ETH_IPV6: *l3 = off; return 6;
         case 0x8100: case 0x88A8: case 0x9100: case 0x9200:   /* VLAN tags */
             if (caplen < off + 4) return 0;
-            type = rd16(p + off + 2);
+            type = mapi_be16(p + off + 2);
             off += 4;
             break;
         case 0x8847: case 0x8848:                               /* MPLS: guess IP after BoS */
@@ -42,7 +38,7 @@ static int after_ethertype(const uint8_t *p, uint32_t caplen, uint16_t type, uin
         case 0x8864:                                            /* PPPoE session + PPP */
             if (caplen < off + 8) return 0;
             {
-                uint16_t ppp = rd16(p + off + 6);
+                uint16_t ppp = mapi_be16(p + off + 6);
                 off += 8;
                 if (ppp == 0x0021) { *l3 = off; return 4; }
                 if (ppp == 0x0057) { *l3 = off; return 6; }
@@ -60,19 +56,19 @@ static int link_layer(int32_t linktype, const uint8_t *p, uint32_t caplen, uint3
     switch (linktype) {
     case 1: {                                                   /* Ethernet */
         if (caplen < 14) return 0;
-        uint16_t type = rd16(p + 12);
+        uint16_t type = mapi_be16(p + 12);
         if (type < 0x0600) {                                    /* 802.3 length: LLC/SNAP? */
             if (caplen < 22 || p[14] != 0xAA || p[15] != 0xAA || p[16] != 0x03) return 0;
-            return after_ethertype(p, caplen, rd16(p + 20), 22, l3);
+            return after_ethertype(p, caplen, mapi_be16(p + 20), 22, l3);
         }
         return after_ethertype(p, caplen, type, 14, l3);
     }
     case 113:                                                   /* Linux cooked v1 */
         if (caplen < 16) return 0;
-        return after_ethertype(p, caplen, rd16(p + 14), 16, l3);
+        return after_ethertype(p, caplen, mapi_be16(p + 14), 16, l3);
     case 276:                                                   /* Linux cooked v2 */
         if (caplen < 20) return 0;
-        return after_ethertype(p, caplen, rd16(p), 20, l3);
+        return after_ethertype(p, caplen, mapi_be16(p), 20, l3);
     case 101: case 12: case 14:                                 /* raw IP, version in the header */
         if (caplen < 1) return 0;
         *l3 = 0;
@@ -81,7 +77,7 @@ static int link_layer(int32_t linktype, const uint8_t *p, uint32_t caplen, uint3
     case 229: *l3 = 0; return 6;
     case 0: case 108: {                                         /* BSD null / OpenBSD loop */
         if (caplen < 4) return 0;
-        uint32_t be = rd32(p);
+        uint32_t be = mapi_be32(p);
         uint32_t le = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
         uint32_t af = linktype == 108 ? be : (le < 256 ? le : be);   /* null: writer's order */
         *l3 = 4;
@@ -99,11 +95,11 @@ static void transport(const uint8_t *p, uint32_t caplen, uint32_t off, mapi_hdr 
     h->l4_off = off;
     if (h->proto != 6 && h->proto != 17) return;
     if (caplen < off + 4) return;
-    h->sport = rd16(p + off);
-    h->dport = rd16(p + off + 2);
+    h->sport = mapi_be16(p + off);
+    h->dport = mapi_be16(p + off + 2);
     h->flags |= MAPI_HDR_HAS_PORTS;
     if (h->proto == 6 && caplen >= off + 14) {
-        h->tcp_seq = rd32(p + off + 4);
+        h->tcp_seq = mapi_be32(p + off + 4);
         h->tcp_flags = p[off + 13];
         h->flags |= MAPI_HDR_HAS_TCP;
     }
@@ -141,7 +137,7 @@ int mapi_hdr_parse(int32_t linktype, const uint8_t *p, uint32_t caplen, mapi_hdr
         h->proto = p[l3 + 9];
         memcpy(h->src, p + l3 + 12, 4);
         memcpy(h->dst, p + l3 + 16, 4);
-        uint16_t frag = rd16(p + l3 + 6);
+        uint16_t frag = mapi_be16(p + l3 + 6);
         if (frag & 0x3FFF) h->flags |= MAPI_HDR_FRAGMENT;           /* MF or an offset */
         if (frag & 0x1FFF) { h->flags |= MAPI_HDR_LATER_FRAGMENT; return 4; }
         transport(p, caplen, l3 + ihl, h);
@@ -164,7 +160,7 @@ int mapi_hdr_parse(int32_t linktype, const uint8_t *p, uint32_t caplen, mapi_hdr
             } else if (nh == 44) {                               /* fragment */
                 if (caplen < off + 8) { h->proto = nh; return 6; }
                 h->flags |= MAPI_HDR_FRAGMENT;
-                uint16_t fo = rd16(p + off + 2) & 0xFFF8;
+                uint16_t fo = mapi_be16(p + off + 2) & 0xFFF8;
                 nh = p[off];
                 off += 8;
                 if (fo) { h->proto = nh; h->flags |= MAPI_HDR_LATER_FRAGMENT; return 6; }

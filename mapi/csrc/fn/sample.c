@@ -1,12 +1,10 @@
 /* SAMPLE kernel; see sample.h. */
 #include "sample.h"
+#include "../rng.h"
 
 uint64_t mapi_sample_splitmix64(uint64_t *x)
 {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
+    return mapi_splitmix64(x);
 }
 
 void mapi_sample_init(mapi_sample_state *s, int32_t mode, uint64_t period, double percent,
@@ -40,7 +38,7 @@ uint32_t mapi_sample_kernel(void *state, const mapi_batch *b, const uint32_t *se
     } else {
         uint64_t x = s->rng, thr = s->threshold;
         for (uint32_t j = 0; j < nsel; j++)
-            if ((mapi_sample_splitmix64(&x) >> 11) < thr) out[n++] = sel[j];
+            if ((mapi_splitmix64(&x) >> 11) < thr) out[n++] = sel[j];
         s->rng = x;
         s->seen += nsel;
     }

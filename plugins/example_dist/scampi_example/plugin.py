@@ -2,10 +2,10 @@
 plugin's own).  Backend "pcapdir": every pcap file of a directory, in name order, as one device."""
 import os
 
-from mapi import hookimpl, MapiError
-from mapi._engine import ffi as engine_ffi
+from mapi import hookimpl, native, MapiError
 from mapi.descriptor import Arg, BackendDescriptor, FunctionDescriptor, FunctionInstance, PacketSource
-from scampi.backends.savefile import SavefileSource
+from mapi.errors import EBADARG, EOPEN
+from mapi.registry import get_registry
 
 from ._kernel import ffi, lib
 
@@ -14,25 +14,30 @@ class LenRange(FunctionInstance):
     def __init__(self, lo, hi):
         self.c = ffi.new("len_range *", {"lo": lo, "hi": hi})
         # the engine calls our kernel through a plain function pointer
-        self.kernel = engine_ffi.cast("mapi_kernel_fn", int(ffi.cast("uintptr_t", lib.len_range_kernel_ptr)))
-        self.state = engine_ffi.cast("void *", int(ffi.cast("uintptr_t", self.c)))
+        self.kernel = native.kernel_pointer(ffi, lib, "len_range_kernel")
+        self.state = native.state_pointer(ffi, self.c)
 
 
 def check(ctx, args):
     lo, hi = args
     if not 0 <= lo <= hi:
-        raise MapiError(1005, "LEN_RANGE: need 0 <= lo <= hi, got %d, %d" % (lo, hi), argument="lo")
+        raise MapiError(EBADARG, "LEN_RANGE: need 0 <= lo <= hi, got %d, %d" % (lo, hi), argument="lo")
     return args
+
+
+def open_file(path):
+    """One trace file, read by the savefile backend (through the registry, like any backend)."""
+    return get_registry().backend("savefile").open_offline(path, None, {})
 
 
 class PcapDir(PacketSource):
     def __init__(self, path):
         names = sorted(n for n in os.listdir(path) if n.endswith((".pcap", ".pcap.gz")))
         if not names:
-            raise MapiError(1010, "pcapdir %s: no .pcap files in it" % path, file=path)
+            raise MapiError(EOPEN, "pcapdir %s: no .pcap files in it" % path, file=path)
         self.files = [os.path.join(path, n) for n in names]
         self.name = path
-        self.current = SavefileSource(self.files[0])
+        self.current = open_file(self.files[0])
         self.index = 0
         self.linktype, self.snaplen = self.current.linktype, self.current.snaplen
         self.seq = 0
@@ -47,10 +52,13 @@ class PcapDir(PacketSource):
             self.index += 1
             if self.index == len(self.files):
                 return False
-            self.current = SavefileSource(self.files[self.index])
+            self.current = open_file(self.files[self.index])
 
     def info(self):
         return dict(path=self.name, files=len(self.files), format="pcapdir", linktype=self.linktype)
+
+    def close(self):
+        self.current.close()
 
 
 @hookimpl
@@ -65,5 +73,9 @@ def scampi_functions():
 def scampi_backends():
     return [BackendDescriptor(
         name="pcapdir", doc="every pcap file of a directory as one device",
-        probe=lambda path, head: os.path.isdir(path),
-        open_offline=lambda path, fmt=None, options=None: PcapDir(path), priority=10)]
+        open_offline=lambda path, fmt=None, options=None: PcapDir(path))]
+
+
+@hookimpl
+def scampi_probe_offline(path, head):
+    return "pcapdir" if os.path.isdir(path) else None
