@@ -12,7 +12,7 @@ from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC = os.path.join(HERE, "csrc")
-CORE_HEADERS = ["engine.h", "bpf.h", "ring.h", "reader.h"]   # then card_*.h, live_*.h, fn/*.h
+CORE_HEADERS = ["engine.h", "bpf.h", "bpf_x86_64.h", "ring.h", "reader.h"]   # then card_*.h, live_*.h, fn/*.h
 
 
 def _cdef_text(path):
