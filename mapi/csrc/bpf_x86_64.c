@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "bpf_flow.h"
 #include "bpf_x86_64.h"
 
 #if defined(__x86_64__)
@@ -44,8 +45,14 @@ typedef struct {
     fixup *fix;
     uint32_t nfix, capfix;
     uint32_t *label;       /* code offset of each BPF instruction */
+    const mapi_bpf_insn *prog;
+    uint32_t n;
+    int32_t nxt;           /* the instruction emitted after this one (TO_NEXT: none) */
+    int wire;              /* register holding b->wirelen, or RSP: at [rsp + WIRE_SLOT] */
     int failed;
 } emitter;
+typedef mapi_bpf_flow analysis;
+enum { LIVE_A = MAPI_BPF_LIVE_A, LIVE_X = MAPI_BPF_LIVE_X };
 
 static void b1(emitter *e, uint32_t v)
 {
@@ -158,29 +165,38 @@ static void load(emitter *e, int dst, uint32_t size, int base, int index, int32_
     }
 }
 
+/* Where control goes for instruction t: off the program rejects (as before), and a jump to
+ * "ret #0" goes straight to the next packet. */
+static int32_t target(const emitter *e, int64_t t)
+{
+    if (t < 0 || t >= e->n) return TO_NEXT;
+    return e->prog[t].code == 0x06 && e->prog[t].k == 0 ? TO_NEXT : (int32_t)t;
+}
+
+/* Continue at t: a jump unless t is emitted next. */
+static void go(emitter *e, int32_t t)
+{
+    if (t != e->nxt) jump(e, -1, t);
+}
+
 /* Keep the packet: out[kept++] = i, then the next one. */
 static void accept(emitter *e)
 {
     op_m(e, 0, 0x89, 1, IDX, OUT, KEPT, 4, 0);
     op_r(e, 0, 0xFF, 1, 0, KEPT);                    /* inc r13d */
-    jump(e, -1, TO_NEXT);
+    go(e, TO_NEXT);
 }
 
-static int32_t target(uint32_t n, int64_t t)
+static void branch(emitter *e, int cc, uint32_t i, uint8_t jt, uint8_t jf)
 {
-    return t >= 0 && t < n ? (int32_t)t : TO_NEXT;  /* off the program: reject, as before */
-}
-
-static void branch(emitter *e, int cc, uint32_t i, uint32_t n, uint8_t jt, uint8_t jf)
-{
-    int32_t tt = target(n, (int64_t)i + 1 + jt), tf = target(n, (int64_t)i + 1 + jf);
-    if (jt == jf) {
-        if (jt) jump(e, -1, tt);
-    } else if (jt == 0) {
+    int32_t tt = target(e, (int64_t)i + 1 + jt), tf = target(e, (int64_t)i + 1 + jf);
+    if (tt == tf) {
+        go(e, tt);
+    } else if (tt == e->nxt) {
         jump(e, cc ^ 1, tf);                         /* x86 conditions pair up: cc ^ 1 negates */
     } else {
         jump(e, cc, tt);
-        if (jf) jump(e, -1, tf);
+        go(e, tf);
     }
 }
 
@@ -218,14 +234,22 @@ static void shift_x(emitter *e, int digit)           /* A = X < 32 ? A shifted b
     op_r(e, 0, 0x0F47, 2, A_, RDX);                  /* cmova eax, edx */
 }
 
+/* Reject the packet unless `need` bytes were captured (unless every path checked already). */
+static void bounds(emitter *e, const analysis *an, uint32_t i, uint32_t need)
+{
+    if (need <= an->known[i]) return;
+    alu_imm(e, CMP, LEN, need);
+    jump(e, CC_B, TO_NEXT);
+}
+
 /* A or X from the packet at [k] (absolute) or [X + k] (indirect): reject out of bounds */
-static void packet_load(emitter *e, int dst, uint32_t size, int indirect, uint32_t k)
+static void packet_load(emitter *e, int dst, uint32_t size, int indirect, uint32_t k,
+                        const analysis *an, uint32_t i)
 {
     if (!indirect) {
         uint64_t end = (uint64_t)k + size;
         if (end > 0xFFFFFFFFu) { jump(e, -1, TO_NEXT); return; }
-        alu_imm(e, CMP, LEN, (uint32_t)end);        /* captured length < k + size */
-        jump(e, CC_B, TO_NEXT);
+        bounds(e, an, i, (uint32_t)end);            /* captured length < k + size: reject */
         if (k <= 0x7FFFFFFF) {
             load(e, dst, size, PKT, NOIDX, (int32_t)k);
         } else {
@@ -250,28 +274,77 @@ static void packet_load(emitter *e, int dst, uint32_t size, int indirect, uint32
     }
 }
 
-static int insn(emitter *e, const mapi_bpf_insn *p, uint32_t i, uint32_t n)
+static uint32_t swapped(uint32_t v, uint32_t size)
+{
+    return size == 4 ? __builtin_bswap32(v) : size == 2 ? __builtin_bswap16((uint16_t)v) : v;
+}
+
+/* "ld[hb] [k] (or [x + k]); jeq/jset #c" where nothing reads A afterwards and no jump lands
+ * on the test: compare the packet's bytes with c byte-swapped (no load into A, no swap).
+ * Returns 1 when it emitted both instructions. */
+static int fused(emitter *e, const mapi_bpf_insn *prog, uint32_t i, uint32_t n,
+                 const analysis *an, int32_t after)
+{
+    const mapi_bpf_insn *p = &prog[i], *t = &prog[i + 1];
+    uint32_t size = p->code == 0xb1 ? 0 : mapi_bpf_load_size(p->code);
+    int index = p->code & 0x40 ? X_ : NOIDX;         /* BPF_IND */
+    if (!size || i + 1 >= n || an->target[i + 1] || (an->live_out[i + 1] & LIVE_A) ||
+        (t->code != 0x15 && t->code != 0x45) || p->k > 0x7FFFFFFF - 4)
+        return 0;
+    uint32_t c = t->k, mask = size == 4 ? 0xFFFFFFFF : size == 2 ? 0xFFFF : 0xFF;
+    if (t->code == 0x15 && c > mask) return 0;       /* never equal: the plain path says so */
+    if (t->code == 0x45 && !(c & mask)) return 0;
+    if (index == NOIDX) {
+        bounds(e, an, i, p->k + size);
+    } else {                                         /* X + k + size > captured length */
+        op_m(e, 1, 0x8D, 1, RDX, X_, NOIDX, 1, (int32_t)(p->k + size));
+        op_r(e, 1, 0x39, 1, LEN, RDX);
+        jump(e, CC_A, TO_NEXT);
+    }
+    uint32_t v = swapped(t->code == 0x45 ? c & mask : c, size);
+    int eq = t->code == 0x15, k = (int32_t)p->k;
+    if (size == 2) {            /* via edx: a 16-bit immediate would stall the decoder (LCP) */
+        op_m(e, 0, 0x0FB7, 2, RDX, PKT, index, 1, k);
+        if (eq) alu_imm(e, CMP, RDX, v);
+        else { op_r(e, 0, 0xF7, 1, 0, RDX); b4(e, v); }
+    } else if (size == 1) {
+        op_m(e, 0, eq ? 0x80 : 0xF6, 1, eq ? CMP : 0, PKT, index, 1, k);
+        b1(e, v);
+    } else if (eq && (int32_t)v >= -128 && (int32_t)v <= 127) {
+        op_m(e, 0, 0x83, 1, CMP, PKT, index, 1, k);
+        b1(e, v);
+    } else {
+        op_m(e, 0, eq ? 0x81 : 0xF7, 1, eq ? CMP : 0, PKT, index, 1, k);
+        b4(e, v);
+    }
+    e->label[i + 1] = e->len;                        /* no jump lands there */
+    e->nxt = after;
+    branch(e, t->code == 0x15 ? CC_E : CC_NE, i + 1, t->jt, t->jf);
+    return 1;
+}
+
+static int insn(emitter *e, const mapi_bpf_insn *p, uint32_t i, const analysis *an)
 {
     uint32_t k = p->k;
     int32_t mem = 4 * (int32_t)(k & 15);
     switch (p->code) {
-    case 0x06: if (k) accept(e); else if (i + 1 < n) jump(e, -1, TO_NEXT); break;
+    case 0x06: if (k) accept(e); else go(e, TO_NEXT); break;
     case 0x16: op_r(e, 0, 0x85, 1, A_, A_); jump(e, CC_E, TO_NEXT); accept(e); break;
-    case 0x20: packet_load(e, A_, 4, 0, k); break;
-    case 0x28: packet_load(e, A_, 2, 0, k); break;
-    case 0x30: packet_load(e, A_, 1, 0, k); break;
-    case 0x40: packet_load(e, A_, 4, 1, k); break;
-    case 0x48: packet_load(e, A_, 2, 1, k); break;
-    case 0x50: packet_load(e, A_, 1, 1, k); break;
+    case 0x20: packet_load(e, A_, 4, 0, k, an, i); break;
+    case 0x28: packet_load(e, A_, 2, 0, k, an, i); break;
+    case 0x30: packet_load(e, A_, 1, 0, k, an, i); break;
+    case 0x40: packet_load(e, A_, 4, 1, k, an, i); break;
+    case 0x48: packet_load(e, A_, 2, 1, k, an, i); break;
+    case 0x50: packet_load(e, A_, 1, 1, k, an, i); break;
     case 0xb1:                                       /* ldxb 4*([k]&0xf) */
-        packet_load(e, X_, 1, 0, k);
+        packet_load(e, X_, 1, 0, k, an, i);
         alu_imm(e, AND, X_, 15);
         op_r(e, 0, 0xC1, 1, 4, X_);
         b1(e, 2);
         break;
     case 0x80: case 0x81:                            /* ld/ldx #len */
-        op_m(e, 1, 0x8B, 1, RDX, RSP, NOIDX, 1, WIRE_SLOT);
-        op_m(e, 0, 0x8B, 1, p->code == 0x80 ? A_ : X_, RDX, IDX, 4, 0);
+        if (e->wire == RSP) op_m(e, 1, 0x8B, 1, RDX, RSP, NOIDX, 1, WIRE_SLOT);
+        op_m(e, 0, 0x8B, 1, p->code == 0x80 ? A_ : X_, e->wire == RSP ? RDX : e->wire, IDX, 4, 0);
         break;
     case 0x00: mov_imm(e, A_, k); break;
     case 0x01: mov_imm(e, X_, k); break;
@@ -279,23 +352,19 @@ static int insn(emitter *e, const mapi_bpf_insn *p, uint32_t i, uint32_t n)
     case 0x61: op_m(e, 0, 0x8B, 1, X_, RSP, NOIDX, 1, mem); break;
     case 0x02: op_m(e, 0, 0x89, 1, A_, RSP, NOIDX, 1, mem); break;
     case 0x03: op_m(e, 0, 0x89, 1, X_, RSP, NOIDX, 1, mem); break;
-    case 0x05: {
-        int64_t t = (int64_t)i + 1 + (int32_t)k;     /* signed, as libpcap */
-        if (t != (int64_t)i + 1) jump(e, -1, target(n, t));
-        break;
-    }
-    case 0x25: alu_imm(e, CMP, A_, k); branch(e, CC_A, i, n, p->jt, p->jf); break;
-    case 0x35: alu_imm(e, CMP, A_, k); branch(e, CC_AE, i, n, p->jt, p->jf); break;
-    case 0x15: alu_imm(e, CMP, A_, k); branch(e, CC_E, i, n, p->jt, p->jf); break;
+    case 0x05: go(e, target(e, (int64_t)i + 1 + (int32_t)k)); break;   /* signed, as libpcap */
+    case 0x25: alu_imm(e, CMP, A_, k); branch(e, CC_A, i, p->jt, p->jf); break;
+    case 0x35: alu_imm(e, CMP, A_, k); branch(e, CC_AE, i, p->jt, p->jf); break;
+    case 0x15: alu_imm(e, CMP, A_, k); branch(e, CC_E, i, p->jt, p->jf); break;
     case 0x45:
         if (k <= 0xFF) { b1(e, 0xA8); b1(e, k); }   /* test al, imm8 */
         else { op_r(e, 0, 0xF7, 1, 0, A_); b4(e, k); }
-        branch(e, CC_NE, i, n, p->jt, p->jf);
+        branch(e, CC_NE, i, p->jt, p->jf);
         break;
-    case 0x2d: op_r(e, 0, 0x39, 1, X_, A_); branch(e, CC_A, i, n, p->jt, p->jf); break;
-    case 0x3d: op_r(e, 0, 0x39, 1, X_, A_); branch(e, CC_AE, i, n, p->jt, p->jf); break;
-    case 0x1d: op_r(e, 0, 0x39, 1, X_, A_); branch(e, CC_E, i, n, p->jt, p->jf); break;
-    case 0x4d: op_r(e, 0, 0x85, 1, X_, A_); branch(e, CC_NE, i, n, p->jt, p->jf); break;
+    case 0x2d: op_r(e, 0, 0x39, 1, X_, A_); branch(e, CC_A, i, p->jt, p->jf); break;
+    case 0x3d: op_r(e, 0, 0x39, 1, X_, A_); branch(e, CC_AE, i, p->jt, p->jf); break;
+    case 0x1d: op_r(e, 0, 0x39, 1, X_, A_); branch(e, CC_E, i, p->jt, p->jf); break;
+    case 0x4d: op_r(e, 0, 0x85, 1, X_, A_); branch(e, CC_NE, i, p->jt, p->jf); break;
     case 0x04: if (k) alu_imm(e, ADD, A_, k); break;
     case 0x14: if (k) alu_imm(e, SUB, A_, k); break;
     case 0x54: alu_imm(e, AND, A_, k); break;
@@ -322,41 +391,7 @@ static int insn(emitter *e, const mapi_bpf_insn *p, uint32_t i, uint32_t n)
     return 0;
 }
 
-/* Scratch words a program may load before any store on some path (to be zeroed). */
-static int uninitialised(const mapi_bpf_insn *p, uint32_t n, uint16_t *slots)
-{
-    uint16_t *in = malloc((size_t)n * sizeof *in);  /* words surely stored on entry to insn i */
-    if (!in) return -1;
-    for (uint32_t i = 0; i < n; i++) in[i] = 0xFFFF;
-    in[0] = 0;
-    for (uint32_t pass = 0, changed = 1; changed && pass <= n + 1; pass++) {
-        changed = 0;
-        for (uint32_t i = 0; i < n; i++) {
-            uint16_t code = p[i].code, out = in[i];
-            int64_t succ[2] = {(int64_t)i + 1, -1};
-            if (code == 0x02 || code == 0x03) out |= 1u << (p[i].k & 15);
-            if (code == 0x06 || code == 0x16) succ[0] = -1;
-            else if (code == 0x05) succ[0] = (int64_t)i + 1 + (int32_t)p[i].k;
-            else if ((code & 0x07) == 0x05) {
-                succ[0] = (int64_t)i + 1 + p[i].jt;
-                succ[1] = (int64_t)i + 1 + p[i].jf;
-            }
-            for (int s = 0; s < 2; s++)
-                if (succ[s] >= 0 && succ[s] < n && (in[succ[s]] & out) != in[succ[s]]) {
-                    in[succ[s]] &= out;
-                    changed = 1;
-                }
-        }
-    }
-    *slots = 0;
-    for (uint32_t i = 0; i < n; i++)
-        if ((p[i].code == 0x60 || p[i].code == 0x61) && !(in[i] & (1u << (p[i].k & 15))))
-            *slots |= 1u << (p[i].k & 15);
-    free(in);
-    return 0;
-}
-
-static void prologue(emitter *e)
+static void prologue(emitter *e, const analysis *an)
 {
     b1(e, 0x53); b1(e, 0x55);                                   /* push rbx, rbp */
     b1(e, 0x41); b1(e, 0x54); b1(e, 0x41); b1(e, 0x55);        /* push r12, r13 */
@@ -368,17 +403,21 @@ static void prologue(emitter *e)
     mov_imm(e, RBX, 0);
     op_m(e, 1, 0x8B, 1, BASE, RDI, NOIDX, 1, offsetof(mapi_batch, base));
     op_m(e, 1, 0x8B, 1, OFFS, RDI, NOIDX, 1, offsetof(mapi_batch, off));
-    op_m(e, 1, 0x8B, 1, RAX, RDI, NOIDX, 1, offsetof(mapi_batch, wirelen));
-    op_m(e, 1, 0x89, 1, RAX, RSP, NOIDX, 1, WIRE_SLOT);
-    op_m(e, 1, 0x8B, 1, CAPS, RDI, NOIDX, 1, offsetof(mapi_batch, caplen));
+    if (an->packet) {                               /* rdi: caplen; wirelen on the stack */
+        e->wire = RSP;
+        op_m(e, 1, 0x8B, 1, RAX, RDI, NOIDX, 1, offsetof(mapi_batch, wirelen));
+        op_m(e, 1, 0x89, 1, RAX, RSP, NOIDX, 1, WIRE_SLOT);
+        op_m(e, 1, 0x8B, 1, CAPS, RDI, NOIDX, 1, offsetof(mapi_batch, caplen));
+    } else {                                        /* no packet bytes read: rdi is wirelen */
+        e->wire = RDI;
+        op_m(e, 1, 0x8B, 1, RDI, RDI, NOIDX, 1, offsetof(mapi_batch, wirelen));
+    }
     op_r(e, 0, 0x85, 1, RBP, RBP);                              /* no packet: done */
     jump(e, CC_E, TO_DONE);
 }
 
-/* Per packet: i = sel[j]; prefetch sel[j + 4]'s bytes; p, buflen; A = X = 0. */
-static void packet_start(emitter *e, uint16_t zeroed)
+static void packet_pointer(emitter *e)
 {
-    op_m(e, 0, 0x8B, 1, IDX, SEL, RBX, 4, 0);                   /* r10d = sel[j] */
     op_m(e, 0, 0x8D, 1, RDX, RBX, NOIDX, 1, 4);                 /* edx = j + 4 */
     op_r(e, 0, 0x39, 1, RBP, RDX);
     b1(e, 0x73);                                                /* jae +skip (rel8) */
@@ -391,14 +430,24 @@ static void packet_start(emitter *e, uint16_t zeroed)
     op_m(e, 1, 0x8B, 1, PKT, OFFS, IDX, 8, 0);                  /* r8 = off[i] */
     op_r(e, 1, 0x01, 1, BASE, PKT);                             /* r8 += base */
     op_m(e, 0, 0x8B, 1, LEN, CAPS, IDX, 4, 0);                  /* r9d = caplen[i] */
-    mov_imm(e, A_, 0);
-    mov_imm(e, X_, 0);
+}
+
+/* Per packet: i = sel[j]; if bytes are read, prefetch sel[j + 4]'s, p, buflen; A = X = 0
+ * where read before written; scratch words read before stored = 0. */
+static void packet_start(emitter *e, const analysis *an)
+{
+    op_m(e, 0, 0x8B, 1, IDX, SEL, RBX, 4, 0);                   /* r10d = sel[j] */
+    if (an->packet)
+        packet_pointer(e);
+    if (an->entry_live & LIVE_A) mov_imm(e, A_, 0);
+    if (an->entry_live & LIVE_X) mov_imm(e, X_, 0);
     for (int w = 0; w < 16; w++)
-        if (zeroed & (1u << w)) {                               /* mov dword [rsp + 4w], 0 */
+        if (an->zeroed & (1u << w)) {                           /* mov dword [rsp + 4w], 0 */
             op_m(e, 0, 0xC7, 1, 0, RSP, NOIDX, 1, 4 * w);
             b4(e, 0);
         }
 }
+
 
 static int finish(emitter *e, uint32_t loop, mapi_bpf_code *out, char *err, uint32_t errlen)
 {
@@ -421,6 +470,11 @@ static int finish(emitter *e, uint32_t loop, mapi_bpf_code *out, char *err, uint
         uint32_t to = t == TO_NEXT ? next : t == TO_DONE ? done : e->label[t];
         uint32_t rel = to - (e->fix[f].at + 4);
         memcpy(e->buf + e->fix[f].at, &rel, 4);
+        if (rel == 0) {                                         /* a jump to what follows */
+            static const uint8_t nop6[6] = {0x66, 0x0F, 0x1F, 0x44, 0x00, 0x00};
+            int jcc = e->buf[e->fix[f].at - 1] != 0xE9;
+            memcpy(e->buf + e->fix[f].at - 1 - jcc, nop6 + 1 - jcc, 5 + jcc);
+        }
     }
     long page = sysconf(_SC_PAGESIZE);
     size_t size = ((size_t)e->len + page - 1) / page * page;
@@ -443,6 +497,36 @@ static int finish(emitter *e, uint32_t loop, mapi_bpf_code *out, char *err, uint
     return 0;
 }
 
+/* The program's blocks in the order the analysis chose; each instruction knows which one
+ * follows it in the code, so jumps there are left out. */
+static int body(emitter *e, const analysis *an, char *err, uint32_t errlen)
+{
+    for (uint32_t b = 0; b < an->nblocks; b++) {
+        uint32_t start = an->order[b], end = start;
+        if (b && target(e, start) == TO_NEXT) continue;  /* "ret #0": every jump goes past it */
+        while (end + 1 < e->n && !an->leader[end + 1]) end++;
+        int32_t after = TO_NEXT;
+        for (uint32_t c = b + 1; c < an->nblocks && after == TO_NEXT; c++)
+            after = target(e, an->order[c]);
+        for (uint32_t i = start; i <= end; i++) {
+            const mapi_bpf_insn *p = &e->prog[i];
+            e->label[i] = e->len;
+            e->nxt = i < end ? (int32_t)i + 1 : after;
+            if (i < end && fused(e, e->prog, i, e->n, an, i + 1 < end ? (int32_t)i + 2 : after)) {
+                i++;
+                continue;
+            }
+            if (insn(e, p, i, an) < 0) {
+                snprintf(err, errlen, "instruction %u: opcode 0x%02x is not classic BPF", i, p->code);
+                return -1;
+            }
+            if (i == end && (p->code & 0x07) != 0x05 && p->code != 0x06 && p->code != 0x16)
+                go(e, target(e, (int64_t)i + 1));    /* falls through to a block placed elsewhere */
+        }
+    }
+    return 0;
+}
+
 int mapi_bpf_emit_supported(void) { return 1; }
 
 int mapi_bpf_emit(const mapi_bpf_insn *prog, uint32_t len, mapi_bpf_code *out, char *err,
@@ -454,31 +538,28 @@ int mapi_bpf_emit(const mapi_bpf_insn *prog, uint32_t len, mapi_bpf_code *out, c
         return -1;
     }
     emitter e = {0};
-    uint16_t zeroed;
+    analysis an = {0};
     int rc = -1;
+    e.prog = prog;
+    e.n = len;
     e.cap = 256 + 48 * len;
     e.buf = malloc(e.cap);
     e.label = malloc((size_t)len * sizeof *e.label);
-    if (!e.buf || !e.label || uninitialised(prog, len, &zeroed) < 0) {
+    if (!e.buf || !e.label || mapi_bpf_flow_analyse(prog, len, &an) < 0) {
         snprintf(err, errlen, "out of memory emitting native code");
         goto out;
     }
-    prologue(&e);
+    prologue(&e, &an);
+    while (e.len % 32) b1(&e, 0x90);                /* the loop starts on a fetch boundary */
     uint32_t loop = e.len;
-    packet_start(&e, zeroed);
-    for (uint32_t i = 0; i < len; i++) {
-        e.label[i] = e.len;
-        if (insn(&e, &prog[i], i, len) < 0) {
-            snprintf(err, errlen, "instruction %u: opcode 0x%02x is not classic BPF", i,
-                     prog[i].code);
-            goto out;
-        }
-    }
-    rc = finish(&e, loop, out, err, errlen);
+    packet_start(&e, &an);
+    if (body(&e, &an, err, errlen) == 0)
+        rc = finish(&e, loop, out, err, errlen);
 out:
     free(e.buf);
     free(e.label);
     free(e.fix);
+    mapi_bpf_flow_free(&an);
     return rc;
 }
 
