@@ -23,6 +23,7 @@ from mapi.batch import BATCH_CAP
 from mapi.bpf import compile_filter
 from mapi.errors import MapiError
 from helpers import CORPUS, ROOT, generated, have_corpus, tcpdump_records
+from helpers.bpfrun import bpf_select
 from helpers.savefile import read_source
 
 pytestmark = pytest.mark.skipif(not bpf_jit.enabled(), reason="no native BPF emitter for this "
@@ -66,17 +67,9 @@ class Packets:
         self.c.base = self.data
         self.c.n = len(packets)
         self.c.linktype = linktype
-        self.sel = ffi.new("uint32_t[]", list(range(len(packets))) or [0])
-        self.out = ffi.new("uint32_t[]", max(1, len(packets)))
 
-    def kernel(self, prog, n, native):
-        st = ffi.new("mapi_bpf_state *")
-        st.linktype[0] = self.c.linktype
-        st.prog[0] = prog
-        st.native[0] = ffi.cast("mapi_bpf_native_fn", native) if native else ffi.NULL
-        st.nprog = 1
-        k = lib.mapi_bpf_kernel(st, self.c, self.sel, self.c.n, self.out)
-        return list(self.out[0:k])
+    def kernel(self, prog, native):
+        return bpf_select(self.c, prog, native)
 
     def stock(self, real, insns):
         arr = (Insn * len(insns))(*[Insn(*i) for i in insns])
@@ -96,8 +89,8 @@ def three_ways(pk, insns, real=None):
     code = bpf_jit.emit(insns)
     assert code is not None, insns
     arr = engine_program(insns)
-    interp = pk.kernel(arr, len(insns), None)
-    native = pk.kernel(arr, len(insns), code.address)
+    interp = pk.kernel(arr, None)
+    native = pk.kernel(arr, code.address)
     return interp, native, (pk.stock(real, insns) if real is not None else None)
 
 

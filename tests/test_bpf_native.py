@@ -8,6 +8,7 @@ import pytest
 from mapi import bpf_jit
 from mapi._engine import ffi, lib
 from helpers import CORPUS, file_sets, generated, inputs, sample, tcpdump_records
+from helpers.bpfrun import bpf_select
 from helpers.savefile import batches
 
 pytestmark = pytest.mark.skipif(not bpf_jit.enabled(), reason="no native BPF emitter for this architecture")
@@ -25,15 +26,7 @@ FILES = [generated("mixed.pcap"), generated("mixed.pcapng"),
 
 
 def select(b, prog, n, native_addr):
-    st = ffi.new("mapi_bpf_state *")
-    st.linktype[0] = b.c.linktype
-    st.prog[0] = prog
-    st.native[0] = ffi.cast("mapi_bpf_native_fn", native_addr) if native_addr else ffi.NULL
-    st.nprog = 1
-    sel = ffi.new("uint32_t[]", list(range(b.c.n)))
-    out = ffi.new("uint32_t[]", max(1, b.c.n))
-    k = lib.mapi_bpf_kernel(st, b.c, sel, b.c.n, out)
-    return list(out[0:k])
+    return bpf_select(b.c, prog, native_addr)
 
 
 def compiled(expr, linktype):
