@@ -9,6 +9,7 @@ delivery lag and a margin for this shared machine's scheduling; without the devi
 of these results would move after the last packet."""
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -130,3 +131,29 @@ def test_time_passes_on_idle_loopback():
     assert doc["obs"][-1]["count"][0] == 300
     check_time_passed(doc)
     assert doc["obs"][-1]["report"][0]["flows"] == 1
+
+
+def test_mapi_run_interval_rows_show_the_rate_fall_to_zero(veth_ok):
+    """`mapi run -i --interval`: the rows go on at their cadence after the replay, with
+    PKT_RATE falling to 0 and the counters' rows adding up to what was sent."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    with netns.VethPair() as net:
+        p = net.spawn(net.ns_rx, [sys.executable, "-m", "mapi.cli", "run", "-i", "ring:" + net.rx_if,
+                                  "--interval", "500ms", "--json", 'PKT_COUNTER PKT_RATE("500ms")'],
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                      cwd=str(ROOT))
+        line = p.stderr.readline()
+        assert line.startswith("mapi: listening on"), (line, p.stderr.read() if p.poll() else "")
+        sent = net.replay(TRACE, pps=5000)
+        done = time.time_ns()
+        time.sleep(3)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    rows = [d for d in map(json.loads, out.splitlines()) if d["type"] == "interval"]
+    values = [[f["value"] for f in r["flows"][0]["functions"]] for r in rows]
+    assert sum(count for count, _ in values) == sent["packets"]
+    assert any(rate for _, rate in values)
+    idle = [v for r, v in zip(rows, values) if r["start_ns"] >= done + INTERVAL]
+    assert len(idle) >= 3 and all(v == [0, 0.0] for v in idle), values
+    assert all(b["start_ns"] - a["start_ns"] == INTERVAL for a, b in zip(rows, rows[1:]))
