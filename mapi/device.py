@@ -100,6 +100,7 @@ class Device:
         self._sums = ffi.new("uint64_t[2]")
         self._seen_linktype = {}       # id(instance) -> link type it was told about
         self._joined = set()           # id(instance) of those whose on_join() ran
+        self._told = (None, None)      # (plan, link type) every node of it was told about
         self.ticks = Ticks()
         self.live = None if offline else LiveTime(source, self.ticks)   # time without packets
         self._stop = False
@@ -294,7 +295,9 @@ class Device:
             c = getattr(out, "c", out)
         if c.linktype != self.linktype:
             self.linktype = c.linktype
-        self._tell_linktypes(plan, c.linktype)
+        if self._told[0] is not plan or self._told[1] != c.linktype:    # once, not per piece
+            self._tell_linktypes(plan, c.linktype)
+            self._told = (plan, c.linktype)
         self._run(plan, c)
 
     def _run(self, plan, c):
