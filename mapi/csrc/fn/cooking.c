@@ -547,6 +547,8 @@ uint32_t mapi_cooking_kernel(void *state, const mapi_batch *b, const uint32_t *s
     if (b->n) {                     /* time passes for packets that did not reach us too */
         c->now = b->ts[b->n - 1];
         c->cur_seq = mapi_batch_seq(b, b->n - 1);
+    } else if (b->clock_ns > c->now) {   /* a live device's clock: time passes without packets */
+        c->now = b->clock_ns;
     }
     if (c->now >= c->next_sweep) sweep(c);
     return mapi_outbatch_finish(&c->out);

@@ -245,6 +245,8 @@ uint32_t mapi_flowmeter_kernel(void *state, const mapi_batch *b, const uint32_t 
     if (b->n) {                     /* time passes for packets that did not reach us too */
         m->now = b->ts[b->n - 1];
         m->cur_seq = mapi_batch_seq(b, b->n - 1);
+    } else if (b->clock_ns > m->now) {   /* a live device's clock: time passes without packets */
+        m->now = b->clock_ns;
     }
     if (m->now >= m->next_sweep) sweep(m);
     if (m->cfg.exporter) {
