@@ -345,7 +345,7 @@ class Engine(Views):
                 self.forget_flow(fd)
                 with self.lock:
                     for sd in self.shared.values():
-                        if info["device"] in sd.retired:
+                        if info.get("device") in sd.retired:
                             self._drop_retired(sd)
 
     def forget_flow(self, fd):

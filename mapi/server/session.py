@@ -305,6 +305,8 @@ class Session:
                     counts[name] = self.engine.flow_counts(name)
             except MapiError:
                 continue
+            if info.get("status") == "closed":      # closed under us: nothing of it is kept
+                continue
             pin, pout = counts[name].get(fd, (0, 0))
             rings = self.engine.ring_stats(fd).values()
             f = dict(fd=fd, device=info["device"], status=info["status"],
