@@ -12,6 +12,7 @@ APT_PACKAGES := build-essential python3-venv python3-dev pkg-config libpcap-dev 
 ENGINE_SOURCES := $(wildcard mapi/csrc/*.[ch] mapi/csrc/fn/*.[ch] backends/*/*.[ch] backends/*/_build.py) \
 	mapi/_build_engine.py mapi/cbuild.py setup.py
 ENGINE_SOURCES += $(wildcard mapi/tracegen/csrc/*.[ch]) mapi/tracegen/_build.py   # built with the engine
+ENGINE_SOURCES += $(wildcard mapi/jobcontrol/wasm/*.[ch]) mapi/jobcontrol/wasm/_build.py  # sandboxed code's host side
 PROTO_OUT := mapi/proto/mapi_pb2.py
 SHIM_SOURCES := $(wildcard libpcap_shim/csrc/*.[ch] libpcap_shim/csrc/*.inc) libpcap_shim/build.py \
 	$(wildcard mapi/csrc/*.[ch])   # the shim compiles the engine's readers and BPF in
