@@ -178,16 +178,16 @@ class ResourceDB:
                  depends_on, time.time()))
             return cur.lastrowid
 
-    def update_amounts(self, rid, amounts):
+    def update_amounts(self, rid, amounts, depends_on=None):
         with self.lock, self.db:
-            self.db.execute("UPDATE reservations SET amounts = ? WHERE id = ?",
-                            (json.dumps(amounts), rid))
+            self.db.execute("UPDATE reservations SET amounts = ?, depends_on = ? WHERE id = ?",
+                            (json.dumps(amounts), depends_on, rid))
 
     def release(self, rid):
         with self.lock, self.db:
             self.db.execute("DELETE FROM reservations WHERE id = ?", (rid,))
 
-    def reservations(self, live_only=True):
+    def reservations(self):
         return reservations(self.db, self.lock)
 
     # --- audit ----------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ def _hex_key(text, cls, what):
         text = text[len("ed25519/"):]
     try:
         raw = bytes.fromhex(text)
-        return cls.from_bytes(raw)
+        return cls.from_bytes(raw, bis.Algorithm.Ed25519)
     except (ValueError, TypeError, Exception) as exc:
         raise MapiError(EBADARG, "%s is not an Ed25519 key in hex (64 hex digits): %s"
                         % (what, exc), argument=what) from None
