@@ -18,7 +18,7 @@ SHIM_SOURCES := $(wildcard libpcap_shim/csrc/*.[ch] libpcap_shim/csrc/*.inc) lib
 	$(wildcard mapi/csrc/*.[ch])   # the shim compiles the engine's readers and BPF in
 
 .PHONY: demo test bench deps venv engine shim proto clean check-imports test-asan fuzz fuzz-smoke \
-	sanitizer-deps
+	sanitizer-deps wasm-example
 
 deps: .deps.stamp
 .deps.stamp:
@@ -60,7 +60,11 @@ libpcap_shim/lib/libpcap.so.0.8: $(VENV)/.engine $(SHIM_SOURCES)
 demo: engine shim
 	@$(PY) -m mapi.demo
 
-test: engine shim check-imports
+# the example sandboxed module (examples/wasm/*.wat -> .wasm, only when the source changed)
+wasm-example: $(VENV)/.installed
+	@$(PY) examples/wasm/build.py
+
+test: engine shim check-imports wasm-example
 	@$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # no import circles (Python, C includes), no layer violations (docs/architecture.md)

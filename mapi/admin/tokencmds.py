@@ -40,8 +40,10 @@ def add_token_commands(sub):
     _rights_flags(p, False)
     p.set_defaults(run=issue)
 
-    p = sub.add_parser("attenuate", help="narrow a token offline (no key needed)")
+    p = sub.add_parser("attenuate", help="narrow a token offline (needs only the root public key)")
     p.add_argument("token", help="the token, or @FILE")
+    p.add_argument("--key", required=True, help="the root public key file (root.pub: public, "
+                   "handed out with tokens)")
     p.add_argument("--no-plain", action="store_true", help="no plain code loading any more")
     _rights_flags(p, True)
     p.set_defaults(run=attenuate)
@@ -80,7 +82,7 @@ def issue(args):
 
 
 def attenuate(args):
-    token = bis.UnverifiedBiscuit.from_base64(_token_text(args.token))
+    token = tokens.decode(_token_text(args.token), tokens.read_key_file(args.key))
     narrowed = tokens.attenuate(token, devices=args.device, functions=args.function,
                                 classes=args.classes, drop_load=("plain",) if args.no_plain else (),
                                 filter=args.filter, limits=_limits(args), expires=args.expires)

@@ -142,9 +142,7 @@ class JobControl:
                 policy.check_words(cred.rights, cred.label, req, now)
                 policy.authorize(cred.token, req, cred.prefix_terms, now, cred.label)
         except Refusal as exc:
-            self._audit(client, req.op, obj, "refuse", exc.code, exc.reason + ": " + str(exc),
-                        sync=True)
-            raise
+            self._refused(client, req.op, obj, exc)
 
     def _check_revoked(self, cred, req):
         if not cred.rights.ids:
@@ -195,8 +193,7 @@ class JobControl:
                               "loaded by %s; only its loader may apply it"
                               % (desc.name, lib.name, lib.owner),
                               "library %s of %s" % (lib.name, lib.owner), argument="name")
-                self._audit(client, req.op, obj, "refuse", EPERM, exc.reason, sync=True)
-                raise exc
+                self._refused(client, req.op, obj, exc)
             self._check_outside_prefix(client, msg, desc, req, obj)
             req.requests["functions_per_flow"] = [(b, hold.functions + 1)
                                                   for b, _ in client.cred.levels]
@@ -231,9 +228,7 @@ class JobControl:
                           "rejects every packet)" % (desc.name, expr, prefix, client.cred.label,
                                                      prefix, expr),
                           "filter %r outside prefix %r" % (expr, prefix), argument="expr")
-            self._audit(client, req.op, obj, "refuse", EPERM, exc.reason + ": " + str(exc),
-                        sync=True)
-            raise exc from None
+            self._refused(client, req.op, obj, exc)
 
     def _quota(self, client, req, quota, amount):
         req.requests[quota] = [(b, self.ledger.usage(level, quota) + amount)
@@ -298,9 +293,7 @@ class JobControl:
         try:
             need, _ = self.capacity.admit(fd, hold.device)
         except Refusal as exc:
-            self._audit(client, "connect", obj, "refuse", exc.code, exc.reason + ": " + str(exc),
-                        sync=True)
-            raise
+            self._refused(client, "connect", obj, exc)
         return need
 
     def _hold_cpu(self, client, fd, need):
@@ -340,9 +333,7 @@ class JobControl:
             self._audit(client, "authenticate", obj, "refuse", exc.code, str(exc), sync=True)
             raise
         except Refusal as exc:
-            self._audit(client, "authenticate", obj, "refuse", exc.code,
-                        exc.reason + ": " + str(exc), sync=True)
-            raise
+            self._refused(client, "authenticate", obj, exc)
         client.cred = cred
         self.db.see_principal(cred.principal, "token", cred.rights.summary())
         self.db.add_client(client.key, session.pid, session.uid, session.program, cred.principal)
@@ -373,6 +364,11 @@ class JobControl:
                                             kind=lib.kind, place=lib.place))), ()
 
     # --- the audit log -----------------------------------------------------------------------
+    def _refused(self, client, op, obj, exc):
+        """Record a refusal (committed before the client hears of it) and raise it."""
+        self._audit(client, op, obj, "refuse", exc.code, exc.reason + ": " + str(exc), sync=True)
+        raise exc from None
+
     def _audit(self, client, op, obj, decision, code, reason, sync=False):
         s = client.session
         self.db.audit((time.time(), client.key, client.cred.principal, s.uid, s.pid, op,

@@ -47,6 +47,7 @@ allow if operation("load_library"), kind("sandboxed"), right("class", "*");
 allow if operation("load_library"), kind("plain"), right("load", "plain");
 deny if true;
 """
+MAX_TIME = datetime.timedelta(milliseconds=250)
 FAILED = re.compile(r"Check n°(\d+) in block n°(\d+): (.*?)(?=, Check n°|$)")
 
 
@@ -141,7 +142,7 @@ def check_words(rights, label, req, now):
                           "device %s not granted" % req.device, argument="dev")
     if req.op == "apply_function":
         if not ({"*", req.cls} & rights.classes or req.function in rights.functions):
-            raise Refusal(EPERM, "%s: %s may not apply %s (a %s function; granted functions: %s; "
+            raise Refusal(EPERM, "%s: %s may not apply %s (of class %s; granted functions: %s; "
                           "classes: %s)" % (req.describe(), label, req.function, req.cls,
                                             _list(rights.functions), _list(rights.classes)),
                           "function %s (%s) not granted" % (req.function, req.cls),
@@ -161,7 +162,11 @@ def authorize(token, req, prefixes, now, label):
     """Run Biscuit's authorizer; a Refusal quoting the failed checks otherwise."""
     code, params = req.datalog(now, prefixes)
     try:
-        bis.AuthorizerBuilder(code, params).build(token).authorize()
+        builder = bis.AuthorizerBuilder(code, params)
+        limits = builder.limits()
+        limits.max_time = MAX_TIME     # the default 1 ms is too short on a busy machine
+        builder.set_limits(limits)
+        builder.build(token).authorize()
     except bis.AuthorizationError as exc:
         text = str(exc)
         failed = FAILED.findall(text)
@@ -170,6 +175,10 @@ def authorize(token, req, prefixes, now, label):
             raise Refusal(_failed_code(rule), "%s: refused by block %s of the credentials of %s: "
                           "%s" % (req.describe(), block, label, _explain(rule)),
                           "block %s check %s: %s" % (block, check, rule), argument="token") from None
+        if "deny policy" not in text:
+            raise Refusal(EPERM, "%s: the credentials of %s could not be evaluated: %s"
+                          % (req.describe(), label, text), "not evaluated: %s" % text,
+                          argument="token") from None
         raise Refusal(EPERM, "%s: the credentials of %s grant no right to it" % (req.describe(),
                       label), "no policy allowed %s" % req.op, argument="token") from None
 

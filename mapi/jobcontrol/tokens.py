@@ -168,10 +168,11 @@ def attenuate(token, devices=None, functions=None, classes=None, drop_load=(), f
     index = token.block_count()
     params = {}
     code = []
-    if devices is not None:
-        params["devs"] = set(devices)
+    # "*" keeps everything the token already has: no check (a block cannot widen anyway)
+    if devices is not None and "*" not in devices:
+        params["devs"] = set(devices) or {NONE}
         code.append("reject if device($d), !{devs}.contains($d);")
-    if functions is not None or classes is not None:
+    if (functions is not None or classes is not None) and "*" not in (classes or ()):
         params["fns"] = set(functions or ()) or {NONE}
         params["cls"] = set(classes or ()) or {NONE}
         code.append("reject if function($f), class($c), !{fns}.contains($f), "
@@ -183,8 +184,10 @@ def attenuate(token, devices=None, functions=None, classes=None, drop_load=(), f
     _limit_code(index, limits, code, params)
     _expiry_code(parse_expiry(expires), code, params)
     if not code:
-        raise MapiError(EBADARG, "attenuate: nothing to narrow (give devices, functions, "
-                        "classes, a filter, limits or an expiry)")
+        if devices is None and functions is None and classes is None:
+            raise MapiError(EBADARG, "attenuate: nothing to narrow (give devices, functions, "
+                            "classes, a filter, limits or an expiry)")
+        code.append("widened(false);")     # asked only for what it has: the block adds nothing
     return token.append(bis.BlockBuilder("\n".join(code), params))
 
 

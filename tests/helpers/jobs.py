@@ -39,8 +39,8 @@ def admin(*args, check=True):
     return p.stdout.strip() if check else p
 
 
-def attenuate(token, *flags):
-    return admin("attenuate", token, *flags)
+def attenuate(authority, token, *flags):
+    return admin("attenuate", token, "--key", str(authority.pub), *flags)
 
 
 def block_ids(token):
