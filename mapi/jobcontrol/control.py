@@ -124,7 +124,8 @@ class JobControl:
             else:
                 result = getattr(session, "call_" + call)(msg, fds, rid)
         except MapiError as exc:
-            if exc.code in (EPERM, ELIMIT):     # the engine's own refusals (ownership, limits)
+            if exc.code in (EPERM, ELIMIT) and not isinstance(exc, Refusal):
+                # the engine's own refusals (ownership, descriptors, its limits)
                 self._audit(client, req.op, obj, "refuse", exc.code, str(exc), sync=True)
             self._reconcile(client)
             raise

@@ -46,11 +46,12 @@ class Mapid:
         self.log = self.dir / "mapid.log"
         self.database = str(self.dir / "mapid.db")
         cmd = [sys.executable, "-m", "mapi.server", "--socket", self.socket, *args]
-        config = config or ""
-        if "[jobcontrol" not in config:
-            config += OPEN_JOBS % self.database
         self.config = self.dir / "mapid.toml"
-        self.config.write_text(config)
+        if config is not None or not self.config.exists():     # None: the config left there
+            config = config or ""
+            if "[jobcontrol" not in config:
+                config += OPEN_JOBS % self.database
+            self.config.write_text(config)
         cmd += ["--config", str(self.config)]
         self._log = open(self.log, "ab")
         # a crash leaves its Python stacks in the log

@@ -140,6 +140,8 @@ class WasmFunction(FunctionInstance):
         self.events = EventQueue(ctx.fd, ctx.fid)
         self._run(lambda: self._check_abi(ex))
         self.region = None            # (offset, bytes) the module gave for batches
+        # a call's share of the batch leaves the module room for itself within its memory
+        self.chunk = min(MAX_CALL_BYTES, library.limits.memory // 4)
 
     def _check_abi(self, ex):
         version = ex["scampi_abi_version"](self.store)
@@ -171,7 +173,7 @@ class WasmFunction(FunctionInstance):
         s, o = _u32(sel), _u32(out)
         kept, done = 0, 0
         while done < nsel:
-            part = lib.scampi_wasm_fit(b, s + done, nsel - done, self.snap, MAX_CALL_BYTES) or 1
+            part = lib.scampi_wasm_fit(b, s + done, nsel - done, self.snap, self.chunk) or 1
             need = lib.scampi_wasm_size(b, s + done, part, self.snap)
             at, base = self._region(need)
             if lib.scampi_wasm_pack(b, s + done, part, self.snap, base + at, need) == 0:
