@@ -258,4 +258,8 @@ def _kind(exc):
 
 
 def _first_line(exc):
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    """The trap's cause (wasmtime puts it after a backtrace, under "Caused by:")."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    if "Caused by:" in lines and lines.index("Caused by:") + 1 < len(lines):
+        return lines[lines.index("Caused by:") + 1]
+    return lines[0] if lines else type(exc).__name__
