@@ -71,9 +71,10 @@ test: engine shim check-imports wasm-example
 check-imports:
 	@$(PYTHON) tools/check_imports.py
 
-bench: engine shim
+bench: engine shim wasm-example
 	@$(PY) tools/bench.py $(BENCH_ARGS)
 	@$(PY) tools/bench_server.py $(BENCH_SERVER_ARGS)
+	@$(PY) tools/bench_wasm.py
 
 clean:
 	rm -rf build $(VENV) mapi/_engine*.so mapi/_engine.c mapi/_engine.o .deps.stamp
