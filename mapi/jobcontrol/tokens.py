@@ -67,6 +67,9 @@ def public_key(text, what="root_public_key"):
 
 
 def private_key(text, what="root private key"):
+    if text.strip().startswith("ed25519/"):     # root.pub's form: any 32 bytes would sign
+        raise MapiError(EBADARG, "%s is a public key (ed25519/...), not the root private key "
+                        "(root.key)" % what, argument=what)
     return _hex_key(text, bis.PrivateKey, what)
 
 
