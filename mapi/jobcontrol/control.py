@@ -5,6 +5,7 @@ what it reserved and the decision in the resource database.  authenticate and lo
 answered here."""
 import dataclasses
 import logging
+import threading
 import time
 
 from mapi import api
@@ -25,6 +26,7 @@ from .wasm.runner import Limits
 
 log = logging.getLogger("mapid.jobs")
 PCAP_FILTERS = ("BPF_FILTER",)          # functions whose first argument is a pcap-filter
+QUOTA_CALLS = ("create_flow", "apply_function")
 
 
 class FlowHold:
@@ -53,6 +55,7 @@ class JobControl:
         self.db = ResourceDB(cfg["database"])
         self.ledger = Ledger()
         self.clients = {}
+        self.quota_lock = threading.Lock()
         self.revoked = set()
         self._data_version = None
         costs = dict(cfg["costs"])
@@ -113,6 +116,12 @@ class JobControl:
         own = getattr(self, "_call_" + call, None)
         if own is not None:
             return own(client, msg)
+        if call in QUOTA_CALLS:      # counting and reserving happen as one step
+            with self.quota_lock:
+                return self._run(client, session, call, msg, fds, rid)
+        return self._run(client, session, call, msg, fds, rid)
+
+    def _run(self, client, session, call, msg, fds, rid):
         req, obj = self._request(client, call, msg)
         self.decide(client, req, obj)
         try:
@@ -346,6 +355,10 @@ class JobControl:
         place = msg.place or "host"
         req = Request("load_library", function=":load", cls="code", kind=kind, place=place)
         obj = "%s library %s (%d bytes)" % (kind, msg.name or msg.filename, len(msg.code))
+        with self.quota_lock:
+            return self._load(client, msg, req, obj, kind, place)
+
+    def _load(self, client, msg, req, obj, kind, place):
         self._quota(client, req, "code_bytes", len(msg.code))
         self.decide(client, req, obj)
         try:
