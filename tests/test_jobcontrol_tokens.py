@@ -59,6 +59,7 @@ def test_config_is_checked():
                        ({"capacity": {"cpu": 1}}, "unknown key(s) cpu"),
                        ({"root_public_key": "xyz"}, "not an Ed25519 key"),
                        ({"sandbox": {"memory": "big"}}, "must be a number"),
+                       ({"revoked": ["abc"]}, "at least 16"),
                        ({"color": 1}, "unknown setting(s) color")):
         with pytest.raises(JobConfigError, match=words.replace("(", r"\(").replace(")", r"\)")):
             load(bad)

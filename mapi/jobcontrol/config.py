@@ -63,8 +63,11 @@ def load(section, path=None):
             public_key(cfg["root_public_key"])
         except Exception as exc:
             raise JobConfigError("%s.root_public_key: %s" % (where, exc)) from None
-    if not isinstance(cfg["revoked"], list) or not all(isinstance(i, str) for i in cfg["revoked"]):
-        raise JobConfigError("%s.revoked must be a list of token block ids" % where)
+    if not isinstance(cfg["revoked"], list) or not all(
+            isinstance(i, str) and len(i) >= 16 and all(c in "0123456789abcdefABCDEF" for c in i)
+            for i in cfg["revoked"]):
+        raise JobConfigError("%s.revoked must be a list of token block ids (hex, at least 16 "
+                             "digits: mapi-admin inspect shows them)" % where)
     cfg["database"] = os.path.abspath(os.path.expanduser(str(cfg["database"])))
     _check_table(cfg["sandbox"], SANDBOX_KEYS, where + ".sandbox", numbers=True)
     _check_table(cfg["capacity"], CAPACITY_KEYS, where + ".capacity")
