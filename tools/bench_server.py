@@ -138,6 +138,7 @@ class Server:
         cfg = os.path.join(self.dir, "mapid.toml")
         if "[jobcontrol" not in config:        # its own resource database, everyone allowed
             config += '\n[jobcontrol]\ndatabase = "%s/mapid.db"\n[jobcontrol.grants]\n"*" = "all"\n' \
+                '[jobcontrol.capacity]\ncpu_budget = 1e6\n' \
                 % self.dir
         with open(cfg, "w") as f:
             f.write(config)

@@ -25,13 +25,16 @@ def clean_env(**extra):
 
 
 # Job control for tests that are not about it: every uid may do anything (as before job control
-# existed), the resource database beside the socket, fixed cost classes (no calibration run)
+# existed), the resource database beside the socket, fixed cost classes (no calibration run),
+# no CPU budget to speak of
 OPEN_JOBS = """
 [jobcontrol]
 database = "%s"
 costs = { free = 1.0, low = 10.0, high = 40.0 }
 [jobcontrol.grants]
 "*" = "all"
+[jobcontrol.capacity]
+cpu_budget = 1000000.0
 """
 
 
