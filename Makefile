@@ -12,12 +12,13 @@ APT_PACKAGES := build-essential python3-venv python3-dev pkg-config libpcap-dev 
 ENGINE_SOURCES := $(wildcard mapi/csrc/*.[ch] mapi/csrc/fn/*.[ch] backends/*/*.[ch] backends/*/_build.py) \
 	mapi/_build_engine.py mapi/cbuild.py setup.py
 ENGINE_SOURCES += $(wildcard mapi/tracegen/csrc/*.[ch]) mapi/tracegen/_build.py   # built with the engine
+ENGINE_SOURCES += $(wildcard mapi/jobcontrol/wasm/*.[ch]) mapi/jobcontrol/wasm/_build.py  # sandboxed code's host side
 PROTO_OUT := mapi/proto/mapi_pb2.py
 SHIM_SOURCES := $(wildcard libpcap_shim/csrc/*.[ch] libpcap_shim/csrc/*.inc) libpcap_shim/build.py \
 	$(wildcard mapi/csrc/*.[ch])   # the shim compiles the engine's readers and BPF in
 
 .PHONY: demo test bench deps venv engine shim proto clean check-imports test-asan fuzz fuzz-smoke \
-	sanitizer-deps
+	sanitizer-deps wasm-example
 
 deps: .deps.stamp
 .deps.stamp:
@@ -59,16 +60,21 @@ libpcap_shim/lib/libpcap.so.0.8: $(VENV)/.engine $(SHIM_SOURCES)
 demo: engine shim
 	@$(PY) -m mapi.demo
 
-test: engine shim check-imports
+# the example sandboxed module (examples/wasm/*.wat -> .wasm, only when the source changed)
+wasm-example: $(VENV)/.installed
+	@$(PY) examples/wasm/build.py
+
+test: engine shim check-imports wasm-example
 	@$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # no import circles (Python, C includes), no layer violations (docs/architecture.md)
 check-imports:
 	@$(PYTHON) tools/check_imports.py
 
-bench: engine shim
+bench: engine shim wasm-example
 	@$(PY) tools/bench.py $(BENCH_ARGS)
 	@$(PY) tools/bench_server.py $(BENCH_SERVER_ARGS)
+	@$(PY) tools/bench_wasm.py
 
 clean:
 	rm -rf build $(VENV) mapi/_engine*.so mapi/_engine.c mapi/_engine.o .deps.stamp

@@ -30,7 +30,8 @@ if "mapi.cbuild" not in sys.modules:
     _spec.loader.exec_module(sys.modules["mapi.cbuild"])
 
 os.chdir(HERE)
-cffi_modules = ["mapi/_build_engine.py:ffibuilder", "mapi/tracegen/_build.py:ffibuilder"] + \
+cffi_modules = ["mapi/_build_engine.py:ffibuilder", "mapi/tracegen/_build.py:ffibuilder",
+                "mapi/jobcontrol/wasm/_build.py:ffibuilder"] + \
     ["%s:ffibuilder" % p for p in sorted(glob.glob("backends/*/_build.py"))]
 
 setup(packages=packages, package_dir=package_dir, cffi_modules=cffi_modules)

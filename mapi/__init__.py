@@ -28,6 +28,7 @@ _LAZY = {
     "explain": "explain", "explain_data": "explain",
     "OfflineDevice": "flow", "Flow": "flow", "Function": "flow",
     "Event": "events", "set_event_callback": "events", "get_next_event": "events",
+    "authenticate": "jobcontrol", "load_library": "jobcontrol",
 }
 _API = ("Result", "Packet", "create_offline_device", "start_offline_device",
         "wait_offline_device", "stop_device", "delete_offline_device", "get_device_info", "stats", "devices",
@@ -78,7 +79,7 @@ def get_include():
 
 __all__ = (["explain", "explain_data", "get_include", "OfflineDevice", "Flow", "Function",
             "hookimpl", "events", "Event", "set_event_callback", "get_next_event",
-            "use_server", "clients"]
+            "use_server", "clients", "authenticate", "load_library"]
            + list(_API) + list(_error_names) + list(_constant_names))
 
 import os as _os

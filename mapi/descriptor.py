@@ -65,6 +65,9 @@ class FunctionDescriptor:
     # None for the input's) of what it hands on when its input has `linktype`.  None: the
     # function hands on the packets it gets.
     derives: Optional[Callable] = None
+    # A filter the organizer never moves past another (job control's mandatory prefix: every
+    # function after it sees only what it passed).
+    barrier: bool = False
     plugin: str = ""             # filled in by the registry: who declared it
 
     def signature(self):

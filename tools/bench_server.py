@@ -136,6 +136,10 @@ class Server:
         self.socket = os.path.join(self.dir, "mapid.sock")
         self.url = "unix:" + self.socket
         cfg = os.path.join(self.dir, "mapid.toml")
+        if "[jobcontrol" not in config:        # its own resource database, everyone allowed
+            config += '\n[jobcontrol]\ndatabase = "%s/mapid.db"\n[jobcontrol.grants]\n"*" = "all"\n' \
+                '[jobcontrol.capacity]\ncpu_budget = 1e6\n' \
+                % self.dir
         with open(cfg, "w") as f:
             f.write(config)
         self.log = open(os.path.join(self.dir, "mapid.log"), "w")

@@ -13,6 +13,7 @@ SURFACE = {
                  "function_instance"),
     "mapi.events": ("set_event_callback", "get_next_event", "events"),
     "mapi.explain": ("explain_data",),
+    "mapi.jobcontrol": ("authenticate", "load_library"),
 }
 _lock = threading.Lock()
 _MISSING = object()

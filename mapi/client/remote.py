@@ -13,6 +13,7 @@ from mapi.proto import pb
 from mapi.proto.values import from_value, to_map, to_value
 
 from .connection import Connection
+from .credentials import env_token, load_library_request, present, read_token
 from .events import RemoteEventQueue, events_of, iterator
 from .ring import attach_all
 
@@ -48,6 +49,8 @@ class RemoteMapi:
         self._flows = {}
         self._queues = {}         # (fd, fid) -> RemoteEventQueue (events may come before connect's reply)
         self._described = {}
+        self._token = None
+        self.rights = None        # what the server granted the credentials presented
 
     # --- the connection -----------------------------------------------------------------------
     def connection(self):
@@ -60,6 +63,9 @@ class RemoteMapi:
                     _close_quietly(c.sock)
                 self._flows, self._queues = {}, {}     # descriptors of a gone server mean nothing
                 c = self._conn = Connection(self.path, self._on_push, self._on_dead)
+                token = self._token or env_token()
+                if token:                        # credentials, once per connection
+                    self.rights = present(c, token)
             return c
 
     def _call(self, field, msg=None, fds=()):
@@ -307,6 +313,22 @@ class RemoteMapi:
 
     def events(self, fd, fid):
         return iterator(self._events_queue(fd, fid))
+
+    # --- job control ----------------------------------------------------------------------------
+    def authenticate(self, token):
+        self._token = read_token(token)
+        with self._lock:
+            c = self._conn
+            fresh = c is None or c.dead is not None or c.pid != os.getpid()
+        if fresh:
+            self.connection()
+        else:
+            self.rights = present(c, self._token)
+        return self.rights
+
+    def load_library(self, path, kind="sandboxed", place="host", name=None):
+        req = load_library_request(path, kind, place, name)
+        return from_value(self.connection().call(req).value)
 
     # --- the server's view --------------------------------------------------------------------
     def explain_data(self, dev):

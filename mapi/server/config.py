@@ -15,6 +15,9 @@
     [live]                                # create_flow options per live backend
     ring = { block_size = 1048576, block_count = 64 }
 
+    [jobcontrol]                          # credentials, quotas, capacity: mapi/jobcontrol/config.py
+    root_public_key = "..."
+
     [devices.replay]                      # a device the server offers to every client
     file = "/srv/traces/day.pcap"
     format = "pcap"                       # optional; detected otherwise
@@ -28,7 +31,7 @@ DEFAULT_SOCKET = "/run/scampi/mapid.sock"
 DEFAULTS = dict(socket=DEFAULT_SOCKET, socket_mode="0666", metrics="", workers=4, log_level="info")
 DEFAULT_LIMITS = dict(flows_per_client=256, buffer_bytes_per_client=1 << 30,
                       message_bytes=16 << 20, backlog_bytes=64 << 20)
-KEYS = set(DEFAULTS) | {"limits", "live", "devices"}
+KEYS = set(DEFAULTS) | {"limits", "live", "devices", "jobcontrol"}
 
 
 class ConfigError(Exception):
@@ -77,6 +80,11 @@ def load(path=None, overrides=None):
         spec = dict(spec)
         spec["file"] = os.path.abspath(os.path.expanduser(spec["file"]))
         cfg["devices"][name] = spec
+    from mapi.jobcontrol.config import JobConfigError, load as load_jobcontrol
+    try:
+        cfg["jobcontrol"] = load_jobcontrol(data.get("jobcontrol"), path)
+    except JobConfigError as exc:
+        raise ConfigError(str(exc)) from None
     try:
         cfg["socket_mode"] = int(str(cfg["socket_mode"]), 8)
     except ValueError:

@@ -72,11 +72,19 @@ def main(argv=None):
     except MapiError as exc:
         log.error("%s", exc)
         return 2
+    from mapi.jobcontrol.control import JobControl
+    try:
+        jobs = JobControl(cfg["jobcontrol"], engine)
+    except MapiError as exc:
+        log.error("%s", exc)
+        return 2
     directory = Directory(engine)
     server = None
 
     def make_session(conn, pid, uid, gid):
-        return Session(conn, engine, server, pid, uid, gid, directory)
+        session = Session(conn, engine, server, pid, uid, gid, directory)
+        session.jobs = jobs
+        return session
     server = Server(cfg["socket"], make_session, workers=cfg["workers"],
                     max_message=limits["message_bytes"], max_backlog=limits["backlog_bytes"],
                     socket_mode=cfg["socket_mode"])
@@ -91,6 +99,7 @@ def main(argv=None):
             engine.limits.update(new["limits"])
             engine.live_defaults = dict(new["live"])
             engine.configure_devices(new["devices"])
+            jobs.configure(new["jobcontrol"])
             server.max_backlog = new["limits"]["backlog_bytes"]
             logging.getLogger().setLevel(new["log_level"].upper())
             for key in ("socket", "metrics"):
@@ -112,5 +121,6 @@ def main(argv=None):
         log.info("stopping: closing %d clients' flows", len(server.connections))
         server.shutdown()
         engine.shutdown()
+        jobs.close()
         log.info("stopped")
     return 0

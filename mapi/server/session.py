@@ -85,7 +85,8 @@ class Session:
             if not self.greeted and call != "hello":
                 raise MapiError(EBADARG, "the first call on a connection must be hello, not %s"
                                 % call, argument="call")
-            result = getattr(self, "call_" + call)(getattr(env.request, call), fds, env.id)
+            # job control authorises, runs and records the call (mapi.jobcontrol.control)
+            result = self.jobs.call(self, call, getattr(env.request, call), fds, env.id)
         except MapiError as exc:
             close_fds(fds)
             self.reply_error(env.id, exc)
@@ -333,6 +334,7 @@ class Session:
                 self.engine.delete_device(self, dev)
             except Exception as exc:
                 log.warning("client %d: deleting device %s: %s", self.id, dev, exc)
+        self.jobs.client_gone(self)
 
 
 def _pid():

@@ -24,19 +24,38 @@ def clean_env(**extra):
     return env
 
 
+# Job control for tests that are not about it: every uid may do anything (as before job control
+# existed), the resource database beside the socket, fixed cost classes (no calibration run),
+# no CPU budget to speak of
+OPEN_JOBS = """
+[jobcontrol]
+database = "%s"
+costs = { free = 1.0, low = 10.0, high = 40.0 }
+[jobcontrol.grants]
+"*" = "all"
+[jobcontrol.capacity]
+cpu_budget = 1000000.0
+"""
+
+
 class Mapid:
-    """One mapid process.  `config`: TOML text written next to the socket."""
+    """One mapid process.  `config`: TOML text written next to the socket (without a
+    [jobcontrol] table it gets OPEN_JOBS)."""
 
     def __init__(self, directory, config=None, args=()):
         self.dir = Path(directory)
         self.socket = str(self.dir / "mapid.sock")
         self.url = "unix:" + self.socket
         self.log = self.dir / "mapid.log"
+        self.database = str(self.dir / "mapid.db")
         cmd = [sys.executable, "-m", "mapi.server", "--socket", self.socket, *args]
-        if config is not None:
-            self.config = self.dir / "mapid.toml"
+        self.config = self.dir / "mapid.toml"
+        if config is not None or not self.config.exists():     # None: the config left there
+            config = config or ""
+            if "[jobcontrol" not in config:
+                config += OPEN_JOBS % self.database
             self.config.write_text(config)
-            cmd += ["--config", str(self.config)]
+        cmd += ["--config", str(self.config)]
         self._log = open(self.log, "ab")
         # a crash leaves its Python stacks in the log
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
