@@ -12,7 +12,7 @@ import threading
 from mapi import api, events as mapi_events
 from mapi._engine import ffi, lib
 from mapi.constants import WAIT
-from mapi.errors import MapiError, EBADARG, ELIMIT, ENODEV, ENOFLOW, ENOPKTS, ENOTSUP, EPERM
+from mapi.errors import MapiError, EBADARG, ECLOSED, ELIMIT, ENODEV, ENOFLOW, ENOPKTS, ENOTSUP, EPERM
 from mapi.events import EventQueue
 from mapi.registry import get_registry
 
@@ -396,9 +396,12 @@ class Engine(Views):
             self._call(api.start_offline_device, self.device(session, dev))
 
     def device_of_flow(self, fd):
-        """The engine's name of a flow's device."""
+        """The engine's name of a flow's device (ECLOSED once the flow was closed)."""
         with self.graph_lock:
-            return api.get_flow_info(fd)["device"]
+            info = api.get_flow_info(fd)
+        if "device" not in info:              # closed: nothing of the flow is kept
+            raise MapiError(ECLOSED, "flow %d is closed" % fd, argument="fd")
+        return info["device"]
 
     # --- the whole server -----------------------------------------------------------------------
     def shutdown(self):

@@ -9,7 +9,7 @@ import time
 
 from mapi import api
 from mapi.descriptor import REQUIRED
-from mapi.errors import MapiError, EBADARG, ENOTSUP, ETIMEOUT
+from mapi.errors import MapiError, EBADARG, ENOTSUP, EPLUGIN, ETIMEOUT
 from mapi.proto import PROTOCOL_VERSION, pb
 from mapi.proto.values import from_map, from_value, to_map, to_value
 from mapi.proto.wire import close_fds, envelope
@@ -94,7 +94,7 @@ class Session:
         except Exception as exc:
             close_fds(fds)
             log.exception("client %d: %s failed", self.id, call)
-            self.reply_error(env.id, MapiError(1017, "mapid: %s failed: %s: %s"
+            self.reply_error(env.id, MapiError(EPLUGIN, "mapid: %s failed: %s: %s"
                                                % (call, type(exc).__name__, exc)))
             return
         close_fds(fds)
