@@ -79,7 +79,10 @@ class Device:
         self.offline = offline
         self.graph = Graph()
         self.plan = None
-        self.plan_lock = threading.Lock()
+        self.plan_lock = threading.Lock()      # held by the engine while it runs a batch
+        self._swap_lock = threading.Lock()     # the published plan, not yet installed
+        self._pending = None                   # (graph version, Plan) to install next
+        self._published = -1                   # graph version of the latest published plan
         self.state = "created"
         self.errors = []               # MapiErrors met during replay (results stay readable)
         self.flows = {}
@@ -107,26 +110,65 @@ class Device:
     def hardware(self):
         return mapper.hardware_of(self.source)
 
-    def replan(self):
-        """Re-place and recompile after flows came or went; applied between two batches."""
-        with self.plan_lock:
-            old = self.plan
-            if old is not None:
-                old.harvest()
-            if self.hardware is not None:
+    def replan(self, wait=True):
+        """Re-place and recompile after flows came or went.  The caller builds the new plan (not
+        the engine thread) and it is installed between two batches: at once when the engine is
+        between batches, otherwise by the engine itself before its next batch.  A flow's first
+        packet is the first of a batch run after its plan was installed.  wait=False (connect)
+        returns without waiting for the batch under way; wait=True (close) returns once the new
+        plan is installed, so nothing still runs what the old one used."""
+        if self.hardware is not None:
+            # placing nodes reconfigures the card, which runs beside the plan: between batches
+            with self.plan_lock:
+                if self.plan is not None:
+                    self.plan.harvest()
                 self._replace_hardware()
-            new = self.graph.compile()
-            self.plan = new
-            for node in new.nodes:
-                inst = node.instance
-                if id(inst) not in self._joined:
-                    # the engine is between two batches: the moment a function that follows
-                    # another's result reads the value it starts from
-                    self._joined.add(id(inst))
-                    on_join = getattr(inst, "on_join", None)
-                    if on_join is not None:
-                        on_join()
-            self._tell_linktypes(new, self.linktype)
+                self._publish(self._build())
+                self._install_pending()
+            return
+        self._publish(self._build())
+        if wait:
+            with self.plan_lock:
+                self._install_pending()
+        elif self.plan_lock.acquire(blocking=False):
+            try:                            # the engine is between batches (or not running)
+                self._install_pending()
+            finally:
+                self.plan_lock.release()
+
+    def _build(self):
+        """(graph version, compiled plan) of the graph as it is now."""
+        with self.graph.lock:
+            return self.graph.version, self.graph.compile()
+
+    def _publish(self, built):
+        """Make `built` the plan the engine installs next, unless a plan of a later graph was
+        published already (builders race; the latest graph wins)."""
+        with self._swap_lock:
+            if built[0] >= self._published:
+                self._published = built[0]
+                self._pending = built
+
+    def _install_pending(self):
+        """Holding plan_lock (between two batches): the published plan replaces the running one."""
+        with self._swap_lock:
+            built, self._pending = self._pending, None
+        if built is None:
+            return
+        old, new = self.plan, built[1]
+        if old is not None:
+            old.harvest()
+        self.plan = new
+        for node in new.nodes:
+            inst = node.instance
+            if id(inst) not in self._joined:
+                # the engine is between two batches: the moment a function that follows
+                # another's result reads the value it starts from
+                self._joined.add(id(inst))
+                on_join = getattr(inst, "on_join", None)
+                if on_join is not None:
+                    on_join()
+        self._tell_linktypes(new, self.linktype)
 
     def _replace_hardware(self):
         nodes = self.graph.nodes()
@@ -237,6 +279,7 @@ class Device:
                                          % (self.name, type(exc).__name__, exc)))
         finally:
             with self.plan_lock:
+                self._install_pending()
                 plan = self.plan
                 if plan is not None and not self._stop:
                     self._drain(plan)
@@ -253,6 +296,8 @@ class Device:
         c = batch.c
         n = c.n
         with self.plan_lock:
+            if self._pending is not None:
+                self._install_pending()
             plan = self.plan
             if self.hardware is not None:
                 out = self.hardware.process(batch)      # the card's units; what crosses the bus
