@@ -54,6 +54,7 @@ class Engine(Views):
         self.flow_files = {}       # fd -> [Held] (TO_FILE targets)
         self.buffers = {}          # fd -> {fid: ring pointer}
         self.flow_device = {}      # fd -> engine device name
+        self.flow_fids = {}        # fd -> [fid] of the functions applied
         self.watchers = {}         # engine device name -> [callback(errors)]
         # held while flows close (their instances are freed) and while anything walks every
         # node's instance (stats' per-flow drops, metrics): the engine does not guard that
@@ -138,19 +139,34 @@ class Engine(Views):
         with self.lock:
             sd = self.shared.get(dev)
             if sd is not None:
-                if use == "flow" and api.get_device_info(sd.engine_name)["state"] == "done":
-                    self._retire(sd, sd.engine_name)      # replayed: new flows get a new replay
-                    self.aliases[sd.open()] = dev
                 if use == "delete":
                     raise MapiError(EPERM, "device %s is offered by the server and cannot be "
                                     "deleted by a client" % dev, argument="dev")
-                return sd.engine_name
+                return self._replay_of(session, sd, use)
             owner = self.private.get(dev)
             if owner is not None and owner[0] is not session:
                 raise MapiError(EPERM, "device %s belongs to another client" % dev, argument="dev")
             if owner is None and use == "delete":
                 raise MapiError(ENODEV, "no offline device %r of this client" % dev, argument="dev")
             return dev
+
+    def _replay_of(self, session, sd, use):
+        """The replay of an offered device a client means: a new flow goes to the current
+        replay (a fresh one once the last is done); starting, waiting for and looking at it
+        mean the replay this client last attached a flow to or started, while that exists."""
+        mine = session.replays.get(sd.name)
+        if mine is not None and mine not in api.devices():
+            mine = None
+        if use == "flow":
+            if api.get_device_info(sd.engine_name)["state"] == "done":
+                self._retire(sd, sd.engine_name)      # replayed: new flows get a new replay
+                self.aliases[sd.open()] = sd.name
+            mine = sd.engine_name
+        elif mine is None:
+            mine = sd.engine_name
+        if use in ("flow", "start"):
+            session.replays[sd.name] = mine
+        return mine
 
     def delete_device(self, session, dev):
         name = self.device(session, dev, "delete")
@@ -268,35 +284,36 @@ class Engine(Views):
             self._release(held)
             raise
         with self.lock:
+            self.flow_fids.setdefault(fd, []).append(fid)
             self.flow_files.setdefault(fd, []).extend(held)
         return fid
 
     def connect(self, session, fd):
-        """Connect; returns ([(fid, mode, capacity, lossless, ring)], [event fids])."""
+        """Connect; returns ([(fid, mode, capacity, lossless, ring)], [event fids]).  Waits for
+        no batch: the flow's plan is installed between two batches by the engine itself."""
         self.check_flow(session, fd)
         with engine_priority():                 # a live device starts capturing here
             self._call(api.connect, fd)
-        with self.graph_lock:
-            info = api.get_flow_info(fd)
-        name = info["device"]
-        dev = self.device_object(name)
         with self.lock:
+            name = self.flow_device[fd]
+            fids = list(self.flow_fids.get(fd, ()))
             private = name in self.private
+        dev = self.device_object(name)
         buffers, event_fids = [], []
-        for f in info["functions"]:
-            inst = api.function_instance(fd, f["fid"])
+        for fid in fids:
+            inst = api.function_instance(fd, fid)
             if inst.kernel is lib.mapi_ring_kernel:
                 ring = ffi.cast("mapi_ring *", inst.state)
                 mode = inst.info().get("mode", WAIT)
                 # only a client's own replay may wait for that client; shared devices never do
                 lossless = bool(private and dev.offline and mode == WAIT)
                 if not lossless:
-                    with dev.plan_lock:           # between two batches
-                        lib.mapi_ring_set_lossless(ring, 0)
-                buffers.append((f["fid"], mode,
-                                int(lib.mapi_ring_capacity(ring)), lossless, ring))
+                    # no wait for the batch under way: a writer that found the new ring full
+                    # re-reads the mode after each slice of its wait
+                    lib.mapi_ring_set_lossless(ring, 0)
+                buffers.append((fid, mode, int(lib.mapi_ring_capacity(ring)), lossless, ring))
             elif isinstance(getattr(inst, "events", None), EventQueue):
-                event_fids.append(f["fid"])
+                event_fids.append(fid)
         with self.lock:
             self.buffers[fd] = {b[0]: b[4] for b in buffers}
         limit = self.limits.get("buffer_bytes_per_client")
@@ -352,6 +369,7 @@ class Engine(Views):
         with self.lock:
             session = self.flows.pop(fd, None)
             self.flow_device.pop(fd, None)
+            self.flow_fids.pop(fd, None)
             held = self.flow_files.pop(fd, [])
             self.buffers.pop(fd, None)
         if session is not None:
@@ -381,24 +399,28 @@ class Engine(Views):
         raise MapiError(ENOTSUP, "function %d of flow %d keeps packets in a way the server "
                         "cannot share with its client" % (fid, fd), argument="fid")
 
-    def flow_quiet(self, fd):
-        """True when fd's device runs no packets now: connecting or closing it waits for no
-        batch (the caller may answer it at once)."""
+    def waits_for_engine(self, call, fd):
+        """Would `call` on flow fd wait for the batch under way on its device?  close_flow does
+        while packets flow (what the flow used is freed after the engine let go of it); connect
+        only where placing a node reconfigures hardware.  If not, the caller may answer at once."""
         with self.lock:
             name = self.flow_device.get(fd)
         try:
-            return name is not None and self.device_object(name).state != "running"
+            dev = self.device_object(name) if name is not None else None
         except MapiError:
+            return True
+        if dev is None or dev.state != "running":
             return False
+        return call != "connect" or dev.hardware is not None
 
     def start_device(self, session, dev):
         with engine_priority():                 # the replay threads start here
-            self._call(api.start_offline_device, self.device(session, dev))
+            self._call(api.start_offline_device, self.device(session, dev, "start"))
 
     def device_of_flow(self, fd):
-        """The engine's name of a flow's device."""
-        with self.graph_lock:
-            return api.get_flow_info(fd)["device"]
+        """The engine's name of a flow's device (None once the flow is gone)."""
+        with self.lock:
+            return self.flow_device.get(fd)
 
     # --- the whole server -----------------------------------------------------------------------
     def shutdown(self):
