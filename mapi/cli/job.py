@@ -201,6 +201,13 @@ class Job:
         """Create the device, the flows and their functions, and connect them.  With
         `clock_interval_ns`, a CLI_CLOCK flow (connected last) calls on_snapshot(Snapshot) at
         the end of every interval (packet time offline, wall clock live)."""
+        if clock_interval_ns:
+            from mapi.client import installed
+            if installed() is not None:
+                raise mapi.MapiError(mapi.ENOTSUP, "--interval cuts the run with a node of this "
+                                     "process (CLI_CLOCK), which a MAPI server (--server, "
+                                     "MAPI_SERVER) does not run: leave out --interval or the server",
+                                     argument="--interval")
         self.dev = self.source.open()
         for fi in self.order:
             fd = self._create_flow()
