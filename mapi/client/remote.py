@@ -174,7 +174,7 @@ class RemoteMapi:
                             argument="name")
         desc = self.describe_function(name)
         args = list(args)
-        files, fds = [], []
+        files, fds, created = [], [], []
         try:
             for i, a in enumerate(desc["args"]):
                 if a["type"] != "w":
@@ -183,7 +183,9 @@ class RemoteMapi:
                 if where is None:
                     continue
                 value = args[where] if isinstance(where, int) else kwargs[where]
-                path, fdesc = self._open_for_writing(desc["name"], a["name"], value)
+                path, fdesc, new = self._open_for_writing(desc["name"], a["name"], value)
+                if new:
+                    created.append(path)
                 if isinstance(where, int):
                     args[where] = path
                 else:
@@ -195,6 +197,10 @@ class RemoteMapi:
                 to_value(a, msg.args.add())
             to_map(kwargs, msg.kwargs)
             fid = self._reply("apply_function", msg, fds).function.fid
+        except BaseException:
+            for path in created:            # refused: leave no empty file behind
+                _unlink_quietly(path)
+            raise
         finally:
             for f in fds:
                 os.close(f)
@@ -206,13 +212,24 @@ class RemoteMapi:
 
     @staticmethod
     def _open_for_writing(fname, arg, value):
+        """(absolute path, descriptor, created) of a file the server is to write: opened here,
+        with this process's rights, for reading too when allowed (appending checks the
+        records); the server truncates or appends when the flow connects."""
         if isinstance(value, bytes):
             value = value.decode("latin-1")
         if not isinstance(value, str) or not value:
             _bad_path(fname, arg, value)
         path = os.path.abspath(os.path.expanduser(value))
+        flags = os.O_CREAT | os.O_CLOEXEC
         try:
-            return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                return path, os.open(path, os.O_RDWR | os.O_EXCL | flags, 0o644), True
+            except FileExistsError:
+                pass
+            try:
+                return path, os.open(path, os.O_RDWR | flags, 0o644), False
+            except PermissionError:
+                return path, os.open(path, os.O_WRONLY | flags, 0o644), False
         except OSError as exc:
             raise MapiError(EOPEN, "%s: cannot open %s for writing: %s" % (fname, path, exc.strerror),
                             argument=arg, file=path) from None
@@ -319,6 +336,13 @@ class RemoteMapi:
 def _bad_path(fname, arg, value):
     raise MapiError(EBADARG, "%s: argument %r must be a file name, got %r" % (fname, arg, value),
                     argument=arg)
+
+
+def _unlink_quietly(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _close_quietly(sock):

@@ -14,14 +14,14 @@ from mapi._engine import ffi, lib
 from mapi.constants import WAIT
 from mapi.errors import MapiError, EBADARG, ELIMIT, ENODEV, ENOFLOW, ENOPKTS, ENOTSUP, EPERM
 from mapi.events import EventQueue
-from mapi.registry import get_registry
+from mapi.registry import PROBE_BYTES, get_registry
 
-from .files import Held, check_descriptor
+from .files import PassedPath, check_descriptor
 from .priority import engine_priority
 from .views import Views
 
 log = logging.getLogger("mapid.engine")
-_ALIAS = re.compile(r"/proc/self/fd/\d+|\boffline\d+\b")
+_ALIAS = re.compile(r"\boffline\d+\b")
 
 
 class SharedDevice:
@@ -47,11 +47,11 @@ class Engine(Views):
         self.lock = threading.RLock()
         self.limits = dict(limits or {})
         self.live_defaults = dict(live_defaults or {})   # backend name -> create_flow options
-        self.aliases = {}          # engine text -> the client's text
-        self.private = {}          # engine device name -> (session, Held)
+        self.aliases = {}          # engine device name -> the name clients know (offered devices)
+        self.private = {}          # engine device name -> (session, PassedPath of its trace)
         self.shared = {}           # public name -> SharedDevice
         self.flows = {}            # fd -> session
-        self.flow_files = {}       # fd -> [Held] (TO_FILE targets)
+        self.flow_files = {}       # fd -> [PassedPath] (TO_FILE targets)
         self.buffers = {}          # fd -> {fid: ring pointer}
         self.flow_device = {}      # fd -> engine device name
         self.flow_fids = {}        # fd -> [fid] of the functions applied
@@ -62,9 +62,10 @@ class Engine(Views):
 
     # --- names as clients know them -----------------------------------------------------------
     def public(self, v):
-        """v with engine device names and /proc/self/fd paths replaced by the clients' names."""
+        """v with engine device names replaced by the clients' names (and passed paths as
+        plain text)."""
         if isinstance(v, str):
-            return _ALIAS.sub(lambda m: self.aliases.get(m.group(0), m.group(0)), v)
+            return _ALIAS.sub(lambda m: self.aliases.get(m.group(0), m.group(0)), str(v))
         if isinstance(v, dict):
             return {k: self.public(x) for k, x in v.items()}
         if isinstance(v, list):
@@ -118,21 +119,29 @@ class Engine(Views):
                 self.aliases.pop(engine_name, None)
 
     def open_trace(self, session, path, fd, fmt, backend, options):
-        """An offline device on a trace the client opened (its descriptor fd)."""
+        """An offline device on a trace the client opened (its descriptor fd): the backend reads
+        the descriptor; the name is the client's, for messages."""
         check_descriptor(fd, False, "create_offline_device", path)
-        held = Held(fd, path)
-        with self.lock:
-            self.aliases[held.proc_path] = path
+        passed = PassedPath(path, fd)
         try:
-            name = self._call(api.create_offline_device, held.proc_path, fmt, backend, **options)
+            if backend is None:
+                backend = self._backend_of(passed)
+            name = self._call(api.create_offline_device, passed, fmt, backend, **options)
         except BaseException:
-            with self.lock:
-                self.aliases.pop(held.proc_path, None)
-            held.close()
+            passed.close()
             raise
         with self.lock:
-            self.private[name] = (session, held)
+            self.private[name] = (session, passed)
         return name
+
+    @staticmethod
+    def _backend_of(passed):
+        """The backend that reads a passed trace, chosen from its first bytes as the registry
+        chooses for a name; a pipe is read once, so nothing may peek at it: the savefile backend."""
+        if not passed.regular():
+            return "savefile"
+        reg = get_registry()
+        return reg.offline_backend(passed, head=passed.head(PROBE_BYTES)).name
 
     def device(self, session, dev, use="use"):
         """The engine's name for the device a client names, if that client may use it."""
@@ -175,9 +184,8 @@ class Engine(Views):
                 self.forget_flow(fd)
             self._call(api.delete_offline_device, name)
         with self.lock:
-            _, held = self.private.pop(name)
-            self.aliases.pop(held.proc_path, None)
-        held.close()
+            _, passed = self.private.pop(name)
+        passed.close()
 
     def _flows_on(self, name):
         try:
@@ -271,14 +279,12 @@ class Engine(Views):
                     raise MapiError(EBADARG, "%s: argument %r is not a file to write"
                                     % (desc.name, pname), argument=str(pname))
                 check_descriptor(fdesc, True, desc.name, path)
-                h = Held(fdesc, path)
-                held.append(h)
-                with self.lock:
-                    self.aliases[h.proc_path] = path
+                passed = PassedPath(path, fdesc)
+                held.append(passed)
                 if isinstance(key, int):
-                    args[key] = h.proc_path
+                    args[key] = passed
                 else:
-                    kwargs[key] = h.proc_path
+                    kwargs[key] = passed
             fid = self._call(api.apply_function, fd, name, *args, **kwargs)
         except BaseException:
             self._release(held)
@@ -376,12 +382,10 @@ class Engine(Views):
             session.flows.discard(fd)
         self._release(held)
 
-    def _release(self, held):
-        with self.lock:
-            for h in held:
-                self.aliases.pop(h.proc_path, None)
-        for h in held:
-            h.close()
+    @staticmethod
+    def _release(held):
+        for passed in held:
+            passed.close()
 
     # --- reading ------------------------------------------------------------------------------
     def read_results(self, session, fd, fid):
