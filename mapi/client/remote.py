@@ -29,6 +29,23 @@ def parse_url(url):
     return url
 
 
+class LiveDevice:
+    """What open_live_device gives with a server: the device's name, its info and stats."""
+
+    def __init__(self, client, name):
+        self.client = client
+        self.name = name
+
+    def info(self):
+        return self.client.get_device_info(self.name)
+
+    def stats(self):
+        return self.client.stats(self.name)
+
+    def __repr__(self):
+        return "LiveDevice(%r on %s)" % (self.name, self.client.url)
+
+
 class _Flow:
     __slots__ = ("dev", "names", "rings", "queues")
 
@@ -47,6 +64,7 @@ class RemoteMapi:
         self._lock = threading.RLock()
         self._flows = {}
         self._queues = {}         # (fd, fid) -> RemoteEventQueue (events may come before connect's reply)
+        self._holders = {}        # live device -> the flow that holds it open (open_live_device)
         self._described = {}
 
     # --- the connection -----------------------------------------------------------------------
@@ -58,7 +76,8 @@ class RemoteMapi:
                     c.close()
                 elif c is not None:              # a forked child: the parent's connection stays
                     _close_quietly(c.sock)
-                self._flows, self._queues = {}, {}     # descriptors of a gone server mean nothing
+                # descriptors of a gone server mean nothing
+                self._flows, self._queues, self._holders = {}, {}, {}
                 c = self._conn = Connection(self.path, self._on_push, self._on_dead)
             return c
 
@@ -147,8 +166,27 @@ class RemoteMapi:
         return self._value("devices")
 
     def open_live_device(self, name, **options):
-        raise MapiError(ENOTSUP, "open_live_device: with a MAPI server the server opens devices; "
-                        "create a flow on %r instead" % (name,), argument="name")
+        """Open (or reuse) the live device `name` on the server.  A flow of this client holds it
+        open (no function, never connected) until this client's first own flow on it takes
+        over: as in-process, the device then lives until its last flow closes.  Returns a
+        LiveDevice (name, info(), stats())."""
+        if not isinstance(name, str):
+            raise MapiError(EBADARG, "open_live_device: device must be a name, not %r" % (name,),
+                            argument="name")
+        with self._lock:
+            held = name in self._holders
+        if not held:
+            msg = pb.CreateFlow(dev=name)
+            to_map(options, msg.options)
+            fd = self._reply("create_flow", msg).flow.fd
+            with self._lock:
+                if name in self._holders:     # another thread of this process was first
+                    extra = fd
+                else:
+                    self._holders[name], extra = fd, None
+            if extra is not None:
+                self._reply("close_flow", pb.FlowRef(fd=extra))
+        return LiveDevice(self, name)
 
     # --- flows --------------------------------------------------------------------------------
     def create_flow(self, dev, **options):
@@ -160,6 +198,9 @@ class RemoteMapi:
         fd = self._reply("create_flow", msg).flow.fd
         with self._lock:
             self._flows[fd] = _Flow(dev)
+            holder = self._holders.pop(dev, None)
+        if holder is not None:              # open_live_device's hold: this flow keeps it now
+            self._reply("close_flow", pb.FlowRef(fd=holder))
         return fd
 
     def describe_function(self, name):

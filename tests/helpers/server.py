@@ -59,11 +59,14 @@ class Mapid:
             self.config.write_text(config)
             cmd += ["--config", str(self.config)]
         self._log = open(self.log, "ab")
-        # a crash leaves its Python stacks in the log
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=env, cwd=str(ROOT))
+        self.proc = self._spawn(cmd, env)
         self.pid = self.proc.pid
         self.wait_ready()
+
+    def _spawn(self, cmd, env):
+        # a crash leaves its Python stacks in the log
+        return subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env,
+                                cwd=str(ROOT))
 
     def wait_ready(self, timeout=30):
         deadline = time.monotonic() + timeout
