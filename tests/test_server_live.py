@@ -124,3 +124,57 @@ def test_two_clients_one_live_device(tmp_path):
         assert g["count"] == n == len(g["packets"]), expr
         assert [(len(bytes.fromhex(d)), w, bytes.fromhex(d)) for _, w, d in g["packets"]] == \
             [(len(r[2]), r[1], r[2]) for r in ref], expr
+
+
+OTHER = """
+    fd = mapi.create_flow(sys.argv[1])
+    c = mapi.apply_function(fd, "PKT_COUNTER")
+    mapi.connect(fd)
+    emit({"fd": fd})
+    sys.stdin.readline()
+    emit({"count": mapi.read_results(fd, c).value})
+"""
+MAPI = os.path.join(os.path.dirname(sys.executable), "mapi")
+
+
+def mapi_run_live(m, dev, net, count):
+    """`mapi --server URL run -i DEV -c COUNT --json udp` while the trace is replayed."""
+    from helpers.server import clean_env
+    cli = subprocess.Popen([MAPI, "--server", m.url, "run", "-i", dev, "-c", str(count), "--json",
+                            "udp"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env=clean_env())
+    try:
+        line = cli.stderr.readline()
+        assert "listening on %s" % dev in line, line + cli.stderr.read()
+        net.replay(TRACE, pps=PPS)
+        out, err = cli.communicate(timeout=60)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    assert cli.returncode == 0, err
+    return [f["result"] for f in json.loads(out)["flows"][0]["functions"]]
+
+
+def test_mapi_run_live_through_the_server():
+    """-c ends the run: with another client on the device its capture goes on (the run leaves
+    it), alone the run stops the device; either way the counts are tcpdump's."""
+    udp = tcpdump_pcap(TRACE, "udp")
+    with netns.VethPair() as net:
+        with NamespacedMapid(open_dir("scampi-mapid-live-"), net) as m:
+            dev = "ring:" + net.rx_if
+            other = start_client(m, OTHER, args=[dev])
+            try:
+                line_of(other, m)
+                got = mapi_run_live(m, dev, net, 100)
+                other.stdin.write("\n")
+                other.stdin.flush()
+                theirs = line_of(other, m)
+                other.wait(30)
+            finally:
+                if other.poll() is None:
+                    other.kill()
+            alone = mapi_run_live(m, dev, net, 50)
+    # BPF_FILTER, LIMIT, PKT_COUNTER, BYTE_COUNTER
+    assert got[2:] == [100, sum(r[1] for r in udp[:100])]
+    assert theirs == {"count": 4631}                  # the whole replay, not cut by the run
+    assert alone[2:] == [50, sum(r[1] for r in udp[:50])]

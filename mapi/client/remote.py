@@ -143,6 +143,10 @@ class RemoteMapi:
         self._reply("start_offline_device", pb.DeviceRef(dev=dev))
         return 0
 
+    def stop_device(self, dev):
+        self._reply("stop_device", pb.DeviceRef(dev=dev))
+        return 0
+
     def wait_offline_device(self, dev, timeout=None):
         msg = pb.WaitOfflineDevice(dev=dev, timeout=timeout or 0, has_timeout=timeout is not None)
         self._reply("wait_offline_device", msg)

@@ -177,6 +177,18 @@ class Engine(Views):
             session.replays[sd.name] = mine
         return mine
 
+    def stop_device(self, session, dev):
+        """End the packet stream of a device now (the CLI's -c, --duration, Ctrl-C): a client's
+        own device, or a shared one where every flow is this client's (others' would end too)."""
+        name = self.device(session, dev)
+        with self.lock:
+            others = [fd for fd in self._flows_on(name) if self.flows.get(fd) is not session]
+        if others:
+            raise MapiError(EPERM, "device %s also runs %d flows of other clients: stopping it "
+                            "would end their packets too; close your flows instead"
+                            % (dev, len(others)), argument="dev")
+        self._call(api.stop_device, name)
+
     def delete_device(self, session, dev):
         name = self.device(session, dev, "delete")
         with self.graph_lock:

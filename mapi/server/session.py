@@ -22,7 +22,7 @@ DEFERRED = object()
 # (Engine.waits_for_engine); delete, stats, explain, clients and the others go to a worker
 QUICK_CALLS = ("hello", "create_offline_device", "start_offline_device", "wait_offline_device",
                "get_device_info", "devices", "create_flow", "apply_function", "read_results",
-               "get_function_info", "describe_function", "check_packets")
+               "get_function_info", "describe_function", "check_packets", "stop_device")
 ENGINE_CALLS = ("connect", "close_flow")
 SERVER_NAME = "mapid 0.1.0"
 
@@ -173,6 +173,10 @@ class Session:
                 self.server.call_later(m.timeout, lambda: complete(None, True))))
         self.engine.watch_done(name, lambda errors: self.server.post(lambda: complete(errors)))
         return DEFERRED
+
+    def call_stop_device(self, m, fds, rid):
+        self.engine.stop_device(self, m.dev)
+        return self.done()
 
     def call_delete_offline_device(self, m, fds, rid):
         self.engine.delete_device(self, m.dev)
