@@ -13,6 +13,7 @@ from .batch import BatchPool
 from .descriptor import PacketSource
 from .errors import MapiError, EBUSY, ENOTSTARTED, ETIMEOUT, EPLUGIN
 from .organizer import Graph
+from .planslot import PlanSlot
 from . import mapper, workers
 
 log = logging.getLogger("mapi.device")
@@ -80,9 +81,7 @@ class Device:
         self.graph = Graph()
         self.plan = None
         self.plan_lock = threading.Lock()      # held by the engine while it runs a batch
-        self._swap_lock = threading.Lock()     # the published plan, not yet installed
-        self._pending = None                   # (graph version, Plan) to install next
-        self._published = -1                   # graph version of the latest published plan
+        self.next_plan = PlanSlot()            # built, not yet installed
         self.state = "created"
         self.errors = []               # MapiErrors met during replay (results stay readable)
         self.flows = {}
@@ -123,10 +122,10 @@ class Device:
                 if self.plan is not None:
                     self.plan.harvest()
                 self._replace_hardware()
-                self._publish(self._build())
+                self._build()
                 self._install_pending()
             return
-        self._publish(self._build())
+        self._build()
         if wait:
             with self.plan_lock:
                 self._install_pending()
@@ -137,25 +136,17 @@ class Device:
                 self.plan_lock.release()
 
     def _build(self):
-        """(graph version, compiled plan) of the graph as it is now."""
+        """Compile the graph as it is now and publish the plan for the engine."""
         with self.graph.lock:
-            return self.graph.version, self.graph.compile()
-
-    def _publish(self, built):
-        """Make `built` the plan the engine installs next, unless a plan of a later graph was
-        published already (builders race; the latest graph wins)."""
-        with self._swap_lock:
-            if built[0] >= self._published:
-                self._published = built[0]
-                self._pending = built
+            version, plan = self.graph.version, self.graph.compile()
+        self.next_plan.publish(version, plan)
 
     def _install_pending(self):
         """Holding plan_lock (between two batches): the published plan replaces the running one."""
-        with self._swap_lock:
-            built, self._pending = self._pending, None
-        if built is None:
+        new = self.next_plan.take()
+        if new is None:
             return
-        old, new = self.plan, built[1]
+        old = self.plan
         if old is not None:
             old.harvest()
         self.plan = new
@@ -296,7 +287,7 @@ class Device:
         c = batch.c
         n = c.n
         with self.plan_lock:
-            if self._pending is not None:
+            if self.next_plan.waiting():
                 self._install_pending()
             plan = self.plan
             if self.hardware is not None:

@@ -1,8 +1,9 @@
 """mapid's engine: the in-process MAPI engine (devices, organizer, mapper) run on behalf of
 clients.  Every call the server makes into mapi.api goes through this module, which adds what
 a shared server needs: who owns which device and flow, descriptors the clients opened, and
-device names and paths as each client knows them.  Files the clients pass: mapi.server.files; what clients see:
-mapi.server.views (mixed in).
+device names and paths as each client knows them.  Files the clients pass: mapi.server.files;
+mixed in: what clients see (mapi.server.views), the devices the server offers
+(mapi.server.offered).
 """
 import logging
 import os
@@ -18,31 +19,14 @@ from mapi.registry import PROBE_BYTES, get_registry
 
 from .files import PassedPath, check_descriptor
 from .priority import engine_priority
+from .offered import OfferedDevices
 from .views import Views
 
 log = logging.getLogger("mapid.engine")
 _ALIAS = re.compile(r"\boffline\d+\b")
 
 
-class SharedDevice:
-    """A trace-replay device the server offers (config [devices.NAME]): every client may attach
-    flows to it and start it; once replayed, the next new flow gets a fresh replay."""
-
-    def __init__(self, name, spec):
-        self.name = name
-        self.spec = spec
-        self.engine_name = None
-        self.retired = set()          # earlier replays that still have flows
-
-    def open(self):
-        spec = self.spec
-        self.engine_name = api.create_offline_device(spec["file"], spec.get("format") or None,
-                                                     spec.get("backend") or None,
-                                                     **spec.get("options", {}))
-        return self.engine_name
-
-
-class Engine(Views):
+class Engine(Views, OfferedDevices):
     def __init__(self, limits=None, live_defaults=None):
         self.lock = threading.RLock()
         self.limits = dict(limits or {})
@@ -84,40 +68,6 @@ class Engine(Views):
             raise self.public_error(exc) from None
 
     # --- devices ------------------------------------------------------------------------------
-    def configure_devices(self, specs):
-        """(Re)declare the shared devices of the config: new ones open, gone ones close once
-        no flow uses them."""
-        with self.lock:
-            for name, spec in specs.items():
-                old = self.shared.get(name)
-                if old is not None and old.spec == spec:
-                    continue
-                sd = SharedDevice(name, spec)
-                engine_name = sd.open()
-                self.aliases[engine_name] = name
-                if old is not None:
-                    self._retire(old, old.engine_name)
-                    sd.retired = old.retired
-                self.shared[name] = sd
-                log.info("offering device %s: %s", name, spec["file"])
-            for name in set(self.shared) - set(specs):
-                sd = self.shared.pop(name)
-                self._retire(sd, sd.engine_name)
-                log.info("device %s is no longer offered", name)
-
-    def _retire(self, sd, engine_name):
-        sd.retired.add(engine_name)
-        self._drop_retired(sd)
-
-    def _drop_retired(self, sd):
-        for engine_name in list(sd.retired):
-            info = api.get_device_info(engine_name) if engine_name in api.devices() else None
-            if info is None or not info["flows"]:
-                sd.retired.discard(engine_name)
-                if info is not None:
-                    api.delete_offline_device(engine_name)
-                self.aliases.pop(engine_name, None)
-
     def open_trace(self, session, path, fd, fmt, backend, options):
         """An offline device on a trace the client opened (its descriptor fd): the backend reads
         the descriptor; the name is the client's, for messages."""
@@ -158,24 +108,6 @@ class Engine(Views):
             if owner is None and use == "delete":
                 raise MapiError(ENODEV, "no offline device %r of this client" % dev, argument="dev")
             return dev
-
-    def _replay_of(self, session, sd, use):
-        """The replay of an offered device a client means: a new flow goes to the current
-        replay (a fresh one once the last is done); starting, waiting for and looking at it
-        mean the replay this client last attached a flow to or started, while that exists."""
-        mine = session.replays.get(sd.name)
-        if mine is not None and mine not in api.devices():
-            mine = None
-        if use == "flow":
-            if api.get_device_info(sd.engine_name)["state"] == "done":
-                self._retire(sd, sd.engine_name)      # replayed: new flows get a new replay
-                self.aliases[sd.open()] = sd.name
-            mine = sd.engine_name
-        elif mine is None:
-            mine = sd.engine_name
-        if use in ("flow", "start"):
-            session.replays[sd.name] = mine
-        return mine
 
     def stop_device(self, session, dev):
         """End the packet stream of a device now (the CLI's -c, --duration, Ctrl-C): a client's
@@ -437,15 +369,3 @@ class Engine(Views):
         """The engine's name of a flow's device (None once the flow is gone)."""
         with self.lock:
             return self.flow_device.get(fd)
-
-    # --- the whole server -----------------------------------------------------------------------
-    def shutdown(self):
-        with self.lock:
-            shared = list(self.shared.values())
-            self.shared.clear()
-        for sd in shared:
-            for name in [sd.engine_name, *sd.retired]:
-                try:
-                    api.delete_offline_device(name)
-                except MapiError:
-                    pass
