@@ -14,6 +14,7 @@ from .batch import BatchPool
 from .descriptor import PacketSource
 from .errors import MapiError, EBUSY, ENOTSTARTED, ETIMEOUT, EPLUGIN
 from .organizer import Graph
+from .planslot import PlanSlot
 from . import mapper, workers
 from .ticks import LiveTime, Ticks
 
@@ -81,7 +82,8 @@ class Device:
         self.offline = offline
         self.graph = Graph()
         self.plan = None
-        self.plan_lock = threading.Lock()
+        self.plan_lock = threading.Lock()      # held by the engine while it runs a batch
+        self.next_plan = PlanSlot()            # built, not yet installed
         self.state = "created"
         self.errors = []               # MapiErrors met during replay (results stay readable)
         self.flows = {}
@@ -111,26 +113,57 @@ class Device:
     def hardware(self):
         return mapper.hardware_of(self.source)
 
-    def replan(self):
-        """Re-place and recompile after flows came or went; applied between two batches."""
-        with self.plan_lock:
-            old = self.plan
-            if old is not None:
-                old.harvest()
-            if self.hardware is not None:
+    def replan(self, wait=True):
+        """Re-place and recompile after flows came or went.  The caller builds the new plan (not
+        the engine thread) and it is installed between two batches: at once when the engine is
+        between batches, otherwise by the engine itself before its next batch.  A flow's first
+        packet is the first of a batch run after its plan was installed.  wait=False (connect)
+        returns without waiting for the batch under way; wait=True (close) returns once the new
+        plan is installed, so nothing still runs what the old one used."""
+        if self.hardware is not None:
+            # placing nodes reconfigures the card, which runs beside the plan: between batches
+            with self.plan_lock:
+                if self.plan is not None:
+                    self.plan.harvest()
                 self._replace_hardware()
-            new = self.graph.compile()
-            self.plan = new
-            for node in new.nodes:
-                inst = node.instance
-                if id(inst) not in self._joined:
-                    # the engine is between two batches: the moment a function that follows
-                    # another's result reads the value it starts from
-                    self._joined.add(id(inst))
-                    on_join = getattr(inst, "on_join", None)
-                    if on_join is not None:
-                        on_join()
-            self._tell_linktypes(new, self.linktype)
+                self._build()
+                self._install_pending()
+            return
+        self._build()
+        if wait:
+            with self.plan_lock:
+                self._install_pending()
+        elif self.plan_lock.acquire(blocking=False):
+            try:                            # the engine is between batches (or not running)
+                self._install_pending()
+            finally:
+                self.plan_lock.release()
+
+    def _build(self):
+        """Compile the graph as it is now and publish the plan for the engine."""
+        with self.graph.lock:
+            version, plan = self.graph.version, self.graph.compile()
+        self.next_plan.publish(version, plan)
+
+    def _install_pending(self):
+        """Holding plan_lock (between two batches): the published plan replaces the running one."""
+        new = self.next_plan.take()
+        if new is None:
+            return
+        old = self.plan
+        if old is not None:
+            old.harvest()
+        self.plan = new
+        for node in new.nodes:
+            inst = node.instance
+            if id(inst) not in self._joined:
+                # the engine is between two batches: the moment a function that follows
+                # another's result reads the value it starts from
+                self._joined.add(id(inst))
+                on_join = getattr(inst, "on_join", None)
+                if on_join is not None:
+                    on_join()
+        self._tell_linktypes(new, self.linktype)
 
     def _replace_hardware(self):
         nodes = self.graph.nodes()
@@ -247,6 +280,7 @@ class Device:
                                          % (self.name, type(exc).__name__, exc)))
         finally:
             with self.plan_lock:
+                self._install_pending()
                 plan = self.plan
                 if plan is not None and not self._stop:
                     self._drain(plan)
@@ -263,6 +297,8 @@ class Device:
         c = batch.c
         n = c.n
         with self.plan_lock:
+            if self.next_plan.waiting():
+                self._install_pending()
             plan = self.plan
             if plan.tick_nodes:
                 self._run_with_ticks(plan, batch)

@@ -114,10 +114,13 @@ class Registry:
         return d
 
     # --- which backend opens a device ---------------------------------------------------------
-    def offline_backend(self, path):
-        """The backend that replays `path`: the first answer of scampi_probe_offline."""
+    def offline_backend(self, path, head=None):
+        """The backend that replays `path`: the first answer of scampi_probe_offline.  `head`:
+        the file's first PROBE_BYTES when the caller read them itself (mapid reads its
+        client's descriptor and never opens the name); otherwise they are read from `path`."""
         from .compression import read_head
-        head = b"" if os.path.isdir(path) else read_head(path, PROBE_BYTES)
+        if head is None:
+            head = b"" if os.path.isdir(path) else read_head(path, PROBE_BYTES)
         name = self._ask("scampi_probe_offline", "which backend reads %s" % path,
                          path=path, head=head)
         if name is None:

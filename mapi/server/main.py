@@ -25,7 +25,8 @@ class Directory:
         return [c.session for c in list(self.server.connections.values())]
 
     def summaries(self):
-        return [s.summary() for s in self.sessions()]
+        counts = {}                      # device -> per-flow counts, walked once per listing
+        return [s.summary(counts) for s in self.sessions()]
 
     def label_of(self, session):
         return session.label() if session is not None else "(closed)"

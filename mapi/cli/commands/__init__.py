@@ -17,6 +17,7 @@ COMMANDS = {
     "info": "format, link type, packet and byte counts, time span of a file",
     "devices": "installed backends and the devices they offer",
     "functions": "installed MAPI functions: signatures and flags",
+    "clients": "clients of the MAPI server (mapid): flows, packets, drops",
 }
 
 FILE_FORMATS = (MFF_PCAP, MFF_PCAPNG, MFF_DAG_ERF)
@@ -28,10 +29,10 @@ def load(name):
     return importlib.import_module("%s.%s" % (__name__, name))
 
 
-def add_trace_arguments(p, json_help):
+def add_trace_arguments(p, json_help, required=True):
     """-r FILE... FLOW... --format --json --progress --backend: what a command running flows
     over trace files takes (explain)."""
-    _read_arguments(p, required=True)
+    _read_arguments(p, required=required)
     p.add_argument("flows", nargs="*", metavar="FLOW", help="one flow per argument (syntax below)")
     _common_arguments(p, json_help)
 
