@@ -11,9 +11,7 @@ Rules (after MAPI 2.0's placement, Gigascope's low/high split and Retina's super
   mapper tries again; nothing is ever dropped silently.
 """
 import logging
-
-from .hardware import (MAX_HW_NODES, FILTER, Assignment, HardwareConfig, HardwareDevice,
-                       HardwareError, Offer)
+import sys
 
 log = logging.getLogger("mapi.mapper")
 
@@ -21,7 +19,10 @@ SOFTWARE = "software"
 
 
 def hardware_of(source):
-    return source if isinstance(source, HardwareDevice) else None
+    # a device with hardware subclasses mapi.hardware's HardwareDevice, so before that module
+    # is imported there is none: a run on a plain source does not import it
+    hw = sys.modules.get("mapi.hardware")
+    return source if hw is not None and isinstance(source, hw.HardwareDevice) else None
 
 
 def place(graph, source, generation=0, sticky=()):
@@ -33,6 +34,7 @@ def place(graph, source, generation=0, sticky=()):
         n.placement, n.hw_id, n.hw_exact, n.hw_note = SOFTWARE, None, False, ""
     if hw is None:
         return None
+    from .hardware import HardwareConfig, HardwareError
     try:
         units = [u for u in hw.units() if _sane_unit(u, source)]
     except Exception as exc:
@@ -67,6 +69,7 @@ def place(graph, source, generation=0, sticky=()):
 
 
 def _decide(graph, nodes, units, source, refused):
+    from .hardware import MAX_HW_NODES, FILTER, Assignment, HardwareConfig, Offer
     for n in nodes:
         n.placement, n.hw_id, n.hw_exact = SOFTWARE, None, False
     used = {u.name: {} for u in units}
@@ -144,7 +147,7 @@ def _software_readers(node, root):
 def _sane_unit(u, source):
     """A unit must be a HardwareUnit with a name, a known kind, function names and integer
     limits; anything else is logged and ignored (its functions run in software)."""
-    from .hardware import HardwareUnit, STATISTIC
+    from .hardware import HardwareUnit, FILTER, STATISTIC
     problem = None
     if not isinstance(u, HardwareUnit):
         problem = "%r is not a HardwareUnit" % (u,)
