@@ -4,7 +4,6 @@ Replay is a two-stage pipeline so both cores work: a reader thread parses the so
 batches, a processor thread runs the compiled plan over each batch (one C call per batch when
 every node has a C kernel).  Both threads spend their time in C with the GIL released.
 """
-import logging
 import queue
 import threading
 
@@ -14,8 +13,9 @@ from .descriptor import PacketSource
 from .errors import MapiError, EBUSY, ENOTSTARTED, ETIMEOUT, EPLUGIN
 from .organizer import Graph
 from . import mapper, workers
+from .lazylog import getLogger
 
-log = logging.getLogger("mapi.device")
+log = getLogger("mapi.device")
 
 _END = object()
 JOIN_TIMEOUT_S = 10.0

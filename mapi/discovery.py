@@ -16,13 +16,14 @@ depends on:
   or adding a module to one (a new function in plugins/stdfuncs) makes the next start load
   every plugin again.  mapi.registry makes the index and uses it.
 """
-import logging
 import marshal
 import os
 import sys
 import zlib
 
-log = logging.getLogger("mapi.registry")
+from .lazylog import getLogger
+
+log = getLogger("mapi.registry")
 CACHE_FORMAT = 2
 
 

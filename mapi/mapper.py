@@ -10,10 +10,11 @@ Rules (after MAPI 2.0's placement, Gigascope's low/high split and Retina's super
 - a device that refuses a configuration gets the nodes it names moved to software, and the
   mapper tries again; nothing is ever dropped silently.
 """
-import logging
 import sys
 
-log = logging.getLogger("mapi.mapper")
+from .lazylog import getLogger
+
+log = getLogger("mapi.mapper")
 
 SOFTWARE = "software"
 

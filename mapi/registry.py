@@ -13,15 +13,14 @@ pluggy.  Whatever needs every plugin (iterating ``functions`` or ``backends``, `
 ``pm``, an unknown name, a plugin that does not load as the index says) makes the registry scan
 in that process, so listings and error messages are always complete.
 """
-import logging
 import sys
 import threading
 
 from .errors import MapiError, EPLUGIN, EUNKNOWNFUNC, ENODEV
 from .descriptor import declaration_problem
-from . import discovery
+from . import discovery, lazylog
 
-log = logging.getLogger("mapi.registry")
+log = lazylog.getLogger("mapi.registry")
 _lock = threading.Lock()
 _registry = None
 
@@ -239,6 +238,7 @@ class Registry:
         try:
             if module:
                 __import__(module)
+                lazylog.quiet()                  # the module may have imported logging
                 answer = _descriptors_of(sys.modules[module])
             else:
                 answer = self._call(getattr(self._plugin(pname), DECLARING[kind]), pname)
@@ -436,6 +436,7 @@ def _load(value):
     module, _, attrs = value.partition(":")
     module = module.strip()
     __import__(module)              # (not importlib.import_module: -X importtime shows this one)
+    lazylog.quiet()                 # a plugin may import logging itself
     obj = sys.modules[module]
     for attr in attrs.split("[")[0].strip().split("."):
         if attr:
