@@ -6,12 +6,13 @@ store, so results never depend on whether native code was used.
 Disable with MAPI_BPF_JIT=0; MAPI_BPF_JIT=sync compiles before the flow connects (benchmarks,
 tests).  The cache lives in $MAPI_CACHE_DIR or ~/.cache/scampi/bpf.
 """
-import logging
 import os
 import sys
 import threading
 
-log = logging.getLogger("mapi.bpf_jit")
+from .lazylog import getLogger
+
+log = getLogger("mapi.bpf_jit")
 
 _loaded = {}              # path -> dlopen'd library (kept alive for the process)
 _lock = threading.Lock()
@@ -216,11 +217,13 @@ def _compile_locked(src, digest):
 def compile_async(insns, install):
     """Call install(address) with the native kernel: at once when it is cached, else from a
     background thread once compiled (returned, for joining)."""
-    if not enabled():
+    if os.environ.get("MAPI_BPF_JIT", "1") == "0":
         return None
     addr = cached(insns)
-    if addr:                            # no thread (and no thread stack) for a known program
-        install(addr)
+    if addr:                            # no thread (and no thread stack) for a known program,
+        install(addr)                   # nor the compiler's PATH search (shutil)
+        return None
+    if not enabled():
         return None
 
     def work():
