@@ -271,17 +271,17 @@ class Registry:
         """Register a plugin object at run time (tests, embedded use, the CLI's own)."""
         name = name or str(id(plugin))
         with self._lock:
-            if self._pm is not None or not _plainly_declaring(plugin):
+            impls = None if self._pm is not None else _plain_declarations(plugin)
+            if impls is None:
                 self._load_all()                 # pluggy checks it and calls what it implements
                 self._pm.register(plugin, name=name)
                 self._runtime.append((name, plugin))
                 self.refresh()
                 return
+            if name in self._entries or name in dict(self._runtime):
+                raise ValueError("Plugin name already registered: %s" % name)
             self._runtime.append((name, plugin))
-            for kind, hook in DECLARING.items():
-                fn = getattr(plugin, hook, None)
-                if fn is None:
-                    continue
+            for kind, fn in impls.items():
                 for d in self._call(fn, name):
                     taken = dict(self._found[kind])
                     taken.update((n, _Owner(p)) for n, (p, _) in self._index[kind].items())
@@ -387,17 +387,22 @@ class _Owner:
         self.plugin = plugin
 
 
-def _plainly_declaring(plugin):
-    """True when the plugin only declares names with plain hook implementations (the registry
-    takes those without pluggy); anything else is registered through pluggy."""
-    marked = [a for a in dir(plugin) if a.startswith("scampi_")
-              and isinstance(getattr(getattr(plugin, a, None), "scampi_impl", None), dict)]
-    for a in marked:
-        opts = getattr(plugin, a).scampi_impl
-        if a not in DECLARING.values() or any(opts.get(k) for k in (
-                "wrapper", "hookwrapper", "tryfirst", "trylast", "specname")):
-            return False
-    return True
+def _plain_declarations(plugin):
+    """{kind: hook implementation} when the plugin only declares names, with plain
+    implementations (the registry takes those without pluggy); None for anything else, which
+    is registered through pluggy."""
+    out = {}
+    for attr in dir(plugin):
+        fn = getattr(plugin, attr, None) if attr.startswith("scampi_") else None
+        opts = getattr(fn, "scampi_impl", None)
+        if not isinstance(opts, dict):
+            continue
+        kind = {hook: kind for kind, hook in DECLARING.items()}.get(attr)
+        if kind is None or any(opts.get(k) for k in ("wrapper", "hookwrapper", "tryfirst",
+                                                     "trylast", "specname")):
+            return None
+        out[kind] = fn
+    return out
 
 
 def _home(d):
