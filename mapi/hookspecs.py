@@ -76,8 +76,9 @@ def scampi_functions() -> List[FunctionDescriptor]:
     installed changed, and by ``mapi functions``, which lists everything) and, in the other
     starts, when a name this plugin declared is first needed; at most once per process and
     registry, never per flow.  So the names a plugin declares must not depend on the process
-    (the registry caches which plugin declares which name); a plugin that cannot offer a
-    function here returns a descriptor whose ``check`` raises the reason.
+    (the registry caches which plugin declares which name): a function that cannot work in
+    some process is declared anyway and refused there with a clear error (its ``check``
+    raises).
 
     A descriptor that is its module's ``DESCRIPTOR`` (a list of them too) and whose ``create``
     is defined in that module -- one small module per function, as the standard library does

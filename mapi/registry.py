@@ -168,6 +168,9 @@ class Registry:
     def refresh(self):
         """Ask every plugin again what it declares (after a scan or a pluggy registration)."""
         with self._lock:
+            if self._pm is None:
+                self._load_all()                 # (which refreshes)
+                return
             self._where = {}
             self._found = {kind: self._collect(kind) for kind in DECLARING}
 
