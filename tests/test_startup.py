@@ -346,3 +346,24 @@ def test_plugins_registered_at_run_time_join_a_cached_registry(tmp_path, monkeyp
     with pytest.raises(ValueError):
         Registry().register(Mine(), name="functions-std")
     assert "MY_COUNT" in reg.functions and "MY_COUNT" in list(reg.functions)
+
+
+DROPPED = r"""
+import sys
+if sys.argv[1] == "app-logging":
+    import logging
+    logging.basicConfig(stream=sys.stdout, format="%(name)s %(message)s")
+from mapi.lazylog import getLogger, quiet_everything
+quiet_everything()                     # what the libpcap drop-in does inside an application
+getLogger("mapi.device").warning("a warning")
+print("logging" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("app, want", [("none", ["False"]), ("app-logging", ["mapi.device a warning", "True"])])
+def test_the_drop_in_drops_records_unless_the_application_has_logging(app, want):
+    """Inside an application (the libpcap drop-in) records go nowhere, and logging is not even
+    loaded for them; an embedding application that configured logging still gets them."""
+    p = subprocess.run([sys.executable, "-c", DROPPED, app], capture_output=True, text=True,
+                       timeout=60)
+    assert (p.returncode, p.stdout.splitlines(), p.stderr) == (0, want, "")
