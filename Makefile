@@ -17,7 +17,7 @@ PROTO_OUT := mapi/proto/mapi_pb2.py
 SHIM_SOURCES := $(wildcard libpcap_shim/csrc/*.[ch] libpcap_shim/csrc/*.inc) libpcap_shim/build.py \
 	$(wildcard mapi/csrc/*.[ch])   # the shim compiles the engine's readers and BPF in
 
-.PHONY: demo test bench deps venv engine shim proto clean check-imports test-asan fuzz fuzz-smoke \
+.PHONY: demo test bench deps venv pyc engine shim proto clean check-imports test-asan fuzz fuzz-smoke \
 	sanitizer-deps wasm-example
 
 deps: .deps.stamp
@@ -32,13 +32,29 @@ deps: .deps.stamp
 	fi
 	@touch $@
 
+# The work tree is installed in "compat" editable mode (the repository root on sys.path) plus
+# one .pth line that makes `scampi` a namespace over it (tools/devinstall.py): imports cost
+# what they cost from a normal install, without setuptools' import hook at every start.
 venv: $(VENV)/.installed
-$(VENV)/.installed: .deps.stamp setup.cfg setup.py pyproject.toml
+$(VENV)/.installed: .deps.stamp setup.cfg setup.py pyproject.toml tools/devinstall.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip setuptools wheel cffi
-	@$(PY) -m pip install -q -e '.[plot,metrics]' pytest
+	@# compat mode is "transitional" in setuptools; without it the default mode still works
+	@$(PY) -m pip install -q -e '.[plot,metrics]' pytest --config-settings editable_mode=compat \
+	  || $(PY) -m pip install -q -e '.[plot,metrics]' pytest
+	@$(PY) tools/devinstall.py
 	@rm -rf scampi.egg-info   # a stale copy in the work tree would shadow the entry points
+	@$(MAKE) --no-print-directory pyc
 	@touch $@
+
+# Byte-code for the tree: PYTHONDONTWRITEBYTECODE (set on some machines) keeps Python from
+# writing .pyc files, so without this every start compiles every module again.  compileall
+# only rewrites what changed; a .pyc whose source changed since is never used (its header
+# holds the source's mtime and size), so an edit is never shadowed, only compiled per start
+# until the next `make pyc` (test, bench and demo run it).
+PYC_DIRS := mapi backends plugins libpcap_shim tools tests
+pyc:
+	@$(PY) -m compileall -q -j 0 $(PYC_DIRS) >/dev/null
 
 engine: $(VENV)/.engine $(PROTO_OUT)
 $(VENV)/.engine: $(VENV)/.installed $(ENGINE_SOURCES)
@@ -57,21 +73,21 @@ shim: libpcap_shim/lib/libpcap.so.0.8
 libpcap_shim/lib/libpcap.so.0.8: $(VENV)/.engine $(SHIM_SOURCES)
 	@flock /tmp/scampi-libpcap-shim-build.lock $(PY) -m scampi.libpcap_shim.build >/dev/null
 
-demo: engine shim
+demo: engine shim pyc
 	@$(PY) -m mapi.demo
 
 # the example sandboxed module (examples/wasm/*.wat -> .wasm, only when the source changed)
 wasm-example: $(VENV)/.installed
 	@$(PY) examples/wasm/build.py
 
-test: engine shim check-imports wasm-example
+test: engine shim pyc check-imports wasm-example
 	@$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # no import circles (Python, C includes), no layer violations (docs/architecture.md)
 check-imports:
 	@$(PYTHON) tools/check_imports.py
 
-bench: engine shim wasm-example
+bench: engine shim pyc wasm-example
 	@$(PY) tools/bench.py $(BENCH_ARGS)
 	@$(PY) tools/bench_server.py $(BENCH_SERVER_ARGS)
 	@$(PY) tools/bench_wasm.py

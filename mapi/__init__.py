@@ -11,16 +11,12 @@
 Importing the package loads only the constants and the errors; each call's module (and the C
 engine, the plugins) loads when first used, so a command pays only for what it runs.
 """
-import logging
+import sys as _sys
 
 from .errors import *  # noqa: F401,F403  MapiError, read_error_text and the error codes
 from .errors import __all__ as _error_names
 from .constants import *  # noqa: F401,F403
 from .constants import __all__ as _constant_names
-
-# A library does not print: without a handler of the application's, records under "mapi"
-# would reach logging's last-resort handler (stderr).  The application decides.
-logging.getLogger("mapi").addHandler(logging.NullHandler())
 
 # name -> module that defines it (loaded on first access)
 _LAZY = {
@@ -37,17 +33,22 @@ _API = ("Result", "Packet", "create_offline_device", "start_offline_device",
 _LAZY.update((name, "api") for name in _API)
 
 
+def _submodule(name):
+    # __import__, not importlib.import_module: no importlib to import, and -X importtime sees it
+    __import__(__name__ + "." + name)
+    return _sys.modules[__name__ + "." + name]
+
+
 def __getattr__(name):
-    import importlib
     module = _LAZY.get(name)
     if module is None:
         try:                      # a submodule: mapi.api, mapi.events (callable), ...
-            return importlib.import_module("." + name, __name__)
+            return _submodule(name)
         except ModuleNotFoundError as exc:
             if exc.name != __name__ + "." + name:
                 raise
             raise AttributeError("module 'mapi' has no attribute %r" % name) from None
-    value = getattr(importlib.import_module("." + module, __name__), name)
+    value = getattr(_submodule(module), name)
     globals()[name] = value
     return value
 
@@ -86,3 +87,8 @@ import os as _os
 if _os.environ.get("MAPI_SERVER"):
     from .client import use_server as _use_server
     _use_server(_os.environ["MAPI_SERVER"], connect=False)
+
+# A library does not print: "mapi" gets a NullHandler once logging is loaded (now, if the
+# application imported it; else when MAPI first logs).  The application decides.
+from .lazylog import quiet as _quiet  # noqa: E402
+_quiet()

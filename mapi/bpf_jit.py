@@ -8,14 +8,15 @@ The native kernel accepts exactly the packets the interpreter accepts; a program
 leaves alone (another architecture, an opcode outside classic BPF) runs in the interpreter.
 MAPI_BPF_JIT=0 keeps every program in the interpreter.
 """
-import logging
 import os
 import threading
 import weakref
 
 from ._engine import ffi, lib
 
-log = logging.getLogger("mapi.bpf_jit")
+from .lazylog import getLogger
+
+log = getLogger("mapi.bpf_jit")
 
 _lock = threading.Lock()
 _live = weakref.WeakValueDictionary()   # program -> NativeCode while somebody holds it

@@ -5,7 +5,6 @@ batches, a processor thread runs the compiled plan over each batch (one C call p
 every node has a C kernel).  Both threads spend their time in C with the GIL released.
 Time (packet time; on a live device also the device clock): mapi.ticks.
 """
-import logging
 import queue
 import threading
 
@@ -17,8 +16,9 @@ from .organizer import Graph
 from .planslot import PlanSlot
 from . import mapper, workers
 from .ticks import LiveTime, Ticks
+from .lazylog import getLogger
 
-log = logging.getLogger("mapi.device")
+log = getLogger("mapi.device")
 
 _END = object()
 JOIN_TIMEOUT_S = 10.0
