@@ -204,6 +204,8 @@ static int decode_v5(mapi_nf *c, const uint8_t *p, uint32_t len, const uint8_t *
         r->dst_as = mapi_be16(f + 42);
         r->src_mask = f[44];
         r->dst_mask = f[45];
+        r->engine_type = p[20];
+        r->engine_id = p[21];
         nf_finish_v5(r, sampling, e, &x);
         produced++;
         c->st.records++;

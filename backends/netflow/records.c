@@ -4,6 +4,7 @@
  * Everything read from a packet is bounds-checked against the end of its set before use; a
  * record that runs past it drops the rest of the set. */
 #include <string.h>
+#include "iana_ie.h"
 #include "nf_internal.h"
 
 void nf_record_header(mapi_flowrec *r, const nf_exporter *e, const nf_ctx *x, uint16_t tid)
@@ -46,15 +47,56 @@ typedef struct rec_times {
     int64_t sampler_id;           /* -1: the record names no sampler */
 } rec_times;
 
-static void apply_field(mapi_flowrec *r, rec_times *t, const nf_field *f, const uint8_t *v,
-                        uint32_t len)
+/* An address element of 4 or 16 bytes into a 16-byte field and its family. */
+static void put_addr(uint8_t *dst, uint8_t *family, const uint8_t *v, uint32_t len)
+{
+    if (len != 4 && len != 16) return;
+    memset(dst, 0, 16);
+    memcpy(dst, v, len);
+    *family = len == 4 ? 4 : 6;
+}
+
+/* Elements with a place in the fixed record; 1 if the element went there. */
+static int fixed_extra(mapi_flowrec *r, uint16_t ie, const uint8_t *v, uint32_t len)
+{
+    switch (ie) {
+    case 38: r->engine_type = (uint8_t)nf_rdn(v, len); return 1;
+    case 39: r->engine_id = (uint8_t)nf_rdn(v, len); return 1;
+    case 55: r->dst_tos = (uint8_t)nf_rdn(v, len); return 1;
+    case 59: r->dst_vlan = (uint16_t)nf_rdn(v, len); return 1;
+    case 56: if (len != 6) return 0; memcpy(r->src_mac, v, 6); return 1;
+    case 80: if (len != 6) return 0; memcpy(r->dst_mac, v, 6); return 1;
+    case 70: r->mpls_label1 = (uint32_t)nf_rdn(v, len > 3 ? 3 : len); return 1;
+    case 95: {
+        uint64_t a = 0;
+        for (uint32_t i = 0; i < 8; i++) a = (a << 8) | (i < len ? v[i] : 0);
+        r->app_id = a;
+        return 1;
+    }
+    case 136: r->end_reason = (uint8_t)nf_rdn(v, len); return 1;
+    case 225: case 281: put_addr(r->nat_src, &r->nat_family, v, len); return r->nat_family != 0;
+    case 226: case 282: put_addr(r->nat_dst, &r->nat_family, v, len); return r->nat_family != 0;
+    case 227: r->nat_sport = (uint16_t)nf_rdn(v, len); return 1;
+    case 228: r->nat_dport = (uint16_t)nf_rdn(v, len); return 1;
+    case 230: r->nat_event = (uint8_t)nf_rdn(v, len); return 1;
+    case 234: r->ingress_vrf = (uint32_t)nf_rdn(v, len); return 1;
+    case 235: r->egress_vrf = (uint32_t)nf_rdn(v, len); return 1;
+    case 18: case 63: put_addr(r->bgp_nexthop, &r->bgp_family, v, len); return r->bgp_family != 0;
+    }
+    return 0;
+}
+
+/* Returns 1 if the element went into the fixed record (or the record's times/sampling). */
+static int apply_field(mapi_flowrec *r, rec_times *t, const nf_field *f, const uint8_t *v,
+                       uint32_t len)
 {
     if (f->pen == PEN_REVERSE) {                  /* biflow: the reverse direction's counters */
-        if (f->ie == 1 || f->ie == 85) { r->out_bytes = nf_rdn(v, len); r->flags |= MAPI_FLOWREC_HAS_OUT; }
-        if (f->ie == 2 || f->ie == 86) { r->out_packets = nf_rdn(v, len); r->flags |= MAPI_FLOWREC_HAS_OUT; }
-        return;
+        if (f->ie == 1 || f->ie == 85) { r->out_bytes = nf_rdn(v, len); r->flags |= MAPI_FLOWREC_HAS_OUT; return 1; }
+        if (f->ie == 2 || f->ie == 86) { r->out_packets = nf_rdn(v, len); r->flags |= MAPI_FLOWREC_HAS_OUT; return 1; }
+        return 0;
     }
-    if (f->pen) return;
+    if (f->pen) return 0;
+    if (fixed_extra(r, f->ie, v, len)) return 1;
     switch (f->ie) {
     case 1: r->bytes = nf_rdn(v, len); t->has_delta_bytes = 1; break;
     case 2: r->packets = nf_rdn(v, len); t->has_delta_pkts = 1; break;
@@ -101,8 +143,20 @@ static void apply_field(mapi_flowrec *r, rec_times *t, const nf_field *f, const 
     case 158: t->start_delta_us = (int64_t)nf_rdn(v, len); break;
     case 159: t->end_delta_us = (int64_t)nf_rdn(v, len); break;
     case 161: t->dur_ms = (int64_t)nf_rdn(v, len); break;
-    default: break;
+    default: return 0;
     }
+    return 1;
+}
+
+/* An element that is not in the fixed record: kept beside it when IANA's registry defines it
+ * (padding excepted), counted otherwise. */
+static void keep_extra(mapi_nf *c, const nf_field *f, const uint8_t *v, uint32_t len)
+{
+    int known = (f->pen == 0 || f->pen == PEN_REVERSE) && f->ie <= NF_IANA_MAX_ID &&
+                nf_iana_type[f->ie] != 0;
+    if (f->ie == 210 && !f->pen) return;                  /* paddingOctets */
+    if (!known) { c->st.elements_not_kept++; return; }
+    nf_ext_add(c, (uint16_t)(f->ie | (f->pen ? MAPI_FLOWREC_REVERSE : 0)), v, len);
 }
 
 static void finish_times(mapi_flowrec *r, rec_times *t, const nf_exporter *e, const nf_ctx *x)
@@ -223,8 +277,8 @@ int nf_decode_data_set(mapi_nf *c, const nf_ctx *x, nf_template *t, const uint8_
                     case 160: sys_init = (int64_t)nf_rdn(q, len); break;
                     }
                 }
-            } else {
-                apply_field(r, &tm, f, q, len);
+            } else if (!apply_field(r, &tm, f, q, len) && r != &tmp) {
+                keep_extra(c, f, q, len);
             }
             q += len;
         }
@@ -248,7 +302,7 @@ int nf_decode_data_set(mapi_nf *c, const nf_ctx *x, nf_template *t, const uint8_
         p = q;
         continue;
     bad:
-        if (keep && r != &tmp) c->qlen--;              /* take the half-decoded record back */
+        if (keep && r != &tmp) nf_drop_last(c);        /* take the half-decoded record back */
         nf_set_err(c, "%s: template %ld: a record runs past the end of its set (%ld bytes left)",
                 "data set", t->id, (long)(end - p));
         return -1;
