@@ -10,6 +10,8 @@ from mapi._engine import ffi, lib
 from mapi.descriptor import Arg, FunctionDescriptor, FunctionInstance
 from mapi.errors import MapiError, EBADARG, EOPEN
 
+from ._record_vocab import require_records
+
 
 FORMATS = {"csv": lib.MAPI_RREP_CSV, "ipfix": lib.MAPI_RREP_IPFIX}
 
@@ -104,6 +106,7 @@ def _report_check(ctx, args):
                         % (" or udp:HOST:PORT" if fmt == "ipfix" else "", dest), argument="destination")
     if not 0 <= domain < 1 << 32:
         raise MapiError(EBADARG, "RECORD_REPORT: domain must fit 32 bits", argument="domain")
+    require_records(ctx, "RECORD_REPORT")
     return args
 
 

@@ -1,0 +1,501 @@
+"""nfdump's filter syntax for flow records -> RECORD_FILTER's stack program.
+
+    proto tcp and dst port 443          src net 10.0.0.0/8          bytes > 10k
+    not (port 53 or proto icmp)         flags S and not flags AFRPU as 65000
+    ip in [10.0.0.1 192.168.0.0/16]     in src mac 00:11:22:33:44:55  mpls label1 20005
+
+Primitives (nfdump 1.7's names): any, ipv4/inet, ipv6/inet6, proto P, [src|dst] ip|host A,
+[src|dst] ip in [list], [src|dst] net N/bits (or N MASK), [src|dst] port [cmp] n,
+[src|dst] port in [list], [src|dst|prev|next] as [cmp] n (and `as in [list]`), [in|out] if n,
+[src|dst] mask n, [src|dst] vlan n, [src|dst] tos n, flags FLAGS (all of A S F R P U C E, X: all),
+icmp-type n, icmp-code n, engine-type n, engine-id n, next ip A, bgpnext ip A, router ip A,
+[in|out] [src|dst] mac M, mpls labelN/expN [cmp] n (N = 1; deeper labels by element name),
+[in|out] packets|bytes [cmp] n[k|m|g], duration|pps|bps|bpp [cmp] n, flowdir ingress|egress,
+nat event n, [src|dst] nip|xip A, [src|dst] nport|xport n, ingress vrf n, egress vrf n,
+observation domain id n.  A qualifier may be "src or dst" / "src and dst".  Comparators: = == >
+< >= <= and EQ GT LT GE LE; none means ==.  Operators: and && or || not ! ( ).
+
+Beyond nfdump: FIELD OP VALUE on any field of the vocabulary (_record_vocab: packet names such as
+addr.src, every IPFIX element name, the short names), OP one of = == != < <= > >= & (any of these
+bits) and `in` (an address in a prefix): `sourceMacAddress = 00:1b:21:3c:9d:f8`,
+`ingressVRFID > 0`, `tcp_flags & 0x04`, `src in 10.0.0.0/8`.
+"""
+import ipaddress
+import re
+
+from mapi._engine import lib
+from mapi.errors import MapiError, EFILTER
+from mapi.ipfix_ie import BY_NAME
+
+from . import _record_vocab as vocab
+from ._names import _protocols
+
+CMP = {"=": lib.MAPI_RF_EQ, "==": lib.MAPI_RF_EQ, "eq": lib.MAPI_RF_EQ, "!=": lib.MAPI_RF_NE,
+       "<": lib.MAPI_RF_LT, "lt": lib.MAPI_RF_LT, "<=": lib.MAPI_RF_LE, "le": lib.MAPI_RF_LE,
+       ">": lib.MAPI_RF_GT, "gt": lib.MAPI_RF_GT, ">=": lib.MAPI_RF_GE, "ge": lib.MAPI_RF_GE,
+       "&": lib.MAPI_RF_ANY}
+SCALE = {"k": 1000, "m": 1000 ** 2, "g": 1000 ** 3}
+FLAG_BITS = {"F": 1, "S": 2, "R": 4, "P": 8, "A": 16, "U": 32, "E": 64, "C": 128, "X": 63}
+PROTO_ALIASES = {"icmp6": 58, "ipv6-icmp": 58, "icmpv6": 58, "ipip": 4}
+TOKEN = re.compile(r"\s*(?:(?P<op>==|!=|<=|>=|&&|\|\||=|<|>|&|!)|(?P<paren>[()\[\],])|"
+                   r"(?P<word>[^\s()\[\],=!<>&|]+))")
+# qualifier -> (src field, dst field) for the primitives that take one
+PAIRS = {"ip": ("src", "dst"), "host": ("src", "dst"), "net": ("src", "dst"),
+         "port": ("sport", "dport"), "as": ("src_as", "dst_as"), "mask": ("src_mask", "dst_mask"),
+         "vlan": ("vlan", "dst_vlan"), "tos": ("tos", "dst_tos"), "nip": ("nat_src", "nat_dst"),
+         "xip": ("nat_src", "nat_dst"), "nport": ("nat_sport", "nat_dport"),
+         "xport": ("nat_sport", "nat_dport"), "mac": ("src_mac", "dst_mac")}
+NUMBER_KEYWORDS = {"duration": "duration", "pps": "pps", "bps": "bps", "bpp": "bpp",
+                   "icmp-type": "icmp_type", "icmp-code": "icmp_code",
+                   "engine-type": "engine_type", "engine-id": "engine_id"}
+
+
+class Program:
+    """Postfix code: ("cmp", Field, cmp, value) / ("and",) / ("or",) / ("not",) / ("true",)."""
+
+    def __init__(self):
+        self.code = []
+
+    def cmp(self, f, cmp, value):
+        self.code.append(("cmp", f, cmp, value))
+
+    def op(self, name, count=1):
+        self.code.extend([(name,)] * count)
+
+
+class Parser:
+    def __init__(self, expr):
+        self.expr = expr
+        self.toks = self._tokens(expr)
+        self.i = 0
+        self.prog = Program()
+
+    # --- tokens ---------------------------------------------------------------------------------
+    def _tokens(self, expr):
+        text = re.sub(r"#[^\n]*", lambda m: " " * len(m.group(0)), expr)     # nfdump's comments
+        pos, out = 0, []
+        while text[pos:].strip():
+            m = TOKEN.match(text, pos)
+            if not m or m.end() == pos:
+                raise self.error(pos, "unexpected character %r" % text[pos])
+            kind = m.lastgroup
+            out.append((kind, m.group(kind), m.start(kind)))
+            pos = m.end()
+        return out
+
+    def error(self, pos, why):
+        return MapiError(EFILTER, "RECORD_FILTER: %s at offset %d of %r" % (why, pos, self.expr),
+                         argument="expr")
+
+    def peek(self, k=0):
+        j = self.i + k
+        return self.toks[j] if j < len(self.toks) else (None, None, len(self.expr))
+
+    def word(self, k=0):
+        t = self.peek(k)
+        return t[1].lower() if t[1] is not None and t[0] == "word" else t[1]
+
+    def take(self):
+        t = self.peek()
+        self.i += 1
+        return t
+
+    def expect(self, *words):
+        kind, text, pos = self.take()
+        if text is None or text.lower() not in words:
+            raise self.error(pos, "expected %s, found %s" % (" or ".join(repr(w) for w in words),
+                                                            repr(text) if text else "the end"))
+
+    # --- expressions ------------------------------------------------------------------------------
+    def parse(self):
+        if not self.toks:
+            raise self.error(0, "empty expression")
+        self.expr_()
+        if self.i < len(self.toks):
+            raise self.error(self.peek()[2], "unexpected %r" % self.peek()[1])
+        return self.prog.code
+
+    def expr_(self):
+        self.term()
+        while self.word() in ("or", "||"):
+            self.take()
+            self.term()
+            self.prog.op("or")
+
+    def term(self):
+        self.factor()
+        while self.word() in ("and", "&&"):
+            self.take()
+            self.factor()
+            self.prog.op("and")
+
+    def factor(self):
+        w = self.word()
+        if w in ("not", "!"):
+            self.take()
+            self.factor()
+            self.prog.op("not")
+        elif w == "(":
+            self.take()
+            self.expr_()
+            self.expect(")")
+        elif w is None:
+            raise self.error(self.peek()[2], "the expression ends too early")
+        elif self.peek()[0] != "word":
+            raise self.error(self.peek()[2], "expected a filter primitive, 'not' or '('")
+        else:
+            self.primitive()
+
+    # --- values -----------------------------------------------------------------------------------
+    def comparator(self, default=lib.MAPI_RF_EQ):
+        w = self.word()
+        if w in CMP:
+            self.take()
+            return CMP[w]
+        return default
+
+    def number(self, what):
+        kind, text, pos = self.take()
+        m = re.fullmatch(r"(0x[0-9a-f]+|\d+)([kmg]?)", (text or "").lower()) if kind == "word" else None
+        if not m:
+            raise self.error(pos, "expected a number after %s, found %s" % (what, repr(text) if text else "the end"))
+        v = int(m.group(1), 0) * SCALE.get(m.group(2), 1)
+        if v >= 1 << 64:
+            raise self.error(pos, "%s is out of range" % text)
+        return v
+
+    def network(self, what, prefix_ok=True):
+        """An address or prefix -> (family, packed, plen); `net A MASK` takes a dotted mask."""
+        kind, text, pos = self.take()
+        if kind != "word":
+            raise self.error(pos, "expected an address after %s" % what)
+        if "/" in text and re.fullmatch(r"[\d.]+/\d+", text):       # nfdump's 10/8, 172.16/12
+            addr, bits = text.split("/")
+            parts = addr.split(".")
+            text = ".".join(parts + ["0"] * (4 - len(parts))) + "/" + bits
+        elif prefix_ok and self.peek()[0] == "word" and re.fullmatch(r"\d+\.\d+\.\d+\.\d+", self.peek()[1] or "") \
+                and what == "net":
+            text = "%s/%s" % (text, self.take()[1])
+        try:
+            net = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise self.error(pos, "%r is not an address or prefix" % text)
+        if not prefix_ok and net.num_addresses != 1:
+            raise self.error(pos, "%r: %s takes an address; use net for a prefix" % (text, what))
+        return net.version, net.network_address.packed, net.prefixlen
+
+    def bracket_list(self):
+        self.expect("[")
+        items = []
+        while self.word() != "]":
+            if self.word() is None:
+                raise self.error(self.peek()[2], "the list has no closing ']'")
+            if self.word() == ",":
+                self.take()
+                continue
+            items.append(self.i)
+            self.take()
+        self.take()
+        return items
+
+    def mac(self, what):
+        kind, text, pos = self.take()
+        parts = re.split(r"[:-]", text or "")
+        if len(parts) != 6 or not all(re.fullmatch(r"[0-9a-fA-F]{1,2}", p) for p in parts):
+            raise self.error(pos, "expected a MAC address after %s, found %r" % (what, text))
+        return bytes(int(p, 16) for p in parts)
+
+    def protocol(self):
+        kind, text, pos = self.take()
+        if kind != "word":
+            raise self.error(pos, "expected a protocol (tcp, udp, 6...), found %s"
+                             % (repr(text) if text else "the end"))
+        t = text.lower()
+        if t.isdigit() and int(t) < 256:
+            return int(t)
+        names = {v: k for k, v in _protocols().items()}
+        names.update(PROTO_ALIASES)
+        if t not in names:
+            raise self.error(pos, "unknown protocol %r" % text)
+        return names[t]
+
+    # --- comparisons on fields -------------------------------------------------------------------
+    def either(self, names, qual, emit):
+        """emit(Field) for the field(s) a qualifier names: src, dst, either (or), both (and)."""
+        chosen = {"src": names[:1], "dst": names[1:], "and": names, "or": names, None: names}[qual]
+        for n in chosen:
+            emit(vocab.SHORT[n])
+        if len(chosen) == 2:
+            self.prog.op("and" if qual == "and" else "or")
+
+    def addr_cmp(self, f, net):
+        family, packed, plen = net
+        self.prog.cmp(f._replace(family=family), lib.MAPI_RF_IN, (packed, plen))
+
+    def num_cmp(self, names, qual, what):
+        cmp = self.comparator()
+        v = self.number(what)
+        self.either(names, qual, lambda f: self.prog.cmp(f, cmp, v))
+
+    def in_list(self, names, qual, what, address):
+        idx = self.bracket_list()
+        if not idx:
+            raise self.error(self.peek()[2], "%s in []: the list is empty" % what)
+        save = self.i
+        for k, j in enumerate(idx):
+            self.i = j
+            if address:
+                net = self.network(what)
+                self.either(names, qual, lambda f: self.addr_cmp(f, net))
+            else:
+                v = self.number(what)
+                self.either(names, qual, lambda f: self.prog.cmp(f, lib.MAPI_RF_EQ, v))
+            if k:
+                self.prog.op("or")
+        self.i = save
+
+    # --- primitives --------------------------------------------------------------------------------
+    def qualifier(self):
+        w = self.word()
+        if w in ("src", "dst"):
+            if self.word(1) in ("or", "and") and self.word(2) == ("dst" if w == "src" else "src"):
+                qual = self.word(1)
+                self.i += 3
+                return qual
+            self.take()
+            return w
+        return None
+
+    def primitive(self):
+        kind, text, pos = self.peek()
+        w = self.word()
+        if w in ("any", "true"):
+            self.take()
+            self.prog.op("true")
+            return
+        if w in ("ipv4", "inet", "ipv6", "inet6"):
+            self.take()
+            self.prog.cmp(vocab.SHORT["family"], lib.MAPI_RF_EQ, 4 if w in ("ipv4", "inet") else 6)
+            return
+        if w == "proto":
+            self.take()
+            self.comparator()
+            self.prog.cmp(vocab.SHORT["proto"], lib.MAPI_RF_EQ, self.protocol())
+            return
+        if w in ("in", "out") and self.word(1) in ("if", "packets", "bytes", "mac", "src", "dst"):
+            return self.directional(w)
+        if self.field_comparison():
+            return
+        qual = self.qualifier()
+        w = self.word()
+        if w in ("ip", "host", "nip", "xip") or (qual and w == "in"):
+            return self.address_primitive(qual, w)
+        if w == "net":
+            self.take()
+            net = self.network("net")
+            self.either(PAIRS["net"], qual, lambda f: self.addr_cmp(f, net))
+            return
+        if w in ("port", "as", "mask", "vlan", "tos", "nport", "xport"):
+            self.take()
+            if self.word() == "in":
+                self.take()
+                return self.in_list(PAIRS[w], qual, w, address=False)
+            return self.num_cmp(PAIRS[w], qual, w)
+        if w in ("prev", "next", "bgpnext", "router") or qual is not None:
+            return self.hop(qual, w)
+        if w == "mac":
+            return self.keyword(w, pos)
+        return self.keyword(w, pos)
+
+    def address_primitive(self, qual, w):
+        self.take()
+        names = PAIRS["nip" if w in ("nip", "xip") else "ip"]
+        if w == "in" or self.word() == "in":
+            if w != "in":
+                self.take()
+            if self.word() != "[":                      # the old "src in 10.0.0.0/8"
+                net = self.network("in")
+                return self.either(names, qual, lambda f: self.addr_cmp(f, net))
+            return self.in_list(names, qual, w, address=True)
+        if self.comparator(None) not in (None, lib.MAPI_RF_EQ):
+            raise self.error(self.toks[self.i - 1][2], "%s compares with = only (use not)" % w)
+        net = self.network(w)
+        self.either(names, qual, lambda f: self.addr_cmp(f, net))
+
+    def hop(self, qual, w):
+        pos = self.peek()[2]
+        if qual is not None:
+            raise self.error(pos, "after %r expected ip, host, net, port, as, mask, vlan, tos or "
+                             "mac, found %r" % (qual, self.peek()[1]))
+        self.take()
+        if w in ("prev", "next") and self.word() == "as":
+            self.take()
+            f = vocab.field("bgpPrevAdjacentAsNumber" if w == "prev" else "bgpNextAdjacentAsNumber",
+                            "RECORD_FILTER")
+            cmp = self.comparator()
+            self.prog.cmp(f, cmp, self.number(w + " as"))
+            return
+        self.expect("ip", "host")
+        net = self.network(w + " ip")
+        self.addr_cmp(vocab.SHORT[{"next": "nexthop", "bgpnext": "bgp_nexthop", "router": "exporter"}[w]], net)
+
+    def directional(self, d):
+        self.take()
+        w = self.word()
+        if w == "if":
+            self.take()
+            return self.num_cmp(("input",) if d == "in" else ("output",), None, d + " if")
+        if w in ("packets", "bytes"):
+            self.take()
+            name = w if d == "in" else "out_" + w
+            return self.num_cmp((name,), None, d + " " + w)
+        sd = self.qualifier()
+        self.expect("mac")
+        m = self.mac(d + " mac")
+        fields = {("in", "src"): [vocab.SHORT["src_mac"]], ("in", "dst"): [vocab.SHORT["dst_mac"]],
+                  ("out", "src"): [vocab.field("postSourceMacAddress", "RECORD_FILTER")],
+                  ("out", "dst"): [vocab.field("postDestinationMacAddress", "RECORD_FILTER")]}
+        chosen = fields[(d, sd)] if sd in ("src", "dst") else fields[(d, "src")] + fields[(d, "dst")]
+        for f in chosen:
+            self.prog.cmp(f, lib.MAPI_RF_BYTES_EQ, m)
+        self.prog.op("or", len(chosen) - 1)
+
+    def keyword(self, w, pos):
+        self.take()
+        if w in ("packets", "bytes"):
+            return self.num_cmp((w,), None, w)
+        if w in NUMBER_KEYWORDS:
+            self.num_cmp((NUMBER_KEYWORDS[w],), None, w)
+            if w.startswith("icmp-"):                 # implies proto icmp (either family)
+                self.prog.cmp(vocab.SHORT["proto"], lib.MAPI_RF_EQ, 1)
+                self.prog.cmp(vocab.SHORT["proto"], lib.MAPI_RF_EQ, 58)
+                self.prog.op("or")
+                self.prog.op("and")
+            return
+        if w == "if":
+            return self.num_cmp(("input", "output"), None, "if")
+        if w == "mac":
+            m = self.mac("mac")
+            fields = [vocab.SHORT["src_mac"], vocab.SHORT["dst_mac"],
+                      vocab.field("postSourceMacAddress", "RECORD_FILTER"),
+                      vocab.field("postDestinationMacAddress", "RECORD_FILTER")]
+            for f in fields:
+                self.prog.cmp(f, lib.MAPI_RF_BYTES_EQ, m)
+            return self.prog.op("or", 3)
+        if w == "flags":
+            kind, text, fpos = self.take()
+            bits = 0
+            for ch in (text or "").upper():
+                if ch not in FLAG_BITS:
+                    raise self.error(fpos, "unknown TCP flag %r (flags: A S F R P U C E, X for all)" % ch)
+                bits |= FLAG_BITS[ch]
+            self.prog.cmp(vocab.SHORT["proto"], lib.MAPI_RF_EQ, 6)
+            self.prog.cmp(vocab.SHORT["tcp_flags"], lib.MAPI_RF_ALL, bits)
+            return self.prog.op("and")
+        if w == "mpls":
+            kind, text, mpos = self.take()
+            m = re.fullmatch(r"(label|exp)(\d+)", (text or "").lower())
+            if not m or m.group(2) != "1":
+                raise self.error(mpos, "mpls takes label1 or exp1 (deeper labels: "
+                                 "mplsLabelStackSection2... by element name)")
+            return self.num_cmp(("mpls_%s1" % m.group(1),), None, "mpls " + text)
+        if w == "flowdir":
+            kind, text, dpos = self.take()
+            d = {"ingress": 0, "egress": 1, "0": 0, "1": 1}.get((text or "").lower())
+            if d is None:
+                raise self.error(dpos, "flowdir takes ingress or egress")
+            return self.prog.cmp(vocab.SHORT["direction"], lib.MAPI_RF_EQ, d)
+        if w == "nat":
+            self.expect("event")
+            return self.num_cmp(("nat_event",), None, "nat event")
+        if w in ("ingress", "egress"):
+            self.expect("vrf")
+            return self.num_cmp(("%s_vrf" % w,), None, w + " vrf")
+        if w == "observation":
+            self.expect("domain")
+            self.expect("id")
+            return self.num_cmp(("domain",), None, "observation domain id")
+        raise self.error(pos, "unknown filter primitive %r" % self.toks[self.i - 1][1])
+
+    def field_comparison(self):
+        """FIELD OP VALUE on the vocabulary; False when the word is not followed by an operator
+        or is not a field (then it is one of nfdump's primitives)."""
+        kind, text, pos = self.peek()
+        op = self.peek(1)[1]
+        if op not in CMP and not (op == "in" and self.peek(2)[1] != "["):
+            return False
+        low = text.lower()
+        if low in PAIRS_LEGACY:
+            self.i += 2
+            return self.legacy_either(low, op, pos)
+        if text in BY_NAME or text.startswith("reverse."):
+            f = vocab.field(text, "RECORD_FILTER")          # IANA names: their own errors
+        else:
+            try:
+                f = vocab.field(low, "RECORD_FILTER")
+            except MapiError:
+                return False
+        self.i += 2
+        return self.compare_value(f, op, pos)
+
+    def legacy_either(self, name, op, pos):
+        names = PAIRS_LEGACY[name]
+        if name == "host":
+            net = self.network(name)
+            for n in names:
+                self.addr_cmp(vocab.SHORT[n], net)
+                if op == "!=":
+                    self.prog.op("not")
+            self.prog.op("and" if op == "!=" else "or")
+            return True
+        v = self.number(name)
+        for n in names:
+            self.prog.cmp(vocab.SHORT[n], CMP[op], v)
+        self.prog.op("and" if op == "!=" else "or")
+        return True
+
+    def compare_value(self, f, op, pos):
+        vpos = self.peek()[2]
+        if f.kind == "address":
+            net = self.network(op)
+            self.addr_cmp(f, net)
+            if op == "!=":
+                self.prog.op("not")
+            elif op not in ("=", "==", "in"):
+                raise self.error(vpos, "addresses compare with =, != or in, not %r" % op)
+            return True
+        if op == "in":
+            raise self.error(vpos, "'in' takes an address field")
+        if f.kind == "bytes":
+            kind, text, _ = self.take()
+            raw = self._bytes_value(text, vpos)
+            if op not in ("=", "==", "!="):
+                raise self.error(vpos, "byte strings compare with = or !=, not %r" % op)
+            self.prog.cmp(f, lib.MAPI_RF_BYTES_EQ, raw)
+            if op == "!=":
+                self.prog.op("not")
+            return True
+        if f.code == lib.MAPI_RF_PROTO and self.peek()[0] == "word" and not self.peek()[1][0].isdigit():
+            self.prog.cmp(f, CMP[op], self.protocol())
+            return True
+        self.prog.cmp(f, CMP[op], self.number(op))
+        return True
+
+    def _bytes_value(self, text, pos):
+        t = (text or "").strip("'\"")
+        if re.fullmatch(r"[0-9a-fA-F]{1,2}([:-][0-9a-fA-F]{1,2}){1,15}", t):
+            return bytes(int(p, 16) for p in re.split(r"[:-]", t))
+        if re.fullmatch(r"0x([0-9a-fA-F]{2}){1,16}", t):
+            return bytes.fromhex(t[2:])
+        if 0 < len(t.encode()) <= 16:
+            return t.encode()
+        raise self.error(pos, "expected a byte string (00:11:22..., 0x..., or text up to 16 bytes)")
+
+
+# the old RECORD_FILTER names for "either field": port = 53, host != 10.0.0.1
+PAIRS_LEGACY = {"port": ("sport", "dport"), "host": ("src", "dst")}
+
+
+def compile_filter(expr):
+    """Postfix code for `expr`; MapiError (EFILTER) naming the offset of a problem."""
+    return Parser(expr).parse()
