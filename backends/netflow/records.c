@@ -45,6 +45,8 @@ typedef struct rec_times {
     int has_delta_pkts, has_delta_bytes, has_total_pkts, has_total_bytes;
     uint32_t sampling;            /* interval exported in the record itself */
     int64_t sampler_id;           /* -1: the record names no sampler */
+    uint8_t v4[8];                /* IPv4 source and destination, when exported */
+    uint8_t have_v4, have_v6;
 } rec_times;
 
 /* An address element of 4 or 16 bytes into a 16-byte field and its family. */
@@ -67,12 +69,7 @@ static int fixed_extra(mapi_flowrec *r, uint16_t ie, const uint8_t *v, uint32_t 
     case 56: if (len != 6) return 0; memcpy(r->src_mac, v, 6); return 1;
     case 80: if (len != 6) return 0; memcpy(r->dst_mac, v, 6); return 1;
     case 70: r->mpls_label1 = (uint32_t)nf_rdn(v, len > 3 ? 3 : len); return 1;
-    case 95: {
-        uint64_t a = 0;
-        for (uint32_t i = 0; i < 8; i++) a = (a << 8) | (i < len ? v[i] : 0);
-        r->app_id = a;
-        return 1;
-    }
+    case 95: r->app_id = nf_rdn(v, len); return 1;
     case 136: r->end_reason = (uint8_t)nf_rdn(v, len); return 1;
     case 225: case 281: put_addr(r->nat_src, &r->nat_family, v, len); return r->nat_family != 0;
     case 226: case 282: put_addr(r->nat_dst, &r->nat_family, v, len); return r->nat_family != 0;
@@ -109,19 +106,17 @@ static int apply_field(mapi_flowrec *r, rec_times *t, const nf_field *f, const u
     case 6: r->tcp_flags = (uint8_t)nf_rdn(v, len); break;
     case 7: r->sport = (uint16_t)nf_rdn(v, len); break;
     case 11: r->dport = (uint16_t)nf_rdn(v, len); break;
-    case 8: if (len == 4) { memcpy(r->src, v, 4); if (!r->family) r->family = 4; } break;
-    case 12: if (len == 4) { memcpy(r->dst, v, 4); if (!r->family) r->family = 4; } break;
-    case 27: if (len == 16) { memcpy(r->src, v, 16); r->family = 6; } break;
-    case 28: if (len == 16) { memcpy(r->dst, v, 16); r->family = 6; } break;
+    case 8: case 12: if (len == 4) { memcpy(t->v4 + (f->ie == 8 ? 0 : 4), v, 4); t->have_v4 = 1; } break;
+    case 27: if (len == 16) { memcpy(r->src, v, 16); t->have_v6 = 1; } break;
+    case 28: if (len == 16) { memcpy(r->dst, v, 16); t->have_v6 = 1; } break;
     case 9: case 29: r->src_mask = (uint8_t)nf_rdn(v, len); break;
     case 13: case 30: r->dst_mask = (uint8_t)nf_rdn(v, len); break;
     case 10: r->input = (uint32_t)nf_rdn(v, len); break;
     case 14: r->output = (uint32_t)nf_rdn(v, len); break;
-    case 15: if (len == 4) memcpy(r->nexthop, v, 4); break;
-    case 62: if (len == 16) memcpy(r->nexthop, v, 16); break;
+    case 15: case 62: put_addr(r->nexthop, &r->nexthop_family, v, len); break;
     case 16: r->src_as = (uint32_t)nf_rdn(v, len); break;
     case 17: r->dst_as = (uint32_t)nf_rdn(v, len); break;
-    case 58: case 243: r->vlan = (uint16_t)nf_rdn(v, len); break;
+    case 58: r->vlan = (uint16_t)nf_rdn(v, len); break;
     case 61: r->direction = (uint8_t)nf_rdn(v, len); break;
     case 32: case 139: {
         uint32_t tc = (uint32_t)nf_rdn(v, len);
@@ -159,8 +154,31 @@ static void keep_extra(mapi_nf *c, const nf_field *f, const uint8_t *v, uint32_t
     nf_ext_add(c, (uint16_t)(f->ie | (f->pen ? MAPI_FLOWREC_REVERSE : 0)), v, len);
 }
 
+static int all_zero(const uint8_t *p, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (p[i]) return 0;
+    return 1;
+}
+
+/* Templates may carry both IPv4 and IPv6 addresses, one pair of them zero: the other is the
+ * flow's. */
+static void finish_family(mapi_flowrec *r, const rec_times *t)
+{
+    if (t->have_v4 && (!t->have_v6 || (all_zero(r->src, 16) && all_zero(r->dst, 16)))) {
+        memset(r->src, 0, 16);
+        memset(r->dst, 0, 16);
+        memcpy(r->src, t->v4, 4);
+        memcpy(r->dst, t->v4 + 4, 4);
+        r->family = 4;
+    } else if (t->have_v6) {
+        r->family = 6;
+    }
+}
+
 static void finish_times(mapi_flowrec *r, rec_times *t, const nf_exporter *e, const nf_ctx *x)
 {
+    finish_family(r, t);
     if (!t->has_delta_pkts && t->has_total_pkts) {
         r->packets = t->total_pkts;
         r->flags |= MAPI_FLOWREC_TOTAL_COUNTS;
@@ -211,6 +229,9 @@ static void finish_times(mapi_flowrec *r, rec_times *t, const nf_exporter *e, co
         /* NetFlow v5/v9 exporters put ICMP type and code in the destination port */
         r->icmp_type = (uint8_t)(r->dport >> 8);
         r->icmp_code = (uint8_t)r->dport;
+    } else if ((r->proto == 1 || r->proto == 58) && !r->dport) {
+        /* ... and nfdump's filters find them there: keep both places in step */
+        r->dport = (uint16_t)(r->icmp_type << 8 | r->icmp_code);
     }
 }
 

@@ -70,6 +70,7 @@ typedef struct mapi_flowrec {
     uint8_t end_reason;        /* flowEndReason (136) */
     uint8_t nat_family;        /* 4 or 6 when a NAT address was exported */
     uint8_t bgp_family;        /* 4 or 6 when a BGP next hop was exported */
+    uint8_t nexthop_family;    /* 4 or 6 when a next hop was exported */
     uint16_t dst_vlan;         /* postVlanId (59) */
     uint16_t nat_sport;        /* postNAPTSourceTransportPort (227) */
     uint16_t nat_dport;        /* postNAPTDestinationTransportPort (228) */
@@ -78,7 +79,7 @@ typedef struct mapi_flowrec {
     uint32_t mpls_label1;      /* mplsTopLabelStackSection (70): label << 4 | exp << 1 | bottom */
     uint32_t ingress_vrf;      /* ingressVRFID (234) */
     uint32_t egress_vrf;       /* egressVRFID (235) */
-    uint64_t app_id;           /* applicationId (95): its first 8 bytes, big-endian */
+    uint64_t app_id;           /* applicationId (95) as a big-endian number (its last 8 bytes) */
     uint8_t nat_src[16];       /* postNATSourceIPv4Address (225) / IPv6 (281) */
     uint8_t nat_dst[16];       /* postNATDestinationIPv4Address (226) / IPv6 (282) */
     uint8_t bgp_nexthop[16];   /* bgpNextHopIPv4Address (18) / IPv6 (63) */

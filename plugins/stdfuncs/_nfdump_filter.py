@@ -7,7 +7,8 @@
 Primitives (nfdump 1.7's names): any, ipv4/inet, ipv6/inet6, proto P, [src|dst] ip|host A,
 [src|dst] ip in [list], [src|dst] net N/bits (or N MASK), [src|dst] port [cmp] n,
 [src|dst] port in [list], [src|dst|prev|next] as [cmp] n (and `as in [list]`), [in|out] if n,
-[src|dst] mask n, [src|dst] vlan n, [src|dst] tos n, flags FLAGS (all of A S F R P U C E, X: all),
+[src|dst] mask n, [src|dst] vlan n, [src|dst] tos n (tos alone: the source's), flags FLAGS (all of
+A S F R P U C E, X: all; "not flags FLAGS": none of them, as nfdump),
 icmp-type n, icmp-code n, engine-type n, engine-id n, next ip A, bgpnext ip A, router ip A,
 [in|out] [src|dst] mac M, mpls labelN/expN [cmp] n (N = 1; deeper labels by element name),
 [in|out] packets|bytes [cmp] n[k|m|g], duration|pps|bps|bpp [cmp] n, flowdir ingress|egress,
@@ -133,7 +134,11 @@ class Parser:
         w = self.word()
         if w in ("not", "!"):
             self.take()
-            self.factor()
+            if self.word() == "flags":             # nfdump: "not flags X" is "none of X"
+                self.take()
+                self.prog.cmp(vocab.SHORT["tcp_flags"], lib.MAPI_RF_ANY, self.tcp_flags())
+            else:
+                self.factor()
             self.prog.op("not")
         elif w == "(":
             self.take()
@@ -169,13 +174,12 @@ class Parser:
         kind, text, pos = self.take()
         if kind != "word":
             raise self.error(pos, "expected an address after %s" % what)
-        if "/" in text and re.fullmatch(r"[\d.]+/\d+", text):       # nfdump's 10/8, 172.16/12
-            addr, bits = text.split("/")
-            parts = addr.split(".")
-            text = ".".join(parts + ["0"] * (4 - len(parts))) + "/" + bits
-        elif prefix_ok and self.peek()[0] == "word" and re.fullmatch(r"\d+\.\d+\.\d+\.\d+", self.peek()[1] or "") \
-                and what == "net":
-            text = "%s/%s" % (text, self.take()[1])
+        addr, slash, bits = text.partition("/")
+        if re.fullmatch(r"\d+(\.\d+){0,2}", addr) and (slash or what == "net"):
+            addr = ".".join(addr.split(".") + ["0"] * (3 - addr.count(".")))   # nfdump's 10/8
+        if not slash and what == "net" and re.fullmatch(r"\d+\.\d+\.\d+\.\d+", self.word() or ""):
+            slash, bits = "/", self.take()[1]                            # net 10.0.0.0 255.0.0.0
+        text = addr + slash + bits
         try:
             net = ipaddress.ip_network(text, strict=False)
         except ValueError:
@@ -197,6 +201,15 @@ class Parser:
             self.take()
         self.take()
         return items
+
+    def tcp_flags(self):
+        kind, text, pos = self.take()
+        bits = 0
+        for ch in (text or "").upper() if kind == "word" else "?":
+            if ch not in FLAG_BITS:
+                raise self.error(pos, "expected TCP flags after 'flags' (A S F R P U C E, X for all)")
+            bits |= FLAG_BITS[ch]
+        return bits
 
     def mac(self, what):
         kind, text, pos = self.take()
@@ -297,6 +310,8 @@ class Parser:
             return
         if w in ("port", "as", "mask", "vlan", "tos", "nport", "xport"):
             self.take()
+            if w == "tos" and qual is None:
+                qual = "src"                            # nfdump: tos is the source's
             if self.word() == "in":
                 self.take()
                 return self.in_list(PAIRS[w], qual, w, address=False)
@@ -382,16 +397,8 @@ class Parser:
             for f in fields:
                 self.prog.cmp(f, lib.MAPI_RF_BYTES_EQ, m)
             return self.prog.op("or", 3)
-        if w == "flags":
-            kind, text, fpos = self.take()
-            bits = 0
-            for ch in (text or "").upper():
-                if ch not in FLAG_BITS:
-                    raise self.error(fpos, "unknown TCP flag %r (flags: A S F R P U C E, X for all)" % ch)
-                bits |= FLAG_BITS[ch]
-            self.prog.cmp(vocab.SHORT["proto"], lib.MAPI_RF_EQ, 6)
-            self.prog.cmp(vocab.SHORT["tcp_flags"], lib.MAPI_RF_ALL, bits)
-            return self.prog.op("and")
+        if w == "flags":                          # all of them
+            return self.prog.cmp(vocab.SHORT["tcp_flags"], lib.MAPI_RF_ALL, self.tcp_flags())
         if w == "mpls":
             kind, text, mpos = self.take()
             m = re.fullmatch(r"(label|exp)(\d+)", (text or "").lower())
@@ -429,7 +436,10 @@ class Parser:
             self.i += 2
             return self.legacy_either(low, op, pos)
         if text in BY_NAME or text.startswith("reverse."):
-            f = vocab.field(text, "RECORD_FILTER")          # IANA names: their own errors
+            try:
+                f = vocab.field(text, "RECORD_FILTER")
+            except MapiError as exc:                        # IANA names: their own errors
+                raise self.error(pos, str(exc).split(": ", 1)[1]) from None
         else:
             try:
                 f = vocab.field(low, "RECORD_FILTER")

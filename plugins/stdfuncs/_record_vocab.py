@@ -85,7 +85,7 @@ _FIXED_ELEMENTS = {
     39: "engine_id", 55: "dst_tos", 56: "src_mac", 58: "vlan", 59: "dst_vlan", 61: "direction",
     80: "dst_mac", 95: "app_id", 136: "end_reason", 176: "icmp_type", 177: "icmp_code",
     178: "icmp_type", 179: "icmp_code", 227: "nat_sport", 228: "nat_dport", 230: "nat_event",
-    234: "ingress_vrf", 235: "egress_vrf", 243: "vlan",
+    234: "ingress_vrf", 235: "egress_vrf",
 }
 _FIXED_ADDRESS_ELEMENTS = {8: ("src", 4), 27: ("src", 6), 12: ("dst", 4), 28: ("dst", 6),
                            15: ("nexthop", 4), 62: ("nexthop", 6), 18: ("bgp_nexthop", 4),

@@ -93,11 +93,12 @@ const uint8_t *mapi_rf_bytes(const mapi_rf_rec *rec, int32_t f, uint16_t ie, int
     switch (f) {
     case MAPI_RF_SRC: *family = r->family; return r->src;
     case MAPI_RF_DST: *family = r->family; return r->dst;
-    case MAPI_RF_NEXTHOP: *family = r->family; return r->nexthop;
+    /* a next hop that was not exported reads as 0.0.0.0 (as nfdump has it) */
+    case MAPI_RF_NEXTHOP: *family = r->nexthop_family ? r->nexthop_family : 4; return r->nexthop;
     case MAPI_RF_EXPORTER: *family = r->exporter_family; return r->exporter;
     case MAPI_RF_NAT_SRC: *family = r->nat_family; return r->nat_src;
     case MAPI_RF_NAT_DST: *family = r->nat_family; return r->nat_dst;
-    case MAPI_RF_BGP_NEXTHOP: *family = r->bgp_family; return r->bgp_nexthop;
+    case MAPI_RF_BGP_NEXTHOP: *family = r->bgp_family ? r->bgp_family : 4; return r->bgp_nexthop;
     case MAPI_RF_SRC_MAC: *family = 0; *len = 6; return r->src_mac;
     case MAPI_RF_DST_MAC: *family = 0; *len = 6; return r->dst_mac;
     case MAPI_RF_EXTRA: *family = 0; return mapi_rf_extra(rec, ie, len);
