@@ -1,6 +1,7 @@
 """RECORD_TOP(x, field, metric="bytes", max_values=1048576): the x keys of flow records with the
 most bytes (or packets, or records), each a RecordTopEntry(value, records, packets, bytes); ties
-go to more bytes, then the smaller key (IPv4 before IPv6).
+go to more bytes, then the smaller key (IPv4 before IPv6).  A biflow record's packets and bytes
+are both directions' (as nfdump -s counts them).
 
 field uses TOP's names and the record's own (one vocabulary, see RECORD_FILTER): one field,
 several joined by commas ("addr.src,port.dst"), conv (both addresses, both directions) or 5tuple:

@@ -105,7 +105,9 @@ def handle(args):
     def report(job):
         res = job.results()
         funcs = res["flows"][0]["functions"]
-        totals = funcs[-1]["result"]
+        c = funcs[-1]["result"]            # both directions of biflow records, as nfdump
+        totals = dict(records=c["records"], packets=c["packets"] + c["out_packets"],
+                      bytes=c["bytes"] + c["out_bytes"])
         if args.json:
             write_json(dict(files=args.read, totals=totals, stats={
                 s[0]: [dict(key=k, flows=v[0], packets=v[1], bytes=v[2]) for k, v in r]

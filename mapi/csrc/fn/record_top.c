@@ -167,9 +167,9 @@ uint32_t mapi_rtop_kernel(void *state, const mapi_batch *b, const uint32_t *sel,
             if ((t->size + 1) * 2 > t->cap && grow(t) < 0) { t->overflow++; continue; }
             s = slot_for(t, key, 1);
         }
-        s->records++;
-        s->packets += rec.r->packets;
-        s->bytes += rec.r->bytes;
+        s->records++;                   /* a biflow record counts both directions, as nfdump -s */
+        s->packets += rec.r->packets + rec.r->out_packets;
+        s->bytes += rec.r->bytes + rec.r->out_bytes;
     }
     return nsel;
 }
