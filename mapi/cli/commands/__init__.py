@@ -18,6 +18,7 @@ COMMANDS = {
     "explain": "show the global graph the organizer and mapper built",
     "info": "format, link type, packet and byte counts, time span of a file",
     "devices": "installed backends and the devices they offer",
+    "demo": "several flows at once over a generated trace, with a report",
     "functions": "installed MAPI functions: signatures and flags",
 }
 
