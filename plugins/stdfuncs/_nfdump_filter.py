@@ -68,19 +68,19 @@ class Parser(Scanner):
             raise self.error(self.peek()[2], "unexpected %r" % self.peek()[1])
         return self.prog.code
 
-    def expr_(self):
-        self.term()
-        while self.word() in ("or", "||"):
+    def _chain(self, operand, words, op):
+        """operand {WORD operand}, each pair combined with op."""
+        operand()
+        while self.word() in words:
             self.take()
-            self.term()
-            self.prog.op("or")
+            operand()
+            self.prog.op(op)
+
+    def expr_(self):
+        self._chain(self.term, ("or", "||"), "or")
 
     def term(self):
-        self.factor()
-        while self.word() in ("and", "&&"):
-            self.take()
-            self.factor()
-            self.prog.op("and")
+        self._chain(self.factor, ("and", "&&"), "and")
 
     def factor(self):
         w = self.word()

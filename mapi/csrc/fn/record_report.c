@@ -167,15 +167,21 @@ static void fmt_addr(char *out, size_t n, const uint8_t *a, int fam)
     else snprintf(out, n, "-");
 }
 
-static int csv_add(mapi_rrep *r, const mapi_flowrec *f, int32_t *err)
+/* Text formats: the header line before the first record, room for one more line. */
+static int text_begin(mapi_rrep *r, const char *header, int32_t *err)
 {
     if (!r->header_done) {
-        r->len += (uint32_t)snprintf((char *)r->buf + r->len, RREP_BUF - r->len,
-            "first_ns,last_ns,proto,src,sport,dst,dport,packets,bytes,out_packets,out_bytes,"
-            "input,output,src_as,dst_as,tcp_flags,tos,sampling,exporter,version,domain\n");
+        r->len += (uint32_t)snprintf((char *)r->buf + r->len, RREP_BUF - r->len, "%s", header);
         r->header_done = 1;
     }
-    if (r->len > RREP_BUF - 512 && write_all(r, err) < 0) return -1;
+    return r->len > RREP_BUF - 512 ? write_all(r, err) : 0;
+}
+
+static int csv_add(mapi_rrep *r, const mapi_flowrec *f, int32_t *err)
+{
+    if (text_begin(r, "first_ns,last_ns,proto,src,sport,dst,dport,packets,bytes,out_packets,out_bytes,"
+                   "input,output,src_as,dst_as,tcp_flags,tos,sampling,exporter,version,domain\n", err) < 0)
+        return -1;
     char s[64], d[64], e[64];
     fmt_addr(s, sizeof s, f->src, f->family);
     fmt_addr(d, sizeof d, f->dst, f->family);
@@ -218,13 +224,9 @@ static void fmt_time(char *out, size_t n, int64_t ns)
 /* one line per record, nfdump's default listing (times in UTC) */
 static int line_add(mapi_rrep *r, const mapi_flowrec *f, int32_t *err)
 {
-    if (!r->header_done) {
-        r->len += (uint32_t)snprintf((char *)r->buf + r->len, RREP_BUF - r->len,
-            "Date first seen (UTC)        Duration Proto       Src IP Addr:Port"
-            "            Dst IP Addr:Port    Packets      Bytes\n");
-        r->header_done = 1;
-    }
-    if (r->len > RREP_BUF - 512 && write_all(r, err) < 0) return -1;
+    if (text_begin(r, "Date first seen (UTC)        Duration Proto       Src IP Addr:Port"
+                   "            Dst IP Addr:Port    Packets      Bytes\n", err) < 0)
+        return -1;
     char s[64], d[64], t[40], pb[8];
     fmt_addr(s, sizeof s, f->src, f->family);
     fmt_addr(d, sizeof d, f->dst, f->family);
