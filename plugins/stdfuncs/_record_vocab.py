@@ -62,7 +62,11 @@ HEADER = {
     "addr.src": SHORT["src"], "addr.dst": SHORT["dst"], "ip.proto": SHORT["proto"],
     "tcp.sport": _f(lib.MAPI_RF_SPORT, proto=6), "tcp.dport": _f(lib.MAPI_RF_DPORT, proto=6),
     "udp.sport": _f(lib.MAPI_RF_SPORT, proto=17), "udp.dport": _f(lib.MAPI_RF_DPORT, proto=17),
-    "port.src": SHORT["sport"], "port.dst": SHORT["dport"],
+    "port.src": _f(lib.MAPI_RF_SPORT, proto=lib.MAPI_RTOP_PORTS),
+    "port.dst": _f(lib.MAPI_RF_DPORT, proto=lib.MAPI_RTOP_PORTS),
+    # in a 5tuple: 0 for transports without ports (as TOP's key)
+    "port.src?": _f(lib.MAPI_RF_SPORT, proto=lib.MAPI_RTOP_PORTS_OR_ZERO),
+    "port.dst?": _f(lib.MAPI_RF_DPORT, proto=lib.MAPI_RTOP_PORTS_OR_ZERO),
 }
 ALIASES = {"tcp.srcport": "tcp.sport", "tcp.dstport": "tcp.dport", "udp.srcport": "udp.sport",
            "udp.dstport": "udp.dport",
@@ -75,7 +79,7 @@ ALIASES = {"tcp.srcport": "tcp.sport", "tcp.dstport": "tcp.dport", "udp.srcport"
            "mpls1": "mpls_label1", "odid": "domain", "dir": "direction", "ivrf": "ingress_vrf",
            "vrf": "ingress_vrf", "evrf": "egress_vrf"}
 SHORTHANDS = {"conv": ("addr.src", "addr.dst"),
-              "5tuple": ("ip.proto", "addr.src", "port.src", "addr.dst", "port.dst")}
+              "5tuple": ("ip.proto", "addr.src", "port.src?", "addr.dst", "port.dst?")}
 
 # IANA elements that have a place in the fixed record
 _FIXED_ELEMENTS = {

@@ -120,11 +120,14 @@ static int make_key(const mapi_rtop *t, const mapi_rf_rec *rec, uint8_t *k)
 {
     memset(k, 0, MAPI_RTOP_KEY_BYTES);
     uint8_t *p = k;
+    uint8_t pr = rec->r->proto;
+    int ports = pr == 6 || pr == 17 || pr == 132;
     for (uint32_t i = 0; i < t->nf; i++) {
         const mapi_rtop_field *f = &t->f[i];
-        if (f->proto && rec->r->proto != f->proto) return 0;
+        if (f->proto == MAPI_RTOP_PORTS ? !ports : f->proto && f->proto != MAPI_RTOP_PORTS_OR_ZERO && pr != f->proto)
+            return 0;
         if (f->kind == MAPI_RTOP_NUMBER) {
-            uint64_t v = mapi_rf_value(rec, f->field, f->ie);
+            uint64_t v = f->proto == MAPI_RTOP_PORTS_OR_ZERO && !ports ? 0 : mapi_rf_value(rec, f->field, f->ie);
             for (int b = 0; b < 8; b++) p[b] = (uint8_t)(v >> (56 - 8 * b));
         } else if (f->kind == MAPI_RTOP_ADDRESS) {
             if (!put_address(rec, f, p)) return 0;

@@ -15,13 +15,16 @@
 #define MAPI_RTOP_BYTES 3            /* length byte + 16 bytes (MACs, extra elements) */
 /* this address field and the next one, the smaller first (a conversation: both directions) */
 #define MAPI_RTOP_PAIR 4
+/* proto values: only transports with ports (TCP, UDP, SCTP), or 0 for the others */
+#define MAPI_RTOP_PORTS 255
+#define MAPI_RTOP_PORTS_OR_ZERO 254
 
 typedef struct mapi_rtop_field {
     int32_t field;                   /* MAPI_RF_* */
     uint16_t ie;                     /* MAPI_RF_EXTRA: element id */
     uint8_t kind;                    /* MAPI_RTOP_* */
     uint8_t family;                  /* addresses: only this family (0: any) */
-    uint8_t proto;                   /* only records of this protocol (0: any) */
+    uint8_t proto;                   /* only records of this protocol (0: any; MAPI_RTOP_PORTS...) */
     uint8_t _pad[3];
 } mapi_rtop_field;
 
