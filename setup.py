@@ -42,8 +42,8 @@ class build_ext_and_shim(build_ext):
 
     def run(self):
         super().run()
-        if self.inplace:
-            return                         # the Makefile's `make shim` builds the checkout's
+        if self.inplace or getattr(self, "editable_mode", False):
+            return                         # a checkout: the Makefile's `make shim` builds it
         spec = importlib.util.spec_from_file_location("_shim_build", os.path.join(HERE, "libpcap_shim", "build.py"))
         shim = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(shim)
