@@ -19,6 +19,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CSRC = os.path.join(HERE, "csrc")
 ENGINE_CSRC = os.path.join(ROOT, "mapi", "csrc")
+if not os.path.isdir(ENGINE_CSRC):          # installed: scampi/libpcap_shim beside mapi/
+    ENGINE_CSRC = os.path.join(os.path.dirname(ROOT), "mapi", "csrc")
 LIBDIR = os.path.join(HERE, "lib")
 TARGET = os.path.join(LIBDIR, "libpcap.so.0.8")
 SONAME = "libpcap.so.0.8"
@@ -116,7 +118,8 @@ def build(verbose=False, target=TARGET, tmpdir=None, extra_compile_args=(), extr
         libraries=["pthread"],
     )
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    tmp = tmpdir or os.path.join(ROOT, "build", "libpcap_shim")
+    tmp = tmpdir or (os.path.join(ROOT, "build", "libpcap_shim") if os.path.exists(os.path.join(ROOT, "setup.py"))
+                     else os.path.join(LIBDIR, "build"))
     os.makedirs(tmp, exist_ok=True)
     out = ffi.compile(tmpdir=tmp, target=SONAME, verbose=verbose)
     built = os.path.abspath(out)

@@ -13,9 +13,12 @@ from mapi.constants import MFF_DAG_ERF, MFF_PCAP, MFF_PCAPNG
 COMMANDS = {
     "run": "run flows over trace files or live devices and print their results",
     "plot": "draw packets, bytes and rates per interval of flows into a PNG",
+    "collect": "a NetFlow/IPFIX collector storing records in rotating files (as nfcapd)",
+    "records": "list, filter and summarise stored flow records (as nfdump)",
     "explain": "show the global graph the organizer and mapper built",
     "info": "format, link type, packet and byte counts, time span of a file",
     "devices": "installed backends and the devices they offer",
+    "demo": "several flows at once over a generated trace, with a report",
     "functions": "installed MAPI functions: signatures and flags",
     "clients": "clients of the MAPI server (mapid): flows, packets, drops",
 }
