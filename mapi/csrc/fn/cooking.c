@@ -84,8 +84,17 @@ static inline uint32_t waiting(const half *h) { return h->wait.blen + h->wait.pl
 
 /* ---- chunks out ---------------------------------------------------------------------------- */
 
+/* Sum of n big-endian 16-bit words (an address). */
+static inline uint64_t words(const uint8_t *p, int n)
+{
+    uint64_t sum = 0;
+    for (int i = 0; i < n; i++) sum += (uint32_t)(p[2 * i] << 8 | p[2 * i + 1]);
+    return sum;
+}
+
 /* The chunk's IP and TCP headers (ipl + 20 bytes) for `len` bytes of direction d from stream
- * offset `off` whose checksum sum is `dsum`. */
+ * offset `off` whose checksum sum is `dsum`; the header checksums are summed from the values
+ * written, word by word, rather than read back. */
 static void headers(conn *k, int d, uint8_t *p, uint32_t len, uint64_t off, uint8_t flags,
                     uint64_t dsum)
 {
@@ -93,6 +102,7 @@ static void headers(conn *k, int d, uint8_t *p, uint32_t len, uint64_t off, uint
     uint32_t ipl = k->v6 ? 40 : 20, total = ipl + 20 + len;
     uint32_t tag = (uint32_t)(k->id << 1 | (uint64_t)d);
     const uint8_t *src = k->addr[d], *dst = k->addr[1 - d];
+    uint64_t addrs = words(src, k->v6 ? 8 : 2) + words(dst, k->v6 ? 8 : 2);
     if (k->v6) {
         wr32(p, 0x60000000u | (tag & 0xFFFFF));
         wr16(p + 4, (uint16_t)(20 + len));
@@ -106,22 +116,25 @@ static void headers(conn *k, int d, uint8_t *p, uint32_t len, uint64_t off, uint
         wr16(p + 4, (uint16_t)tag);
         wr16(p + 6, 0x4000);
         p[8] = 64; p[9] = 6;
-        wr16(p + 10, 0);
         memcpy(p + 12, src, 4);
         memcpy(p + 16, dst, 4);
-        wr16(p + 10, mapi_csum_fold(mapi_csum_add(0, p, 20)));
+        wr16(p + 10, mapi_csum_fold(0x4500 + total + (tag & 0xFFFF) + 0x4000 + 0x4006 + addrs));
     }
     uint8_t *t = p + ipl;
+    uint32_t seq = h->isn + (uint32_t)off, ack = o->started ? o->isn + (uint32_t)o->next : 0;
+    uint8_t tf = F_ACK | F_PSH | flags;
     wr16(t, k->port[d]);
     wr16(t + 2, k->port[1 - d]);
-    wr32(t + 4, h->isn + (uint32_t)off);
-    wr32(t + 8, o->started ? o->isn + (uint32_t)o->next : 0);
+    wr32(t + 4, seq);
+    wr32(t + 8, ack);
     t[12] = 5 << 4;
-    t[13] = F_ACK | F_PSH | flags;
+    t[13] = tf;
     wr16(t + 14, 65535);
     wr32(t + 16, 0);
-    uint64_t sum = mapi_csum_pseudo(src, dst, k->v6 ? 16 : 4, 6, 20 + len) + dsum;
-    wr16(t + 16, mapi_csum_fold(mapi_csum_add(sum, t, 20)));
+    /* pseudo header (addresses, protocol, TCP length), then the TCP header's words */
+    uint64_t sum = addrs + 6 + 20 + len + dsum + k->port[0] + k->port[1] + (seq >> 16) +
+                   (seq & 0xFFFF) + (ack >> 16) + (ack & 0xFFFF) + (0x50u << 8 | tf) + 65535;
+    wr16(t + 16, mapi_csum_fold(sum));
 }
 
 /* Hand on what direction d has in order (with FIN/RST: also when it is nothing), copied
@@ -412,10 +425,34 @@ static conn *new_conn(mapi_cooking *c, const mapi_hdr *hd, int v6, uint32_t hash
     return k;
 }
 
+/* Ethernet II, IPv4, TCP, not a fragment (most frames): the fields packet() reads, as
+ * mapi_hdr_parse gives them, without its walk; 0 when the frame is not that. */
+static int parse_eth_ipv4_tcp(const uint8_t *p, uint32_t caplen, mapi_hdr *hd)
+{
+    if (caplen < 54 || p[12] != 0x08 || p[13] != 0x00 || (p[14] & 0xF0) != 0x40 ||
+        (p[14] & 0x0F) < 5 || p[23] != 6 || ((p[20] << 8 | p[21]) & 0x3FFF))
+        return 0;
+    uint32_t l4 = 14 + (uint32_t)(p[14] & 0x0F) * 4;
+    if (caplen < l4 + 20) return 0;
+    const uint8_t *t = p + l4;
+    memcpy(hd->src, p + 26, 4);
+    memcpy(hd->dst, p + 30, 4);
+    hd->sport = (uint16_t)(t[0] << 8 | t[1]);
+    hd->dport = (uint16_t)(t[2] << 8 | t[3]);
+    hd->tcp_seq = (uint32_t)t[4] << 24 | (uint32_t)t[5] << 16 | (uint32_t)t[6] << 8 | t[7];
+    hd->tcp_flags = t[13];
+    hd->proto = 6;
+    hd->flags = MAPI_HDR_HAS_PORTS | MAPI_HDR_HAS_TCP;
+    hd->l3_off = 14;
+    hd->l4_off = l4;
+    return 4;
+}
+
 static void packet(mapi_cooking *c, int32_t linktype, const uint8_t *p, uint32_t caplen)
 {
     mapi_hdr hd;
-    int v = mapi_hdr_parse(linktype, p, caplen, &hd);
+    int v = linktype == 1 ? parse_eth_ipv4_tcp(p, caplen, &hd) : 0;
+    if (!v) v = mapi_hdr_parse(linktype, p, caplen, &hd);
     if (!v || hd.proto != 6 || !(hd.flags & MAPI_HDR_HAS_TCP) || (hd.flags & MAPI_HDR_FRAGMENT) ||
         caplen < hd.l4_off + 20) {
         c->st.not_tcp++;
