@@ -293,11 +293,11 @@ uint32_t mapi_flowmeter_kernel(void *state, const mapi_batch *b, const uint32_t 
     for (uint32_t j = 0; j < nsel; j++) {
         uint32_t i = sel[j];
         m->now = b->ts[i];
-        m->cur_seq = mapi_batch_seq(b, i);
+        m->cur_seq = b->seq ? b->seq[i] : b->first_seq + i;
         if (m->now >= m->next_sweep) sweep(m);
-        m->st.packets++;
         packet(m, b->linktype, b->base + b->off[i], b->caplen[i], b->wirelen[i], b->ifindex[i]);
     }
+    m->st.packets += nsel;
     if (b->n) {                     /* time passes for packets that did not reach us too */
         m->now = b->ts[b->n - 1];
         m->cur_seq = mapi_batch_seq(b, b->n - 1);
