@@ -290,6 +290,7 @@ uint32_t mapi_flowmeter_kernel(void *state, const mapi_batch *b, const uint32_t 
     (void)out;
     mapi_flowmeter *m = state;
     mapi_outbatch_begin(&m->out, NULL);
+    m->out.b.clock_ns = b->clock_ns;          /* the records' readers see time pass too */
     for (uint32_t j = 0; j < nsel; j++) {
         uint32_t i = sel[j];
         m->now = b->ts[i];
@@ -301,6 +302,8 @@ uint32_t mapi_flowmeter_kernel(void *state, const mapi_batch *b, const uint32_t 
     if (b->n) {                     /* time passes for packets that did not reach us too */
         m->now = b->ts[b->n - 1];
         m->cur_seq = mapi_batch_seq(b, b->n - 1);
+    } else if (b->clock_ns > m->now) {   /* a live device's clock: time passes without packets */
+        m->now = b->clock_ns;
     }
     if (m->now >= m->next_sweep) sweep(m);
     if (m->cfg.exporter) {
