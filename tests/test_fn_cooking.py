@@ -1,18 +1,26 @@
-"""COOKING: TCP stream reassembly, against tshark's and tcpflow's reassembly of the corpus and
-hand-built connections (retransmissions, reordering, overlaps, wrap, limits, timeouts)."""
+"""COOKING: TCP stream reassembly, against tshark's and tcpflow's reassembly of generated traces
+(with retransmitted, reordered and overlapping segments; over several batches) and of the
+corpus, and hand-built connections (retransmissions, reordering, overlaps, wrap, limits,
+timeouts)."""
+import gzip
+import shutil
 import subprocess
 
 import dpkt
 import pytest
 
 import mapi
-from helpers import CORPUS, need_tool, replay
+from helpers import CORPUS, generated, inputs, need_tool, parametrize_from_corpus, replay
 from helpers.pktbuild import Conversation, assert_rejected, ether, tcp4, write_pcap
 from helpers.reassembly import assert_streams_equal_tcpflow, assert_streams_equal_tshark, cooked
+from scampi.backends.savefile import BUFFERS
 from scampi.plugins.stdfuncs.cooking import chunk_info
 
 PCAP = CORPUS / "pcap"
 A = dpkt.tcp.TH_ACK | dpkt.tcp.TH_PUSH
+# generated TCP: mixed traffic, IPv4 TCP only, and IPv4/IPv6 TCP with retransmitted, reordered
+# and overlapping segments
+GENERATED = ["mixed.pcap", "tcp4.pcap", "tcp-impaired.pcap"]
 
 
 # TCP that mapi_hdr_parse does not reach (COOKING reassembles TCP right over IP after the link
@@ -27,22 +35,32 @@ NOT_REACHED = {"libpcap__AH-IPcomp-IPv4.pcap": "TCP inside AH and IPComp",
 TSHARK_QUIRKS = {("PcapPlusPlus__tls2.pcap", ("216.58.194.162", 443), ("192.168.0.17", 49808))}
 
 
-def corpus_traces(with_fragments=False):
-    if not PCAP.is_dir():
-        return [pytest.param(None, marks=pytest.mark.skip(reason="corpus %s absent" % PCAP))]
+def corpus_traces():
+    """The corpus's captures without IP fragments (read at collection, when the corpus is there)."""
     out = []
     for p in sorted(PCAP.iterdir()):
-        if p.suffix not in (".pcap", ".pcapng") or ("defrag" in p.name) != with_fragments:
+        if p.suffix not in (".pcap", ".pcapng") or "defrag" in p.name:
             continue
         why = NOT_REACHED.get(p.name)
         out.append(pytest.param(p.name, marks=pytest.mark.skip(reason=why)) if why else p.name)
     return out
 
 
-@pytest.mark.parametrize("name", corpus_traces())
+@pytest.mark.parametrize("name", GENERATED)
+@pytest.mark.parametrize("release", ["segment", "conversation"])
+def test_streams_equal_tshark_follow(name, release):
+    """Every direction of every TCP connection: our bytes, however released, equal what
+    tshark's follow stream gives."""
+    path = generated(name)
+    assert assert_streams_equal_tshark(path, name, release=release) > 50
+    if name == "tcp-impaired.pcap":                    # the impairments reached COOKING
+        st = cooked(path, release=release)[1]
+        assert min(st["duplicates"], st["overlaps"], st["out_of_order"]) > 20 and st["gaps"] == 0
+
+
+@parametrize_from_corpus("name", corpus_traces)
 def test_corpus_streams_equal_tshark_follow(name):
-    """Every direction of every TCP connection: our bytes equal what tshark's follow stream
-    gives, and where the capture lost bytes, both skip the same number of them."""
+    """The same on the corpus; where a capture lost bytes, both skip the same number of them."""
     compared = assert_streams_equal_tshark(PCAP / name, name, TSHARK_QUIRKS)
     if compared is None:
         pytest.skip("%s has no TCP" % name)
@@ -50,17 +68,37 @@ def test_corpus_streams_equal_tshark_follow(name):
         pytest.skip("%s: no TCP payload" % name)
 
 
-@pytest.mark.parametrize("name", ["PcapPlusPlus__4KHttpRequests.pcap", "zeek__ssh__ssh.pcap",
-                                  "PcapPlusPlus__tls2.pcap", "zeek__tls__tls-1.2-stream-keylog.pcap"])
-def test_corpus_streams_equal_tcpflow_files(name, tmp_path):
-    """tcpflow's files, holes included.  (Traces with Ethernet padding are left to tshark:
-    tcpflow writes the padding bytes as stream data.)"""
-    path = PCAP / name
-    if not path.exists():
-        pytest.skip("corpus %s absent" % path)
+@pytest.mark.parametrize("path", inputs([generated(n) for n in GENERATED] +
+                                        ["PcapPlusPlus__4KHttpRequests.pcap", "zeek__ssh__ssh.pcap",
+                                         "PcapPlusPlus__tls2.pcap", "zeek__tls__tls-1.2-stream-keylog.pcap"],
+                                        base="pcap"))
+def test_streams_equal_tcpflow_files(path, tmp_path):
+    """tcpflow's files, holes included."""
     stats = assert_streams_equal_tcpflow(path, tmp_path)
-    if name.startswith("PcapPlusPlus__4K"):
+    if str(path).endswith("4KHttpRequests.pcap"):
         assert stats["gaps"] > 0          # this capture lost segments: holes were compared too
+
+
+@pytest.mark.parametrize("release", ["segment", "conversation"])
+def test_many_batches_in_reused_buffers(release, tmp_path):
+    """A compressed trace is read into a few buffers that are reused batch after batch: what
+    COOKING still holds when a batch goes back (in conversation order, most of it) must have
+    been copied out, or the streams would hold bytes of later packets."""
+    path = generated("mixed-40k.pcap")
+    gz = tmp_path / "mixed-40k.pcap.gz"
+    with open(path, "rb") as src, gzip.open(gz, "wb", compresslevel=1) as dst:
+        shutil.copyfileobj(src, dst)
+    dev = mapi.create_offline_device(str(gz))
+    fd = mapi.create_flow(dev)
+    mapi.apply_function(fd, "PKT_COUNTER")
+    mapi.connect(fd)
+    mapi.start_offline_device(dev)
+    mapi.wait_offline_device(dev, 120)
+    batches = mapi.get_device_info(dev)["batches"]
+    mapi.delete_offline_device(dev)
+    assert batches > BUFFERS                          # more batches than the reader has buffers
+    stats = assert_streams_equal_tcpflow(gz, tmp_path, plain=path, release=release)
+    assert stats["chunks"] > 1000
 
 
 def signature_trace(path, reorder=False, retransmit=False):
@@ -188,9 +226,9 @@ def test_timeouts_on_packet_time(release, tmp_path):
 
 
 def test_bad_arguments():
-    assert_rejected(PCAP / "PcapPlusPlus__example.pcap", "COOKING",
+    assert_rejected(generated("mixed.pcap"), "COOKING",
                     [((), dict(chunk_size=70000), "chunk_size"), ((), dict(idle_timeout="soon"), "idle_timeout"),
-                     ((), dict(max_bytes=10), "max_bytes")])
+                     ((), dict(max_bytes=10), "max_bytes"), ((), dict(release="eager"), "release")])
 
 
 def test_more_chunks_at_the_end_than_a_batch_holds(tmp_path):
