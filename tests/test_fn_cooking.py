@@ -144,6 +144,26 @@ def test_signature_split_across_segments(variant, release, tmp_path):
     assert stats["chunks"] == (3 if release == "conversation" else 4 if variant == "reordered" else 5)
 
 
+@pytest.mark.parametrize("release", ["segment", "conversation"])
+def test_chunks_written_are_ip_that_tshark_checks(release, tmp_path):
+    """Every chunk of an IPv4/IPv6 trace, written by TO_FILE: tshark finds IP and TCP checksums
+    right, nothing malformed, and the payload bytes COOKING counted."""
+    out = tmp_path / "chunks.pcap"
+    r = replay(generated("tcp-impaired.pcap"), [("COOKING", (), dict(release=release)),
+                                                ("TO_FILE", (mapi.MFF_PCAP, str(out)), {})], buffer=False)
+    st = r.results[0].value
+    rows = [ln.split("|") for ln in subprocess.run(
+        [need_tool("tshark"), "-r", str(out), "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE",
+         "-T", "fields", "-E", "separator=|", "-e", "ip.version", "-e", "ipv6.version", "-e", "ip.checksum.status",
+         "-e", "tcp.checksum.status", "-e", "tcp.len", "-e", "_ws.malformed"],
+        capture_output=True, text=True, timeout=300).stdout.splitlines()]
+    assert len(rows) == st["chunks"] == r.results[1].value["packets"]
+    assert {r[0] or r[1] for r in rows} == {"4", "6"}
+    assert all(r[3] == "1" and r[2] in ("1", "") and not r[5] for r in rows)
+    assert all(r[2] == "1" for r in rows if r[0] == "4")
+    assert sum(int(r[4]) for r in rows) == st["bytes"]
+
+
 def test_regexp_and_to_file_after_cooking(tmp_path):
     path, sig = signature_trace(tmp_path / "split.pcap", reorder=True)
     out = tmp_path / "chunks.pcap"
@@ -158,6 +178,16 @@ def test_regexp_and_to_file_after_cooking(tmp_path):
                            "-e", "_ws.malformed"], capture_output=True, text=True).stdout.split()
     assert text[:2] == ["1", "1"]            # both checksums "good"
     assert bytes.fromhex(text[2].replace(":", "")) == b"GET /?q=evil-signature-XYZ HTTP/1.1\r\n\r\n"
+
+
+@pytest.mark.parametrize("release,found", [("conversation", 1), ("segment", 0)])
+def test_regexp_sees_whole_messages_in_conversation_order(release, found, tmp_path):
+    """REGEXP looks at one chunk at a time: the request's two in-order segments are one chunk
+    when released in conversation order, two (each without the whole pattern) otherwise."""
+    path, sig = signature_trace(tmp_path / "split.pcap")
+    r = replay(path, [("COOKING", (), dict(release=release)), ("REGEXP", (r"evil-sig\w+-XYZ",), {})],
+               buffer=False)
+    assert r.results[1].value == found
 
 
 def test_sequence_wrap_reorder_and_overlap_first_wins(tmp_path):
