@@ -55,12 +55,13 @@ def __dir__():
     return sorted(set(globals()) | set(_LAZY) | {"events"})
 
 
-def use_server(url=None):
+def use_server(url=None, **tls):
     """Send every MAPI call of this process to the MAPI server (mapid) at `url`, e.g.
-    "unix:/run/scampi/mapid.sock"; None: back to the in-process engine.  The environment
-    variable MAPI_SERVER does the same for a whole program."""
+    "unix:/run/scampi/mapid.sock" or "grpcs://s1.example:7000" (with ca=, cert=, key= or
+    MAPI_TLS_CA/CERT/KEY); None: back to the in-process engine.  The environment variable
+    MAPI_SERVER does the same for a whole program."""
     from .client import use_server as _use
-    return _use(url)
+    return _use(url, **tls)
 
 
 def clients():
