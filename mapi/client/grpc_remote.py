@@ -25,6 +25,7 @@ from .grpc_packets import StreamReader
 from .grpc_session import GrpcSession
 
 WAIT_SLICE = 2.0             # a long wait_offline_device is several calls of this length
+RETRY_INTERVAL = 0.5         # a server found gone is tried again at most this often
 
 
 class _Flow:
@@ -60,6 +61,7 @@ class GrpcMapi:
         self._own_devices = {}       # device name -> gen it was created in
         self._described = {}
         self.down_since = None       # wall-clock time the server was found gone
+        self._failed = None          # (monotonic time, MapiError) of the last failed attempt
 
     # --- the session --------------------------------------------------------------------------
     def session(self):
@@ -74,13 +76,18 @@ class GrpcMapi:
                 self._session = None
             if self._creds is None:
                 self._creds = self.tls.credentials()
+            now = time.monotonic()
+            if self._failed is not None and now - self._failed[0] < RETRY_INTERVAL:
+                raise self._failed[1]           # tried a moment ago: answer at once
             try:
                 s = GrpcSession(self.url, self.target, self._creds, self.tls.deadline,
                                 self._on_push, self._on_dead)
-            except MapiError:
+            except MapiError as exc:
                 if self.down_since is None:
                     self.down_since = time.time()
+                self._failed = (time.monotonic(), exc)
                 raise
+            self._failed = None
             self._gen += 1
             self._session = s
             self.down_since = None
@@ -90,6 +97,11 @@ class GrpcMapi:
 
     connection = session
 
+    def restarted(self, fd):
+        """When flow fd was re-created in a new session (its counters started again)."""
+        f = self._flows.get(fd)
+        return list(f.restarted) if f is not None else []
+
     def alive(self):
         s = self._session
         return s is not None and s.dead is None
@@ -97,8 +109,7 @@ class GrpcMapi:
     def _on_dead(self, error):
         if self.down_since is None:
             self.down_since = time.time()
-        with self._lock:
-            flows = list(self._flows.values())
+        flows = list(self._flows.values())      # no lock: session() may hold it, waiting for us
         for f in flows:
             for r in f.readers.values():
                 r.fail(error)
