@@ -81,8 +81,8 @@ class Certs:
 class RemoteMapid(Mapid):
     """A mapid on loopback that also listens remotely (127.0.0.1:port)."""
 
-    def __init__(self, directory, pki, traces=None, extra=()):
-        self.port = free_port()
+    def __init__(self, directory, pki, traces=None, extra=(), port=None):
+        self.port = port or free_port()
         args = pki.mapid_args("127.0.0.1", self.port) + list(extra)
         if traces:
             args += ["--remote-traces", str(traces)]
