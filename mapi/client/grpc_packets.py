@@ -18,7 +18,6 @@ from mapi.errors import MapiError, ESERVER
 from mapi.packet import Packet
 
 HDR = struct.Struct("<qIIQHhI")
-CAPLEN = struct.Struct("<I")
 QUEUE_BATCHES = 8
 _END = object()
 
@@ -34,17 +33,6 @@ def parse_records(records, count):
                           linktype, seq))
         off += reclen
     return out
-
-
-def captured_bytes(records, count):
-    """(captured bytes, offset of the last record) of a batch's records."""
-    total = off = last = 0
-    for _ in range(count):
-        caplen, = CAPLEN.unpack_from(records, off + 8)
-        reclen, = CAPLEN.unpack_from(records, off + 28)
-        total += caplen
-        last, off = off, off + reclen
-    return total, last
 
 
 class StreamReader:
@@ -81,7 +69,7 @@ class StreamReader:
                     return
                 self.counts["written"], self.counts["dropped"] = batch.written, batch.dropped
                 if batch.count:
-                    self.q.put((batch.records, batch.count))
+                    self.q.put((batch.records, batch.count, batch.bytes, batch.last_ts))
                 if batch.end:
                     self.q.put(_END)
                     return
@@ -126,7 +114,7 @@ class StreamReader:
             return None
         if isinstance(item, MapiError):
             raise item
-        self.current.extend(parse_records(*item))
+        self.current.extend(parse_records(item[0], item[1]))
         return True
 
     def next_packet(self, timeout=None):
@@ -173,11 +161,9 @@ class StreamReader:
                 break
             if isinstance(item, MapiError):
                 raise item
-            records, count = item
-            size, last = captured_bytes(records, count)
+            _, count, size, self.last_ts = item
             packets += count
             nbytes += size
-            self.last_ts = HDR.unpack_from(records, last)[0]
         self.counts["delivered"] += packets
         return packets, nbytes
 

@@ -34,7 +34,7 @@ class RemoteRingReader(RingReader):
         self._datas = ffi.new("uint8_t *[]", MAX_PACKETS)
 
     def batches(self, timeout_ms, max_packets=0, max_bytes=0):
-        """[(records bytes, count)] of what the ring has (waiting up to timeout_ms for the
+        """[(records bytes, count, captured bytes, last ts)] of what the ring has (waiting up to timeout_ms for the
         first packet); [] when nothing came; None at the end of the stream (or once released)."""
         max_packets = min(max_packets or MAX_PACKETS, MAX_PACKETS)
         max_bytes = max(max_bytes or MAX_BYTES, 1 << 16)
@@ -50,7 +50,9 @@ class RemoteRingReader(RingReader):
                 return None
             if n == 0:
                 return []
-            out = [(ffi.buffer(ffi.cast("char *", self._hdrs[a]), nbytes)[:], b - a)
+            hdrs = self._hdrs
+            out = [(ffi.buffer(ffi.cast("char *", hdrs[a]), nbytes)[:], b - a,
+                    sum(h.caplen for h in hdrs[a:b]), hdrs[b - 1].ts)
                    for a, b, nbytes in self._spans(n, max_bytes)]
             self.last_ts = self._hdrs[n - 1].ts
             return out

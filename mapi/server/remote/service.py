@@ -151,8 +151,8 @@ class MapiService(grpc_stubs().MapiServicer):
                 if got is None:
                     yield pb.PacketBatch(end=True, written=written, dropped=dropped)
                     return
-                for data, count in got:
+                for data, count, size, last_ts in got:
                     yield pb.PacketBatch(records=data, count=count, written=written,
-                                         dropped=dropped)
+                                         dropped=dropped, bytes=size, last_ts=last_ts)
         finally:
             reader.streaming.release()
