@@ -179,3 +179,37 @@ def test_server_restart_is_survived(tmp_path, pki):
         send_udp(7)
         assert wait_value(client, fd, cnt, 7) == 7
         client.close()
+
+
+def test_mapi_server_environment(server, pki, tracefile):
+    """MAPI_SERVER=grpcs://... with MAPI_TLS_*: an unchanged program's calls go to the remote
+    mapid; a wrong certificate gives a MapiError naming the server, not a hang."""
+    import json
+    import subprocess
+    import sys
+    from helpers.remote import client_env
+    body = ("import mapi, json\n"
+            "dev = mapi.create_offline_device(%r)\n"
+            "fd = mapi.create_flow(dev)\n"
+            "mapi.apply_function(fd, 'BPF_FILTER', 'tcp port 80')\n"
+            "c = mapi.apply_function(fd, 'PKT_COUNTER')\n"
+            "mapi.connect(fd)\n"
+            "mapi.start_offline_device(dev)\n"
+            "mapi.wait_offline_device(dev)\n"
+            "print(json.dumps(mapi.read_results(fd, c).value))\n" % tracefile.name)
+    dev = local_api.create_offline_device(str(tracefile))
+    fd = local_api.create_flow(dev)
+    local_api.apply_function(fd, "BPF_FILTER", "tcp port 80")
+    c = local_api.apply_function(fd, "PKT_COUNTER")
+    local_api.connect(fd)
+    local_api.start_offline_device(dev)
+    local_api.wait_offline_device(dev)
+    expected = local_api.read_results(fd, c).value
+    local_api.delete_offline_device(dev)
+    out = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True, timeout=60,
+                         env=client_env(pki, MAPI_SERVER=server.remote_url))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == expected
+    bad = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True, timeout=60,
+                         env=client_env(pki, pki.expired, MAPI_SERVER=server.remote_url))
+    assert bad.returncode != 0 and "MapiError" in bad.stderr and server.remote_url in bad.stderr

@@ -204,3 +204,33 @@ def test_sensor_killed_and_restarted(sensors, pki):
         assert settle(fd, cnt, sum(counts)).value == sum(counts)
     finally:
         mapi.close_flow(fd)
+
+
+def test_unreachable_sensor_never_hangs(sensors, pki):
+    """A sensor cut off without a word (its end of the control link down: packets to it are
+    dropped on this machine, no reset, no answer): calls come back partial at the deadline,
+    never later; when the link is back, so is the sensor."""
+    fd = mapi.create_flow(scope_of(sensors), deadline=1.5, **pki.tls())
+    cnt = mapi.apply_function(fd, "PKT_COUNTER")
+    mapi.connect(fd)
+    cut_off = sensors[2]
+    try:
+        cut_off.control_link(False)
+        for _ in range(2):
+            t0 = time.monotonic()
+            r = mapi.read_results(fd, cnt)
+            assert time.monotonic() - t0 < 2 * 1.5 + 1
+            assert r.partial and list(r.missing) == [cut_off.device_url()]
+        info = mapi.get_flow_info(fd)
+        assert list(info["missing"]) == [cut_off.device_url()]
+        cut_off.control_link(True)
+        limit = time.monotonic() + 30
+        while mapi.read_results(fd, cnt).partial:
+            assert time.monotonic() < limit, "the sensor did not come back"
+            time.sleep(0.3)
+        sensors[0].replay(generated(GENERATED[0]), pps=PPS)
+        want = reference(generated(GENERATED[0]))[0]
+        assert settle(fd, cnt, want).value == want
+    finally:
+        cut_off.control_link(True)
+        mapi.close_flow(fd)

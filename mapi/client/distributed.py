@@ -16,10 +16,12 @@ the background (REVIVE seconds apart) and the flow is re-created there from what
 TLS material: create_flow(scope, ca=, cert=, key=, deadline=) or MAPI_TLS_CA/CERT/KEY.
 Descriptors of distributed flows start at mapi.SCOPE_FD_BASE; mapi's calls route them here."""
 import itertools
+import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 
+from mapi import SCOPE_FD_BASE
 from mapi.api import Result
 from mapi.errors import MapiError, EBADARG, ECLOSED, ENOFLOW, ENOFUNC, ESERVER, ETIMEOUT
 
@@ -29,7 +31,7 @@ from .grpc_remote import GrpcMapi
 from .scope_events import CombinedThreshold
 from .scope_packets import MergedPackets
 
-SCOPE_FD_BASE = 1 << 30
+log = logging.getLogger("mapi.distributed")
 REVIVE = 1.0
 GONE = (ESERVER, ETIMEOUT)
 
@@ -137,7 +139,12 @@ class Distributed:
 
     @staticmethod
     def _raise_errors(flow, failed, what):
-        """Errors other than a sensor being away are the caller's: raise them, naming sensors."""
+        """Errors other than a sensor being away are the caller's: raise them, naming sensors.
+        Sensors away are named in the log (and in results, get_flow_info: missing)."""
+        away = sorted(n for n, e in failed.items() if isinstance(e, MapiError) and e.code in GONE)
+        if away and len(away) < len(flow.sensors):
+            log.warning("flow %d: %s without sensor(s) %s (not answering; set up there when "
+                        "they come back)", flow.fd, what, ", ".join(away))
         bad = {n: e for n, e in failed.items() if not (isinstance(e, MapiError) and e.code in GONE)}
         if bad:
             name, exc = next(iter(bad.items()))
@@ -189,6 +196,7 @@ class Distributed:
                         s.client.close_flow(s.fd)
                     except MapiError:
                         pass
+            self._drop_idle_clients()
             raise
         with self.lock:
             self.flows[flow.fd] = flow
@@ -276,7 +284,18 @@ class Distributed:
         ok, failed = self._fan(flow, lambda s: s.client.close_flow(s.fd) if s.fd is not None else 0)
         with self.lock:
             self.flows.pop(fd, None)
+        self._drop_idle_clients()
         return 0
+
+    def _drop_idle_clients(self):
+        """Servers no flow uses any more: their sessions close and nothing reconnects there."""
+        with self.lock:
+            used = {id(s.client) for f in self.flows.values() for s in f.sensors}
+            idle = [(k, c) for k, c in self.clients.items() if id(c) not in used]
+            for k, _ in idle:
+                del self.clients[k]
+        for _, c in idle:
+            c.close()
 
     def get_flow_info(self, fd):
         flow = self._flow(fd)
@@ -351,7 +370,7 @@ class Distributed:
             time.sleep(REVIVE)
             with self.lock:
                 flows = list(self.flows.values())
-                clients = list(self.clients.values())
+                clients = {id(s.client): s.client for f in flows for s in f.sensors}.values()
             for c in clients:
                 if c.down_since is not None or (c._session is not None and not c.alive()):
                     try:

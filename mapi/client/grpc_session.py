@@ -90,6 +90,9 @@ class GrpcSession:
             self.on_dead(self.dead)
         except Exception:
             log.exception("cleaning up after %s went away failed", self.url)
+        # a dead session's channel must not go on reconnecting by itself: the owner decides
+        # when to try again (and stops trying once it has no flows there)
+        threading.Thread(target=self.channel.close, daemon=True).start()
 
     def call(self, request, timeout=None):
         """The Reply to a Request (MapiError: the server's error, or ESERVER/ETIMEOUT)."""

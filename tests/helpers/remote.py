@@ -125,6 +125,11 @@ class Sensor:
         self.net.ns_exec(self.net.ns_rx, ["ip", "addr", "add", self.addr + "/30", "dev", self.ns_if])
         self.net.ns_exec(self.net.ns_rx, ["ip", "link", "set", self.ns_if, "up"])
 
+    def control_link(self, up):
+        """The sensor's end of the control link up or down.  (Never this machine's end: with
+        it down the route to the sensor would go and packets could leave by the default route.)"""
+        self.net.ns_exec(self.net.ns_rx, ["ip", "link", "set", self.ns_if, "up" if up else "down"])
+
     @property
     def url(self):
         return "grpcs://%s:%d" % (self.addr, PORT)
