@@ -13,7 +13,7 @@ ENGINE_SOURCES := $(wildcard mapi/csrc/*.[ch] mapi/csrc/fn/*.[ch] backends/*/*.[
 	mapi/_build_engine.py mapi/cbuild.py setup.py
 ENGINE_SOURCES += $(wildcard mapi/tracegen/csrc/*.[ch]) mapi/tracegen/_build.py   # built with the engine
 ENGINE_SOURCES += $(wildcard mapi/jobcontrol/wasm/*.[ch]) mapi/jobcontrol/wasm/_build.py  # sandboxed code's host side
-PROTO_OUT := mapi/proto/mapi_pb2.py
+PROTO_OUT := mapi/proto/mapi_pb2.py mapi/proto/mapi_pb2_grpc.py
 SHIM_SOURCES := $(wildcard libpcap_shim/csrc/*.[ch] libpcap_shim/csrc/*.inc) libpcap_shim/build.py \
 	$(wildcard mapi/csrc/*.[ch])   # the shim compiles the engine's readers and BPF in
 
@@ -64,10 +64,13 @@ $(VENV)/.engine: $(VENV)/.installed $(ENGINE_SOURCES)
 	@rm -rf scampi.egg-info
 	@$(PY) -c "import mapi._engine" && touch $@
 
-# the wire protocol's message classes (mapid and its clients), generated with grpcio-tools
+# the wire protocol's message classes (mapid and its clients) and the gRPC stubs of the remote
+# transport, generated with grpcio-tools (the stubs import the messages relatively)
 proto: $(PROTO_OUT)
-$(PROTO_OUT): mapi/proto/mapi.proto $(VENV)/.installed
-	@$(PY) -m grpc_tools.protoc -Imapi/proto --python_out=mapi/proto mapi/proto/mapi.proto
+$(PROTO_OUT) &: mapi/proto/mapi.proto $(VENV)/.installed
+	@$(PY) -m grpc_tools.protoc -Imapi/proto --python_out=mapi/proto --grpc_python_out=mapi/proto \
+	  mapi/proto/mapi.proto
+	@sed -i 's/^import mapi_pb2 as/from . import mapi_pb2 as/' mapi/proto/mapi_pb2_grpc.py
 
 shim: libpcap_shim/lib/libpcap.so.0.8
 libpcap_shim/lib/libpcap.so.0.8: $(VENV)/.engine $(SHIM_SOURCES)
@@ -91,6 +94,7 @@ bench: engine shim pyc wasm-example
 	@$(PY) tools/bench.py $(BENCH_ARGS)
 	@$(PY) tools/bench_server.py $(BENCH_SERVER_ARGS)
 	@$(PY) tools/bench_wasm.py
+	@$(PY) tools/bench_remote.py $(BENCH_REMOTE_ARGS)
 
 clean:
 	rm -rf build $(VENV) mapi/_engine*.so mapi/_engine.c mapi/_engine.o .deps.stamp

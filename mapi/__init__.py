@@ -57,12 +57,50 @@ def __dir__():
     return sorted(set(globals()) | set(_LAZY) | {"events"})
 
 
-def use_server(url=None):
+# A distributed flow (a DiMAPI scope: "grpcs://s1:7000/eth0, grpcs://s2:7000/eth1") is served
+# by mapi.client.distributed; its descriptors start at SCOPE_FD_BASE, so the calls below go
+# there or to the engine (in-process, or the server in use) by the descriptor alone.
+SCOPE_FD_BASE = 1 << 30
+_ROUTED = {"apply_function": "api", "connect": "api", "read_results": "api",
+           "get_next_pkt": "api", "loop": "api", "close_flow": "api", "get_flow_info": "api",
+           "get_function_info": "api", "set_event_callback": "events",
+           "get_next_event": "events"}
+
+
+def _routed(name, module):
+    import importlib
+
+    def call(fd, *args, **kwargs):
+        if type(fd) is int and fd >= SCOPE_FD_BASE:
+            target = importlib.import_module("mapi.client.distributed").FLOWS
+        else:
+            target = importlib.import_module("mapi." + module)
+        return getattr(target, name)(fd, *args, **kwargs)
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = "mapi.%s.%s, or the distributed flow's when fd is one" % (module, name)
+    return call
+
+
+globals().update((_name, _routed(_name, _module)) for _name, _module in _ROUTED.items())
+
+
+def create_flow(dev, **options):
+    """A new flow on `dev`: an offline device's name, a live device ("eth0", "ring:eth0"), or
+    a scope of remote sensors ("grpcs://s1:7000/eth0, grpcs://s2:7000/eth1": a distributed
+    flow, mapi.client.distributed)."""
+    import importlib
+    if isinstance(dev, str) and "grpcs://" in dev:
+        return importlib.import_module("mapi.client.distributed").FLOWS.create_flow(dev, **options)
+    return importlib.import_module("mapi.api").create_flow(dev, **options)
+
+
+def use_server(url=None, **tls):
     """Send every MAPI call of this process to the MAPI server (mapid) at `url`, e.g.
-    "unix:/run/scampi/mapid.sock"; None: back to the in-process engine.  The environment
-    variable MAPI_SERVER does the same for a whole program."""
+    "unix:/run/scampi/mapid.sock" or "grpcs://s1.example:7000" (with ca=, cert=, key= or
+    MAPI_TLS_CA/CERT/KEY); None: back to the in-process engine.  The environment variable
+    MAPI_SERVER does the same for a whole program."""
     from .client import use_server as _use
-    return _use(url)
+    return _use(url, **tls)
 
 
 def clients():

@@ -7,6 +7,7 @@
     mapi-admin inspect @bob.token [--key root.pub]      blocks, ids, rights
     mapi-admin revoke ID [--db PATH]                    revoke a block id (mapid sees it at once)
     mapi-admin reservations | audit | principals | capacity [--db PATH] [--json]
+    mapi-admin certs ca|server|client DIR ...           a CA and certificates for mapid --listen
 
 The database commands read mapid's resource database (--db, or --config mapid.toml's
 jobcontrol.database, default /var/lib/scampi/mapid.db)."""
@@ -26,7 +27,18 @@ def parser():
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_token_commands(sub)
     add_db_commands(sub)
+    certs = sub.add_parser("certs", add_help=False, help="make a CA and server/client "
+                           "certificates for mapid --listen (mutual TLS)")
+    certs.add_argument("rest", nargs=argparse.REMAINDER)
+    certs.set_defaults(run=lambda args: _certs(args.rest))
     return p
+
+
+def _certs(argv):
+    from . import certs           # needs cryptography: loaded only for this command
+    code = certs.main(argv)
+    if code:
+        raise SystemExit(code)
 
 
 def main(argv=None):

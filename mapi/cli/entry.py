@@ -18,8 +18,9 @@ def build_parser(full=None):
     p.add_argument("--version", action=_Version, nargs=0,
                    help="print the versions of scampi, Python and libpcap, and exit")
     p.add_argument("--server", metavar="URL",
-                   help="send every MAPI call to this server (mapid), e.g. "
-                   "unix:/run/scampi/mapid.sock; default: $MAPI_SERVER, else the in-process engine")
+                   help="send every MAPI call to a MAPI server: unix:PATH (mapid), or "
+                   "grpcs://HOST:PORT (TLS from MAPI_TLS_CA/CERT/KEY); default: $MAPI_SERVER, "
+                   "else the in-process engine")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, help_line in COMMANDS.items():

@@ -25,8 +25,8 @@ def parse_url(url):
     if url.startswith("unix:"):
         return url[len("unix:"):]
     if "://" in url:
-        raise MapiError(ENOTSUP, "MAPI server %r: only unix:PATH is served (the remote gRPC "
-                        "transport is not there yet)" % url, argument="url")
+        raise MapiError(ENOTSUP, "MAPI server %r: give unix:PATH (this machine) or "
+                        "grpcs://HOST:PORT (remote, mutual TLS)" % url, argument="url")
     return url
 
 
