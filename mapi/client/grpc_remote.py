@@ -19,6 +19,7 @@ from mapi.errors import MapiError, EBADARG, ENOFLOW, ENOTSUP, ESERVER, ETIMEOUT
 from mapi.proto import pb
 from mapi.proto.values import from_value, to_map, to_value
 
+from .credentials import env_token, load_library_request, read_token
 from .events import RemoteEventQueue, events_of, iterator
 from .grpc_channel import TLSConfig, parse, target
 from .grpc_packets import StreamReader
@@ -62,6 +63,8 @@ class GrpcMapi:
         self._described = {}
         self.down_since = None       # wall-clock time the server was found gone
         self._failed = None          # (monotonic time, MapiError) of the last failed attempt
+        self._token = None           # credentials presented on every new session (job control)
+        self.rights = None
 
     # --- the session --------------------------------------------------------------------------
     def session(self):
@@ -88,6 +91,14 @@ class GrpcMapi:
                 self._failed = (time.monotonic(), exc)
                 raise
             self._failed = None
+            token = self._token or env_token()
+            if token:                   # job control: the credentials, once per session
+                try:
+                    self.rights = from_value(self._call(
+                        "authenticate", pb.Authenticate(token=token), session=s).value)
+                except MapiError:
+                    s.close()
+                    raise
             self._gen += 1
             self._session = s
             self.down_since = None
@@ -195,6 +206,10 @@ class GrpcMapi:
         self._call("start_offline_device", pb.DeviceRef(dev=dev))
         return 0
 
+    def stop_device(self, dev):
+        self._call("stop_device", pb.DeviceRef(dev=dev))
+        return 0
+
     def wait_offline_device(self, dev, timeout=None):
         end = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -228,6 +243,21 @@ class GrpcMapi:
     def open_live_device(self, name, **options):
         raise MapiError(ENOTSUP, "open_live_device: with a MAPI server the server opens devices; "
                         "create a flow on %r instead" % (name,), argument="name")
+
+    def authenticate(self, token):
+        """Present `token` (or @FILE) now and on every session after this one."""
+        self._token = read_token(token)
+        with self._lock:
+            s = self._session
+        if s is None or s.dead is not None:
+            self.session()                  # a new session presents it
+        else:
+            self.rights = self._value("authenticate", pb.Authenticate(token=self._token))
+        return self.rights
+
+    def load_library(self, path, kind="sandboxed", place="host", name=None):
+        req = load_library_request(path, kind, place, name)
+        return self._value("load_library", req.load_library)
 
     def explain_data(self, dev):
         return self._value("explain", pb.DeviceRef(dev=dev))

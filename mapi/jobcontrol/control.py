@@ -3,7 +3,6 @@
 connection's credentials, applies the quotas and the device's capacity, runs it, and records
 what it reserved and the decision in the resource database.  authenticate and load_library are
 answered here."""
-import dataclasses
 import logging
 import threading
 import time
@@ -409,5 +408,5 @@ def install_prefix(engine, session, fd, prefix):
     fid = engine.apply_function(session, fd, "BPF_FILTER", [prefix], {}, {})
     entry = api._flow(fd, "open")
     f, desc, values = entry.functions[fid - 1]
-    entry.functions[fid - 1] = (f, dataclasses.replace(desc, barrier=True), values)
+    entry.functions[fid - 1] = (f, desc.replace(barrier=True), values)
     return fid

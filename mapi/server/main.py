@@ -106,8 +106,8 @@ def main(argv=None):
         try:
             directory.remote = remote.listen(
                 cfg["listen"], cfg["tls_cert"], cfg["tls_key"], cfg["tls_client_ca"],
-                lambda conn: Session(conn, engine, server, 0, remote.sessions.REMOTE_UID,
-                                     remote.sessions.REMOTE_UID, directory),
+                lambda conn: make_session(conn, 0, remote.sessions.REMOTE_UID,
+                                          remote.sessions.REMOTE_UID),
                 server._ids, limits, traces=cfg["remote_traces"], output=cfg["remote_output"])
         except (OSError, remote.tls.TLSError) as exc:
             log.error("%s", exc)

@@ -94,7 +94,7 @@ def _resolved(name, base):
     rel = os.path.relpath(path, CORPUS) if path.is_absolute() else os.path.join(base, name)
     if (DATA / rel).exists():
         return DATA / rel, ()
-    return name, needs_corpus
+    return (path if path.is_absolute() else CORPUS / rel), needs_corpus
 
 
 def name_of(path):

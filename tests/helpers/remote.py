@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from .server import ROOT, Mapid, clean_env
+from .server import OPEN_JOBS, ROOT, Mapid, clean_env
 
 from tools import netns                          # noqa: E402  (helpers.server put ROOT on the path)
 from mapi.admin import certs
@@ -139,8 +139,10 @@ class Sensor:
 
     def start(self):
         self.log = self.dir / "mapid.log"
+        config = self.dir / "mapid.toml"          # job control open to every client
+        config.write_text(OPEN_JOBS % (self.dir / "mapid.db"))
         cmd = [sys.executable, "-m", "mapi.server", "--socket", str(self.dir / "mapid.sock"),
-               *self.pki.mapid_args(self.addr, PORT)]
+               "--config", str(config), *self.pki.mapid_args(self.addr, PORT)]
         self._log = open(self.log, "ab")
         self.proc = self.net.spawn(self.net.ns_rx, cmd, stdout=self._log, stderr=subprocess.STDOUT,
                                    env=clean_env(PYTHONFAULTHANDLER="1"), cwd=str(ROOT))
