@@ -7,7 +7,7 @@
     stats = write_trace("t.pcap", packets=20000, seed=7)
 
 Same seed and arguments give a byte-identical file.  Memory stays bounded (one 8 MiB buffer) whatever
-the size.  The packets are built in C (csrc/gentrace.c and packets.c, the cffi module mapi.tracegen._gentrace,
+the size.  The packets are built in C (csrc/generator.c and packets.c, the cffi module mapi.tracegen._gentrace,
 compiled at install time with the engine; see _native.py).  tools/gentrace.py is this module's
 command line, kept for developers and the benchmark.
 

@@ -12,7 +12,7 @@ import re
 HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC = os.path.join(HERE, "csrc")
 HEADER = os.path.join(CSRC, "gentrace.h")
-SOURCES = [os.path.join(CSRC, "gentrace.c"), os.path.join(CSRC, "packets.c")]
+SOURCES = [os.path.join(CSRC, "generator.c"), os.path.join(CSRC, "packets.c")]
 PRIVATE_HEADERS = [os.path.join(CSRC, "gt_private.h")]     # shared by the sources only
 MODULE = "mapi.tracegen._gentrace"
 

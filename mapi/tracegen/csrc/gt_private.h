@@ -1,4 +1,4 @@
-/* The trace generator's private definitions, shared by gentrace.c (set-up, flows, the record
+/* The trace generator's private definitions, shared by generator.c (set-up, flows, the record
  * loop and the file formats) and packets.c (headers, payloads and the packet builders). */
 #ifndef SCAMPI_GT_PRIVATE_H
 #define SCAMPI_GT_PRIVATE_H
@@ -50,7 +50,7 @@ struct gt_gen {
     gt_stats st;
 };
 
-/* ---- random numbers: xoshiro256** (seeded through splitmix64 in gentrace.c) ---- */
+/* ---- random numbers: xoshiro256** (seeded through splitmix64 in generator.c) ---- */
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 static inline uint64_t rnd(gt_gen *g)
@@ -110,7 +110,7 @@ static inline uint16_t csum_fold(uint64_t acc)
 
 static inline void put_csum(uint8_t *p, uint16_t c) { memcpy(p, &c, 2); }
 
-/* ---- payload pools (built by gentrace.c) ---- */
+/* ---- payload pools (built by generator.c) ---- */
 static inline void fill_bin(gt_gen *g, uint8_t *p, uint32_t len)
 {
     memcpy(p, g->bin + (below(g, BIN_POOL) & ~7u), len);

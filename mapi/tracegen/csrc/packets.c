@@ -1,6 +1,6 @@
 /* The trace generator's packets: Ethernet/IPv4/IPv6 headers with their checksums, HTTP, DNS and
  * bulk payloads with signatures planted in them, and one builder per kind of flow that advances
- * the flow's state by one packet (gentrace.c picks the flow and writes the record around it). */
+ * the flow's state by one packet (generator.c picks the flow and writes the record around it). */
 #include <stdio.h>
 #include <string.h>
 
