@@ -178,6 +178,15 @@ def need_tool(name):
     return path
 
 
+def need_netns(what=None):
+    """Skip, naming `what` and the reason, unless this process can create network namespaces
+    and veth pairs (root and iproute2) for a live test."""
+    from tools import netns
+    ok, why = netns.can_create()
+    if not ok:
+        pytest.skip("%s: %s" % (what, why) if what else why)
+
+
 def tcpdump_records(path, expr="", extra=()):
     """(ts_us, caplen, wirelen, data) of the records `tcpdump -r path expr -w -` selects."""
     import dpkt
