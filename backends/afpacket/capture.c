@@ -286,18 +286,24 @@ static uint8_t *restore_vlan(mapi_live *h, uint8_t *mac, uint32_t *caplen, uint3
     return mac;
 }
 
+/* A read failed with errno e: the interface going away is said as such, anything else as
+ * "<what>: <reason>". */
+static int read_failed(mapi_live *h, int e, const char *what)
+{
+    h->err_no = e;
+    if (e == ENETDOWN)
+        snprintf(h->err, sizeof h->err, "the interface went down or was removed (%s)", strerror(e));
+    else
+        snprintf(h->err, sizeof h->err, "%s: %s", what, strerror(e));
+    return MAPI_LIVE_ERROR;
+}
+
 static int sock_error(mapi_live *h)
 {
     int e = 0;
     socklen_t len = sizeof e;
     if (getsockopt(h->fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0) e = errno;
-    if (!e) return 0;
-    h->err_no = e;
-    if (e == ENETDOWN)
-        snprintf(h->err, sizeof h->err, "the interface went down or was removed (%s)", strerror(e));
-    else
-        snprintf(h->err, sizeof h->err, "socket error: %s", strerror(e));
-    return MAPI_LIVE_ERROR;
+    return e ? read_failed(h, e, "socket error") : 0;
 }
 
 /* Wait for the socket to be readable: 1 readable, 0 timeout, <0 closed/error */
@@ -361,13 +367,7 @@ static int read_mmsg(mapi_live *h, mapi_batch *b, uint8_t *buf, uint64_t buflen,
     int got = recvmmsg(h->fd, p->msgs, (unsigned)room, MSG_DONTWAIT | MSG_TRUNC, NULL);
     if (got < 0) {
         if (errno == EAGAIN || errno == EINTR) return 0;
-        int e = errno;
-        h->err_no = e;
-        if (e == ENETDOWN)
-            snprintf(h->err, sizeof h->err, "the interface went down or was removed (%s)", strerror(e));
-        else
-            snprintf(h->err, sizeof h->err, "recvmmsg: %s", strerror(e));
-        return MAPI_LIVE_ERROR;
+        return read_failed(h, errno, "recvmmsg");
     }
     uint32_t n = 0;
     int64_t fallback = 0;
