@@ -566,22 +566,15 @@ void mapi_live_release(mapi_live *h, uint32_t first, uint32_t count)
 int mapi_live_stats(mapi_live *h)
 {
     if (h->fd < 0) return 0;
-    if (h->mode == MAPI_LIVE_TPV3) {
-        struct tpacket_stats_v3 st;
-        socklen_t len = sizeof st;
-        if (getsockopt(h->fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) < 0)
-            return fail(h, errno, "%s: %s", "PACKET_STATISTICS");
-        h->kernel_packets += st.tp_packets;
-        h->kernel_drops += st.tp_drops;
-        h->kernel_freezes += st.tp_freeze_q_cnt;
-    } else {
-        struct tpacket_stats st;
-        socklen_t len = sizeof st;
-        if (getsockopt(h->fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) < 0)
-            return fail(h, errno, "%s: %s", "PACKET_STATISTICS");
-        h->kernel_packets += st.tp_packets;
-        h->kernel_drops += st.tp_drops;
-    }
+    /* TPACKET_V3's statistics are V1/V2's plus the queue freezes */
+    union { struct tpacket_stats v2; struct tpacket_stats_v3 v3; } st;
+    const int v3 = h->mode == MAPI_LIVE_TPV3;
+    socklen_t len = v3 ? sizeof st.v3 : sizeof st.v2;
+    if (getsockopt(h->fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) < 0)
+        return fail(h, errno, "%s: %s", "PACKET_STATISTICS");
+    h->kernel_packets += v3 ? st.v3.tp_packets : st.v2.tp_packets;
+    h->kernel_drops += v3 ? st.v3.tp_drops : st.v2.tp_drops;
+    if (v3) h->kernel_freezes += st.v3.tp_freeze_q_cnt;
     return 0;
 }
 

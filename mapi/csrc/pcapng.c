@@ -144,6 +144,18 @@ static int idb_option_twice(mapi_reader *r, uint64_t foff, const char *name)
                             (unsigned long long)foff, name);
 }
 
+/* if_tsresol finer than base^-most: libpcap's words and ours */
+static int idb_tsresol_too_fine(mapi_reader *r, uint64_t foff, uint32_t base, uint32_t exp,
+                                uint32_t most)
+{
+    return mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
+                            mapi_reader_pcap_text(r, "Interface Description Block if_tsresol option "
+                                                  "resolution %u^-%u is too high", base, exp),
+                            "the interface description block at offset %llu has a timestamp "
+                            "resolution of %u^-%u s, finer than %u^-%u", (unsigned long long)foff,
+                            base, exp, base, most);
+}
+
 static int read_idb(mapi_reader *r, const uint8_t *body, uint32_t blen, int sw, uint64_t foff,
                     mapi_ng_iface *f)
 {
@@ -181,26 +193,10 @@ static int read_idb(mapi_reader *r, const uint8_t *body, uint32_t blen, int sw, 
             uint8_t res = v[0];
             if (res & 0x80) {
                 uint32_t shift = res & 0x7f;
-                if (shift > 63) {
-                    return mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
-                                            mapi_reader_pcap_text(r, "Interface Description Block "
-                                                                  "if_tsresol option resolution "
-                                                                  "2^-%u is too high", shift),
-                                            "the interface description block at offset %llu has a "
-                                            "timestamp resolution of 2^-%u s, finer than 2^-63",
-                                            (unsigned long long)foff, shift);
-                }
+                if (shift > 63) return idb_tsresol_too_fine(r, foff, 2, shift, 63);
                 set_ts_mode(f, (uint64_t)1 << shift, 1, shift);
             } else {
-                if (res > 19) {
-                    return mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
-                                            mapi_reader_pcap_text(r, "Interface Description Block "
-                                                                  "if_tsresol option resolution "
-                                                                  "10^-%u is too high", res),
-                                            "the interface description block at offset %llu has a "
-                                            "timestamp resolution of 10^-%u s, finer than 10^-19",
-                                            (unsigned long long)foff, res);
-                }
+                if (res > 19) return idb_tsresol_too_fine(r, foff, 10, res, 19);
                 uint64_t resol = 1;
                 for (uint32_t i = 0; i < res; i++) resol *= 10;
                 set_ts_mode(f, resol, 0, 0);
