@@ -12,8 +12,7 @@ from helpers import CORPUS, file_sets, generated, needs_corpus
 from helpers.savefile import count_offline
 from helpers.cards import (CARRIED_ETHERNET_FILES, ETHERNET_FILES, assert_same_results,
                            check_tags_against_bpf, configure, filter_config, finish, placements,
-                           register, run)
-from tools.gentrace import write_trace
+                           module_trace, register, run)
 
 import scampi.backends.cards.dag as dag
 
@@ -36,9 +35,7 @@ def backends_registered():
 
 @pytest.fixture(scope="module")
 def erf_trace(tmp_path_factory):
-    path = tmp_path_factory.mktemp("dag") / "mixed.erf"
-    stats = write_trace(str(path), packets=20000, seed=5)
-    return path, stats
+    return module_trace(tmp_path_factory, "mixed.erf", 20000, 5)
 
 
 @pytest.mark.parametrize("captures", file_sets(CARRIED_ETHERNET_FILES, ETHERNET_FILES[:8] + [ERF_100]))
