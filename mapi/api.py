@@ -11,7 +11,8 @@ from collections import namedtuple
 
 from .arguments import bind_args, check_text
 from .descriptor import FunctionContext
-from .device import Device, device_for
+from .device import Device
+from .derived_view import device_for
 from .errors import (MapiError, ENOFLOW, ENOFUNC, ENODEV, EBADARG, ECONNECTED, ENOTCONNECTED,
                      ECLOSED, ENOPKTS)
 from .packet import Packet

@@ -52,4 +52,15 @@ def read_error_text(code):
     return CODES.get(code, "unknown error %d" % code)
 
 
+def read_file(path, what, code=EOPEN, binary=False):
+    """The contents of the file at `path` (bytes, or text without surrounding white space); a
+    file that cannot be read is MapiError(code, "<what> <path>: <reason>", file=path)."""
+    try:
+        with open(path, "rb" if binary else "r") as f:
+            data = f.read()
+    except OSError as exc:
+        raise MapiError(code, "%s %s: %s" % (what, path, exc.strerror), file=path) from None
+    return data if binary else data.strip()
+
+
 __all__ = ["MapiError", "read_error_text"] + list(CODE_NAMES)

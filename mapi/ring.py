@@ -8,7 +8,22 @@ from .packet import Packet
 from .constants import NOWAIT
 
 
-class RingReader:
+class DrainAll:
+    """drain_all() of a reader whose drain(timeout) returns (packets, captured bytes) it
+    consumed, or None at the end of the stream (a ring here, a gRPC stream in mapi.client)."""
+
+    def drain_all(self, timeout=1.0):
+        """drain() to the end of the stream: (packets, captured bytes)."""
+        packets = nbytes = 0
+        while True:
+            got = self.drain(timeout)
+            if got is None:
+                return packets, nbytes
+            packets += got[0]
+            nbytes += got[1]
+
+
+class RingReader(DrainAll):
     """on_break(): called when a wait was interrupted (mapi_ring_interrupt); it may raise."""
 
     def __init__(self, ring, mode, on_break=None):
@@ -81,16 +96,6 @@ class RingReader:
             return counts[0], counts[1]
         finally:
             self._leave()
-
-    def drain_all(self, timeout=1.0):
-        """drain() to the end of the stream: (packets, captured bytes)."""
-        packets = nbytes = 0
-        while True:
-            got = self.drain(timeout)
-            if got is None:
-                return packets, nbytes
-            packets += got[0]
-            nbytes += got[1]
 
     def fileno(self):
         return lib.mapi_ring_fd(self.ring)

@@ -106,3 +106,23 @@ def test_exceptions_let_a_known_edge_pass_and_stale_ones_are_noted(tmp_path):
     rc, out = run(root, "--exceptions", str(exc))
     assert rc == 0, out
     assert "exception no longer needed (line 2" in out and "mapi.x -> mapi.y" in out
+
+
+def test_the_rooms_inside_mapi_keep_their_order(tmp_path):
+    """The core never reaches up to mapid, the clients or job control; a client never imports
+    the server; the package's facade alone may hand calls to the client."""
+    out = failing(tmp_path, replace={
+        "mapi/server/__init__.py": "from mapi.jobcontrol import policy\n",
+        "mapi/jobcontrol/__init__.py": "",
+        "mapi/jobcontrol/policy.py": "from mapi.errors import MapiError\n",
+        "mapi/client/__init__.py": "from mapi.server import session\n",
+        "mapi/server/session.py": "from mapi.errors import MapiError\n",
+    }, append={
+        "mapi/__init__.py": "from .client import use_server\n",
+        "mapi/api.py": "def remote():\n    from mapi.client import x\n",
+        "mapi/errors.py": "def admit():\n    from mapi.jobcontrol import policy\n"})
+    assert "mapi.client imports mapi.server.session (mapi.client must not import mapi.server)" in out
+    assert "mapi.api imports mapi.client (mapi must not import mapi.client)" in out
+    assert "mapi.errors imports mapi.jobcontrol.policy (mapi must not import mapi.jobcontrol)" in out
+    assert "mapi/__init__.py" not in out            # the facade: by design
+    assert "mapi.server imports" not in out         # the server may use job control

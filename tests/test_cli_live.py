@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from helpers import ROOT, generated, need_tool, tcpdump_pcap
+from helpers import ROOT, generated, need_tool, tcpdump_pcap, need_netns
 from helpers.cli import tcpdump_counts
 
 sys.path.insert(0, str(ROOT))
@@ -24,9 +24,7 @@ PPS = 5000
 
 @pytest.fixture(scope="module", autouse=True)
 def live_ok():
-    ok, why = netns.can_create()
-    if not ok:
-        pytest.skip("live CLI tests: " + why)
+    need_netns("live CLI tests")
     need_tool("tcpreplay")
     if not TRACE.exists():
         pytest.skip("corpus trace %s missing" % TRACE)

@@ -19,7 +19,7 @@ from mapi.bpf import compile_filter
 from helpers import CORPUS, file_sets, generated, inputs, need_tool, needs_corpus, sample, tcpdump_records
 from helpers.cards import (CARRIED_ETHERNET_FILES, ETHERNET_FILES, Ref, assert_same_results,
                            check_tags_against_bpf, configure, filter_config, finish, frames, placements,
-                           register, run)
+                           module_trace, register, run)
 
 import scampi.backends.cards.combo6 as combo6
 from scampi.backends.cards import ffi as card_ffi, lib as card_lib
@@ -56,9 +56,7 @@ def backends_registered():
 @pytest.fixture(scope="module")
 def trace(tmp_path_factory):
     """A generated mixed trace (TCP/UDP/ICMP/IPv6, payloads with signatures)."""
-    path = tmp_path_factory.mktemp("combo6") / "mixed.pcap"
-    stats = write_trace(str(path), packets=30000, seed=11)
-    return path, stats
+    return module_trace(tmp_path_factory, "mixed.pcap", 30000, 11)
 
 
 # --- the units alone (helpers.cards configures them) -----------------------------------------

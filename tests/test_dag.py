@@ -9,10 +9,10 @@ import mapi
 from mapi.hardware import HardwareError
 from mapi.registry import get_registry
 from helpers import CORPUS, file_sets, generated, needs_corpus
+from helpers.savefile import count_offline
 from helpers.cards import (CARRIED_ETHERNET_FILES, ETHERNET_FILES, assert_same_results,
                            check_tags_against_bpf, configure, filter_config, finish, placements,
-                           register, run)
-from tools.gentrace import write_trace
+                           module_trace, register, run)
 
 import scampi.backends.cards.dag as dag
 
@@ -35,9 +35,7 @@ def backends_registered():
 
 @pytest.fixture(scope="module")
 def erf_trace(tmp_path_factory):
-    path = tmp_path_factory.mktemp("dag") / "mixed.erf"
-    stats = write_trace(str(path), packets=20000, seed=5)
-    return path, stats
+    return module_trace(tmp_path_factory, "mixed.erf", 20000, 5)
 
 
 @pytest.mark.parametrize("captures", file_sets(CARRIED_ETHERNET_FILES, ETHERNET_FILES[:8] + [ERF_100]))
@@ -144,16 +142,10 @@ def test_loss_counter_adds_the_records_lctr(tmp_path):
     lctrs = [0, 3, 0, 0, 250, 1]
     path = tmp_path / "lossy.erf"
     path.write_bytes(b"".join(erf_record(t0 + 1000 * i, frame, c) for i, c in enumerate(lctrs)))
-    dev = mapi.create_offline_device(str(path), backend="dag")
-    fd = mapi.create_flow(dev)
-    cnt = mapi.apply_function(fd, "PKT_COUNTER")
-    mapi.connect(fd)
-    mapi.start_offline_device(dev)
-    mapi.wait_offline_device(dev)
-    assert mapi.read_results(fd, cnt).value == 6
-    assert mapi.get_device_info(dev)["hardware"]["loss_counter"] == 254
-    assert mapi.stats(dev)["ps_ifdrop"] == 254
-    mapi.delete_offline_device(dev)
+    count, info, stats = count_offline(path, backend="dag")
+    assert count == 6
+    assert info["hardware"]["loss_counter"] == 254
+    assert stats["ps_ifdrop"] == 254
 
 
 def test_dag_clock_stamps_erf_fixed_point(tmp_path):

@@ -10,6 +10,7 @@ import pytest
 
 import mapi
 from helpers import CORPUS, generated, inputs, linktype_of, replay, sample, tcpdump_records
+from helpers.decode import ip_layer
 
 PCAP = CORPUS / "pcap"
 M32 = 0xFFFFFFFF
@@ -44,24 +45,7 @@ def bob(key, initval=0):
 
 def five_tuple(linktype, frame):
     """(src, dst, proto, sport, dport) decoded by dpkt, or None for non-IP packets."""
-    try:
-        if linktype == 1:
-            ip = dpkt.ethernet.Ethernet(frame).data
-            if isinstance(ip, dpkt.pppoe.PPPoE):
-                ip = ip.data.data
-        elif linktype == 113:               # Linux cooked: protocol at 14, IP at 16
-            proto = struct.unpack("!H", frame[14:16])[0]
-            ip = {0x0800: dpkt.ip.IP, 0x86DD: dpkt.ip6.IP6}.get(proto, bytes)(frame[16:])
-        elif linktype in (0, 108):          # 4-byte address family, IP after it
-            fam = min(struct.unpack("<I", frame[:4])[0], struct.unpack(">I", frame[:4])[0])
-            ip = dpkt.ip.IP(frame[4:]) if fam == 2 else \
-                dpkt.ip6.IP6(frame[4:]) if fam in (10, 24, 28, 30) else None
-        elif linktype in (101, 228, 229):
-            ip = dpkt.ip.IP(frame) if frame[0] >> 4 == 4 else dpkt.ip6.IP6(frame)
-        else:
-            return None
-    except (dpkt.UnpackError, IndexError, struct.error):
-        return None
+    ip = ip_layer(linktype, frame)
     if isinstance(ip, dpkt.ip.IP):
         later = ip.offset != 0
         proto = ip.p

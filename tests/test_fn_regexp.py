@@ -4,8 +4,7 @@ import struct
 
 import pytest
 
-import mapi
-from helpers import CORPUS, generated, inputs, replay, sample, tcpdump_records
+from helpers import CORPUS, generated, inputs, replay, sample, tcpdump_records, apply_error
 
 PCAP = CORPUS / "pcap"
 HTTP = PCAP / "PcapPlusPlus__4KHttpRequests.pcap"
@@ -80,25 +79,13 @@ def test_pathological_backtracking_drops_the_packet_and_counts(tmp_path):
 
 @pytest.mark.parametrize("pattern, where", [("a(b", 3), ("[z-a]", 3), ("(?<=a+)b", None)])
 def test_invalid_patterns_name_the_position(pattern, where):
-    dev = mapi.create_offline_device(str(SLOW))
-    try:
-        fd = mapi.create_flow(dev)
-        with pytest.raises(mapi.MapiError) as e:
-            mapi.apply_function(fd, "REGEXP", pattern)
-        assert e.value.code == 1005 and e.value.where["argument"] == "pcre"
-        if where is not None:
-            assert e.value.where["offset"] == where
-            assert "at byte %d" % where in str(e.value)
-    finally:
-        mapi.delete_offline_device(dev)
+    err = apply_error(SLOW, "REGEXP", pattern)
+    assert err.code == 1005 and err.where["argument"] == "pcre"
+    if where is not None:
+        assert err.where["offset"] == where
+        assert "at byte %d" % where in str(err)
 
 
 def test_non_byte_character_is_rejected():
-    dev = mapi.create_offline_device(str(SLOW))
-    try:
-        fd = mapi.create_flow(dev)
-        with pytest.raises(mapi.MapiError) as e:
-            mapi.apply_function(fd, "REGEXP", "caf\u00e9\u20ac")
-        assert "position 4" in str(e.value)
-    finally:
-        mapi.delete_offline_device(dev)
+    err = apply_error(SLOW, "REGEXP", "caf\u00e9\u20ac")
+    assert "position 4" in str(err)

@@ -4,7 +4,7 @@ import random
 import pytest
 
 import mapi
-from helpers import CORPUS, generated, inputs, replay, tcpdump_records
+from helpers import CORPUS, generated, inputs, replay, tcpdump_records, apply_error
 
 PCAP = CORPUS / "pcap"
 HTTP = PCAP / "PcapPlusPlus__4KHttpRequests.pcap"
@@ -170,26 +170,14 @@ def test_after_filter_and_shared_between_flows():
 
 @pytest.mark.parametrize("pattern", ["ab|", "|4|", "|zz|", "ab||", "x\\", "", ["ok", ""]])
 def test_malformed_patterns_are_rejected(pattern):
-    dev = mapi.create_offline_device(str(SLOW))
-    try:
-        fd = mapi.create_flow(dev)
-        with pytest.raises(mapi.MapiError) as e:
-            mapi.apply_function(fd, "STR_SEARCH", pattern)
-        assert e.value.code == 1005
-        assert e.value.where["argument"] == "pattern"
-    finally:
-        mapi.delete_offline_device(dev)
+    err = apply_error(SLOW, "STR_SEARCH", pattern)
+    assert err.code == 1005
+    assert err.where["argument"] == "pattern"
 
 
 def test_bad_offset():
-    dev = mapi.create_offline_device(str(SLOW))
-    try:
-        fd = mapi.create_flow(dev)
-        with pytest.raises(mapi.MapiError) as e:
-            mapi.apply_function(fd, "STR_SEARCH", "GET", -1)
-        assert e.value.where["argument"] == "offset"
-    finally:
-        mapi.delete_offline_device(dev)
+    err = apply_error(SLOW, "STR_SEARCH", "GET", -1)
+    assert err.where["argument"] == "offset"
 
 
 def test_gentrace_signatures_counted_per_pattern(tmp_path):

@@ -10,6 +10,7 @@ import pytest
 
 import mapi
 from helpers import CORPUS, generated, inputs, linktype_of, need_tool, sample, tcpdump_records
+from helpers.decode import ip_layer
 
 PCAP = CORPUS / "pcap"
 TSHARK_FILES = [generated("mixed.pcap"), generated("slow.pcap"),
@@ -80,20 +81,7 @@ def test_ipv4_addresses_and_ports_equal_tshark(name):
 
 def frame_fields(linktype, frame):
     """The outer IP header's fields, decoded with dpkt; None if not IP."""
-    try:
-        if linktype == 1:
-            ip = dpkt.ethernet.Ethernet(frame).data
-            if isinstance(ip, dpkt.pppoe.PPPoE):
-                ip = ip.data.data
-        elif linktype == 113:
-            proto = struct.unpack("!H", frame[14:16])[0]
-            ip = {0x0800: dpkt.ip.IP, 0x86DD: dpkt.ip6.IP6}.get(proto, bytes)(frame[16:])
-        elif linktype in (101, 228, 229):
-            ip = dpkt.ip.IP(frame) if frame[0] >> 4 == 4 else dpkt.ip6.IP6(frame)
-        else:
-            return None
-    except (dpkt.UnpackError, IndexError, struct.error):
-        return None
+    ip = ip_layer(linktype, frame)
     if isinstance(ip, dpkt.ip.IP):
         fam, later, proto = 4, ip.offset != 0, ip.p
     elif isinstance(ip, dpkt.ip6.IP6):

@@ -13,7 +13,7 @@ import pytest
 
 import mapi
 from mapi.registry import get_registry
-from helpers import CORPUS, generated, need_tool, needs_corpus, sample, tcpdump_records
+from helpers import CORPUS, generated, need_tool, needs_corpus, sample, tcpdump_records, need_netns
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -32,9 +32,7 @@ IDS = ["nic", "ring-v3", "ring-immediate", "ring-small-blocks"]
 
 @pytest.fixture(scope="module", autouse=True)
 def live_backends():
-    ok, why = netns.can_create()
-    if not ok:
-        pytest.skip("live capture tests: " + why)
+    need_netns("live capture tests")
     need_tool("tcpreplay")
     reg = get_registry()
     for mod in BACKENDS:

@@ -3,7 +3,7 @@ backend, place filters and counters on the card's units, and count what tcpdump 
 the replayed file; only the packets software needs cross the emulated bus."""
 import pytest
 
-from helpers import generated, tcpdump_records
+from helpers import generated, tcpdump_records, need_netns
 from tools import netns
 
 TRACE = str(generated("mixed.pcap"))
@@ -11,8 +11,7 @@ TRACE = str(generated("mixed.pcap"))
 
 @pytest.mark.parametrize("card, unit", [("combo6", "LUP"), ("dag", "DSM")])
 def test_card_on_a_live_interface(card, unit):
-    if not netns.can_create():
-        pytest.skip("cannot create network namespaces here (needs root and iproute2)")
+    need_netns("live card")
     icmp = len(tcpdump_records(TRACE, "icmp")[0])
     total = len(tcpdump_records(TRACE)[0])
     with netns.VethPair() as net:

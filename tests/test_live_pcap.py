@@ -13,7 +13,7 @@ import pytest
 
 import mapi
 from mapi.errors import ENODEV
-from helpers import need_tool, tcpdump_records
+from helpers import need_tool, tcpdump_records, need_netns
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -26,9 +26,7 @@ PPS = 20000
 
 @pytest.fixture(scope="module", autouse=True)
 def live():
-    ok, why = netns.can_create()
-    if not ok:
-        pytest.skip("live capture tests: " + why)
+    need_netns("live capture tests")
     pytest.importorskip("pcapy")
     need_tool("tcpdump")
 

@@ -10,7 +10,7 @@ import pytest
 
 import mapi
 from mapi.registry import get_registry
-from helpers import generated, tcpdump_records
+from helpers import generated, tcpdump_records, need_netns
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -110,9 +110,7 @@ def test_counters_survive_flows_coming_and_going():
 
 
 def test_router_mirror_of_a_live_link():
-    ok, why = netns.can_create()
-    if not ok:
-        pytest.skip(why)
+    need_netns()
     flows = [{"functions": [list(fn) for fn in job]} for job in JOBS]
     with netns.VethPair() as net:
         spec = dict(dev="router:" + net.rx_if, register=["scampi.backends.router"], flows=flows,

@@ -19,7 +19,7 @@ import time
 import pytest
 
 import mapi
-from helpers import ROOT, generated, need_tool
+from helpers import ROOT, generated, need_tool, need_netns
 from helpers import timewatch
 
 sys.path.insert(0, str(ROOT))
@@ -80,9 +80,7 @@ def check_time_passed(doc):
 
 @pytest.fixture(scope="module")
 def veth_ok():
-    ok, why = netns.can_create()
-    if not ok:
-        pytest.skip("live tests: " + why)
+    need_netns("live tests")
     need_tool("tcpreplay")
 
 

@@ -7,10 +7,9 @@ import sys
 
 import pytest
 
-from helpers import generated, need_tool, tcpdump_records
+from helpers import generated, need_tool, tcpdump_records, need_netns
 from helpers.remote import Certs, RemoteMapid, Sensor, client_env
 from helpers.server import open_dir
-from tools import netns
 
 FLOW = 'BPF_FILTER("tcp") PKT_COUNTER'
 
@@ -47,9 +46,7 @@ def test_server_option_runs_on_the_sensor(tmp_path, pki):
 
 
 def test_distributed_run_prints_combined_and_per_sensor(tmp_path, pki):
-    ok, why = netns.can_create()
-    if not ok:
-        pytest.skip("distributed run on live sensors: " + why)
+    need_netns("distributed run on live sensors")
     need_tool("tcpreplay")
     files = [generated("mixed.pcap"), generated("tcp4.pcap")]
     want = [len(tcpdump_records(f, "tcp")[0]) for f in files]

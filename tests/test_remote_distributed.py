@@ -13,10 +13,9 @@ import time
 import pytest
 
 import mapi
-from helpers import CORPUS, generated, need_tool, needs_corpus, tcpdump_pcap
+from helpers import CORPUS, generated, need_tool, needs_corpus, tcpdump_pcap, need_netns
 from helpers.remote import Certs, Sensor
 from mapi.client.grpc_channel import DEFAULT_DEADLINE
-from tools import netns
 
 GENERATED = ["mixed.pcap", "tcp4.pcap", "mixed-6k.pcap"]
 CORPUS_FILES = ["PcapPlusPlus__example.pcap", "PcapPlusPlus__DnsPackets.pcap",
@@ -31,9 +30,7 @@ def pki(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sensors(tmp_path_factory, pki):
-    ok, why = netns.can_create()
-    if not ok:
-        pytest.skip("distributed flows on live sensors: " + why)
+    need_netns("distributed flows on live sensors")
     need_tool("tcpreplay")
     made = []
     try:

@@ -1,107 +1,17 @@
-"""Savefile parsers (classic pcap, pcapng, ERF; compressed input; region boundaries) against
-independent references: tcpdump (libpcap 1.10.3) on crafted files -- the records it delivers and
-its error text, record for record -- tshark for what libpcap refuses to read, and hand-computed
-values for ERF, which no stock tool here reads."""
-import bz2
-import gzip
-import lzma
+"""Savefile parsers (classic pcap, pcapng, ERF) against independent references: tcpdump
+(libpcap 1.10.3) on crafted files -- the records it delivers and its error text, record for
+record -- tshark for what libpcap refuses to read, and hand-computed values for ERF, which no
+stock tool here reads.  Compressed input, region boundaries and bad arguments:
+test_savefile_input.py."""
 import struct
 
 import pytest
 
 import mapi
-import scampi.backends.savefile as savefile
-from scampi.backends.savefile import SavefileSource
-from helpers import CORPUS, file_sets, generated, inputs
-from helpers.savefile import (PKT, pcap_header, pcap_record, read_source, records_of, tcpdump_ref,
-                              tshark_ref)
-from mapi.errors import MapiError, EFORMAT, ETRUNC, EBADARG, EOPEN
-
-
-# --- crafting (classic pcap records: helpers.savefile) -------------------------------------------
-def ng_option(code, value, order="<"):
-    return struct.pack(order + "HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
-
-
-def ng_block(btype, body, order="<", total=None, trailer=None):
-    body += b"\0" * (-len(body) % 4)
-    n = 12 + len(body)
-    return struct.pack(order + "II", btype, n if total is None else total) + body + \
-        struct.pack(order + "I", n if trailer is None else trailer)
-
-
-def ng_shb(order="<", major=1, minor=0):
-    return ng_block(0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, major, minor, -1), order)
-
-
-def ng_idb(linktype=1, snaplen=0, options=b"", order="<"):
-    return ng_block(1, struct.pack(order + "HHI", linktype, 0, snaplen) + options, order)
-
-
-def ng_epb(data, iface=0, ts=1000000, caplen=None, wirelen=None, order="<"):
-    c = len(data) if caplen is None else caplen
-    w = len(data) if wirelen is None else wirelen
-    return ng_block(6, struct.pack(order + "IIIII", iface, ts >> 32, ts & 0xFFFFFFFF, c, w) + data,
-                    order)
-
-
-def ng_spb(data, wirelen=None, order="<"):
-    return ng_block(3, struct.pack(order + "I", len(data) if wirelen is None else wirelen) + data,
-                    order)
-
-
-def ng_pb(data, iface=0, ts=1000000, order="<"):
-    return ng_block(2, struct.pack(order + "HHIIII", iface, 0, ts >> 32, ts & 0xFFFFFFFF,
-                                   len(data), len(data)) + data, order)
-
-
-def erf_record(data, sec=1600000000, frac=0, rtype=2, flags=0x04, lctr=0, wlen=None, ext=(),
-               rlen=None):
-    """An ERF record; Ethernet types get their 2-byte pad; ext: 8-byte extension headers."""
-    pad = b"\0\0" if rtype in (2, 11, 16, 20) else b""
-    exts = b"".join(bytes([e[0] | (0x80 if i < len(ext) - 1 else 0)]) + e[1:]
-                    for i, e in enumerate(ext))
-    body = exts + pad + data
-    n = 16 + len(body) if rlen is None else rlen
-    w = len(data) + (4 if pad else 0) if wlen is None else wlen
-    return struct.pack("<Q", (sec << 32) | frac) + bytes([rtype | (0x80 if ext else 0), flags]) + \
-        struct.pack(">HHH", n, lctr, w) + body
-
-
-def ng_interface_numbers(data):
-    """{(section number, interface id in it): interface number in the file} of a pcapng file
-    (our ifindex numbers interfaces across sections; tshark numbers them per section)."""
-    numbers, pos, section, ids, order = {}, 0, 0, 0, "<"
-    while pos + 12 <= len(data):
-        if data[pos:pos + 4] == b"\x0a\x0d\x0d\x0a":
-            order = "<" if data[pos + 8:pos + 12] == b"\x4d\x3c\x2b\x1a" else ">"
-            section, ids = section + 1, 0
-        btype = struct.unpack(order + "I", data[pos:pos + 4])[0]
-        blen = struct.unpack(order + "I", data[pos + 4:pos + 8])[0]
-        if btype == 1:
-            numbers[(section, ids)] = len(numbers)
-            ids += 1
-        pos += blen
-    return numbers
-
-
-def assert_same_as_tcpdump(path, fmt=None, **options):
-    ref, ref_err = tcpdump_ref(path)
-    recs, err, _ = read_source(path, fmt, **options)
-    if ref is None:                              # libpcap refuses the file at open time
-        assert recs is None, "tcpdump cannot open %s (%s) but we read it" % (path, ref_err)
-    else:
-        assert recs is not None, "we cannot open %s: %s" % (path, err)
-        assert records_of(recs) == ref
-    if ref_err is None:
-        assert err is None
-    else:
-        assert err is not None, "tcpdump reports %r, we report nothing" % ref_err
-        assert err.where["pcap_error"] == ref_err
-        assert err.code == (ETRUNC if ref_err.startswith("truncated") else EFORMAT)
-        assert err.where["file"] == str(path) and isinstance(err.where["offset"], int)
-        assert str(path) in str(err) and "offset" in str(err)
-    return recs, err
+from helpers.savefile import (PKT, assert_same_as_tcpdump, count_offline, erf_record, ng_block, ng_epb,
+                              ng_idb, ng_interface_numbers, ng_option, ng_pb, ng_shb, ng_spb, pcap_header,
+                              pcap_record, read_source, tshark_ref)
+from mapi.errors import EFORMAT, ETRUNC
 
 
 # --- classic pcap: what libpcap 1.10.3 delivers -------------------------------------------------
@@ -295,15 +205,9 @@ def test_pcapng_link_type_change_ends_a_batch(tmp_path):
     path.write_bytes(NG_CASES["second-linktype"] + ng_epb(PKT) + ng_epb(PKT, iface=1))
     recs, err, _ = read_source(path)
     assert err is None and [(r[4], r[5]) for r in recs] == [(0, 1), (1, 101), (0, 1), (1, 101)]
-    dev = mapi.create_offline_device(str(path))
-    fd = mapi.create_flow(dev)
-    cnt = mapi.apply_function(fd, "PKT_COUNTER")
-    mapi.connect(fd)
-    mapi.start_offline_device(dev)
-    mapi.wait_offline_device(dev)
-    assert mapi.read_results(fd, cnt).value == 4
-    assert mapi.get_device_info(dev)["batches"] == 4
-    mapi.delete_offline_device(dev)
+    count, info, _ = count_offline(path)
+    assert count == 4
+    assert info["batches"] == 4
 
 
 def test_pcapng_spb_takes_interface_0_and_no_time(tmp_path):
@@ -355,15 +259,9 @@ def test_erf_records_hand_computed(tmp_path):
 def test_erf_losses_reach_device_stats(tmp_path):
     path = tmp_path / "loss.erf"
     path.write_bytes(erf_record(PKT, lctr=5) + erf_record(PKT, lctr=7))
-    dev = mapi.create_offline_device(str(path))
-    fd = mapi.create_flow(dev)
-    cnt = mapi.apply_function(fd, "PKT_COUNTER")
-    mapi.connect(fd)
-    mapi.start_offline_device(dev)
-    mapi.wait_offline_device(dev)
-    assert mapi.read_results(fd, cnt).value == 2 and mapi.stats(dev)["ps_drop"] == 12
-    assert mapi.get_device_info(dev)["format"] == "erf"
-    mapi.delete_offline_device(dev)
+    count, info, stats = count_offline(path)
+    assert count == 2 and stats["ps_drop"] == 12
+    assert info["format"] == "erf"
 
 
 @pytest.mark.parametrize("data, code, where", [
@@ -379,95 +277,3 @@ def test_erf_bad_records(tmp_path, data, code, where):
     got, err, _ = read_source(path, fmt=mapi.MFF_DAG_ERF)
     assert len(got) == 1 and got[0][3] == PKT
     assert err.code == code and err.where["offset"] == where and "offset %d" % where in str(err)
-
-
-# --- compressed input, region boundaries, bounded memory --------------------------------------
-FORMAT_FILES = ["pcap/PcapPlusPlus__4KHttpRequests.pcap", "pcap/libtrace__100_packets.pcapng",
-                "erf/libtrace__100_packets.erf", "pcap/libtrace__complex.pcapng"]
-GENERATED_FORMATS = [generated("mixed.pcap"), generated("mixed.pcapng"), generated("mixed.erf")]
-
-
-@pytest.mark.parametrize("name", inputs(GENERATED_FORMATS + FORMAT_FILES))
-@pytest.mark.parametrize("compress", [gzip.compress, lzma.compress, bz2.compress])
-def test_compressed_equals_plain(tmp_path, name, compress):
-    plain = CORPUS / name
-    path = tmp_path / "c.bin"
-    path.write_bytes(compress(plain.read_bytes()))
-    want, err0, _ = read_source(plain)
-    got, err, src = read_source(path)
-    assert err0 is None and err is None and got == want and len(got) > 0
-    assert src.compression in ("gzip", "xz", "bzip2")
-
-
-def test_cut_and_corrupt_gzip(tmp_path):
-    data = gzip.compress(generated("mixed.pcap").read_bytes())
-    path = tmp_path / "cut.pcap.gz"
-    path.write_bytes(data[:len(data) // 2])
-    ref, _ = tcpdump_ref(None, stdin=gzip.decompress(data))
-    got, err, _ = read_source(path)
-    assert err is not None and err.code == ETRUNC and "offset" in str(err)
-    assert 0 < len(got) < len(ref) and records_of(got) == ref[:len(got)]
-    bad = bytearray(data)
-    bad[len(bad) // 2:len(bad) // 2 + 64] = b"\xff" * 64
-    path.write_bytes(bytes(bad))
-    got, err, _ = read_source(path)
-    # deflate output before the damage is found may be garbage: any format error is right
-    assert err is not None and err.code in (ETRUNC, EFORMAT) and str(path) in str(err)
-    assert len(got) > 10 and records_of(got[:10]) == ref[:10]
-
-
-@pytest.mark.parametrize("files", file_sets(GENERATED_FORMATS, FORMAT_FILES))
-@pytest.mark.parametrize("use_mmap", [True, False])
-def test_tiny_regions_give_the_same_records(monkeypatch, use_mmap, files):
-    """Windows / buffers of 4 KiB: records straddle every region boundary, big ones need more
-    than a region."""
-    want = {n: read_source(CORPUS / n)[0] for n in files}
-    monkeypatch.setattr(savefile, "WINDOW_SIZE", 4096)
-    monkeypatch.setattr(savefile, "BUFFER_SIZE", 4096)
-    for n in files:
-        got, err, _ = read_source(CORPUS / n, mmap=use_mmap)
-        assert err is None and got == want[n], n
-
-
-def test_record_larger_than_a_region(tmp_path, monkeypatch):
-    monkeypatch.setattr(savefile, "WINDOW_SIZE", 4096)
-    monkeypatch.setattr(savefile, "BUFFER_SIZE", 4096)
-    path = tmp_path / "dbus.pcap"
-    path.write_bytes(PCAP_CASES["dbus-300k-record"] + pcap_record(PKT))
-    for use_mmap in (True, False):
-        got, err, _ = read_source(path, mmap=use_mmap)
-        assert err is None and [r[1] for r in got] == [300000, 60]
-
-
-def test_pipe_input(tmp_path):
-    import os
-    import threading
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
-    data = generated("slow.pcap").read_bytes()
-    t = threading.Thread(target=lambda: fifo.write_bytes(data))
-    t.start()
-    got, err, _ = read_source(fifo)
-    t.join()
-    assert err is None and records_of(got) == tcpdump_ref(generated("slow.pcap"))[0]
-
-
-def test_bad_arguments(tmp_path):
-    with pytest.raises(MapiError) as e:
-        SavefileSource(str(tmp_path / "missing.pcap"))
-    assert e.value.code == EOPEN and "missing.pcap" in str(e.value)
-    with pytest.raises(MapiError) as e:
-        SavefileSource(str(tmp_path))
-    assert e.value.code == EOPEN and "directory" in str(e.value)
-    path = tmp_path / "a.pcap"
-    path.write_bytes(PCAP_CASES["snaplen-0"])
-    with pytest.raises(MapiError) as e:
-        SavefileSource(str(path), "pcapx")
-    assert e.value.code == EBADARG and e.value.where["argument"] == "fmt"
-    with pytest.raises(MapiError) as e:
-        mapi.create_offline_device(str(path), windowsize=3)
-    assert e.value.code == EBADARG and "windowsize" in str(e.value)
-    # a forced format that does not match
-    with pytest.raises(MapiError) as e:
-        SavefileSource(str(path), mapi.MFF_PCAPNG)
-    assert e.value.code == EFORMAT and e.value.where["offset"] == 8

@@ -159,9 +159,8 @@ def test_ten_thousand_flow_cycles_on_one_device_do_not_grow(trace):
 def test_live_device_open_close_cycles_on_a_veth_do_not_grow(backend):
     sys.path.insert(0, ROOT)
     from tools import netns
-    ok, why = netns.can_create()
-    if not ok:
-        pytest.skip("live soak: " + why)
+    from helpers import need_netns
+    need_netns("live soak")
     with netns.VethPair() as net:
         r = run_soak("live", "%s:%s" % (backend, net.rx_if), 300,
                      prefix=["ip", "netns", "exec", net.ns_rx])

@@ -10,7 +10,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -18,19 +17,11 @@ from mapi import api  # noqa: E402
 from mapi._engine import ffi, lib  # noqa: E402
 from mapi.batch import Batch  # noqa: E402
 from mapi.jobcontrol import load_library  # noqa: E402
+from mapi.jobcontrol.calibrate import fastest  # noqa: E402
 from mapi.tracegen import write_trace  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-
-def fastest(fn, repeat):
-    best = None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        dt = time.perf_counter() - t
-        best = dt if best is None or dt < best else best
-    return best
 
 
 def main(argv=None):

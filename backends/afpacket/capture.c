@@ -286,18 +286,24 @@ static uint8_t *restore_vlan(mapi_live *h, uint8_t *mac, uint32_t *caplen, uint3
     return mac;
 }
 
+/* A read failed with errno e: the interface going away is said as such, anything else as
+ * "<what>: <reason>". */
+static int read_failed(mapi_live *h, int e, const char *what)
+{
+    h->err_no = e;
+    if (e == ENETDOWN)
+        snprintf(h->err, sizeof h->err, "the interface went down or was removed (%s)", strerror(e));
+    else
+        snprintf(h->err, sizeof h->err, "%s: %s", what, strerror(e));
+    return MAPI_LIVE_ERROR;
+}
+
 static int sock_error(mapi_live *h)
 {
     int e = 0;
     socklen_t len = sizeof e;
     if (getsockopt(h->fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0) e = errno;
-    if (!e) return 0;
-    h->err_no = e;
-    if (e == ENETDOWN)
-        snprintf(h->err, sizeof h->err, "the interface went down or was removed (%s)", strerror(e));
-    else
-        snprintf(h->err, sizeof h->err, "socket error: %s", strerror(e));
-    return MAPI_LIVE_ERROR;
+    return e ? read_failed(h, e, "socket error") : 0;
 }
 
 /* Wait for the socket to be readable: 1 readable, 0 timeout, <0 closed/error */
@@ -361,13 +367,7 @@ static int read_mmsg(mapi_live *h, mapi_batch *b, uint8_t *buf, uint64_t buflen,
     int got = recvmmsg(h->fd, p->msgs, (unsigned)room, MSG_DONTWAIT | MSG_TRUNC, NULL);
     if (got < 0) {
         if (errno == EAGAIN || errno == EINTR) return 0;
-        int e = errno;
-        h->err_no = e;
-        if (e == ENETDOWN)
-            snprintf(h->err, sizeof h->err, "the interface went down or was removed (%s)", strerror(e));
-        else
-            snprintf(h->err, sizeof h->err, "recvmmsg: %s", strerror(e));
-        return MAPI_LIVE_ERROR;
+        return read_failed(h, errno, "recvmmsg");
     }
     uint32_t n = 0;
     int64_t fallback = 0;
@@ -566,22 +566,15 @@ void mapi_live_release(mapi_live *h, uint32_t first, uint32_t count)
 int mapi_live_stats(mapi_live *h)
 {
     if (h->fd < 0) return 0;
-    if (h->mode == MAPI_LIVE_TPV3) {
-        struct tpacket_stats_v3 st;
-        socklen_t len = sizeof st;
-        if (getsockopt(h->fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) < 0)
-            return fail(h, errno, "%s: %s", "PACKET_STATISTICS");
-        h->kernel_packets += st.tp_packets;
-        h->kernel_drops += st.tp_drops;
-        h->kernel_freezes += st.tp_freeze_q_cnt;
-    } else {
-        struct tpacket_stats st;
-        socklen_t len = sizeof st;
-        if (getsockopt(h->fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) < 0)
-            return fail(h, errno, "%s: %s", "PACKET_STATISTICS");
-        h->kernel_packets += st.tp_packets;
-        h->kernel_drops += st.tp_drops;
-    }
+    /* TPACKET_V3's statistics are V1/V2's plus the queue freezes */
+    union { struct tpacket_stats v2; struct tpacket_stats_v3 v3; } st;
+    const int v3 = h->mode == MAPI_LIVE_TPV3;
+    socklen_t len = v3 ? sizeof st.v3 : sizeof st.v2;
+    if (getsockopt(h->fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) < 0)
+        return fail(h, errno, "%s: %s", "PACKET_STATISTICS");
+    h->kernel_packets += v3 ? st.v3.tp_packets : st.v2.tp_packets;
+    h->kernel_drops += v3 ? st.v3.tp_drops : st.v2.tp_drops;
+    if (v3) h->kernel_freezes += st.v3.tp_freeze_q_cnt;
     return 0;
 }
 

@@ -8,7 +8,7 @@ user code to load.
 A process without any of these gets what mapid's config grants its uid."""
 import os
 
-from mapi.errors import MapiError, EBADARG, EOPEN
+from mapi.errors import MapiError, EBADARG, read_file
 from mapi.proto import pb
 from mapi.proto.values import from_value
 
@@ -35,12 +35,7 @@ def env_token():
 
 
 def _read_file(path):
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError as exc:
-        raise MapiError(EOPEN, "cannot read the token file %s: %s" % (path, exc.strerror),
-                        file=path) from None
+    return read_file(path, "cannot read the token file")
 
 
 def present(conn, token):
@@ -53,12 +48,7 @@ def load_library_request(path, kind, place, name):
     """The LoadLibrary request for the library file at `path` (read here, with this process's
     rights; the server never opens it)."""
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            code = f.read()
-    except OSError as exc:
-        raise MapiError(EOPEN, "load_library: cannot read %s: %s" % (path, exc.strerror),
-                        file=path) from None
+    code = read_file(path, "load_library: cannot read", binary=True)
     return pb.Request(load_library=pb.LoadLibrary(name=name or "", kind=kind or "sandboxed",
                                                   place=place or "host", code=code,
                                                   filename=os.path.abspath(path)))

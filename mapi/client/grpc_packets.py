@@ -16,6 +16,7 @@ import grpc
 from mapi.constants import NOWAIT
 from mapi.errors import MapiError, ESERVER
 from mapi.packet import Packet
+from mapi.ring import DrainAll
 
 HDR = struct.Struct("<qIIQHhI")
 QUEUE_BATCHES = 8
@@ -35,7 +36,7 @@ def parse_records(records, count):
     return out
 
 
-class StreamReader:
+class StreamReader(DrainAll):
     def __init__(self, mode, fd, fid):
         self.mode = mode
         self.fd, self.fid = fd, fid
@@ -166,15 +167,6 @@ class StreamReader:
             nbytes += size
         self.counts["delivered"] += packets
         return packets, nbytes
-
-    def drain_all(self, timeout=1.0):
-        packets = nbytes = 0
-        while True:
-            got = self.drain(timeout)
-            if got is None:
-                return packets, nbytes
-            packets += got[0]
-            nbytes += got[1]
 
     def stats(self):
         return dict(self.counts)

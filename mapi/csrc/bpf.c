@@ -56,22 +56,38 @@ static int load_real_pcap(const char *path, char *errbuf)
 static int compile_on(void *p, const char *expr, int optimize, uint32_t netmask,
                       mapi_bpf_insn **prog, uint32_t *len, char *errbuf);
 
+/* Opens the handle to compile on (arguments in a[]); NULL with errbuf set when it cannot. */
+typedef void *(*open_handle_fn)(const int *a, char *errbuf);
+
+/* Under the lock (libpcap's compiler is not thread-safe): load libpcap, open, compile. */
+static int compile_with(const char *libpcap_path, open_handle_fn open_handle, const int *a,
+                        const char *expr, int optimize, uint32_t netmask, mapi_bpf_insn **prog,
+                        uint32_t *len, char *errbuf)
+{
+    int rc = -1;
+    pthread_mutex_lock(&compile_lock);
+    if (load_real_pcap(libpcap_path, errbuf) == 0) {
+        void *p = open_handle(a, errbuf);
+        if (p) rc = compile_on(p, expr, optimize, netmask, prog, len, errbuf);
+    }
+    pthread_mutex_unlock(&compile_lock);
+    return rc;
+}
+
+/* a = {dlt, snaplen} */
+static void *dead_handle(const int *a, char *errbuf)
+{
+    void *p = real_open_dead(a[0], a[1]);
+    if (!p) snprintf(errbuf, 256, "pcap_open_dead(%d) failed", a[0]);
+    return p;
+}
+
 int mapi_bpf_compile(const char *libpcap_path, int dlt, int snaplen, const char *expr,
                      int optimize, uint32_t netmask, mapi_bpf_insn **prog, uint32_t *len,
                      char *errbuf)
 {
-    int rc = -1;
-    pthread_mutex_lock(&compile_lock);
-    if (load_real_pcap(libpcap_path, errbuf) < 0) goto out;
-    void *p = real_open_dead(dlt, snaplen);
-    if (!p) {
-        snprintf(errbuf, 256, "pcap_open_dead(%d) failed", dlt);
-        goto out;
-    }
-    rc = compile_on(p, expr, optimize, netmask, prog, len, errbuf);
-out:
-    pthread_mutex_unlock(&compile_lock);
-    return rc;
+    const int a[2] = {dlt, snaplen};
+    return compile_with(libpcap_path, dead_handle, a, expr, optimize, netmask, prog, len, errbuf);
 }
 
 static void put32(uint8_t *b, uint32_t v, int swapped)
@@ -86,36 +102,35 @@ static void put16(uint8_t *b, uint16_t v, int swapped)
     memcpy(b, &v, 2);
 }
 
-int mapi_bpf_compile_savefile(const char *libpcap_path, int linktype, int snaplen, int swapped,
-                              const char *expr, int optimize, uint32_t netmask,
-                              mapi_bpf_insn **prog, uint32_t *len, char *errbuf)
+/* a = {linktype, snaplen, swapped}: a savefile handle over a file header in memory */
+static void *savefile_handle(const int *a, char *errbuf)
 {
-    static uint8_t hdr[24];
-    int rc = -1;
-    pthread_mutex_lock(&compile_lock);
-    if (load_real_pcap(libpcap_path, errbuf) < 0) goto out;
+    static uint8_t hdr[24];                     /* (used under compile_lock) */
+    int swapped = a[2];
     put32(hdr, 0xa1b2c3d4u, swapped);
     put16(hdr + 4, 2, swapped);
     put16(hdr + 6, 4, swapped);
     put32(hdr + 8, 0, swapped);
     put32(hdr + 12, 0, swapped);
-    put32(hdr + 16, (uint32_t)snaplen, swapped);
-    put32(hdr + 20, (uint32_t)linktype, swapped);
+    put32(hdr + 16, (uint32_t)a[1], swapped);
+    put32(hdr + 20, (uint32_t)a[0], swapped);
     FILE *f = real_fmemopen(hdr, sizeof hdr, "rb");
     if (!f) {
         snprintf(errbuf, 256, "fmemopen failed");
-        goto out;
+        return NULL;
     }
     char perr[256] = "";
     void *p = real_fopen_offline(f, perr);      /* pcap_close() closes f */
-    if (!p) {
-        snprintf(errbuf, 256, "%s", perr);
-        goto out;
-    }
-    rc = compile_on(p, expr, optimize, netmask, prog, len, errbuf);
-out:
-    pthread_mutex_unlock(&compile_lock);
-    return rc;
+    if (!p) snprintf(errbuf, 256, "%s", perr);
+    return p;
+}
+
+int mapi_bpf_compile_savefile(const char *libpcap_path, int linktype, int snaplen, int swapped,
+                              const char *expr, int optimize, uint32_t netmask,
+                              mapi_bpf_insn **prog, uint32_t *len, char *errbuf)
+{
+    const int a[3] = {linktype, snaplen, swapped};
+    return compile_with(libpcap_path, savefile_handle, a, expr, optimize, netmask, prog, len, errbuf);
 }
 
 /* Compile on an open handle and close it; called with compile_lock held. */

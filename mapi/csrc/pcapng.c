@@ -124,6 +124,38 @@ static void set_ts_mode(mapi_ng_iface *f, uint64_t resol, int binary, uint32_t s
 
 /* An IDB's fixed part and options (libpcap's add_interface()/process_idb_options()).
  * body = after the 8-byte block header, blen = body bytes before the trailer. */
+/* An IDB option `name` whose length is not `want`, or that stands twice: libpcap's words and ours. */
+static int idb_option_length(mapi_reader *r, uint64_t foff, const char *name, uint32_t olen,
+                             uint32_t want)
+{
+    return mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
+                            mapi_reader_pcap_text(r, "Interface Description Block has %s option with "
+                                                  "length %u != %u", name, olen, want),
+                            "the interface description block at offset %llu has an %s option of "
+                            "length %u, not %u", (unsigned long long)foff, name, olen, want);
+}
+
+static int idb_option_twice(mapi_reader *r, uint64_t foff, const char *name)
+{
+    return mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
+                            mapi_reader_pcap_text(r, "Interface Description Block has more than one "
+                                                  "%s option", name),
+                            "the interface description block at offset %llu has two %s options",
+                            (unsigned long long)foff, name);
+}
+
+/* if_tsresol finer than base^-most: libpcap's words and ours */
+static int idb_tsresol_too_fine(mapi_reader *r, uint64_t foff, uint32_t base, uint32_t exp,
+                                uint32_t most)
+{
+    return mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
+                            mapi_reader_pcap_text(r, "Interface Description Block if_tsresol option "
+                                                  "resolution %u^-%u is too high", base, exp),
+                            "the interface description block at offset %llu has a timestamp "
+                            "resolution of %u^-%u s, finer than %u^-%u", (unsigned long long)foff,
+                            base, exp, base, most);
+}
+
 static int read_idb(mapi_reader *r, const uint8_t *body, uint32_t blen, int sw, uint64_t foff,
                     mapi_ng_iface *f)
 {
@@ -155,67 +187,23 @@ static int read_idb(mapi_reader *r, const uint8_t *body, uint32_t blen, int sw, 
             break;
         }
         if (code == 9) {                 /* if_tsresol */
-            if (olen != 1) {
-                return mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
-                                        mapi_reader_pcap_text(r, "Interface Description Block has "
-                                                              "if_tsresol option with length %u "
-                                                              "!= 1", olen), "the interface "
-                                        "description block at offset %llu has an if_tsresol "
-                                        "option of length %u, not 1", (unsigned long long)foff,
-                                        olen);
-            }
-            if (saw_resol) {
-                return mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
-                                        mapi_reader_pcap_text(r, "Interface Description Block has "
-                                                              "more than one if_tsresol option"),
-                                        "the interface description block at offset %llu has two "
-                                        "if_tsresol options", (unsigned long long)foff);
-            }
+            if (olen != 1) return idb_option_length(r, foff, "if_tsresol", olen, 1);
+            if (saw_resol) return idb_option_twice(r, foff, "if_tsresol");
             saw_resol = 1;
             uint8_t res = v[0];
             if (res & 0x80) {
                 uint32_t shift = res & 0x7f;
-                if (shift > 63) {
-                    return mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
-                                            mapi_reader_pcap_text(r, "Interface Description Block "
-                                                                  "if_tsresol option resolution "
-                                                                  "2^-%u is too high", shift),
-                                            "the interface description block at offset %llu has a "
-                                            "timestamp resolution of 2^-%u s, finer than 2^-63",
-                                            (unsigned long long)foff, shift);
-                }
+                if (shift > 63) return idb_tsresol_too_fine(r, foff, 2, shift, 63);
                 set_ts_mode(f, (uint64_t)1 << shift, 1, shift);
             } else {
-                if (res > 19) {
-                    return mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
-                                            mapi_reader_pcap_text(r, "Interface Description Block "
-                                                                  "if_tsresol option resolution "
-                                                                  "10^-%u is too high", res),
-                                            "the interface description block at offset %llu has a "
-                                            "timestamp resolution of 10^-%u s, finer than 10^-19",
-                                            (unsigned long long)foff, res);
-                }
+                if (res > 19) return idb_tsresol_too_fine(r, foff, 10, res, 19);
                 uint64_t resol = 1;
                 for (uint32_t i = 0; i < res; i++) resol *= 10;
                 set_ts_mode(f, resol, 0, 0);
             }
         } else if (code == 14) {         /* if_tsoffset */
-            if (olen != 8) {
-                return mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
-                                        mapi_reader_pcap_text(r, "Interface Description Block has "
-                                                              "if_tsoffset option with length %u "
-                                                              "!= 8", olen), "the interface "
-                                        "description block at offset %llu has an if_tsoffset "
-                                        "option of length %u, not 8", (unsigned long long)foff,
-                                        olen);
-            }
-            if (saw_offset) {
-                return mapi_reader_fail(r, MAPI_READER_EFORMAT, foff,
-                                        mapi_reader_pcap_text(r, "Interface Description Block has "
-                                                              "more than one if_tsoffset option"),
-                                        "the interface description block at offset %llu has two "
-                                        "if_tsoffset options", (unsigned long long)foff);
-            }
+            if (olen != 8) return idb_option_length(r, foff, "if_tsoffset", olen, 8);
+            if (saw_offset) return idb_option_twice(r, foff, "if_tsoffset");
             saw_offset = 1;
             uint64_t o;
             memcpy(&o, v, 8);

@@ -28,14 +28,9 @@ def load_library(path, kind="sandboxed", place="host", name=None):
     """Register the functions of a library without running any: kind "sandboxed" (a
     WebAssembly module) or "plain" (a plugin module); place "host".  Returns {"library",
     "functions", "kind", "place"}.  Apply its functions with apply_function as any other."""
-    from mapi.errors import MapiError, EOPEN
+    from mapi.errors import read_file
     from .usercode import embedded
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            code = f.read()
-    except OSError as exc:
-        raise MapiError(EOPEN, "load_library: cannot read %s: %s" % (path, exc.strerror),
-                        file=path) from None
+    code = read_file(path, "load_library: cannot read", binary=True)
     lib = embedded().load(name, kind, place, code, filename=path)
     return dict(library=lib.name, functions=list(lib.functions), kind=lib.kind, place=lib.place)

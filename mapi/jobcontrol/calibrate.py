@@ -25,7 +25,8 @@ PACKETS = 20000
 REPEAT = 7
 
 
-def _fastest(fn, repeat):
+def fastest(fn, repeat):
+    """The shortest of `repeat` timed calls of fn() (s)."""
     best = None
     for _ in range(repeat):
         t = time.perf_counter()
@@ -60,7 +61,7 @@ def calibrate(packets=PACKETS, repeat=REPEAT, seed=1):
                 wait = getattr(node.instance, "wait_native", None)
                 if wait is not None:
                     wait(5)             # the BPF kernel runs natively once compiled
-            base = _fastest(lambda: lib.mapi_plan_begin(plan.c, c), repeat)
+            base = fastest(lambda: lib.mapi_plan_begin(plan.c, c), repeat)
             costs = {}
             for cls, node in nodes.items():
                 i = plan.first[id(node)]
@@ -68,7 +69,7 @@ def calibrate(packets=PACKETS, repeat=REPEAT, seed=1):
                 def run(i=i):
                     lib.mapi_plan_begin(plan.c, c)
                     lib.mapi_plan_run(plan.c, c, i, i + 1)
-                costs[cls] = max(0.1, (_fastest(run, repeat) - base) * 1e9 / c.n)
+                costs[cls] = max(0.1, (fastest(run, repeat) - base) * 1e9 / c.n)
         finally:
             batch.release()
     finally:

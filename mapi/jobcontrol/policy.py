@@ -187,19 +187,19 @@ def _failed_code(rule):
     return ELIMIT if rule.startswith("reject if request(") else EPERM
 
 
+# a failed check's fact -> why the request is refused (the first fact the rule names wins)
+_WHY = (("request(", "a quota of that block is exceeded"),
+        ("prefix_applied(", "its filter is not installed"),
+        ("time(", "it has expired"),
+        ("device(", "the device is outside the devices it keeps"),
+        ("function(", "the function is outside the functions it keeps"),
+        ("kind(", "that kind of code is excluded"))
+
+
 def _explain(rule):
-    if "request(" in rule:
-        return "a quota of that block is exceeded (%s)" % rule
-    if "prefix_applied(" in rule:
-        return "its filter is not installed (%s)" % rule
-    if "time(" in rule:
-        return "it has expired (%s)" % rule
-    if "device(" in rule:
-        return "the device is outside the devices it keeps (%s)" % rule
-    if "function(" in rule:
-        return "the function is outside the functions it keeps (%s)" % rule
-    if "kind(" in rule:
-        return "that kind of code is excluded (%s)" % rule
+    for fact, why in _WHY:
+        if fact in rule:
+            return "%s (%s)" % (why, rule)
     return rule
 
 

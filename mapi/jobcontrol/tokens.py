@@ -27,7 +27,7 @@ import re
 
 import biscuit_auth as bis
 
-from mapi.errors import MapiError, EBADARG, EPERM
+from mapi.errors import MapiError, EBADARG, EPERM, read_file
 
 CLASSES = ("filter", "counter", "packets", "export", "code")
 QUOTAS = ("flows", "functions_per_flow", "buffer_bytes", "code_bytes")
@@ -226,10 +226,5 @@ def read_token(value):
     value = value.strip()
     path = value[1:] if value.startswith("@") else value
     if value.startswith("@") or (os.path.sep in value and os.path.exists(path)):
-        try:
-            with open(path) as f:
-                return f.read().strip()
-        except OSError as exc:
-            raise MapiError(EBADARG, "cannot read token file %s: %s" % (path, exc.strerror),
-                            file=path) from None
+        return read_file(path, "cannot read token file", code=EBADARG)
     return value

@@ -3,7 +3,7 @@
 setup.py lists `ffibuilder` in cffi_modules, so `pip install` and `make engine` compile it with
 the engine.  The module carries SOURCE_DIGEST, a hash of the sources it was built from: the
 loader (_native.py) uses it only if it matches the sources beside it, and otherwise builds
-make_ffibuilder(another name) into a cache (a developer who edited gentrace.c).
+make_ffibuilder(another name) into a cache (a developer who edited the C sources).
 """
 import hashlib
 import os
@@ -12,14 +12,15 @@ import re
 HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC = os.path.join(HERE, "csrc")
 HEADER = os.path.join(CSRC, "gentrace.h")
-SOURCES = [os.path.join(CSRC, "gentrace.c")]
+SOURCES = [os.path.join(CSRC, "generator.c"), os.path.join(CSRC, "packets.c")]
+PRIVATE_HEADERS = [os.path.join(CSRC, "gt_private.h")]     # shared by the sources only
 MODULE = "mapi.tracegen._gentrace"
 
 
 def source_digest():
     """12 hex digits of the header, the sources and this script."""
     h = hashlib.sha256()
-    for path in [HEADER, os.path.join(HERE, "_build.py")] + SOURCES:
+    for path in [HEADER, os.path.join(HERE, "_build.py")] + PRIVATE_HEADERS + SOURCES:
         with open(path, "rb") as f:
             h.update(f.read())
     return h.hexdigest()[:12]

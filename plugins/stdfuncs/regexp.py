@@ -6,8 +6,10 @@ e.g. "(?i)host: (?s).*". A str pattern stands for its latin-1 bytes (bytes patte
 they are).  A match that exceeds PCRE2's effort limits (pathological backtracking) drops the
 packet and is counted (info: match_errors).  Result: the number of packets that matched."""
 from mapi._engine import ffi, lib
-from mapi.descriptor import Arg, FunctionDescriptor, FunctionInstance
+from mapi.descriptor import Arg, FunctionDescriptor
 from mapi.errors import MapiError, EBADARG, ENOTSUP
+
+from ._match_counts import MatchCounts
 
 
 def compile_regexp(pattern):
@@ -26,22 +28,15 @@ def compile_regexp(pattern):
     return ffi.gc(r, lib.mapi_regexp_free)
 
 
-class Regexp(FunctionInstance):
+class Regexp(MatchCounts):
     kernel = lib.mapi_regexp_kernel
+    counts_type = "mapi_regexp_counts *"
+    get_counts = staticmethod(lib.mapi_regexp_get_counts)
 
     def __init__(self, pattern):
         self.pattern = pattern
         self.r = compile_regexp(pattern)
         self.state = self.r
-
-    def _counts(self):
-        c = ffi.new("mapi_regexp_counts *")
-        lib.mapi_regexp_get_counts(self.r, c)
-        return c
-
-    def result(self):
-        c = self._counts()
-        return c.matched, c.last_ts
 
     def reset(self):
         lib.mapi_regexp_reset(self.r)

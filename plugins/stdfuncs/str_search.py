@@ -22,9 +22,11 @@ Result: the number of packets (chunks) that matched; get_function_info() adds pe
 counts (per_pattern=True) and, on streams, streams (followed now), streams_evicted and
 stream_breaks."""
 from mapi._engine import ffi, lib
-from mapi.descriptor import Arg, FunctionDescriptor, FunctionInstance
+from mapi.descriptor import Arg, FunctionDescriptor
 from mapi.errors import MapiError, EBADARG, ENOTSUP
 from mapi.patterns import parse_pattern, parse_patterns  # noqa: F401 (the function's syntax)
+
+from ._match_counts import MatchCounts
 
 ENGINES = {"auto": lib.MAPI_STRSEARCH_AUTO, "hyperscan": lib.MAPI_STRSEARCH_HYPERSCAN,
            "memmem": lib.MAPI_STRSEARCH_MEMMEM}
@@ -47,8 +49,10 @@ def stream_input(ctx):
     return producer is not None and bool(getattr(producer.derives, "stream_chunks", False))
 
 
-class StrSearch(FunctionInstance):
+class StrSearch(MatchCounts):
     kernel = lib.mapi_strsearch_kernel
+    counts_type = "mapi_strsearch_counts *"
+    get_counts = staticmethod(lib.mapi_strsearch_get_counts)
 
     def __init__(self, patterns, offset, depth, engine, per_pattern, max_streams=0):
         self.patterns = parse_patterns(patterns)
@@ -70,15 +74,6 @@ class StrSearch(FunctionInstance):
         self.state = self.s
         self.per_pattern = per_pattern
         self.max_streams = max_streams
-
-    def _counts(self):
-        c = ffi.new("mapi_strsearch_counts *")
-        lib.mapi_strsearch_get_counts(self.s, c)
-        return c
-
-    def result(self):
-        c = self._counts()
-        return c.matched, c.last_ts
 
     def pattern_counts(self):
         n = len(self.patterns)

@@ -178,6 +178,29 @@ def need_tool(name):
     return path
 
 
+def apply_error(trace, function, *args, **kwargs):
+    """The MapiError that apply_function(fd, function, *args, **kwargs) raises on a flow of an
+    offline device of `trace` (the test fails when it raises none)."""
+    import mapi
+    dev = mapi.create_offline_device(str(trace))
+    try:
+        fd = mapi.create_flow(dev)
+        with pytest.raises(mapi.MapiError) as e:
+            mapi.apply_function(fd, function, *args, **kwargs)
+        return e.value
+    finally:
+        mapi.delete_offline_device(dev)
+
+
+def need_netns(what=None):
+    """Skip, naming `what` and the reason, unless this process can create network namespaces
+    and veth pairs (root and iproute2) for a live test."""
+    from tools import netns
+    ok, why = netns.can_create()
+    if not ok:
+        pytest.skip("%s: %s" % (what, why) if what else why)
+
+
 def tcpdump_records(path, expr="", extra=()):
     """(ts_us, caplen, wirelen, data) of the records `tcpdump -r path expr -w -` selects."""
     import dpkt

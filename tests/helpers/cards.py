@@ -23,6 +23,13 @@ ETHERNET_FILES = ["PcapPlusPlus__4KHttpRequests.pcap", "PcapPlusPlus__example.pc
 CARRIED_ETHERNET_FILES = [sample("pcap/" + n) for n in ETHERNET_FILES if (DATA / "pcap" / n).exists()]
 
 
+def module_trace(tmp_path_factory, name, packets, seed):
+    """A trace the generator writes once for a test module: (path, its TraceStats)."""
+    from mapi.tracegen import write_trace
+    path = tmp_path_factory.mktemp("trace") / name
+    return path, write_trace(str(path), packets=packets, seed=seed)
+
+
 def register(module, name):
     reg = get_registry()
     if name not in reg.backends:

@@ -1,4 +1,4 @@
-/* Synthetic trace generator: declarations shared by gentrace.c and the cffi cdef. */
+/* Synthetic trace generator: the API generator.c implements, and the cffi cdef. */
 #include <stdint.h>
 #include <stddef.h>
 
