@@ -132,6 +132,7 @@ class Device:
                 self._install_pending()
             return
         if wait:
+            PLANNER.cancel(self)            # the build below covers the connects before it
             self._build()
             with self.plan_lock:
                 self._install_pending()

@@ -60,6 +60,11 @@ class Planner:
             self._queue[device] = (build, nice)
             self._cv.notify()
 
+    def cancel(self, device):
+        """A build of `device` starts now elsewhere (close): it covers what was requested."""
+        with self._cv:
+            self._queue.pop(device, None)
+
     def _loop(self):
         me = threading.current_thread()
         tid = threading.get_native_id()
