@@ -230,6 +230,7 @@ def connect(fd):
         # a function refused to start (a file it cannot write...): undo the half-built chain,
         # the flow stays open and owns nothing in the graph
         for node in dev.graph.detach(fd):
+            dev.forget(node.instance)       # its id may be reused by a later instance
             node.instance.close()
         raise
     flow.state = "connected"

@@ -12,7 +12,7 @@ from ._engine import ffi
 from .batch import BatchPool
 from .errors import MapiError, EBUSY, ENOTSTARTED, ETIMEOUT, EPLUGIN
 from .organizer import Graph
-from .planslot import PlanSlot
+from .planslot import PLANNER, PlanSlot
 from .plan_runner import PlanRunner
 from . import mapper, workers
 from .ticks import LiveTime, Ticks
@@ -59,6 +59,7 @@ class Device(PlanRunner):
         self.last_ts = 0
         self._sums = ffi.new("uint64_t[2]")
         self._seen_linktype = {}       # id(instance) -> link type it was told about
+        self._told_for = {}            # id(instance) -> the device link type it was told for
         self._joined = set()           # id(instance) of those whose on_join() ran
         self._told = (None, None)      # (plan, link type) every node of it was told about
         self.ticks = Ticks()
@@ -76,8 +77,9 @@ class Device(PlanRunner):
         the engine thread) and it is installed between two batches: at once when the engine is
         between batches, otherwise by the engine itself before its next batch.  A flow's first
         packet is the first of a batch run after its plan was installed.  wait=False (connect)
-        returns without waiting for the batch under way; wait=True (close) returns once the new
-        plan is installed, so nothing still runs what the old one used."""
+        returns at once (a running device's plan is built by mapi.planslot's planner thread);
+        wait=True (close) returns once the new plan is installed, so nothing still runs what
+        the old one used."""
         if self.hardware is not None:
             # placing nodes reconfigures the card, which runs beside the plan: between batches
             with self.plan_lock:
@@ -87,11 +89,19 @@ class Device(PlanRunner):
                 self._build()
                 self._install_pending()
             return
-        self._build()
         if wait:
+            PLANNER.cancel(self)            # the build below covers the connects before it
+            self._build()
             with self.plan_lock:
                 self._install_pending()
-        elif self.plan_lock.acquire(blocking=False):
+        elif self.state == "running":
+            PLANNER.request(self, self._build_and_offer)   # the engine installs it
+        else:
+            self._build_and_offer()
+
+    def _build_and_offer(self):
+        self._build()
+        if self.plan_lock.acquire(blocking=False):
             try:                            # the engine is between batches (or not running)
                 self._install_pending()
             finally:
@@ -156,8 +166,13 @@ class Device(PlanRunner):
         return value, ts
 
     def _tell_linktypes(self, plan, linktype):
+        told = self._told_for
         for node in plan.nodes:
-            self._tell_linktype(node.instance, plan.input_linktype(node, linktype))
+            # a node's input link type follows from the device's and its ancestors, which
+            # never change: told once per device link type (not a walk up per node per plan)
+            if told.get(id(node.instance)) != linktype:
+                told[id(node.instance)] = linktype
+                self._tell_linktype(node.instance, plan.input_linktype(node, linktype))
 
     def _tell_linktype(self, inst, linktype):
         if self._seen_linktype.get(id(inst)) != linktype:
@@ -173,6 +188,7 @@ class Device(PlanRunner):
     def forget(self, inst):
         self._joined.discard(id(inst))
         self._seen_linktype.pop(id(inst), None)
+        self._told_for.pop(id(inst), None)
         self.ticks.forget(inst)
 
     # --- replay -------------------------------------------------------------------------------

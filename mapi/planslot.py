@@ -1,7 +1,12 @@
 """The plan a device's engine runs next: built by whoever changed the graph (connect, close),
 published here, installed by the engine between two batches (or at once by the builder when
 the engine is between batches), so a connect never waits for the batch under way."""
+import os
 import threading
+
+from .lazylog import getLogger
+
+log = getLogger("mapi.device")
 
 
 class PlanSlot:
@@ -27,3 +32,72 @@ class PlanSlot:
         with self._lock:
             plan, self._waiting = self._waiting, None
         return plan
+
+
+
+class Planner:
+    """One thread of the process builds running devices' next plans, so that a connect returns
+    without compiling the whole graph (O(nodes) of Python).  A device asked for while its build
+    is queued is built once (coalesced): a burst of connects costs one or two builds, not one
+    each.  A build runs at the scheduling priority of the thread that asked (a server's control
+    thread must not wait for a build preempted at a lower one while it holds the interpreter)."""
+
+    def __init__(self):
+        self._cv = threading.Condition()
+        self._queue = {}                # device -> (build, nice), oldest request first
+        self._pid = None
+
+    def request(self, device, build):
+        nice = _nice()
+        with self._cv:
+            if self._pid != os.getpid():    # first use, or a forked child: no thread yet
+                self._pid = os.getpid()
+                self._queue.clear()
+                threading.Thread(target=self._loop, name="mapi-idle", daemon=True).start()
+            queued = self._queue.get(device)
+            if queued is not None and queued[1] is not None and nice is not None:
+                nice = min(nice, queued[1])
+            self._queue[device] = (build, nice)
+            self._cv.notify()
+
+    def cancel(self, device):
+        """A build of `device` starts now elsewhere (close): it covers what was requested."""
+        with self._cv:
+            self._queue.pop(device, None)
+
+    def _loop(self):
+        me = threading.current_thread()
+        tid = threading.get_native_id()
+        while True:
+            with self._cv:
+                while not self._queue:
+                    me.name = "mapi-idle"        # as mapi.workers names a worker between jobs
+                    self._cv.wait()
+                device = next(iter(self._queue))
+                build, nice = self._queue.pop(device)
+                me.name = "mapi-plan-%s" % getattr(device, "name", "?")
+            _set_nice(tid, nice)
+            try:
+                build()
+            except Exception:
+                log.exception("building the next plan of %s failed", me.name[10:])
+            device = build = None
+
+
+PLANNER = Planner()
+
+
+def _nice():
+    try:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    except (OSError, AttributeError):
+        return None
+
+
+def _set_nice(tid, nice):
+    if nice is None:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, nice)
+    except OSError:
+        pass                    # a higher priority takes a privilege this process may not have

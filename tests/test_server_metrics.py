@@ -43,7 +43,9 @@ CLIENT = """
     mapi.connect(fd)
     mapi.start_offline_device("card")
     mapi.wait_offline_device("card")
-    emit({"fd": fd, "buffer": mapi.read_results(fd, buf).value})
+    # what the client itself reads out of its ring: the packets and captured bytes it got
+    got, nbytes = mapi.api.function_instance(fd, buf).drain_all(0.2)
+    emit({"fd": fd, "buffer": mapi.read_results(fd, buf).value, "read": got, "bytes": nbytes})
     sys.stdin.readline()
 """
 
@@ -79,6 +81,16 @@ def test_metrics_match_the_engine(tmp_path):
     assert value(metrics["scampi_client_drops_total"], layer="buffers", **who) == drops
     assert value(metrics["scampi_device_drops_total"], device="card", layer="buffers") == drops
     assert value(metrics["scampi_clients"]) >= 1
+    # bytes per flow and per client: what the client read out of its ring, byte for byte
+    assert got["read"] == buffered
+    assert value(metrics["scampi_flow_buffer_bytes_total"], fd=got["fd"], **who) == got["bytes"]
+    assert value(metrics["scampi_client_buffer_bytes_total"], **who) == got["bytes"]
+    assert value(metrics["scampi_client_packets_total"], **who) == PACKETS
+    assert value(metrics["scampi_client_flows"], **who) == 1
+    assert value(metrics["scampi_client_drops_total"], layer="socket", **who) == 0
+    # a trace loses nothing below the engine
+    for layer in ("kernel", "interface"):
+        assert value(metrics["scampi_device_drops_total"], device="card", layer=layer) == 0
     placements = {l["placement"]: v for l, v in metrics["scampi_device_nodes"] if l["device"] == "card"}
     # the COMBO6 emulator takes the filter (LUP) and the counter (STU); the buffer is software
     assert placements == {"LUP": 1, "STU": 1, "software": 1}

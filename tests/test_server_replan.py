@@ -64,3 +64,43 @@ def test_connect_while_a_batch_is_held(tracefile, where):
         assert mapi.read_results(late, count).value == PACKETS - first
     finally:
         mapi.delete_offline_device(dev)
+
+
+def test_connects_that_come_together_all_join(tracefile, where):
+    """Several flows connected at once while the engine is held: their plan is built off the
+    calling thread (one build may cover several connects); each flow still sees exactly the
+    packets from one batch boundary on, and its counter agrees with its buffer."""
+    dev = mapi.create_offline_device(str(tracefile))
+    try:
+        held = mapi.create_flow(dev)
+        hbuf = mapi.apply_function(held, "TO_BUFFER", mapi.WAIT, 1 << 20)
+        mapi.connect(held)
+        mapi.start_offline_device(dev)
+        while mapi.read_results(held, hbuf).value["written"] == 0:
+            time.sleep(0.01)
+        late = []
+        for i in range(8):
+            fd = mapi.create_flow(dev)
+            late.append((fd, mapi.apply_function(fd, "BPF_FILTER", "ip or not ip"),
+                         mapi.apply_function(fd, "PKT_COUNTER"),
+                         mapi.apply_function(fd, "TO_BUFFER", mapi.WAIT, 64 << 20)))
+        threads = [threading.Thread(target=mapi.connect, args=(fd,)) for fd, *_ in late]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        seqs = {fd: [] for fd, *_ in late}
+        readers = [threading.Thread(target=lambda fd=fd, buf=buf: mapi.loop(
+            fd, buf, 0, lambda p: seqs[fd].append(p.seq))) for fd, _, _, buf in late]
+        for r in readers:
+            r.start()
+        mapi.loop(held, hbuf, 0, lambda p: None)
+        for r in readers:
+            r.join(60)
+        mapi.wait_offline_device(dev)
+        for fd, _, count, _ in late:
+            got = seqs[fd]
+            assert got and got == list(range(got[0], PACKETS)), fd
+            assert mapi.read_results(fd, count).value == len(got)
+    finally:
+        mapi.delete_offline_device(dev)

@@ -385,7 +385,9 @@ def clients_part(args):
     print("  results equal to the in-process engine's: %d of %d clients; packets lost: %d"
           % (exact, len(got), lost))
     print("  mapid memory (MB): before the replay %s, after %s" % (rss0, rss1))
-    print("  control round trip (create_flow + 2 apply + connect) while packets flow:")
+    print("  control round trip (create_flow + 2 apply + connect) while packets flow "
+          "(load average now %.2f; the calling process runs at normal priority):"
+          % os.getloadavg()[0])
     for name, key, src in (("mapid, an idle device", "idle", trips),
                            ("mapid, the replaying device", "replay", trips),
                            ("in-process, the replaying device", "replay", local_trips)):

@@ -12,6 +12,8 @@ passes the filters above it (measured on the running graph; 1 before anything wa
 A node shared by several flows is charged once; a connect is admitted when the nodes it would
 add fit into what is left."""
 import threading
+import time
+import weakref
 
 from mapi import api
 from mapi.errors import ELIMIT
@@ -20,31 +22,49 @@ from mapi.organizer import node_key, order_chain
 from .policy import Refusal
 
 MIN_MEASURED = 1000            # packets a node must have seen before its share counts
+SHARE_REFRESH = 0.5            # seconds a node's measured share is reused for
 
 
 class Ledger:
-    """Live reservations in memory (the database holds the durable copy)."""
+    """Live reservations in memory (the database holds the durable copy), with each level's
+    running totals (a quota check reads one number, not every reservation)."""
 
     def __init__(self):
         self.lock = threading.Lock()
         self.items = {}                 # reservation id -> (levels, amounts)
+        self.totals = {}                # (level, quota) -> sum over the reservations
+
+    def _count(self, levels, amounts, sign):
+        for lv in set(levels):
+            for quota, n in amounts.items():
+                key = (lv, quota)
+                self.totals[key] = self.totals.get(key, 0) + sign * n
 
     def add(self, rid, levels, amounts):
         with self.lock:
+            self.remove_locked(rid)
             self.items[rid] = (list(levels), dict(amounts))
+            self._count(levels, amounts, 1)
 
     def update(self, rid, amounts):
         with self.lock:
-            levels, _ = self.items[rid]
+            levels, old = self.items[rid]
+            self._count(levels, old, -1)
             self.items[rid] = (levels, dict(amounts))
+            self._count(levels, amounts, 1)
 
     def remove(self, rid):
         with self.lock:
-            self.items.pop(rid, None)
+            self.remove_locked(rid)
+
+    def remove_locked(self, rid):
+        item = self.items.pop(rid, None)
+        if item is not None:
+            self._count(item[0], item[1], -1)
 
     def usage(self, level, quota):
         with self.lock:
-            return sum(a.get(quota, 0) for lv, a in self.items.values() if level in lv)
+            return self.totals.get((level, quota), 0)
 
 
 class Capacity:
@@ -52,6 +72,7 @@ class Capacity:
         self.costs = dict(costs)            # cost class -> ns per packet
         self.configure(config)
         self.lock = threading.Lock()        # one admission decision at a time
+        self._shares = weakref.WeakKeyDictionary()  # device -> (when, {node: cost x share})
 
     def configure(self, config):
         self.default_budget = float(config.get("cpu_budget", 1.0))
@@ -75,11 +96,21 @@ class Capacity:
 
     # --- the load of a device ----------------------------------------------------------------
     def load(self, device, rate):
-        """CPU seconds per second the device's graph uses now: Σ node cost × its packet rate."""
+        """CPU seconds per second the device's graph uses now: Σ node cost × its packet rate.
+        A node's cost × share is measured at most every SHARE_REFRESH seconds (a connect walks
+        the graph's nodes, it does not re-read every node's counters)."""
+        now = time.monotonic()
+        cached = self._shares.get(device)
+        if cached is None or now - cached[0] > SHARE_REFRESH:
+            cached = self._shares[device] = (now, weakref.WeakKeyDictionary())
+        per_node = cached[1]
         total = 0.0
         for node in device.graph.nodes():
-            total += self.node_cost(node.desc) * rate * _share_in(device, node)
-        return total
+            c = per_node.get(node)
+            if c is None:
+                c = per_node[node] = self.node_cost(node.desc) * _share_in(device, node)
+            total += c
+        return total * rate
 
     def new_nodes(self, fd):
         """[(descriptor, share of packets reaching it)] of the nodes connecting flow fd would add
@@ -152,9 +183,9 @@ def _hits(device, node):
 
 def _share_in(device, node):
     """Share of the device's packets that reach node (1 until measured)."""
-    pin, _ = _hits(device, node)
     if device.packets < MIN_MEASURED:
         return 1.0
+    pin, _ = _hits(device, node)
     return min(1.0, pin / device.packets)
 
 

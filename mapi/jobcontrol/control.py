@@ -289,7 +289,9 @@ class JobControl:
         if lib is not None and hold.library is None:
             hold.library = client.libraries.get(lib.name)
         hold.amounts["functions"] = hold.functions
-        self._update(hold)
+        # the quotas count from memory at once; the database row is written once, at connect
+        # (_hold_cpu), not at every function of the flow
+        self.ledger.update(hold.rid, hold.amounts)
 
     def _update(self, hold):
         self.ledger.update(hold.rid, hold.amounts)

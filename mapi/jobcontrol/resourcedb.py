@@ -2,8 +2,8 @@
 request made (with their dependencies: a loaded library and the flows that apply its
 functions), and an audit log of every authorisation decision.
 
-SQLite (stdlib sqlite3) in WAL mode, by default /var/lib/scampi/mapid.db.  Reservations and
-refusals are committed before the call is answered, so they survive mapid being killed (-9);
+SQLite (stdlib sqlite3) in WAL mode, by default /var/lib/scampi/mapid.db.  Reservations (a
+flow's amounts as of its connect) and refusals are committed before the call is answered, so they survive mapid being killed (-9);
 allowed decisions are queued and committed by a writer thread within AUDIT_DELAY seconds.
 A starting mapid drops the reservations of server instances that are gone (with them their
 clients) and keeps principals, revocations and the audit log."""

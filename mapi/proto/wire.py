@@ -3,6 +3,7 @@ descriptors ride along as SCM_RIGHTS with the frame's first byte, `nfds` of them
 import array
 import socket
 import struct
+import threading
 from collections import deque
 
 from . import PROTOCOL_VERSION, pb
@@ -47,6 +48,18 @@ def close_fds(fds):
             pass
 
 
+_local = threading.local()
+
+
+def _scratch():
+    """This thread's receive buffer: recvmsg(RECV_SIZE) would allocate (and fault in) 256 KiB
+    for every read, however little came."""
+    buf = getattr(_local, "buf", None)
+    if buf is None:
+        buf = _local.buf = memoryview(bytearray(RECV_SIZE))
+    return buf
+
+
 class FrameReader:
     """Bytes and descriptors received so far, cut into frames."""
 
@@ -57,7 +70,9 @@ class FrameReader:
 
     def recv(self, sock, flags=0):
         """Read what the socket has; False at the end of the stream."""
-        data, anc, flags, _ = sock.recvmsg(RECV_SIZE, ANC_SPACE, flags)
+        scratch = _scratch()
+        n, anc, flags, _ = sock.recvmsg_into([scratch], ANC_SPACE, flags)
+        data = scratch[:n]
         for level, kind, payload in anc:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 fds = array.array("i")

@@ -242,13 +242,19 @@ class Engine(Views, OfferedDevices):
         """Connect; returns ([(fid, mode, capacity, lossless, ring)], [event fids]).  Waits for
         no batch: the flow's plan is installed between two batches by the engine itself."""
         self.check_flow(session, fd)
-        with engine_priority():                 # a live device starts capturing here
-            self._call(api.connect, fd)
         with self.lock:
             name = self.flow_device[fd]
+        dev = self.device_object(name)
+        if not dev.offline and dev.state == "created":
+            with engine_priority():             # a live device starts capturing here
+                self._call(api.connect, fd)
+        else:
+            # nothing starts: the call keeps its priority (at the engine's it would queue
+            # behind every busy thread of the machine)
+            self._call(api.connect, fd)
+        with self.lock:
             fids = list(self.flow_fids.get(fd, ()))
             private = name in self.private
-        dev = self.device_object(name)
         buffers, event_fids = [], []
         for fid in fids:
             inst = api.function_instance(fd, fid)
