@@ -92,6 +92,7 @@ check-imports:
 
 bench: engine shim pyc wasm-example
 	@$(PY) tools/bench.py $(BENCH_ARGS)
+	@$(PY) tools/bench_cooking.py $(BENCH_COOKING_ARGS)
 	@$(PY) tools/bench_server.py $(BENCH_SERVER_ARGS)
 	@$(PY) tools/bench_wasm.py
 	@$(PY) tools/bench_remote.py $(BENCH_REMOTE_ARGS)

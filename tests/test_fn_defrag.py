@@ -1,13 +1,15 @@
-"""DEFRAG: the reassembled datagrams of the corpus's fragment traces against tshark's reassembly,
-hand-built overlaps under each policy, limits and timeouts."""
+"""DEFRAG: the reassembled datagrams of a generated trace with IPv4 and IPv6 fragments (in order
+and reversed) and of the corpus's fragment traces against tshark's reassembly, hand-built
+overlaps under each policy, limits and timeouts."""
 import re
 import subprocess
 
 import dpkt
 import pytest
 
-from helpers import CORPUS, need_tool, replay
+from helpers import CORPUS, generated, inputs, name_of, need_tool, needs_corpus, replay
 from helpers.pktbuild import MAC_A, MAC_B, assert_rejected, ip4, ip6, write_pcap
+from helpers.reassembly import assert_streams_equal_tshark, cooked
 
 PCAP = CORPUS / "pcap"
 FRAGMENT_TRACES = ["PcapPlusPlus__frag_with_padding.pcap", "PcapPlusPlus__ip4_fragments.pcap",
@@ -40,11 +42,9 @@ def tshark_reassembled(path):
     return {n: (v, bytes(d[:length])) for n, (v, length, d) in found.items()}
 
 
-@pytest.mark.parametrize("name", FRAGMENT_TRACES)
-def test_corpus_datagrams_equal_tshark_reassembly(name):
-    path = PCAP / name
-    if not path.exists():
-        pytest.skip("corpus %s absent" % path)
+@pytest.mark.parametrize("path", inputs([generated("fragments.pcap")] + FRAGMENT_TRACES, base="pcap"))
+def test_datagrams_equal_tshark_reassembly(path):
+    name = name_of(path)
     ref = tshark_reassembled(path)
     r = replay(path, [("DEFRAG", (), dict(timeout="1h"))])       # tshark has no timeout
     st = r.results[0].value
@@ -55,10 +55,12 @@ def test_corpus_datagrams_equal_tshark_reassembly(name):
         if p.seq + 1 in ref:
             ours[p.seq + 1] = p
     assert st["reassembled"] == len(ref) and set(ours) == set(ref), (st, sorted(ref))
+    if name == "fragments.pcap":                       # both versions, both orders, and a lot
+        assert len(ref) > 300 and {v for v, _ in ref.values()} == {4, 6}
     for number, (version, payload) in ref.items():
         data = ours[number].data
         assert data.endswith(payload), number
-        eth = dpkt.ethernet.Ethernet(data) if path.name.find("frag-ip-tcp") < 0 else None
+        eth = dpkt.ethernet.Ethernet(data) if str(path).find("frag-ip-tcp") < 0 else None
         ip = eth.data if eth is not None else dpkt.ip.IP(data)
         while isinstance(ip, dpkt.ethernet.Ethernet) or not isinstance(ip, (dpkt.ip.IP, dpkt.ip6.IP6)):
             ip = ip.data                              # VLAN-tagged frames: dpkt unwraps
@@ -188,11 +190,21 @@ def test_timeout_limits_and_end_of_stream(tmp_path):
     assert st["given_up_fragments"] == 4 and st["held_datagrams"] == 0
 
 
-def test_defrag_then_cooking_sees_fragmented_tcp(tmp_path):
+def test_defrag_then_cooking_sees_fragmented_tcp():
+    """TCP segments sent as fragments: COOKING alone misses their bytes; after DEFRAG its
+    streams equal tshark's (which reassembles IP first)."""
+    path = generated("fragments.pcap")
+    alone = cooked(path)[1]
+    assert alone["not_tcp"] > 100                      # the fragments
+    assert assert_streams_equal_tshark(path, "fragments.pcap", before=[("DEFRAG", (), {})]) > 50
+    both = cooked(path, before=[("DEFRAG", (), {})])[1]
+    assert both["bytes"] > alone["bytes"] and both["gaps"] == 0
+
+
+@needs_corpus
+def test_corpus_defrag_then_cooking_sees_fragmented_tcp():
     name = "suricata-verify__defrag__bug-6887-defrag-eth-vlan-ipv6-tcp__frag-eth-vlan-ipv6-tcp.pcap"
     path = PCAP / name
-    if not path.exists():
-        pytest.skip("corpus absent")
     alone = replay(path, [("COOKING", (), {})], buffer=False).results[0].value
     both = replay(path, [("DEFRAG", (), {}), ("COOKING", (), {})], buffer=False).results[1].value
     follow = subprocess.run([need_tool("tshark"), "-r", str(path), "-q", "-z", "follow,tcp,raw,0"],
@@ -202,6 +214,6 @@ def test_defrag_then_cooking_sees_fragmented_tcp(tmp_path):
 
 
 def test_bad_arguments():
-    assert_rejected(PCAP / "PcapPlusPlus__ip4_fragments.pcap", "DEFRAG",
+    assert_rejected(generated("fragments.pcap"), "DEFRAG",
                     [(("bsd",), {}, "policy"), ((), dict(max_datagrams=0), "max_datagrams"),
                      ((), dict(timeout="soon"), "timeout")])

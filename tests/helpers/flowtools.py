@@ -51,8 +51,14 @@ class Nfcapd:
         for line in out.stdout.splitlines():
             f = [x.strip() for x in line.split("|")]
             if len(f) == 7:
-                rows[(int(f[0]), f[1], int(f[2]), f[3], int(f[4]), int(f[5]), int(f[6]))] += 1
+                rows[(int(f[0]), f[1], port(f[2]), f[3], port(f[4]), int(f[5]), int(f[6]))] += 1
         return rows
+
+
+def port(text):
+    """A port as nfdump prints it; ICMP's type.code is type * 256 + code (NetFlow's dport)."""
+    t, _, c = text.partition(".")
+    return int(t) * 256 + int(c) if c else int(t)
 
 
 def softflowd(trace, port, version, timeouts):

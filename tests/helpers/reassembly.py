@@ -10,16 +10,17 @@ SEP = "===================================================================\n"
 MISSING = re.compile(rb"\[(\d+) bytes missing in capture file\]\x00?")
 
 
-def cooked(path, **kw):
-    """Our chunks of `path`, grouped: {(connection, direction): [Chunk]}, and the counters."""
+def cooked(path, before=(), **kw):
+    """Our chunks of `path`, grouped: {(connection, direction): [Chunk]}, and the counters.
+    `before`: functions applied ahead of COOKING, [(name, args, kwargs)] (DEFRAG...)."""
     from scampi.plugins.stdfuncs.cooking import chunk_info
-    r = replay(path, [("COOKING", (), kw)])
+    r = replay(path, list(before) + [("COOKING", (), kw)])
     out = collections.defaultdict(list)
     for p in r.packets:
         assert p.linktype == 101
         c = chunk_info(p.data)
         out[(c.connection, c.direction)].append(c)
-    return out, r.results[0].value
+    return out, r.results[len(before)].value
 
 
 def runs(chunks):

@@ -114,14 +114,49 @@ static uint32_t payload_start(const uint8_t *p, uint32_t caplen, const mapi_hdr 
     return l4;
 }
 
-/* The transport checksum field to update for an address change, or NULL. */
+/* Where a later fragment's data begins and its offset in the datagram (bytes); 0 if not found. */
+static int fragment_at(const uint8_t *p, uint32_t caplen, const mapi_hdr *h, uint32_t *data,
+                       uint32_t *fo)
+{
+    const uint8_t *ip = p + h->l3_off;
+    if (h->ipver == 4) {
+        *data = h->l3_off + (uint32_t)(ip[0] & 0x0F) * 4;
+        *fo = (uint32_t)((ip[6] & 0x1F) << 8 | ip[7]) * 8;
+        return 1;
+    }
+    uint8_t nh = ip[6];
+    uint32_t off = h->l3_off + 40;
+    while (caplen >= off + 8) {                     /* the walk mapi_hdr_parse made */
+        if (nh == 44) {
+            *data = off + 8;
+            *fo = (uint32_t)(p[off + 2] << 8 | p[off + 3]) & 0xFFF8;
+            return 1;
+        }
+        if (nh != 0 && nh != 43 && nh != 60 && nh != 51) return 0;
+        uint32_t len = nh == 51 ? ((uint32_t)p[off + 1] + 2) * 4 : ((uint32_t)p[off + 1] + 1) * 8;
+        nh = p[off];
+        off += len;
+    }
+    return 0;
+}
+
+/* The transport checksum field to update for an address change, or NULL: in the transport
+ * header, or in the later fragment that holds it when fragments cut the header short (RFC 1858's
+ * tiny fragments); never in link padding after the IP packet. */
 static uint8_t *l4_checksum(uint8_t *p, uint32_t caplen, const mapi_hdr *h)
 {
-    uint32_t l4 = h->l4_off;
-    if (!l4 || (h->flags & MAPI_HDR_LATER_FRAGMENT)) return NULL;
-    uint32_t at = h->proto == 6 ? 16 : (h->proto == 17 || h->proto == 58) ? (h->proto == 17 ? 6 : 2) : 0;
-    if (!at || caplen < l4 + at + 2) return NULL;
-    uint8_t *c = p + l4 + at;
+    uint32_t at = h->proto == 6 ? 16 : h->proto == 17 ? 6 : h->proto == 58 ? 2 : 0;
+    uint32_t data = h->l4_off, fo = 0;
+    if (!at) return NULL;
+    if (h->flags & MAPI_HDR_LATER_FRAGMENT) {
+        if (!fragment_at(p, caplen, h, &data, &fo) || fo > at) return NULL;
+    } else if (!data) {
+        return NULL;
+    }
+    uint32_t end = mapi_ip_end(p, caplen, h->l3_off, h->ipver);
+    if (end > caplen) end = caplen;
+    if (data + at - fo + 2 > end) return NULL;       /* in a later fragment, or not captured */
+    uint8_t *c = p + data + at - fo;
     if (h->proto == 17 && h->ipver == 4 && c[0] == 0 && c[1] == 0) return NULL;   /* no checksum */
     return c;
 }

@@ -18,8 +18,10 @@
 #include "waitq.h"
 
 #define NO_FIN UINT64_MAX
-#define OLDEST(c) ((conn *)(c)->lru.oldest)
+#define OLDEST(c) lru_conn((c)->lru.oldest)
 #define CONN(n) ((conn *)((char *)(n) - offsetof(conn, hn)))
+#define AHEAD_FRAME 4              /* packets ahead whose first bytes are fetched into cache */
+#define AHEAD_CONN 2               /* packets ahead whose connection is fetched into cache */
 #define WINDOW (1u << 30)          /* a segment further than this from `next` is not ours */
 #define F_FIN 0x01
 #define F_SYN 0x02
@@ -45,16 +47,21 @@ typedef struct half {              /* one direction of a connection */
     uint32_t held_bytes;
 } half;
 
-typedef struct conn {
-    mapi_lru_node lru;             /* creation order, oldest first (first member) */
+typedef struct conn {               /* the key in the first cache line (aligned), for lookups */
     mapi_hnode hn;                 /* hash chain */
     uint8_t addr[2][16];           /* side 0 opened the connection */
     uint16_t port[2];
     uint8_t v6, closed;            /* closed: FIN both ways or RST; kept close_ns */
-    uint64_t id;
     int64_t last_ts;
+    mapi_lru_node lru;             /* creation order, oldest first */
+    uint64_t id;
     half h[2];
 } conn;
+
+static inline conn *lru_conn(mapi_lru_node *n)
+{
+    return n ? (conn *)((char *)n - offsetof(conn, lru)) : NULL;
+}
 
 struct mapi_cooking {
     mapi_cooking_config cfg;
@@ -378,7 +385,7 @@ static conn *lookup(mapi_cooking *c, const mapi_hdr *hd, int v6, int *dir, uint3
 {
     uint32_t x = side_hash(hd->src, hd->sport, v6) + side_hash(hd->dst, hd->dport, v6);
     *hash = x;
-    for (mapi_hnode *n = mapi_htab_bucket(&c->tab, x); n; n = n->next) {
+    for (mapi_hnode *n = c->tab.b[x & c->tab.mask]; n; n = n->next) {
         conn *k = CONN(n);
         if (n->hash != x || k->v6 != v6) continue;
         for (int d = 0; d < 2; d++)
@@ -402,8 +409,9 @@ static void enforce_limits(mapi_cooking *c, conn *keep)
 
 static conn *new_conn(mapi_cooking *c, const mapi_hdr *hd, int v6, uint32_t hash, int *dir)
 {
-    conn *k = calloc(1, sizeof *k);
+    conn *k = aligned_alloc(64, (sizeof *k + 63) & ~(size_t)63);
     if (!k) return NULL;
+    memset(k, 0, sizeof *k);
     /* side 0 opened the connection: the SYN's sender, the SYN-ACK's receiver, else the sender */
     int d = ((hd->tcp_flags & (F_SYN | F_ACK)) == (F_SYN | F_ACK)) ? 1 : 0;
     int alen = v6 ? 16 : 4;
@@ -425,42 +433,62 @@ static conn *new_conn(mapi_cooking *c, const mapi_hdr *hd, int v6, uint32_t hash
     return k;
 }
 
-/* Ethernet II, IPv4, TCP, not a fragment (most frames): the fields packet() reads, as
- * mapi_hdr_parse gives them, without its walk; 0 when the frame is not that. */
-static int parse_eth_ipv4_tcp(const uint8_t *p, uint32_t caplen, mapi_hdr *hd)
+/* Ethernet II frames of IPv4 or IPv6 (most frames), read straight: 4 or 6 for TCP, with the
+ * fields packet() reads as mapi_hdr_parse gives them and *ip_end; -1 for another transport
+ * (surely not TCP); 0 when the general parser must look (tags, options, fragments...). */
+static int parse_ethernet(const uint8_t *p, uint32_t caplen, mapi_hdr *hd, uint32_t *ip_end)
 {
-    if (caplen < 54 || p[12] != 0x08 || p[13] != 0x00 || (p[14] & 0xF0) != 0x40 ||
-        (p[14] & 0x0F) < 5 || p[23] != 6 || ((p[20] << 8 | p[21]) & 0x3FFF))
+    if (caplen < 54) return 0;
+    uint32_t type = (uint32_t)(p[12] << 8 | p[13]), l4;
+    int v;
+    if (type == 0x0800 && (p[14] & 0xF0) == 0x40 && (p[14] & 0x0F) >= 5) {
+        if (p[23] != 6) return -1;
+        if ((p[20] << 8 | p[21]) & 0x3FFF) return 0;
+        l4 = 14 + (uint32_t)(p[14] & 0x0F) * 4;
+        memcpy(hd->src, p + 26, 4);
+        memcpy(hd->dst, p + 30, 4);
+        *ip_end = 14 + (uint32_t)(p[16] << 8 | p[17]);
+        v = 4;
+    } else if (type == 0x86DD && (p[14] & 0xF0) == 0x60) {
+        if (p[20] == 17 || p[20] == 58 || p[20] == 59) return -1;   /* UDP, ICMPv6, none */
+        if (p[20] != 6) return 0;                                    /* extension headers */
+        l4 = 54;
+        memcpy(hd->src, p + 22, 16);
+        memcpy(hd->dst, p + 38, 16);
+        *ip_end = 54 + (uint32_t)(p[18] << 8 | p[19]);
+        v = 6;
+    } else {
         return 0;
-    uint32_t l4 = 14 + (uint32_t)(p[14] & 0x0F) * 4;
+    }
     if (caplen < l4 + 20) return 0;
     const uint8_t *t = p + l4;
-    memcpy(hd->src, p + 26, 4);
-    memcpy(hd->dst, p + 30, 4);
-    hd->sport = (uint16_t)(t[0] << 8 | t[1]);
-    hd->dport = (uint16_t)(t[2] << 8 | t[3]);
+    hd->sport = rd16(t);
+    hd->dport = rd16(t + 2);
     hd->tcp_seq = (uint32_t)t[4] << 24 | (uint32_t)t[5] << 16 | (uint32_t)t[6] << 8 | t[7];
     hd->tcp_flags = t[13];
     hd->proto = 6;
     hd->flags = MAPI_HDR_HAS_PORTS | MAPI_HDR_HAS_TCP;
     hd->l3_off = 14;
     hd->l4_off = l4;
-    return 4;
+    return v;
 }
 
 static void packet(mapi_cooking *c, int32_t linktype, const uint8_t *p, uint32_t caplen)
 {
     mapi_hdr hd;
-    int v = linktype == 1 ? parse_eth_ipv4_tcp(p, caplen, &hd) : 0;
-    if (!v) v = mapi_hdr_parse(linktype, p, caplen, &hd);
-    if (!v || hd.proto != 6 || !(hd.flags & MAPI_HDR_HAS_TCP) || (hd.flags & MAPI_HDR_FRAGMENT) ||
-        caplen < hd.l4_off + 20) {
+    uint32_t ip_end = 0;
+    int v = linktype == 1 ? parse_ethernet(p, caplen, &hd, &ip_end) : 0;
+    if (!v) {
+        v = mapi_hdr_parse(linktype, p, caplen, &hd);
+        if (v) ip_end = mapi_ip_end(p, caplen, hd.l3_off, v);
+    }
+    if (v <= 0 || hd.proto != 6 || !(hd.flags & MAPI_HDR_HAS_TCP) ||
+        (hd.flags & MAPI_HDR_FRAGMENT) || caplen < hd.l4_off + 20) {
         c->st.not_tcp++;
         return;
     }
     const uint8_t *t = p + hd.l4_off;
     uint32_t thl = (uint32_t)(t[12] >> 4) * 4;
-    uint32_t ip_end = mapi_ip_end(p, caplen, hd.l3_off, v);
     if (thl < 20 || ip_end < hd.l4_off + thl) { c->st.not_tcp++; return; }
     uint32_t n = ip_end - hd.l4_off - thl;              /* payload by the IP length (no padding) */
     uint32_t have = caplen > hd.l4_off + thl ? caplen - hd.l4_off - thl : 0;
@@ -492,6 +520,18 @@ static void packet(mapi_cooking *c, int32_t linktype, const uint8_t *p, uint32_t
     if (c->st.held_bytes > c->cfg.max_bytes) enforce_limits(c, k);
 }
 
+/* Fetch into cache the connection an Ethernet/IPv4/TCP frame coming soon belongs to (its
+ * bucket's first entry): a lookup otherwise waits for memory once per packet. */
+static void fetch_conn(mapi_cooking *c, const uint8_t *p, uint32_t caplen)
+{
+    if (caplen < 54 || p[12] != 0x08 || p[13] != 0x00 || p[14] != 0x45 || p[23] != 6) return;
+    uint32_t x = side_hash(p + 26, rd16(p + 34), 0) + side_hash(p + 30, rd16(p + 36), 0);
+    mapi_hnode *n = c->tab.b[x & c->tab.mask];
+    if (!n) return;
+    const char *k = (const char *)CONN(n);
+    for (size_t at = 0; at < sizeof(conn); at += 64) __builtin_prefetch(k + at);
+}
+
 /* Timeouts, by packet time, every half of the shortest of them. */
 static void sweep(mapi_cooking *c)
 {
@@ -500,7 +540,7 @@ static void sweep(mapi_cooking *c)
     c->next_sweep = c->now + (step > 2 ? step / 2 : 1);
     conn *k = OLDEST(c);
     while (k) {
-        conn *nx = (conn *)k->lru.next;
+        conn *nx = lru_conn(k->lru.next);
         int64_t idle = c->now - k->last_ts;
         if (k->closed ? idle >= c->cfg.close_ns : idle >= c->cfg.idle_ns) {
             if (!k->closed) c->st.idle_expired++;
@@ -524,6 +564,13 @@ uint32_t mapi_cooking_kernel(void *state, const mapi_batch *b, const uint32_t *s
     mapi_waitpool_reserve(&c->wait, nsel);
     for (uint32_t j = 0; j < nsel; j++) {
         uint32_t i = sel[j];
+        if (j + AHEAD_FRAME < nsel) {
+            const uint8_t *f = b->base + b->off[sel[j + AHEAD_FRAME]];
+            __builtin_prefetch(f);
+            __builtin_prefetch(f + 64);
+        }
+        if (j + AHEAD_CONN < nsel && b->linktype == 1)
+            fetch_conn(c, b->base + b->off[sel[j + AHEAD_CONN]], b->caplen[sel[j + AHEAD_CONN]]);
         c->now = b->ts[i];
         c->cur_seq = mapi_batch_seq(b, i);
         if (c->now >= c->next_sweep) sweep(c);

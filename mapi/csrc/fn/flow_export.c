@@ -73,8 +73,11 @@ static const field IPFIX_COMMON[] = {{7, 2, 0}, {11, 2, 0}, {4, 1, 0}, {5, 1, 0}
                                      {10, 4, 0}, {152, 8, 0}, {153, 8, 0}, {2, 8, 0}, {1, 8, 0},
                                      {136, 1, 0}};
 static const field IPFIX_REVERSE[] = {{2, 8, PEN_REVERSE}, {1, 8, PEN_REVERSE}, {6, 2, PEN_REVERSE}};
+/* v9 also carries ICMP_TYPE (32; type * 256 + code, as the destination port holds it), where
+ * nfdump reads an ICMP flow's type and code from in v9 */
 static const field V9_COMMON[] = {{7, 2, 0}, {11, 2, 0}, {4, 1, 0}, {5, 1, 0}, {6, 1, 0},
-                                  {10, 4, 0}, {22, 4, 0}, {21, 4, 0}, {2, 8, 0}, {1, 8, 0}};
+                                  {10, 4, 0}, {22, 4, 0}, {21, 4, 0}, {2, 8, 0}, {1, 8, 0},
+                                  {32, 2, 0}};
 static const field V9_REVERSE[] = {{24, 8, 0}, {23, 8, 0}};
 static const field IPFIX_OPTIONS[] = {{149, 4, 0}, {41, 8, 0}, {42, 8, 0}, {40, 8, 0},
                                       {164, 8, 0}, {34, 4, 0}, {35, 1, 0}};
@@ -211,7 +214,7 @@ static uint32_t record_len(const mapi_flowexp *e, int v6)
 {
     if (e->format == MAPI_FLOWEXP_V5) return 48;
     if (e->format == MAPI_FLOWEXP_IPFIX) return (v6 ? 77 : 53) + (e->biflow ? 18 : 0);
-    return (v6 ? 67 : 43) + (e->biflow ? 16 : 0);
+    return (v6 ? 69 : 45) + (e->biflow ? 16 : 0);
 }
 
 static uint32_t rel_ms(const mapi_flowexp *e, int64_t ns) { return (uint32_t)(ns / 1000000 - e->boot_ms); }
@@ -262,6 +265,7 @@ void mapi_flowexp_add(mapi_flowexp *e, const void *record, int32_t reason, uint8
         p = put8(p, flags); p = put32(p, r->input);
         p = put32(p, rel_ms(e, r->first_ns)); p = put32(p, rel_ms(e, r->last_ns));
         p = put64(p, r->packets); p = put64(p, r->bytes);
+        p = put16(p, r->proto == 1 || r->proto == 58 ? r->dport : 0);
         if (e->biflow) { p = put64(p, r->out_packets); p = put64(p, r->out_bytes); }
     }
     e->len = (uint32_t)(p - e->buf);

@@ -12,7 +12,8 @@
  * (42), exportedOctetTotalCount (40), ignoredPacketTotalCount (164), samplingInterval (34),
  * samplingAlgorithm (35).  Sequence numbers count data records.
  * v9: the same fields under their v9 names (TCP_FLAGS 1 byte, FIRST/LAST_SWITCHED in sysUptime
- * ms, OUT_PKTS/OUT_BYTES for the reverse direction), options template 258 with scope System and
+ * ms, OUT_PKTS/OUT_BYTES for the reverse direction) plus ICMP_TYPE (32: type * 256 + code for
+ * ICMP/ICMPv6, else 0; nfdump reads an ICMP flow's type from it), options template 258 with scope System and
  * SAMPLING_INTERVAL, SAMPLING_ALGORITHM, TOTAL_BYTES_EXP, TOTAL_PKTS_EXP, TOTAL_FLOWS_EXP;
  * flowsets padded to 4 bytes; sequence numbers count export packets.
  * v5: 30 records per message at most, IPv4 only (IPv6 records are counted as not exportable),

@@ -23,10 +23,14 @@ static uint64_t host_sum_words(const uint8_t *p, size_t n)
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 /* The same sum, 16-bit words widened into 32-bit lanes (the folded sum does not depend on how
- * the words are grouped); lanes are emptied every 4096 blocks, before they could overflow. */
-#define VECTOR_SUM(NAME, ATTR, VEC, LOAD, ZERO, ADD32, LO16, HI16, LO32, HI32, ADD64, STORE)   \
-    ATTR static uint64_t NAME(const uint8_t *p, size_t n)                                 \
+ * the words are grouped); lanes are emptied every 4096 blocks, before they could overflow.
+ * NAME_copy also stores every block to dst as it goes (one pass: the copy's loads feed the
+ * sum). */
+#define VECTOR_SUM(NAME, ATTR, VEC, LOAD, STOREU, ZERO, ADD32, LO16, HI16, LO32, HI32, ADD64)  \
+    ATTR static inline uint64_t NAME##_blocks(uint8_t *dst, const uint8_t **pp, size_t *np)  \
     {                                                                                      \
+        const uint8_t *p = *pp;                                                            \
+        size_t n = *np;                                                                    \
         uint64_t acc = 0;                                                                  \
         const VEC zero = ZERO();                                                           \
         while (n >= sizeof(VEC)) {                                                         \
@@ -35,6 +39,7 @@ static uint64_t host_sum_words(const uint8_t *p, size_t n)
             VEC a = zero, b = zero;                                                        \
             for (size_t i = 0; i < blocks; i++, p += sizeof(VEC)) {                       \
                 VEC v = LOAD((const VEC *)p);                                              \
+                if (dst) { STOREU((VEC *)dst, v); dst += sizeof(VEC); }                    \
                 a = ADD32(a, LO16(v, zero));                                               \
                 b = ADD32(b, HI16(v, zero));                                               \
             }                                                                              \
@@ -42,27 +47,60 @@ static uint64_t host_sum_words(const uint8_t *p, size_t n)
             VEC s = ADD32(a, b);                                                           \
             VEC w = ADD64(LO32(s, zero), HI32(s, zero));                                   \
             uint64_t t[sizeof(VEC) / 8];                                                   \
-            STORE((VEC *)t, w);                                                            \
+            STOREU((VEC *)t, w);                                                           \
             for (size_t k = 0; k < sizeof(VEC) / 8; k++) acc += t[k];                     \
         }                                                                                  \
+        *pp = p;                                                                           \
+        *np = n;                                                                           \
+        return acc;                                                                        \
+    }                                                                                      \
+    ATTR static uint64_t NAME(const uint8_t *p, size_t n)                                 \
+    {                                                                                      \
+        uint64_t acc = NAME##_blocks(NULL, &p, &n);                                        \
+        return acc + host_sum_words(p, n);                                                 \
+    }                                                                                      \
+    ATTR static uint64_t NAME##_copy(uint8_t *dst, const uint8_t *p, size_t n)            \
+    {                                                                                      \
+        size_t whole = n - n % sizeof(VEC);                                                \
+        uint64_t acc = NAME##_blocks(dst, &p, &n);                                         \
+        memcpy(dst + whole, p, n);                                                         \
         return acc + host_sum_words(p, n);                                                 \
     }
-VECTOR_SUM(host_sum_sse2, , __m128i, _mm_loadu_si128, _mm_setzero_si128, _mm_add_epi32,
-           _mm_unpacklo_epi16, _mm_unpackhi_epi16, _mm_unpacklo_epi32, _mm_unpackhi_epi32,
-           _mm_add_epi64, _mm_storeu_si128)
+VECTOR_SUM(host_sum_sse2, , __m128i, _mm_loadu_si128, _mm_storeu_si128, _mm_setzero_si128,
+           _mm_add_epi32, _mm_unpacklo_epi16, _mm_unpackhi_epi16, _mm_unpacklo_epi32,
+           _mm_unpackhi_epi32, _mm_add_epi64)
 VECTOR_SUM(host_sum_avx2, __attribute__((target("avx2"))), __m256i, _mm256_loadu_si256,
-           _mm256_setzero_si256, _mm256_add_epi32, _mm256_unpacklo_epi16, _mm256_unpackhi_epi16,
-           _mm256_unpacklo_epi32, _mm256_unpackhi_epi32, _mm256_add_epi64, _mm256_storeu_si256)
+           _mm256_storeu_si256, _mm256_setzero_si256, _mm256_add_epi32, _mm256_unpacklo_epi16,
+           _mm256_unpackhi_epi16, _mm256_unpacklo_epi32, _mm256_unpackhi_epi32, _mm256_add_epi64)
+
+static int have_avx2(void)
+{
+    static int avx2 = -1;                  /* a benign race: every thread finds the same */
+    if (avx2 < 0) avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+    return avx2;
+}
 
 static uint64_t host_sum(const uint8_t *p, size_t n)
 {
-    static int avx2 = -1;                  /* a benign race: every thread finds the same */
     if (n < 64) return host_sum_words(p, n);
-    if (avx2 < 0) avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-    return avx2 ? host_sum_avx2(p, n) : host_sum_sse2(p, n);
+    return have_avx2() ? host_sum_avx2(p, n) : host_sum_sse2(p, n);
+}
+
+static uint64_t host_sum_copy(uint8_t *dst, const uint8_t *p, size_t n)
+{
+    if (n < 64) {
+        memcpy(dst, p, n);
+        return host_sum_words(dst, n);
+    }
+    return have_avx2() ? host_sum_avx2_copy(dst, p, n) : host_sum_sse2_copy(dst, p, n);
 }
 #else
 #define host_sum host_sum_words
+static uint64_t host_sum_copy(uint8_t *dst, const uint8_t *p, size_t n)
+{
+    memcpy(dst, p, n);
+    return host_sum_words(dst, n);
+}
 #endif
 
 /* RFC 1071: the one's complement sum does not depend on byte order: fold the host-order sum
@@ -84,8 +122,7 @@ uint64_t mapi_csum_add(uint64_t sum, const uint8_t *p, size_t n)
 
 uint64_t mapi_csum_copy(uint8_t *dst, const uint8_t *src, size_t n)
 {
-    memcpy(dst, src, n);                  /* libc's copy, then the sum over bytes in cache */
-    return to_network(host_sum(dst, n));
+    return to_network(host_sum_copy(dst, src, n));
 }
 
 uint16_t mapi_csum_fold(uint64_t sum)
