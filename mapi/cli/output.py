@@ -37,6 +37,9 @@ def jsonable(v):
         d = jsonable(v._asdict())
         if getattr(v, "text", None):      # and the name for people, when they have one
             d["text"] = v.text
+        for f in getattr(v, "time_fields", ()):   # ns since the epoch: ISO 8601 beside them
+            if isinstance(d.get(f), int) and d[f] > 0:
+                d[time_key(f)] = iso_utc(d[f])
         return d
     if isinstance(v, dict):
         return {str(k): jsonable(x) for k, x in v.items()}
@@ -51,6 +54,12 @@ def write_json(obj, out=None, default=None):
     out = sys.stdout if out is None else out
     json.dump(obj, out, indent=2, default=default)
     out.write("\n")
+
+
+def time_key(field):
+    """Where the ISO 8601 form of a result's time field goes: start -> start_time,
+    first_ns -> first_time (result types declare such fields in `time_fields`)."""
+    return (field[:-3] if field.endswith("_ns") else field) + "_time"
 
 
 def iso_utc(ts_ns, digits=None):
@@ -75,8 +84,14 @@ def _fmt_scalar(v):
     if isinstance(v, (list, tuple)):
         return "(%s)" % ", ".join(_fmt_scalar(x) for x in v)
     if isinstance(v, dict):
-        return ", ".join("%s=%s" % (k, _fmt_scalar(x)) for k, x in v.items())
+        return ", ".join("%s=%s" % (k, _fmt_scalar(x)) for k, x in _for_people(v))
     return "-" if v is None else str(v)
+
+
+def _for_people(d):
+    """A result dict's items, each time field as its ISO 8601 form (the raw value stays in JSON)."""
+    isos = {time_key(k) for k in d if time_key(k) in d}
+    return [(k, d[time_key(k)] if time_key(k) in isos else x) for k, x in d.items() if k not in isos]
 
 
 _SYMBOL = {GREATER: ">", LESS: "<", EQUAL: "=="}
@@ -93,7 +108,7 @@ def format_result(entry):
         if len(v) > 1:
             lines.insert(0, "%d entries:" % len(v))
     elif isinstance(v, dict) and len(_fmt_scalar(v)) > 100:
-        lines = ["%s=%s" % (k, _fmt_scalar(x)) for k, x in v.items()]
+        lines = ["%s=%s" % (k, _fmt_scalar(x)) for k, x in _for_people(v)]
     elif v is not None or entry["result_type"] != "none":
         lines = [_fmt_scalar(v)]
     passed = None
