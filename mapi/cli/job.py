@@ -339,7 +339,9 @@ class Job:
                     entry["events"] = _events(fd, fid)
                 funcs.append(entry)
             flows.append(dict(flow=fi + 1, fd=fd, spec=self.specs[fi], functions=funcs))
-        out = dict(device=self.dev, live=self.source.live, format=dinfo.get("format"),
+        # a backend reading a capture of something else (netflow: exports) names it under "capture"
+        fmt = dinfo.get("format") or (dinfo.get("capture") or {}).get("format")
+        out = dict(device=self.dev, live=self.source.live, format=fmt,
                    linktype=dinfo.get("linktype"), packets=dinfo.get("packets"), flows=flows)
         if self.source.live:
             out["stats"] = jsonable(mapi.stats(self.dev))
