@@ -76,9 +76,11 @@ def iso_utc(ts_ns, digits=None):
 
 # --- the results table of `mapi run` ------------------------------------------------------------
 def _fmt_scalar(v):
-    if isinstance(v, dict) and "text" in v:     # a named entry (TOP): the name, then the numbers
-        return "  ".join([v["text"]] + ["%s=%s" % (k, _fmt_scalar(x)) for k, x in v.items()
-                                         if k not in ("text", "value")])
+    if isinstance(v, dict) and ("text" in v or next(iter(v), None) == "value"):
+        # a ranked entry (TOP, RECORD_TOP): its name (or value), then the numbers
+        head = v["text"] if "text" in v else _fmt_scalar(v["value"])
+        return "  ".join([head] + ["%s=%s" % (k, _fmt_scalar(x)) for k, x in v.items()
+                                   if k not in ("text", "value")])
     if isinstance(v, float):
         return "%.6g" % v
     if isinstance(v, (list, tuple)):
