@@ -7,12 +7,15 @@ lays out its seeds (copied from the shared corpus, or derived from it, at run ti
 the corpus is committed), runs it for N seconds with its dictionary and prints executions,
 coverage (edges) and crashes per target.  A target that crashes is restarted for the rest of
 its time, so one bug does not hide the next; crashing inputs are kept in
-build/fuzz/NAME/crashes/ (replay: build/fuzz/NAME/NAME FILE).  Exit status 1 if any crashed.
+build/fuzz/NAME/crashes/ and printed with the command that replays them (for the C targets:
+build/fuzz/NAME/NAME FILE).  Exit status 1 if any target crashed, failed to build or executed
+no input at all (a broken target must not pass as a clean one).
 
 Corpora grow in build/fuzz/NAME/corpus across runs.  The atheris targets (Python) run in the
 project's virtualenv; they are skipped with a message if atheris is not installed.
 """
 import argparse
+import concurrent.futures
 import glob
 import os
 import re
@@ -202,6 +205,21 @@ def build(t):
     return True
 
 
+def replay_command(t, path):
+    """How to run one input through the target again (relative to the repository root)."""
+    exe = (os.path.relpath(sys.executable, ROOT) + " " + t.python) if t.python else \
+        os.path.relpath(t.exe, ROOT)
+    return "%s %s" % (exe, os.path.relpath(path, ROOT))
+
+
+def _report(out):
+    """The sanitizer's or libFuzzer's report in a target's output: from its first ERROR line."""
+    lines = out.split("Shadow bytes around")[0].splitlines()
+    first = next((i for i, l in enumerate(lines) if "ERROR:" in l or "runtime error:" in l
+                  or "Traceback" in l), max(0, len(lines) - 30))
+    return "\n".join(lines[first:first + 40])
+
+
 def lay_seeds(t):
     d = os.path.join(t.dir, "seeds")
     shutil.rmtree(d, ignore_errors=True)
@@ -238,6 +256,7 @@ def run(t, seconds):
                ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1",
                UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
     log = open(os.path.join(t.dir, "last.log"), "w")
+    reports = []
     while True:
         left = int(deadline - time.time())
         if left < 1:
@@ -250,10 +269,17 @@ def run(t, seconds):
         edges = max([edges] + [int(x) for x in re.findall(r"\bcov: (\d+)", out)])
         if "Test unit written to" not in out and "ERROR:" not in out:
             break
+        reports.append(_report(out))
         if "INITED" not in out:          # it crashed on the seeds: go on without them
             seeds = os.path.join(t.dir, "corpus")
     log.close()
     found = sorted(set(glob.glob(os.path.join(crashes_dir, "*"))) - before)
+    if found:
+        print("fuzz: %s crashed (the first report of %d):\n%s" % (t.name, len(reports), (reports or [""])[0]),
+              file=sys.stderr)
+        for f in found:
+            print("fuzz: %s: reproducer %s\n      replay: %s"
+                  % (t.name, os.path.relpath(f, ROOT), replay_command(t, f)), file=sys.stderr)
     return execs, edges, found
 
 
@@ -276,16 +302,23 @@ def main(argv=None):
     except OSError:
         pass
     rows, failed = [], False
+    # the targets build side by side (one clang each, as many as there are cores)
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        built = dict(zip([t.name for t in targets], pool.map(build, targets)))
     for t in targets:
         if t.python and subprocess.run([sys.executable, "-c", "import atheris"],
                                        capture_output=True).returncode != 0:
             rows.append((t.name, "-", "-", "skipped: atheris is not installed"))
             continue
-        if not build(t):
+        if not built[t.name]:
             rows.append((t.name, "-", "-", "BUILD FAILED"))
             failed = True
             continue
         execs, edges, found = run(t, a.seconds)
+        if not execs:            # a target that never ran its input tests nothing
+            print("fuzz: %s executed no input; its output: %s"
+                  % (t.name, os.path.relpath(os.path.join(t.dir, "last.log"), ROOT)), file=sys.stderr)
+            failed = True
         failed |= bool(found)
         rows.append((t.name, execs, edges, "%d%s" % (len(found), "".join(
             "\n    " + os.path.relpath(f, ROOT) for f in found))))

@@ -430,3 +430,18 @@ def test_progress_bar_only_on_a_terminal_or_when_asked():
     proc = subprocess.run([str(exe), "-m", "mapi.cli", "run", "-r", str(MIXED), "PKT_COUNTER"],
                           capture_output=True, timeout=60)
     assert proc.returncode == 0 and proc.stderr == b""
+
+
+def test_ranked_entries_print_alike_named_or_not():
+    """TOP's rows: the key's name when it has one (443 https), else its value; then the counts,
+    the same numbers as in JSON."""
+    flow = 'TOP(6, "port.dst", by="bytes")'
+    code, out, err = run_cli("run", "-r", MIXED, "--json", flow)
+    assert code == 0, err
+    entries = json.loads(out)["flows"][0]["functions"][0]["result"]
+    assert any("text" in e for e in entries) and any("text" not in e for e in entries)
+    code, out, err = run_cli("run", "-r", MIXED, flow)
+    assert code == 0, err
+    for i, e in enumerate(entries):
+        assert "%d. %s  packets=%d  bytes=%d" % (i + 1, e.get("text", e["value"]), e["packets"],
+                                                 e["bytes"]) in out

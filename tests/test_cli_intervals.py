@@ -235,3 +235,32 @@ def test_a_long_silence_is_one_row(tmp_path):
     assert [r["flows"][0]["functions"][0]["value"] for r in rows] == [2, 0, 1]
     assert rows[1]["empty_intervals"] == 3 * 86400 + 2      # 20:20:34.49 .. 3 days + 20:20:36.49
     assert rows[1]["end_ns"] == rows[2]["start_ns"] and rows[2]["partial"]
+
+
+def test_times_in_results_are_iso_8601_with_the_raw_value_in_json():
+    """BUCKET's snapshots and EXPIRED_FLOWS' flow times: ISO 8601 UTC in the table, both forms
+    in JSON; the snapshots equal tcpdump's packets counted per 5 s from the first one."""
+    ts = [t for t, _, _ in tcpdump_pcap(MIXED, "")]
+    step = 5 * 10 ** 9
+    starts = list(range(ts[0], ts[-1] + 1, step))
+    want = [(s, sum(t < s + step for t in ts)) for s in starts]
+
+    def iso(ns):
+        secs, frac = divmod(ns, 10 ** 9)
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + ".%06dZ" % (frac // 1000)
+    flows = ['c=PKT_COUNTER BUCKET(c, "5s")', 'FLOW_REPORT("ipfix", "") EXPIRED_FLOWS']
+    code, out, err = run_cli("run", "-r", MIXED, "--json", *flows)
+    assert code == 0, err
+    doc = json.loads(out)
+    snaps = doc["flows"][0]["functions"][1]["result"]
+    assert [(e["start"], e["value"]) for e in snaps] == want
+    assert [e["start_time"] for e in snaps] == [iso(s) for s, _ in want]
+    expired = doc["flows"][1]["functions"][1]["result"]
+    assert expired and all(e["first_time"] == iso(e["first_ns"]) and e["last_time"] == iso(e["last_ns"])
+                           for e in expired)
+    code, out, err = run_cli("run", "-r", MIXED, *flows)
+    assert code == 0, err
+    for i, (s, v) in enumerate(want):
+        assert "%d. start=%s, value=%d" % (i + 1, iso(s), v) in out
+    assert "first_ns=%s, last_ns=%s" % (iso(expired[0]["first_ns"]), iso(expired[0]["last_ns"])) in out
+    assert str(want[0][0]) not in out

@@ -76,6 +76,8 @@ def test_collect_from_captured_exports_rotates_on_minutes(tmp_path):
     out = tmp_path / "flows"
     code, text, err = run_cli("collect", "-r", cap, "-w", out, "-t", "1m", "--json")
     assert code == 0, err
+    import json
+    assert json.loads(text)["format"] == "pcap"          # the capture the exports came in
     files = sorted(os.listdir(out))
     minutes = sorted({int(t0 + i * 20.0) // 60 * 60 for i in range(len(messages))})
     assert files == ["records.%s.pcap" % time.strftime("%Y%m%d%H%M%S", time.gmtime(m)) for m in minutes]
@@ -91,7 +93,6 @@ def test_collect_from_captured_exports_rotates_on_minutes(tmp_path):
     # mapi records reads the directory back: the same totals
     code, text, err = run_cli("records", "-r", out, "-s", "proto", "--json")
     assert code == 0, err
-    import json
     tot = json.loads(text)["totals"]
     assert (tot["records"], tot["packets"], tot["bytes"]) == (ref["Flows"], ref["Packets"], ref["Bytes"])
 

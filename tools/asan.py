@@ -48,10 +48,18 @@ def runtime():
 
 
 def cffi_modules():
-    """(builder file, FFI variable) of every cffi module setup.py builds."""
-    text = open(os.path.join(ROOT, "setup.py")).read()
-    block = re.search(r"cffi_modules\s*=\s*\[([^\]]*)\]", text)
-    return re.findall(r"[\"']([^\"':]+\.py):(\w+)[\"']", block.group(1)) if block else []
+    """(builder file, FFI variable) of every cffi module setup.py builds: setup.py run with
+    setuptools.setup() replaced by a recorder, so a list it computes (backends/*/_build.py) is
+    the one built here too."""
+    import setuptools
+    seen, real, cwd = {}, setuptools.setup, os.getcwd()
+    setuptools.setup = lambda **kw: seen.update(kw)
+    try:
+        runpy.run_path(os.path.join(ROOT, "setup.py"), run_name="__main__")
+    finally:
+        setuptools.setup = real
+        os.chdir(cwd)
+    return [tuple(m.split(":")) for m in seen.get("cffi_modules", [])]
 
 
 def _package_dir(module):
@@ -62,11 +70,16 @@ def _package_dir(module):
     return os.path.join(ROOT, *parts), os.path.join(PY, *module.split(".")[:-1])
 
 
-def _mirror(src, dst, keep_out):
-    """dst: a folder of symlinks to src's entries, except the extension modules we rebuild."""
+def _mirror(src, dst):
+    """dst: a real folder of symlinks to src's entries except extension modules (each is
+    rebuilt and copied in; one that is not fails to import, loudly).  A symlink that stands
+    where dst goes (its parent was mirrored first) is replaced, so nothing built here is ever
+    written through it into the work tree."""
+    if os.path.islink(dst):
+        os.unlink(dst)
     os.makedirs(dst, exist_ok=True)
     for name in os.listdir(src):
-        if name == "__pycache__" or name in keep_out:
+        if name == "__pycache__" or name.endswith(".so"):
             continue
         link = os.path.join(dst, name)
         if not os.path.lexists(link):
@@ -86,12 +99,14 @@ def build_cffi(env):
 def _build_cffi():
     built = []
     for builder, var in cffi_modules():
-        ffi = runpy.run_path(os.path.join(ROOT, builder))[var]
+        # run as cffi's setuptools hook runs it (a builder may define its FFI only then)
+        ffi = runpy.run_path(os.path.join(ROOT, builder), run_name="__cffi__")[var]
         module = ffi._assigned_source[0]
+        # the module's package and its parents: real folders under build/asan/py
+        parts = module.split(".")[:-1]
+        for i in range(1 if parts[0] == "scampi" else 0, len(parts)):
+            _mirror(*_package_dir(".".join(parts[:i + 1]) + ".x"))
         src, dst = _package_dir(module)
-        base = module.rsplit(".", 1)[-1]
-        stale = [n for n in os.listdir(src) if n.startswith(base + ".") and n.endswith(".so")]
-        _mirror(src, dst, stale)
         tmp = os.path.join(OUT, "obj", module)
         os.makedirs(tmp, exist_ok=True)
         # the builders name their sources relative to the root; cffi compiles inside tmp
@@ -100,13 +115,8 @@ def _build_cffi():
         ffi._assigned_source = (name, source, ext, kwds)
         so = ffi.compile(tmpdir=tmp)
         target = os.path.join(dst, os.path.basename(so))
+        assert os.path.realpath(target).startswith(OUT + os.sep), target
         shutil.copy2(so, target)
-        # parent packages of a nested module: mirrored too, so the import finds this copy
-        parts = module.split(".")[:-1]
-        for i in range(1, len(parts)):
-            psrc, pdst = _package_dir(".".join(parts[:i + 1]) + ".x")
-            if not os.path.isdir(pdst):
-                _mirror(psrc, pdst, ())
         built.append((module, target))
     return built
 
@@ -149,13 +159,28 @@ def main(argv):
             "malloc_context_size=2")
     env = dict(os.environ, LD_PRELOAD=rt, PYTHONMALLOC="malloc",
                PYTHONPATH=os.pathsep.join([PY, SITE, os.environ.get("PYTHONPATH", "")]),
-               ASAN_OPTIONS=asan, LSAN_OPTIONS="suppressions=%s:print_suppressions=1" % SUPP,
-               MAPI_PCAP_SHIM_LIBRARY=shim,
+               ASAN_OPTIONS=asan,
+               # use_tls=0: clang 14's LeakSanitizer misreads glibc 2.36's dynamic TLS and its
+               # tracer dies (SIGSEGV) in a process with a thread holding some; without TLS as a
+               # root it can only report more, never less (the one extra, glibc's loader, is in
+               # the suppressions)
+               LSAN_OPTIONS="suppressions=%s:print_suppressions=1:use_tls=0" % SUPP,
+               MAPI_PCAP_SHIM_LIBRARY=shim, MAPI_ASAN_PY=PY,
                # tools with the drop-in: errors fatal; no leak report (the tool's own and those of
                # the never-finalised interpreter); no memcmp range checks in the tools' own code
                # (p0f compares past its own buffers)
                MAPI_ASAN_CHILD_OPTIONS="detect_leaks=0:halt_on_error=1:exitcode=86:"
                                        "intercept_memcmp=0")
+    # every sanitized module must be the one the tests import, or they would test the plain build
+    code = "import importlib, sys\nfor m in sys.argv[1:]: print(importlib.import_module(m).__file__)"
+    loaded = subprocess.run([sys.executable, "-c", code] + [m for m, _ in built], cwd=ROOT, env=env,
+                            capture_output=True, text=True)
+    wrong = [(m, f) for (m, want), f in zip(built, loaded.stdout.split())
+             if os.path.realpath(f) != os.path.realpath(want)]
+    if loaded.returncode or wrong or len(loaded.stdout.split()) != len(built):
+        print("asan: the tests would not load the sanitized modules: %s%s"
+              % (wrong, loaded.stderr[-2000:]))
+        return 1
     tests = [t for t in TESTS if os.path.exists(os.path.join(ROOT, t))]
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"] + (argv or tests)
     proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

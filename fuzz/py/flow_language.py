@@ -4,8 +4,6 @@ Any text given to the flow parser must parse or raise the parser's SpecError; ev
 names an installed function then goes through mapi.api.bind_args, which must accept the
 arguments or raise MapiError.  Anything else (IndexError, TypeError, RecursionError, a hang)
 is a bug.  Run by fuzz/run.py with libFuzzer's options."""
-import importlib
-import pkgutil
 import sys
 
 import atheris
@@ -15,23 +13,10 @@ with atheris.instrument_imports():
     from mapi.api import bind_args
     from mapi.registry import get_registry
 
-# Where the flow-language parser lives (mapi/cli.py today, a module of the mapi.cli package
-# once the CLI is split): the first module of mapi.cli that has parse_flow.
-PARSER_PACKAGE = "mapi.cli"
-
-
-def _parser():
-    top = importlib.import_module(PARSER_PACKAGE)
-    mods = [top] + [importlib.import_module(PARSER_PACKAGE + "." + m.name)
-                    for m in pkgutil.iter_modules(getattr(top, "__path__", []))]
-    for m in mods:
-        if hasattr(m, "parse_flow"):
-            return m.parse_flow, getattr(m, "SpecError", None) or top.SpecError
-    raise SystemExit("no parse_flow in %s" % PARSER_PACKAGE)
-
-
+# The flow-language parser: mapi/cli/flowspec.py (imported by name: walking the mapi.cli
+# package would import its __main__, which runs the CLI on the fuzzer's argv).
 with atheris.instrument_imports():
-    parse_flow, SpecError = _parser()
+    from mapi.cli.flowspec import SpecError, parse_flow
 REGISTRY = get_registry()
 
 

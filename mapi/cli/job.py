@@ -339,7 +339,10 @@ class Job:
                     entry["events"] = _events(fd, fid)
                 funcs.append(entry)
             flows.append(dict(flow=fi + 1, fd=fd, spec=self.specs[fi], functions=funcs))
-        out = dict(device=self.dev, live=self.source.live, format=dinfo.get("format"),
+        # a backend reading a capture of something else (netflow: exports) names it under "capture"
+        cap = dinfo.get("capture")          # (a live device's "capture" is its capture mode)
+        fmt = dinfo.get("format") or (cap.get("format") if isinstance(cap, dict) else None)
+        out = dict(device=self.dev, live=self.source.live, format=fmt,
                    linktype=dinfo.get("linktype"), packets=dinfo.get("packets"), flows=flows)
         if self.source.live:
             out["stats"] = jsonable(mapi.stats(self.dev))

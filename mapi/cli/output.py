@@ -37,6 +37,9 @@ def jsonable(v):
         d = jsonable(v._asdict())
         if getattr(v, "text", None):      # and the name for people, when they have one
             d["text"] = v.text
+        for f in getattr(v, "time_fields", ()):   # ns since the epoch: ISO 8601 beside them
+            if isinstance(d.get(f), int) and d[f] > 0:
+                d[time_key(f)] = iso_utc(d[f])
         return d
     if isinstance(v, dict):
         return {str(k): jsonable(x) for k, x in v.items()}
@@ -53,6 +56,12 @@ def write_json(obj, out=None, default=None):
     out.write("\n")
 
 
+def time_key(field):
+    """Where the ISO 8601 form of a result's time field goes: start -> start_time,
+    first_ns -> first_time (result types declare such fields in `time_fields`)."""
+    return (field[:-3] if field.endswith("_ns") else field) + "_time"
+
+
 def iso_utc(ts_ns, digits=None):
     """ISO 8601 in UTC: '2013-05-02T20:20:33.491822Z'.  `digits` of fraction (default: as
     many as needed: none, 3, 6 or 9)."""
@@ -67,16 +76,24 @@ def iso_utc(ts_ns, digits=None):
 
 # --- the results table of `mapi run` ------------------------------------------------------------
 def _fmt_scalar(v):
-    if isinstance(v, dict) and "text" in v:     # a named entry (TOP): the name, then the numbers
-        return "  ".join([v["text"]] + ["%s=%s" % (k, _fmt_scalar(x)) for k, x in v.items()
-                                         if k not in ("text", "value")])
+    if isinstance(v, dict) and ("text" in v or next(iter(v), None) == "value"):
+        # a ranked entry (TOP, RECORD_TOP): its name (or value), then the numbers
+        head = v["text"] if "text" in v else _fmt_scalar(v["value"])
+        return "  ".join([head] + ["%s=%s" % (k, _fmt_scalar(x)) for k, x in v.items()
+                                   if k not in ("text", "value")])
     if isinstance(v, float):
         return "%.6g" % v
     if isinstance(v, (list, tuple)):
         return "(%s)" % ", ".join(_fmt_scalar(x) for x in v)
     if isinstance(v, dict):
-        return ", ".join("%s=%s" % (k, _fmt_scalar(x)) for k, x in v.items())
+        return ", ".join("%s=%s" % (k, _fmt_scalar(x)) for k, x in _for_people(v))
     return "-" if v is None else str(v)
+
+
+def _for_people(d):
+    """A result dict's items, each time field as its ISO 8601 form (the raw value stays in JSON)."""
+    isos = {time_key(k) for k in d if time_key(k) in d}
+    return [(k, d[time_key(k)] if time_key(k) in isos else x) for k, x in d.items() if k not in isos]
 
 
 _SYMBOL = {GREATER: ">", LESS: "<", EQUAL: "=="}
@@ -93,7 +110,7 @@ def format_result(entry):
         if len(v) > 1:
             lines.insert(0, "%d entries:" % len(v))
     elif isinstance(v, dict) and len(_fmt_scalar(v)) > 100:
-        lines = ["%s=%s" % (k, _fmt_scalar(x)) for k, x in v.items()]
+        lines = ["%s=%s" % (k, _fmt_scalar(x)) for k, x in _for_people(v)]
     elif v is not None or entry["result_type"] != "none":
         lines = [_fmt_scalar(v)]
     passed = None

@@ -38,6 +38,7 @@ _UNITS = {"ns": 1, "us": 10 ** 3, "ms": 10 ** 6, "s": 10 ** 9, "m": 60 * 10 ** 9
           "h": 3600 * 10 ** 9}
 
 Snapshot = namedtuple("Snapshot", "start value")
+Snapshot.time_fields = ("start",)          # ns since the epoch (the CLI shows them as ISO 8601)
 
 
 def parse_interval(fname, argname, value, allow_zero=False):

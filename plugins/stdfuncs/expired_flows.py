@@ -14,6 +14,7 @@ from mapi.errors import MapiError, EBADARG
 
 ExpiredFlow = namedtuple("ExpiredFlow", "src dst sport dport proto packets bytes out_packets "
                          "out_bytes first_ns last_ns tcp_flags tos input domain sampling version")
+ExpiredFlow.time_fields = ("first_ns", "last_ns")   # ns since the epoch (ISO 8601 in the CLI)
 TAKE = 4096
 
 

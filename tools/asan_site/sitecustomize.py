@@ -17,7 +17,9 @@ def _keeps_runtime(args, env):
     exe = args if isinstance(args, (str, bytes)) else (args[0] if args else "")
     exe = os.fsdecode(exe).split()[0] if exe else ""
     name = os.path.basename(exe)
-    return exe == sys.executable or name.startswith("python") or \
+    # a wrapper (setpriv, ip netns exec) that runs this Python loads the sanitized modules too
+    wrapped = not isinstance(args, (str, bytes)) and sys.executable in [os.fsdecode(a) for a in args]
+    return exe == sys.executable or name.startswith("python") or wrapped or \
         "libpcap.so.0.8" in env.get("LD_PRELOAD", "")
 
 
@@ -43,3 +45,25 @@ def _init(self, args, *a, **kw):
 
 
 subprocess.Popen.__init__ = _init
+
+# The sanitized builds sit in build/asan/py (MAPI_ASAN_PY): `mapi` there, and the modules under
+# the project namespace in build/asan/py/scampi.  Both must win over the work tree, which comes
+# first otherwise: Python puts the current directory (the repository root, for pytest and
+# `python -c`) before PYTHONPATH after this file has run, and the development install's
+# `scampi` (made by a .pth line) looks only in the work tree.
+_ASAN_PY = os.environ.get("MAPI_ASAN_PY")
+
+
+class _SanitizedMapiFirst:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name != "mapi":
+            return None
+        from importlib.machinery import PathFinder
+        return PathFinder.find_spec(name, [_ASAN_PY])
+
+
+if _ASAN_PY:
+    sys.meta_path.insert(0, _SanitizedMapiFirst)
+    if os.path.isdir(os.path.join(_ASAN_PY, "scampi")) and "scampi" in sys.modules:
+        sys.modules["scampi"].__path__.insert(0, os.path.join(_ASAN_PY, "scampi"))
