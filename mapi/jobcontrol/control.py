@@ -82,8 +82,8 @@ class JobControl:
             self.libraries = Libraries(cfg["code_dir"] or None, limits)
         self.libraries.limits = limits
         for client in list(self.clients.values()):
-            if client.cred.source == "uid":
-                client.cred = self.grants.credential(client.session.uid)
+            if client.cred.source != "token":
+                client.cred = self.grants.of(client.session)
 
     def close(self):
         self.db.close()
@@ -92,7 +92,7 @@ class JobControl:
     def _client(self, session):
         c = self.clients.get(session.id)
         if c is None:
-            cred = self.grants.credential(session.uid)
+            cred = self.grants.of(session)
             c = self.clients[session.id] = Client(self.db.client_key(session.id), session, cred)
             self.db.add_client(c.key, session.pid, session.uid, session.program, cred.principal)
         return c
@@ -332,7 +332,8 @@ class JobControl:
                               "has no jobcontrol.root_public_key)", "no root key",
                               argument="token")
             token = tokens.decode(msg.token, self.root_key)
-            cred = Credential(rights_of(token), token, source="token", uid=session.uid)
+            cred = Credential(rights_of(token), token, source="token", uid=session.uid,
+                              certificate=getattr(session, "certificate", None))
             obj = "token " + tokens.short_id(cred.rights.ids[-1])
             req = Request("authenticate")
             self._check_revoked(cred, req)
