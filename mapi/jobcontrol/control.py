@@ -26,6 +26,12 @@ from .wasm.runner import Limits
 log = logging.getLogger("mapid.jobs")
 PCAP_FILTERS = ("BPF_FILTER",)          # functions whose first argument is a pcap-filter
 QUOTA_CALLS = ("create_flow", "apply_function")
+# calls that change what a client holds or runs: their allowed decisions are committed before
+# the answer (with the reservation the call writes, else on their own); the decisions of calls
+# that only read are committed within resourcedb.AUDIT_DELAY
+DURABLE_CALLS = ("create_flow", "apply_function", "connect", "close_flow", "authenticate",
+                 "create_offline_device", "start_offline_device", "stop_device",
+                 "delete_offline_device", "load_library")
 
 
 class FlowHold:
@@ -139,6 +145,8 @@ class JobControl:
             raise
         self._audit(client, req.op, obj, "allow", 0, "")
         self._after(client, call, msg, result, req)
+        if call in DURABLE_CALLS:
+            self.db.flush()
         return result
 
     def decide(self, client, req, obj):
