@@ -7,6 +7,7 @@ and the mandatory filter holds (tcpdump's count, no packet outside it), in a cli
 with and without MAPI_TOKEN and in a distributed flow."""
 import datetime
 import re
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,7 @@ from mapi.jobcontrol import tokens
 EPERM, ELIMIT = 1018, 1019
 PREFIX = "net 10.1.0.0/16"
 COSTS = "costs = { free = 1.0, low = 10.0, high = 40.0 }\n"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class Lab:
@@ -249,3 +251,42 @@ def test_distributed_flow_presents_its_token(lab, fresh):
         assert [r.sensors["%s/%s" % (fresh.remote_url, d)].value for d in ("mixed", "other")] == want
     finally:
         mapi.close_flow(fd)
+
+
+WASM = ROOT / "examples" / "wasm" / "tcp80.wasm"
+
+
+def test_user_code_over_grpc(lab, fresh):
+    """load_library over gRPC: refused without class code; with it the module is registered
+    (nothing runs), applying it is authorised on its own (its loader only), and the sandboxed
+    filter counts tcpdump's `tcp port 80` under the mandatory filter."""
+    import subprocess
+    import sys
+    subprocess.run([sys.executable, str(ROOT / "examples" / "wasm" / "build.py")], check=True,
+                   capture_output=True)
+    got, rows = outcome(grpc_client, fresh, lab, lab.tenant, lambda c: c.load_library(str(WASM)))
+    assert got[:2] == ("refused", EPERM) and "load" in got[2] and rows, got
+    coder = grpc_client(fresh, lab, lab.tok("coder", classes=("filter", "counter", "code"),
+                                            filter=PREFIX))
+    other = unix_client(fresh, lab, lab.tok("other", classes=("filter", "counter", "code")))
+    try:
+        lib = coder.load_library(str(WASM))
+        assert sorted(lib["functions"]) == ["WASM_PACKETS", "WASM_TCP80"]
+        fd = coder.create_flow("mixed")
+        web = coder.apply_function(fd, "WASM_TCP80")
+        cnt = coder.apply_function(fd, "PKT_COUNTER")
+        coder.connect(fd)
+        ofd = other.create_flow("mixed")
+        with pytest.raises(mapi.MapiError) as info:
+            other.apply_function(ofd, "WASM_TCP80")
+        assert info.value.code == EPERM and "loaded by coder" in str(info.value)
+        run_client(fresh, 'mapi.start_offline_device("mixed"); mapi.wait_offline_device("mixed")')
+        assert web == 2                               # behind the mandatory filter (fid 1)
+        assert coder.read_results(fd, cnt).value == \
+            tcpdump_count(lab.trace, "%s and tcp port 80" % PREFIX) > 0
+    finally:
+        coder.close()
+        other.close()
+    ops = {(r["principal"], r["operation"], r["decision"]) for r in audit(fresh.database)}
+    assert {("coder", "load_library", "allow"), ("coder", "apply_function", "allow"),
+            ("other", "apply_function", "refuse")} <= ops
