@@ -18,13 +18,13 @@ Credentials (job control): create_flow(scope, token=TOKEN or "@FILE"), or MAPI_T
 MAPI_TOKEN_FILE; presented to every sensor on every session, refused ones name the sensor.
 Descriptors of distributed flows start at mapi.SCOPE_FD_BASE; mapi's calls route them here."""
 import itertools
-import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from mapi import SCOPE_FD_BASE
 from mapi.api import Result
+from mapi.lazylog import getLogger
 from mapi.errors import MapiError, EBADARG, ECLOSED, ENOFLOW, ENOFUNC, ESERVER, ETIMEOUT
 
 from .combine import PARTIAL_ARGS, combine, cut
@@ -34,7 +34,7 @@ from .grpc_remote import GrpcMapi
 from .scope_events import CombinedThreshold
 from .scope_packets import MergedPackets
 
-log = logging.getLogger("mapi.distributed")
+log = getLogger("mapi.distributed")   # a library does not print: "mapi" gets its NullHandler
 REVIVE = 1.0
 GONE = (ESERVER, ETIMEOUT)
 
