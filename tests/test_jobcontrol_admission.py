@@ -83,11 +83,17 @@ def test_budget_refusal_sharing_release_and_restart(tmp_path):
         tok = tokens.issue(key, "keeper", devices=["gen"], classes=["counter"]).to_base64()
         c2 = RemoteMapi(m.url)
         c2.authenticate(tok)
-        c2.create_flow("gen")
+        kept = c2.create_flow("gen")
         admin_revoked = tokens.issue(key, "gone", classes=["counter"]).revocation_ids[0]
         reload(m, config(where, auth, path, budget=0.35, rate=rate, revoked=[admin_revoked]))
+        c2.apply_function(kept, "PKT_COUNTER")
         m.kill()                                            # kill -9: no clean-up at all
         assert len(query(m.database, "SELECT * FROM reservations")) == 5
+        # the decisions of the calls that changed something were written before their answers
+        allowed = query(m.database, "SELECT operation, principal FROM audit "
+                        "WHERE decision = 'allow'")
+        assert {"operation": "apply_function", "principal": "keeper"} in allowed
+        assert sum(r["operation"] == "connect" for r in allowed) == 5
         m = Mapid(where)                                    # restarted on the same config
         assert "dropped 5 reservations of clients of an earlier mapid" in m.log_text()
         assert query(m.database, "SELECT * FROM reservations") == []

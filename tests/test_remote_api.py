@@ -213,3 +213,22 @@ def test_mapi_server_environment(server, pki, tracefile):
     bad = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True, timeout=60,
                          env=client_env(pki, pki.expired, MAPI_SERVER=server.remote_url))
     assert bad.returncode != 0 and "MapiError" in bad.stderr and server.remote_url in bad.stderr
+
+
+def test_a_sensor_away_is_logged_not_printed(server, pki):
+    """A library does not print: a distributed flow with a sensor that is not there logs it
+    under "mapi" (the application decides where that goes), and stderr stays empty -- though
+    grpc loaded logging before any of MAPI's loggers was used."""
+    import subprocess
+    import sys
+    from helpers.remote import client_env, free_port
+    body = ("import mapi\n"
+            "fd = mapi.create_flow('%s/lo, grpcs://127.0.0.1:%d/lo', deadline=1)\n"
+            "c = mapi.apply_function(fd, 'PKT_COUNTER')\n"
+            "mapi.connect(fd)\n"
+            "r = mapi.read_results(fd, c)\n"
+            "print(r.partial, len(r.missing))\n" % (server.remote_url, free_port()))
+    out = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True, timeout=60,
+                         env=client_env(pki))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "1"] and out.stderr == ""

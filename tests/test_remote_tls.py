@@ -202,3 +202,25 @@ def test_malformed_and_oversized_messages(server, pki):
     assert "Fatal Python error" not in server.log_text()
     assert {k for k, _ in outcomes} == {"random", "truncated", "mutated", "oversized"}, outcomes
     good_call(server, pki)
+
+
+def test_mapi_admin_certs_command(tmp_path):
+    """The README's steps: a CA, a server certificate for its addresses, a client certificate;
+    keys 0600, never overwritten; --help answers; the client's name is its common name."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+    from helpers.jobs import admin
+    pki = str(tmp_path / "pki")
+    assert "{ca,server,client}" in admin("certs", "--help")
+    assert admin("certs", "ca", pki).endswith("ca.pem")
+    admin("certs", "server", pki, "s1", "--san", "127.0.0.1", "--san", "s1.example")
+    admin("certs", "client", pki, "alice")
+    for name in ("ca", "s1", "alice"):
+        assert os.stat(os.path.join(pki, name + ".key")).st_mode & 0o777 == 0o600
+    cert = x509.load_pem_x509_certificate(open(os.path.join(pki, "alice.pem"), "rb").read())
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "alice"
+    san = x509.load_pem_x509_certificate(open(os.path.join(pki, "s1.pem"), "rb").read()) \
+        .extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "s1.example" in san.get_values_for_type(x509.DNSName)
+    again = admin("certs", "client", pki, "alice", check=False)
+    assert again.returncode == 1 and "exists" in again.stderr

@@ -16,7 +16,7 @@
   (global $region_bytes (mut i32) (i32.const 0))
 
   (func (export "scampi_abi_version") (result i32) (i32.const 1))
-  (func (export "scampi_snaplen") (result i32) (i32.const 128))
+  (func (export "scampi_snaplen") (result i32) (i32.const 80))
 
   ;; batches go after the first page; grow memory to fit `bytes`
   (func (export "scampi_buffer") (param $bytes i32) (result i32)
@@ -28,43 +28,41 @@
               (then (unreachable)))))
     (i32.const 65536))
 
-  ;; big-endian 16-bit load at packet offset $k, or -1 past the captured length
-  (func $ldh (param $p i32) (param $len i32) (param $k i32) (result i32)
-    (if (result i32) (i32.gt_u (i32.add (local.get $k) (i32.const 2)) (local.get $len))
-      (then (i32.const -1))
-      (else (i32.or (i32.shl (i32.load8_u (i32.add (local.get $p) (local.get $k))) (i32.const 8))
-                    (i32.load8_u offset=1 (i32.add (local.get $p) (local.get $k)))))))
-
-  (func $ldb (param $p i32) (param $len i32) (param $k i32) (result i32)
-    (if (result i32) (i32.ge_u (local.get $k) (local.get $len))
-      (then (i32.const -1))
-      (else (i32.load8_u (i32.add (local.get $p) (local.get $k))))))
-
-  ;; `tcp port 80` on one Ethernet frame at $p with $len captured bytes
+  ;; `tcp port 80` on one Ethernet frame at $p with $len captured bytes.  Every field is read
+  ;; in place after a check that it was captured; 16-bit fields are loaded little-endian (wasm's
+  ;; order) and compared with byte-swapped constants: 0x0008 is ethertype 08 00 (IPv4), 0xdd86
+  ;; is 86 dd (IPv6), 0x5000 is port 00 50 (80).
   (func $tcp80 (param $p i32) (param $len i32) (result i32)
     (local $t i32) (local $x i32)
-    (local.set $t (call $ldh (local.get $p) (local.get $len) (i32.const 12)))
-    (if (i32.eq (local.get $t) (i32.const 0x86dd))
+    (if (i32.lt_u (local.get $len) (i32.const 14)) (then (return (i32.const 0))))
+    (local.set $t (i32.load16_u offset=12 (local.get $p)))
+    (if (i32.eq (local.get $t) (i32.const 0xdd86))
       (then
-        (if (i32.ne (call $ldb (local.get $p) (local.get $len) (i32.const 20)) (i32.const 6))
+        (if (i32.le_u (local.get $len) (i32.const 20)) (then (return (i32.const 0))))
+        (if (i32.ne (i32.load8_u offset=20 (local.get $p)) (i32.const 6))
           (then (return (i32.const 0))))
-        (if (i32.eq (call $ldh (local.get $p) (local.get $len) (i32.const 54)) (i32.const 80))
+        (if (i32.lt_u (local.get $len) (i32.const 56)) (then (return (i32.const 0))))
+        (if (i32.eq (i32.load16_u offset=54 (local.get $p)) (i32.const 0x5000))
           (then (return (i32.const 1))))
-        (return (i32.eq (call $ldh (local.get $p) (local.get $len) (i32.const 56)) (i32.const 80)))))
-    (if (i32.ne (local.get $t) (i32.const 0x0800)) (then (return (i32.const 0))))
-    (if (i32.ne (call $ldb (local.get $p) (local.get $len) (i32.const 23)) (i32.const 6))
+        (if (i32.lt_u (local.get $len) (i32.const 58)) (then (return (i32.const 0))))
+        (return (i32.eq (i32.load16_u offset=56 (local.get $p)) (i32.const 0x5000)))))
+    (if (i32.ne (local.get $t) (i32.const 0x0008)) (then (return (i32.const 0))))
+    (if (i32.le_u (local.get $len) (i32.const 23)) (then (return (i32.const 0))))
+    (if (i32.ne (i32.load8_u offset=23 (local.get $p)) (i32.const 6)) (then (return (i32.const 0))))
+    ;; a later fragment: the 13-bit offset of bytes 20-21 (big-endian 0x1fff) is not 0
+    (if (i32.and (i32.load16_u offset=20 (local.get $p)) (i32.const 0xff1f))
       (then (return (i32.const 0))))
-    (local.set $t (call $ldh (local.get $p) (local.get $len) (i32.const 20)))
-    (if (i32.lt_s (local.get $t) (i32.const 0)) (then (return (i32.const 0))))
-    (if (i32.and (local.get $t) (i32.const 0x1fff)) (then (return (i32.const 0))))
-    (local.set $x (call $ldb (local.get $p) (local.get $len) (i32.const 14)))
-    (if (i32.lt_s (local.get $x) (i32.const 0)) (then (return (i32.const 0))))
-    (local.set $x (i32.shl (i32.and (local.get $x) (i32.const 0xf)) (i32.const 2)))
-    (if (i32.eq (call $ldh (local.get $p) (local.get $len) (i32.add (local.get $x) (i32.const 14)))
-                (i32.const 80))
+    ;; the IPv4 header's length; the ports follow it
+    (local.set $x (i32.shl (i32.and (i32.load8_u offset=14 (local.get $p)) (i32.const 0xf))
+                           (i32.const 2)))
+    (if (i32.gt_u (i32.add (local.get $x) (i32.const 16)) (local.get $len))
+      (then (return (i32.const 0))))
+    (local.set $x (i32.add (local.get $p) (local.get $x)))
+    (if (i32.eq (i32.load16_u offset=14 (local.get $x)) (i32.const 0x5000))
       (then (return (i32.const 1))))
-    (i32.eq (call $ldh (local.get $p) (local.get $len) (i32.add (local.get $x) (i32.const 16)))
-            (i32.const 80)))
+    (if (i32.gt_u (i32.sub (i32.add (local.get $x) (i32.const 18)) (local.get $p)) (local.get $len))
+      (then (return (i32.const 0))))
+    (i32.eq (i32.load16_u offset=16 (local.get $x)) (i32.const 0x5000)))
 
   ;; batch at $at: u32 n, i32 linktype, u32 snap, u32 data_off, n records of 24 bytes
   ;; {u32 off, u32 caplen, u32 wirelen, u32 index, i64 ts}, then the keep area (n u32)

@@ -30,18 +30,19 @@ def parser():
     certs = sub.add_parser("certs", add_help=False, help="make a CA and server/client "
                            "certificates for mapid --listen (mutual TLS)")
     certs.add_argument("rest", nargs=argparse.REMAINDER)
-    certs.set_defaults(run=lambda args: _certs(args.rest))
+    certs.set_defaults(run=lambda args: _certs(args.rest) and None)
     return p
 
 
 def _certs(argv):
     from . import certs           # needs cryptography: loaded only for this command
-    code = certs.main(argv)
-    if code:
-        raise SystemExit(code)
+    return certs.main(argv)
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["certs"]:     # its own parser (REMAINDER would not take a leading --help)
+        return _certs(argv[1:])
     args = parser().parse_args(argv)
     try:
         out = args.run(args)

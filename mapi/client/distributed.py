@@ -14,24 +14,27 @@ Every call goes to all sensors at once and returns when all answered or their de
 longer.  A sensor that comes back (a restarted mapid, a network that heals) is reconnected in
 the background (REVIVE seconds apart) and the flow is re-created there from what was applied.
 TLS material: create_flow(scope, ca=, cert=, key=, deadline=) or MAPI_TLS_CA/CERT/KEY.
+Credentials (job control): create_flow(scope, token=TOKEN or "@FILE"), or MAPI_TOKEN /
+MAPI_TOKEN_FILE; presented to every sensor on every session, refused ones name the sensor.
 Descriptors of distributed flows start at mapi.SCOPE_FD_BASE; mapi's calls route them here."""
 import itertools
-import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from mapi import SCOPE_FD_BASE
 from mapi.api import Result
+from mapi.lazylog import getLogger
 from mapi.errors import MapiError, EBADARG, ECLOSED, ENOFLOW, ENOFUNC, ESERVER, ETIMEOUT
 
 from .combine import PARTIAL_ARGS, combine, cut
+from .credentials import read_token
 from .grpc_channel import TLSConfig, is_remote, parse
 from .grpc_remote import GrpcMapi
 from .scope_events import CombinedThreshold
 from .scope_packets import MergedPackets
 
-log = logging.getLogger("mapi.distributed")
+log = getLogger("mapi.distributed")   # a library does not print: "mapi" gets its NullHandler
 REVIVE = 1.0
 GONE = (ESERVER, ETIMEOUT)
 
@@ -174,14 +177,17 @@ class Distributed:
         return value
 
     # --- flows --------------------------------------------------------------------------------
-    def create_flow(self, scope, ca=None, cert=None, key=None, deadline=None, **options):
+    def create_flow(self, scope, ca=None, cert=None, key=None, deadline=None, token=None,
+                    **options):
         tls = TLSConfig(ca, cert, key, deadline)
+        token = read_token(token) if token else None
         sensors = []
         for name, url, dev in parse_scope(scope):
             with self.lock:
-                client = self.clients.get((url, tls.key_tuple()))
+                client = self.clients.get((url, tls.key_tuple(), token))
                 if client is None:
-                    client = self.clients[(url, tls.key_tuple())] = GrpcMapi(url, tls=tls)
+                    client = self.clients[(url, tls.key_tuple(), token)] = GrpcMapi(
+                        url, tls=tls, token=token)
             sensors.append(Sensor(name, client, dev))
         if not sensors:
             raise MapiError(EBADARG, "an empty scope %r" % (scope,), argument="dev")

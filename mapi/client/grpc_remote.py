@@ -43,7 +43,7 @@ class _Flow:
 
 
 class GrpcMapi:
-    def __init__(self, url, ca=None, cert=None, key=None, deadline=None, tls=None):
+    def __init__(self, url, ca=None, cert=None, key=None, deadline=None, tls=None, token=None):
         host, port, dev = parse(url)
         if dev:
             raise MapiError(EBADARG, "%s names a device; a server URL is grpcs://HOST:PORT "
@@ -63,7 +63,8 @@ class GrpcMapi:
         self._described = {}
         self.down_since = None       # wall-clock time the server was found gone
         self._failed = None          # (monotonic time, MapiError) of the last failed attempt
-        self._token = None           # credentials presented on every new session (job control)
+        # credentials presented on every new session (job control); else MAPI_TOKEN's
+        self._token = read_token(token) if token else None
         self.rights = None
 
     # --- the session --------------------------------------------------------------------------

@@ -5,19 +5,19 @@ A call that meets a dead or unreachable server raises MapiError(ESERVER) naming 
 and what happened, at once or at its deadline, never later; the session is then over (the
 server closed its flows) and the owner opens a new one."""
 import itertools
-import logging
 import threading
 
 import grpc
 
 from mapi.errors import MapiError, ESERVER, ETIMEOUT
+from mapi.lazylog import getLogger
 from mapi.proto import PROTOCOL_VERSION, grpc_stubs, pb
 from mapi.proto.values import from_map
 from mapi.proto.wire import envelope
 
 from .grpc_channel import CHANNEL_OPTIONS
 
-log = logging.getLogger("mapi.client")
+log = getLogger("mapi.client")   # a library does not print: "mapi" gets its NullHandler
 CLIENT_NAME = "mapi-python 0.1.0 (grpc)"
 SESSION_KEY = "mapi-session"
 # the transport's word for "this server is not there (any more)"

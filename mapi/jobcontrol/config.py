@@ -17,6 +17,8 @@
     "1000" = { devices = ["eth0"], classes = ["filter", "counter"], filter = "net 10.1.0.0/16",
                limits = { flows = 4, functions_per_flow = 8 } }
     "*" = "none"                              # every other uid (the default)
+    "cert:collector" = { devices = ["*"], classes = ["counter"] }   # a remote client by the
+    "cert:*" = "none"                         # name in its certificate; others: nothing (default)
 
     [jobcontrol.capacity]                     # admission: CPU per device
     cpu_budget = 1.0                          # CPU seconds per second (1.0 = one core)
@@ -80,8 +82,10 @@ def load(section, path=None):
     grants = {}
     for uid, grant in cfg["grants"].items():
         grants[uid] = check_grant(grant, "%s.grants.%s" % (where, uid))
-        if uid != "*" and not uid.isdigit():
-            raise JobConfigError("%s.grants: key %r must be a uid (\"1000\") or \"*\"" % (where, uid))
+        if uid != "*" and not uid.isdigit() and not (uid.startswith("cert:") and len(uid) > 5):
+            raise JobConfigError("%s.grants: key %r must be a uid (\"1000\"), \"*\", or a "
+                                 "remote client's certificate name (\"cert:alice\", \"cert:*\")"
+                                 % (where, uid))
     grants.setdefault("0", "all")
     cfg["grants"] = grants
     return cfg

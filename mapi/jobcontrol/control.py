@@ -26,6 +26,12 @@ from .wasm.runner import Limits
 log = logging.getLogger("mapid.jobs")
 PCAP_FILTERS = ("BPF_FILTER",)          # functions whose first argument is a pcap-filter
 QUOTA_CALLS = ("create_flow", "apply_function")
+# calls that change what a client holds or runs: their allowed decisions are committed before
+# the answer (with the reservation the call writes, else on their own); the decisions of calls
+# that only read are committed within resourcedb.AUDIT_DELAY
+DURABLE_CALLS = ("create_flow", "apply_function", "connect", "close_flow", "authenticate",
+                 "create_offline_device", "start_offline_device", "stop_device",
+                 "delete_offline_device", "load_library")
 
 
 class FlowHold:
@@ -82,8 +88,8 @@ class JobControl:
             self.libraries = Libraries(cfg["code_dir"] or None, limits)
         self.libraries.limits = limits
         for client in list(self.clients.values()):
-            if client.cred.source == "uid":
-                client.cred = self.grants.credential(client.session.uid)
+            if client.cred.source != "token":
+                client.cred = self.grants.of(client.session)
 
     def close(self):
         self.db.close()
@@ -92,7 +98,7 @@ class JobControl:
     def _client(self, session):
         c = self.clients.get(session.id)
         if c is None:
-            cred = self.grants.credential(session.uid)
+            cred = self.grants.of(session)
             c = self.clients[session.id] = Client(self.db.client_key(session.id), session, cred)
             self.db.add_client(c.key, session.pid, session.uid, session.program, cred.principal)
         return c
@@ -139,6 +145,8 @@ class JobControl:
             raise
         self._audit(client, req.op, obj, "allow", 0, "")
         self._after(client, call, msg, result, req)
+        if call in DURABLE_CALLS:
+            self.db.flush()
         return result
 
     def decide(self, client, req, obj):
@@ -334,7 +342,8 @@ class JobControl:
                               "has no jobcontrol.root_public_key)", "no root key",
                               argument="token")
             token = tokens.decode(msg.token, self.root_key)
-            cred = Credential(rights_of(token), token, source="token", uid=session.uid)
+            cred = Credential(rights_of(token), token, source="token", uid=session.uid,
+                              certificate=getattr(session, "certificate", None))
             obj = "token " + tokens.short_id(cred.rights.ids[-1])
             req = Request("authenticate")
             self._check_revoked(cred, req)

@@ -1,6 +1,9 @@
-"""A connection's credentials: the token it presented, or what the config grants its uid.
+"""A connection's credentials: the token it presented, or what the config grants its uid (a
+local client, SO_PEERCRED) or its certificate (a remote client: the common name of the client
+certificate mutual TLS verified; grants "cert:NAME", else "cert:*", else nothing).  A token
+counts the same over either transport.
 
-A uid's grant is turned into a token too, signed by a key the server makes at start (never
+A grant is turned into a token too, signed by a key the server makes at start (never
 written anywhere), so one path authorises every client: the grant's rights are the authority
 block, exactly as if the administrator had issued them.  "all" (root by default) is
 unrestricted; "none" (every other uid by default) grants nothing but the calls on a client's own
@@ -12,11 +15,12 @@ from . import tokens
 
 
 class Credential:
-    def __init__(self, rights, token=None, source="uid", uid=None):
+    def __init__(self, rights, token=None, source="uid", uid=None, certificate=None):
         self.rights = rights
         self.token = token
-        self.source = source            # "token" or "uid"
+        self.source = source            # "token", "uid" or "certificate"
         self.uid = uid
+        self.certificate = certificate  # a remote client's certificate name
         self.principal = rights.principal
         # level keys of the quotas: the principal, then each later block of the token
         self.levels = [(0, "principal:" + rights.principal)] + \
@@ -28,6 +32,8 @@ class Credential:
             return "%s (token %s%s)" % (self.principal, tokens.short_id(self.rights.ids[-1]),
                                         ", %d blocks" % len(self.rights.ids)
                                         if len(self.rights.ids) > 1 else "")
+        if self.source == "certificate":
+            return "certificate %s (no token)" % self.certificate
         return "uid %s (no token)" % self.uid
 
     @property
@@ -42,19 +48,27 @@ class Credential:
 
 
 class Grants:
-    """Credentials of clients without a token, from [jobcontrol.grants]."""
+    """Credentials of clients without a token, from [jobcontrol.grants]: by uid for local
+    clients ("0", "*"), by certificate name for remote ones ("cert:alice", "cert:*"; a local
+    uid's grant never reaches a remote client)."""
 
     def __init__(self, grants):
         self.grants = dict(grants)
         self._key = bis.KeyPair()
         self._cache = {}
 
-    def credential(self, uid):
-        key = str(uid)
-        grant = self.grants.get(key, self.grants.get("*", "none"))
-        principal = "uid:%d" % uid
+    def credential(self, uid, certificate=None):
+        if certificate is not None:
+            key = "cert:" + certificate
+            grant = self.grants.get(key, self.grants.get("cert:*", "none"))
+            principal, source = key, "certificate"
+        else:
+            key = str(uid)
+            grant = self.grants.get(key, self.grants.get("*", "none"))
+            principal, source = "uid:%d" % uid, "uid"
+        where = dict(source=source, uid=uid, certificate=certificate)
         if grant == "all":
-            return Credential(Rights(principal, unrestricted=True), source="uid", uid=uid)
+            return Credential(Rights(principal, unrestricted=True), **where)
         cached = self._cache.get(key)
         if cached is None:
             spec = {} if grant == "none" else grant
@@ -65,4 +79,8 @@ class Grants:
                                  filter=spec.get("filter"), limits=spec.get("limits"))
             token = bis.Biscuit.from_bytes(token.to_bytes(), self._key.public_key)
             cached = self._cache[key] = token
-        return Credential(rights_of(cached), cached, source="uid", uid=uid)
+        return Credential(rights_of(cached), cached, **where)
+
+    def of(self, session):
+        """The credential a session without a token has."""
+        return self.credential(session.uid, getattr(session, "certificate", None))

@@ -3,10 +3,14 @@ request made (with their dependencies: a loaded library and the flows that apply
 functions), and an audit log of every authorisation decision.
 
 SQLite (stdlib sqlite3) in WAL mode, by default /var/lib/scampi/mapid.db.  Reservations (a
-flow's amounts as of its connect) and refusals are committed before the call is answered, so they survive mapid being killed (-9);
-allowed decisions are queued and committed by a writer thread within AUDIT_DELAY seconds.
+flow's amounts as of its connect), refusals and the allowed decisions of calls that change
+something are committed before the call is answered, so they survive mapid being killed (-9): a
+decision queued for the audit log goes into the transaction of the next write, never a commit
+of its own.  Allowed decisions of calls that only read are committed by a writer thread within
+AUDIT_DELAY seconds (a kill -9 may lose that last fraction of a second of reads).
 A starting mapid drops the reservations of server instances that are gone (with them their
 clients) and keeps principals, revocations and the audit log."""
+import contextlib
 import json
 import logging
 import os
@@ -20,6 +24,8 @@ from mapi.errors import MapiError, EOPEN
 log = logging.getLogger("mapid.jobs.db")
 DEFAULT_PATH = "/var/lib/scampi/mapid.db"
 AUDIT_DELAY = 0.2
+INSERT_AUDIT = ("INSERT INTO audit(ts, client, principal, uid, pid, operation, object, decision, "
+                "code, reason) VALUES (?,?,?,?,?,?,?,?,?,?)")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS principals(name TEXT PRIMARY KEY, source TEXT, rights TEXT,
     first_seen REAL, last_seen REAL);
@@ -87,12 +93,29 @@ class ResourceDB:
         self._writer.start()
         self.dropped_at_start = dropped
 
+    @contextlib.contextmanager
+    def _tx(self):
+        """One transaction (one commit) holding the queued audit rows first, then the caller's
+        writes.  (The connection is in autocommit mode: without BEGIN each statement, each row
+        of an executemany too, would be a commit of its own.)"""
+        with self._audit_cv:
+            rows, self._audit = self._audit, []
+        with self.lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                if rows:
+                    self.db.executemany(INSERT_AUDIT, rows)
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
     # --- start and stop ------------------------------------------------------------------------
     def _start(self):
         """Register this server; drop what belonged to server instances that are gone."""
         pid = os.getpid()
-        with self.lock, self.db:
-            self.db.execute("BEGIN IMMEDIATE")
+        with self._tx():
             gone = [r["instance"] for r in self.db.execute(
                 "SELECT instance, pid, starttime FROM servers WHERE stopped IS NULL")
                 if _starttime(r["pid"]) != r["starttime"] or r["pid"] == pid]
@@ -118,7 +141,7 @@ class ResourceDB:
             self._stopping = True
             self._audit_cv.notify()
         self._writer.join(2)
-        with self.lock, self.db:
+        with self._tx():
             self.db.execute("DELETE FROM reservations WHERE client IN (SELECT client FROM clients "
                             "WHERE instance = ?)", (self.instance,))
             self.db.execute("UPDATE servers SET stopped = ? WHERE instance = ?",
@@ -128,7 +151,7 @@ class ResourceDB:
     # --- principals and revocations ------------------------------------------------------------
     def see_principal(self, name, source, rights):
         now = time.time()
-        with self.lock, self.db:
+        with self._tx():
             self.db.execute("INSERT INTO principals VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO "
                             "UPDATE SET source = excluded.source, rights = excluded.rights, "
                             "last_seen = excluded.last_seen",
@@ -140,7 +163,7 @@ class ResourceDB:
 
     def set_config_revocations(self, ids):
         """The config's list replaces the earlier config entries; `mapi-admin revoke` entries stay."""
-        with self.lock, self.db:
+        with self._tx():
             self.db.execute("DELETE FROM revocations WHERE source = 'config'")
             self.db.executemany("INSERT OR IGNORE INTO revocations VALUES (?, 'config', ?, '')",
                                 [(i.lower(), time.time()) for i in ids])
@@ -159,18 +182,18 @@ class ResourceDB:
         return "%s/%d" % (self.instance, client_id)
 
     def add_client(self, key, pid, uid, program, principal):
-        with self.lock, self.db:
+        with self._tx():
             self.db.execute("INSERT INTO clients VALUES (?, ?, ?, ?, ?, ?, ?, NULL) ON CONFLICT"
                             "(client) DO UPDATE SET principal = excluded.principal",
                             (key, self.instance, pid, uid, program, principal, time.time()))
 
     def client_gone(self, key):
-        with self.lock, self.db:
+        with self._tx():
             self.db.execute("DELETE FROM reservations WHERE client = ?", (key,))
             self.db.execute("UPDATE clients SET gone = ? WHERE client = ?", (time.time(), key))
 
     def reserve(self, client, principal, levels, kind, obj, device, amounts, depends_on=None):
-        with self.lock, self.db:
+        with self._tx():
             cur = self.db.execute(
                 "INSERT INTO reservations(client, principal, levels, kind, object, device, "
                 "amounts, depends_on, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -179,12 +202,12 @@ class ResourceDB:
             return cur.lastrowid
 
     def update_amounts(self, rid, amounts, depends_on=None):
-        with self.lock, self.db:
+        with self._tx():
             self.db.execute("UPDATE reservations SET amounts = ?, depends_on = ? WHERE id = ?",
                             (json.dumps(amounts), depends_on, rid))
 
     def release(self, rid):
-        with self.lock, self.db:
+        with self._tx():
             self.db.execute("DELETE FROM reservations WHERE id = ?", (rid,))
 
     def reservations(self):
@@ -192,25 +215,22 @@ class ResourceDB:
 
     # --- audit ----------------------------------------------------------------------------------
     def audit(self, row, sync=False):
-        """row: (ts, client, principal, uid, pid, operation, object, decision, code, reason)."""
-        if sync:
-            with self.lock, self.db:
-                self.db.execute("INSERT INTO audit(ts, client, principal, uid, pid, operation, "
-                                "object, decision, code, reason) VALUES (?,?,?,?,?,?,?,?,?,?)", row)
-            return
+        """row: (ts, client, principal, uid, pid, operation, object, decision, code, reason).
+        Queued: committed with the next write, or by the writer thread; sync: now."""
         with self._audit_cv:
             self._audit.append(row)
             if len(self._audit) == 1:
                 self._audit_cv.notify()
+        if sync:
+            self.flush()
 
     def flush(self):
+        """Commit the queued audit rows (nothing when another write took them)."""
         with self._audit_cv:
-            rows, self._audit = self._audit, []
-        if rows:
-            with self.lock, self.db:
-                self.db.executemany("INSERT INTO audit(ts, client, principal, uid, pid, "
-                                    "operation, object, decision, code, reason) VALUES "
-                                    "(?,?,?,?,?,?,?,?,?,?)", rows)
+            if not self._audit:
+                return
+        with self._tx():
+            pass
 
     def _audit_writer(self):
         while True:
@@ -227,7 +247,7 @@ class ResourceDB:
 
     # --- calibration ----------------------------------------------------------------------------
     def save_calibration(self, costs, functions):
-        with self.lock, self.db:
+        with self._tx():
             self.db.executemany("INSERT OR REPLACE INTO calibration VALUES (?, ?, ?, ?)",
                                 [(c, ns, functions.get(c, ""), time.time())
                                  for c, ns in costs.items()])

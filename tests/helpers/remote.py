@@ -60,6 +60,11 @@ class Certs:
         self.expired = certs.issue(str(self.dir), "expired", "client", days=1, not_before=past)
         self.ca = str(self.dir / "ca.pem")
 
+    def add_client(self, name):
+        """A client certificate of this CA for `name` (its common name: job control's
+        grants name remote clients by it); (cert, key)."""
+        return certs.issue(str(self.dir), name, "client")
+
     def add_server(self, addr):
         self.server[addr] = certs.issue(str(self.dir), "server-" + addr, "server", [addr])
         return self.server[addr]
@@ -79,14 +84,15 @@ class Certs:
 
 
 class RemoteMapid(Mapid):
-    """A mapid on loopback that also listens remotely (127.0.0.1:port)."""
+    """A mapid on loopback that also listens remotely (127.0.0.1:port); `config` as Mapid's
+    (by default job control open to every client)."""
 
-    def __init__(self, directory, pki, traces=None, extra=(), port=None):
+    def __init__(self, directory, pki, traces=None, extra=(), port=None, config=None):
         self.port = port or free_port()
         args = pki.mapid_args("127.0.0.1", self.port) + list(extra)
         if traces:
             args += ["--remote-traces", str(traces)]
-        super().__init__(directory, args=args)
+        super().__init__(directory, config=config, args=args)
         wait_port("127.0.0.1", self.port, self.proc, log=self.log)
         self.remote_url = "grpcs://127.0.0.1:%d" % self.port
 

@@ -33,6 +33,7 @@ database = "%s"
 costs = { free = 1.0, low = 10.0, high = 40.0 }
 [jobcontrol.grants]
 "*" = "all"
+"cert:*" = "all"
 [jobcontrol.capacity]
 cpu_budget = 1000000.0
 """

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 log = logging.getLogger("mapid.remote")
 # the longest message either side takes: a batch of packets (4 MiB of records) and a frame
 SEND_LIMIT = 64 << 20
+SERVICE = "scampi.mapi.v1.Mapi"           # mapi.proto's package and service
 
 
 class RemoteListener:
@@ -33,9 +34,7 @@ def listen(address, cert, key, client_ca, make_session, ids, limits, workers=64,
     """Start serving on HOST:PORT; returns the RemoteListener (its port: the bound one)."""
     import grpc
 
-    from mapi.proto import grpc_stubs
-
-    from .service import MapiService
+    from .service import MapiService, handlers as service_handlers
     from .sessions import SessionTable
     from .tls import server_credentials
 
@@ -55,7 +54,9 @@ def listen(address, cert, key, client_ca, make_session, ids, limits, workers=64,
     # every stream holds a thread: beyond them a call is refused at once, never queued
     server = grpc.server(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mapid-grpc"),
                          options=options, maximum_concurrent_rpcs=workers)
-    grpc_stubs().add_MapiServicer_to_server(MapiService(table, traces, output), server)
+    handlers = service_handlers(MapiService(table, traces, output))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    server.add_registered_method_handlers(SERVICE, handlers)
     try:
         port = server.add_secure_port(address, creds)
     except RuntimeError as exc:

@@ -1,13 +1,15 @@
 """Packets of a TO_BUFFER for a remote client: mapid maps the flow's ring as its local clients
 do (mapi_ring_attach) and cuts what is there into PacketBatch messages.  A batch is the ring's
-own records copied out in one piece per contiguous span (one memcpy, no per-packet work in
-Python); the receiver parses the same layout (docs/protocol.md section 5).  The stream reads
+own records copied out in one piece per contiguous span, straight into the message's wire
+bytes (one copy: no bytes object in between, no protobuf message to fill and serialize again);
+the receiver parses the same layout (docs/protocol.md section 5).  The stream reads
 the ring only when gRPC took the previous batch, so a slow client slows a lossless replay or
 makes a shared device's ring drop (and count) for that client alone."""
 import threading
 
 from mapi._engine import ffi, lib
 from mapi.errors import MapiError, ESERVER
+from mapi.proto import pb
 from mapi.ring import RingReader
 
 MAX_PACKETS = 4096
@@ -16,6 +18,27 @@ MAX_BYTES = 4 << 20
 
 def _addr(p):
     return int(ffi.cast("uintptr_t", p))
+
+
+def _varint(n):
+    out = bytearray()
+    while n > 0x7f:
+        out.append((n & 0x7f) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def wire_batch(records, count, nbytes, last_ts, written, dropped):
+    """A PacketBatch's wire bytes: field 1 (records) written around the ring's bytes as they
+    are, the small fields by protobuf (fields may come in any order on the wire)."""
+    tail = pb.PacketBatch(count=count, bytes=nbytes, last_ts=last_ts, written=written,
+                          dropped=dropped).SerializeToString()
+    return b"".join((b"\x0a", _varint(len(records)), records, tail))
+
+
+def wire_end(written, dropped):
+    return pb.PacketBatch(end=True, written=written, dropped=dropped).SerializeToString()
 
 
 class RemoteRingReader(RingReader):
@@ -34,7 +57,7 @@ class RemoteRingReader(RingReader):
         self._datas = ffi.new("uint8_t *[]", MAX_PACKETS)
 
     def batches(self, timeout_ms, max_packets=0, max_bytes=0):
-        """[(records bytes, count, captured bytes, last ts)] of what the ring has (waiting up to timeout_ms for the
+        """[PacketBatch wire bytes] of what the ring has (waiting up to timeout_ms for the
         first packet); [] when nothing came; None at the end of the stream (or once released)."""
         max_packets = min(max_packets or MAX_PACKETS, MAX_PACKETS)
         max_bytes = max(max_bytes or MAX_BYTES, 1 << 16)
@@ -51,8 +74,9 @@ class RemoteRingReader(RingReader):
             if n == 0:
                 return []
             hdrs = self._hdrs
-            out = [(ffi.buffer(ffi.cast("char *", hdrs[a]), nbytes)[:], b - a,
-                    sum(h.caplen for h in hdrs[a:b]), hdrs[b - 1].ts)
+            written, dropped = self.counters()
+            out = [wire_batch(ffi.buffer(ffi.cast("char *", hdrs[a]), nbytes), b - a,
+                              sum(h.caplen for h in hdrs[a:b]), hdrs[b - 1].ts, written, dropped)
                    for a, b, nbytes in self._spans(n, max_bytes)]
             self.last_ts = self._hdrs[n - 1].ts
             return out

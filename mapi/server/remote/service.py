@@ -14,6 +14,7 @@ from mapi.proto.values import from_value
 from mapi.proto.wire import close_fds, envelope
 from mapi.registry import get_registry
 
+from .packets import wire_end
 from .sessions import open_under
 from .tls import identity
 
@@ -28,6 +29,24 @@ def error_envelope(rid, exc):
     env = envelope(rid)
     error_message(exc, env.error)
     return env
+
+
+def handlers(service):
+    """The service's method handlers, as the generated add_MapiServicer_to_server makes them
+    but for Packets, whose batches are their wire bytes already (packets.wire_batch)."""
+    def as_is(data):
+        return data
+    return {
+        "Call": grpc.unary_unary_rpc_method_handler(
+            service.Call, request_deserializer=pb.Envelope.FromString,
+            response_serializer=pb.Envelope.SerializeToString),
+        "Subscribe": grpc.unary_stream_rpc_method_handler(
+            service.Subscribe, request_deserializer=pb.Envelope.FromString,
+            response_serializer=pb.Envelope.SerializeToString),
+        "Packets": grpc.unary_stream_rpc_method_handler(
+            service.Packets, request_deserializer=pb.PacketsRequest.FromString,
+            response_serializer=as_is),
+    }
 
 
 class MapiService(grpc_stubs().MapiServicer):
@@ -147,12 +166,9 @@ class MapiService(grpc_stubs().MapiServicer):
         try:
             while context.is_active():
                 got = reader.batches(200, request.max_packets, request.max_bytes)
-                written, dropped = reader.counters()
                 if got is None:
-                    yield pb.PacketBatch(end=True, written=written, dropped=dropped)
+                    yield wire_end(*reader.counters())
                     return
-                for data, count, size, last_ts in got:
-                    yield pb.PacketBatch(records=data, count=count, written=written,
-                                         dropped=dropped, bytes=size, last_ts=last_ts)
+                yield from got                  # PacketBatch wire bytes (handlers(): as is)
         finally:
             reader.streaming.release()

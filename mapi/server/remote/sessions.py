@@ -2,7 +2,9 @@
 connection object that speaks gRPC instead of a Unix socket.  Replies go to the RPC waiting
 for them, pushes to the session's Subscribe stream (bounded: beyond the backlog they are
 dropped and counted, as for local clients).  A session belongs to the client certificate that
-opened it; it ends, and its flows close, when its Subscribe stream ends."""
+opened it; it ends, and its flows close, when its Subscribe stream ends.  Job control sees the
+certificate's name: without a token the session gets the grant "cert:NAME" (or "cert:*") of
+mapid's config, never a local uid's; a token presented over gRPC counts as over the socket."""
 import itertools
 import logging
 import os
@@ -47,6 +49,7 @@ class RemoteConnection:
         self._rids = itertools.count(1)
         self.session = table.make_session(self)
         self.session.program = "%s (remote, %s)" % (self.name, peer)
+        self.session.certificate = self.name     # job control's grants name remote clients so
 
     # --- the Session's side -------------------------------------------------------------------
     def send(self, env, fds=(), push=False):
