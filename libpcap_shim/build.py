@@ -2,7 +2,9 @@
 
 The library is C (csrc/*.c: every libpcap 1.10 export, the per-packet paths included) plus an
 embedded interpreter that runs libpcap_shim/runtime.py for what is not per packet (opening MAPI
-devices and flows, compiling filters).  Its soname is libpcap.so.0.8, so when it is preloaded the
+devices and flows, compiling filters).  With a server configured (MAPI_SERVER) the interpreter
+never starts: the C half speaks mapid's protocol itself (csrc/client.c), with message code that
+protoc-c generates here from mapi/proto/mapi.proto (into build/libpcap_shim/proto).  Its soname is libpcap.so.0.8, so when it is preloaded the
 dynamic linker takes it for the application's libpcap and the real one is never loaded.
 
     .venv/bin/python -m scampi.libpcap_shim.build        (or: python libpcap_shim/build.py)
@@ -64,16 +66,53 @@ def _pyapi_decls():
 
 # Engine C compiled in: the savefile readers (the shim checks pcapng interface blocks with them)
 # and the BPF interpreter and validator (libpcap's bpf_filter and bpf_validate).
-ENGINE_SOURCES = [os.path.join(ENGINE_CSRC, f) for f in ("pcap.c", "pcapng.c", "erf.c", "bpf.c")]
+# The shared ring's reader (ring.c) too: a client of mapid maps the rings it is passed.
+ENGINE_SOURCES = [os.path.join(ENGINE_CSRC, f) for f in ("pcap.c", "pcapng.c", "erf.c", "bpf.c",
+                                                          "ring.c")]
+SCHEMA = os.path.join(ROOT, "mapi", "proto", "mapi.proto")
+PROTO_OUT = os.path.join(ROOT, "build", "libpcap_shim", "proto")
+PROTO_C = os.path.join(PROTO_OUT, "mapi.pb-c.c")
+
+
+def generate_proto():
+    """mapi.pb-c.c/.h from the schema with protoc-c (Debian's protobuf-c-compiler)."""
+    if os.path.exists(PROTO_C) and os.path.getmtime(PROTO_C) >= os.path.getmtime(SCHEMA):
+        return PROTO_C
+    import shutil
+    import subprocess
+    protoc = shutil.which("protoc-c")
+    if protoc is None:
+        raise SystemExit("protoc-c is missing: apt-get install protobuf-c-compiler libprotobuf-c-dev "
+                         "(make deps installs them)")
+    os.makedirs(PROTO_OUT, exist_ok=True)
+    subprocess.run([protoc, "-I" + os.path.dirname(SCHEMA), "--c_out=" + PROTO_OUT, SCHEMA],
+                   check=True)
+    _rename_base_fields()
+    return PROTO_C
+
+
+def _rename_base_fields():
+    """protoc-c names a field `base` as the member every message starts with (Record.base):
+    the C member becomes base_value.  The wire stays the schema's (field 4, named "base")."""
+    h_path, c_path = PROTO_C[:-1] + "h", PROTO_C
+    h, c = open(h_path).read(), open(c_path).read()
+    h, n = re.subn(r"(\n  Scampi__Mapi__V1__\w+ \*)base;", r"\1base_value;", h)
+    c, m = re.subn(r"offsetof\((Scampi__Mapi__V1__\w+), base\)", r"offsetof(\1, base_value)", c)
+    if n != m:
+        raise SystemExit("build.py: protoc-c's output changed shape (%d/%d base fields)" % (n, m))
+    open(h_path, "w").write(h)
+    open(c_path, "w").write(c)
 
 
 def _sources():
-    return sorted(glob.glob(os.path.join(CSRC, "*.c"))) + ENGINE_SOURCES
+    return sorted(glob.glob(os.path.join(CSRC, "*.c"))) + ENGINE_SOURCES + [PROTO_C]
 
 
 def _inputs():
-    return _sources() + glob.glob(os.path.join(CSRC, "*.h")) + \
-        glob.glob(os.path.join(CSRC, "*.inc")) + [os.path.join(ENGINE_CSRC, h) for h in ("ring.h", "reader.h", "reader_formats.h", "byteorder.h", "bpf.h", "engine.h")] + \
+    return [s for s in _sources() if s != PROTO_C] + [SCHEMA] + \
+        glob.glob(os.path.join(CSRC, "*.h")) + glob.glob(os.path.join(CSRC, "*.inc")) + \
+        [os.path.join(ENGINE_CSRC, h) for h in ("ring.h", "reader.h", "reader_formats.h",
+                                                 "byteorder.h", "bpf.h", "engine.h")] + \
         [os.path.abspath(__file__)]
 
 
@@ -97,6 +136,7 @@ def build(verbose=False, target=TARGET, tmpdir=None, extra_compile_args=(), extr
     compiler that $CC/$LDSHARED name and its own flags)."""
     from cffi import FFI
 
+    generate_proto()
     ffi = FFI()
     ffi.embedding_api(_pyapi_decls())
     ffi.cdef(C_FOR_PYTHON)
@@ -107,13 +147,13 @@ def build(verbose=False, target=TARGET, tmpdir=None, extra_compile_args=(), extr
         "_mapi_pcap_shim",
         '#include "shim.h"\n',
         sources=_sources(),
-        include_dirs=[CSRC, ENGINE_CSRC],
+        include_dirs=[CSRC, ENGINE_CSRC, PROTO_OUT],
         define_macros=[("SHIM_VENV_PYTHON", '"%s"' % pyexe)],
         extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-fvisibility=hidden",
                             "-Wno-unused-function", "-Wno-format-truncation"] + list(extra_compile_args),
         extra_link_args=["-Wl,-soname," + SONAME, "-Wl,-rpath," + libdir, "-L" + libdir,
                          "-Wl,--no-undefined"] + list(extra_link_args),
-        libraries=["pthread"],
+        libraries=["pthread", "protobuf-c"],
     )
     os.makedirs(os.path.dirname(target), exist_ok=True)
     tmp = tmpdir or os.path.join(ROOT, "build", "libpcap_shim")
