@@ -118,3 +118,63 @@ int shim_python_running(void)
 {
     return __atomic_load_n(&state, __ATOMIC_ACQUIRE) == 1;
 }
+
+/* ---- the in-process ops: every call goes to runtime.py ------------------------------------ */
+
+static int py_open_offline(pcap_t *p, const char *path, int fd, char *errbuf)
+{
+    (void)fd;                                  /* the engine opens the file by name */
+    return PY(open_offline, p, path, p->linktype, p->snapshot, p->is_pcapng, errbuf);
+}
+
+static int py_compile(pcap_t *p, const char *expr, int optimize, uint32_t netmask,
+                      uintptr_t *insns, uint32_t *len, char *errbuf)
+{
+    int file_linktype = p->kind == SHIM_OFFLINE ? p->file_linktype : -1;
+    return PY(compile, p->linktype, p->snapshot, file_linktype, p->swapped, expr, optimize,
+              netmask, insns, len, errbuf);
+}
+
+static int py_setfilter(pcap_t *p, const struct bpf_insn *insns, uint32_t n, int *here,
+                        uintptr_t *ring, char *errbuf)
+{
+    return PY(setfilter, p, insns, n, p->started, here, ring, errbuf);
+}
+
+static int py_start(pcap_t *p, uintptr_t *ring, char *errbuf) { return PY(start, p, ring, errbuf); }
+static int py_end_status(pcap_t *p, char *errbuf) { return PY(end_status, p, errbuf); }
+static int py_restart(pcap_t *p, uintptr_t *ring, char *errbuf) { return PY(restart, p, ring, errbuf); }
+static void py_close(pcap_t *p) { shim_py_close(p, p->seen, p->delivered); }
+static void py_report(pcap_t *p) { shim_py_report(p, p->seen, p->delivered); }
+
+static int py_activate(pcap_t *p, int *status, int *dlt, char *errbuf)
+{
+    return PY(activate, p, p->device, p->snapshot, p->promisc, p->timeout_ms, p->buffer_size,
+              p->immediate, status, dlt, errbuf);
+}
+
+static int py_setdirection(pcap_t *p, int d, char *errbuf) { return PY(setdirection, p, d, errbuf); }
+
+static int py_stats(pcap_t *p, uint32_t *recv, uint32_t *drop, uint32_t *ifdrop, char *errbuf)
+{
+    return PY(stats, p, recv, drop, ifdrop, errbuf);
+}
+
+static int py_devices(char *buf, uint32_t size) { return PY(devices, buf, size); }
+
+const struct shim_ops shim_python_ops = {
+    "in-process", py_open_offline, py_compile, py_setfilter, py_start, py_end_status, py_restart,
+    py_close, py_report, py_activate, py_setdirection, py_stats, py_devices, NULL,
+};
+
+const struct shim_ops *shim_ops_start(char *errbuf)
+{
+    static int server = -1;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    if (server < 0) server = getenv("MAPI_SERVER") && *getenv("MAPI_SERVER") ? 1 : 0;
+    if (server) {
+        pthread_once(&once, shim_use_own_rings);
+        return &shim_server_ops;
+    }
+    return shim_python_start(errbuf) == 0 ? &shim_python_ops : NULL;
+}
