@@ -122,8 +122,9 @@ void srv_report(pcap_t *p)
         shim_buf_json_value(&b, shim_value_get(info, "backend"));
     }
     shim_reply_free(&r);
-    shim_buf_printf(&b, ", \"shim_seen\": %llu, \"shim_delivered\": %llu, \"server\": true",
-                    (unsigned long long)p->seen, (unsigned long long)p->delivered);
+    shim_buf_printf(&b, ", \"shim_seen\": %llu, \"shim_delivered\": %llu, \"server\": true, "
+                    "\"python\": %s", (unsigned long long)p->seen, (unsigned long long)p->delivered,
+                    shim_python_running() ? "true" : "false");
     if (h->end_error) {
         shim_buf_printf(&b, ", \"end_error\": ");
         shim_buf_json_string(&b, h->end_error);
