@@ -3,8 +3,9 @@
  * little-endian length and an Envelope; descriptors ride with a frame's first byte
  * (SCM_RIGHTS).  Calls are made one at a time (a mutex): the drop-in makes them only when a
  * handle opens, starts, changes or closes, never per packet.  Pushes (events, which the drop-in
- * never asks for) are read and dropped.  A forked child shares its parent's connection, as it
- * shares a libpcap handle's descriptors. */
+ * never asks for) are read and dropped.  A forked child leaves its copy of the parent's
+ * connection alone (closes it) and opens its own at its first call: what the parent opened on
+ * mapid stays the parent's (server.c re-opens a handle the child reads). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
@@ -29,17 +30,35 @@ static struct {
     size_t len, cap;
     int qfds[QUEUE_FDS];         /* descriptors received, not yet handed to a frame */
     int nq;
-} conn = {PTHREAD_MUTEX_INITIALIZER, -1, 0, 0, NULL, 0, 0, {0}, 0};
+    pid_t pid;                   /* the process that opened it */
+} conn = {PTHREAD_MUTEX_INITIALIZER, -1, 0, 0, NULL, 0, 0, {0}, 0, 0};
+
+/* fork() while another thread is in a call: the child's copy of the lock must be free */
+static void before_fork(void) { pthread_mutex_lock(&conn.lock); }
+static void after_fork(void) { pthread_mutex_unlock(&conn.lock); }
+static void watch_forks(void) { pthread_atfork(before_fork, after_fork, after_fork); }
+
+static void close_all(const int *fds, int n)
+{
+    for (int i = 0; i < n; i++) close(fds[i]);
+}
+
+/* In a forked child: forget the parent's connection (without a word on it). */
+static void leave_parents_connection(void)
+{
+    if (conn.fd < 0 || conn.pid == getpid()) return;
+    close(conn.fd);
+    close_all(conn.qfds, conn.nq);
+    conn.fd = -1;
+    conn.nq = 0;
+    conn.len = 0;
+    conn.gone = 0;
+}
 
 const char *shim_server_url(void)
 {
     const char *url = getenv("MAPI_SERVER");
     return url && *url ? url : NULL;
-}
-
-static void close_all(const int *fds, int n)
-{
-    for (int i = 0; i < n; i++) close(fds[i]);
 }
 
 /* "unix:PATH", "unix:///PATH" or a bare path. */
@@ -192,6 +211,9 @@ static int call_locked(Request *req, const int *fds, int nfds, shim_reply *out, 
 
 static int connect_locked(char *errbuf)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, watch_forks);
+    leave_parents_connection();
     if (conn.fd >= 0) return 0;
     const char *url = shim_server_url();
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -209,6 +231,7 @@ static int connect_locked(char *errbuf)
     }
     conn.fd = fd;
     conn.gone = 0;
+    conn.pid = getpid();
     Scampi__Mapi__V1__Hello hello = SCAMPI__MAPI__V1__HELLO__INIT;
     hello.version = SHIM_PROTOCOL_VERSION;
     hello.client = SHIM_CLIENT_NAME;
@@ -301,6 +324,7 @@ const Value *shim_error_where(const shim_reply *r, const char *key)
 /* Without taking the lock (a reader between two ring waits): has the server hung up? */
 int shim_server_gone(void)
 {
+    if (conn.pid != getpid()) return 0;          /* a forked child's copy: not its own */
     if (__atomic_load_n(&conn.gone, __ATOMIC_RELAXED)) return 1;
     int fd = __atomic_load_n(&conn.fd, __ATOMIC_RELAXED);
     if (fd < 0) return 0;

@@ -75,6 +75,7 @@ static struct srv *srv_new(pcap_t *p)
     h->filter_where = "none";
     h->ring_bytes = RING_BYTES;
     h->direction = PCAP_D_INOUT;
+    h->owner = getpid();
     p->srv = h;
     srv_open_report();
     return h;
@@ -261,7 +262,7 @@ static int start_offline(pcap_t *p, uintptr_t *ring, char *errbuf)
 static int srv_end_status(pcap_t *p, char *errbuf)
 {
     struct srv *h = p->srv;
-    if (p->kind != SHIM_OFFLINE) return 1;
+    if (p->kind != SHIM_OFFLINE || srv_foreign(h)) return 1;
     Scampi__Mapi__V1__WaitOfflineDevice w = SCAMPI__MAPI__V1__WAIT_OFFLINE_DEVICE__INIT;
     Request req = SCAMPI__MAPI__V1__REQUEST__INIT;
     w.dev = h->dev;
@@ -405,6 +406,21 @@ static int srv_setdirection(pcap_t *p, int direction, char *errbuf)
 
 /* ---- the operations ------------------------------------------------------------------------ */
 
+/* A forked child reading a handle its parent opened and did not start: the handle gets a device
+ * (offline) or a flow (live) of the child's own on mapid, as libpcap's child reads on its own. */
+static int adopt(pcap_t *p, char *errbuf)
+{
+    struct srv *h = p->srv;
+    if (!srv_foreign(h) || p->started) return 0;
+    h->owner = getpid();
+    h->fd = h->bpf_fid = h->buf_fid = 0;
+    if (p->kind == SHIM_OFFLINE) return open_device(h, errbuf);
+    shim_reply r;
+    int rc = open_live_flow(p, h, &r, errbuf);
+    shim_reply_free(&r);
+    return rc < 0 ? -1 : flow_device(h, errbuf);
+}
+
 static int srv_compile(pcap_t *p, const char *expr, int optimize, uint32_t netmask,
                        uintptr_t *insns, uint32_t *len, char *errbuf)
 {
@@ -421,6 +437,7 @@ static int srv_setfilter(pcap_t *p, const struct bpf_insn *insns, uint32_t n, in
                          uintptr_t *ring, char *errbuf)
 {
     struct srv *h = p->srv;
+    if (adopt(p, errbuf) < 0) return 0;
     if (p->kind == SHIM_OFFLINE && p->started) {
         /* the replay runs: the new program runs here on what the flow delivers */
         srv_note(h, "filter replaced after the flow started; run in the shim");
@@ -456,6 +473,7 @@ static int srv_setfilter(pcap_t *p, const struct bpf_insn *insns, uint32_t n, in
 
 static int srv_start(pcap_t *p, uintptr_t *ring, char *errbuf)
 {
+    if (adopt(p, errbuf) < 0) return 0;
     if (p->kind == SHIM_OFFLINE) return start_offline(p, ring, errbuf);
     mapi_ring *rg = connect_flow(p->srv, errbuf);
     if (!rg) return 0;
@@ -467,6 +485,10 @@ static void srv_close(pcap_t *p)
 {
     struct srv *h = p->srv;
     if (!h) return;
+    if (srv_foreign(h)) {            /* the parent's flow: the parent closes it */
+        srv_free(p);
+        return;
+    }
     srv_report(p);
     close_flow(h);
     if (p->kind == SHIM_OFFLINE) {

@@ -2,6 +2,7 @@
  * server_report.c share. */
 #ifndef SHIM_SERVER_H
 #define SHIM_SERVER_H
+#include <unistd.h>
 #include "shim.h"
 #include "client.h"
 
@@ -28,7 +29,11 @@ struct srv {
     int reported;
     int direction;               /* live: PCAP_D_* asked for */
     unsigned dropped_hints;      /* live: options the backend refused (HINTS bits) */
+    pid_t owner;                 /* the process whose connection holds the flow */
 };
+
+/* A handle a parent process opened before fork(): on mapid its flow is the parent's. */
+static inline int srv_foreign(const struct srv *h) { return h->owner != getpid(); }
 
 /* server.c: one call, with the usual shapes of request */
 int srv_call_dev(int call, const char *dev, shim_reply *r, char *errbuf);

@@ -77,7 +77,7 @@ static void function_entry(shim_buf *b, struct srv *h, const char *name, uint32_
 void srv_report(pcap_t *p)
 {
     struct srv *h = p->srv;
-    if (report_fd < 0 || !h || h->reported) return;
+    if (report_fd < 0 || !h || h->reported || srv_foreign(h)) return;
     h->reported = 1;
     if (p->kind == SHIM_OFFLINE && h->fd) {
         /* the counters settle when the replay's last batch is done (an application that stops
@@ -143,6 +143,11 @@ int srv_stats(pcap_t *p, uint32_t *recv, uint32_t *drop, uint32_t *ifdrop, char 
 {
     struct srv *h = p->srv;
     shim_reply r;
+    if (srv_foreign(h)) {
+        snprintf(errbuf, PCAP_ERRBUF_SIZE, "MAPI: the statistics of this handle are its parent "
+                 "process's (it opened the capture)");
+        return 0;
+    }
     if (srv_call_dev(REQ(STATS), h->dev, &r, errbuf) < 0) {
         shim_reply_free(&r);
         return 0;
