@@ -86,7 +86,7 @@ static int next_record(pcap_t *p, int timeout_ms, const mapi_pkthdr **h, const u
         int n = wait_records(p, timeout_ms);
         errno = saved;
         if (n == REC_GONE) {
-            snprintf(p->errbuf, PCAP_ERRBUF_SIZE, "The MAPI server went away");
+            snprintf(p->errbuf, PCAP_ERRBUF_SIZE, "the MAPI server went away");
             return REC_ERROR;
         }
         if (n == MAPI_RING_BREAK) {
