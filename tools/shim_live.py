@@ -19,13 +19,17 @@ import re
 import select
 import resource  # noqa: F401  (os.wait4's rusage)
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from tests.helpers.server import Mapid as HelperMapid  # noqa: E402
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -35,7 +39,6 @@ def _tool(name):
 
 
 def shim_library():
-    sys.path.insert(0, ROOT)
     from scampi.libpcap_shim import testing
     return testing.library()
 
@@ -55,48 +58,26 @@ def _cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-class Mapid:
-    """mapid in the receiving namespace, on a socket in a directory of its own."""
+class Mapid(HelperMapid):
+    """mapid in the receiving namespace, on a socket in a directory of its own (the tests'
+    helper otherwise: wait_ready, log_text, stop)."""
 
     def __init__(self, net, directory):
-        self.socket = os.path.join(directory, "mapid.sock")
+        self.dir = Path(directory)
+        self.socket = str(self.dir / "mapid.sock")
         self.url = "unix:" + self.socket
-        self.log = open(os.path.join(directory, "mapid.log"), "ab")
+        self.log = self.dir / "mapid.log"
+        self._log = open(self.log, "ab")
         env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
         env.pop("MAPI_SERVER", None)
         self.proc = net.spawn(net.ns_rx, [sys.executable, "-m", "mapi.server", "--socket",
-                                          self.socket], stdout=self.log, stderr=subprocess.STDOUT,
+                                          self.socket], stdout=self._log, stderr=subprocess.STDOUT,
                               env=env, cwd=ROOT)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("mapid exited: %s" % self.log_text())
-            s = socket.socket(socket.AF_UNIX)
-            try:
-                s.connect(self.socket)
-                return
-            except OSError:
-                time.sleep(0.05)
-            finally:
-                s.close()
-        raise RuntimeError("mapid did not listen: %s" % self.log_text())
-
-    def log_text(self):
-        self.log.flush()
-        return open(self.log.name, errors="replace").read()
+        self.pid = self.proc.pid
+        self.wait_ready()
 
     def cpu(self):
         return _cpu_seconds(self.proc.pid)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
 
 
 COUNTS = re.compile(rb"(\d+) packets? captured\n(\d+) packets? received by filter\n"
