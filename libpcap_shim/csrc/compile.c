@@ -85,7 +85,7 @@ static int compile_on(void *p, const char *expr, int optimize, uint32_t netmask,
 /* Compile `expr` as libpcap does for a savefile of this link type (LINKTYPE_ value with its
  * extension bits), snapshot length and byte order.  On success the program is malloc'd here
  * and owned by the caller (pcap_freecode frees it). */
-int shim_savefile_compile(int linktype, int snaplen, int swapped, const char *expr, int optimize,
+SHIM_EXPORT int shim_savefile_compile(int linktype, int snaplen, int swapped, const char *expr, int optimize,
                           uint32_t netmask, uintptr_t *insns, uint32_t *len, char *errbuf)
 {
     int rc = -1;
@@ -136,7 +136,7 @@ int shim_dead_compile(int dlt, int snaplen, const char *expr, int optimize, uint
 }
 
 /* A copy the application owns (pcap_freecode frees it) of a program compiled by the Python half. */
-uintptr_t shim_copy_program(const char *insns, uint32_t n)
+SHIM_EXPORT uintptr_t shim_copy_program(const char *insns, uint32_t n)
 {
     struct bpf_insn *copy = malloc((n ? n : 1) * sizeof *copy);
     if (copy) memcpy(copy, insns, n * sizeof *copy);

@@ -539,7 +539,7 @@ void shim_untrack(pcap_t *p)
 }
 
 /* Applications that exit without pcap_close() still get a report of each handle. */
-void shim_report_all(void)
+SHIM_EXPORT void shim_report_all(void)
 {
     /* exit() may come from a signal handler (tcpdump's SIGTERM cleanup): never block here, and
      * call into Python only when reports were asked for */
@@ -570,7 +570,7 @@ SHIM_EXPORT void pcap_close(pcap_t *p)
 }
 
 /* Called by the Python half once it has imported the engine (addresses of its ring calls). */
-void shim_set_engine(uintptr_t next_many, uintptr_t interrupt, uintptr_t clear_interrupt,
+SHIM_EXPORT void shim_set_engine(uintptr_t next_many, uintptr_t interrupt, uintptr_t clear_interrupt,
                      uintptr_t ring_fd)
 {
     shim_engine.ring_next_many = (int (*)(mapi_ring *, int, uint32_t, const mapi_pkthdr **,

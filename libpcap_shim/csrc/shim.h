@@ -22,7 +22,6 @@
  * after a failed call, and libpcap leaves errno alone where it has no system error to report. */
 #define KEEP_ERRNO(expr) __extension__({ int keep_errno_ = errno; __typeof__(expr) keep_r_ = (expr); \
                                          errno = keep_errno_; keep_r_; })
-#define PY(fn, ...) KEEP_ERRNO(shim_py_##fn(__VA_ARGS__))     /* a call into the Python half */
 #define KEEP_ERRNO_VOID(expr) do { int keep_errno_ = errno; expr; errno = keep_errno_; } while (0)
 #define SHIM_TAG 0x4d415049u      /* "MAPI": a live handle */
 #define SHIM_BATCH 256            /* ring records fetched per mapi_ring_next_many() */
@@ -125,8 +124,9 @@ struct shim_engine {
 };
 extern struct shim_engine shim_engine;
 
-void shim_set_engine(uintptr_t next_many, uintptr_t interrupt, uintptr_t clear_interrupt,
-                     uintptr_t ring_fd);
+/* The calls the Python half (libpcap_shim_python.so) makes into this library: exported. */
+SHIM_EXPORT void shim_set_engine(uintptr_t next_many, uintptr_t interrupt,
+                                 uintptr_t clear_interrupt, uintptr_t ring_fd);
 
 /* python.c: the embedded interpreter */
 int shim_python_start(char *errbuf);
@@ -137,7 +137,7 @@ void shim_use_own_rings(void);
 /* handle.c */
 void shim_track(pcap_t *p);
 void shim_untrack(pcap_t *p);
-void shim_report_all(void);
+SHIM_EXPORT void shim_report_all(void);
 pcap_t *shim_alloc(int kind, char *errbuf);
 int shim_linktype_to_dlt(int linktype);
 int shim_dlt_to_linktype(int dlt);
@@ -159,8 +159,8 @@ int shim_cursor_check(pcap_t *p);
 int shim_start(pcap_t *p);
 
 /* compile.c */
-uintptr_t shim_copy_program(const char *insns, uint32_t n);
-int shim_savefile_compile(int linktype, int snaplen, int swapped, const char *expr, int optimize,
+SHIM_EXPORT uintptr_t shim_copy_program(const char *insns, uint32_t n);
+SHIM_EXPORT int shim_savefile_compile(int linktype, int snaplen, int swapped, const char *expr, int optimize,
                           uint32_t netmask, uintptr_t *insns, uint32_t *len, char *errbuf);
 int shim_dead_compile(int dlt, int snaplen, const char *expr, int optimize, uint32_t netmask,
                       uintptr_t *insns, uint32_t *len, char *errbuf);
