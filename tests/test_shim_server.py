@@ -80,6 +80,8 @@ def test_mapid_killed_under_a_reading_tcpdump(mapid):
         writer.join(30)
         time.sleep(1.0)
         assert p.poll() is None, p.communicate()
+        maps = open("/proc/%d/maps" % p.pid).read()
+        assert "libpcap.so.0.8" in maps and "python" not in maps     # no interpreter, not even loaded
         mapid.kill()
         t0 = time.monotonic()
         out, err = p.communicate(timeout=10)

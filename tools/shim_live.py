@@ -68,7 +68,8 @@ class Mapid(HelperMapid):
         self.url = "unix:" + self.socket
         self.log = self.dir / "mapid.log"
         self._log = open(self.log, "ab")
-        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                   PYTHONFAULTHANDLER="1")
         env.pop("MAPI_SERVER", None)
         self.proc = net.spawn(net.ns_rx, [sys.executable, "-m", "mapi.server", "--socket",
                                           self.socket], stdout=self._log, stderr=subprocess.STDOUT,
@@ -78,6 +79,25 @@ class Mapid(HelperMapid):
 
     def cpu(self):
         return _cpu_seconds(self.proc.pid)
+
+    def stop(self, timeout=30):
+        """SIGTERM; a mapid that does not stop is made to dump its threads' stacks into its log
+        (faulthandler, SIGABRT) before the error says so."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGABRT)
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+                self._log.close()
+                raise RuntimeError("mapid did not stop on SIGTERM:\n" + self.log_text())
+        self._log.close()
+        return self.proc.returncode
 
 
 COUNTS = re.compile(rb"(\d+) packets? captured\n(\d+) packets? received by filter\n"
