@@ -104,6 +104,9 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, lambda *a: server.stop())
     signal.signal(signal.SIGINT, lambda *a: server.stop())
     signal.signal(signal.SIGHUP, lambda *a: server.post(reload))
+    # a signal taken by another thread must still wake the loop's select() (the Python handler
+    # runs in the main thread only once it wakes)
+    signal.set_wakeup_fd(server.wake_w, warn_on_full_buffer=False)
     log.info("listening on %s%s", cfg["socket"],
              (", metrics on http://%s/metrics" % cfg["metrics"]) if cfg["metrics"] else "")
     try:
