@@ -104,11 +104,15 @@ def live(packets, pps_list):
     write_trace(trace, packets=packets, seed=3)
     os.chmod(trace, 0o644)
     expected = printed(trace)
-    print("\nlive: 8 x tcpdump -i on one veth end, %d packets replayed (tools/gentrace seed 3)"
-          % expected.count(b"\n"))
-    print("%-10s %-7s %8s %11s %8s %13s %13s %9s %9s %9s" % (
-        "rate", "set", "sockets", "replayed/s", "exact", "captured min", "kernel drops",
-        "tcpdumps", "mapid", "CPU s"))
+    print("\nlive: 8 x tcpdump -i on one veth end, %d packets replayed (tools/gentrace seed 3); "
+          "load average before: %.1f" % (expected.count(b"\n"), os.getloadavg()[0]))
+    print("  exact: tcpdumps whose file prints what the trace prints; lost: replayed packets a "
+          "tcpdump did not write (min/max of the 8); drops: what the 8 report as dropped by "
+          "the kernel, summed (in server mode each reports the one shared socket's)")
+    print("%-10s %-7s %7s %10s %6s %15s %9s %9s %8s %7s" % (
+        "rate", "set", "sockets", "sent/s", "exact", "lost min/max", "drops", "tcpdumps", "mapid",
+        "CPU s"))
+    sent = expected.count(b"\n")
     with VethPair() as net:
         for pps in pps_list:
             for mode in ("native", "server"):
@@ -116,13 +120,13 @@ def live(packets, pps_list):
                               workdir=tempfile.mkdtemp(dir=d))
                 dumps = out["tcpdumps"]
                 exact = sum(printed(t["file"]) == expected for t in dumps)
+                lost = [sent - (t["captured"] or 0) for t in dumps]
                 drops = sum(t["dropped"] or 0 for t in dumps)
                 cpu_t = sum(t["cpu"] for t in dumps)
-                print("%-10s %-7s %8d %11.0f %6d/8 %13s %13d %9.2f %9.2f %9.2f" % (
+                print("%-10s %-7s %7d %10.0f %4d/8 %15s %9d %9.2f %8.2f %7.2f" % (
                     "top" if pps is None else "%d pps" % pps, mode, out["sockets"],
-                    out["replay"].get("pps") or 0, exact,
-                    min((t["captured"] or 0) for t in dumps), drops, cpu_t, out["mapid_cpu"],
-                    cpu_t + out["mapid_cpu"]))
+                    out["replay"].get("pps") or 0, exact, "%d/%d" % (min(lost), max(lost)),
+                    drops, cpu_t, out["mapid_cpu"], cpu_t + out["mapid_cpu"]))
 
 
 def main(argv=None):
@@ -137,7 +141,7 @@ def main(argv=None):
     if not args.live_only:
         startup(args.runs)
     if not args.startup_only:
-        live(args.packets, [None] + (args.pps or [20000]))
+        live(args.packets, [None] + (args.pps or [100000, 50000]))
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ class Mapid(HelperMapid):
     """mapid in the receiving namespace, on a socket in a directory of its own (the tests'
     helper otherwise: wait_ready, log_text, stop)."""
 
-    def __init__(self, net, directory):
+    def __init__(self, net, directory, config=None):
         self.dir = Path(directory)
         self.socket = str(self.dir / "mapid.sock")
         self.url = "unix:" + self.socket
@@ -71,8 +71,11 @@ class Mapid(HelperMapid):
         env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
                    PYTHONFAULTHANDLER="1")
         env.pop("MAPI_SERVER", None)
-        self.proc = net.spawn(net.ns_rx, [sys.executable, "-m", "mapi.server", "--socket",
-                                          self.socket], stdout=self._log, stderr=subprocess.STDOUT,
+        cmd = [sys.executable, "-m", "mapi.server", "--socket", self.socket]
+        if config:
+            (self.dir / "mapid.toml").write_text(config)
+            cmd += ["--config", str(self.dir / "mapid.toml")]
+        self.proc = net.spawn(net.ns_rx, cmd, stdout=self._log, stderr=subprocess.STDOUT,
                               env=env, cwd=ROOT)
         self.pid = self.proc.pid
         self.wait_ready()
@@ -118,7 +121,8 @@ def _start_tcpdump(net, out, env):
     return p, err
 
 
-def run_set(net, trace, n=8, mode="server", pps=None, topspeed=False, settle=1.5, workdir=None):
+def run_set(net, trace, n=8, mode="server", pps=None, topspeed=False, settle=1.5, workdir=None,
+            mapid_config=None):
     """Start n `tcpdump -i` on the receiving end, replay `trace` from the other, stop them
     (SIGINT, as a user would) and collect what each saw.  Returns a dict (see the module)."""
     workdir = workdir or tempfile.mkdtemp(prefix="shim-live-")
@@ -126,7 +130,7 @@ def run_set(net, trace, n=8, mode="server", pps=None, topspeed=False, settle=1.5
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MAPI_SERVER")}
     mapid = None
     if mode == "server":
-        mapid = Mapid(net, workdir)
+        mapid = Mapid(net, workdir, mapid_config)
         env["LD_PRELOAD"] = shim_library()
         env["MAPI_SERVER"] = mapid.url
     procs = []
