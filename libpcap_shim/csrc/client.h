@@ -42,6 +42,7 @@ int shim_call(Request *req, const int *fds, int nfds, shim_reply *out, char *err
 void shim_reply_free(shim_reply *r);         /* closes the descriptors nobody took */
 const Value *shim_error_where(const shim_reply *r, const char *key);
 int shim_server_gone(void);                  /* 1 once the server closed the connection */
+void shim_client_exiting(void);              /* from now on calls never wait for the lock */
 
 /* values.c: reading Values */
 const Value *shim_value_get(const Value *map, const char *key);

@@ -15,6 +15,7 @@ static void open_once(void);
 
 static void at_exit(void)
 {
+    shim_client_exiting();
     shim_report_all();                   /* handles the application never closed */
 }
 
