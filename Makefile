@@ -12,13 +12,14 @@ APT_PACKAGES := build-essential python3-venv python3-dev pkg-config libpcap-dev 
 ENGINE_SOURCES := $(wildcard mapi/csrc/*.[ch] mapi/csrc/fn/*.[ch] backends/*/*.[ch] backends/*/_build.py) \
 	mapi/_build_engine.py mapi/cbuild.py setup.py
 ENGINE_SOURCES += $(wildcard mapi/tracegen/csrc/*.[ch]) mapi/tracegen/_build.py   # built with the engine
-PROTO_OUT := mapi/proto/mapi_pb2.py
-SHIM_SOURCES := $(wildcard libpcap_shim/csrc/*.[ch] libpcap_shim/csrc/*.inc) libpcap_shim/build.py \
+ENGINE_SOURCES += $(wildcard mapi/jobcontrol/wasm/*.[ch]) mapi/jobcontrol/wasm/_build.py  # sandboxed code's host side
+PROTO_OUT := mapi/proto/mapi_pb2.py mapi/proto/mapi_pb2_grpc.py
+SHIM_SOURCES := $(wildcard libpcap_shim/csrc/*.[ch] libpcap_shim/csrc/*.inc libpcap_shim/pysrc/*.c) libpcap_shim/build.py \
 	$(wildcard mapi/csrc/*.[ch]) \
 	mapi/proto/mapi.proto   # the shim compiles the engine's readers, BPF and ring reader in, and its protoc-c code
 
-.PHONY: demo test bench deps venv engine shim proto clean check-imports test-asan fuzz fuzz-smoke \
-	sanitizer-deps
+.PHONY: demo test bench deps venv pyc engine shim proto clean check-imports test-asan fuzz fuzz-smoke \
+	sanitizer-deps wasm-example
 
 deps: .deps.stamp
 .deps.stamp:
@@ -32,13 +33,29 @@ deps: .deps.stamp
 	fi
 	@touch $@
 
+# The work tree is installed in "compat" editable mode (the repository root on sys.path) plus
+# one .pth line that makes `scampi` a namespace over it (tools/devinstall.py): imports cost
+# what they cost from a normal install, without setuptools' import hook at every start.
 venv: $(VENV)/.installed
-$(VENV)/.installed: .deps.stamp setup.cfg setup.py pyproject.toml
+$(VENV)/.installed: .deps.stamp setup.cfg setup.py pyproject.toml tools/devinstall.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip setuptools wheel cffi
-	@$(PY) -m pip install -q -e '.[plot,metrics]' pytest
+	@# compat mode is "transitional" in setuptools; without it the default mode still works
+	@$(PY) -m pip install -q -e '.[plot,metrics]' pytest --config-settings editable_mode=compat \
+	  || $(PY) -m pip install -q -e '.[plot,metrics]' pytest
+	@$(PY) tools/devinstall.py
 	@rm -rf scampi.egg-info   # a stale copy in the work tree would shadow the entry points
+	@$(MAKE) --no-print-directory pyc
 	@touch $@
+
+# Byte-code for the tree: PYTHONDONTWRITEBYTECODE (set on some machines) keeps Python from
+# writing .pyc files, so without this every start compiles every module again.  compileall
+# only rewrites what changed; a .pyc whose source changed since is never used (its header
+# holds the source's mtime and size), so an edit is never shadowed, only compiled per start
+# until the next `make pyc` (test, bench and demo run it).
+PYC_DIRS := mapi backends plugins libpcap_shim tools tests
+pyc:
+	@$(PY) -m compileall -q -j 0 $(PYC_DIRS) >/dev/null
 
 engine: $(VENV)/.engine $(PROTO_OUT)
 $(VENV)/.engine: $(VENV)/.installed $(ENGINE_SOURCES)
@@ -48,28 +65,37 @@ $(VENV)/.engine: $(VENV)/.installed $(ENGINE_SOURCES)
 	@rm -rf scampi.egg-info
 	@$(PY) -c "import mapi._engine" && touch $@
 
-# the wire protocol's message classes (mapid and its clients), generated with grpcio-tools
+# the wire protocol's message classes (mapid and its clients) and the gRPC stubs of the remote
+# transport, generated with grpcio-tools (the stubs import the messages relatively)
 proto: $(PROTO_OUT)
-$(PROTO_OUT): mapi/proto/mapi.proto $(VENV)/.installed
-	@$(PY) -m grpc_tools.protoc -Imapi/proto --python_out=mapi/proto mapi/proto/mapi.proto
+$(PROTO_OUT) &: mapi/proto/mapi.proto $(VENV)/.installed
+	@$(PY) -m grpc_tools.protoc -Imapi/proto --python_out=mapi/proto --grpc_python_out=mapi/proto \
+	  mapi/proto/mapi.proto
+	@sed -i 's/^import mapi_pb2 as/from . import mapi_pb2 as/' mapi/proto/mapi_pb2_grpc.py
 
 shim: libpcap_shim/lib/libpcap.so.0.8
 libpcap_shim/lib/libpcap.so.0.8: $(VENV)/.engine $(SHIM_SOURCES)
 	@flock /tmp/scampi-libpcap-shim-build.lock $(PY) -m scampi.libpcap_shim.build >/dev/null
 
-demo: engine shim
+demo: engine shim pyc
 	@$(PY) -m mapi.demo
 
-test: engine shim check-imports
+# the example sandboxed module (examples/wasm/*.wat -> .wasm, only when the source changed)
+wasm-example: $(VENV)/.installed
+	@$(PY) examples/wasm/build.py
+
+test: engine shim pyc check-imports wasm-example
 	@$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # no import circles (Python, C includes), no layer violations (docs/architecture.md)
 check-imports:
 	@$(PYTHON) tools/check_imports.py
 
-bench: engine shim
+bench: engine shim pyc wasm-example
 	@$(PY) tools/bench.py $(BENCH_ARGS)
 	@$(PY) tools/bench_server.py $(BENCH_SERVER_ARGS)
+	@$(PY) tools/bench_wasm.py
+	@$(PY) tools/bench_remote.py $(BENCH_REMOTE_ARGS)
 
 clean:
 	rm -rf build $(VENV) mapi/_engine*.so mapi/_engine.c mapi/_engine.o .deps.stamp

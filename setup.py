@@ -11,6 +11,7 @@ import os
 import sys
 
 from setuptools import find_packages, setup
+from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NAMESPACED = ("backends", "plugins", "libpcap_shim")
@@ -30,7 +31,26 @@ if "mapi.cbuild" not in sys.modules:
     _spec.loader.exec_module(sys.modules["mapi.cbuild"])
 
 os.chdir(HERE)
-cffi_modules = ["mapi/_build_engine.py:ffibuilder", "mapi/tracegen/_build.py:ffibuilder"] + \
+cffi_modules = ["mapi/_build_engine.py:ffibuilder", "mapi/tracegen/_build.py:ffibuilder",
+                "mapi/jobcontrol/wasm/_build.py:ffibuilder"] + \
     ["%s:ffibuilder" % p for p in sorted(glob.glob("backends/*/_build.py"))]
 
-setup(packages=packages, package_dir=package_dir, cffi_modules=cffi_modules)
+
+
+class build_ext_and_shim(build_ext):
+    """The cffi modules, then (for a wheel or an install, not `make engine`'s --inplace build)
+    the libpcap drop-in into the package: mapi-preload works without a compiler afterwards."""
+
+    def run(self):
+        super().run()
+        if self.inplace or getattr(self, "editable_mode", False):
+            return                         # a checkout: the Makefile's `make shim` builds it
+        spec = importlib.util.spec_from_file_location("_shim_build", os.path.join(HERE, "libpcap_shim", "build.py"))
+        shim = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(shim)
+        target = os.path.join(self.build_lib, "scampi", "libpcap_shim", "lib", shim.SONAME)
+        shim.build(target=os.path.abspath(target), tmpdir=os.path.abspath(os.path.join(self.build_temp, "libpcap_shim")))
+
+
+setup(packages=packages, package_dir=package_dir, cffi_modules=cffi_modules,
+      cmdclass={"build_ext": build_ext_and_shim})

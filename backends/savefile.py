@@ -6,6 +6,11 @@ Files of any size stream through bounded memory.  A plain file is mapped a windo
 every batch in it); a compressed file (or a pipe) is decompressed into a few reusable buffers.
 The C parsers (mapi/csrc/reader.c, pcapng.c, erf.c) turn each region into batches.
 
+A path may carry an open descriptor (a str with fileno(): mapid passes its client's trace so):
+the backend reads that descriptor (a duplicate of it) and never opens the name, so the reader
+has exactly the rights of whoever opened the file.  A regular file is mapped or read from
+offset 0 whatever the descriptor's offset; a pipe is read as it comes.
+
 Options (create_offline_device(path, fmt, **options)):
   libpcap_compat=True  pcapng: fail where libpcap 1.10 does (a second link type or snapshot
                        length, a section in the other byte order) -- for the libpcap shim
@@ -94,8 +99,9 @@ class _MappedFile:
 class _BufferedStream:
     """Regions of a stream (decompressor, pipe) read into a few reusable buffers."""
 
-    def __init__(self, f, path, compression):
+    def __init__(self, f, path, compression, raw=None):
         self.f = f
+        self.raw = raw              # the file a decompressor reads (closed with it)
         self.path = path
         self.compression = compression
         self.eof = False
@@ -150,10 +156,24 @@ class _BufferedStream:
         return _Region(buf.cdata, fill, offset, self.eof, buf)
 
     def close(self):
-        try:
-            self.f.close()
-        except Exception:
-            pass
+        for f in (self.f, self.raw):
+            try:
+                if f is not None:
+                    f.close()
+            except Exception:
+                pass
+
+
+def _open_fd(path):
+    """A descriptor of the source's own on the trace: a duplicate of the one `path` carries
+    (its caller opened the file), else the file opened by name."""
+    fileno = getattr(path, "fileno", None)
+    try:
+        if fileno is not None:
+            return os.dup(fileno())
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise MapiError(EOPEN, "cannot open %s: %s" % (path, exc.strerror), file=path) from None
 
 
 class SavefileSource(PacketSource):
@@ -188,13 +208,13 @@ class SavefileSource(PacketSource):
 
     # --- opening ------------------------------------------------------------------------------
     def _open_source(self, path, use_mmap):
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError as exc:
-            raise MapiError(EOPEN, "cannot open %s: %s" % (path, exc.strerror), file=path) from None
+        fd = _open_fd(path)
         try:
             st = os.fstat(fd)
-            head = os.pread(fd, MAGIC_BYTES, 0) if stat.S_ISREG(st.st_mode) else b""
+            regular = stat.S_ISREG(st.st_mode)
+            head = os.pread(fd, MAGIC_BYTES, 0) if regular else b""
+            if regular:
+                os.lseek(fd, 0, os.SEEK_SET)       # a passed descriptor may have moved on
         except OSError as exc:
             os.close(fd)
             raise MapiError(EOPEN, "cannot read %s: %s" % (path, exc.strerror), file=path) from None
@@ -203,10 +223,10 @@ class SavefileSource(PacketSource):
             raise MapiError(EOPEN, "cannot open %s: it is a directory" % path, file=path)
         compression = compression_of(head)
         if compression is not None:
-            os.close(fd)
             self.compression = compression
-            return _BufferedStream(open_decompressed(path, compression), path, compression)
-        if use_mmap and stat.S_ISREG(st.st_mode) and st.st_size > 0:
+            raw = os.fdopen(fd, "rb")
+            return _BufferedStream(open_decompressed(raw, compression), path, compression, raw)
+        if use_mmap and regular and st.st_size > 0:
             return _MappedFile(fd, st.st_size)
         return _BufferedStream(os.fdopen(fd, "rb", buffering=0), path, None)
 

@@ -23,8 +23,14 @@ import sysconfig
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CSRC = os.path.join(HERE, "csrc")
-ENGINE_CSRC = os.path.join(ROOT, "mapi", "csrc")
+MAPI_DIR = os.path.join(ROOT, "mapi")
+if not os.path.isdir(MAPI_DIR):             # installed: scampi/libpcap_shim beside mapi/
+    MAPI_DIR = os.path.join(os.path.dirname(ROOT), "mapi")
+ENGINE_CSRC = os.path.join(MAPI_DIR, "csrc")
 LIBDIR = os.path.join(HERE, "lib")
+# intermediate files: the checkout's build/ folder, or (installed) one beside the library
+BUILD_DIR = (os.path.join(ROOT, "build", "libpcap_shim") if os.path.exists(os.path.join(ROOT, "setup.py"))
+             else os.path.join(LIBDIR, "build"))
 TARGET = os.path.join(LIBDIR, "libpcap.so.0.8")
 SONAME = "libpcap.so.0.8"
 PYTHON_HALF = "libpcap_shim_python.so"          # csrc/python.c loads it from TARGET's folder
@@ -74,8 +80,8 @@ def _pyapi_decls():
 # The shared ring's reader (ring.c) too: a client of mapid maps the rings it is passed.
 ENGINE_SOURCES = [os.path.join(ENGINE_CSRC, f) for f in ("pcap.c", "pcapng.c", "erf.c", "bpf.c",
                                                           "ring.c")]
-SCHEMA = os.path.join(ROOT, "mapi", "proto", "mapi.proto")
-PROTO_OUT = os.path.join(ROOT, "build", "libpcap_shim", "proto")
+SCHEMA = os.path.join(MAPI_DIR, "proto", "mapi.proto")
+PROTO_OUT = os.path.join(BUILD_DIR, "proto")
 PROTO_C = os.path.join(PROTO_OUT, "mapi.pb-c.c")
 
 
@@ -146,7 +152,7 @@ def build(verbose=False, target=TARGET, tmpdir=None, extra_compile_args=(), extr
     tools/asan.py builds sanitized ones elsewhere, with the compiler that $CC/$LDSHARED name and
     its own flags)."""
     generate_proto()
-    tmp = tmpdir or os.path.join(ROOT, "build", "libpcap_shim")
+    tmp = tmpdir or BUILD_DIR
     os.makedirs(tmp, exist_ok=True)
     os.makedirs(os.path.dirname(target), exist_ok=True)
     _build_python_half(os.path.join(os.path.dirname(target), PYTHON_HALF), tmp, verbose,

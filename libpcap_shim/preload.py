@@ -26,7 +26,8 @@ def preload_env(lib, base=None):
               if p and os.path.basename(p) != "libpcap.so.0.8"]
     # a sanitizer runtime must stay first (make test-asan preloads one)
     first = [p for p in others if "libclang_rt.asan" in p or "libasan" in p]
-    return {"LD_PRELOAD": " ".join(first + [lib] + [p for p in others if p not in first])}
+    return {"LD_PRELOAD": " ".join(first + [lib] + [p for p in others if p not in first]),
+            "MAPI_PCAP_PYTHON": os.path.abspath(sys.executable)}     # this installation's interpreter
 
 
 LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib", "libpcap.so.0.8")

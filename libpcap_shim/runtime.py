@@ -11,7 +11,6 @@ Start-up matters: a preloaded tool pays for this interpreter at its first pcap c
 imports what any later call needs (and only that): tcpdump drops its privileges right after
 opening its handle, and the interpreter's files may not be readable afterwards.
 """
-import logging
 import os
 import threading
 
@@ -19,10 +18,12 @@ import threading
 # privileges between opening a handle and starting to read it.
 import queue  # noqa: F401  (used by the device threads)
 
+from mapi.lazylog import getLogger, quiet_everything
+
 _lock = threading.Lock()
 _handles = {}          # address of the pcap_t -> handles.Handle
 _ffi = _lib = None
-log = logging.getLogger("libpcap_shim")
+log = getLogger("libpcap_shim")
 
 
 def _put(buf, text, size=256):
@@ -71,13 +72,18 @@ def _engine_addr(engine, name):
 # --- the calls the C half makes (csrc/pyapi.h) --------------------------------------------------
 def py_init(errbuf):
     # MAPI's own log lines would be extra stderr output the application never printed;
-    # MAPI_PCAP_LOG=1 lets them through
-    if not os.environ.get("MAPI_PCAP_LOG"):
-        logging.getLogger().addHandler(logging.NullHandler())
+    # MAPI_PCAP_LOG=1 lets them through (and then logging loads now, while it can)
+    if os.environ.get("MAPI_PCAP_LOG"):
+        import logging  # noqa: F401
+    else:
+        quiet_everything()
     try:
         # everything a handle needs later, now (see above)
         from . import filters, handles, report    # noqa: F401  (mapi, its API, filters, rings)
         from mapi import _engine as engine
+        from mapi.registry import get_registry
+        for name in ("BPF_FILTER", "TO_BUFFER"):   # what a handle's flow applies (handles.py)
+            get_registry().function(name)
         filters.jit_setup()
         _lib.shim_set_engine(*(_engine_addr(engine, n) for n in (
             "mapi_ring_next_many", "mapi_ring_interrupt", "mapi_ring_clear_interrupt", "mapi_ring_fd")))

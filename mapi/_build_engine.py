@@ -14,7 +14,7 @@ from mapi.cbuild import COMPILE_ARGS, cdef_from_header, get_include
 
 CSRC = get_include()
 ROOT = os.path.dirname(os.path.dirname(CSRC))
-CORE_HEADERS = ["engine.h", "flowrec.h", "bpf.h", "ring.h", "reader.h"]   # then fn/*.h
+CORE_HEADERS = ["engine.h", "flowrec.h", "bpf.h", "bpf_x86_64.h", "ring.h", "reader.h"]   # then fn/*.h
 LAST_HEADERS = ["engine_api.h"]                                         # uses fn/hdr_parse.h
 
 

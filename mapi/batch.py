@@ -12,7 +12,8 @@ BATCH_CAP = 65536          # packets per batch; also the engine's selection-vect
 
 
 class Batch:
-    __slots__ = ("c", "keep", "pool", "__weakref__")
+    # clock_ns: live devices, the device clock when the source handed the batch over
+    __slots__ = ("c", "keep", "pool", "clock_ns", "__weakref__")
 
     def __init__(self, pool):
         self.c = ffi.gc(lib.mapi_batch_new(BATCH_CAP), lib.mapi_batch_free)
@@ -20,6 +21,7 @@ class Batch:
             raise MemoryError("cannot allocate a packet batch")
         self.keep = None
         self.pool = pool
+        self.clock_ns = 0
 
     @property
     def n(self):

@@ -3,8 +3,7 @@
 Capabilities are data, not code paths: the organizer orders and shares nodes, and the mapper
 places them, from these declarations alone.
 """
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Tuple
+from __future__ import annotations      # the annotations stay text: typing is not imported
 
 from .errors import MapiError, EBADARG
 
@@ -28,8 +27,103 @@ COST_CLASSES = ("free", "low", "high")
 RESULT_TYPES = ("none", "u64", "float", "struct", "list", "packets", "events", "file")
 
 
-@dataclass(frozen=True)
-class Arg:
+class _NoDefault:
+    def __repr__(self):
+        return "<no default>"
+
+
+_NO_DEFAULT = _NoDefault()
+
+
+class default_factory:
+    """A field default made anew for each instance (dataclasses' field(default_factory=...))."""
+
+    def __init__(self, make):
+        self.make = make
+
+
+class Record:
+    """What ``@dataclass`` generates, for the fields the class annotates (in order, a class
+    attribute being the default), written out once: importing dataclasses (and inspect, ast,
+    dis under it) would cost every start more than all the rest of this module.  Positional or
+    keyword construction, equality and (frozen) hashing on the fields, a repr, ``replace()``
+    (also as ``copy.replace``); a frozen record refuses assignment, like a frozen dataclass."""
+
+    _frozen = True
+    _fields = ()           # ((name, default), ...), set by @record
+
+    def __init__(self, *args, **kwargs):
+        cls = type(self)
+        if len(args) > len(cls._fields):
+            raise TypeError("%s() takes %d positional arguments but %d were given"
+                            % (cls.__name__, len(cls._fields), len(args)))
+        values = dict(zip((f for f, _ in cls._fields), args))
+        for name, value in kwargs.items():
+            if name in values:
+                raise TypeError("%s() got multiple values for argument %r" % (cls.__name__, name))
+            values[name] = value
+        unknown = set(values) - {f for f, _ in cls._fields}
+        if unknown:
+            raise TypeError("%s() got an unexpected keyword argument %r"
+                            % (cls.__name__, sorted(unknown)[0]))
+        for name, default in cls._fields:
+            if name not in values:
+                if default is _NO_DEFAULT:
+                    raise TypeError("%s() missing required argument %r" % (cls.__name__, name))
+                values[name] = default.make() if isinstance(default, default_factory) else default
+            object.__setattr__(self, name, values[name])
+
+    def _values(self):
+        return tuple(getattr(self, f) for f, _ in self._fields)
+
+    def __setattr__(self, name, value):
+        if self._frozen:
+            raise AttributeError("cannot assign to field %r" % name)
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        if self._frozen:
+            raise AttributeError("cannot delete field %r" % name)
+        object.__delattr__(self, name)
+
+    def __eq__(self, other):
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self):
+        if not self._frozen:
+            raise TypeError("unhashable type: %r" % type(self).__name__)
+        return hash(self._values())
+
+    def __repr__(self):
+        return "%s(%s)" % (type(self).__qualname__, ", ".join(
+            "%s=%r" % (f, getattr(self, f)) for f, _ in self._fields))
+
+    def replace(self, **changes):
+        """A copy with some fields changed (dataclasses.replace)."""
+        values = {f: getattr(self, f) for f, _ in self._fields}
+        values.update(changes)
+        return type(self)(**values)
+
+    __replace__ = replace
+
+
+def record(frozen=True):
+    """Class decorator: the class's annotated names, in order, are its Record fields."""
+    def make(cls):
+        names = cls.__dict__.get("__annotations__", {})
+        cls._fields = tuple((n, cls.__dict__.get(n, _NO_DEFAULT)) for n in names)
+        cls._frozen = frozen
+        for n in names:                      # defaults live in _fields, not on the class
+            if n in cls.__dict__:
+                delattr(cls, n)
+        return cls
+    return make
+
+
+@record(frozen=True)
+class Arg(Record):
     name: str
     type: str
     default: Any = REQUIRED
@@ -37,8 +131,8 @@ class Arg:
     choices: Optional[Tuple[Any, ...]] = None   # for type "c"
 
 
-@dataclass(frozen=True)
-class FunctionDescriptor:
+@record(frozen=True)
+class FunctionDescriptor(Record):
     """A MAPI function, MAPI 2.0 style: one small module per function declares one of these.
 
     create(ctx, args) -> FunctionInstance, called at connect time with validated args.
@@ -65,6 +159,9 @@ class FunctionDescriptor:
     # None for the input's) of what it hands on when its input has `linktype`.  None: the
     # function hands on the packets it gets.
     derives: Optional[Callable] = None
+    # A filter the organizer never moves past another (job control's mandatory prefix: every
+    # function after it sees only what it passed).
+    barrier: bool = False
     plugin: str = ""             # filled in by the registry: who declared it
 
     def signature(self):
@@ -128,8 +225,8 @@ class FunctionInstance:
         return {}
 
 
-@dataclass
-class FunctionContext:
+@record(frozen=False)
+class FunctionContext(Record):
     """What a function may know at apply/create time."""
     device: Any                  # mapi device object (linktype, snaplen, offline, name)
     fd: int
@@ -138,8 +235,8 @@ class FunctionContext:
     log: Any = None
 
 
-@dataclass(frozen=True)
-class BackendDescriptor:
+@record(frozen=True)
+class BackendDescriptor(Record):
     """A packet-source backend: one ops table, like a libpcap capture module.
 
     open_offline(path, fmt, options) -> PacketSource: replay a file (fmt: a format name or None;
@@ -154,7 +251,7 @@ class BackendDescriptor:
     open_offline: Optional[Callable] = None
     open_live: Optional[Callable] = None
     list_devices: Optional[Callable] = None
-    capabilities: dict = field(default_factory=dict)
+    capabilities: dict = default_factory(dict)
     plugin: str = ""
 
 
@@ -184,6 +281,28 @@ class PacketSource:
 
     def close(self):
         pass
+
+
+def declaration_problem(kind, d):
+    """What is wrong with `d` as a declaration of `kind` ("functions" or "backends"), or None."""
+    if kind == "backends":
+        if not isinstance(d, BackendDescriptor) or not d.name:
+            return "scampi_backends returned %r, not a BackendDescriptor" % (d,)
+        return None
+    if not isinstance(d, FunctionDescriptor):
+        return "scampi_functions returned %r, not a FunctionDescriptor" % (d,)
+    if not d.name or not d.name.replace("_", "").isalnum() or d.name.upper() != d.name:
+        return "function name %r must be upper case letters, digits and _" % d.name
+    for a in d.args:
+        if a.type not in ARG_TYPES:
+            return "function %s: argument %s has unknown type %r" % (d.name, a.name, a.type)
+    if d.cost not in COST_CLASSES:
+        return "function %s: cost class %r is not one of %s" % (d.name, d.cost, COST_CLASSES)
+    if d.result not in RESULT_TYPES:
+        return "function %s: result type %r is not one of %s" % (d.name, d.result, RESULT_TYPES)
+    if not callable(d.create):
+        return "function %s: create is not callable" % d.name
+    return None
 
 
 def parse_options(what, options, allowed):

@@ -3,8 +3,8 @@
 Replay is a two-stage pipeline so both cores work: a reader thread parses the source into
 batches, a processor thread runs the compiled plan over each batch (one C call per batch when
 every node has a C kernel).  Both threads spend their time in C with the GIL released.
+Time (packet time; on a live device also the device clock): mapi.ticks.
 """
-import logging
 import queue
 import threading
 
@@ -13,9 +13,12 @@ from .batch import BatchPool
 from .descriptor import PacketSource
 from .errors import MapiError, EBUSY, ENOTSTARTED, ETIMEOUT, EPLUGIN
 from .organizer import Graph
+from .planslot import PlanSlot
 from . import mapper, workers
+from .ticks import LiveTime, Ticks
+from .lazylog import getLogger
 
-log = logging.getLogger("mapi.device")
+log = getLogger("mapi.device")
 
 _END = object()
 JOIN_TIMEOUT_S = 10.0
@@ -79,7 +82,8 @@ class Device:
         self.offline = offline
         self.graph = Graph()
         self.plan = None
-        self.plan_lock = threading.Lock()
+        self.plan_lock = threading.Lock()      # held by the engine while it runs a batch
+        self.next_plan = PlanSlot()            # built, not yet installed
         self.state = "created"
         self.errors = []               # MapiErrors met during replay (results stay readable)
         self.flows = {}
@@ -98,7 +102,9 @@ class Device:
         self._sums = ffi.new("uint64_t[2]")
         self._seen_linktype = {}       # id(instance) -> link type it was told about
         self._joined = set()           # id(instance) of those whose on_join() ran
-        self._tick_next = {}           # id(instance) -> next tick time (ns)
+        self._told = (None, None)      # (plan, link type) every node of it was told about
+        self.ticks = Ticks()
+        self.live = None if offline else LiveTime(source, self.ticks)   # time without packets
         self._stop = False
         self.hw_config = None
 
@@ -107,26 +113,57 @@ class Device:
     def hardware(self):
         return mapper.hardware_of(self.source)
 
-    def replan(self):
-        """Re-place and recompile after flows came or went; applied between two batches."""
-        with self.plan_lock:
-            old = self.plan
-            if old is not None:
-                old.harvest()
-            if self.hardware is not None:
+    def replan(self, wait=True):
+        """Re-place and recompile after flows came or went.  The caller builds the new plan (not
+        the engine thread) and it is installed between two batches: at once when the engine is
+        between batches, otherwise by the engine itself before its next batch.  A flow's first
+        packet is the first of a batch run after its plan was installed.  wait=False (connect)
+        returns without waiting for the batch under way; wait=True (close) returns once the new
+        plan is installed, so nothing still runs what the old one used."""
+        if self.hardware is not None:
+            # placing nodes reconfigures the card, which runs beside the plan: between batches
+            with self.plan_lock:
+                if self.plan is not None:
+                    self.plan.harvest()
                 self._replace_hardware()
-            new = self.graph.compile()
-            self.plan = new
-            for node in new.nodes:
-                inst = node.instance
-                if id(inst) not in self._joined:
-                    # the engine is between two batches: the moment a function that follows
-                    # another's result reads the value it starts from
-                    self._joined.add(id(inst))
-                    on_join = getattr(inst, "on_join", None)
-                    if on_join is not None:
-                        on_join()
-            self._tell_linktypes(new, self.linktype)
+                self._build()
+                self._install_pending()
+            return
+        self._build()
+        if wait:
+            with self.plan_lock:
+                self._install_pending()
+        elif self.plan_lock.acquire(blocking=False):
+            try:                            # the engine is between batches (or not running)
+                self._install_pending()
+            finally:
+                self.plan_lock.release()
+
+    def _build(self):
+        """Compile the graph as it is now and publish the plan for the engine."""
+        with self.graph.lock:
+            version, plan = self.graph.version, self.graph.compile()
+        self.next_plan.publish(version, plan)
+
+    def _install_pending(self):
+        """Holding plan_lock (between two batches): the published plan replaces the running one."""
+        new = self.next_plan.take()
+        if new is None:
+            return
+        old = self.plan
+        if old is not None:
+            old.harvest()
+        self.plan = new
+        for node in new.nodes:
+            inst = node.instance
+            if id(inst) not in self._joined:
+                # the engine is between two batches: the moment a function that follows
+                # another's result reads the value it starts from
+                self._joined.add(id(inst))
+                on_join = getattr(inst, "on_join", None)
+                if on_join is not None:
+                    on_join()
+        self._tell_linktypes(new, self.linktype)
 
     def _replace_hardware(self):
         nodes = self.graph.nodes()
@@ -170,15 +207,15 @@ class Device:
             inst.on_linktype(linktype)
 
     def next_tick(self, inst):
-        """Next tick boundary (ns) of inst, None before its first batch.  During
+        """Next tick boundary (ns) of inst, None before it saw time pass.  During
         inst.on_tick(t) it is still the first boundary that call covers, so
         (t - next_tick) // inst.tick_ns + 1 boundaries were crossed."""
-        return self._tick_next.get(id(inst))
+        return self.ticks.next_tick(inst)
 
     def forget(self, inst):
         self._joined.discard(id(inst))
         self._seen_linktype.pop(id(inst), None)
-        self._tick_next.pop(id(inst), None)
+        self.ticks.forget(inst)
 
     # --- replay -------------------------------------------------------------------------------
     @property
@@ -212,6 +249,7 @@ class Device:
                 if not more:
                     self.pool.put(batch)
                     break
+                batch.clock_ns = self.live.clock.now() if self.live is not None else 0
                 self.queue.put(batch)
         except Exception as exc:       # never let a source bug kill the process silently
             log.exception("reader of %s failed", self.name)
@@ -223,7 +261,12 @@ class Device:
     def _processor(self):
         try:
             while True:
-                batch = self.queue.get()
+                try:
+                    batch = self.queue.get(timeout=self.live and self.live.wake_s(self.plan))
+                except queue.Empty:       # live, no batch by the next boundary: time passed
+                    if not self._stop:
+                        self.run_time(self.live.now())
+                    continue
                 if batch is _END:
                     break
                 try:
@@ -237,6 +280,7 @@ class Device:
                                          % (self.name, type(exc).__name__, exc)))
         finally:
             with self.plan_lock:
+                self._install_pending()
                 plan = self.plan
                 if plan is not None and not self._stop:
                     self._drain(plan)
@@ -253,17 +297,18 @@ class Device:
         c = batch.c
         n = c.n
         with self.plan_lock:
+            if self.next_plan.waiting():
+                self._install_pending()
             plan = self.plan
-            if self.hardware is not None:
-                out = self.hardware.process(batch)      # the card's units; what crosses the bus
-                c = getattr(out, "c", out)
-            if c.linktype != self.linktype:
-                self.linktype = c.linktype
-            self._tell_linktypes(plan, c.linktype)
             if plan.tick_nodes:
-                self._run_with_ticks(plan, c)
+                self._run_with_ticks(plan, batch)
             else:
-                self._run(plan, c)
+                self._run_piece(plan, batch)
+            if self.live is not None:
+                if n:
+                    self.live.saw(c.ts[n - 1])
+                self.live.advance(plan, batch.clock_ns - self.live.lag_ns, self._run,
+                                  self.linktype)
             for inst in plan.instances:
                 inst.after_batch(batch)
         self.packets += n
@@ -276,6 +321,20 @@ class Device:
             if self.first_ts is None:
                 self.first_ts = raw.ts[0]
             self.last_ts = raw.ts[n - 1]
+
+    def _run_piece(self, plan, batch):
+        """Packets of one interval: through the hardware (a card's units, whose counters
+        are then read at the boundary that follows), then the plan over what it delivers."""
+        c = batch.c
+        if self.hardware is not None:
+            out = self.hardware.process(batch)      # the card's units; what crosses the bus
+            c = getattr(out, "c", out)
+        if c.linktype != self.linktype:
+            self.linktype = c.linktype
+        if self._told[0] is not plan or self._told[1] != c.linktype:    # once, not per piece
+            self._tell_linktypes(plan, c.linktype)
+            self._told = (plan, c.linktype)
+        self._run(plan, c)
 
     def _run(self, plan, c):
         if lib.mapi_plan_begin(plan.c, c) < 0:
@@ -313,37 +372,35 @@ class Device:
                     break
                 self._run_range(plan, empty, i + 1, plan.c.nodes[i].subtree_end)
 
-    def _run_with_ticks(self, plan, c):
+    def _run_with_ticks(self, plan, batch):
         """Cut the batch where packet time crosses a tick of some node, so time-driven results
-        (BUCKET, meters, timeouts) see exactly the packets before the boundary."""
+        (BUCKET, meters, timeouts, a card's counters) see exactly the packets before the
+        boundary."""
+        c = batch.c
         start = 0
-        sub = ffi.new("mapi_batch *")
+        piece = None
         while start < c.n:
-            t_first = c.ts[start]
-            nxt = None
-            for node in plan.tick_nodes:
-                key = id(node.instance)
-                if key not in self._tick_next:
-                    self._tick_next[key] = t_first + node.instance.tick_ns
-                t = self._tick_next[key]
-                nxt = t if nxt is None or t < nxt else nxt
+            nxt = self.ticks.first_boundary(plan, c.ts[start])
             cut = lib.mapi_batch_find_ts(c, start, nxt)
-            if cut > start:
-                lib.mapi_batch_slice(c, start, cut - start, sub)
-                self._run(plan, sub)
+            if cut == c.n and start == 0:
+                self._run_piece(plan, batch)
+            elif cut > start:
+                piece = piece or _Piece()
+                lib.mapi_batch_slice(c, start, cut - start, piece.c)
+                self._run_piece(plan, piece)
             if cut >= c.n:
                 break
-            ts = c.ts[cut]
-            for node in plan.tick_nodes:
-                inst = node.instance
-                key = id(inst)
-                t = self._tick_next[key]
-                if ts >= t:
-                    step = inst.tick_ns
-                    last = t + ((ts - t) // step) * step    # latest boundary at or before ts
-                    inst.on_tick(last)
-                    self._tick_next[key] = last + step
+            self.ticks.fire(plan, c.ts[cut])
             start = cut
+
+    def run_time(self, t_ns):
+        """Live, no batch came: time reached t_ns (the device clock minus the lag)."""
+        with self.plan_lock:
+            plan = self.plan
+            if plan is not None:
+                empty = self.live.advance(plan, t_ns, self._run, self.linktype)
+                for inst in plan.instances:
+                    inst.after_batch(empty)
 
     def wait(self, timeout=None):
         if self.state == "created":
@@ -381,6 +438,8 @@ class Device:
 
     def info(self):
         d = dict(name=self.name, backend=self.backend, state=self.state, offline=self.offline,
+                 clock="packet time" if self.live is None else
+                 "packet time and the device clock (lag %g ms)" % (self.live.lag_ns / 1e6),
                  linktype=self.linktype, snaplen=self.snaplen, packets=self.packets,
                  bytes=self.bytes, captured_bytes=self.captured_bytes, first_ts=self.first_ts,
                  last_ts=self.last_ts or None, batches=self.batches, flows=sorted(self.flows),
@@ -408,3 +467,12 @@ class Device:
                 for fd, _ in n.owners:
                     drops[fd] = drops.get(fd, 0) + value["dropped"]
         return drops
+
+
+class _Piece:
+    """A batch-like view (.c) of part of a batch."""
+
+    __slots__ = ("c",)
+
+    def __init__(self):
+        self.c = ffi.new("mapi_batch *")

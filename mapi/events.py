@@ -13,15 +13,15 @@ callback takes every event instead of the queue (events queued before it was set
 to it first).  A callback must be quick: it runs on the engine's thread; an exception it
 raises is logged and counted, never lets the engine die.
 """
-import logging
 import sys
 import threading
 import types
 from collections import deque, namedtuple
 
 from .errors import MapiError, EBADARG, ETIMEOUT, ENOTSUP
+from .lazylog import getLogger
 
-log = logging.getLogger("mapi.events")
+log = getLogger("mapi.events")
 
 # ts: ns since the epoch (the crossing packet, or the end of the judged interval);
 # value: the value that met the condition; kind: mapi.GREATER/LESS/EQUAL; threshold: the

@@ -10,24 +10,80 @@ Hooks marked ``firstresult`` stop at the first implementation that returns somet
 than None.  Implementations run newest-registered first; ``@hookimpl(tryfirst=True)`` and
 ``@hookimpl(trylast=True)`` move one to the front or the back.  docs/plugins.md walks through
 writing one.
+
+The markers are pluggy's: ``hookspec`` and ``hookimpl`` set exactly the attribute that
+``pluggy.HookspecMarker("scampi")`` and ``pluggy.HookimplMarker("scampi")`` set (a dict of
+options under ``scampi_spec`` / ``scampi_impl``), so pluggy reads them and a plugin marked with
+pluggy's own marker works as well.  They are defined here only so that importing a plugin does
+not import pluggy: the registry needs pluggy when it scans the installed plugins, not when it
+loads the one a run uses (see mapi.registry).
 """
-from typing import TYPE_CHECKING, List, Optional
+from __future__ import annotations
 
-import pluggy
-
+TYPE_CHECKING = False
 if TYPE_CHECKING:                      # for the annotations only: importing them costs start-up
+    from typing import List, Optional
+
     from .descriptor import BackendDescriptor, FunctionDescriptor
 
-hookspec = pluggy.HookspecMarker("scampi")
-hookimpl = pluggy.HookimplMarker("scampi")
+PROJECT = "scampi"
+
+
+class HookspecMarker:
+    """pluggy.HookspecMarker without importing pluggy: marks a function as a hook spec."""
+
+    def __init__(self, project_name):
+        self.project_name = project_name
+
+    def __call__(self, function=None, firstresult=False, historic=False, warn_on_impl=None,
+                 warn_on_impl_args=None):
+        if historic and firstresult:
+            raise ValueError("cannot have a historic firstresult hook")
+
+        def mark(func):
+            setattr(func, self.project_name + "_spec",
+                    dict(firstresult=firstresult, historic=historic, warn_on_impl=warn_on_impl,
+                         warn_on_impl_args=warn_on_impl_args))
+            return func
+        return mark if function is None else mark(function)
+
+
+class HookimplMarker:
+    """pluggy.HookimplMarker without importing pluggy: marks a hook implementation."""
+
+    def __init__(self, project_name):
+        self.project_name = project_name
+
+    def __call__(self, function=None, hookwrapper=False, optionalhook=False, tryfirst=False,
+                 trylast=False, specname=None, wrapper=False):
+        def mark(func):
+            setattr(func, self.project_name + "_impl",
+                    dict(wrapper=wrapper, hookwrapper=hookwrapper, optionalhook=optionalhook,
+                         tryfirst=tryfirst, trylast=trylast, specname=specname))
+            return func
+        return mark if function is None else mark(function)
+
+
+hookspec = HookspecMarker(PROJECT)
+hookimpl = HookimplMarker(PROJECT)
 
 
 @hookspec
-def scampi_functions() -> "List[FunctionDescriptor]":
+def scampi_functions() -> List[FunctionDescriptor]:
     """Declare the MAPI functions this plugin provides.
 
-    Called once per registry refresh (the first use of the registry in a process, and after
-    ``Registry.register``), never per flow.
+    Called when the registry scans the installed plugins (the first start after anything
+    installed changed, and by ``mapi functions``, which lists everything) and, in the other
+    starts, when a name this plugin declared is first needed; at most once per process and
+    registry, never per flow.  So the names a plugin declares must not depend on the process
+    (the registry caches which plugin declares which name): a function that cannot work in
+    some process is declared anyway and refused there with a clear error (its ``check``
+    raises).
+
+    A descriptor that is its module's ``DESCRIPTOR`` (a list of them too) and whose ``create``
+    is defined in that module -- one small module per function, as the standard library does
+    -- is found again by importing that module alone: a run imports the modules of the
+    functions it uses and not the others.
 
     :returns: a list of :class:`mapi.descriptor.FunctionDescriptor`.  A descriptor declares a
         function's name (upper case), its arguments, whether it filters or modifies packets,
@@ -41,10 +97,10 @@ def scampi_functions() -> "List[FunctionDescriptor]":
 
 
 @hookspec
-def scampi_backends() -> "List[BackendDescriptor]":
+def scampi_backends() -> List[BackendDescriptor]:
     """Declare the packet-source backends this plugin provides.
 
-    Called once per registry refresh, like :func:`scampi_functions`.
+    Called like :func:`scampi_functions`: at a scan, or when one of its names is first needed.
 
     :returns: a list of :class:`mapi.descriptor.BackendDescriptor`: one ops table each
         (open_offline, open_live, list_devices).  The engine only calls through the table and

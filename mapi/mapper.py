@@ -10,18 +10,20 @@ Rules (after MAPI 2.0's placement, Gigascope's low/high split and Retina's super
 - a device that refuses a configuration gets the nodes it names moved to software, and the
   mapper tries again; nothing is ever dropped silently.
 """
-import logging
+import sys
 
-from .hardware import (MAX_HW_NODES, FILTER, Assignment, HardwareConfig, HardwareDevice,
-                       HardwareError, Offer)
+from .lazylog import getLogger
 
-log = logging.getLogger("mapi.mapper")
+log = getLogger("mapi.mapper")
 
 SOFTWARE = "software"
 
 
 def hardware_of(source):
-    return source if isinstance(source, HardwareDevice) else None
+    # a device with hardware subclasses mapi.hardware's HardwareDevice, so before that module
+    # is imported there is none: a run on a plain source does not import it
+    hw = sys.modules.get("mapi.hardware")
+    return source if hw is not None and isinstance(source, hw.HardwareDevice) else None
 
 
 def place(graph, source, generation=0, sticky=()):
@@ -33,6 +35,7 @@ def place(graph, source, generation=0, sticky=()):
         n.placement, n.hw_id, n.hw_exact, n.hw_note = SOFTWARE, None, False, ""
     if hw is None:
         return None
+    from .hardware import HardwareConfig, HardwareError
     try:
         units = [u for u in hw.units() if _sane_unit(u, source)]
     except Exception as exc:
@@ -67,6 +70,7 @@ def place(graph, source, generation=0, sticky=()):
 
 
 def _decide(graph, nodes, units, source, refused):
+    from .hardware import MAX_HW_NODES, FILTER, Assignment, HardwareConfig, Offer
     for n in nodes:
         n.placement, n.hw_id, n.hw_exact = SOFTWARE, None, False
     used = {u.name: {} for u in units}
@@ -144,7 +148,7 @@ def _software_readers(node, root):
 def _sane_unit(u, source):
     """A unit must be a HardwareUnit with a name, a known kind, function names and integer
     limits; anything else is logged and ignored (its functions run in software)."""
-    from .hardware import HardwareUnit, STATISTIC
+    from .hardware import HardwareUnit, FILTER, STATISTIC
     problem = None
     if not isinstance(u, HardwareUnit):
         problem = "%r is not a HardwareUnit" % (u,)

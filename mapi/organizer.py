@@ -154,8 +154,9 @@ COST_RANK = {"free": 0, "low": 1, "high": 2}
 
 def commutes(desc):
     """Stateless filters commute with each other; anything with state, anything that changes
-    packets and anything watching another function is a barrier."""
-    return desc.filters and not desc.stateful and not desc.modifies and not desc.anchor
+    packets, anything watching another function and a declared barrier is a barrier."""
+    return desc.filters and not desc.stateful and not desc.modifies and not desc.anchor \
+        and not desc.barrier
 
 
 def order_chain(chain, graph):

@@ -1,20 +1,26 @@
-"""COOKING: TCP stream reassembly, against tshark's and tcpflow's reassembly of the corpus and
-hand-built connections (retransmissions, reordering, overlaps, wrap, limits, timeouts)."""
-import collections
-import re
+"""COOKING: TCP stream reassembly, against tshark's and tcpflow's reassembly of generated traces
+(with retransmitted, reordered and overlapping segments; over several batches) and of the
+corpus, and hand-built connections (retransmissions, reordering, overlaps, wrap, limits,
+timeouts)."""
+import gzip
+import shutil
 import subprocess
 
 import dpkt
 import pytest
 
 import mapi
-from helpers import CORPUS, need_tool, replay
+from helpers import CORPUS, generated, inputs, need_tool, parametrize_from_corpus, replay
 from helpers.pktbuild import Conversation, assert_rejected, ether, tcp4, write_pcap
+from helpers.reassembly import assert_streams_equal_tcpflow, assert_streams_equal_tshark, cooked
+from scampi.backends.savefile import BUFFERS
 from scampi.plugins.stdfuncs.cooking import chunk_info
 
 PCAP = CORPUS / "pcap"
 A = dpkt.tcp.TH_ACK | dpkt.tcp.TH_PUSH
-SEP = "===================================================================\n"
+# generated TCP: mixed traffic, IPv4 TCP only, and IPv4/IPv6 TCP with retransmitted, reordered
+# and overlapping segments
+GENERATED = ["mixed.pcap", "tcp4.pcap", "tcp-impaired.pcap"]
 
 
 # TCP that mapi_hdr_parse does not reach (COOKING reassembles TCP right over IP after the link
@@ -29,178 +35,70 @@ NOT_REACHED = {"libpcap__AH-IPcomp-IPv4.pcap": "TCP inside AH and IPComp",
 TSHARK_QUIRKS = {("PcapPlusPlus__tls2.pcap", ("216.58.194.162", 443), ("192.168.0.17", 49808))}
 
 
-def corpus_traces(with_fragments=False):
-    if not PCAP.is_dir():
-        return [pytest.param(None, marks=pytest.mark.skip(reason="corpus %s absent" % PCAP))]
+def corpus_traces():
+    """The corpus's captures without IP fragments (read at collection, when the corpus is there)."""
     out = []
     for p in sorted(PCAP.iterdir()):
-        if p.suffix not in (".pcap", ".pcapng") or ("defrag" in p.name) != with_fragments:
+        if p.suffix not in (".pcap", ".pcapng") or "defrag" in p.name:
             continue
         why = NOT_REACHED.get(p.name)
         out.append(pytest.param(p.name, marks=pytest.mark.skip(reason=why)) if why else p.name)
     return out
 
 
-def cooked(path, **kw):
-    """Our chunks of `path`, grouped: {(connection, direction): [Chunk]}, and the counters."""
-    r = replay(path, [("COOKING", (), kw)])
-    out = collections.defaultdict(list)
-    for p in r.packets:
-        assert p.linktype == 101
-        c = chunk_info(p.data)
-        out[(c.connection, c.direction)].append(c)
-    return out, r.results[0].value
+@pytest.mark.parametrize("name", GENERATED)
+@pytest.mark.parametrize("release", ["segment", "conversation"])
+def test_streams_equal_tshark_follow(name, release):
+    """Every direction of every TCP connection: our bytes, however released, equal what
+    tshark's follow stream gives."""
+    path = generated(name)
+    assert assert_streams_equal_tshark(path, name, release=release) > 50
+    if name == "tcp-impaired.pcap":                    # the impairments reached COOKING
+        st = cooked(path, release=release)[1]
+        assert min(st["duplicates"], st["overlaps"], st["out_of_order"]) > 20 and st["gaps"] == 0
 
 
-def runs(chunks):
-    """The stream as [(bytes missing before, contiguous bytes)], from the chunks' seq numbers."""
-    out, nxt = [], None
-    for c in chunks:
-        gap = 0 if nxt is None else (c.seq - nxt) & 0xFFFFFFFF
-        if not out or gap:
-            out.append([gap, bytearray()])
-        out[-1][1] += c.data
-        nxt = (c.seq + len(c.data)) & 0xFFFFFFFF
-    return [(g, bytes(d)) for g, d in out if d or g]
-
-
-MISSING = re.compile(rb"\[(\d+) bytes missing in capture file\]\x00?")
-
-
-def tshark_runs(lines):
-    """tshark's follow output of one direction as runs; it marks lost bytes with a text line."""
-    out = [[0, bytearray()]]
-    for raw in lines:
-        m = MISSING.fullmatch(raw)
-        if m:
-            out.append([int(m.group(1)), bytearray()])
-        else:
-            out[-1][1] += raw
-    return [(g, bytes(d)) for g, d in out if d or g]
-
-
-def tshark_follow(path):
-    """tshark's reassembled bytes per stream: [((addr, port) of node 0, of node 1, data0, data1)]."""
-    tshark = need_tool("tshark")
-    ids = subprocess.run([tshark, "-r", str(path), "-Y", "tcp", "-T", "fields", "-e", "tcp.stream"],
-                         capture_output=True, text=True, timeout=300).stdout.split()
-    if not ids:
-        return []
-    args = [tshark, "-r", str(path), "-q"]
-    for i in range(int(max(ids, key=int)) + 1):
-        args += ["-z", "follow,tcp,raw,%d" % i]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=600).stdout
-    streams = []
-    for block in out.split(SEP + "Follow: tcp,raw\n")[1:]:
-        lines = block.split("\n")
-        nodes = [lines[k].split(": ", 1)[1].rsplit(":", 1) for k in (1, 2)]
-        data = [[], []]
-        for ln in lines[3:]:
-            if ln.startswith("===="):
-                break
-            if ln.strip():
-                data[1 if ln.startswith("\t") else 0].append(bytes.fromhex(ln.strip()))
-        streams.append(([(n[0].strip("[]"), int(n[1])) for n in nodes], tshark_runs(data[0]),
-                        tshark_runs(data[1])))
-    return streams
-
-
-@pytest.mark.parametrize("name", corpus_traces())
+@parametrize_from_corpus("name", corpus_traces)
 def test_corpus_streams_equal_tshark_follow(name):
-    """Every direction of every TCP connection: our bytes equal what tshark's follow stream
-    gives, and where the capture lost bytes, both skip the same number of them."""
-    path = PCAP / name
-    ref = tshark_follow(path)
-    if not ref:
+    """The same on the corpus; where a capture lost bytes, both skip the same number of them."""
+    compared = assert_streams_equal_tshark(PCAP / name, name, TSHARK_QUIRKS)
+    if compared is None:
         pytest.skip("%s has no TCP" % name)
-    ours, stats = cooked(path, idle_timeout="1h")       # the references have no idle timeout
-    # our connections by endpoint pair, in creation order (as tshark numbers its streams)
-    by_pair = collections.defaultdict(list)
-    for (conn, d), chunks in sorted(ours.items()):
-        c = chunks[0]
-        ends = ((str(c.src), c.sport), (str(c.dst), c.dport))
-        key = frozenset(ends)
-        if conn not in [x[0] for x in by_pair[key]]:
-            by_pair[key].append((conn, ends if d == 0 else ends[::-1]))
-    seen = collections.Counter()
-    compared = 0
-    for nodes, d0, d1 in ref:
-        key = frozenset(map(tuple, nodes))
-        if not d0 and not d1:
-            continue
-        k = seen[key]
-        seen[key] += 1
-        conns = by_pair.get(key, [])
-        assert k < len(conns), "%s: tshark stream %s has data, COOKING made no connection" % (name, nodes)
-        conn, (opener, _) = conns[k]
-        for node, ref_data in ((nodes[0], d0), (nodes[1], d1)):
-            direction = 0 if tuple(node) == opener else 1
-            mine = runs(ours.get((conn, direction), []))
-            other = tuple(nodes[1 - nodes.index(node)])
-            if (name, tuple(node), other) in TSHARK_QUIRKS:
-                continue
-            # tshark never hands out bytes still waiting after a hole when the capture ends;
-            # COOKING does, at the end of the stream (counted as a gap)
-            tail = mine[len(ref_data):]
-            assert mine[:len(ref_data)] == ref_data and all(g for g, _ in tail), \
-                "%s %s from %s: runs %s, tshark %s" % (name, nodes, node, [(g, len(d)) for g, d in mine],
-                                                       [(g, len(d)) for g, d in ref_data])
-            compared += 1
     if not compared:
         pytest.skip("%s: no TCP payload" % name)
-    assert stats["bytes"] >= sum(len(d) for _, r0, r1 in ref for _, d in r0 + r1)
 
 
-def tcpflow_files(path, tmp_path):
-    out = tmp_path / "tcpflow"
-    out.mkdir()
-    subprocess.run([need_tool("tcpflow"), "-r", str(path), "-o", str(out)], capture_output=True,
-                   timeout=300, check=True)
-    return {f.name: f.read_bytes() for f in out.iterdir() if f.suffix != ".xml"}
-
-
-def tcpflow_name(addr, port):
-    if ":" in addr:
-        return "%s.%05d" % (addr, port)
-    return "%s.%05d" % (".".join("%03d" % int(x) for x in addr.split(".")), port)
-
-
-@pytest.mark.parametrize("name", ["PcapPlusPlus__4KHttpRequests.pcap", "zeek__ssh__ssh.pcap",
-                                  "PcapPlusPlus__tls2.pcap", "zeek__tls__tls-1.2-stream-keylog.pcap"])
-def test_corpus_streams_equal_tcpflow_files(name, tmp_path):
-    """tcpflow writes each direction's bytes at their stream offset (holes stay zero): our
-    chunks, placed by their sequence numbers, give the same file, holes included.  (Traces with
-    Ethernet padding are left to tshark: tcpflow writes the padding bytes as stream data.)"""
-    path = PCAP / name
-    if not path.exists():
-        pytest.skip("corpus %s absent" % path)
-    files = tcpflow_files(path, tmp_path)
-    ours, stats = cooked(path, idle_timeout="1h")
-    matched = 0
-    for (conn, d), chunks in ours.items():
-        data = b"".join(c.data for c in chunks)
-        c0 = chunks[0]
-        fname = tcpflow_name(str(c0.src), c0.sport) + "-" + tcpflow_name(str(c0.dst), c0.dport)
-        ref = files.get(fname)
-        if not data or ref is None:
-            assert not data, "tcpflow has no %s (%d bytes here)" % (fname, len(data))
-            continue
-        first = next(c for c in chunks if c.data)
-        pos = ref.find(first.data)
-        assert pos >= 0, fname
-        base = (first.seq - pos) & 0xFFFFFFFF
-        image = bytearray()
-        for c in chunks:
-            o = (c.seq - base) & 0xFFFFFFFF
-            image += bytes(max(0, o - len(image)))
-            image[o:o + len(c.data)] = c.data
-        assert bytes(image) == ref, fname
-        matched += 1
-    # a late segment after the close makes tcpflow open a new file of its Ethernet padding
-    padding = [f for f, v in files.items() if len(v) <= 6 and not v.strip(b"\0")]
-    assert matched == len([f for f, v in files.items() if v and f not in padding])
-    if name.startswith("PcapPlusPlus__4K"):
+@pytest.mark.parametrize("path", inputs([generated(n) for n in GENERATED] +
+                                        ["PcapPlusPlus__4KHttpRequests.pcap", "zeek__ssh__ssh.pcap",
+                                         "PcapPlusPlus__tls2.pcap", "zeek__tls__tls-1.2-stream-keylog.pcap"],
+                                        base="pcap"))
+def test_streams_equal_tcpflow_files(path, tmp_path):
+    """tcpflow's files, holes included."""
+    stats = assert_streams_equal_tcpflow(path, tmp_path)
+    if str(path).endswith("4KHttpRequests.pcap"):
         assert stats["gaps"] > 0          # this capture lost segments: holes were compared too
+
+
+@pytest.mark.parametrize("release", ["segment", "conversation"])
+def test_many_batches_in_reused_buffers(release, tmp_path):
+    """A compressed trace is read into a few buffers that are reused batch after batch: what
+    COOKING still holds when a batch goes back (in conversation order, most of it) must have
+    been copied out, or the streams would hold bytes of later packets."""
+    path = generated("mixed-40k.pcap")
+    gz = tmp_path / "mixed-40k.pcap.gz"
+    with open(path, "rb") as src, gzip.open(gz, "wb", compresslevel=1) as dst:
+        shutil.copyfileobj(src, dst)
+    dev = mapi.create_offline_device(str(gz))
+    fd = mapi.create_flow(dev)
+    mapi.apply_function(fd, "PKT_COUNTER")
+    mapi.connect(fd)
+    mapi.start_offline_device(dev)
+    mapi.wait_offline_device(dev, 120)
+    batches = mapi.get_device_info(dev)["batches"]
+    mapi.delete_offline_device(dev)
+    assert batches > BUFFERS                          # more batches than the reader has buffers
+    stats = assert_streams_equal_tcpflow(gz, tmp_path, plain=path, release=release)
+    assert stats["chunks"] > 1000
 
 
 def signature_trace(path, reorder=False, retransmit=False):
@@ -221,20 +119,49 @@ def signature_trace(path, reorder=False, retransmit=False):
     return write_pcap(path, conv.frames), sig
 
 
+REQUEST = b"GET /?q=evil-signature-XYZ HTTP/1.1\r\n\r\n"
+
+
+@pytest.mark.parametrize("release", ["segment", "conversation"])
 @pytest.mark.parametrize("variant", ["in order", "reordered", "retransmitted"])
-def test_signature_split_across_segments(variant, tmp_path):
+def test_signature_split_across_segments(variant, release, tmp_path):
     path, sig = signature_trace(tmp_path / "split.pcap", reorder=variant == "reordered",
                                 retransmit=variant == "retransmitted")
     alone = replay(path, [("STR_SEARCH", (sig.decode(),), {})], buffer=False)
     assert alone.results[0].value == 0
-    both = replay(path, [("COOKING", (), {}), ("STR_SEARCH", (sig.decode(),), {})])
+    both = replay(path, [("COOKING", (), dict(release=release)), ("STR_SEARCH", (sig.decode(),), {})])
     assert both.results[1].value == 1
     hit = chunk_info(both.packets[0].data)
-    assert hit.direction == 0 and hit.dport == 80 and sig in hit.data
-    assert hit.data == b"GET /?q=evil-signature-XYZ HTTP/1.1\r\n\r\n"
+    assert hit.direction == 0 and hit.dport == 80
+    # the chunk the signature ends in: the whole request when its segments were coalesced (or
+    # the second came first and waited), else the second segment
+    whole = release == "conversation" or variant == "reordered"
+    assert hit.data == (REQUEST if whole else REQUEST[len(b"GET /?q=evil-sig"):])
     stats = both.results[0].value
     assert stats["out_of_order"] == (1 if variant == "reordered" else 0)
     assert stats["duplicates"] == (1 if variant == "retransmitted" else 0)
+    # conversation: request, FIN, reply with the FIN; segment: request (1 or 2), FIN, reply, FIN
+    assert stats["chunks"] == (3 if release == "conversation" else 4 if variant == "reordered" else 5)
+
+
+@pytest.mark.parametrize("release", ["segment", "conversation"])
+def test_chunks_written_are_ip_that_tshark_checks(release, tmp_path):
+    """Every chunk of an IPv4/IPv6 trace, written by TO_FILE: tshark finds IP and TCP checksums
+    right, nothing malformed, and the payload bytes COOKING counted."""
+    out = tmp_path / "chunks.pcap"
+    r = replay(generated("tcp-impaired.pcap"), [("COOKING", (), dict(release=release)),
+                                                ("TO_FILE", (mapi.MFF_PCAP, str(out)), {})], buffer=False)
+    st = r.results[0].value
+    rows = [ln.split("|") for ln in subprocess.run(
+        [need_tool("tshark"), "-r", str(out), "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE",
+         "-T", "fields", "-E", "separator=|", "-e", "ip.version", "-e", "ipv6.version", "-e", "ip.checksum.status",
+         "-e", "tcp.checksum.status", "-e", "tcp.len", "-e", "_ws.malformed"],
+        capture_output=True, text=True, timeout=300).stdout.splitlines()]
+    assert len(rows) == st["chunks"] == r.results[1].value["packets"]
+    assert {r[0] or r[1] for r in rows} == {"4", "6"}
+    assert all(r[3] == "1" and r[2] in ("1", "") and not r[5] for r in rows)
+    assert all(r[2] == "1" for r in rows if r[0] == "4")
+    assert sum(int(r[4]) for r in rows) == st["bytes"]
 
 
 def test_regexp_and_to_file_after_cooking(tmp_path):
@@ -251,6 +178,16 @@ def test_regexp_and_to_file_after_cooking(tmp_path):
                            "-e", "_ws.malformed"], capture_output=True, text=True).stdout.split()
     assert text[:2] == ["1", "1"]            # both checksums "good"
     assert bytes.fromhex(text[2].replace(":", "")) == b"GET /?q=evil-signature-XYZ HTTP/1.1\r\n\r\n"
+
+
+@pytest.mark.parametrize("release,found", [("conversation", 1), ("segment", 0)])
+def test_regexp_sees_whole_messages_in_conversation_order(release, found, tmp_path):
+    """REGEXP looks at one chunk at a time: the request's two in-order segments are one chunk
+    when released in conversation order, two (each without the whole pattern) otherwise."""
+    path, sig = signature_trace(tmp_path / "split.pcap")
+    r = replay(path, [("COOKING", (), dict(release=release)), ("REGEXP", (r"evil-sig\w+-XYZ",), {})],
+               buffer=False)
+    assert r.results[1].value == found
 
 
 def test_sequence_wrap_reorder_and_overlap_first_wins(tmp_path):
@@ -296,7 +233,8 @@ def test_connection_limit_flushes_the_oldest(tmp_path):
     assert got == sorted(b"request %d" % i for i in range(5))   # flushed data is handed on
 
 
-def test_timeouts_on_packet_time(tmp_path):
+@pytest.mark.parametrize("release", ["segment", "conversation"])
+def test_timeouts_on_packet_time(release, tmp_path):
     conv = Conversation().handshake()
     conv.send(0, b"hello")
     frames = [(1700000000.0 + i * 0.001, f) for i, f in enumerate(conv.frames)]
@@ -306,18 +244,21 @@ def test_timeouts_on_packet_time(tmp_path):
     conv.send(0, b"late bytes")                      # the first connection again, after idle
     frames.append((1700000300.001, conv.frames[-1]))
     path = write_pcap(tmp_path / "idle.pcap", frames)
-    r = replay(path, [("COOKING", (), dict(idle_timeout="60s"))])
+    r = replay(path, [("COOKING", (), dict(idle_timeout="60s", release=release))])
     st = r.results[0].value
     assert st["idle_expired"] == 1 and st["connections"] == 3
     chunks = [chunk_info(p.data) for p in r.packets]
     assert [c.data for c in chunks] == [b"hello", b"much later", b"late bytes"]
-    assert r.packets[0].ts == 1700000300 * 10 ** 9     # released when time passed the timeout
+    if release == "conversation":            # it waited: released when time passed the timeout
+        assert r.packets[0].ts == 1700000300 * 10 ** 9
+    else:                                    # handed on with the segment that brought it
+        assert r.packets[0].ts == 1700000000003 * 10 ** 6
 
 
 def test_bad_arguments():
-    assert_rejected(PCAP / "PcapPlusPlus__example.pcap", "COOKING",
+    assert_rejected(generated("mixed.pcap"), "COOKING",
                     [((), dict(chunk_size=70000), "chunk_size"), ((), dict(idle_timeout="soon"), "idle_timeout"),
-                     ((), dict(max_bytes=10), "max_bytes")])
+                     ((), dict(max_bytes=10), "max_bytes"), ((), dict(release="eager"), "release")])
 
 
 def test_more_chunks_at_the_end_than_a_batch_holds(tmp_path):
@@ -344,8 +285,10 @@ def test_derived_batch_shared_by_flows_and_watched(tmp_path):
     dev = mapi.create_offline_device(str(path))
     try:
         a, b = mapi.create_flow(dev), mapi.create_flow(dev)
-        ca = [mapi.apply_function(a, "COOKING"), mapi.apply_function(a, "PKT_COUNTER")]
-        cb = [mapi.apply_function(b, "COOKING"), mapi.apply_function(b, "STR_SEARCH", sig.decode()),
+        ca = [mapi.apply_function(a, "COOKING", release="conversation"),
+              mapi.apply_function(a, "PKT_COUNTER")]
+        cb = [mapi.apply_function(b, "COOKING", release="conversation"),
+              mapi.apply_function(b, "STR_SEARCH", sig.decode()),
               mapi.apply_function(b, "BYTE_COUNTER")]
         mapi.connect(a)
         mapi.connect(b)

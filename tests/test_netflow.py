@@ -4,7 +4,6 @@ References: nfdump's decode of the same exports (corpus reference/*.nfdump.txt: 
 of each group replayed in the manifest's order to nfcapd 1.7.1), softflowd exporting corpus
 and generated traces (checked against nfcapd+nfdump run here), hand-made export packets."""
 import csv
-import functools
 import importlib
 import io
 import os
@@ -17,13 +16,13 @@ import sys
 import tempfile
 import time
 
-import dpkt
 import pytest
 
 import mapi
 from mapi._engine import ffi, lib
 from mapi.registry import get_registry
 from helpers import CORPUS, need_tool, needs_corpus, parametrize_from_corpus
+from helpers.nfexports import corpus_groups, udp_payloads
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,19 +35,6 @@ def netflow_backend():
 
 
 # --- corpus groups and their nfdump references ------------------------------------------------
-@functools.lru_cache(maxsize=None)
-def corpus_groups():
-    """{group: [files in replay order]} from the manifest, plus the softflowd-derived files."""
-    groups = {}
-    with open(str(CORPUS / "manifest.tsv")) as f:
-        for row in csv.reader(f, delimiter="\t"):
-            if len(row) > 15 and "files replayed in order:" in row[10]:
-                groups[row[15]] = ["netflow/" + x for x in row[10].split("files replayed in order:")[1].split()]
-            elif row and row[0].startswith("derived/") and "softflowd" in row[0]:
-                groups[row[0]] = [row[0]]
-    return groups
-
-
 def reference_file(group):
     if group.startswith("derived/"):
         return CORPUS / "reference" / (os.path.basename(group)[:-5] + ".nfdump.txt")
@@ -67,19 +53,6 @@ def nfdump_flows(text):
         p = line.split()
         if len(p) >= 12 and re.match(r"\d{4}-\d\d-\d\d", p[0]):
             out.append((int(p[5]), p[6], p[7], p[8], p[9], int(p[10]), int(p[11])))
-    return out
-
-
-def udp_payloads(files):
-    """The UDP payloads of the capture files, in order (export packets)."""
-    out = []
-    for name in files:
-        with open(str(CORPUS / name), "rb") as f:
-            for _, buf in dpkt.pcap.Reader(f):
-                eth = dpkt.ethernet.Ethernet(buf)
-                ip = eth.data
-                if isinstance(ip, (dpkt.ip.IP, dpkt.ip6.IP6)) and isinstance(ip.data, dpkt.udp.UDP):
-                    out.append(bytes(ip.data.data))
     return out
 
 

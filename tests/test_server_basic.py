@@ -285,3 +285,44 @@ def test_garbage_on_the_socket_does_not_hurt(mapid, tracefile):
         emit({"packets": mapi.read_results(fd, c).value})
     """ % str(tracefile))
     assert out == [{"packets": PACKETS}]
+
+
+def test_to_file_appends_and_keeps_one_writer(mapid, tracefile, tmp_path):
+    """TO_FILE through mapid writes the client's descriptor: appending gives the in-process
+    bytes, and a second client naming the same file (through a link) while the first writes
+    it is refused."""
+    def job(path, append):
+        dev = mapi.create_offline_device(str(tracefile))
+        fd = mapi.create_flow(dev)
+        mapi.apply_function(fd, "BPF_FILTER", "udp")
+        mapi.apply_function(fd, "TO_FILE", mapi.MFF_PCAP, str(path), append=append)
+        mapi.connect(fd)
+        mapi.start_offline_device(dev)
+        mapi.wait_offline_device(dev)
+        mapi.delete_offline_device(dev)
+    local, remote = tmp_path / "local.pcap", tmp_path / "remote.pcap"
+    job(local, False)
+    job(local, True)
+    os.symlink(remote, tmp_path / "link.pcap")
+    mapi.use_server(mapid.url)
+    try:
+        job(remote, False)
+        job(remote, True)
+        dev = mapi.create_offline_device(str(tracefile))
+        fd = mapi.create_flow(dev)
+        mapi.apply_function(fd, "TO_FILE", mapi.MFF_PCAP, str(remote), append=True)
+        out, _ = run_client(mapid, """
+            fd = mapi.create_flow(mapi.create_offline_device(%r))
+            try:
+                mapi.apply_function(fd, "TO_FILE", mapi.MFF_PCAP, %r)
+                emit(None)
+            except mapi.MapiError as exc:
+                emit([exc.code, str(exc)])
+        """ % (str(tracefile), str(tmp_path / "link.pcap")))
+        mapi.delete_offline_device(dev)
+    finally:
+        mapi.use_server(None)
+    assert remote.read_bytes() == local.read_bytes()
+    assert local.stat().st_size > 2 * 24
+    code, text = out[0]
+    assert code == mapi.EBUSY and str(tmp_path / "link.pcap") in text and "already being written" in text

@@ -118,7 +118,7 @@ BLOCKED = """
     for t in threads: t.start()
     time.sleep(0.3)
     emit({"blocked": sorted(k for k in calls if k not in results)})
-    for t in threads: t.join(30)
+    for t in threads: t.join(10)
     emit(results)
     sys.stdin.readline()                                # mapid restarted
     fd = mapi.create_flow("replay")
@@ -132,13 +132,15 @@ BLOCKED = """
 def test_killed_mapid_ends_every_blocked_call(tmp_path, tracefile):
     cfg = '[devices.replay]\nfile = "%s"\n' % tracefile
     m = Mapid(tmp_path, config=cfg)
+    client = start_client(m, BLOCKED % str(tracefile))
     try:
-        client = start_client(m, BLOCKED % str(tracefile))
         assert json.loads(client.stdout.readline()) == {"blocked": ["get_next_event", "get_next_pkt",
                                                                       "loop", "wait_offline_device"]}
         t_kill = time.monotonic()
         m.kill()
         results = json.loads(client.stdout.readline())
+        # every blocked call came back (get_next_pkt and loop wait on one ring: both must end)
+        assert sorted(results) == ["get_next_event", "get_next_pkt", "loop", "wait_offline_device"]
         for name, (code, text, t_ret) in results.items():
             print("%s ended %.3f s after mapid was killed: %s" % (name, t_ret - t_kill, text))
             assert code == mapi.ESERVER, (name, text)
@@ -154,6 +156,9 @@ def test_killed_mapid_ends_every_blocked_call(tmp_path, tracefile):
         finally:
             m2.stop()
     finally:
+        if client.poll() is None:           # a failed run leaves no client behind
+            client.kill()
+            client.wait()
         m.__exit__(None, None, None)
 
 

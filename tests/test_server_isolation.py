@@ -1,12 +1,19 @@
 """Isolation between mapid's clients: a client reads, closes or explains only its own flows,
 and mapid never reaches a file its client could not (traces and TO_FILE targets are opened by
-the client and passed as descriptors; a descriptor must grant the access mapid will use)."""
+the client and passed as descriptors; a descriptor must grant the access mapid will use).
+Every test runs against mapid as root and mapid as nobody: mapid reads and writes the files
+through the descriptors, never by name, so an unprivileged mapid serves files only their
+client may open."""
+import gzip
 import json
 import os
+import shutil
+import subprocess
 
 import pytest
 
-from helpers.server import Mapid, nobody, open_dir, run_client, start_client, trace
+from helpers import tcpdump_pcap
+from helpers.server import Mapid, nobody, open_dir, private_dir, run_client, start_client, trace
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a client as nobody")
 
@@ -21,10 +28,14 @@ def tracefile(workdir):
     return trace(workdir, 20000, seed=11)
 
 
-@pytest.fixture
-def mapid(tracefile):
-    where = open_dir("scampi-mapid-iso-")             # nobody must reach the socket
-    with Mapid(where, config='[devices.shared]\nfile = "%s"\n' % tracefile) as m:
+@pytest.fixture(params=["root", "nobody"], ids=["mapid-as-root", "mapid-as-nobody"])
+def mapid(request, tracefile):
+    user = nobody() if request.param == "nobody" else None
+    # nobody's clients must reach the socket: an open directory, or nobody's own
+    where = private_dir("scampi-mapid-iso-", user) if user else open_dir("scampi-mapid-iso-")
+    with Mapid(where, config='[devices.shared]\nfile = "%s"\n' % tracefile, user=user) as m:
+        if user:                                   # it really runs as nobody
+            assert os.stat("/proc/%d" % m.pid).st_uid == user[0]
         yield m
 
 
@@ -185,3 +196,51 @@ def test_descriptors_must_grant_the_access(mapid):
     assert got["no_descriptor"][0] == 1005
     assert open("/etc/passwd", "rb").read() == before
     assert mapid.proc.poll() is None
+
+
+OWN_FILES = """
+    out = {}
+    for name, path in (("plain", sys.argv[1]), ("gzip", sys.argv[2])):
+        dev = mapi.create_offline_device(path)
+        fd = mapi.create_flow(dev)
+        mapi.apply_function(fd, "BPF_FILTER", "udp")
+        c = mapi.apply_function(fd, "PKT_COUNTER")
+        f = mapi.apply_function(fd, "TO_FILE", mapi.MFF_PCAP, sys.argv[3] + "." + name)
+        mapi.connect(fd); mapi.start_offline_device(dev); mapi.wait_offline_device(dev)
+        out[name] = [mapi.read_results(fd, c).value, mapi.read_results(fd, f).value["packets"]]
+        mapi.delete_offline_device(dev)
+    # standard input, a pipe: read as it comes (nothing may peek at it)
+    dev = mapi.create_offline_device("/dev/stdin")
+    fd = mapi.create_flow(dev)
+    c = mapi.apply_function(fd, "PKT_COUNTER")
+    mapi.connect(fd); mapi.start_offline_device(dev); mapi.wait_offline_device(dev)
+    out["pipe"] = mapi.read_results(fd, c).value
+    emit(out)
+"""
+
+
+def test_clients_own_private_files(mapid, tracefile):
+    """A root client's trace (plain and gzip) and output in a directory only root may enter:
+    mapid reads and writes them through the client's descriptors, whichever user it runs as."""
+    secret = private_dir("scampi-iso-private-")
+    plain, packed = secret / "trace.pcap", secret / "trace.pcap.gz"
+    shutil.copyfile(tracefile, plain)
+    with open(tracefile, "rb") as src, gzip.open(packed, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    for f in (plain, packed):
+        os.chmod(f, 0o600)
+    cat = subprocess.Popen(["cat", str(tracefile)], stdout=subprocess.PIPE)
+    p = start_client(mapid, OWN_FILES, args=[str(plain), str(packed), str(secret / "udp.pcap")],
+                     stdin=cat.stdout)
+    cat.stdout.close()
+    out, err = p.communicate(timeout=120)
+    cat.wait()
+    assert p.returncode == 0, err + mapid.log_text()
+    got = json.loads(out.splitlines()[-1])
+    udp = len(tcpdump_pcap(tracefile, "udp"))
+    assert got == {"plain": [udp, udp], "gzip": [udp, udp], "pipe": 20000}
+    ref = secret / "ref.pcap"
+    subprocess.run(["tcpdump", "-r", str(tracefile), "-w", str(ref), "udp"], check=True,
+                   capture_output=True)
+    for name in ("plain", "gzip"):
+        assert (secret / ("udp.pcap." + name)).read_bytes() == ref.read_bytes(), name

@@ -11,10 +11,12 @@
    in C in place); also get_next_pkt from Python for both.
 3. --clients client processes x 4 flows on one replay device of one mapid: results compared
    with the in-process engine's, packets lost, mapid's memory, and the control round trip
-   (create_flow + apply_function x2 + connect, then close) measured while the replay runs, on
-   an idle device and on the replaying device itself.
+   (create_flow + apply_function x2 + connect, then close) measured while the replay runs,
+   alternately on an idle device and on the replaying device itself (its graph holds the
+   clients' flows); the same trips on the in-process engine while it replays, side by side.
 """
 import argparse
+import itertools
 import json
 import os
 import signal
@@ -92,9 +94,9 @@ def _drain(fd, fids):
     mapi.api.function_instance(fd, fids[1]).drain_all()
 
 
-def local_results(path, count, buffer_bytes=4 << 20):
+def local_results(path, count, buffer_bytes=4 << 20, trips=False):
     """The same flows of `count` clients on the in-process engine: (results, packets, crc,
-    captured bytes of the buffered packets)."""
+    captured bytes of the buffered packets[, control round trips on the replaying device])."""
     dev = mapi.create_offline_device(str(path))
     made = []
     try:
@@ -110,6 +112,13 @@ def local_results(path, count, buffer_bytes=4 << 20):
         readers = [threading.Thread(target=_drain, args=mine[1]) for mine in made[1:]]
         for t in readers:
             t.start()
+        local_trips = {}
+        if trips:
+            d = mapi.api.find_device(dev)
+            tripper = threading.Thread(target=lambda: local_trips.update(control_round_trips(
+                lambda: dev if d.state == "running" else None)))
+            tripper.start()
+            readers.append(tripper)
         fd, fids = made[0][1]
         n, crc, nbytes = 0, 0, 0
         while True:
@@ -124,7 +133,12 @@ def local_results(path, count, buffer_bytes=4 << 20):
         mapi.wait_offline_device(dev)
         results = [[[mapi.read_results(fd, f).value for f in fids] for fd, fids in mine]
                    for mine in made]
-        return json.loads(json.dumps(results, default=repr)), n, crc, nbytes
+        out = json.loads(json.dumps(results, default=repr)), n, crc, nbytes
+        if trips:
+            local_trips["replay"] = local_trips.pop(dev, [])
+            local_trips["close replay"] = local_trips.pop("close " + dev, [])
+            return out + (local_trips,)
+        return out
     finally:
         mapi.delete_offline_device(dev)
 
@@ -136,6 +150,10 @@ class Server:
         self.socket = os.path.join(self.dir, "mapid.sock")
         self.url = "unix:" + self.socket
         cfg = os.path.join(self.dir, "mapid.toml")
+        if "[jobcontrol" not in config:        # its own resource database, everyone allowed
+            config += '\n[jobcontrol]\ndatabase = "%s/mapid.db"\n[jobcontrol.grants]\n"*" = "all"\n' \
+                '[jobcontrol.capacity]\ncpu_budget = 1e6\n' \
+                % self.dir
         with open(cfg, "w") as f:
             f.write(config)
         self.log = open(os.path.join(self.dir, "mapid.log"), "w")
@@ -242,7 +260,9 @@ def control_round_trips(pick, pause=0.002):
         mapi.apply_function(fd, "PKT_COUNTER")
         mapi.connect(fd)
         out.setdefault(dev, []).append((time.perf_counter() - t) * 1000)
-        mapi.close_flow(fd)
+        t = time.perf_counter()
+        mapi.close_flow(fd)                     # waits for the batch under way: not a trip
+        out.setdefault("close " + dev, []).append((time.perf_counter() - t) * 1000)
         i += 1
         time.sleep(pause)
 
@@ -265,13 +285,13 @@ def many_clients(path, count, buffer_bytes, total):
             for p in procs:
                 p.stdin.write("go\n")
                 p.stdin.flush()
-            def pick():       # the first half of the replay on an idle device, then on it
-                info = mapi.get_device_info("replay")
-                if info["state"] != "running":
+            turns = itertools.cycle(("idle", "replay"))
+
+            def pick():       # alternately an idle device and the replaying one, while it runs
+                if mapi.get_device_info("replay")["state"] != "running":
                     return None
-                return "idle" if info["packets"] < total / 2 else "replay"
+                return next(turns)
             trips = control_round_trips(pick)
-            rtt_idle, rtt_busy = trips.get("idle", []), trips.get("replay", [])
             got = [json.loads(p.stdout.readline()) for p in procs]
             clients = mapi.clients()
             packets = mapi.get_device_info("replay")["packets"]
@@ -282,7 +302,7 @@ def many_clients(path, count, buffer_bytes, total):
             p.wait(60)
     finally:
         server.stop()
-    return got, clients, packets, rss0, rss1, rtt_idle, rtt_busy
+    return got, clients, packets, rss0, rss1, trips
 
 
 def main(argv=None):
@@ -355,20 +375,24 @@ def clients_part(args):
     print("\n%d client processes x 4 flows on one replay (%d packets)" % (args.clients,
                                                                        args.client_packets))
     buffer_bytes = 8 << 20       # the clients drain while the replay runs
-    got, clients, packets, rss0, rss1, idle, busy = many_clients(small, args.clients, buffer_bytes,
-                                                                 args.client_packets)
-    expected, n, _, nbytes = local_results(small, args.clients, buffer_bytes)
+    got, clients, packets, rss0, rss1, trips = many_clients(small, args.clients, buffer_bytes,
+                                                           args.client_packets)
+    expected, n, _, nbytes, local_trips = local_results(small, args.clients, buffer_bytes,
+                                                        trips=True)
     exact = sum(1 for i, g in enumerate(got) if g["results"] == expected[i]
                 and g["read"] == n and g["crc"] == nbytes)
     lost = sum(c["drops"] for c in clients)
     print("  results equal to the in-process engine's: %d of %d clients; packets lost: %d"
           % (exact, len(got), lost))
     print("  mapid memory (MB): before the replay %s, after %s" % (rss0, rss1))
-    for name, xs in (("an idle device", idle), ("the replaying device", busy)):
+    print("  control round trip (create_flow + 2 apply + connect) while packets flow:")
+    for name, key, src in (("mapid, an idle device", "idle", trips),
+                           ("mapid, the replaying device", "replay", trips),
+                           ("in-process, the replaying device", "replay", local_trips)):
+        xs, closes = src.get(key, []), src.get("close " + key, [])
         if xs:
-            print("  control round trip (create_flow + 2 apply + connect) on %s while packets "
-                  "flow: %d trips, p50 %.2f ms, p99 %.2f ms, max %.2f ms"
-                  % (name, len(xs), pct(xs, 50), pct(xs, 99), max(xs)))
+            print("    %-34s %4d trips, p50 %6.2f ms, p99 %6.2f ms, max %6.2f ms  (close: p50 "
+                  "%.2f ms)" % (name, len(xs), pct(xs, 50), pct(xs, 99), max(xs), pct(closes, 50)))
     return exact == len(got) and lost == 0
 
 

@@ -4,12 +4,14 @@
     fd = mapi.create_flow("netflow:udp:[::]:4739", max_templates=256)
     dev = mapi.create_offline_device("exports.pcap", backend="netflow")   # captured exports
 
-Each record is a fixed ``mapi_flowrec`` struct (mapi/csrc/flowrec.h) in a batch of link type
-MAPI_LINKTYPE_FLOWREC (157, pcap's LINKTYPE_USER10); its wire length is the flow's byte count
-(capped at 2^32-1), its timestamp the arrival time of the export packet.  So PKT_COUNTER counts
-records and BYTE_COUNTER sums flow bytes; RECORD_FILTER ("proto=6 and dport=443"), RECORD_COUNTER
-(exact 64-bit packet/byte sums), RECORD_TOP and RECORD_REPORT (CSV or IPFIX re-export) work on
-the record fields.
+Each record is a ``mapi_flowrec`` struct (mapi/csrc/flowrec.h) in a batch of link type
+MAPI_LINKTYPE_FLOWREC (157, pcap's LINKTYPE_USER10), followed by every other element the exporter
+sent that IANA's registry defines (backends/netflow/iana_ie.h, generated from the registry);
+its wire length is the flow's byte count (capped at 2^32-1), its timestamp the arrival time of
+the export packet.  So PKT_COUNTER counts records and BYTE_COUNTER sums flow bytes;
+RECORD_FILTER (nfdump's filter syntax: "proto tcp and dst port 443"), RECORD_COUNTER (exact
+64-bit packet/byte sums), RECORD_TOP and RECORD_REPORT (CSV or IPFIX re-export) work on the
+record fields, and RECORD_STORE writes them to rotating files (`mapi collect`).
 
 Templates (and options templates) are kept per exporter: address, version, source id /
 observation domain.  Data sets that arrive before their template wait (max_pending_bytes,
@@ -41,7 +43,9 @@ log = logging.getLogger("mapi.netflow")
 _engine_ffi, _engine_lib = native.engine()
 LINKTYPE = _engine_lib.MAPI_LINKTYPE_FLOWREC
 RECORD_SIZE = _engine_ffi.sizeof("mapi_flowrec")
+RECORD_SNAPLEN = RECORD_SIZE + _engine_lib.MAPI_FLOWREC_MAX_EXTRA   # fixed part and extras
 RECORDS_PER_BATCH = 4096
+BUFFER_BYTES = 4 << 20           # records of a batch with their extra elements
 BUFFERS = 8
 READ_TIMEOUT_MS = 100
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
@@ -96,7 +100,7 @@ class Collector:
         self.c = ffi.gc(c, lib.mapi_nf_free)
         self.name = name
         self.limits = limits
-        self._free = [Buffer(RECORDS_PER_BATCH * RECORD_SIZE, self._buffer_free)
+        self._free = [Buffer(BUFFER_BYTES, self._buffer_free)
                       for _ in range(BUFFERS)]
         self._cv = threading.Condition()
         self.closed = False
@@ -119,8 +123,8 @@ class Collector:
             if self.closed:
                 return False
             buf = self._free.pop().acquire()
-        n = lib.mapi_nf_take(self.c, native.plugin_pointer(ffi, batch.c),
-                             ffi.cast("mapi_flowrec *", buf.cdata), RECORDS_PER_BATCH)
+        n = lib.mapi_nf_take_records(self.c, native.plugin_pointer(ffi, batch.c),
+                                     ffi.cast("uint8_t *", buf.cdata), BUFFER_BYTES)
         if n:
             batch.keep = buf
         else:
@@ -176,7 +180,7 @@ class NetflowLiveSource(PacketSource):
     offline = False
     nsec = True
     linktype = LINKTYPE
-    snaplen = RECORD_SIZE
+    snaplen = RECORD_SNAPLEN
 
     def __init__(self, spec, options):
         opts = parse_options("netflow:" + spec, options, dict(LIMITS, rcvbuf=(int, 8 << 20)))
@@ -282,7 +286,7 @@ class NetflowFileSource(PacketSource):
     offline = True
     nsec = True
     linktype = LINKTYPE
-    snaplen = RECORD_SIZE
+    snaplen = RECORD_SNAPLEN
 
     def __init__(self, path, fmt, options):
         opts = parse_options("netflow offline device", options, dict(LIMITS, port=(int, 0)))

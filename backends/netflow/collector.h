@@ -33,6 +33,9 @@ typedef struct mapi_nf_stats {
     uint64_t pending_bytes;        /* bytes waiting now */
     uint64_t sequence_gaps;        /* export packets lost, from sequence numbers */
     uint64_t records_dropped;      /* records the output queue had no room for */
+    uint64_t extra_elements;       /* elements kept beside the fixed fields of records */
+    uint64_t elements_not_kept;    /* enterprise-specific or unregistered elements of records */
+    uint64_t extra_truncated;      /* records whose extra elements passed MAPI_FLOWREC_MAX_EXTRA */
 } mapi_nf_stats;
 
 typedef struct mapi_nf mapi_nf;
@@ -59,10 +62,13 @@ int mapi_nf_recv(mapi_nf *c, int32_t fd, int32_t wake_fd, int32_t timeout_ms, ui
 /* Drop every data set still waiting for its template (end of the stream). */
 void mapi_nf_flush_pending(mapi_nf *c);
 
-/* Move up to `room` queued records into buf (an array of mapi_flowrec) and describe them in
- * `b` (base = buf, caplen = sizeof(mapi_flowrec), wirelen = bytes capped at 2^32-1, ts =
- * recv_ns, linktype MAPI_LINKTYPE_FLOWREC).  Returns the number moved. */
+/* Move up to `room` queued records into buf (an array of mapi_flowrec: the fixed part only) and
+ * describe them in `b` (base = buf, caplen = sizeof(mapi_flowrec), wirelen = bytes capped at
+ * 2^32-1, ts = recv_ns, linktype MAPI_LINKTYPE_FLOWREC).  Returns the number moved. */
 uint32_t mapi_nf_take(mapi_nf *c, mapi_batch *b, mapi_flowrec *buf, uint32_t room);
+/* The same with each record's extra elements after it (flowrec.h): records laid out one after
+ * the other in buf (8-byte aligned, `bytes` at most), caplen = fixed part + extras. */
+uint32_t mapi_nf_take_records(mapi_nf *c, mapi_batch *b, uint8_t *buf, uint64_t bytes);
 uint32_t mapi_nf_queued(mapi_nf *c);
 void mapi_nf_get_stats(mapi_nf *c, mapi_nf_stats *st);
 /* Text of the last problem (malformed packet, limit reached), "" if none. */

@@ -185,6 +185,7 @@ static int decode_v5(mapi_nf *c, const uint8_t *p, uint32_t len, const uint8_t *
         memcpy(r->src, f, 4);
         memcpy(r->dst, f + 4, 4);
         memcpy(r->nexthop, f + 8, 4);
+        r->nexthop_family = 4;
         r->input = mapi_be16(f + 12);
         r->output = mapi_be16(f + 14);
         r->packets = mapi_be32(f + 16);
@@ -204,6 +205,8 @@ static int decode_v5(mapi_nf *c, const uint8_t *p, uint32_t len, const uint8_t *
         r->dst_as = mapi_be16(f + 42);
         r->src_mask = f[44];
         r->dst_mask = f[45];
+        r->engine_type = p[20];
+        r->engine_id = p[21];
         nf_finish_v5(r, sampling, e, &x);
         produced++;
         c->st.records++;

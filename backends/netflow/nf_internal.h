@@ -76,6 +76,12 @@ struct mapi_nf {
     uint64_t pend_bytes;
     mapi_flowrec *q;          /* output queue (ring) */
     uint32_t qcap, qhead, qlen;
+    uint32_t *qext_off;       /* per queued record: its extra elements in ext[] */
+    uint32_t *qext_len;
+    uint8_t *ext;             /* extra elements of the queued records, in queue order */
+    uint32_t ext_cap, ext_len;
+    uint32_t ext_open;        /* where the record being decoded starts its extras */
+    uint32_t ext_record_len;  /* its bytes so far (limited to MAPI_FLOWREC_MAX_EXTRA) */
     uint64_t records_this_msg;
     mapi_nf_stats st;
     char err[256];
@@ -108,8 +114,13 @@ NF_HIDDEN void nf_withdraw(nf_exporter *e, uint16_t id, int all);
  * or -1 when refused. */
 NF_HIDDEN int nf_add_template(mapi_nf *c, uint32_t exp, uint16_t id, nf_field *f, uint16_t n,
                               uint16_t nscope, int options);
-/* A zeroed record at the end of the output queue, or NULL (queue full: counted). */
+/* A zeroed record at the end of the output queue, or NULL (queue full: counted).  Its extra
+ * elements are added with nf_ext_add until the next nf_new_record / nf_drop_last. */
 NF_HIDDEN mapi_flowrec *nf_new_record(mapi_nf *c);
+/* Keep element (id, value) beside the record nf_new_record returned last. */
+NF_HIDDEN void nf_ext_add(mapi_nf *c, uint16_t id, const uint8_t *v, uint32_t len);
+/* Take back the record nf_new_record returned last (it turned out malformed). */
+NF_HIDDEN void nf_drop_last(mapi_nf *c);
 NF_HIDDEN void nf_expire_pending(mapi_nf *c, int64_t now_ns);
 NF_HIDDEN void nf_add_pending(mapi_nf *c, const nf_ctx *x, uint16_t tid, const uint8_t *p,
                               uint32_t len);

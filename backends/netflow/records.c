@@ -4,6 +4,7 @@
  * Everything read from a packet is bounds-checked against the end of its set before use; a
  * record that runs past it drops the rest of the set. */
 #include <string.h>
+#include "iana_ie.h"
 #include "nf_internal.h"
 
 void nf_record_header(mapi_flowrec *r, const nf_exporter *e, const nf_ctx *x, uint16_t tid)
@@ -44,17 +45,55 @@ typedef struct rec_times {
     int has_delta_pkts, has_delta_bytes, has_total_pkts, has_total_bytes;
     uint32_t sampling;            /* interval exported in the record itself */
     int64_t sampler_id;           /* -1: the record names no sampler */
+    uint8_t v4[8];                /* IPv4 source and destination, when exported */
+    uint8_t have_v4, have_v6;
 } rec_times;
 
-static void apply_field(mapi_flowrec *r, rec_times *t, const nf_field *f, const uint8_t *v,
-                        uint32_t len)
+/* An address element of 4 or 16 bytes into a 16-byte field and its family. */
+static void put_addr(uint8_t *dst, uint8_t *family, const uint8_t *v, uint32_t len)
+{
+    if (len != 4 && len != 16) return;
+    memset(dst, 0, 16);
+    memcpy(dst, v, len);
+    *family = len == 4 ? 4 : 6;
+}
+
+/* Elements with a place in the fixed record; 1 if the element went there. */
+static int fixed_extra(mapi_flowrec *r, uint16_t ie, const uint8_t *v, uint32_t len)
+{
+    switch (ie) {
+    case 38: r->engine_type = (uint8_t)nf_rdn(v, len); return 1;
+    case 39: r->engine_id = (uint8_t)nf_rdn(v, len); return 1;
+    case 55: r->dst_tos = (uint8_t)nf_rdn(v, len); return 1;
+    case 59: r->dst_vlan = (uint16_t)nf_rdn(v, len); return 1;
+    case 56: if (len != 6) return 0; memcpy(r->src_mac, v, 6); return 1;
+    case 80: if (len != 6) return 0; memcpy(r->dst_mac, v, 6); return 1;
+    case 70: r->mpls_label1 = (uint32_t)nf_rdn(v, len > 3 ? 3 : len); return 1;
+    case 95: r->app_id = nf_rdn(v, len); return 1;
+    case 136: r->end_reason = (uint8_t)nf_rdn(v, len); return 1;
+    case 225: case 281: put_addr(r->nat_src, &r->nat_family, v, len); return r->nat_family != 0;
+    case 226: case 282: put_addr(r->nat_dst, &r->nat_family, v, len); return r->nat_family != 0;
+    case 227: r->nat_sport = (uint16_t)nf_rdn(v, len); return 1;
+    case 228: r->nat_dport = (uint16_t)nf_rdn(v, len); return 1;
+    case 230: r->nat_event = (uint8_t)nf_rdn(v, len); return 1;
+    case 234: r->ingress_vrf = (uint32_t)nf_rdn(v, len); return 1;
+    case 235: r->egress_vrf = (uint32_t)nf_rdn(v, len); return 1;
+    case 18: case 63: put_addr(r->bgp_nexthop, &r->bgp_family, v, len); return r->bgp_family != 0;
+    }
+    return 0;
+}
+
+/* Returns 1 if the element went into the fixed record (or the record's times/sampling). */
+static int apply_field(mapi_flowrec *r, rec_times *t, const nf_field *f, const uint8_t *v,
+                       uint32_t len)
 {
     if (f->pen == PEN_REVERSE) {                  /* biflow: the reverse direction's counters */
-        if (f->ie == 1 || f->ie == 85) { r->out_bytes = nf_rdn(v, len); r->flags |= MAPI_FLOWREC_HAS_OUT; }
-        if (f->ie == 2 || f->ie == 86) { r->out_packets = nf_rdn(v, len); r->flags |= MAPI_FLOWREC_HAS_OUT; }
-        return;
+        if (f->ie == 1 || f->ie == 85) { r->out_bytes = nf_rdn(v, len); r->flags |= MAPI_FLOWREC_HAS_OUT; return 1; }
+        if (f->ie == 2 || f->ie == 86) { r->out_packets = nf_rdn(v, len); r->flags |= MAPI_FLOWREC_HAS_OUT; return 1; }
+        return 0;
     }
-    if (f->pen) return;
+    if (f->pen) return 0;
+    if (fixed_extra(r, f->ie, v, len)) return 1;
     switch (f->ie) {
     case 1: r->bytes = nf_rdn(v, len); t->has_delta_bytes = 1; break;
     case 2: r->packets = nf_rdn(v, len); t->has_delta_pkts = 1; break;
@@ -67,19 +106,17 @@ static void apply_field(mapi_flowrec *r, rec_times *t, const nf_field *f, const 
     case 6: r->tcp_flags = (uint8_t)nf_rdn(v, len); break;
     case 7: r->sport = (uint16_t)nf_rdn(v, len); break;
     case 11: r->dport = (uint16_t)nf_rdn(v, len); break;
-    case 8: if (len == 4) { memcpy(r->src, v, 4); if (!r->family) r->family = 4; } break;
-    case 12: if (len == 4) { memcpy(r->dst, v, 4); if (!r->family) r->family = 4; } break;
-    case 27: if (len == 16) { memcpy(r->src, v, 16); r->family = 6; } break;
-    case 28: if (len == 16) { memcpy(r->dst, v, 16); r->family = 6; } break;
+    case 8: case 12: if (len == 4) { memcpy(t->v4 + (f->ie == 8 ? 0 : 4), v, 4); t->have_v4 = 1; } break;
+    case 27: if (len == 16) { memcpy(r->src, v, 16); t->have_v6 = 1; } break;
+    case 28: if (len == 16) { memcpy(r->dst, v, 16); t->have_v6 = 1; } break;
     case 9: case 29: r->src_mask = (uint8_t)nf_rdn(v, len); break;
     case 13: case 30: r->dst_mask = (uint8_t)nf_rdn(v, len); break;
     case 10: r->input = (uint32_t)nf_rdn(v, len); break;
     case 14: r->output = (uint32_t)nf_rdn(v, len); break;
-    case 15: if (len == 4) memcpy(r->nexthop, v, 4); break;
-    case 62: if (len == 16) memcpy(r->nexthop, v, 16); break;
+    case 15: case 62: put_addr(r->nexthop, &r->nexthop_family, v, len); break;
     case 16: r->src_as = (uint32_t)nf_rdn(v, len); break;
     case 17: r->dst_as = (uint32_t)nf_rdn(v, len); break;
-    case 58: case 243: r->vlan = (uint16_t)nf_rdn(v, len); break;
+    case 58: r->vlan = (uint16_t)nf_rdn(v, len); break;
     case 61: r->direction = (uint8_t)nf_rdn(v, len); break;
     case 32: case 139: {
         uint32_t tc = (uint32_t)nf_rdn(v, len);
@@ -101,12 +138,47 @@ static void apply_field(mapi_flowrec *r, rec_times *t, const nf_field *f, const 
     case 158: t->start_delta_us = (int64_t)nf_rdn(v, len); break;
     case 159: t->end_delta_us = (int64_t)nf_rdn(v, len); break;
     case 161: t->dur_ms = (int64_t)nf_rdn(v, len); break;
-    default: break;
+    default: return 0;
+    }
+    return 1;
+}
+
+/* An element that is not in the fixed record: kept beside it when IANA's registry defines it
+ * (padding excepted), counted otherwise. */
+static void keep_extra(mapi_nf *c, const nf_field *f, const uint8_t *v, uint32_t len)
+{
+    int known = (f->pen == 0 || f->pen == PEN_REVERSE) && f->ie <= NF_IANA_MAX_ID &&
+                nf_iana_type[f->ie] != 0;
+    if (f->ie == 210 && !f->pen) return;                  /* paddingOctets */
+    if (!known) { c->st.elements_not_kept++; return; }
+    nf_ext_add(c, (uint16_t)(f->ie | (f->pen ? MAPI_FLOWREC_REVERSE : 0)), v, len);
+}
+
+static int all_zero(const uint8_t *p, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (p[i]) return 0;
+    return 1;
+}
+
+/* Templates may carry both IPv4 and IPv6 addresses, one pair of them zero: the other is the
+ * flow's. */
+static void finish_family(mapi_flowrec *r, const rec_times *t)
+{
+    if (t->have_v4 && (!t->have_v6 || (all_zero(r->src, 16) && all_zero(r->dst, 16)))) {
+        memset(r->src, 0, 16);
+        memset(r->dst, 0, 16);
+        memcpy(r->src, t->v4, 4);
+        memcpy(r->dst, t->v4 + 4, 4);
+        r->family = 4;
+    } else if (t->have_v6) {
+        r->family = 6;
     }
 }
 
 static void finish_times(mapi_flowrec *r, rec_times *t, const nf_exporter *e, const nf_ctx *x)
 {
+    finish_family(r, t);
     if (!t->has_delta_pkts && t->has_total_pkts) {
         r->packets = t->total_pkts;
         r->flags |= MAPI_FLOWREC_TOTAL_COUNTS;
@@ -157,6 +229,9 @@ static void finish_times(mapi_flowrec *r, rec_times *t, const nf_exporter *e, co
         /* NetFlow v5/v9 exporters put ICMP type and code in the destination port */
         r->icmp_type = (uint8_t)(r->dport >> 8);
         r->icmp_code = (uint8_t)r->dport;
+    } else if ((r->proto == 1 || r->proto == 58) && !r->dport) {
+        /* ... and nfdump's filters find them there: keep both places in step */
+        r->dport = (uint16_t)(r->icmp_type << 8 | r->icmp_code);
     }
 }
 
@@ -223,8 +298,8 @@ int nf_decode_data_set(mapi_nf *c, const nf_ctx *x, nf_template *t, const uint8_
                     case 160: sys_init = (int64_t)nf_rdn(q, len); break;
                     }
                 }
-            } else {
-                apply_field(r, &tm, f, q, len);
+            } else if (!apply_field(r, &tm, f, q, len) && r != &tmp) {
+                keep_extra(c, f, q, len);
             }
             q += len;
         }
@@ -248,7 +323,7 @@ int nf_decode_data_set(mapi_nf *c, const nf_ctx *x, nf_template *t, const uint8_
         p = q;
         continue;
     bad:
-        if (keep && r != &tmp) c->qlen--;              /* take the half-decoded record back */
+        if (keep && r != &tmp) nf_drop_last(c);        /* take the half-decoded record back */
         nf_set_err(c, "%s: template %ld: a record runs past the end of its set (%ld bytes left)",
                 "data set", t->id, (long)(end - p));
         return -1;

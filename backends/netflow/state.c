@@ -26,7 +26,12 @@ mapi_nf *mapi_nf_new(uint32_t max_exporters, uint32_t max_templates, uint32_t ma
     c->max_queue = max_queue < 1024 ? 1024 : max_queue;
     c->qcap = 1024;
     c->q = malloc(c->qcap * sizeof *c->q);
-    if (!c->q) { free(c); return NULL; }
+    c->qext_off = malloc(c->qcap * sizeof *c->qext_off);
+    c->qext_len = malloc(c->qcap * sizeof *c->qext_len);
+    if (!c->q || !c->qext_off || !c->qext_len) {
+        free(c->q); free(c->qext_off); free(c->qext_len); free(c);
+        return NULL;
+    }
     c->last_exp = UINT32_MAX;
     return c;
 }
@@ -41,7 +46,7 @@ void mapi_nf_free(mapi_nf *c)
     free(c->exp);
     nf_pending *p = c->pend_head;
     while (p) { nf_pending *n = p->next; free(p); p = n; }
-    free(c->q);
+    free(c->q); free(c->qext_off); free(c->qext_len); free(c->ext);
     free(c->rbuf); free(c->msgs); free(c->iov); free(c->from); free(c->ctl);
     free(c);
 }
@@ -169,27 +174,87 @@ int nf_add_template(mapi_nf *c, uint32_t exp, uint16_t id, nf_field *f, uint16_t
 }
 
 /* --- the output queue ---------------------------------------------------------------------- */
+/* Extra elements live in ext[] in queue order; taking records from the head leaves a gap at the
+ * front that is closed when it is most of the buffer. */
+static void ext_compact(mapi_nf *c)
+{
+    if (!c->qlen) { c->ext_len = 0; return; }
+    uint32_t first = c->qext_off[c->qhead];
+    if (first == 0 || first < c->ext_len / 2) return;
+    memmove(c->ext, c->ext + first, c->ext_len - first);
+    c->ext_len -= first;
+    for (uint32_t i = 0; i < c->qlen; i++) c->qext_off[(c->qhead + i) % c->qcap] -= first;
+}
+
+static int grow_queue(mapi_nf *c)
+{
+    uint32_t cap = c->qcap * 2;
+    mapi_flowrec *n = malloc((size_t)cap * sizeof *n);
+    uint32_t *off = malloc((size_t)cap * sizeof *off), *len = malloc((size_t)cap * sizeof *len);
+    if (!n || !off || !len) { free(n); free(off); free(len); return -1; }
+    for (uint32_t i = 0; i < c->qlen; i++) {
+        uint32_t k = (c->qhead + i) % c->qcap;
+        n[i] = c->q[k];
+        off[i] = c->qext_off[k];
+        len[i] = c->qext_len[k];
+    }
+    free(c->q); free(c->qext_off); free(c->qext_len);
+    c->q = n;
+    c->qext_off = off;
+    c->qext_len = len;
+    c->qcap = cap;
+    c->qhead = 0;
+    return 0;
+}
+
 mapi_flowrec *nf_new_record(mapi_nf *c)
 {
     if (c->qlen == c->qcap) {
-        if (c->qcap >= c->max_queue) {
+        if (c->qcap >= c->max_queue || grow_queue(c) < 0) {
             c->st.records_dropped++;
             return NULL;
         }
-        uint32_t cap = c->qcap * 2;
-        mapi_flowrec *n = malloc((size_t)cap * sizeof *n);
-        if (!n) { c->st.records_dropped++; return NULL; }
-        for (uint32_t i = 0; i < c->qlen; i++) n[i] = c->q[(c->qhead + i) % c->qcap];
-        free(c->q);
-        c->q = n;
-        c->qcap = cap;
-        c->qhead = 0;
     }
-    mapi_flowrec *r = &c->q[(c->qhead + c->qlen) % c->qcap];
+    uint32_t k = (c->qhead + c->qlen) % c->qcap;
+    mapi_flowrec *r = &c->q[k];
     c->qlen++;
     memset(r, 0, sizeof *r);
     r->direction = 255;
+    c->qext_off[k] = c->ext_open = c->ext_len;
+    c->qext_len[k] = c->ext_record_len = 0;
     return r;
+}
+
+void nf_ext_add(mapi_nf *c, uint16_t id, const uint8_t *v, uint32_t len)
+{
+    uint32_t need = 4 + len;
+    if (len > 0xFFFF || c->ext_record_len + need > MAPI_FLOWREC_MAX_EXTRA) {
+        if (c->ext_record_len <= MAPI_FLOWREC_MAX_EXTRA) c->st.extra_truncated++;
+        c->ext_record_len = MAPI_FLOWREC_MAX_EXTRA + 1;        /* count the record once */
+        return;
+    }
+    if (c->ext_len + need > c->ext_cap) {
+        uint32_t cap = c->ext_cap ? c->ext_cap : 65536;
+        while (cap < c->ext_len + need) cap *= 2;
+        uint8_t *n = realloc(c->ext, cap);
+        if (!n) { c->st.extra_truncated++; return; }
+        c->ext = n;
+        c->ext_cap = cap;
+    }
+    uint8_t *p = c->ext + c->ext_len;
+    mapi_put_be16(p, id);
+    mapi_put_be16(p + 2, (uint16_t)len);
+    memcpy(p + 4, v, len);
+    c->ext_len += need;
+    c->ext_record_len += need;
+    c->qext_len[(c->qhead + c->qlen - 1) % c->qcap] = c->ext_len - c->ext_open;
+    c->st.extra_elements++;
+}
+
+void nf_drop_last(mapi_nf *c)
+{
+    c->qlen--;
+    c->ext_len = c->ext_open;
 }
 
 /* --- pending data sets --------------------------------------------------------------------- */
@@ -259,23 +324,54 @@ void mapi_nf_flush_pending(mapi_nf *c)
     while (c->pend_head) drop_pending_head(c);
 }
 
+static void describe(mapi_batch *b, uint32_t i, const mapi_flowrec *r, uint64_t off, uint32_t caplen)
+{
+    b->off[i] = off;
+    b->caplen[i] = caplen;
+    b->wirelen[i] = r->bytes > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)r->bytes;
+    b->ts[i] = r->recv_ns;
+    b->ifindex[i] = 0;
+}
+
+static void taken(mapi_nf *c, mapi_batch *b, const void *buf, uint32_t n)
+{
+    b->base = (const uint8_t *)buf;
+    b->linktype = MAPI_LINKTYPE_FLOWREC;
+    b->n = n;
+    c->qhead = (c->qhead + n) % c->qcap;
+    c->qlen -= n;
+    ext_compact(c);
+}
+
 uint32_t mapi_nf_take(mapi_nf *c, mapi_batch *b, mapi_flowrec *buf, uint32_t room)
 {
     uint32_t n = c->qlen < room ? c->qlen : room;
     if (n > b->cap) n = b->cap;
-    b->base = (const uint8_t *)buf;
-    b->linktype = MAPI_LINKTYPE_FLOWREC;
     for (uint32_t i = 0; i < n; i++) {
         buf[i] = c->q[(c->qhead + i) % c->qcap];
-        b->off[i] = (uint64_t)i * sizeof(mapi_flowrec);
-        b->caplen[i] = sizeof(mapi_flowrec);
-        b->wirelen[i] = buf[i].bytes > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)buf[i].bytes;
-        b->ts[i] = buf[i].recv_ns;
-        b->ifindex[i] = 0;
+        describe(b, i, &buf[i], (uint64_t)i * sizeof(mapi_flowrec), sizeof(mapi_flowrec));
     }
-    c->qhead = (c->qhead + n) % c->qcap;
-    c->qlen -= n;
-    b->n = n;
+    taken(c, b, buf, n);
+    return n;
+}
+
+uint32_t mapi_nf_take_records(mapi_nf *c, mapi_batch *b, uint8_t *buf, uint64_t bytes)
+{
+    uint32_t n = 0;
+    uint64_t off = 0;
+    while (n < c->qlen && n < b->cap) {
+        uint32_t k = (c->qhead + n) % c->qcap;
+        uint32_t elen = c->qext_len[k], padded = (elen + 7) & ~7u;
+        uint32_t len = (uint32_t)sizeof(mapi_flowrec) + padded;
+        if (off + len > bytes) break;
+        memcpy(buf + off, &c->q[k], sizeof(mapi_flowrec));
+        memcpy(buf + off + sizeof(mapi_flowrec), c->ext + c->qext_off[k], elen);
+        memset(buf + off + sizeof(mapi_flowrec) + elen, 0, padded - elen);
+        describe(b, n, &c->q[k], off, len);
+        off += len;
+        n++;
+    }
+    taken(c, b, buf, n);
     return n;
 }
 

@@ -79,15 +79,19 @@ static int start_interpreter(char *errbuf)
     /* MAPI_PCAP_IMPORTTIME=1: python -X importtime inside the application (on its stderr) */
     const char *it = getenv("MAPI_PCAP_IMPORTTIME");
     if (it && *it && *it != '0') config.import_time = 1;
-    PyStatus st = PyConfig_SetBytesString(&config, &config.executable, SHIM_VENV_PYTHON);
+    /* mapi-preload names the interpreter it runs under (a wheel installed in another virtualenv
+     * than the one it was built in) */
+    const char *python = getenv("MAPI_PCAP_PYTHON");
+    if (!python || !*python) python = SHIM_VENV_PYTHON;
+    PyStatus st = PyConfig_SetBytesString(&config, &config.executable, python);
     if (!PyStatus_Exception(st))
-        st = PyConfig_SetBytesString(&config, &config.program_name, SHIM_VENV_PYTHON);
+        st = PyConfig_SetBytesString(&config, &config.program_name, python);
     if (!PyStatus_Exception(st))
         st = Py_InitializeFromConfig(&config);
     PyConfig_Clear(&config);
     if (PyStatus_Exception(st)) {
         snprintf(errbuf, PCAP_ERRBUF_SIZE, "MAPI libpcap shim: cannot start Python (%s): %s",
-                 SHIM_VENV_PYTHON, st.err_msg ? st.err_msg : "unknown error");
+                 python, st.err_msg ? st.err_msg : "unknown error");
         return -1;
     }
     PyEval_SaveThread();                       /* from now on cffi takes the GIL per call */

@@ -17,6 +17,10 @@ def build_parser(full=None):
     p = argparse.ArgumentParser(prog="mapi", description="SCAMPI's MAPI from the command line.")
     p.add_argument("--version", action=_Version, nargs=0,
                    help="print the versions of scampi, Python and libpcap, and exit")
+    p.add_argument("--server", metavar="URL",
+                   help="send every MAPI call to a MAPI server: unix:PATH (mapid), or "
+                   "grpcs://HOST:PORT (TLS from MAPI_TLS_CA/CERT/KEY); default: $MAPI_SERVER, "
+                   "else the in-process engine")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, help_line in COMMANDS.items():
@@ -59,10 +63,15 @@ class _Version(argparse.Action):
 
 
 def _command_of(argv):
-    """The subcommand's name: the first word that is not an option (`mapi` itself takes none
-    with a value)."""
+    """The subcommand's name: the first word that is neither an option nor the value of
+    `mapi`'s own --server."""
+    value = False
     for word in argv:
-        if not word.startswith("-"):
+        if value:
+            value = False
+        elif word == "--server":
+            value = True
+        elif not word.startswith("-"):
             return word
     return None
 
@@ -76,6 +85,9 @@ def main(argv=None):
     command = _command_of(argv)
     args = build_parser([command] if command in COMMANDS else ()).parse_args(argv)
     try:
+        if args.server:
+            import mapi
+            mapi.use_server(args.server)
         return args.handler(args)
     except (SpecError, MapiError) as exc:
         report_error(exc)

@@ -109,6 +109,7 @@ class Job:
         self.fids = {}                   # (flow index, step index) -> fid
         self.error = None                # MapiError met during the replay
         self._drains = []
+        self.left = False                # a server's shared device went on without this run
         self.clock = None                # mapi.cli.clock.Clock of --interval
         self.clock_fd = None
 
@@ -201,6 +202,13 @@ class Job:
         """Create the device, the flows and their functions, and connect them.  With
         `clock_interval_ns`, a CLI_CLOCK flow (connected last) calls on_snapshot(Snapshot) at
         the end of every interval (packet time offline, wall clock live)."""
+        if clock_interval_ns:
+            from mapi.client import installed
+            if installed() is not None:
+                raise mapi.MapiError(mapi.ENOTSUP, "--interval cuts the run with a node of this "
+                                     "process (CLI_CLOCK), which a MAPI server (--server, "
+                                     "MAPI_SERVER) does not run: leave out --interval or the server",
+                                     argument="--interval")
         self.dev = self.source.open()
         for fi in self.order:
             fd = self._create_flow()
@@ -254,12 +262,16 @@ class Job:
         it is running, every function sees the end of the stream, results stay readable."""
         try:
             mapi.stop_device(self.dev)
-        except mapi.MapiError:
-            pass
+        except mapi.MapiError as exc:
+            # a MAPI server's device that other clients' flows use too goes on for them: this
+            # run ends here, its results are read as they are now
+            self.left = exc.code == mapi.EPERM
 
     def wait(self, timeout=None):
         """Wait for the end of the stream; True when it ended (a replay error goes to
         self.error).  The CLI's TO_BUFFER readers have taken every packet then."""
+        if self.left:
+            return True
         try:
             mapi.wait_offline_device(self.dev, timeout)
         except mapi.MapiError as exc:

@@ -91,7 +91,10 @@ class Session:
         pending = list(self.jobs)
         try:
             while pending:
-                self._take_snapshots(block=True)
+                if self.interval_ns is None:   # no snapshots come: wake when the stream ends
+                    pending[0].wait(POLL_S)
+                else:
+                    self._take_snapshots(block=True)
                 pending = [j for j in pending if not j.wait(0)]
                 if self._count_reached(limits):
                     self.stop()

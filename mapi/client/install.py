@@ -6,13 +6,14 @@ import threading
 
 # module -> call names the client answers there
 SURFACE = {
-    "mapi.api": ("create_offline_device", "start_offline_device", "wait_offline_device",
+    "mapi.api": ("create_offline_device", "start_offline_device", "wait_offline_device", "stop_device",
                  "delete_offline_device", "get_device_info", "stats", "devices", "create_flow",
                  "apply_function", "connect", "read_results", "get_next_pkt", "loop",
                  "close_flow", "get_flow_info", "get_function_info", "open_live_device",
                  "function_instance"),
     "mapi.events": ("set_event_callback", "get_next_event", "events"),
     "mapi.explain": ("explain_data",),
+    "mapi.jobcontrol": ("authenticate", "load_library"),
 }
 _lock = threading.Lock()
 _MISSING = object()

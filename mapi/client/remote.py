@@ -13,6 +13,7 @@ from mapi.proto import pb
 from mapi.proto.values import from_value, to_map, to_value
 
 from .connection import Connection
+from .credentials import env_token, load_library_request, present, read_token
 from .events import RemoteEventQueue, events_of, iterator
 from .ring import attach_all
 
@@ -24,9 +25,26 @@ def parse_url(url):
     if url.startswith("unix:"):
         return url[len("unix:"):]
     if "://" in url:
-        raise MapiError(ENOTSUP, "MAPI server %r: only unix:PATH is served (the remote gRPC "
-                        "transport is not there yet)" % url, argument="url")
+        raise MapiError(ENOTSUP, "MAPI server %r: give unix:PATH (this machine) or "
+                        "grpcs://HOST:PORT (remote, mutual TLS)" % url, argument="url")
     return url
+
+
+class LiveDevice:
+    """What open_live_device gives with a server: the device's name, its info and stats."""
+
+    def __init__(self, client, name):
+        self.client = client
+        self.name = name
+
+    def info(self):
+        return self.client.get_device_info(self.name)
+
+    def stats(self):
+        return self.client.stats(self.name)
+
+    def __repr__(self):
+        return "LiveDevice(%r on %s)" % (self.name, self.client.url)
 
 
 class _Flow:
@@ -47,7 +65,10 @@ class RemoteMapi:
         self._lock = threading.RLock()
         self._flows = {}
         self._queues = {}         # (fd, fid) -> RemoteEventQueue (events may come before connect's reply)
+        self._holders = {}        # live device -> the flow that holds it open (open_live_device)
         self._described = {}
+        self._token = None
+        self.rights = None        # what the server granted the credentials presented
 
     # --- the connection -----------------------------------------------------------------------
     def connection(self):
@@ -58,8 +79,12 @@ class RemoteMapi:
                     c.close()
                 elif c is not None:              # a forked child: the parent's connection stays
                     _close_quietly(c.sock)
-                self._flows, self._queues = {}, {}     # descriptors of a gone server mean nothing
+                # descriptors of a gone server mean nothing
+                self._flows, self._queues, self._holders = {}, {}, {}
                 c = self._conn = Connection(self.path, self._on_push, self._on_dead)
+                token = self._token or env_token()
+                if token:                        # credentials, once per connection
+                    self.rights = present(c, token)
             return c
 
     def _call(self, field, msg=None, fds=()):
@@ -124,6 +149,10 @@ class RemoteMapi:
         self._reply("start_offline_device", pb.DeviceRef(dev=dev))
         return 0
 
+    def stop_device(self, dev):
+        self._reply("stop_device", pb.DeviceRef(dev=dev))
+        return 0
+
     def wait_offline_device(self, dev, timeout=None):
         msg = pb.WaitOfflineDevice(dev=dev, timeout=timeout or 0, has_timeout=timeout is not None)
         self._reply("wait_offline_device", msg)
@@ -147,8 +176,27 @@ class RemoteMapi:
         return self._value("devices")
 
     def open_live_device(self, name, **options):
-        raise MapiError(ENOTSUP, "open_live_device: with a MAPI server the server opens devices; "
-                        "create a flow on %r instead" % (name,), argument="name")
+        """Open (or reuse) the live device `name` on the server.  A flow of this client holds it
+        open (no function, never connected) until this client's first own flow on it takes
+        over: as in-process, the device then lives until its last flow closes.  Returns a
+        LiveDevice (name, info(), stats())."""
+        if not isinstance(name, str):
+            raise MapiError(EBADARG, "open_live_device: device must be a name, not %r" % (name,),
+                            argument="name")
+        with self._lock:
+            held = name in self._holders
+        if not held:
+            msg = pb.CreateFlow(dev=name)
+            to_map(options, msg.options)
+            fd = self._reply("create_flow", msg).flow.fd
+            with self._lock:
+                if name in self._holders:     # another thread of this process was first
+                    extra = fd
+                else:
+                    self._holders[name], extra = fd, None
+            if extra is not None:
+                self._reply("close_flow", pb.FlowRef(fd=extra))
+        return LiveDevice(self, name)
 
     # --- flows --------------------------------------------------------------------------------
     def create_flow(self, dev, **options):
@@ -160,6 +208,9 @@ class RemoteMapi:
         fd = self._reply("create_flow", msg).flow.fd
         with self._lock:
             self._flows[fd] = _Flow(dev)
+            holder = self._holders.pop(dev, None)
+        if holder is not None:              # open_live_device's hold: this flow keeps it now
+            self._reply("close_flow", pb.FlowRef(fd=holder))
         return fd
 
     def describe_function(self, name):
@@ -174,7 +225,7 @@ class RemoteMapi:
                             argument="name")
         desc = self.describe_function(name)
         args = list(args)
-        files, fds = [], []
+        files, fds, created = [], [], []
         try:
             for i, a in enumerate(desc["args"]):
                 if a["type"] != "w":
@@ -183,7 +234,9 @@ class RemoteMapi:
                 if where is None:
                     continue
                 value = args[where] if isinstance(where, int) else kwargs[where]
-                path, fdesc = self._open_for_writing(desc["name"], a["name"], value)
+                path, fdesc, new = self._open_for_writing(desc["name"], a["name"], value)
+                if new:
+                    created.append(path)
                 if isinstance(where, int):
                     args[where] = path
                 else:
@@ -195,6 +248,10 @@ class RemoteMapi:
                 to_value(a, msg.args.add())
             to_map(kwargs, msg.kwargs)
             fid = self._reply("apply_function", msg, fds).function.fid
+        except BaseException:
+            for path in created:            # refused: leave no empty file behind
+                _unlink_quietly(path)
+            raise
         finally:
             for f in fds:
                 os.close(f)
@@ -206,13 +263,24 @@ class RemoteMapi:
 
     @staticmethod
     def _open_for_writing(fname, arg, value):
+        """(absolute path, descriptor, created) of a file the server is to write: opened here,
+        with this process's rights, for reading too when allowed (appending checks the
+        records); the server truncates or appends when the flow connects."""
         if isinstance(value, bytes):
             value = value.decode("latin-1")
         if not isinstance(value, str) or not value:
             _bad_path(fname, arg, value)
         path = os.path.abspath(os.path.expanduser(value))
+        flags = os.O_CREAT | os.O_CLOEXEC
         try:
-            return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                return path, os.open(path, os.O_RDWR | os.O_EXCL | flags, 0o644), True
+            except FileExistsError:
+                pass
+            try:
+                return path, os.open(path, os.O_RDWR | flags, 0o644), False
+            except PermissionError:
+                return path, os.open(path, os.O_WRONLY | flags, 0o644), False
         except OSError as exc:
             raise MapiError(EOPEN, "%s: cannot open %s for writing: %s" % (fname, path, exc.strerror),
                             argument=arg, file=path) from None
@@ -308,6 +376,22 @@ class RemoteMapi:
     def events(self, fd, fid):
         return iterator(self._events_queue(fd, fid))
 
+    # --- job control ----------------------------------------------------------------------------
+    def authenticate(self, token):
+        self._token = read_token(token)
+        with self._lock:
+            c = self._conn
+            fresh = c is None or c.dead is not None or c.pid != os.getpid()
+        if fresh:
+            self.connection()
+        else:
+            self.rights = present(c, self._token)
+        return self.rights
+
+    def load_library(self, path, kind="sandboxed", place="host", name=None):
+        req = load_library_request(path, kind, place, name)
+        return from_value(self.connection().call(req).value)
+
     # --- the server's view --------------------------------------------------------------------
     def explain_data(self, dev):
         return self._value("explain", pb.DeviceRef(dev=dev))
@@ -319,6 +403,13 @@ class RemoteMapi:
 def _bad_path(fname, arg, value):
     raise MapiError(EBADARG, "%s: argument %r must be a file name, got %r" % (fname, arg, value),
                     argument=arg)
+
+
+def _unlink_quietly(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _close_quietly(sock):

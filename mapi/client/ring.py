@@ -21,6 +21,12 @@ class RemoteRing(RingReader):
         if self.connection.dead is not None:
             raise self.connection.dead
 
+    def _interrupted(self, ring):
+        # the server went away: raise before the interruption is cleared, so it stays for
+        # every other thread waiting on this ring (a second reader must not sleep on for ever)
+        self._server_gone()
+        super()._interrupted(ring)
+
     def result(self):
         return self.stats(), self.last_ts
 

@@ -28,6 +28,9 @@ typedef struct mapi_batch {
                               card delivers only what crossed its bus); NULL: first_seq + i */
     uint64_t *tags;        /* per-packet bits set by hardware units (bit b: the packet passed
                               hardware node b); NULL when no hardware ran */
+    int64_t  clock_ns;     /* live devices: in a batch without packets, the time (ns since the
+                              epoch, the device clock) that passed; producers expire what they
+                              hold on it.  0 otherwise (offline, time is packet time only) */
 } mapi_batch;
 
 /*

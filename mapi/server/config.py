@@ -5,6 +5,12 @@
     metrics = "127.0.0.1:9464"            # Prometheus endpoint ("" = none)
     workers = 4                           # threads running clients' calls
     log_level = "info"
+    listen = "0.0.0.0:7000"               # remote clients: gRPC with mutual TLS ("" = none)
+    tls_cert = "/etc/scampi/s1.pem"       # this server's certificate and key (mapi-admin certs)
+    tls_key = "/etc/scampi/s1.key"
+    tls_client_ca = "/etc/scampi/ca.pem"  # clients must present a certificate of this CA
+    remote_traces = ""                    # a directory remote clients may replay traces from
+    remote_output = ""                    # a directory remote clients' TO_FILE may write into
 
     [limits]
     flows_per_client = 256
@@ -14,6 +20,9 @@
 
     [live]                                # create_flow options per live backend
     ring = { block_size = 1048576, block_count = 64 }
+
+    [jobcontrol]                          # credentials, quotas, capacity: mapi/jobcontrol/config.py
+    root_public_key = "..."
 
     [devices.replay]                      # a device the server offers to every client
     file = "/srv/traces/day.pcap"
@@ -25,10 +34,12 @@ import os
 import tomllib
 
 DEFAULT_SOCKET = "/run/scampi/mapid.sock"
-DEFAULTS = dict(socket=DEFAULT_SOCKET, socket_mode="0666", metrics="", workers=4, log_level="info")
+DEFAULTS = dict(socket=DEFAULT_SOCKET, socket_mode="0666", metrics="", workers=4, log_level="info",
+                listen="", tls_cert="", tls_key="", tls_client_ca="", remote_traces="",
+                remote_output="")
 DEFAULT_LIMITS = dict(flows_per_client=256, buffer_bytes_per_client=1 << 30,
                       message_bytes=16 << 20, backlog_bytes=64 << 20)
-KEYS = set(DEFAULTS) | {"limits", "live", "devices"}
+KEYS = set(DEFAULTS) | {"limits", "live", "devices", "jobcontrol"}
 
 
 class ConfigError(Exception):
@@ -77,6 +88,11 @@ def load(path=None, overrides=None):
         spec = dict(spec)
         spec["file"] = os.path.abspath(os.path.expanduser(spec["file"]))
         cfg["devices"][name] = spec
+    from mapi.jobcontrol.config import JobConfigError, load as load_jobcontrol
+    try:
+        cfg["jobcontrol"] = load_jobcontrol(data.get("jobcontrol"), path)
+    except JobConfigError as exc:
+        raise ConfigError(str(exc)) from None
     try:
         cfg["socket_mode"] = int(str(cfg["socket_mode"]), 8)
     except ValueError:

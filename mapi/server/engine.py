@@ -1,8 +1,9 @@
 """mapid's engine: the in-process MAPI engine (devices, organizer, mapper) run on behalf of
 clients.  Every call the server makes into mapi.api goes through this module, which adds what
 a shared server needs: who owns which device and flow, descriptors the clients opened, and
-device names and paths as each client knows them.  Files the clients pass: mapi.server.files; what clients see:
-mapi.server.views (mixed in).
+device names and paths as each client knows them.  Files the clients pass: mapi.server.files;
+mixed in: what clients see (mapi.server.views), the devices the server offers
+(mapi.server.offered).
 """
 import logging
 import os
@@ -14,46 +15,30 @@ from mapi._engine import ffi, lib
 from mapi.constants import WAIT
 from mapi.errors import MapiError, EBADARG, ELIMIT, ENODEV, ENOFLOW, ENOPKTS, ENOTSUP, EPERM
 from mapi.events import EventQueue
-from mapi.registry import get_registry
+from mapi.registry import PROBE_BYTES, get_registry
 
-from .files import Held, check_descriptor
+from .files import PassedPath, check_descriptor
 from .priority import engine_priority
+from .offered import OfferedDevices
 from .views import Views
 
 log = logging.getLogger("mapid.engine")
-_ALIAS = re.compile(r"/proc/self/fd/\d+|\boffline\d+\b")
+_ALIAS = re.compile(r"\boffline\d+\b")
 
 
-class SharedDevice:
-    """A trace-replay device the server offers (config [devices.NAME]): every client may attach
-    flows to it and start it; once replayed, the next new flow gets a fresh replay."""
-
-    def __init__(self, name, spec):
-        self.name = name
-        self.spec = spec
-        self.engine_name = None
-        self.retired = set()          # earlier replays that still have flows
-
-    def open(self):
-        spec = self.spec
-        self.engine_name = api.create_offline_device(spec["file"], spec.get("format") or None,
-                                                     spec.get("backend") or None,
-                                                     **spec.get("options", {}))
-        return self.engine_name
-
-
-class Engine(Views):
+class Engine(Views, OfferedDevices):
     def __init__(self, limits=None, live_defaults=None):
         self.lock = threading.RLock()
         self.limits = dict(limits or {})
         self.live_defaults = dict(live_defaults or {})   # backend name -> create_flow options
-        self.aliases = {}          # engine text -> the client's text
-        self.private = {}          # engine device name -> (session, Held)
+        self.aliases = {}          # engine device name -> the name clients know (offered devices)
+        self.private = {}          # engine device name -> (session, PassedPath of its trace)
         self.shared = {}           # public name -> SharedDevice
         self.flows = {}            # fd -> session
-        self.flow_files = {}       # fd -> [Held] (TO_FILE targets)
+        self.flow_files = {}       # fd -> [PassedPath] (TO_FILE targets)
         self.buffers = {}          # fd -> {fid: ring pointer}
         self.flow_device = {}      # fd -> engine device name
+        self.flow_fids = {}        # fd -> [fid] of the functions applied
         self.watchers = {}         # engine device name -> [callback(errors)]
         # held while flows close (their instances are freed) and while anything walks every
         # node's instance (stats' per-flow drops, metrics): the engine does not guard that
@@ -61,9 +46,10 @@ class Engine(Views):
 
     # --- names as clients know them -----------------------------------------------------------
     def public(self, v):
-        """v with engine device names and /proc/self/fd paths replaced by the clients' names."""
+        """v with engine device names replaced by the clients' names (and passed paths as
+        plain text)."""
         if isinstance(v, str):
-            return _ALIAS.sub(lambda m: self.aliases.get(m.group(0), m.group(0)), v)
+            return _ALIAS.sub(lambda m: self.aliases.get(m.group(0), m.group(0)), str(v))
         if isinstance(v, dict):
             return {k: self.public(x) for k, x in v.items()}
         if isinstance(v, list):
@@ -82,75 +68,58 @@ class Engine(Views):
             raise self.public_error(exc) from None
 
     # --- devices ------------------------------------------------------------------------------
-    def configure_devices(self, specs):
-        """(Re)declare the shared devices of the config: new ones open, gone ones close once
-        no flow uses them."""
-        with self.lock:
-            for name, spec in specs.items():
-                old = self.shared.get(name)
-                if old is not None and old.spec == spec:
-                    continue
-                sd = SharedDevice(name, spec)
-                engine_name = sd.open()
-                self.aliases[engine_name] = name
-                if old is not None:
-                    self._retire(old, old.engine_name)
-                    sd.retired = old.retired
-                self.shared[name] = sd
-                log.info("offering device %s: %s", name, spec["file"])
-            for name in set(self.shared) - set(specs):
-                sd = self.shared.pop(name)
-                self._retire(sd, sd.engine_name)
-                log.info("device %s is no longer offered", name)
-
-    def _retire(self, sd, engine_name):
-        sd.retired.add(engine_name)
-        self._drop_retired(sd)
-
-    def _drop_retired(self, sd):
-        for engine_name in list(sd.retired):
-            info = api.get_device_info(engine_name) if engine_name in api.devices() else None
-            if info is None or not info["flows"]:
-                sd.retired.discard(engine_name)
-                if info is not None:
-                    api.delete_offline_device(engine_name)
-                self.aliases.pop(engine_name, None)
-
     def open_trace(self, session, path, fd, fmt, backend, options):
-        """An offline device on a trace the client opened (its descriptor fd)."""
+        """An offline device on a trace the client opened (its descriptor fd): the backend reads
+        the descriptor; the name is the client's, for messages."""
         check_descriptor(fd, False, "create_offline_device", path)
-        held = Held(fd, path)
-        with self.lock:
-            self.aliases[held.proc_path] = path
+        passed = PassedPath(path, fd)
         try:
-            name = self._call(api.create_offline_device, held.proc_path, fmt, backend, **options)
+            if backend is None:
+                backend = self._backend_of(passed)
+            name = self._call(api.create_offline_device, passed, fmt, backend, **options)
         except BaseException:
-            with self.lock:
-                self.aliases.pop(held.proc_path, None)
-            held.close()
+            passed.close()
             raise
         with self.lock:
-            self.private[name] = (session, held)
+            self.private[name] = (session, passed)
         return name
+
+    @staticmethod
+    def _backend_of(passed):
+        """The backend that reads a passed trace, chosen from its first bytes as the registry
+        chooses for a name; a pipe is read once, so nothing may peek at it: the savefile backend."""
+        if not passed.regular():
+            return "savefile"
+        reg = get_registry()
+        return reg.offline_backend(passed, head=passed.head(PROBE_BYTES)).name
 
     def device(self, session, dev, use="use"):
         """The engine's name for the device a client names, if that client may use it."""
         with self.lock:
             sd = self.shared.get(dev)
             if sd is not None:
-                if use == "flow" and api.get_device_info(sd.engine_name)["state"] == "done":
-                    self._retire(sd, sd.engine_name)      # replayed: new flows get a new replay
-                    self.aliases[sd.open()] = dev
                 if use == "delete":
                     raise MapiError(EPERM, "device %s is offered by the server and cannot be "
                                     "deleted by a client" % dev, argument="dev")
-                return sd.engine_name
+                return self._replay_of(session, sd, use)
             owner = self.private.get(dev)
             if owner is not None and owner[0] is not session:
                 raise MapiError(EPERM, "device %s belongs to another client" % dev, argument="dev")
             if owner is None and use == "delete":
                 raise MapiError(ENODEV, "no offline device %r of this client" % dev, argument="dev")
             return dev
+
+    def stop_device(self, session, dev):
+        """End the packet stream of a device now (the CLI's -c, --duration, Ctrl-C): a client's
+        own device, or a shared one where every flow is this client's (others' would end too)."""
+        name = self.device(session, dev)
+        with self.lock:
+            others = [fd for fd in self._flows_on(name) if self.flows.get(fd) is not session]
+        if others:
+            raise MapiError(EPERM, "device %s also runs %d flows of other clients: stopping it "
+                            "would end their packets too; close your flows instead"
+                            % (dev, len(others)), argument="dev")
+        self._call(api.stop_device, name)
 
     def delete_device(self, session, dev):
         name = self.device(session, dev, "delete")
@@ -159,9 +128,8 @@ class Engine(Views):
                 self.forget_flow(fd)
             self._call(api.delete_offline_device, name)
         with self.lock:
-            _, held = self.private.pop(name)
-            self.aliases.pop(held.proc_path, None)
-        held.close()
+            _, passed = self.private.pop(name)
+        passed.close()
 
     def _flows_on(self, name):
         try:
@@ -255,48 +223,47 @@ class Engine(Views):
                     raise MapiError(EBADARG, "%s: argument %r is not a file to write"
                                     % (desc.name, pname), argument=str(pname))
                 check_descriptor(fdesc, True, desc.name, path)
-                h = Held(fdesc, path)
-                held.append(h)
-                with self.lock:
-                    self.aliases[h.proc_path] = path
+                passed = PassedPath(path, fdesc)
+                held.append(passed)
                 if isinstance(key, int):
-                    args[key] = h.proc_path
+                    args[key] = passed
                 else:
-                    kwargs[key] = h.proc_path
+                    kwargs[key] = passed
             fid = self._call(api.apply_function, fd, name, *args, **kwargs)
         except BaseException:
             self._release(held)
             raise
         with self.lock:
+            self.flow_fids.setdefault(fd, []).append(fid)
             self.flow_files.setdefault(fd, []).extend(held)
         return fid
 
     def connect(self, session, fd):
-        """Connect; returns ([(fid, mode, capacity, lossless, ring)], [event fids])."""
+        """Connect; returns ([(fid, mode, capacity, lossless, ring)], [event fids]).  Waits for
+        no batch: the flow's plan is installed between two batches by the engine itself."""
         self.check_flow(session, fd)
         with engine_priority():                 # a live device starts capturing here
             self._call(api.connect, fd)
-        with self.graph_lock:
-            info = api.get_flow_info(fd)
-        name = info["device"]
-        dev = self.device_object(name)
         with self.lock:
+            name = self.flow_device[fd]
+            fids = list(self.flow_fids.get(fd, ()))
             private = name in self.private
+        dev = self.device_object(name)
         buffers, event_fids = [], []
-        for f in info["functions"]:
-            inst = api.function_instance(fd, f["fid"])
+        for fid in fids:
+            inst = api.function_instance(fd, fid)
             if inst.kernel is lib.mapi_ring_kernel:
                 ring = ffi.cast("mapi_ring *", inst.state)
                 mode = inst.info().get("mode", WAIT)
                 # only a client's own replay may wait for that client; shared devices never do
                 lossless = bool(private and dev.offline and mode == WAIT)
                 if not lossless:
-                    with dev.plan_lock:           # between two batches
-                        lib.mapi_ring_set_lossless(ring, 0)
-                buffers.append((f["fid"], mode,
-                                int(lib.mapi_ring_capacity(ring)), lossless, ring))
+                    # no wait for the batch under way: a writer that found the new ring full
+                    # re-reads the mode after each slice of its wait
+                    lib.mapi_ring_set_lossless(ring, 0)
+                buffers.append((fid, mode, int(lib.mapi_ring_capacity(ring)), lossless, ring))
             elif isinstance(getattr(inst, "events", None), EventQueue):
-                event_fids.append(f["fid"])
+                event_fids.append(fid)
         with self.lock:
             self.buffers[fd] = {b[0]: b[4] for b in buffers}
         limit = self.limits.get("buffer_bytes_per_client")
@@ -345,25 +312,24 @@ class Engine(Views):
                 self.forget_flow(fd)
                 with self.lock:
                     for sd in self.shared.values():
-                        if info["device"] in sd.retired:
+                        if info.get("device") in sd.retired:
                             self._drop_retired(sd)
 
     def forget_flow(self, fd):
         with self.lock:
             session = self.flows.pop(fd, None)
             self.flow_device.pop(fd, None)
+            self.flow_fids.pop(fd, None)
             held = self.flow_files.pop(fd, [])
             self.buffers.pop(fd, None)
         if session is not None:
             session.flows.discard(fd)
         self._release(held)
 
-    def _release(self, held):
-        with self.lock:
-            for h in held:
-                self.aliases.pop(h.proc_path, None)
-        for h in held:
-            h.close()
+    @staticmethod
+    def _release(held):
+        for passed in held:
+            passed.close()
 
     # --- reading ------------------------------------------------------------------------------
     def read_results(self, session, fd, fid):
@@ -381,33 +347,25 @@ class Engine(Views):
         raise MapiError(ENOTSUP, "function %d of flow %d keeps packets in a way the server "
                         "cannot share with its client" % (fid, fd), argument="fid")
 
-    def flow_quiet(self, fd):
-        """True when fd's device runs no packets now: connecting or closing it waits for no
-        batch (the caller may answer it at once)."""
+    def waits_for_engine(self, call, fd):
+        """Would `call` on flow fd wait for the batch under way on its device?  close_flow does
+        while packets flow (what the flow used is freed after the engine let go of it); connect
+        only where placing a node reconfigures hardware.  If not, the caller may answer at once."""
         with self.lock:
             name = self.flow_device.get(fd)
         try:
-            return name is not None and self.device_object(name).state != "running"
+            dev = self.device_object(name) if name is not None else None
         except MapiError:
+            return True
+        if dev is None or dev.state != "running":
             return False
+        return call != "connect" or dev.hardware is not None
 
     def start_device(self, session, dev):
         with engine_priority():                 # the replay threads start here
-            self._call(api.start_offline_device, self.device(session, dev))
+            self._call(api.start_offline_device, self.device(session, dev, "start"))
 
     def device_of_flow(self, fd):
-        """The engine's name of a flow's device."""
-        with self.graph_lock:
-            return api.get_flow_info(fd)["device"]
-
-    # --- the whole server -----------------------------------------------------------------------
-    def shutdown(self):
+        """The engine's name of a flow's device (None once the flow is gone)."""
         with self.lock:
-            shared = list(self.shared.values())
-            self.shared.clear()
-        for sd in shared:
-            for name in [sd.engine_name, *sd.retired]:
-                try:
-                    api.delete_offline_device(name)
-                except MapiError:
-                    pass
+            return self.flow_device.get(fd)

@@ -1,29 +1,58 @@
 """Files a client passes to mapid: it opens them itself and passes the descriptor; mapid checks
-that the descriptor grants the access it will use and reaches the open file through
-/proc/self/fd/N (the engine opens files by name), so it never reaches a file its client could
-not."""
+that the descriptor grants the access it will use and hands the engine the descriptor, never
+the name (a trace to the savefile backend, a target to TO_FILE), so mapid reaches exactly the
+files its client could, whatever user mapid runs as."""
 import fcntl
 import os
 import stat
 
+from mapi.compression import MAGIC_BYTES, compression_of, open_decompressed
 from mapi.errors import MapiError, EOPEN, EPERM
 
-PROC_FD = "/proc/self/fd/%d"
 
+class PassedPath(str):
+    """A client's file name (for messages and results) carrying the descriptor the client
+    passed for it: what reads or writes the file uses fileno(), never the name.  mapid keeps
+    the descriptor open while the engine may use it (close())."""
 
-class Held:
-    """A descriptor a client passed, kept open while the engine uses the file behind it."""
-
-    def __init__(self, fd, client_path):
+    def __new__(cls, path, fd):
+        self = super().__new__(cls, path)
         self.fd = fd
-        self.client_path = client_path
-        self.proc_path = PROC_FD % fd
+        return self
+
+    def fileno(self):
+        if self.fd is None:
+            raise ValueError("the descriptor passed for %s is closed" % self)
+        return self.fd
+
+    def regular(self):
+        try:
+            return stat.S_ISREG(os.fstat(self.fd).st_mode)
+        except OSError:
+            return False
+
+    def head(self, n):
+        """The first n bytes of the (regular) file as a reader sees them, decompressed; b""
+        when they cannot be read.  Reads with pread: nobody's file offset matters."""
+        try:
+            head = os.pread(self.fd, max(n, MAGIC_BYTES), 0)
+            compression = compression_of(head)
+            if compression is None:
+                return head[:n]
+            with os.fdopen(os.dup(self.fd), "rb") as raw:
+                raw.seek(0)
+                with open_decompressed(raw, compression) as f:
+                    return f.read(n)
+        except Exception:          # unreadable or corrupt: the backend's open says precisely
+            return b""
 
     def close(self):
-        try:
-            os.close(self.fd)
-        except OSError:
-            pass
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 def check_descriptor(fd, write, what, path):

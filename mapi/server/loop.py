@@ -41,6 +41,7 @@ class Connection:
         self.calls_lock = threading.Lock()
         self.busy = False
         self.closed = False
+        self.writing = False            # registered for EVENT_WRITE (output waits)
         pid, uid, gid = UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
                                                      UCRED.size))
         self.session = server.make_session(self, pid, uid, gid)
@@ -96,7 +97,10 @@ class Connection:
     def send(self, env, fds=(), push=False):
         """Queue a frame (any thread); pushes beyond the client's backlog limit are dropped."""
         data = encode(env)
-        self.server.post(lambda: self._queue(data, list(fds), push))
+        if self.server.on_loop():
+            self._queue(data, list(fds), push)      # a quick call's reply goes out at once
+        else:
+            self.server.post(lambda: self._queue(data, list(fds), push))
 
     def _queue(self, data, fds, push):
         if self.closed:
@@ -171,6 +175,7 @@ class Server:
         self.connections = {}
         self._ids = itertools.count(1)
         self.stopping = False
+        self.loop_ident = None
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.sel.register(self.wake_r, selectors.EVENT_READ, None)
         self.listener = self._listen(path, socket_mode)
@@ -196,6 +201,9 @@ class Server:
         return sock
 
     # --- cross-thread ---------------------------------------------------------------------------
+    def on_loop(self):
+        return threading.get_ident() == self.loop_ident
+
     def post(self, fn):
         """Run fn() on the loop thread (from any thread)."""
         self.posted.append(fn)
@@ -215,8 +223,9 @@ class Server:
         entry[2] = None
 
     def want_write(self, conn, on):
-        if conn.closed:
+        if conn.closed or conn.writing == on:
             return
+        conn.writing = on
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if on else 0)
         try:
             self.sel.modify(conn.sock, events, conn)
@@ -225,6 +234,7 @@ class Server:
 
     # --- the loop -----------------------------------------------------------------------------
     def run(self):
+        self.loop_ident = threading.get_ident()
         control_priority()
         while not self.stopping:
             timeout = None

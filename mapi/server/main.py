@@ -1,6 +1,7 @@
 """mapid's command line: configuration, logging, signals, and the loop.
 
     mapid [--config FILE] [--socket PATH] [--metrics HOST:PORT] [--log-level LEVEL]
+          [--listen HOST:PORT --tls-cert PEM --tls-key PEM --tls-client-ca PEM]
 
 Foreground, logs to stderr.  SIGTERM/SIGINT: stop cleanly (every client's flows closed, files
 flushed, the socket removed).  SIGHUP: reload the config file (limits, offered devices, log
@@ -20,12 +21,15 @@ class Directory:
     def __init__(self, engine):
         self.engine = engine
         self.server = None
+        self.remote = None                # the remote listener's sessions (mapi.server.remote)
 
     def sessions(self):
-        return [c.session for c in list(self.server.connections.values())]
+        local = [c.session for c in list(self.server.connections.values())]
+        return local + (self.remote.sessions() if self.remote is not None else [])
 
     def summaries(self):
-        return [s.summary() for s in self.sessions()]
+        counts = {}                      # device -> per-flow counts, walked once per listing
+        return [s.summary(counts) for s in self.sessions()]
 
     def label_of(self, session):
         return session.label() if session is not None else "(closed)"
@@ -39,6 +43,12 @@ def parse_args(argv):
     p.add_argument("--metrics", help="serve Prometheus metrics on HOST:PORT")
     p.add_argument("--log-level", help="debug, info, warning, error")
     p.add_argument("--workers", type=int, help="threads running clients' calls")
+    p.add_argument("--listen", help="also serve remote clients (gRPC, mutual TLS) on HOST:PORT")
+    p.add_argument("--tls-cert", help="this server's certificate (PEM), for --listen")
+    p.add_argument("--tls-key", help="its private key (PEM)")
+    p.add_argument("--tls-client-ca", help="the CA whose certificates clients must present")
+    p.add_argument("--remote-traces", help="a directory whose traces remote clients may replay")
+    p.add_argument("--remote-output", help="a directory remote clients' TO_FILE may write into")
     return p.parse_args(argv)
 
 
@@ -46,7 +56,9 @@ def main(argv=None):
     args = parse_args(argv)
     from . import config as config_mod
     overrides = dict(socket=args.socket, metrics=args.metrics, log_level=args.log_level,
-                     workers=args.workers)
+                     workers=args.workers, listen=args.listen, tls_cert=args.tls_cert,
+                     tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
+                     remote_traces=args.remote_traces, remote_output=args.remote_output)
     try:
         cfg = config_mod.load(args.config, overrides)
     except config_mod.ConfigError as exc:
@@ -72,15 +84,37 @@ def main(argv=None):
     except MapiError as exc:
         log.error("%s", exc)
         return 2
+    from mapi.jobcontrol.control import JobControl
+    try:
+        jobs = JobControl(cfg["jobcontrol"], engine)
+    except MapiError as exc:
+        log.error("%s", exc)
+        return 2
     directory = Directory(engine)
     server = None
 
     def make_session(conn, pid, uid, gid):
-        return Session(conn, engine, server, pid, uid, gid, directory)
+        session = Session(conn, engine, server, pid, uid, gid, directory)
+        session.jobs = jobs
+        return session
     server = Server(cfg["socket"], make_session, workers=cfg["workers"],
                     max_message=limits["message_bytes"], max_backlog=limits["backlog_bytes"],
                     socket_mode=cfg["socket_mode"])
     directory.server = server
+    if cfg["listen"]:
+        from . import remote
+        try:
+            directory.remote = remote.listen(
+                cfg["listen"], cfg["tls_cert"], cfg["tls_key"], cfg["tls_client_ca"],
+                lambda conn: make_session(conn, 0, remote.sessions.REMOTE_UID,
+                                          remote.sessions.REMOTE_UID),
+                server._ids, limits, traces=cfg["remote_traces"], output=cfg["remote_output"])
+        except (OSError, remote.tls.TLSError) as exc:
+            log.error("%s", exc)
+            server.shutdown()
+            return 2
+        log.info("serving remote clients on %s (port %d, mutual TLS)", cfg["listen"],
+                 directory.remote.port)
     if cfg["metrics"]:
         from .metrics import serve
         serve(cfg["metrics"], directory)
@@ -91,6 +125,7 @@ def main(argv=None):
             engine.limits.update(new["limits"])
             engine.live_defaults = dict(new["live"])
             engine.configure_devices(new["devices"])
+            jobs.configure(new["jobcontrol"])
             server.max_backlog = new["limits"]["backlog_bytes"]
             logging.getLogger().setLevel(new["log_level"].upper())
             for key in ("socket", "metrics"):
@@ -113,7 +148,10 @@ def main(argv=None):
         server.run()
     finally:
         log.info("stopping: closing %d clients' flows", len(server.connections))
+        if directory.remote is not None:
+            directory.remote.stop()
         server.shutdown()
         engine.shutdown()
+        jobs.close()
         log.info("stopped")
     return 0

@@ -63,8 +63,9 @@ class ServerCollector:
         clients = GaugeMetricFamily("scampi_clients", "Connected clients")
         sessions = self.directory.sessions()
         clients.add_metric([], len(sessions))
+        counts = {}
         for s in sessions:
-            summary = s.summary()
+            summary = s.summary(counts)
             who = [str(s.id), str(s.pid), str(s.uid), s.program]
             c_flows.add_metric(who, len(summary["flows"]))
             c_packets.add_metric(who, summary["packets"])

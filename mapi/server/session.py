@@ -9,7 +9,7 @@ import time
 
 from mapi import api
 from mapi.descriptor import REQUIRED
-from mapi.errors import MapiError, EBADARG, ENOTSUP, ETIMEOUT
+from mapi.errors import MapiError, EBADARG, ENOTSUP, EPLUGIN, ETIMEOUT
 from mapi.proto import PROTOCOL_VERSION, pb
 from mapi.proto.values import from_map, from_value, to_map, to_value
 from mapi.proto.wire import close_fds, envelope
@@ -17,13 +17,13 @@ from mapi.registry import get_registry
 
 log = logging.getLogger("mapid.session")
 DEFERRED = object()
-# calls that never wait for the engine (no plan switch, no graph-wide lock): the loop thread
-# runs them itself; connect and close_flow too when their device runs no packets; delete,
-# stats, explain, clients and the others go to a worker
+# calls that never wait for the engine (no batch, no graph-wide lock): the loop thread runs
+# them itself; connect and close_flow too when they would not wait for the batch under way
+# (Engine.waits_for_engine); delete, stats, explain, clients and the others go to a worker
 QUICK_CALLS = ("hello", "create_offline_device", "start_offline_device", "wait_offline_device",
                "get_device_info", "devices", "create_flow", "apply_function", "read_results",
-               "get_function_info", "describe_function", "check_packets")
-QUIET_DEVICE_CALLS = ("connect", "close_flow")
+               "get_function_info", "describe_function", "check_packets", "stop_device")
+ENGINE_CALLS = ("connect", "close_flow")
 SERVER_NAME = "mapid 0.1.0"
 
 
@@ -53,6 +53,7 @@ class Session:
         self.program = program_name(pid)
         self.since = time.time()
         self.flows = set()
+        self.replays = {}                     # offered device -> the engine's replay this client uses
         self.greeted = False
         self._events = {}                     # (fd, fid) -> [Event] waiting to be pushed
         self._events_lock = threading.Lock()
@@ -63,9 +64,9 @@ class Session:
         call = request.WhichOneof("call")
         if call in QUICK_CALLS:
             return True
-        if call in QUIET_DEVICE_CALLS:
+        if call in ENGINE_CALLS:
             fd = getattr(request, call).fd
-            return fd in self.flows and self.engine.flow_quiet(fd)
+            return fd in self.flows and not self.engine.waits_for_engine(call, fd)
         return False
 
     def label(self):
@@ -85,7 +86,8 @@ class Session:
             if not self.greeted and call != "hello":
                 raise MapiError(EBADARG, "the first call on a connection must be hello, not %s"
                                 % call, argument="call")
-            result = getattr(self, "call_" + call)(getattr(env.request, call), fds, env.id)
+            # job control authorises, runs and records the call (mapi.jobcontrol.control)
+            result = self.jobs.call(self, call, getattr(env.request, call), fds, env.id)
         except MapiError as exc:
             close_fds(fds)
             self.reply_error(env.id, exc)
@@ -93,7 +95,7 @@ class Session:
         except Exception as exc:
             close_fds(fds)
             log.exception("client %d: %s failed", self.id, call)
-            self.reply_error(env.id, MapiError(1017, "mapid: %s failed: %s: %s"
+            self.reply_error(env.id, MapiError(EPLUGIN, "mapid: %s failed: %s: %s"
                                                % (call, type(exc).__name__, exc)))
             return
         close_fds(fds)
@@ -172,6 +174,10 @@ class Session:
                 self.server.call_later(m.timeout, lambda: complete(None, True))))
         self.engine.watch_done(name, lambda errors: self.server.post(lambda: complete(errors)))
         return DEFERRED
+
+    def call_stop_device(self, m, fds, rid):
+        self.engine.stop_device(self, m.dev)
+        return self.done()
 
     def call_delete_offline_device(self, m, fds, rid):
         self.engine.delete_device(self, m.dev)
@@ -294,16 +300,22 @@ class Session:
             self.conn.send(env, push=True)
 
     # --- observability and the end ----------------------------------------------------------
-    def summary(self):
+    def summary(self, counts=None):
+        """This client's flows and totals; `counts` caches each device's per-flow counts
+        across the clients of one listing."""
         flows, packets, drops, nbytes = [], 0, 0, 0
-        counts = {}
+        counts = {} if counts is None else counts
         for fd in sorted(self.flows):
+            name = self.engine.device_of_flow(fd)
             try:
                 info = self.engine.flow_info(self, fd)
-                name = self.engine.device_of_flow(fd)
+                if name is None or info["status"] == "closed":
+                    continue                    # closed meanwhile (the client is leaving)
                 if name not in counts:
                     counts[name] = self.engine.flow_counts(name)
             except MapiError:
+                continue
+            if info.get("status") == "closed":      # closed under us: nothing of it is kept
                 continue
             pin, pout = counts[name].get(fd, (0, 0))
             rings = self.engine.ring_stats(fd).values()
@@ -331,6 +343,7 @@ class Session:
                 self.engine.delete_device(self, dev)
             except Exception as exc:
                 log.warning("client %d: deleting device %s: %s", self.id, dev, exc)
+        self.jobs.client_gone(self)
 
 
 def _pid():

@@ -30,6 +30,12 @@ The trace (defaults)
     packets up; 160 at 20,000).  Mean frame ~597 B at 10 M packets (6.13 GB), ~590 B at 1 M,
     ~565 B at 20,000 (proportionally more handshakes).
 
+Impairments
+  write_trace(..., impair={"retransmit": 0.03, "reorder": 0.03, "overlap": 0.02, "fragment": 0.1})
+  (or --impair retransmit=0.03,...) passes the generated packets through mapi.tracegen.impair:
+  TCP retransmissions, reordering and overlapping segments, IPv4/IPv6 fragments, with the
+  streams and datagrams unchanged.  Without impair the output is the generator's alone.
+
 Signatures
   SIGNATURES holds 100 literal strings: ten families (SIGNATURE_FAMILIES) times ten codes
   (SIGNATURE_CODES), SIGNATURES[10*i + j] = FAMILY[i] + "-" + CODE[j]; SIGNATURES[0] is
@@ -107,6 +113,7 @@ class TraceStats:
     signatures: dict = field(default_factory=dict)      # pattern -> packets holding it
     last_ts_ns: int = 0
     seconds: float = 0.0
+    impaired: dict = field(default_factory=dict)        # write_trace(impair=...): how many of each
 
     def to_dict(self):
         return asdict(self)
@@ -204,14 +211,29 @@ class TraceGenerator:
 
 
 def write_trace(path, packets=None, *, max_bytes=None, seed=1, fmt=None, rate=1e6, flows=0, mix=None,
-                start_ns=START_NS, signatures=None):
+                start_ns=START_NS, signatures=None, impair=None):
     """Writes a trace to path ('-' = stdout) and returns its TraceStats.
 
     fmt defaults from the extension (.pcapng, .erf; else classic pcap).  A file appears under its
-    name only when complete (written as NAME.part, then renamed)."""
+    name only when complete (written as NAME.part, then renamed).  impair: {kind: probability}
+    of mapi.tracegen.impair (retransmit, reorder, overlap, fragment), applied to the generated
+    packets (classic pcap only); without it the output is the generator's alone."""
     path = os.fspath(path)
     if fmt is None:
         fmt = "pcapng" if path.endswith(".pcapng") else "erf" if path.endswith(".erf") else "pcap"
+    if impair:
+        from .impair import impair_file
+        if fmt not in ("pcap", "pcap-ns") or path == "-":
+            raise ValueError("impair needs a classic pcap file, not %s" % ("stdout" if path == "-" else fmt))
+        plain = "%s.%d.plain" % (path, os.getpid())
+        try:
+            st = write_trace(plain, packets, max_bytes=max_bytes, seed=seed, fmt=fmt, rate=rate,
+                             flows=flows, mix=mix, start_ns=start_ns, signatures=signatures)
+            st.impaired = impair_file(plain, path, seed=seed, **impair)
+        finally:
+            if os.path.exists(plain):
+                os.unlink(plain)
+        return st
     gen = TraceGenerator(packets=packets, max_bytes=max_bytes, seed=seed, fmt=fmt, rate=rate, flows=flows,
                          mix=mix, start_ns=start_ns, signatures=signatures)
     if path == "-":
@@ -255,6 +277,8 @@ def main(argv=None, prog=None):
     ap.add_argument("--rate", type=float, default=1e6, help="mean packets per second (Poisson), default 1e6")
     ap.add_argument("--flows", type=int, default=0, help="active flows (default: scale with size)")
     ap.add_argument("--mix", help="packet shares, e.g. tcp4=60,udp4=30,icmp4=5,tcp6=3,udp6=2")
+    ap.add_argument("--impair", metavar="KIND=P,...",
+                    help="retransmit, reorder, overlap, fragment probabilities (mapi.tracegen.impair)")
     ap.add_argument("--stats", metavar="FILE", help="write the exact counts as JSON ('-' = stderr)")
     ap.add_argument("--quiet", "-q", action="store_true")
     args = ap.parse_args(argv)
@@ -264,9 +288,15 @@ def main(argv=None, prog=None):
             mix = {k.strip(): float(v) for k, v in (kv.split("=") for kv in args.mix.split(","))}
         except ValueError:
             ap.error("--mix: expected NAME=SHARE,... with names from %s" % ", ".join(KINDS))
+    impair = None
+    if args.impair:
+        try:
+            impair = {k.strip(): float(v) for k, v in (kv.split("=") for kv in args.impair.split(","))}
+        except ValueError:
+            ap.error("--impair: expected KIND=PROBABILITY,... (retransmit, reorder, overlap, fragment)")
     try:
         st = write_trace(args.output, args.packets, max_bytes=args.max_bytes, seed=args.seed,
-                         fmt=args.format, rate=args.rate, flows=args.flows, mix=mix)
+                         fmt=args.format, rate=args.rate, flows=args.flows, mix=mix, impair=impair)
     except (ValueError, OSError) as e:
         print("gentrace: %s" % e, file=sys.stderr)
         return 2

@@ -1,17 +1,19 @@
 """MAPI's standard function library: one small module per function, each declaring DESCRIPTOR.
 
-Registered through the ``scampi`` entry-point group like any third-party plugin."""
-import importlib
-import logging
-import pkgutil
-
+Registered through the ``scampi`` entry-point group like any third-party plugin.  A module's
+DESCRIPTOR is its function's whole declaration, so once the registry has indexed the library
+(at the scan, which imports every module here), a run imports the modules of the functions it
+uses and no other (mapi.registry)."""
 from mapi import hookimpl
 
-log = logging.getLogger("mapi.stdfuncs")
 problems = []          # (module, message): modules that failed to load, for `mapi functions`
 
 
 def descriptors():
+    import importlib
+    import logging
+    import pkgutil
+    log = logging.getLogger("mapi.stdfuncs")
     out = []
     for mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):
         if mod.startswith("_"):

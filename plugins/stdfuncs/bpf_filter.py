@@ -2,15 +2,15 @@
 
 Compiled by the system libpcap's own pcap_compile (so programs equal tcpdump -d's), once per link
 type met in the stream; run by the engine's C interpreter over each batch."""
-import logging
 
 from mapi import bpf_jit
 from mapi.bpf import compile_filter
 from mapi._engine import ffi, lib
 from mapi.descriptor import Arg, FunctionDescriptor, FunctionInstance
 from mapi.errors import MapiError, EFILTER
+from mapi.lazylog import getLogger
 
-log = logging.getLogger("mapi.BPF_FILTER")
+log = getLogger("mapi.BPF_FILTER")
 
 
 class BpfFilter(FunctionInstance):

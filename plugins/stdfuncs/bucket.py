@@ -14,6 +14,8 @@ once BUCKET is connected, each lasts exactly `interval`, and a snapshot sees exa
 whose timestamps lie before its interval's end (the device cuts batches there).  Intervals
 without packets are there too (the same value, or 0 with reset).  When the stream ends, the
 interval it ended in is appended as the last entry (info()["partial_last"] then says so).
+On a live device the device clock also closes intervals (mapi.ticks): BUCKET keeps its cadence
+on an idle link, its grid starting when the device's time first reached it.
 
 Result: the list of (start, value) snapshots, start = interval start in ns since the epoch;
 ts = the end of the last complete interval.

@@ -10,7 +10,7 @@ width     bin width (MAPI's "interval"): bin k holds [min + k*width, min + (k+1)
 interval  0: one sample per packet that reaches the referenced function; only for PKT_COUNTER
           and BYTE_COUNTER, in C, with integer min/max/width.  With reset, DIST of a
           BYTE_COUNTER is the packet size distribution.
-          > 0 (ns, or "1s", "100ms"...): one sample per interval of packet time, as STATS.
+          > 0 (ns, or "1s", "100ms"...): one sample per interval of the device's time, as STATS.
 reset     False: the sample is the referenced value; True: its change since the previous sample.
 
 Result: Dist(min, max, width, bins, under, over, count), bins a list of counts.

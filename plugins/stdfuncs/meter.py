@@ -6,7 +6,9 @@ size      how many past intervals the history keeps.
 
 Intervals follow the device's ticks (see BUCKET): the first starts at the first packet the
 device processes once the meter is connected; a rate is known once its interval is complete
-(packet time reached its end), so the interval the stream ends in is never reported.
+(packet time reached its end), so the interval the stream ends in is never reported.  On a
+live device time passes without packets too (the device clock, mapi.ticks): on an idle link
+the intervals keep closing and the rate falls to 0 within two intervals.
 
 Result: a Rate, the float rate of the last complete interval (None before the first one),
 with .start (interval start, ns), .interval (ns) and .history, the list of (start, rate) of

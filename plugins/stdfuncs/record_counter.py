@@ -1,9 +1,11 @@
 """RECORD_COUNTER(): exact 64-bit sums of the flow records (of a netflow collector device) that
 reach it: records, packets, bytes, out_packets, out_bytes, and scaled_packets / scaled_bytes (in +
 out, times each record's announced sampling interval).  A C kernel runs over each batch of
-records; packets that are not flow records are not counted."""
+records; applied to packets that are not flow records it is an error (see RECORD_FILTER)."""
 from mapi._engine import ffi, lib
 from mapi.descriptor import FunctionDescriptor, FunctionInstance
+
+from ._record_vocab import require_records
 
 
 class RecordCounter(FunctionInstance):
@@ -25,5 +27,6 @@ class RecordCounter(FunctionInstance):
 
 DESCRIPTOR = FunctionDescriptor(
     name="RECORD_COUNTER", args=(), create=lambda ctx, args: RecordCounter(),
+    check=lambda ctx, args: (require_records(ctx, "RECORD_COUNTER"), args)[1],
     doc="Exact sums of flow records' counters", result="struct", cost="low",
     shareable=True, stateful=True)

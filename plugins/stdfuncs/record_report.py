@@ -1,7 +1,9 @@
 """RECORD_REPORT(format, destination, domain=0): FLOW_REPORT-style export of the flow records that
-reach it: format "csv" (one line per record with a header line) or "ipfix" (RFC 7011 messages
+reach it: format "csv" (one line per record with a header line), "line" (nfdump's listing:
+first seen, duration, protocol, addresses and ports, packets, bytes) or "ipfix" (RFC 7011 messages
 with one template per address family, templates repeated every 16 messages); destination
-"file:PATH" or "udp:HOST:PORT" (IPFIX only).  Result: dict(records, messages, bytes, errors)."""
+"file:PATH", "fd:N" (an open descriptor: fd:1 is standard output) or "udp:HOST:PORT" (IPFIX
+only).  Result: dict(records, messages, bytes, errors)."""
 import ipaddress
 import os
 import socket
@@ -10,12 +12,20 @@ from mapi._engine import ffi, lib
 from mapi.descriptor import Arg, FunctionDescriptor, FunctionInstance
 from mapi.errors import MapiError, EBADARG, EOPEN
 
+from ._record_vocab import require_records
 
-FORMATS = {"csv": lib.MAPI_RREP_CSV, "ipfix": lib.MAPI_RREP_IPFIX}
+
+FORMATS = {"csv": lib.MAPI_RREP_CSV, "ipfix": lib.MAPI_RREP_IPFIX, "line": lib.MAPI_RREP_LINE}
 
 
 def _open_destination(fmt, dest):
     kind, _, where = dest.partition(":")
+    if kind == "fd" and where.isdigit():               # an open descriptor (fd:1: stdout)
+        try:
+            return os.dup(int(where)), None
+        except OSError as exc:
+            raise MapiError(EOPEN, "RECORD_REPORT: descriptor %s: %s" % (where, exc.strerror),
+                            argument="destination") from None
     if kind == "file" and where:
         try:
             return os.open(where, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644), None
@@ -96,14 +106,15 @@ class RecordReport(FunctionInstance):
 def _report_check(ctx, args):
     fmt, dest, domain = args
     if fmt not in FORMATS:
-        raise MapiError(EBADARG, "RECORD_REPORT: format must be 'csv' or 'ipfix', got %r" % (fmt,),
+        raise MapiError(EBADARG, "RECORD_REPORT: format must be 'csv', 'line' or 'ipfix', got %r" % (fmt,),
                         argument="format")
     kind = dest.partition(":")[0]
-    if kind not in ("file", "udp") or (kind == "udp" and fmt != "ipfix"):
+    if kind not in ("file", "udp", "fd") or (kind == "udp" and fmt != "ipfix"):
         raise MapiError(EBADARG, "RECORD_REPORT: destination must be file:PATH%s, got %r"
                         % (" or udp:HOST:PORT" if fmt == "ipfix" else "", dest), argument="destination")
     if not 0 <= domain < 1 << 32:
         raise MapiError(EBADARG, "RECORD_REPORT: domain must fit 32 bits", argument="domain")
+    require_records(ctx, "RECORD_REPORT")
     return args
 
 

@@ -7,9 +7,10 @@ ref       (fd, fid) of a function with a numeric result on the same device, appl
 interval  0: one sample per packet that reaches the referenced function; only for PKT_COUNTER
           and BYTE_COUNTER, followed in C.  With reset, STATS of a BYTE_COUNTER is the
           statistics of the packets' wire lengths.
-          > 0 (ns, or "1s", "100ms"...): one sample per interval of packet time, taken at its
-          end (intervals as BUCKET's; empty intervals are samples too; the interval the stream
-          ends in is not).  Any numeric reference.
+          > 0 (ns, or "1s", "100ms"...): one sample per interval of the device's time (packet
+          time; live, the device clock too), taken at its end (intervals as BUCKET's; empty
+          intervals are samples too; the interval the stream ends in is not).  Any numeric
+          reference.
 reset     False: the sample is the referenced value; True: its change since the previous
           sample (per packet: what the packet added; per interval: the interval's count) -
           MAPI's reset, without touching the referenced function.

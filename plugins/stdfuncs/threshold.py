@@ -10,7 +10,8 @@ value     the threshold (a number).
 interval  0: level mode - an event each time the condition turns true (it was false before:
           a crossing, not a level).  > 0 (ns, or "1s", "100ms"...): delta mode (MAPI's
           *_D_BOUND) - the condition is judged on each interval's change of the result, at most
-          one event per interval; intervals follow the device's ticks as BUCKET's.
+          one event per interval; intervals follow the device's ticks as BUCKET's (on a live
+          device they close on time without packets: LESS and EQUAL fire on an idle link).
 count     stop after this many events (0: no limit).
 
 Which packet, which timestamp:

@@ -23,7 +23,9 @@ append  False: the file is created or truncated.  True: records are appended to 
 
 One writer per file: a path that another TO_FILE of this process (any flow, any device) has
 open for writing is refused (mapi.EBUSY), so no flow's packets silently vanish.  A relative
-path is relative to the current directory at apply time.
+path is relative to the current directory at apply time.  A path may carry an open descriptor
+(a str with fileno(): mapid passes its client's so): TO_FILE then writes to that descriptor and
+never opens the name (appending reads it, so it must be open for reading too).
 
 The result counts what reached the file, what a reader of the file sees:
 dict(path, format, packets, bytes, appended_at, buffered, lost, skipped, complete, error,
@@ -80,8 +82,19 @@ _claims = {}                 # real path -> [fd, fid, ToFile or None (applied, n
 _claims_lock = threading.Lock()
 
 
+def _passed(path):
+    """The descriptor `path` carries, or None for a plain name."""
+    fileno = getattr(path, "fileno", None)
+    return fileno() if fileno is not None else None
+
+
 def _key(path):
-    """One name per file: symbolic links and ../ resolved."""
+    """One name per file: symbolic links and ../ resolved; a file passed as a descriptor: its
+    device and inode (two clients' names for one file are one key)."""
+    fd = _passed(path)
+    if fd is not None:
+        st = os.fstat(fd)
+        return ("inode", st.st_dev, st.st_ino)
     return os.path.realpath(path)
 
 
@@ -93,16 +106,17 @@ def _claim_alive(claim):
     return get_flow_info(fd)["status"] != "closed"
 
 
-def claim(key, fd, fid, inst=None):
-    """Reserve `path` for function fid of flow fd (at apply time; with the instance once it
-    writes), or refuse: another TO_FILE of this process is writing it or will."""
+def claim(key, fd, fid, inst=None, path=None):
+    """Reserve `path` (its _key) for function fid of flow fd (at apply time; with the instance
+    once it writes), or refuse: another TO_FILE of this process is writing it or will."""
+    name = str(path) if path is not None else key
     with _claims_lock:
         held = _claims.get(key)
         if held is not None and held[:2] != [fd, fid] and _claim_alive(held):
             raise MapiError(EBUSY, "TO_FILE: %s is already being written by function %d of flow "
                             "%d; a second writer would make one flow's packets vanish: close that "
-                            "flow first or choose another path" % (key, held[1], held[0]),
-                            argument="path", file=key)
+                            "flow first or choose another path" % (name, held[1], held[0]),
+                            argument="path", file=name)
         _claims[key] = [fd, fid, inst]
         if len(_claims) > 64:                # reservations of flows closed before connecting
             for k in [k for k, c in _claims.items() if not _claim_alive(c)]:
@@ -128,13 +142,20 @@ class ToFile(FunctionInstance):
         bufsize = lib.MAPI_TOFILE_BUFSIZE if flush == "batch" else flush
         snaplen, network = header_fields(ctx.device)
         self.key = _key(path)
-        claim(self.key, ctx.fd, ctx.fid, self)
+        claim(self.key, ctx.fd, ctx.fid, self, path)
         try:
             if append:
                 _check_appendable(path, fmt, snaplen, network)
             err = ffi.new("char[512]")
-            t = lib.mapi_to_file_open(os.fsencode(path), FORMATS[fmt], ctx.device.linktype, network,
-                                      snaplen, count, bufsize, 1 if append else 0, err, 512)
+            passed = _passed(path)
+            if passed is not None:         # the C writer owns (and closes) a duplicate
+                t = lib.mapi_to_file_open_fd(os.dup(passed), os.fsencode(path), FORMATS[fmt],
+                                             ctx.device.linktype, network, snaplen, count, bufsize,
+                                             1 if append else 0, err, 512)
+            else:
+                t = lib.mapi_to_file_open(os.fsencode(path), FORMATS[fmt], ctx.device.linktype,
+                                          network, snaplen, count, bufsize, 1 if append else 0,
+                                          err, 512)
             if t == ffi.NULL:
                 raise MapiError(EOPEN, "TO_FILE: %s" % ffi.string(err).decode(errors="replace"),
                                 argument="path", file=path)
@@ -203,28 +224,40 @@ class ToFile(FunctionInstance):
 def _check_appendable(path, fmt, snaplen, network):
     """Refuse to append to a file that is not of `fmt`, has another link type or snaplen
     (pcap), or does not end at a whole record (the engine's own reader checks every record)."""
-    import mmap
+    passed = _passed(path)
     try:
-        size = os.path.getsize(path)
+        fd = os.dup(passed) if passed is not None else os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return                               # created
+    try:
+        _check_records(fd, path, fmt, snaplen, network)
+    finally:
+        os.close(fd)
+
+
+def _check_records(fd, path, fmt, snaplen, network):
+    import mmap
+    size = os.fstat(fd).st_size
     if size == 0:
         return
 
     def refuse(why, offset=None):
         raise MapiError(EBADARG, "TO_FILE: cannot append to %s: %s" % (path, why),
-                        argument="append", file=path, **({} if offset is None else {"offset": offset}))
+                        argument="append", file=str(path),
+                        **({} if offset is None else {"offset": offset}))
+    try:
+        head = os.pread(fd, 24, 0)
+    except OSError as exc:
+        refuse("the file cannot be read (%s): appending checks that it ends at a whole record"
+               % exc.strerror)
     if fmt == MFF_PCAP:
-        with open(path, "rb") as f:
-            head = f.read(24)
         if len(head) < 24 or head[:4] != b"\xd4\xc3\xb2\xa1":
             refuse("it is not a little-endian microsecond pcap file (what TO_FILE writes)", 0)
         have = (int.from_bytes(head[16:20], "little"), int.from_bytes(head[20:24], "little"))
         if have != (snaplen, network):
             refuse("its header has snaplen %d and link type field 0x%x; this device's packets "
                    "need snaplen %d and 0x%x" % (have + (snaplen, network)), 16)
-    with open(path, "rb") as f:
-        mm = mmap.mmap(f.fileno(), size, prot=mmap.PROT_READ)
+    mm = mmap.mmap(fd, size, prot=mmap.PROT_READ)
     buf = ffi.from_buffer(mm)
     try:
         r = ffi.new("mapi_reader *")
@@ -269,6 +302,22 @@ def check(ctx, args):
                         % (fmt,), argument="fmt")
     if not path:
         raise MapiError(EBADARG, "TO_FILE: empty path", argument="path")
+    if _passed(path) is None:          # a passed descriptor was opened (and checked) by its giver
+        path = _check_path(path)
+    if not 0 <= count < 2 ** 64:
+        raise MapiError(EBADARG, "TO_FILE: count must be >= 0 (0 = every packet), got %r" % (count,),
+                        argument="count")
+    if fmt == MFF_DAG_ERF and ctx.device.linktype not in ERF_LINKTYPES:
+        raise MapiError(ENOTSUP, "TO_FILE: ERF records for link type %d are not supported (only %s)"
+                        % (ctx.device.linktype, ", ".join(sorted(set(ERF_LINKTYPES.values())))),
+                        argument="fmt")
+    flush = parse_flush(flush)
+    claim(_key(path), ctx.fd, ctx.fid, path=path)
+    return fmt, path, count, flush, bool(append)
+
+
+def _check_path(path):
+    """The absolute path TO_FILE will create or truncate, or the reason it cannot."""
     path = os.path.abspath(os.path.expanduser(path))
     parent = os.path.dirname(path)
     if os.path.isdir(path):
@@ -278,16 +327,7 @@ def check(ctx, args):
                         file=path)
     if not os.access(path if os.path.exists(path) else parent, os.W_OK):
         raise MapiError(EOPEN, "TO_FILE: %s is not writable" % path, argument="path", file=path)
-    if not 0 <= count < 2 ** 64:
-        raise MapiError(EBADARG, "TO_FILE: count must be >= 0 (0 = every packet), got %r" % (count,),
-                        argument="count")
-    if fmt == MFF_DAG_ERF and ctx.device.linktype not in ERF_LINKTYPES:
-        raise MapiError(ENOTSUP, "TO_FILE: ERF records for link type %d are not supported (only %s)"
-                        % (ctx.device.linktype, ", ".join(sorted(set(ERF_LINKTYPES.values())))),
-                        argument="fmt")
-    flush = parse_flush(flush)
-    claim(_key(path), ctx.fd, ctx.fid)
-    return fmt, path, count, flush, bool(append)
+    return path
 
 
 DESCRIPTOR = FunctionDescriptor(

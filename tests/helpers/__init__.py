@@ -94,7 +94,7 @@ def _resolved(name, base):
     rel = os.path.relpath(path, CORPUS) if path.is_absolute() else os.path.join(base, name)
     if (DATA / rel).exists():
         return DATA / rel, ()
-    return name, needs_corpus
+    return (path if path.is_absolute() else CORPUS / rel), needs_corpus
 
 
 def name_of(path):
@@ -130,6 +130,14 @@ TRACES = {
     "hundred.pcap": dict(packets=100, seed=4, rate=1.0),
     # 1,800 packets over ~3 years: ~26,000 hours, ~97 million seconds, nearly all empty
     "years.pcap": dict(packets=1800, seed=5, rate=1800 / (3 * 365.25 * 86400)),
+    # TCP (IPv4 and IPv6) as reassembly meets it: retransmitted, reordered and overlapping
+    # segments (mapi.tracegen.impair), ~10 s
+    "tcp-impaired.pcap": dict(packets=3000, seed=11, rate=300, mix={"tcp4": 85, "tcp6": 15},
+                              impair={"retransmit": 0.04, "reorder": 0.04, "overlap": 0.03}),
+    # 40,000 packets of the mix (24 MB): read compressed, many batches in reused buffers
+    "mixed-40k.pcap": dict(packets=40000, seed=3, rate=3000),
+    # the mixed traffic with a fifth of its IPv4 and IPv6 packets sent as fragments
+    "fragments.pcap": dict(packets=3000, seed=12, rate=300, impair={"fragment": 0.2}),
 }
 
 
@@ -144,7 +152,11 @@ def generated(name):
     import hashlib
     from tools import gentrace
     spec = dict(TRACES[name])
-    key = repr((gentrace.generator_version(), sorted(spec.items())))
+    version = gentrace.generator_version()
+    if spec.get("impair"):
+        from mapi.tracegen import impair
+        version += impair.version()
+    key = repr((version, sorted(spec.items())))
     stem, ext = os.path.splitext(name)
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
     path = ROOT / "build" / "test-traces" / ("%s-%s%s" % (stem, digest, ext))

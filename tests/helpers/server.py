@@ -24,25 +24,70 @@ def clean_env(**extra):
     return env
 
 
-class Mapid:
-    """One mapid process.  `config`: TOML text written next to the socket."""
+# Job control for tests that are not about it: every uid may do anything (as before job control
+# existed), the resource database beside the socket, fixed cost classes (no calibration run),
+# no CPU budget to speak of
+OPEN_JOBS = """
+[jobcontrol]
+database = "%s"
+costs = { free = 1.0, low = 10.0, high = 40.0 }
+[jobcontrol.grants]
+"*" = "all"
+[jobcontrol.capacity]
+cpu_budget = 1000000.0
+"""
 
-    def __init__(self, directory, config=None, args=()):
+
+# mapid as another user: the interpreter lives where only root may start it, so mapid starts as
+# root, loads what it serves with (modules, plugins) and then becomes the user before it
+# listens; from then on it can open nothing its user could not
+AS_USER = """
+import os, sys
+uid, gid = int(sys.argv.pop(1)), int(sys.argv.pop(1))
+import bz2, gzip, lzma, tomllib, mapi, mapi.explain
+import importlib, pkgutil, mapi.jobcontrol
+for m in pkgutil.walk_packages(mapi.jobcontrol.__path__, 'mapi.jobcontrol.'):
+    importlib.import_module(m.name)
+from mapi.registry import get_registry
+from mapi.server import main, config, engine, loop, session, views
+get_registry()
+os.setgroups([]); os.setgid(gid); os.setuid(uid)
+sys.exit(main.main(sys.argv[1:]))
+"""
+
+
+class Mapid:
+    """One mapid process.  `config`: TOML text written next to the socket; `user`: (uid, gid)
+    mapid runs as (the directory must be that user's)."""
+
+    def __init__(self, directory, config=None, args=(), user=None):
         self.dir = Path(directory)
         self.socket = str(self.dir / "mapid.sock")
         self.url = "unix:" + self.socket
         self.log = self.dir / "mapid.log"
-        cmd = [sys.executable, "-m", "mapi.server", "--socket", self.socket, *args]
-        if config is not None:
-            self.config = self.dir / "mapid.toml"
+        self.database = str(self.dir / "mapid.db")
+        cmd = [sys.executable, "-m", "mapi.server"]
+        env = clean_env(PYTHONFAULTHANDLER="1")
+        if user is not None:
+            cmd = [sys.executable, "-c", AS_USER, str(user[0]), str(user[1])]
+            env.update(HOME=str(self.dir), MAPI_CACHE_DIR=str(self.dir / "cache"))
+        cmd += ["--socket", self.socket, *args]
+        self.config = self.dir / "mapid.toml"
+        if config is not None or not self.config.exists():     # None: the config left there
+            config = config or ""
+            if "[jobcontrol" not in config:
+                config += OPEN_JOBS % self.database
             self.config.write_text(config)
-            cmd += ["--config", str(self.config)]
+        cmd += ["--config", str(self.config)]
         self._log = open(self.log, "ab")
-        # a crash leaves its Python stacks in the log
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=clean_env(PYTHONFAULTHANDLER="1"), cwd=str(ROOT))
+        self.proc = self._spawn(cmd, env)
         self.pid = self.proc.pid
         self.wait_ready()
+
+    def _spawn(self, cmd, env):
+        # a crash leaves its Python stacks in the log
+        return subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env,
+                                cwd=str(ROOT))
 
     def wait_ready(self, timeout=30):
         deadline = time.monotonic() + timeout
@@ -120,9 +165,10 @@ def client_script(body, user=None):
 def start_client(mapid, body, user=None, args=(), **popen):
     """A client process on mapid (stdin/stdout pipes); user: (uid, gid) it runs its MAPI calls as."""
     env = clean_env(MAPI_SERVER=mapid.url, HOME=tempfile.gettempdir())
+    popen.setdefault("stdin", subprocess.PIPE)
     return subprocess.Popen([sys.executable, "-c", client_script(body, user), *args], env=env,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=tempfile.gettempdir(), **popen)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tempfile.gettempdir(), **popen)
 
 
 def run_client(mapid, body, user=None, timeout=120, args=()):
@@ -145,6 +191,15 @@ def open_dir(prefix):
     """A temporary directory every user may read (for traces an unprivileged client reads)."""
     d = tempfile.mkdtemp(prefix=prefix)
     os.chmod(d, 0o755)
+    return Path(d)
+
+
+def private_dir(prefix, user=None):
+    """A temporary directory only its owner may enter: root's, or `user`'s (uid, gid)."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(d, 0o700)
+    if user is not None:
+        os.chown(d, *user)
     return Path(d)
 
 

@@ -13,10 +13,14 @@ from mapi.constants import MFF_DAG_ERF, MFF_PCAP, MFF_PCAPNG
 COMMANDS = {
     "run": "run flows over trace files or live devices and print their results",
     "plot": "draw packets, bytes and rates per interval of flows into a PNG",
+    "collect": "a NetFlow/IPFIX collector storing records in rotating files (as nfcapd)",
+    "records": "list, filter and summarise stored flow records (as nfdump)",
     "explain": "show the global graph the organizer and mapper built",
     "info": "format, link type, packet and byte counts, time span of a file",
     "devices": "installed backends and the devices they offer",
+    "demo": "several flows at once over a generated trace, with a report",
     "functions": "installed MAPI functions: signatures and flags",
+    "clients": "clients of the MAPI server (mapid): flows, packets, drops",
 }
 
 FILE_FORMATS = (MFF_PCAP, MFF_PCAPNG, MFF_DAG_ERF)
@@ -28,10 +32,10 @@ def load(name):
     return importlib.import_module("%s.%s" % (__name__, name))
 
 
-def add_trace_arguments(p, json_help):
+def add_trace_arguments(p, json_help, required=True):
     """-r FILE... FLOW... --format --json --progress --backend: what a command running flows
     over trace files takes (explain)."""
-    _read_arguments(p, required=True)
+    _read_arguments(p, required=required)
     p.add_argument("flows", nargs="*", metavar="FLOW", help="one flow per argument (syntax below)")
     _common_arguments(p, json_help)
 

@@ -1,4 +1,6 @@
-"""`mapi devices`: the installed backends and the devices each offers."""
+"""`mapi devices`: the installed backends and the devices each offers; with a MAPI server
+(--server, MAPI_SERVER), the devices that server offers."""
+from mapi.client import installed
 from mapi.registry import get_registry
 
 from ..output import EXIT_OK, jsonable, write_json
@@ -21,7 +23,26 @@ def devices_report():
     return dict(backends=backends, problems=[dict(plugin=p, message=m) for p, m in reg.problems])
 
 
+def server_devices_report():
+    """With a MAPI server in use: the devices it offers this client (its own offline devices,
+    the devices of its config, live devices in use), as the server describes them."""
+    import mapi
+    out = []
+    for name in mapi.devices():
+        try:
+            info = mapi.get_device_info(name)
+        except mapi.MapiError as exc:
+            out.append(dict(name=name, error=str(exc)))
+            continue
+        out.append(dict(name=name, backend=info.get("backend"), offline=info.get("offline"),
+                        state=info.get("state"), path=info.get("path"),
+                        packets=info.get("packets"), flows=len(info.get("flows", []))))
+    return dict(server=installed().url, devices=out)
+
+
 def handle(args):
+    if installed() is not None:
+        return handle_server(args)
     rep = devices_report()
     if args.json:
         write_json(rep)
@@ -43,6 +64,24 @@ def handle(args):
             print("    no devices found")
     for p in rep["problems"]:
         print("problem in plugin %s: %s" % (p["plugin"], p["message"]))
+    return EXIT_OK
+
+
+def handle_server(args):
+    rep = server_devices_report()
+    if args.json:
+        write_json(jsonable(rep))
+        return EXIT_OK
+    print("devices of the MAPI server at %s:" % rep["server"])
+    for d in rep["devices"]:
+        if "error" in d:
+            print("  %-20s %s" % (d["name"], d["error"]))
+            continue
+        what = d["path"] if d["offline"] else "live"
+        print("  %-20s %s, %s, %s; %d packets, %d flows" % (
+            d["name"], d["backend"], what, d["state"], d["packets"] or 0, d["flows"]))
+    if not rep["devices"]:
+        print("  none yet: create_flow on an interface (eth0, ring:eth0...) or a file of yours")
     return EXIT_OK
 
 

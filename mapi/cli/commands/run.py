@@ -77,6 +77,9 @@ def handle(args):
     if args.count is not None and args.count < 1:
         raise SpecError(None, None, "-c COUNT must be 1 or more, got %d" % args.count)
     specs = flow_specs(args)
+    from ..scope_run import is_scope, run_scope
+    if is_scope(args.interfaces):                  # a distributed flow over remote sensors
+        return run_scope(args, specs)
     jobs = [Job(src, specs, limit=args.count) for src in sources(args)]
     make_view, sinks = None, []
     stream_json = args.json and args.interval is not None

@@ -168,6 +168,7 @@ uint32_t mapi_anon_kernel(void *state, const mapi_batch *b, const uint32_t *sel,
     mapi_anon *a = state;
     mapi_outbatch_begin(&a->out, NULL);
     a->out.b.linktype = b->linktype;
+    a->out.b.clock_ns = b->clock_ns;             /* producers after it see time pass too */
     for (uint32_t j = 0; j < nsel; j++) {
         uint32_t i = sel[j];
         uint32_t caplen = b->caplen[i];

@@ -1,4 +1,11 @@
-/* COOKING kernel; see cooking.h. */
+/* COOKING kernel; see cooking.h.
+ *
+ * Where the bytes wait: in-order bytes are queued without a copy while the input batch lives
+ * (waitq.h) and copied once, behind the chunk's headers in the made batch, when the chunk is
+ * released; only what still waits when the call ends is copied into a buffer of the direction
+ * first.  With the default release (MAPI_COOKING_SEGMENT) nothing waits past the packet that
+ * brought it, so every byte is copied once, into the made batch, and read again from there
+ * while it is still in cache. */
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,16 +15,12 @@
 #include "htab.h"
 #include "lru.h"
 #include "outbatch.h"
+#include "waitq.h"
 
 #define NO_FIN UINT64_MAX
 #define OLDEST(c) ((conn *)(c)->lru.oldest)
 #define CONN(n) ((conn *)((char *)(n) - offsetof(conn, hn)))
 #define WINDOW (1u << 30)          /* a segment further than this from `next` is not ours */
-#define HEADROOM 60                /* the chunk's IPv6 + TCP header goes in front of the bytes */
-#define SMALLEST 2048u             /* buffers are 2 KiB << class, up to the chunk size */
-#define CLASSES 6
-#define POOLED 2048                /* spare buffers kept per class at most ... */
-#define POOL_BYTES (8u << 20)      /* ... and this many bytes of them */
 #define F_FIN 0x01
 #define F_SYN 0x02
 #define F_RST 0x04
@@ -36,11 +39,8 @@ typedef struct half {              /* one direction of a connection */
     uint8_t started, done;         /* offsets known; FIN reached (or reset) */
     uint64_t next;                 /* stream offset expected next */
     uint64_t fin;                  /* stream offset of the FIN, NO_FIN if none seen */
-    uint8_t *buf;                  /* HEADROOM bytes, then the in-order bytes not yet handed on
-                                      (stream offsets next-blen ..) */
-    uint32_t blen, bcap;           /* bcap: room after the headroom */
-    uint64_t sum;                  /* their checksum sum, summed as they came (hot in cache) */
-    int64_t buf_ts;                /* when the first of them came */
+    mapi_waitq wait;               /* in-order bytes not handed on yet (offsets next - len ..) */
+    int64_t wait_ts;               /* when the first of them came */
     seg *held;
     uint32_t held_bytes;
 } half;
@@ -61,20 +61,13 @@ struct mapi_cooking {
     mapi_cooking_stats st;
     mapi_outbatch out;
     mapi_htab tab;
-    uint8_t *pool[CLASSES][POOLED];   /* spare buffers */
-    uint32_t npool[CLASSES];
-    uint8_t **lent;                /* buffers handed on in chunks, back at the next call */
-    uint32_t *lent_class, nlent, lent_cap;
+    mapi_waitpool wait;
     mapi_lru lru;
     int64_t now, next_sweep;
     uint64_t cur_seq;              /* device index of the packet being handled */
 };
 
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static inline uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 static inline void wr16(uint8_t *p, uint16_t v) { p[0] = v >> 8; p[1] = v & 0xFF; }
 static inline void wr32(uint8_t *p, uint32_t v)
 {
@@ -87,59 +80,21 @@ static void held_add(mapi_cooking *c, int64_t n)
     if (c->st.held_bytes > c->st.peak_bytes) c->st.peak_bytes = c->st.held_bytes;
 }
 
-/* ---- buffers ------------------------------------------------------------------------------- */
-
-static uint32_t class_of(uint32_t cap)
-{
-    uint32_t k = 0;
-    while ((SMALLEST << k) < cap && k + 1 < CLASSES) k++;
-    return k;
-}
-
-static uint8_t *buf_get(mapi_cooking *c, uint32_t k)
-{
-    if (c->npool[k]) return c->pool[k][--c->npool[k]];
-    return malloc(HEADROOM + (SMALLEST << k));
-}
-
-static void buf_put(mapi_cooking *c, uint8_t *b, uint32_t k)
-{
-    if (c->npool[k] < POOLED && c->npool[k] * (SMALLEST << k) < POOL_BYTES)
-        c->pool[k][c->npool[k]++] = b;
-    else
-        free(b);
-}
-
-/* Buffers handed on in the last batch are free again. */
-static void buf_return_lent(mapi_cooking *c)
-{
-    for (uint32_t i = 0; i < c->nlent; i++) buf_put(c, c->lent[i], c->lent_class[i]);
-    c->nlent = 0;
-}
-
-static int buf_lend(mapi_cooking *c, half *h)
-{
-    if (c->nlent == c->lent_cap) {
-        uint32_t cap = c->lent_cap ? c->lent_cap * 2 : 1024;
-        uint8_t **l = realloc(c->lent, cap * sizeof *l);
-        uint32_t *k = l ? realloc(c->lent_class, cap * sizeof *k) : NULL;
-        if (l) c->lent = l;
-        if (!k) return -1;
-        c->lent_class = k;
-        c->lent_cap = cap;
-    }
-    c->lent[c->nlent] = h->buf;
-    c->lent_class[c->nlent++] = class_of(h->bcap);
-    held_add(c, -(int64_t)h->bcap);
-    h->buf = NULL;
-    h->bcap = 0;
-    return 0;
-}
+static inline uint32_t waiting(const half *h) { return h->wait.blen + h->wait.plen; }
 
 /* ---- chunks out ---------------------------------------------------------------------------- */
 
+/* Sum of n big-endian 16-bit words (an address). */
+static inline uint64_t words(const uint8_t *p, int n)
+{
+    uint64_t sum = 0;
+    for (int i = 0; i < n; i++) sum += (uint32_t)(p[2 * i] << 8 | p[2 * i + 1]);
+    return sum;
+}
+
 /* The chunk's IP and TCP headers (ipl + 20 bytes) for `len` bytes of direction d from stream
- * offset `off` whose checksum sum is `dsum`. */
+ * offset `off` whose checksum sum is `dsum`; the header checksums are summed from the values
+ * written, word by word, rather than read back. */
 static void headers(conn *k, int d, uint8_t *p, uint32_t len, uint64_t off, uint8_t flags,
                     uint64_t dsum)
 {
@@ -147,6 +102,7 @@ static void headers(conn *k, int d, uint8_t *p, uint32_t len, uint64_t off, uint
     uint32_t ipl = k->v6 ? 40 : 20, total = ipl + 20 + len;
     uint32_t tag = (uint32_t)(k->id << 1 | (uint64_t)d);
     const uint8_t *src = k->addr[d], *dst = k->addr[1 - d];
+    uint64_t addrs = words(src, k->v6 ? 8 : 2) + words(dst, k->v6 ? 8 : 2);
     if (k->v6) {
         wr32(p, 0x60000000u | (tag & 0xFFFFF));
         wr16(p + 4, (uint16_t)(20 + len));
@@ -160,83 +116,59 @@ static void headers(conn *k, int d, uint8_t *p, uint32_t len, uint64_t off, uint
         wr16(p + 4, (uint16_t)tag);
         wr16(p + 6, 0x4000);
         p[8] = 64; p[9] = 6;
-        wr16(p + 10, 0);
         memcpy(p + 12, src, 4);
         memcpy(p + 16, dst, 4);
-        wr16(p + 10, mapi_csum_fold(mapi_csum_add(0, p, 20)));
+        wr16(p + 10, mapi_csum_fold(0x4500 + total + (tag & 0xFFFF) + 0x4000 + 0x4006 + addrs));
     }
     uint8_t *t = p + ipl;
+    uint32_t seq = h->isn + (uint32_t)off, ack = o->started ? o->isn + (uint32_t)o->next : 0;
+    uint8_t tf = F_ACK | F_PSH | flags;
     wr16(t, k->port[d]);
     wr16(t + 2, k->port[1 - d]);
-    wr32(t + 4, h->isn + (uint32_t)off);
-    wr32(t + 8, o->started ? o->isn + (uint32_t)o->next : 0);
+    wr32(t + 4, seq);
+    wr32(t + 8, ack);
     t[12] = 5 << 4;
-    t[13] = F_ACK | F_PSH | flags;
+    t[13] = tf;
     wr16(t + 14, 65535);
     wr32(t + 16, 0);
-    uint64_t sum = mapi_csum_pseudo(src, dst, k->v6 ? 16 : 4, 6, 20 + len) + dsum;
-    wr16(t + 16, mapi_csum_fold(mapi_csum_add(sum, t, 20)));
+    /* pseudo header (addresses, protocol, TCP length), then the TCP header's words */
+    uint64_t sum = addrs + 6 + 20 + len + dsum + k->port[0] + k->port[1] + (seq >> 16) +
+                   (seq & 0xFFFF) + (ack >> 16) + (ack & 0xFFFF) + (0x50u << 8 | tf) + 65535;
+    wr16(t + 16, mapi_csum_fold(sum));
 }
 
-/* Hand on what direction d holds in order (with FIN/RST: also when it is nothing).  The bytes
- * stay where they are: the headers go into the buffer's headroom and the buffer is lent to
- * the batch; only when the batch is full are they copied to wait. */
+/* Hand on what direction d has in order (with FIN/RST: also when it is nothing), copied
+ * behind the headers in the made batch. */
 static void release(mapi_cooking *c, conn *k, int d, uint8_t flags)
 {
     half *h = &k->h[d];
-    if (h->blen == 0 && !(flags & (F_FIN | F_RST))) return;
-    uint32_t hl = (k->v6 ? 40 : 20) + 20, len = h->blen, total = hl + len;
-    uint64_t off = h->next - len;
-    if (len && !c->out.backlog && !mapi_outbatch_full(&c->out)) {
-        uint8_t *p = h->buf + HEADROOM - hl;
-        headers(k, d, p, len, off, flags, h->sum);
-        if (mapi_outbatch_ref(&c->out, p, total, total, c->now, c->cur_seq, 0) == 0 &&
-            buf_lend(c, h) == 0)
-            goto done;
-    }
-    uint8_t *p = mapi_outbatch_put(&c->out, total, total, c->now, c->cur_seq, 0);
-    if (!p) return;
-    headers(k, d, p, len, off, flags, h->sum);
-    if (len) memcpy(p + hl, h->buf + HEADROOM, len);
-done:
+    uint32_t len = waiting(h);
+    if (len == 0 && !(flags & (F_FIN | F_RST))) return;
+    uint32_t hl = (k->v6 ? 40 : 20) + 20;
+    uint8_t *p = mapi_outbatch_put(&c->out, hl + len, hl + len, c->now, c->cur_seq, 0);
+    if (!p) return;                                   /* out of memory: they wait */
+    uint64_t sum = mapi_waitq_take(&c->wait, &h->wait, p + hl);
+    headers(k, d, p, len, h->next - len, flags, sum);
     c->st.chunks++;
     c->st.bytes += len;
-    h->blen = 0;
-    h->sum = 0;
 }
 
-static int append(mapi_cooking *c, conn *k, int d, const uint8_t *p, uint32_t n)
+/* n in-order bytes at p, cut at the chunk size; `owned`: the kernel's own bytes (held
+ * segments), else bytes of the input batch. */
+static void append(mapi_cooking *c, conn *k, int d, const uint8_t *p, uint32_t n, int owned)
 {
     half *h = &k->h[d];
     while (n) {
-        if (h->blen == 0) h->buf_ts = c->now;
-        uint32_t room = c->cfg.chunk_size - h->blen;
+        if (waiting(h) == 0) h->wait_ts = c->now;
+        uint32_t room = c->cfg.chunk_size - waiting(h);
         uint32_t take = n < room ? n : room;
-        if (h->blen + take > h->bcap) {               /* a bigger buffer (class) */
-            uint32_t k2 = class_of(h->blen + take);
-            uint8_t *b = buf_get(c, k2);
-            if (!b) return -1;
-            uint32_t cap = SMALLEST << k2;
-            if (h->buf) {
-                memcpy(b + HEADROOM, h->buf + HEADROOM, h->blen);
-                buf_put(c, h->buf, class_of(h->bcap));
-            }
-            held_add(c, (int64_t)cap - h->bcap);
-            h->buf = b;
-            h->bcap = cap;
-        }
-        uint8_t *at = h->buf + HEADROOM + h->blen;
-        /* a piece starting at an odd offset adds its 16-bit sum byte-swapped (RFC 1071) */
-        uint16_t ps = (uint16_t)~mapi_csum_fold(mapi_csum_copy(at, p, take));
-        if (h->blen & 1) ps = (uint16_t)(ps << 8 | ps >> 8);
-        h->sum += ps;
-        h->blen += take;
+        if ((owned ? mapi_waitq_add_copy : mapi_waitq_add_ref)(&c->wait, &h->wait, p, take) < 0)
+            return;                                   /* out of memory: a gap at the end */
         h->next += take;
         p += take;
         n -= take;
-        if (h->blen == c->cfg.chunk_size) release(c, k, d, 0);
+        if (waiting(h) == c->cfg.chunk_size) release(c, k, d, 0);
     }
-    return 0;
 }
 
 /* Move held segments that now continue the stream into it; with `skip`, jump over a gap. */
@@ -255,7 +187,7 @@ static void pull(mapi_cooking *c, conn *k, int d, int skip)
         uint64_t end = s->off + s->len;
         if (end > h->next) {
             uint32_t from = (uint32_t)(h->next - s->off);
-            append(c, k, d, s->data + from, s->len - from);
+            append(c, k, d, s->data + from, s->len - from, 1);
         }
         h->held = s->next;
         h->held_bytes -= s->len;
@@ -322,7 +254,7 @@ static void segment(mapi_cooking *c, conn *k, int d, uint32_t seq, uint8_t flags
 {
     half *h = &k->h[d];
     if (flags & F_SYN) {
-        if (!h->started || (h->next == 0 && h->blen == 0 && !h->held)) {
+        if (!h->started || (h->next == 0 && waiting(h) == 0 && !h->held)) {
             h->isn = seq + 1;
             h->next = 0;
             h->started = 1;
@@ -357,7 +289,7 @@ static void segment(mapi_cooking *c, conn *k, int d, uint32_t seq, uint8_t flags
         if (off + n <= h->next) {
             c->st.duplicates++;
         } else {
-            if (k->h[1 - d].blen) release(c, k, 1 - d, 0);   /* conversation order */
+            if (waiting(&k->h[1 - d])) release(c, k, 1 - d, 0);   /* conversation order */
             if (off < h->next) {
                 uint32_t cut = (uint32_t)(h->next - off);
                 c->st.overlaps++;
@@ -365,24 +297,52 @@ static void segment(mapi_cooking *c, conn *k, int d, uint32_t seq, uint8_t flags
                 p += cut; n -= cut; off = h->next;
             }
             if (off == h->next) {
-                append(c, k, d, p, n);
-                pull(c, k, d, 0);
+                append(c, k, d, p, n, 0);
+                if (h->held) pull(c, k, d, 0);
             } else {
                 hold(c, k, d, off, p, n);
             }
         }
     }
     check_fin(c, k, d);
+    if (c->cfg.release == MAPI_COOKING_SEGMENT) release(c, k, d, 0);
 }
 
 /* ---- connections ---------------------------------------------------------------------------- */
 
-static uint32_t side_hash(const uint8_t *a, uint16_t port, int alen)
+/* One side's hash (address and port); a connection's is the sum of its sides' (either order). */
+static uint32_t side_hash(const uint8_t *a, uint16_t port, int v6)
 {
-    uint8_t k[18];
-    memcpy(k, a, alen);
-    memcpy(k + alen, &port, 2);
-    return mapi_hash_bytes(k, (uint32_t)alen + 2, 0);
+    uint64_t w;
+    if (v6) {
+        uint64_t x, y;
+        memcpy(&x, a, 8);
+        memcpy(&y, a + 8, 8);
+        w = x ^ (y * 0x9E3779B97F4A7C15ull) ^ port;
+    } else {
+        uint32_t x;
+        memcpy(&x, a, 4);
+        w = (uint64_t)x << 16 | port;
+    }
+    w ^= w >> 33;                      /* a 64-bit finalizer: every input bit moves the result */
+    w *= 0xFF51AFD7ED558CCDull;
+    w ^= w >> 33;
+    w *= 0xC4CEB9FE1A85EC53ull;
+    return (uint32_t)(w ^ (w >> 33));
+}
+
+static inline int addr_eq(const uint8_t *a, const uint8_t *b, int v6)
+{
+    uint64_t x[2], y[2];
+    if (!v6) {
+        uint32_t u, v;
+        memcpy(&u, a, 4);
+        memcpy(&v, b, 4);
+        return u == v;
+    }
+    memcpy(x, a, 16);
+    memcpy(y, b, 16);
+    return x[0] == y[0] && x[1] == y[1];
 }
 
 static void free_half(mapi_cooking *c, half *h)
@@ -393,10 +353,7 @@ static void free_half(mapi_cooking *c, half *h)
         held_add(c, -(int64_t)(sizeof *s + s->len));
         free(s);
     }
-    held_add(c, -(int64_t)h->bcap);
-    if (h->buf) buf_put(c, h->buf, class_of(h->bcap));
-    h->buf = NULL;
-    h->bcap = 0;
+    mapi_waitq_free(&c->wait, &h->wait);
 }
 
 /* Release everything a connection holds (skipping gaps) and forget it. */
@@ -417,16 +374,16 @@ static void drop_conn(mapi_cooking *c, conn *k, uint8_t flags)
     c->st.active--;
 }
 
-static conn *lookup(mapi_cooking *c, const mapi_hdr *hd, int alen, int *dir, uint32_t *hash)
+static conn *lookup(mapi_cooking *c, const mapi_hdr *hd, int v6, int *dir, uint32_t *hash)
 {
-    uint32_t x = side_hash(hd->src, hd->sport, alen) + side_hash(hd->dst, hd->dport, alen);
+    uint32_t x = side_hash(hd->src, hd->sport, v6) + side_hash(hd->dst, hd->dport, v6);
     *hash = x;
     for (mapi_hnode *n = mapi_htab_bucket(&c->tab, x); n; n = n->next) {
         conn *k = CONN(n);
-        if (n->hash != x || k->v6 != (alen == 16)) continue;
+        if (n->hash != x || k->v6 != v6) continue;
         for (int d = 0; d < 2; d++)
             if (k->port[d] == hd->sport && k->port[1 - d] == hd->dport &&
-                !memcmp(k->addr[d], hd->src, alen) && !memcmp(k->addr[1 - d], hd->dst, alen)) {
+                addr_eq(k->addr[d], hd->src, v6) && addr_eq(k->addr[1 - d], hd->dst, v6)) {
                 *dir = d;
                 return k;
             }
@@ -443,19 +400,23 @@ static void enforce_limits(mapi_cooking *c, conn *keep)
     }
 }
 
-static conn *new_conn(mapi_cooking *c, const mapi_hdr *hd, int alen, uint32_t hash, int *dir)
+static conn *new_conn(mapi_cooking *c, const mapi_hdr *hd, int v6, uint32_t hash, int *dir)
 {
     conn *k = calloc(1, sizeof *k);
     if (!k) return NULL;
     /* side 0 opened the connection: the SYN's sender, the SYN-ACK's receiver, else the sender */
     int d = ((hd->tcp_flags & (F_SYN | F_ACK)) == (F_SYN | F_ACK)) ? 1 : 0;
+    int alen = v6 ? 16 : 4;
     memcpy(k->addr[d], hd->src, alen);
     memcpy(k->addr[1 - d], hd->dst, alen);
     k->port[d] = hd->sport;
     k->port[1 - d] = hd->dport;
-    k->v6 = alen == 16;
+    k->v6 = (uint8_t)v6;
     k->id = c->st.connections++;
-    k->h[0].fin = k->h[1].fin = NO_FIN;
+    for (int s = 0; s < 2; s++) {
+        k->h[s].fin = NO_FIN;
+        mapi_waitq_init(&k->h[s].wait);
+    }
     mapi_htab_insert(&c->tab, &k->hn, hash);
     c->st.active++;
     held_add(c, sizeof *k);
@@ -464,10 +425,34 @@ static conn *new_conn(mapi_cooking *c, const mapi_hdr *hd, int alen, uint32_t ha
     return k;
 }
 
+/* Ethernet II, IPv4, TCP, not a fragment (most frames): the fields packet() reads, as
+ * mapi_hdr_parse gives them, without its walk; 0 when the frame is not that. */
+static int parse_eth_ipv4_tcp(const uint8_t *p, uint32_t caplen, mapi_hdr *hd)
+{
+    if (caplen < 54 || p[12] != 0x08 || p[13] != 0x00 || (p[14] & 0xF0) != 0x40 ||
+        (p[14] & 0x0F) < 5 || p[23] != 6 || ((p[20] << 8 | p[21]) & 0x3FFF))
+        return 0;
+    uint32_t l4 = 14 + (uint32_t)(p[14] & 0x0F) * 4;
+    if (caplen < l4 + 20) return 0;
+    const uint8_t *t = p + l4;
+    memcpy(hd->src, p + 26, 4);
+    memcpy(hd->dst, p + 30, 4);
+    hd->sport = (uint16_t)(t[0] << 8 | t[1]);
+    hd->dport = (uint16_t)(t[2] << 8 | t[3]);
+    hd->tcp_seq = (uint32_t)t[4] << 24 | (uint32_t)t[5] << 16 | (uint32_t)t[6] << 8 | t[7];
+    hd->tcp_flags = t[13];
+    hd->proto = 6;
+    hd->flags = MAPI_HDR_HAS_PORTS | MAPI_HDR_HAS_TCP;
+    hd->l3_off = 14;
+    hd->l4_off = l4;
+    return 4;
+}
+
 static void packet(mapi_cooking *c, int32_t linktype, const uint8_t *p, uint32_t caplen)
 {
     mapi_hdr hd;
-    int v = mapi_hdr_parse(linktype, p, caplen, &hd);
+    int v = linktype == 1 ? parse_eth_ipv4_tcp(p, caplen, &hd) : 0;
+    if (!v) v = mapi_hdr_parse(linktype, p, caplen, &hd);
     if (!v || hd.proto != 6 || !(hd.flags & MAPI_HDR_HAS_TCP) || (hd.flags & MAPI_HDR_FRAGMENT) ||
         caplen < hd.l4_off + 20) {
         c->st.not_tcp++;
@@ -480,17 +465,17 @@ static void packet(mapi_cooking *c, int32_t linktype, const uint8_t *p, uint32_t
     uint32_t n = ip_end - hd.l4_off - thl;              /* payload by the IP length (no padding) */
     uint32_t have = caplen > hd.l4_off + thl ? caplen - hd.l4_off - thl : 0;
     if (have < n) { c->st.truncated++; n = have; }
-    int alen = v == 6 ? 16 : 4, d;
+    int v6 = v == 6, d;
     uint32_t hash;
     uint8_t fl = hd.tcp_flags;
-    conn *k = lookup(c, &hd, alen, &d, &hash);
+    conn *k = lookup(c, &hd, v6, &d, &hash);
     if (k && k->closed && (fl & (F_SYN | F_ACK)) == F_SYN) {   /* port reuse: a new connection */
         drop_conn(c, k, 0);
         k = NULL;
     }
     if (!k) {
         if (fl & F_RST) return;                      /* nothing to learn from a stray reset */
-        k = new_conn(c, &hd, alen, hash, &d);
+        k = new_conn(c, &hd, v6, hash, &d);
         if (!k) return;
         enforce_limits(c, k);
     }
@@ -522,7 +507,7 @@ static void sweep(mapi_cooking *c)
             drop_conn(c, k, 0);
         } else {
             for (int d = 0; d < 2; d++)
-                if (k->h[d].blen && c->now - k->h[d].buf_ts >= c->cfg.flush_ns)
+                if (waiting(&k->h[d]) && c->now - k->h[d].wait_ts >= c->cfg.flush_ns)
                     release(c, k, d, 0);
         }
         k = nx;
@@ -534,8 +519,9 @@ uint32_t mapi_cooking_kernel(void *state, const mapi_batch *b, const uint32_t *s
 {
     (void)out;
     mapi_cooking *c = state;
-    buf_return_lent(c);
     mapi_outbatch_begin(&c->out, NULL);
+    c->out.b.clock_ns = b->clock_ns;
+    mapi_waitpool_reserve(&c->wait, nsel);
     for (uint32_t j = 0; j < nsel; j++) {
         uint32_t i = sel[j];
         c->now = b->ts[i];
@@ -544,18 +530,26 @@ uint32_t mapi_cooking_kernel(void *state, const mapi_batch *b, const uint32_t *s
         c->st.packets++;
         packet(c, b->linktype, b->base + b->off[i], b->caplen[i]);
     }
-    if (b->n) {                     /* time passes for packets that did not reach us too */
+    if (b->n) {                          /* time passes for packets that did not reach us too */
         c->now = b->ts[b->n - 1];
         c->cur_seq = mapi_batch_seq(b, b->n - 1);
+    } else if (b->clock_ns > c->now) {   /* a live device's clock: time passes without packets */
+        c->now = b->clock_ns;
     }
+    if (b->clock_ns > c->now) c->now = b->clock_ns;   /* a live device's clock, without packets */
     if (c->now >= c->next_sweep) sweep(c);
+    uint64_t lost = mapi_waitpool_end_call(&c->wait);   /* the input batch goes back */
+    if (lost) {
+        c->st.gaps++;
+        c->st.gap_bytes += lost;
+    }
+    if (c->st.held_bytes > c->cfg.max_bytes) enforce_limits(c, NULL);
     return mapi_outbatch_finish(&c->out);
 }
 
 uint32_t mapi_cooking_drain(void *state)
 {
     mapi_cooking *c = state;
-    buf_return_lent(c);
     mapi_outbatch_begin(&c->out, NULL);
     while (OLDEST(c) && !c->out.backlog && !mapi_outbatch_full(&c->out))
         drop_conn(c, OLDEST(c), 0);
@@ -570,7 +564,8 @@ mapi_cooking *mapi_cooking_new(const mapi_cooking_config *cfg)
     if (!c->cfg.chunk_size || c->cfg.chunk_size > MAPI_COOKING_MAX_CHUNK)
         c->cfg.chunk_size = MAPI_COOKING_MAX_CHUNK;
     if (mapi_htab_init(&c->tab, c->cfg.max_conns) < 0 ||
-        mapi_outbatch_init(&c->out, 65536, 1 << 20, MAPI_COOKING_LINKTYPE) < 0) {
+        mapi_outbatch_init(&c->out, 65536, 1 << 20, MAPI_COOKING_LINKTYPE) < 0 ||
+        mapi_waitpool_init(&c->wait, &c->st.held_bytes, &c->st.peak_bytes) < 0) {
         mapi_cooking_free(c);
         return NULL;
     }
@@ -588,11 +583,7 @@ void mapi_cooking_free(mapi_cooking *c)
         free_half(c, &k->h[1]);
         free(k);
     }
-    buf_return_lent(c);
-    for (uint32_t k = 0; k < CLASSES; k++)
-        while (c->npool[k]) free(c->pool[k][--c->npool[k]]);
-    free(c->lent);
-    free(c->lent_class);
+    mapi_waitpool_release(&c->wait);
     mapi_htab_release(&c->tab);
     mapi_outbatch_release(&c->out);
     free(c);

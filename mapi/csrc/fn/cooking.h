@@ -11,15 +11,24 @@
  *
  * Per direction: bytes before the next expected one are duplicates (dropped; where a segment
  * partly overlaps, the bytes already there win); later ones wait, in order, until the gap
- * closes.  A chunk is released when the other direction sends data (so chunks come in
- * conversation order), when it reaches chunk_size bytes, at FIN/RST, when its first byte has
- * waited flush_ns of packet time, and at the end of the stream.  A gap that never fills is
+ * closes.  When a chunk is released depends on cfg.release:
+ *   MAPI_COOKING_SEGMENT       at once: a chunk is what the segment put in order (its own new
+ *                              bytes and the held ones it let follow), as an application's
+ *                              read() would get them right after it came;
+ *   MAPI_COOKING_CONVERSATION  in-order bytes wait until the other direction sends data (so a
+ *                              chunk holds a whole message of a request/response protocol),
+ *                              until they reach chunk_size, FIN/RST, or their first byte has
+ *                              waited flush_ns of packet time;
+ * and with either at chunk_size bytes, at FIN/RST and at the end of the stream.  Chunks come in
+ * conversation order either way.  A gap that never fills is
  * skipped (counted) when the direction ends, when it holds more than max_stream bytes out of
  * order, at the idle timeout and at the end.  A connection with nothing for idle_ns is released
  * and forgotten; after FIN both ways or RST it is kept close_ns to swallow retransmissions.  When
  * all connections together hold more than max_bytes, or there are max_conns of them, the oldest
  * are released and forgotten (counted as flushed).
- * Time is packet time: the last packet of each batch the kernel is given. */
+ * Time is packet time: the last packet of each batch the kernel is given; on a live device a
+ * batch without packets carries the device clock (mapi_batch.clock_ns), so what waits is
+ * released by timeout while the link is idle. */
 #ifndef MAPI_FN_COOKING_H
 #define MAPI_FN_COOKING_H
 #include <stdint.h>
@@ -27,13 +36,15 @@
 
 #define MAPI_COOKING_LINKTYPE 101
 #define MAPI_COOKING_MAX_CHUNK 65495    /* IPv4 total length 65535 minus the two headers */
+#define MAPI_COOKING_SEGMENT 0          /* release: bytes as soon as they are in order */
+#define MAPI_COOKING_CONVERSATION 1     /* release: when the other side sends (and limits) */
 
 typedef struct mapi_cooking_config {
     uint32_t chunk_size;         /* bytes per chunk at most (<= MAPI_COOKING_MAX_CHUNK) */
     uint32_t max_stream;         /* out-of-order bytes one direction may hold */
     uint64_t max_bytes;          /* bytes all connections may hold (buffers and state) */
     uint32_t max_conns;
-    uint32_t _pad;
+    uint32_t release;            /* MAPI_COOKING_SEGMENT or MAPI_COOKING_CONVERSATION */
     int64_t flush_ns, idle_ns, close_ns;
 } mapi_cooking_config;
 

@@ -326,6 +326,7 @@ uint32_t mapi_defrag_kernel(void *state, const mapi_batch *b, const uint32_t *se
             mapi_outbatch_pass(&d->out, b, i);
     }
     if (b->n) d->now = b->ts[b->n - 1];
+    else if (b->clock_ns > d->now) d->now = b->clock_ns;   /* a live device's clock */
     if (d->now >= d->next_sweep) sweep(d);
     return mapi_outbatch_finish(&d->out);
 }

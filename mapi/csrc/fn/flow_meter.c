@@ -23,6 +23,7 @@ typedef struct fkey {
     uint32_t ifindex;
     uint8_t family, proto, tos, _pad;
 } fkey;
+_Static_assert(sizeof(fkey) == 44, "key_hash reads the key as 44 bytes");
 
 typedef struct flow {
     mapi_lru_node lru;                    /* creation order, oldest first (first member) */
@@ -45,7 +46,22 @@ struct mapi_flowmeter {
     uint64_t cur_seq;
 };
 
-static uint32_t key_hash(const fkey *k) { return mapi_hash_bytes(k, sizeof *k, 0); }
+/* The key's 44 bytes as five 64-bit words and one 32-bit word, mixed (a multiply per pair of
+ * words, then a finalizer): inline, without the byte loop of mapi_hash_bytes. */
+static uint32_t key_hash(const fkey *k)
+{
+    uint64_t w[5];
+    uint32_t last;
+    memcpy(w, k, sizeof w);
+    memcpy(&last, (const uint8_t *)k + sizeof w, sizeof last);
+    uint64_t h = (w[0] ^ (w[1] << 23 | w[1] >> 41)) * 0x9E3779B97F4A7C15ull;
+    h ^= (w[2] ^ (w[3] << 29 | w[3] >> 35)) * 0xC2B2AE3D27D4EB4Full;
+    h ^= (w[4] ^ (uint64_t)last << 32) * 0x165667B19E3779F9ull;
+    h ^= h >> 33;
+    h *= 0xFF51AFD7ED558CCDull;
+    h ^= h >> 33;
+    return (uint32_t)h;
+}
 
 /* Hand on (and export) the record of flow f. */
 static void emit(mapi_flowmeter *m, flow *f, int reason)
@@ -113,7 +129,7 @@ static void expire(mapi_flowmeter *m, flow *f, int reason)
 
 /* Report flow f if it is over at time now: an active timeout restarts its counts (it goes
  * on), any other reason ends it.  Returns 1 when f is gone. */
-static int settle(mapi_flowmeter *m, flow *f)
+static inline int settle(mapi_flowmeter *m, flow *f)
 {
     int why = expired(m, f, m->now);
     if (why == MAPI_FLOWEND_ACTIVE) {
@@ -139,19 +155,59 @@ static void sweep(mapi_flowmeter *m)
     }
 }
 
+/* Ethernet II and IPv4, not a fragment (most frames): the key straight from the frame, as the
+ * general parser below gives it, without its walk; 0 when the frame is not that. */
+static int classify_eth_ipv4(const mapi_flowmeter *m, const uint8_t *p, uint32_t caplen,
+                             uint16_t ifindex, fkey *k, uint32_t *iplen, uint8_t *tcpflags)
+{
+    if (caplen < 34 || p[12] != 0x08 || p[13] != 0x00 || (p[14] & 0xF0) != 0x40 ||
+        (p[14] & 0x0F) < 5 || ((p[20] << 8 | p[21]) & 0x3FFF))
+        return 0;
+    uint32_t key = m->cfg.key, l4 = 14 + (uint32_t)(p[14] & 0x0F) * 4;
+    uint8_t proto = p[23], tf = 0;
+    uint16_t sport = 0, dport = 0;
+    memset(k, 0, sizeof *k);
+    k->family = 4;
+    if (key & MAPI_FLOWKEY_SRC) memcpy(k->src, p + 26, 4);
+    if (key & MAPI_FLOWKEY_DST) memcpy(k->dst, p + 30, 4);
+    if (key & MAPI_FLOWKEY_PROTO) k->proto = proto;
+    if (key & MAPI_FLOWKEY_TOS) k->tos = p[15];
+    if (key & MAPI_FLOWKEY_IFINDEX) k->ifindex = ifindex;
+    if ((proto == 6 || proto == 17) && caplen >= l4 + 4) {
+        sport = (uint16_t)(p[l4] << 8 | p[l4 + 1]);
+        dport = (uint16_t)(p[l4 + 2] << 8 | p[l4 + 3]);
+        if (proto == 6 && caplen >= l4 + 14) tf = p[l4 + 13];
+    } else if (proto == 1 && caplen >= l4 + 2) {
+        dport = (uint16_t)(p[l4] << 8 | p[l4 + 1]);       /* ICMP type and code */
+    }
+    if (key & MAPI_FLOWKEY_SPORT) k->sport = sport;
+    if (key & MAPI_FLOWKEY_DPORT) k->dport = dport;
+    *iplen = (uint32_t)(p[16] << 8 | p[17]);
+    *tcpflags = tf;
+    return 4;
+}
+
 /* The key, direction and IP length of one frame; 0 when it carries no IP. */
 static int classify(const mapi_flowmeter *m, int32_t linktype, const uint8_t *p, uint32_t caplen,
                     uint16_t ifindex, fkey *k, uint32_t *iplen, uint8_t *tcpflags)
 {
+    if (linktype == 1) {
+        int v = classify_eth_ipv4(m, p, caplen, ifindex, k, iplen, tcpflags);
+        if (v) return v;
+    }
     mapi_hdr h;
     int v = mapi_hdr_parse(linktype, p, caplen, &h);
     if (!v) return 0;
     uint32_t key = m->cfg.key;
     memset(k, 0, sizeof *k);
     k->family = (uint8_t)v;
-    int alen = v == 6 ? 16 : 4;
-    if (key & MAPI_FLOWKEY_SRC) memcpy(k->src, h.src, alen);
-    if (key & MAPI_FLOWKEY_DST) memcpy(k->dst, h.dst, alen);
+    if (v == 4) {                               /* fixed sizes: the copies are inlined */
+        if (key & MAPI_FLOWKEY_SRC) memcpy(k->src, h.src, 4);
+        if (key & MAPI_FLOWKEY_DST) memcpy(k->dst, h.dst, 4);
+    } else {
+        if (key & MAPI_FLOWKEY_SRC) memcpy(k->src, h.src, 16);
+        if (key & MAPI_FLOWKEY_DST) memcpy(k->dst, h.dst, 16);
+    }
     if (key & MAPI_FLOWKEY_PROTO) k->proto = h.proto;
     const uint8_t *ip = p + h.l3_off;
     if (key & MAPI_FLOWKEY_TOS) k->tos = v == 4 ? ip[1] : (uint8_t)((ip[0] << 4) | (ip[1] >> 4));
@@ -234,17 +290,20 @@ uint32_t mapi_flowmeter_kernel(void *state, const mapi_batch *b, const uint32_t 
     (void)out;
     mapi_flowmeter *m = state;
     mapi_outbatch_begin(&m->out, NULL);
+    m->out.b.clock_ns = b->clock_ns;          /* the records' readers see time pass too */
     for (uint32_t j = 0; j < nsel; j++) {
         uint32_t i = sel[j];
         m->now = b->ts[i];
-        m->cur_seq = mapi_batch_seq(b, i);
+        m->cur_seq = b->seq ? b->seq[i] : b->first_seq + i;
         if (m->now >= m->next_sweep) sweep(m);
-        m->st.packets++;
         packet(m, b->linktype, b->base + b->off[i], b->caplen[i], b->wirelen[i], b->ifindex[i]);
     }
+    m->st.packets += nsel;
     if (b->n) {                     /* time passes for packets that did not reach us too */
         m->now = b->ts[b->n - 1];
         m->cur_seq = mapi_batch_seq(b, b->n - 1);
+    } else if (b->clock_ns > m->now) {   /* a live device's clock: time passes without packets */
+        m->now = b->clock_ns;
     }
     if (m->now >= m->next_sweep) sweep(m);
     if (m->cfg.exporter) {

@@ -52,6 +52,7 @@ void mapi_outbatch_begin(mapi_outbatch *o, const mapi_batch *in)
     o->used = 0;
     o->b.base = in ? in->base : NULL;
     o->b.first_seq = in ? in->first_seq : 0;
+    o->b.clock_ns = in ? in->clock_ns : 0;   /* an idle tick reaches the children too */
     o->b.tags = NULL;
     while (o->phead) {
         mapi_outbatch_pend *q = o->phead;

@@ -22,8 +22,8 @@ typedef struct mapi_outbatch {
 /* cap packets (at most the plan's slot capacity); arena_size initial bytes (grows as needed). */
 int mapi_outbatch_init(mapi_outbatch *o, uint32_t cap, size_t arena_size, int32_t linktype);
 void mapi_outbatch_release(mapi_outbatch *o);
-/* Start a new batch; `in` (may be NULL) is the batch whose packets pass() hands on.  Packets
- * that waited for room (put) come first. */
+/* Start a new batch; `in` (may be NULL) is the batch whose packets pass() hands on (and whose
+ * clock_ns the new batch carries).  Packets that waited for room (put) come first. */
 void mapi_outbatch_begin(mapi_outbatch *o, const mapi_batch *in);
 /* Like add, but when the batch is full the packet waits for the next batch (in order); NULL
  * only when memory ran out. */

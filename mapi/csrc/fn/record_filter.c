@@ -11,14 +11,26 @@ static int prefix_match(const uint8_t *a, const uint8_t *net, uint32_t plen)
     return (a[full] & mask) == (net[full] & mask);
 }
 
-static int cmp_one(const mapi_rf_insn *in, const mapi_flowrec *r)
+static int cmp_bytes(const mapi_rf_insn *in, const mapi_rf_rec *rec)
 {
-    if (in->cmp == MAPI_RF_IN) {
-        int32_t fam;
-        const uint8_t *a = mapi_rf_addr(r, in->field, &fam);
-        return a && fam == in->family && prefix_match(a, in->addr, in->plen);
+    int32_t fam;
+    uint32_t len;
+    const uint8_t *a = mapi_rf_bytes(rec, in->field, in->ie, &fam, &len);
+    if (!a) return 0;
+    switch (in->cmp) {
+    case MAPI_RF_PRESENT: return 1;
+    case MAPI_RF_BYTES_EQ: return len >= in->blen && !memcmp(a, in->addr, in->blen);
+    case MAPI_RF_IN:
+        if (!fam) fam = len == 4 ? 4 : len == 16 ? 6 : 0;    /* an address element */
+        return fam == in->family && prefix_match(a, in->addr, in->plen);
     }
-    uint64_t v = mapi_rf_value(r, in->field), k = in->value;
+    return 0;
+}
+
+static int cmp_one(const mapi_rf_insn *in, const mapi_rf_rec *rec)
+{
+    if (in->cmp >= MAPI_RF_IN && in->cmp != MAPI_RF_ALL) return cmp_bytes(in, rec);
+    uint64_t v = mapi_rf_value(rec, in->field, in->ie), k = in->value;
     switch (in->cmp) {
     case MAPI_RF_EQ: return v == k;
     case MAPI_RF_NE: return v != k;
@@ -27,45 +39,45 @@ static int cmp_one(const mapi_rf_insn *in, const mapi_flowrec *r)
     case MAPI_RF_GT: return v > k;
     case MAPI_RF_GE: return v >= k;
     case MAPI_RF_ANY: return (v & k) != 0;
+    case MAPI_RF_ALL: return (v & k) == k;
     }
     return 0;
 }
 
-int mapi_rf_eval(const mapi_rf_state *st, const void *record)
+int mapi_rf_eval_len(const mapi_rf_state *st, const void *record, uint32_t caplen)
 {
-    const mapi_flowrec *r = record;
+    mapi_rf_rec rec = {record, caplen};
     uint8_t stack[MAPI_RF_MAX_STACK];
     int sp = 0;
     for (uint32_t i = 0; i < st->n; i++) {
         const mapi_rf_insn *in = &st->prog[i];
         switch (in->op) {
         case MAPI_RF_CMP:
-            if (sp >= MAPI_RF_MAX_STACK) return 0;
-            stack[sp++] = (uint8_t)cmp_one(in, r);
-            break;
         case MAPI_RF_TRUE:
             if (sp >= MAPI_RF_MAX_STACK) return 0;
-            stack[sp++] = 1;
+            stack[sp++] = in->op == MAPI_RF_TRUE ? 1 : (uint8_t)cmp_one(in, &rec);
             break;
         case MAPI_RF_NOT:
             if (sp < 1) return 0;
             stack[sp - 1] = !stack[sp - 1];
             break;
         case MAPI_RF_AND:
-            if (sp < 2) return 0;
-            sp--;
-            stack[sp - 1] = stack[sp - 1] && stack[sp];
-            break;
         case MAPI_RF_OR:
             if (sp < 2) return 0;
             sp--;
-            stack[sp - 1] = stack[sp - 1] || stack[sp];
+            stack[sp - 1] = in->op == MAPI_RF_AND ? stack[sp - 1] && stack[sp]
+                                                  : stack[sp - 1] || stack[sp];
             break;
         default:
             return 0;
         }
     }
     return sp == 1 && stack[0];
+}
+
+int mapi_rf_eval(const mapi_rf_state *st, const void *record)
+{
+    return mapi_rf_eval_len(st, record, sizeof(mapi_flowrec));
 }
 
 uint32_t mapi_rf_kernel(void *state, const mapi_batch *b, const uint32_t *sel, uint32_t nsel,
@@ -77,8 +89,11 @@ uint32_t mapi_rf_kernel(void *state, const mapi_batch *b, const uint32_t *sel, u
         return 0;
     }
     uint32_t n = 0;
-    for (uint32_t j = 0; j < nsel; j++)
-        if (b->caplen[sel[j]] >= sizeof(mapi_flowrec) && mapi_rf_eval(st, (const mapi_flowrec *)(b->base + b->off[sel[j]])))
-            out[n++] = sel[j];
+    for (uint32_t j = 0; j < nsel; j++) {
+        uint32_t i = sel[j];
+        if (b->caplen[i] >= sizeof(mapi_flowrec) &&
+            mapi_rf_eval_len(st, b->base + b->off[i], b->caplen[i]))
+            out[n++] = i;
+    }
     return n;
 }

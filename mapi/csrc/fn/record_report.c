@@ -167,15 +167,21 @@ static void fmt_addr(char *out, size_t n, const uint8_t *a, int fam)
     else snprintf(out, n, "-");
 }
 
-static int csv_add(mapi_rrep *r, const mapi_flowrec *f, int32_t *err)
+/* Text formats: the header line before the first record, room for one more line. */
+static int text_begin(mapi_rrep *r, const char *header, int32_t *err)
 {
     if (!r->header_done) {
-        r->len += (uint32_t)snprintf((char *)r->buf + r->len, RREP_BUF - r->len,
-            "first_ns,last_ns,proto,src,sport,dst,dport,packets,bytes,out_packets,out_bytes,"
-            "input,output,src_as,dst_as,tcp_flags,tos,sampling,exporter,version,domain\n");
+        r->len += (uint32_t)snprintf((char *)r->buf + r->len, RREP_BUF - r->len, "%s", header);
         r->header_done = 1;
     }
-    if (r->len > RREP_BUF - 512 && write_all(r, err) < 0) return -1;
+    return r->len > RREP_BUF - 512 ? write_all(r, err) : 0;
+}
+
+static int csv_add(mapi_rrep *r, const mapi_flowrec *f, int32_t *err)
+{
+    if (text_begin(r, "first_ns,last_ns,proto,src,sport,dst,dport,packets,bytes,out_packets,out_bytes,"
+                   "input,output,src_as,dst_as,tcp_flags,tos,sampling,exporter,version,domain\n", err) < 0)
+        return -1;
     char s[64], d[64], e[64];
     fmt_addr(s, sizeof s, f->src, f->family);
     fmt_addr(d, sizeof d, f->dst, f->family);
@@ -186,6 +192,50 @@ static int csv_add(mapi_rrep *r, const mapi_flowrec *f, int32_t *err)
         (unsigned long long)f->packets, (unsigned long long)f->bytes,
         (unsigned long long)f->out_packets, (unsigned long long)f->out_bytes, f->input, f->output,
         f->src_as, f->dst_as, f->tcp_flags, f->tos, f->sampling, e, f->version, f->domain);
+    r->records++;
+    return 0;
+}
+
+static const char *proto_name(uint8_t p, char *buf, size_t n)
+{
+    switch (p) {
+    case 1: return "ICMP";
+    case 6: return "TCP";
+    case 17: return "UDP";
+    case 47: return "GRE";
+    case 50: return "ESP";
+    case 58: return "ICMP6";
+    case 132: return "SCTP";
+    }
+    snprintf(buf, n, "%u", p);
+    return buf;
+}
+
+/* "2013-05-02 20:20:39.849" (UTC) of ns since the epoch */
+static void fmt_time(char *out, size_t n, int64_t ns)
+{
+    time_t t = (time_t)(ns / 1000000000LL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t k = strftime(out, n, "%Y-%m-%d %H:%M:%S", &tm);
+    snprintf(out + k, n - k, ".%03d", (int)((ns / 1000000) % 1000));
+}
+
+/* one line per record, nfdump's default listing (times in UTC) */
+static int line_add(mapi_rrep *r, const mapi_flowrec *f, int32_t *err)
+{
+    if (text_begin(r, "Date first seen (UTC)        Duration Proto       Src IP Addr:Port"
+                   "            Dst IP Addr:Port    Packets      Bytes\n", err) < 0)
+        return -1;
+    char s[64], d[64], t[40], pb[8];
+    fmt_addr(s, sizeof s, f->src, f->family);
+    fmt_addr(d, sizeof d, f->dst, f->family);
+    fmt_time(t, sizeof t, f->first_ns);
+    double dur = f->last_ns > f->first_ns ? (double)(f->last_ns - f->first_ns) / 1e9 : 0.0;
+    r->len += (uint32_t)snprintf((char *)r->buf + r->len, RREP_BUF - r->len,
+        "%s %12.3f %-5s %21s:%-5u -> %21s:%-5u %10llu %10llu\n", t, dur,
+        proto_name(f->proto, pb, sizeof pb), s, f->sport, d, f->dport,
+        (unsigned long long)f->packets, (unsigned long long)f->bytes);
     r->records++;
     return 0;
 }
@@ -201,6 +251,7 @@ uint32_t mapi_rrep_kernel(void *state, const mapi_batch *b, const uint32_t *sel,
         if (b->caplen[sel[j]] < sizeof(mapi_flowrec)) continue;
         const mapi_flowrec *f = (const mapi_flowrec *)(b->base + b->off[sel[j]]);
         if (r->format == MAPI_RREP_IPFIX) ipfix_add(r, f, &err);
+        else if (r->format == MAPI_RREP_LINE) line_add(r, f, &err);
         else csv_add(r, f, &err);
     }
     return nsel;

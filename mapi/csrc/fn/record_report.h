@@ -1,4 +1,4 @@
-/* RECORD_REPORT: flow records re-exported as CSV lines or IPFIX messages (RFC 7011, one template
+/* RECORD_REPORT: flow records re-exported as CSV lines, text lines or IPFIX messages (RFC 7011, one template
  * per address family, repeated every 16 messages); batches of another link type are ignored. */
 #ifndef MAPI_FN_RECORD_REPORT_H
 #define MAPI_FN_RECORD_REPORT_H
@@ -10,6 +10,7 @@
  * or a file: one write per message) */
 #define MAPI_RREP_CSV 1
 #define MAPI_RREP_IPFIX 2
+#define MAPI_RREP_LINE 3               /* one text line per record, as nfdump lists them */
 typedef struct mapi_rrep mapi_rrep;
 mapi_rrep *mapi_rrep_new(int32_t format, int32_t fd, uint32_t domain, uint32_t mtu);
 void mapi_rrep_free(mapi_rrep *r);

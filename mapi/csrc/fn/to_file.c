@@ -172,37 +172,41 @@ static int emit(mapi_to_file *t, const uint8_t *hdr, size_t hlen, const uint8_t 
     return 1;
 }
 
-mapi_to_file *mapi_to_file_open(const char *path, int32_t format, int32_t linktype,
-                                uint32_t header_linktype, uint32_t snaplen, uint64_t limit,
-                                uint32_t bufsize, int32_t append, char *err, uint32_t errlen)
+static int bad_args(int32_t format, uint32_t bufsize, char *err, uint32_t errlen)
 {
     if (format != MAPI_TOFILE_PCAP && format != MAPI_TOFILE_ERF) {
         snprintf(err, errlen, "unknown file format %d", format);
-        return NULL;
+        return 1;
     }
     if (bufsize > MAPI_TOFILE_MAX_BUFSIZE) {
         snprintf(err, errlen, "buffer of %u bytes is larger than %u", bufsize,
                  MAPI_TOFILE_MAX_BUFSIZE);
-        return NULL;
+        return 1;
     }
+    return 0;
+}
+
+/* The writer on an open descriptor (taken over: closed here on failure); the header of a new
+ * file goes into the buffer. */
+static mapi_to_file *start(int fd, const char *name, int32_t format, int32_t linktype,
+                           uint32_t header_linktype, uint32_t snaplen, uint64_t limit,
+                           uint32_t bufsize, int32_t append, char *err, uint32_t errlen)
+{
     mapi_to_file *t = calloc(1, sizeof *t);
     if (t)                       /* the buffer holds the pcap file header at least */
         t->buf = malloc(bufsize > 24 ? bufsize : 24);
-    if (!t || !t->buf) {
-        free(t);
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC);
-    t->fd = open(path, flags, 0644);
     struct stat sb;
-    if (t->fd < 0 || fstat(t->fd, &sb) < 0) {
-        snprintf(err, errlen, "cannot %s %s: %s", append ? "open" : "create", path, strerror(errno));
-        if (t->fd >= 0) close(t->fd);
-        free(t->buf);
+    if (!t || !t->buf || fstat(fd, &sb) < 0) {
+        if (t && t->buf)
+            snprintf(err, errlen, "cannot use %s: %s", name, strerror(errno));
+        else
+            snprintf(err, errlen, "out of memory");
+        if (t) free(t->buf);
         free(t);
+        close(fd);
         return NULL;
     }
+    t->fd = fd;
     t->regular = S_ISREG(sb.st_mode);
     t->file_off = t->regular ? (uint64_t)sb.st_size : 0;
     t->st.start = t->file_off;
@@ -224,6 +228,46 @@ mapi_to_file *mapi_to_file_open(const char *path, int32_t format, int32_t linkty
         if (t->cap < 24) mapi_to_file_flush(t);
     }
     return t;
+}
+
+mapi_to_file *mapi_to_file_open(const char *path, int32_t format, int32_t linktype,
+                                uint32_t header_linktype, uint32_t snaplen, uint64_t limit,
+                                uint32_t bufsize, int32_t append, char *err, uint32_t errlen)
+{
+    if (bad_args(format, bufsize, err, errlen)) return NULL;
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot %s %s: %s", append ? "open" : "create", path, strerror(errno));
+        return NULL;
+    }
+    return start(fd, path, format, linktype, header_linktype, snaplen, limit, bufsize, append,
+                 err, errlen);
+}
+
+mapi_to_file *mapi_to_file_open_fd(int fd, const char *name, int32_t format, int32_t linktype,
+                                   uint32_t header_linktype, uint32_t snaplen, uint64_t limit,
+                                   uint32_t bufsize, int32_t append, char *err, uint32_t errlen)
+{
+    if (bad_args(format, bufsize, err, errlen)) {
+        close(fd);
+        return NULL;
+    }
+    /* what open() would do with O_APPEND or O_TRUNC */
+    struct stat sb;
+    int fl = fcntl(fd, F_GETFL);
+    int bad = fl < 0 || fstat(fd, &sb) < 0;
+    if (!bad && append)
+        bad = fcntl(fd, F_SETFL, fl | O_APPEND) < 0;
+    else if (!bad && S_ISREG(sb.st_mode))
+        bad = ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0;
+    if (bad) {
+        snprintf(err, errlen, "cannot %s %s: %s", append ? "append to" : "truncate", name,
+                 strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    return start(fd, name, format, linktype, header_linktype, snaplen, limit, bufsize, append,
+                 err, errlen);
 }
 
 static void split_ts(int64_t ts, uint32_t *sec, uint32_t *nsec)

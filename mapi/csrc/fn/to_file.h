@@ -46,6 +46,12 @@ typedef struct mapi_to_file_stats {
 mapi_to_file *mapi_to_file_open(const char *path, int32_t format, int32_t linktype,
                                 uint32_t header_linktype, uint32_t snaplen, uint64_t limit,
                                 uint32_t bufsize, int32_t append, char *err, uint32_t errlen);
+/* The same on a descriptor its caller opened for writing (mapid: its client's), taken over
+ * (closed by mapi_to_file_close, or here on failure); `name` is for messages.  Like open():
+ * append sets O_APPEND, otherwise a regular file is truncated. */
+mapi_to_file *mapi_to_file_open_fd(int fd, const char *name, int32_t format, int32_t linktype,
+                                   uint32_t header_linktype, uint32_t snaplen, uint64_t limit,
+                                   uint32_t bufsize, int32_t append, char *err, uint32_t errlen);
 uint32_t mapi_to_file_kernel(void *state, const mapi_batch *b, const uint32_t *sel,
                              uint32_t nsel, uint32_t *out);
 int mapi_to_file_flush(mapi_to_file *t);     /* 0, or the errno of a failed write */

@@ -1,0 +1,215 @@
+"""The remote transport gives what the in-process engine gives: the same job on the same trace
+(replayed by a real mapid reached over gRPC with mutual TLS) has the same counters, TOP, STATS,
+events and TO_BUFFER packets; and a client survives its server's restart (flows re-created,
+counting from zero, marked as such)."""
+import hashlib
+import socket
+import time
+
+import pytest
+
+import mapi
+from mapi import api as local_api
+from helpers.remote import Certs, RemoteMapid
+from helpers.server import open_dir, trace
+
+PACKETS = 30000
+
+
+@pytest.fixture(scope="module")
+def workdir():
+    return open_dir("scampi-remote-api-")
+
+
+@pytest.fixture(scope="module")
+def tracefile(workdir):
+    return trace(workdir, PACKETS, seed=9)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return Certs(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def server(tmp_path, pki, workdir):
+    with RemoteMapid(tmp_path, pki, traces=workdir) as m:
+        yield m
+
+
+class Local:
+    """The in-process calls, under the client's names (events from mapi.events)."""
+
+    def __getattr__(self, name):
+        if name in ("set_event_callback", "get_next_event"):
+            import importlib
+            return getattr(importlib.import_module("mapi.events"), name)
+        return getattr(local_api, name)
+
+
+def run_job(m, path):
+    dev = m.create_offline_device(path)
+    web = m.create_flow(dev)
+    m.apply_function(web, "BPF_FILTER", "tcp port 80")
+    pkts = m.apply_function(web, "PKT_COUNTER")
+    nbytes = m.apply_function(web, "BYTE_COUNTER")
+    m.connect(web)
+    talkers = m.create_flow(dev)
+    m.apply_function(talkers, "BPF_FILTER", "ip")
+    top = m.apply_function(talkers, "TOP", 5, "ip.src")
+    m.connect(talkers)
+    dns = m.create_flow(dev)
+    m.apply_function(dns, "BPF_FILTER", "udp")
+    buf = m.apply_function(dns, "TO_BUFFER")
+    m.connect(dns)
+    alert = m.create_flow(dev)
+    th = m.apply_function(alert, "THRESHOLD", mapi.GREATER, (web, pkts), 1000)
+    stats = m.apply_function(alert, "STATS", (web, nbytes), 0, True)
+    m.connect(alert)
+    events = []
+    m.set_event_callback(alert, th, events.append)
+    m.start_offline_device(dev)
+    digest, count, size = hashlib.sha256(), 0, 0
+    reader = m.function_instance(dns, buf)
+    while True:
+        p = reader.next_packet(5.0)
+        if p is None:
+            break
+        digest.update(p.data)
+        count += 1
+        size += p.caplen
+    m.wait_offline_device(dev)
+    out = dict(pkts=m.read_results(web, pkts), bytes=m.read_results(web, nbytes),
+               top=m.read_results(talkers, top).value, stats=m.read_results(alert, stats),
+               threshold=m.read_results(alert, th).value, packets=(count, size, digest.hexdigest()),
+               buffer=m.read_results(dns, buf).value)
+    deadline = time.monotonic() + 10
+    while not events and time.monotonic() < deadline:
+        time.sleep(0.01)
+    out["events"] = [(e.ts, e.value, e.kind, e.seq) for e in events]
+    m.delete_offline_device(dev)
+    return out
+
+
+def test_remote_equals_local(server, pki, tracefile):
+    local = run_job(Local(), str(tracefile))
+    client = mapi.client.connect(server.remote_url, **pki.tls())
+    try:
+        remote = run_job(client, tracefile.name)        # the sensor's file, by its name there
+    finally:
+        client.close()
+    assert local["pkts"].value > 1000 and local["packets"][0] > 1000
+    for key in ("pkts", "bytes", "stats"):
+        assert remote[key] == local[key], key
+    assert remote["top"] == local["top"]
+    assert remote["threshold"] == local["threshold"] == 1
+    assert remote["events"] == local["events"]
+    assert remote["packets"] == local["packets"]
+    assert remote["buffer"]["written"] == local["buffer"]["written"] == local["packets"][0]
+    assert remote["buffer"]["dropped"] == 0
+
+
+def test_remote_files_stay_in_their_directory(server, pki):
+    client = mapi.client.connect(server.remote_url, **pki.tls())
+    try:
+        for path in ("../../etc/passwd", "/etc/passwd"):
+            with pytest.raises(mapi.MapiError) as info:
+                client.create_offline_device(path)
+            assert info.value.code == mapi.EPERM and "outside" in str(info.value)
+        with pytest.raises(mapi.MapiError) as info:
+            client.create_offline_device("no-such-trace.pcap")
+        assert info.value.code == mapi.EOPEN
+        fd = client.create_flow("lo")
+        with pytest.raises(mapi.MapiError) as info:          # no --remote-output given
+            client.apply_function(fd, "TO_FILE", mapi.MFF_PCAP, "x.pcap")
+        assert info.value.code == mapi.EPERM and "--remote-output" in str(info.value)
+    finally:
+        client.close()
+
+
+def send_udp(n, port=9):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for i in range(n):
+        s.sendto(b"scampi-%d" % i, ("127.0.0.1", port))
+    s.close()
+
+
+def wait_value(client, fd, fid, want, timeout=10):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = client.read_results(fd, fid).value
+        if v >= want or time.monotonic() > deadline:
+            return v
+        time.sleep(0.05)
+
+
+def test_server_restart_is_survived(tmp_path, pki):
+    """Kill mapid: calls fail at once with ESERVER; start it again on the same port: the next
+    call reconnects, the flow is re-created there and counts from zero (marked restarted)."""
+    client = None
+    with RemoteMapid(tmp_path, pki) as m:
+        client = mapi.client.connect(m.remote_url, **pki.tls())
+        fd = client.create_flow("lo")
+        client.apply_function(fd, "BPF_FILTER", "udp dst port 9")
+        cnt = client.apply_function(fd, "PKT_COUNTER")
+        client.connect(fd)
+        time.sleep(0.3)
+        send_udp(25)
+        assert wait_value(client, fd, cnt, 25) == 25
+        m.kill()
+        t0 = time.monotonic()
+        with pytest.raises(mapi.MapiError) as info:
+            client.read_results(fd, cnt)
+        assert info.value.code == mapi.ESERVER
+        assert time.monotonic() - t0 < client.tls.deadline
+        port = m.port
+    with RemoteMapid(tmp_path, pki, port=port):
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                before = client.read_results(fd, cnt).value
+                break
+            except mapi.MapiError:
+                assert time.monotonic() < deadline
+                time.sleep(0.3)
+        assert before == 0
+        info = client.get_flow_info(fd)
+        assert len(info["restarted"]) == 1
+        time.sleep(0.3)
+        send_udp(7)
+        assert wait_value(client, fd, cnt, 7) == 7
+        client.close()
+
+
+def test_mapi_server_environment(server, pki, tracefile):
+    """MAPI_SERVER=grpcs://... with MAPI_TLS_*: an unchanged program's calls go to the remote
+    mapid; a wrong certificate gives a MapiError naming the server, not a hang."""
+    import json
+    import subprocess
+    import sys
+    from helpers.remote import client_env
+    body = ("import mapi, json\n"
+            "dev = mapi.create_offline_device(%r)\n"
+            "fd = mapi.create_flow(dev)\n"
+            "mapi.apply_function(fd, 'BPF_FILTER', 'tcp port 80')\n"
+            "c = mapi.apply_function(fd, 'PKT_COUNTER')\n"
+            "mapi.connect(fd)\n"
+            "mapi.start_offline_device(dev)\n"
+            "mapi.wait_offline_device(dev)\n"
+            "print(json.dumps(mapi.read_results(fd, c).value))\n" % tracefile.name)
+    dev = local_api.create_offline_device(str(tracefile))
+    fd = local_api.create_flow(dev)
+    local_api.apply_function(fd, "BPF_FILTER", "tcp port 80")
+    c = local_api.apply_function(fd, "PKT_COUNTER")
+    local_api.connect(fd)
+    local_api.start_offline_device(dev)
+    local_api.wait_offline_device(dev)
+    expected = local_api.read_results(fd, c).value
+    local_api.delete_offline_device(dev)
+    out = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True, timeout=60,
+                         env=client_env(pki, MAPI_SERVER=server.remote_url))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == expected
+    bad = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True, timeout=60,
+                         env=client_env(pki, pki.expired, MAPI_SERVER=server.remote_url))
+    assert bad.returncode != 0 and "MapiError" in bad.stderr and server.remote_url in bad.stderr
