@@ -59,26 +59,16 @@ def _cpu_seconds(pid):
 
 
 class Mapid(HelperMapid):
-    """mapid in the receiving namespace, on a socket in a directory of its own (the tests'
-    helper otherwise: wait_ready, log_text, stop)."""
+    """mapid in the receiving namespace, on a socket in a directory of its own: the tests' helper
+    (its open job control config, wait_ready, log_text) spawned through `ip netns exec`."""
 
     def __init__(self, net, directory, config=None):
-        self.dir = Path(directory)
-        self.socket = str(self.dir / "mapid.sock")
-        self.url = "unix:" + self.socket
-        self.log = self.dir / "mapid.log"
-        self._log = open(self.log, "ab")
-        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-                   PYTHONFAULTHANDLER="1")
-        env.pop("MAPI_SERVER", None)
-        cmd = [sys.executable, "-m", "mapi.server", "--socket", self.socket]
-        if config:
-            (self.dir / "mapid.toml").write_text(config)
-            cmd += ["--config", str(self.dir / "mapid.toml")]
-        self.proc = net.spawn(net.ns_rx, cmd, stdout=self._log, stderr=subprocess.STDOUT,
+        self.net = net
+        super().__init__(directory, config)
+
+    def _spawn(self, cmd, env):
+        return self.net.spawn(self.net.ns_rx, cmd, stdout=self._log, stderr=subprocess.STDOUT,
                               env=env, cwd=ROOT)
-        self.pid = self.proc.pid
-        self.wait_ready()
 
     def cpu(self):
         return _cpu_seconds(self.proc.pid)

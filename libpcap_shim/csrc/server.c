@@ -11,7 +11,9 @@
  *   packets   the flow's TO_BUFFER ring, mapped from the memfd mapid passes, read in place */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 #include "server.h"
@@ -228,10 +230,24 @@ static int open_device(struct srv *h, char *errbuf)
     return device_info(h, NULL, errbuf);
 }
 
+/* The descriptor mapid reads: an open file of its own for a regular file (mapid moves its
+ * offset, the application's FILE must not see that: pcap_file() and ftell), else a copy. */
+static int trace_descriptor(int fd)
+{
+    struct stat st;
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        int own = open(proc, O_RDONLY | O_CLOEXEC);
+        if (own >= 0) return own;
+    }
+    return fcntl(fd, F_DUPFD_CLOEXEC, 3);
+}
+
 static int srv_open_offline(pcap_t *p, const char *path, int fd, char *errbuf)
 {
     struct srv *h = srv_new(p);
-    if (!h || !(h->path = strdup(path)) || (h->trace_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+    if (!h || !(h->path = strdup(path)) || (h->trace_fd = trace_descriptor(fd)) < 0) {
         shim_errno_msg(errbuf, errno, "%s", path);
         srv_free(p);
         return 0;
