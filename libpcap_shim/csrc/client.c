@@ -1,5 +1,6 @@
 /* The connection to mapid (docs/protocol.md §1-2): one Unix stream socket per process, opened
- * at the first call that needs the server and greeted with hello.  Frames are a 4-byte
+ * at the first call that needs the server, greeted with hello and given the environment's
+ * token if there is one (MAPI_TOKEN, MAPI_TOKEN_FILE: job control, docs/jobcontrol.md).  Frames are a 4-byte
  * little-endian length and an Envelope; descriptors ride with a frame's first byte
  * (SCM_RIGHTS).  Calls are made one at a time (a mutex): the drop-in makes them only when a
  * handle opens, starts, changes or closes, never per packet.  Pushes (events, which the drop-in
@@ -8,8 +9,10 @@
  * mapid stays the parent's (server.c re-opens a handle the child reads). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -20,6 +23,7 @@
 
 #define FRAME_LIMIT (16u << 20)
 #define QUEUE_FDS 1024
+#define TOKEN_LIMIT (1u << 20)
 
 static struct {
     pthread_mutex_t lock;
@@ -209,6 +213,60 @@ static Envelope *next_frame(int *fds, int *nfds, char *errbuf)
 
 static int call_locked(Request *req, const int *fds, int nfds, shim_reply *out, char *errbuf);
 
+/* The token the environment names (MAPI_TOKEN, or MAPI_TOKEN_FILE: ~/ is $HOME), as the Python
+ * client reads it: malloc'd, surrounding white space cut; NULL with *errbuf empty when none. */
+static char *env_token(char *errbuf)
+{
+    errbuf[0] = 0;
+    const char *text = getenv("MAPI_TOKEN"), *file = getenv("MAPI_TOKEN_FILE");
+    char *tok = NULL;
+    if (text && *text) {
+        tok = strdup(text);
+    } else if (file && *file) {
+        char path[PATH_MAX];
+        const char *home = getenv("HOME");
+        if (strncmp(file, "~/", 2) == 0 && home)
+            snprintf(path, sizeof path, "%s/%s", home, file + 2);
+        else
+            snprintf(path, sizeof path, "%s", file);
+        FILE *f = fopen(path, "re");
+        if (!f || !(tok = calloc(1, TOKEN_LIMIT + 1)) || (fread(tok, 1, TOKEN_LIMIT, f), ferror(f))) {
+            snprintf(errbuf, PCAP_ERRBUF_SIZE, "cannot read the token file %s: %s", path,
+                     strerror(errno));
+            free(tok);
+            if (f) fclose(f);
+            return NULL;
+        }
+        fclose(f);
+    }
+    if (!tok) return NULL;
+    size_t n = strlen(tok);
+    while (n && strchr(" \t\r\n", tok[n - 1])) tok[--n] = 0;
+    size_t lead = strspn(tok, " \t\r\n");
+    memmove(tok, tok + lead, n - lead + 1);
+    return tok;
+}
+
+/* Present the environment's token on the new connection (mapid then authorises every call
+ * against it instead of its config's grant for this uid). */
+static int authenticate_locked(char *errbuf)
+{
+    char *tok = env_token(errbuf);
+    if (!tok) return errbuf[0] ? -1 : 0;
+    Scampi__Mapi__V1__Authenticate a = SCAMPI__MAPI__V1__AUTHENTICATE__INIT;
+    a.token = tok;
+    Request req = SCAMPI__MAPI__V1__REQUEST__INIT;
+    req.call_case = SCAMPI__MAPI__V1__REQUEST__CALL_AUTHENTICATE;
+    req.authenticate = &a;
+    shim_reply r;
+    char err[PCAP_ERRBUF_SIZE];
+    int rc = call_locked(&req, NULL, 0, &r, err);
+    if (rc < 0) snprintf(errbuf, PCAP_ERRBUF_SIZE, "the MAPI server refused the token: %s", err);
+    shim_reply_free(&r);
+    free(tok);
+    return rc;
+}
+
 static int connect_locked(char *errbuf)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -239,14 +297,14 @@ static int connect_locked(char *errbuf)
     req.call_case = SCAMPI__MAPI__V1__REQUEST__CALL_HELLO;
     req.hello = &hello;
     shim_reply r;
-    if (call_locked(&req, NULL, 0, &r, errbuf) < 0) {
-        shim_reply_free(&r);
+    int rc = call_locked(&req, NULL, 0, &r, errbuf);
+    shim_reply_free(&r);
+    if (rc == 0) rc = authenticate_locked(errbuf);
+    if (rc < 0) {
         close(conn.fd);
         conn.fd = -1;
-        return -1;
     }
-    shim_reply_free(&r);
-    return 0;
+    return rc;
 }
 
 static int call_locked(Request *req, const int *fds, int nfds, shim_reply *out, char *errbuf)
