@@ -357,14 +357,19 @@ int shim_call(Request *req, const int *fds, int nfds, shim_reply *out, char *err
 {
     /* at exit (perhaps from a signal handler that interrupted a call): never wait for the lock */
     if (exiting ? pthread_mutex_trylock(&conn.lock) != 0 : pthread_mutex_lock(&conn.lock) != 0) {
-        memset(out, 0, sizeof *out);
-        out->code = MAPI_ESERVER;
+        if (out) {
+            memset(out, 0, sizeof *out);
+            out->code = MAPI_ESERVER;
+        }
         snprintf(errbuf, PCAP_ERRBUF_SIZE, "the connection to the MAPI server is busy");
         return -1;
     }
     int rc = connect_locked(errbuf);
-    if (rc == 0) rc = call_locked(req, fds, nfds, out, errbuf);
-    else {
+    if (rc == 0 && !out)                 /* posted: the next call skips its answer */
+        rc = conn.gone ? -1 : send_frame(++conn.next_id, req, fds, nfds, errbuf);
+    else if (rc == 0)
+        rc = call_locked(req, fds, nfds, out, errbuf);
+    else if (out) {
         memset(out, 0, sizeof *out);
         out->code = MAPI_ESERVER;
     }

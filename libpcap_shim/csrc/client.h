@@ -37,7 +37,9 @@ typedef struct shim_reply {
 const char *shim_server_url(void);           /* MAPI_SERVER, or NULL when none is configured */
 /* Send req (its call set by the caller) with nfds descriptors and wait for its answer.
  * 0: out->reply is the Reply; -1: errbuf has the server's message (out->code its code) or
- * why the server could not be reached (MAPI_ESERVER).  Free out with shim_reply_free. */
+ * why the server could not be reached (MAPI_ESERVER).  Free out with shim_reply_free.
+ * out NULL: the call is only sent (closing calls, whose answer says nothing the drop-in acts
+ * on); mapid answers one connection's calls in turn, so what follows sees it done. */
 int shim_call(Request *req, const int *fds, int nfds, shim_reply *out, char *errbuf);
 void shim_reply_free(shim_reply *r);         /* closes the descriptors nobody took */
 const Value *shim_error_where(const shim_reply *r, const char *key);

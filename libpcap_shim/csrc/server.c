@@ -297,20 +297,25 @@ static int srv_end_status(pcap_t *p, char *errbuf)
     return call_done(0, &r);
 }
 
+/* Closing calls are posted, not waited for (nothing in their answer changes what follows). */
 static void close_flow(struct srv *h)
 {
-    shim_reply r;
     char err[PCAP_ERRBUF_SIZE];
-    if (h->fd) call_done(srv_call_flow(REQ(CLOSE_FLOW), h->fd, &r, err), &r);
+    if (h->fd) srv_call_flow(REQ(CLOSE_FLOW), h->fd, NULL, err);
     h->fd = 0;
+}
+
+static void delete_device(struct srv *h)
+{
+    char err[PCAP_ERRBUF_SIZE];
+    srv_call_dev(REQ(DELETE_OFFLINE_DEVICE), h->dev, NULL, err);
 }
 
 static int srv_restart(pcap_t *p, uintptr_t *ring, char *errbuf)
 {
     struct srv *h = p->srv;
-    shim_reply r;
     close_flow(h);
-    call_done(srv_call_dev(REQ(DELETE_OFFLINE_DEVICE), h->dev, &r, errbuf), &r);
+    delete_device(h);
     srv_note(h, "pcap_file() moved; the file was read again from its start");
     if (open_device(h, errbuf) < 0) return 0;
     return start_offline(p, ring, errbuf);
@@ -507,11 +512,7 @@ static void srv_close(pcap_t *p)
     }
     srv_report(p);
     close_flow(h);
-    if (p->kind == SHIM_OFFLINE) {
-        shim_reply r;
-        char err[PCAP_ERRBUF_SIZE];
-        call_done(srv_call_dev(REQ(DELETE_OFFLINE_DEVICE), h->dev, &r, err), &r);
-    }
+    if (p->kind == SHIM_OFFLINE) delete_device(h);
     srv_free(p);
 }
 

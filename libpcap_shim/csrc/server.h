@@ -35,7 +35,7 @@ struct srv {
 /* A handle a parent process opened before fork(): on mapid its flow is the parent's. */
 static inline int srv_foreign(const struct srv *h) { return h->owner != getpid(); }
 
-/* server.c: one call, with the usual shapes of request */
+/* server.c: one call, with the usual shapes of request (r NULL: posted, see shim_call) */
 int srv_call_dev(int call, const char *dev, shim_reply *r, char *errbuf);
 int srv_call_flow(int call, uint32_t fd, shim_reply *r, char *errbuf);
 int srv_call_fn(int call, uint32_t fd, uint32_t fid, shim_reply *r, char *errbuf);
