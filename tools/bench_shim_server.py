@@ -14,7 +14,9 @@ then eight preloaded ones on one mapid in the receiving namespace (one socket): 
 on the interface, what each tcpdump wrote against what was replayed, kernel drops as each
 tcpdump reports them, CPU seconds of the set (the tcpdumps, plus mapid for the server set)."""
 import argparse
+import contextlib
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -64,7 +66,8 @@ def startup(runs):
              ("in-process", dict(base, LD_PRELOAD=lib))]
     commands = [("tcpdump --version", ["tcpdump", "--version"]),
                 ("tcpdump -r one-packet.pcap", ["tcpdump", "-n", "-r", one])]
-    print("start-up and peak RSS: median of %d runs each, modes in turn" % runs)
+    print("start-up and peak RSS: median of %d runs each, modes in turn; load average before: %.1f"
+          % (runs, os.getloadavg()[0]))
     print("%-28s %-11s %10s %10s %10s %10s" % ("command", "mode", "wall ms", "min ms", "max ms",
                                                "peak MiB"))
     try:
@@ -89,6 +92,15 @@ def startup(runs):
                      statistics.median(s[1] for s in srv) / statistics.median(s[1] for s in nat)))
     finally:
         mapid.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _removed(directory):
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def live(packets, pps_list):
@@ -113,13 +125,15 @@ def live(packets, pps_list):
         "rate", "set", "sockets", "sent/s", "exact", "lost min/max", "drops", "tcpdumps", "mapid",
         "CPU s"))
     sent = expected.count(b"\n")
-    with VethPair() as net:
+    with VethPair() as net, _removed(d):
         for pps in pps_list:
             for mode in ("native", "server"):
+                work = tempfile.mkdtemp(dir=d)
                 out = run_set(net, trace, n=8, mode=mode, pps=pps, topspeed=pps is None,
-                              workdir=tempfile.mkdtemp(dir=d))
+                              workdir=work)
                 dumps = out["tcpdumps"]
                 exact = sum(printed(t["file"]) == expected for t in dumps)
+                shutil.rmtree(work, ignore_errors=True)      # eight copies of the trace
                 lost = [sent - (t["captured"] or 0) for t in dumps]
                 drops = sum(t["dropped"] or 0 for t in dumps)
                 cpu_t = sum(t["cpu"] for t in dumps)

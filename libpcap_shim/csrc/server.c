@@ -19,6 +19,7 @@
 #include "server.h"
 
 #define RING_BYTES (64ull << 20)
+#define LIVE_RING_MIN (16ull << 20)
 #define REQ(name) SCAMPI__MAPI__V1__REQUEST__CALL_##name
 /* libpcap settings a MAPI live device may not have: dropped when its backend refuses them */
 static const char *const HINTS[] = {"immediate", "block_timeout_ms", "buffer"};
@@ -405,9 +406,12 @@ static int srv_activate(pcap_t *p, int *status, int *dlt, char *errbuf)
         return 0;
     }
     if (!h->dev_snaplen) h->dev_snaplen = p->snapshot;
+    /* -B sizes the flow's ring (libpcap's buffer), but never below LIVE_RING_MIN: mapid
+     * hands packets over a whole capture block (up to 1 MiB) at a time, in bursts a 2 MiB
+     * ring (libpcap's default) loses under load where a socket of its own would not */
     if (p->buffer_size > 0) {
         uint64_t b = (uint64_t)p->buffer_size;
-        h->ring_bytes = b < (1u << 20) ? (1u << 20) : b;
+        h->ring_bytes = b < LIVE_RING_MIN ? LIVE_RING_MIN : b;
     }
     *dlt = shim_linktype_to_dlt(linktype);
     *status = 0;
