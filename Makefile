@@ -94,6 +94,7 @@ check-imports:
 bench: engine shim pyc wasm-example
 	@$(PY) tools/bench.py $(BENCH_ARGS)
 	@$(PY) tools/bench_server.py $(BENCH_SERVER_ARGS)
+	@$(PY) tools/bench_shim_server.py $(BENCH_SHIM_ARGS)
 	@$(PY) tools/bench_wasm.py
 	@$(PY) tools/bench_remote.py $(BENCH_REMOTE_ARGS)
 
