@@ -7,15 +7,16 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 APT_PACKAGES := build-essential python3-venv python3-dev pkg-config libpcap-dev libhyperscan-dev \
 	libpcre2-dev libssl-dev tcpdump ngrep tshark nfdump softflowd tcpreplay tcpflow p0f argus-server argus-client \
-	pmacct sngrep libtrace-tools xz-utils bzip2 iproute2 gzip
+	pmacct sngrep libtrace-tools xz-utils bzip2 iproute2 gzip protobuf-c-compiler libprotobuf-c-dev
 # the engine and every backend's own C (cffi modules: setup.py's cffi_modules)
 ENGINE_SOURCES := $(wildcard mapi/csrc/*.[ch] mapi/csrc/fn/*.[ch] backends/*/*.[ch] backends/*/_build.py) \
 	mapi/_build_engine.py mapi/cbuild.py setup.py
 ENGINE_SOURCES += $(wildcard mapi/tracegen/csrc/*.[ch]) mapi/tracegen/_build.py   # built with the engine
 ENGINE_SOURCES += $(wildcard mapi/jobcontrol/wasm/*.[ch]) mapi/jobcontrol/wasm/_build.py  # sandboxed code's host side
 PROTO_OUT := mapi/proto/mapi_pb2.py mapi/proto/mapi_pb2_grpc.py
-SHIM_SOURCES := $(wildcard libpcap_shim/csrc/*.[ch] libpcap_shim/csrc/*.inc) libpcap_shim/build.py \
-	$(wildcard mapi/csrc/*.[ch])   # the shim compiles the engine's readers and BPF in
+SHIM_SOURCES := $(wildcard libpcap_shim/csrc/*.[ch] libpcap_shim/csrc/*.inc libpcap_shim/pysrc/*.c) libpcap_shim/build.py \
+	$(wildcard mapi/csrc/*.[ch]) \
+	mapi/proto/mapi.proto   # the shim compiles the engine's readers, BPF and ring reader in, and its protoc-c code
 
 .PHONY: demo test bench deps venv pyc engine shim proto clean check-imports test-asan fuzz fuzz-smoke \
 	sanitizer-deps wasm-example
@@ -96,6 +97,7 @@ bench: engine shim pyc wasm-example
 	@$(PY) tools/bench.py $(BENCH_ARGS)
 	@$(PY) tools/bench_cooking.py $(BENCH_COOKING_ARGS)
 	@$(PY) tools/bench_server.py $(BENCH_SERVER_ARGS)
+	@$(PY) tools/bench_shim_server.py $(BENCH_SHIM_ARGS)
 	@$(PY) tools/bench_wasm.py
 	@$(PY) tools/bench_remote.py $(BENCH_REMOTE_ARGS)
 

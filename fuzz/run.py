@@ -40,7 +40,11 @@ NETFLOW = "backends/netflow"
 NETFLOW_SOURCES = [NETFLOW + "/state.c", NETFLOW + "/records.c", NETFLOW + "/messages.c"]
 SHIM = sorted(f for f in glob.glob(os.path.join(ROOT, "libpcap_shim/csrc/*.c"))
               if not f.endswith("/python.c"))
-SHIM_INCLUDES = ["libpcap_shim/csrc", ENGINE]
+# the drop-in's client of mapid: the ring reader and protoc-c's code (make shim generates it)
+SHIM_PROTO = "build/libpcap_shim/proto"
+SHIM += [ENGINE + "/ring.c", SHIM_PROTO + "/mapi.pb-c.c"]
+SHIM_INCLUDES = ["libpcap_shim/csrc", ENGINE, SHIM_PROTO]
+SHIM_LIBS = ["-ldl", "-lpthread", "-lprotobuf-c"]
 
 
 class Target:
@@ -178,10 +182,10 @@ TARGETS = [
     Target("erf_reader", READERS + ["fuzz/targets/savefile_reader.c"], seeds_erf, 65536,
            defines=["FUZZ_FORMAT=MAPI_FMT_ERF"]),
     Target("bpf", [ENGINE + "/bpf.c", "fuzz/targets/bpf.c", "fuzz/targets/shim_stubs.c"] + SHIM
-           + READERS, seeds_bpf, 4096, includes=SHIM_INCLUDES, libs=["-ldl", "-lpthread"]),
+           + READERS, seeds_bpf, 4096, includes=SHIM_INCLUDES, libs=SHIM_LIBS),
     Target("shim_savefile", ["fuzz/targets/shim_savefile.c", "fuzz/targets/shim_stubs.c",
                              ENGINE + "/bpf.c"] + SHIM + READERS, seeds_header, 4096,
-           includes=SHIM_INCLUDES, libs=["-ldl", "-lpthread"]),
+           includes=SHIM_INCLUDES, libs=SHIM_LIBS),
     Target("flow_language", [], seeds_flow, 512, python="fuzz/py/flow_language.py"),
     Target("netflow", NETFLOW_SOURCES + ["fuzz/targets/netflow.c"], seeds_netflow, 65536,
            includes=sorted({os.path.dirname(s) for s in NETFLOW_SOURCES} | {ENGINE, ENGINE + "/fn"})),

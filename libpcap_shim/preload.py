@@ -2,17 +2,20 @@
 
     mapi-preload tcpdump -nr trace.pcap 'tcp port 80'
     mapi-preload --report stderr tcpdump -nr trace.pcap     # MAPI flow/function counters at close
+    mapi-preload --server unix:/run/scampi/mapid.sock tcpdump -i eth0   # through mapid
     mapi-preload --print-path                                # the library to put in LD_PRELOAD
     mapi-preload --rebuild ...                               # rebuild it first if a source changed
 
 The library (libpcap_shim/lib/libpcap.so.0.8) is built on first use.  It embeds this project's
 virtualenv interpreter, whose location is fixed when the library is built, so the application's
-own environment (PYTHONPATH, PYTHONHOME, ...) does not matter.
+own environment (PYTHONPATH, PYTHONHOME, ...) does not matter.  With a server (--server URL, or
+MAPI_SERVER already in the environment) that interpreter never starts: the library speaks
+mapid's protocol in C and every pcap handle is a flow on mapid (docs/protocol.md).
 """
 import os
 import sys
 
-USAGE = """usage: mapi-preload [--rebuild] [--report FILE|stderr] COMMAND [ARG...]
+USAGE = """usage: mapi-preload [--rebuild] [--report FILE|stderr] [--server unix:PATH] COMMAND [ARG...]
        mapi-preload --print-path"""
 
 
@@ -42,7 +45,7 @@ def library_path(rebuild=False):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    report = None
+    report = server = None
     while argv and argv[0].startswith("--"):
         opt = argv.pop(0)
         if opt == "--print-path":
@@ -53,6 +56,8 @@ def main(argv=None):
             continue
         if opt == "--report" and argv:
             report = argv.pop(0)
+        elif opt == "--server" and argv:
+            server = argv.pop(0)
         elif opt in ("-h", "--help"):
             print(USAGE)
             return 0
@@ -68,6 +73,8 @@ def main(argv=None):
     env.update(preload_env(library_path(), env))
     if report:
         env["MAPI_PCAP_REPORT"] = report
+    if server:
+        env["MAPI_SERVER"] = server
     try:
         os.execvpe(argv[0], argv, env)
     except OSError as exc:

@@ -42,6 +42,13 @@ def report(h, seen=None, delivered=None):
         return
     import json
     h.reported = True
+    if h.kind == "offline" and h.fd is not None:
+        # the counters settle when the replay's last batch is done (an application that stops
+        # reading early, tcpdump -c, closes while the engine may still be in it)
+        try:
+            mapi.wait_offline_device(h.dev, timeout=0.5)
+        except MapiError:
+            pass
     rec = dict(pid=os.getpid(), kind=h.kind, device=h.dev, path=h.path, flow=h.fd,
                filter=h.filter_expr, filter_where=h.filter_where, notes=h.notes, functions=[])
     try:

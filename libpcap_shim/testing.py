@@ -45,14 +45,18 @@ class Run:
                                                             self.stderr[-300:])
 
 
-def run(argv, preload, cwd=None, env=None, timeout=120, input=None):
-    """Run argv with the stock libpcap (preload False) or through the shim (True)."""
+def run(argv, preload, cwd=None, env=None, timeout=120, input=None, server=None):
+    """Run argv with the stock libpcap (preload False) or through the shim (True); server: a
+    mapid URL the shim then uses (MAPI_SERVER), None for the in-process engine."""
     e = dict(os.environ)
     e.update(env or {})
     e.pop("LD_PRELOAD", None)
+    e.pop("MAPI_SERVER", None)
     report = None
     if preload:
         e.update(preload_env(library()))
+        if server:
+            e["MAPI_SERVER"] = server
         fd, report = tempfile.mkstemp(prefix="shim-report-", suffix=".jsonl")
         os.close(fd)
         os.chmod(report, 0o666)         # the application may drop to another user
@@ -68,6 +72,16 @@ def run(argv, preload, cwd=None, env=None, timeout=120, input=None):
         if report:
             os.unlink(report)
     return Run(proc, reports)
+
+
+def in_mode(run, server):
+    """Every handle of a preloaded run went the way asked: through mapid (server) with no
+    interpreter started in the application, or through the in-process engine."""
+    assert run.reports, "the shim wrote no MAPI report: %r" % (run,)
+    for r in run.reports:
+        assert bool(r.get("server")) == bool(server), r
+        if server:
+            assert r.get("python") is False, r
 
 
 def function_counts(report, name):

@@ -12,7 +12,10 @@ import tempfile
 import pytest
 
 from helpers import CORPUS, DATA, file_sets, generated, inputs, needs_corpus, sample
+from helpers.shim_modes import shim_server_fixture
 from scampi.libpcap_shim import testing
+
+shim_server = shim_server_fixture()
 
 PROBE_SRC = os.path.join(os.path.dirname(testing.__file__), "probe", "api_probe.c")
 
@@ -96,9 +99,9 @@ def probe():
     shutil.rmtree(d, ignore_errors=True)
 
 
-def _compare(exe, args, **kw):
+def _compare(exe, args, server=None, **kw):
     stock = testing.run([exe] + args, False, **kw)
-    shim = testing.run([exe] + args, True, **kw)
+    shim = testing.run([exe] + args, True, server=server, **kw)
     assert stock.returncode == 0, stock
     assert shim.returncode == 0, shim
     for a, b in zip(stock.stdout.decode(errors="replace").splitlines(),
@@ -109,38 +112,39 @@ def _compare(exe, args, **kw):
 
 
 @pytest.mark.parametrize("scenario", ["names", "bpf", "dead", "errors"])
-def test_api_scenario(probe, scenario):
-    _compare(probe[0], [scenario])
+def test_api_scenario(probe, scenario, shim_server):
+    _compare(probe[0], [scenario], shim_server)
 
 
-def test_api_linktypes(probe):
+def test_api_linktypes(probe, shim_server):
     """Every LINKTYPE_ value 0..299 in a savefile header: the DLT_ reported, the snapshot
     length libpcap derives, and whether pcap_dump_open accepts it."""
     exe, d = probe
     for sub in ("stock", "shim"):
         os.makedirs(os.path.join(d, sub), exist_ok=True)
     stock = testing.run([exe, "linktypes", os.path.join(d, "stock")], False)
-    shim = testing.run([exe, "linktypes", os.path.join(d, "shim")], True)
+    shim = testing.run([exe, "linktypes", os.path.join(d, "shim")], True, server=shim_server)
     assert stock.stdout.count(b"\n") == 300
     assert shim.stdout == stock.stdout
 
 
 @pytest.mark.parametrize("files", file_sets(CARRIED_GOOD_FILES, GOOD_FILES))
-def test_api_good_files(probe, files):
+def test_api_good_files(probe, files, shim_server):
     """Properties, every read style, breakloop, filters and pcap_offline_filter on captures of
     several link types, precisions and formats; every packet of the shim's run came through a
     MAPI flow."""
-    stock, shim = _compare(probe[0], ["files"] + [str(CORPUS / f) for f in files])
+    stock, shim = _compare(probe[0], ["files"] + [str(CORPUS / f) for f in files], shim_server)
     assert shim.reports, "no MAPI report"
+    testing.in_mode(shim, shim_server)
     assert all(r["device_backend"] == "savefile" for r in shim.reports)
     assert sum(r["shim_delivered"] for r in shim.reports) > 0
 
 
-def test_api_bad_files(probe):
+def test_api_bad_files(probe, shim_server):
     exe, d = probe
     bad = os.path.join(d, "bad")
     os.makedirs(bad, exist_ok=True)
-    stock, shim = _compare(exe, ["files"] + _bad_files(bad))
+    stock, shim = _compare(exe, ["files"] + _bad_files(bad), shim_server)
     text = stock.stdout.decode()
     # the probe really met libpcap's errors (the comparison above is not vacuous)
     for msg in ("truncated dump file; tried to read 4 file header bytes, only got 3",
@@ -151,7 +155,7 @@ def test_api_bad_files(probe):
         assert msg in text
 
 
-def test_api_stdin(probe):
+def test_api_stdin(probe, shim_server):
     data = DNS.read_bytes()
     exe = probe[0]
     with open(str(DNS), "rb") as f:
@@ -159,12 +163,15 @@ def test_api_stdin(probe):
     with open(str(DNS), "rb") as f:
         env = dict(os.environ)
         env.update(testing.preload_env(testing.library()))
+        env.pop("MAPI_SERVER", None)
+        if shim_server:
+            env["MAPI_SERVER"] = shim_server
         shim = subprocess.run([exe, "stdin"], stdin=f, capture_output=True, env=env)
     assert b"next_ex end -2" in stock.stdout and len(data) > 24
     assert shim.stdout == stock.stdout
 
 
-def test_api_dump_fopen(probe):
+def test_api_dump_fopen(probe, shim_server):
     """pcap_dump_fopen shares the application's FILE *: its own writes before and after the
     dump, pcap_dump_ftell(64) after each record, pcap_dump_open_append's checks."""
     exe, d = probe
@@ -172,7 +179,7 @@ def test_api_dump_fopen(probe):
     outs = {}
     out = os.path.join(d, "dump.pcap")       # one name: the messages quote it
     for preload in (False, True):
-        run = testing.run([exe, "dumpfile", src, out], preload)
+        run = testing.run([exe, "dumpfile", src, out], preload, server=shim_server)
         assert run.returncode == 0, run
         outs[preload] = (run.stdout, open(out, "rb").read())
         os.unlink(out)
@@ -183,17 +190,17 @@ def test_api_dump_fopen(probe):
 @pytest.mark.parametrize("path", inputs([generated("slow.pcap"), "PcapPlusPlus__4KHttpRequests.pcap"],
                                          base="pcap"))
 @pytest.mark.parametrize("how", ["signal", "thread"])
-def test_api_breakloop_async(probe, how, path):
+def test_api_breakloop_async(probe, how, path, shim_server):
     """pcap_breakloop from a signal handler and from another thread interrupts a pcap_loop that
     is busy in its callback; the rest of the packets come with the next pcap_loop."""
-    stock, shim = _compare(probe[0], [how, str(CORPUS / "pcap" / path)])
+    stock, shim = _compare(probe[0], [how, str(CORPUS / "pcap" / path)], shim_server)
     assert b"loop -2 early 1" in stock.stdout and b"all there 1" in stock.stdout
 
 
 @needs_corpus
-def test_api_fork(probe):
+def test_api_fork(probe, shim_server):
     """A child process reads the handle its parent opened (and set a filter on)."""
-    stock, shim = _compare(probe[0], ["fork", str(CORPUS / "pcap/PcapPlusPlus__4KHttpRequests.pcap")])
+    stock, shim = _compare(probe[0], ["fork", str(CORPUS / "pcap/PcapPlusPlus__4KHttpRequests.pcap")], shim_server)
     assert b"child: loop 0 packets 385" in stock.stdout
 
 
@@ -204,14 +211,14 @@ def test_api_fork(probe):
                                              ("pcap/libtrace__100_packets.pcapng", None),
                                              ("pcap/PcapPlusPlus__4KHttpRequests.pcap", 30),
                                              ("pcap/PcapPlusPlus__4KHttpRequests.pcap", 100000)]))
-def test_tcpdump_reads_a_pipe(name, cut):
+def test_tcpdump_reads_a_pipe(name, cut, shim_server):
     """tcpdump -r - on a pipe: the shim replays the header bytes it checked, then streams the
     rest through a pipe into the MAPI device."""
     if testing.tool("tcpdump") is None:
         pytest.skip("tcpdump is not installed")
     data = (CORPUS / name).read_bytes()[:cut]
     stock = testing.run(["tcpdump", "-nr", "-", "tcp"], False, input=data)
-    shim = testing.run(["tcpdump", "-nr", "-", "tcp"], True, input=data)
+    shim = testing.run(["tcpdump", "-nr", "-", "tcp"], True, input=data, server=shim_server)
     assert (shim.returncode, shim.stdout, shim.stderr) == (stock.returncode, stock.stdout, stock.stderr)
     if cut is None or cut > 1000:
         assert stock.stdout.count(b"\n") > 5
@@ -220,7 +227,7 @@ def test_tcpdump_reads_a_pipe(name, cut):
     assert shim.reports and shim.reports[0]["shim_delivered"] == stock.stdout.count(b"\n")
 
 
-def test_tcpdump_lists_devices():
+def test_tcpdump_lists_devices(shim_server):
     """tcpdump -D: the OS interfaces in libpcap's order with libpcap's flags, then "any"; the
     pseudo-devices MAPI cannot capture on (Bluetooth, netfilter, D-Bus, USB) are left out."""
     if testing.tool("tcpdump") is None:
@@ -231,7 +238,7 @@ def test_tcpdump_lists_devices():
         rows = [l.split(".", 1)[1] for l in out.decode().splitlines()]
         return [r for r in rows if not r.startswith(libpcap_only)]
     stock = testing.run(["tcpdump", "-D"], False)
-    shim = testing.run(["tcpdump", "-D"], True)
+    shim = testing.run(["tcpdump", "-D"], True, server=shim_server)
     assert stock.returncode == shim.returncode == 0
     mine = names(shim.stdout)
     assert mine[:len(names(stock.stdout))] == names(stock.stdout)
@@ -327,9 +334,9 @@ def _variants(d):
     return paths
 
 
-def test_api_savefile_variants(probe):
+def test_api_savefile_variants(probe, shim_server):
     exe, d = probe
     var = os.path.join(d, "variants")
     os.makedirs(var, exist_ok=True)
-    stock, shim = _compare(exe, ["files"] + _variants(var))
+    stock, shim = _compare(exe, ["files"] + _variants(var), shim_server)
     assert b"swapped 1" in stock.stdout and b"ext 0x14000000" in stock.stdout

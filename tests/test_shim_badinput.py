@@ -9,7 +9,10 @@ import tempfile
 import pytest
 
 from helpers import sample
+from helpers.shim_modes import shim_server_fixture
 from scampi.libpcap_shim import testing
+
+shim_server = shim_server_fixture()
 
 GOOD = sample("pcap/PcapPlusPlus__DnsPackets.pcap")
 
@@ -42,11 +45,11 @@ def files():
     shutil.rmtree(d, ignore_errors=True)
 
 
-def same(argv, **kw):
+def same(argv, server, **kw):
     if testing.tool(argv[0]) is None:
         pytest.skip("%s is not installed" % argv[0])
     stock = testing.run(argv, False, **kw)
-    shim = testing.run(argv, True, **kw)
+    shim = testing.run(argv, True, server=server, **kw)
     assert shim.returncode == stock.returncode, (stock, shim)
     assert shim.stdout == stock.stdout
     assert shim.stderr == stock.stderr
@@ -57,8 +60,8 @@ def same(argv, **kw):
 @pytest.mark.parametrize("name", ["empty", "garbage", "header-cut", "record-header-cut",
                                   "record-data-cut", "caplen-insane", "gzip", "bad-version",
                                   "pcapng-bad-version", "pcapng-bad-block"])
-def test_tcpdump_damaged_file(files, name):
-    stock = same(["tcpdump", "-nr", files[name]])
+def test_tcpdump_damaged_file(files, name, shim_server):
+    stock = same(["tcpdump", "-nr", files[name]], shim_server)
     assert stock.returncode == 1
     assert stock.stderr.startswith(b"tcpdump: ") or b"\ntcpdump: " in stock.stderr
 
@@ -75,14 +78,14 @@ def test_tcpdump_damaged_file(files, name):
     ["tcpdump", "-d", "-y", "EN10MB", "ip6 protochain"],
 ], ids=["no-file", "syntax", "unknown-host", "wrong-link-type", "unknown-dlt", "other-dlt",
         "unwritable-output", "unknown-device", "incomplete-expr"])
-def test_tcpdump_bad_arguments(argv):
-    stock = same(argv)
+def test_tcpdump_bad_arguments(argv, shim_server):
+    stock = same(argv, shim_server)
     if "-y" not in argv and "wlan" not in argv[-1]:
         assert stock.returncode == 1
 
 
 @pytest.mark.parametrize("tool", [["ngrep", "-q", "-I"], ["tcpflow", "-r"], ["p0f", "-r"],
                                   ["softflowd", "-r"]], ids=lambda t: t[0])
-def test_tools_damaged_file(files, tool):
-    stock = same(tool + [files["garbage"]], cwd=tempfile.gettempdir())
+def test_tools_damaged_file(files, tool, shim_server):
+    stock = same(tool + [files["garbage"]], shim_server, cwd=tempfile.gettempdir())
     assert stock.returncode != 0

@@ -11,7 +11,10 @@ import tempfile
 import pytest
 
 from helpers import CORPUS, generated, needs_corpus
+from helpers.shim_modes import shim_server_fixture
 from scampi.libpcap_shim import testing
+
+shim_server = shim_server_fixture()
 
 PROBE_SRC = os.path.join(os.path.dirname(testing.__file__), "probe", "file_cursor.c")
 WIKIPEDIA = "pcap/zeek__wikipedia.pcap"
@@ -46,10 +49,10 @@ MIXED, MIXED_NG, MIXED_NS = (generated("mixed.pcap"), generated("mixed.pcapng"),
 ], ids=["pcap", "fopen", "filter", "filter-in-mapi", "pcapng", "pcapng-fopen", "nanoseconds",
         "corpus-pcap", "corpus-fopen", "corpus-filter", "corpus-filter-in-mapi", "corpus-pcapng",
         "corpus-pcapng-fopen", "corpus-nanoseconds"])
-def test_ftell_and_fseek_follow_the_records(probe, args):
+def test_ftell_and_fseek_follow_the_records(probe, args, shim_server):
     argv = [probe] + [str(a) for a in args[:-1]] + [str(CORPUS / args[-1])]
     stock = testing.run(argv, False)
-    shim = testing.run(argv, True)
+    shim = testing.run(argv, True, server=shim_server)
     assert stock.returncode == 0 and shim.returncode == 0, (stock, shim)
     lines = stock.stdout.decode().splitlines()
     # the reference itself: the cursor moves record by record and ends at the file size, and
@@ -60,10 +63,11 @@ def test_ftell_and_fseek_follow_the_records(probe, args):
     assert len(seeks) == 5 and all(" same 1 " in l for l in seeks), seeks
     assert shim.stdout == stock.stdout
     assert shim.reports and all(r["device_backend"] == "savefile" for r in shim.reports)
+    testing.in_mode(shim, shim_server)
 
 
 @needs_corpus
-def test_nfpcapd_reads_the_first_packet_too(tmp_path):
+def test_nfpcapd_reads_the_first_packet_too(tmp_path, shim_server):
     """nfpcapd -r reads the first packet for its start time and fseek()s back to it."""
     for tool in ("nfpcapd", "nfdump"):
         if testing.tool(tool) is None:
@@ -73,7 +77,7 @@ def test_nfpcapd_reads_the_first_packet_too(tmp_path):
         out = tmp_path / ("shim" if preload else "stock")
         out.mkdir()
         run = testing.run([testing.tool("nfpcapd"), "-r", str(CORPUS / WIKIPEDIA), "-w", str(out)],
-                          preload)
+                          preload, server=shim_server)
         assert run.returncode == 0, run
         assert b"Processed: 136," in run.stdout + run.stderr, run
         csv = subprocess.run([testing.tool("nfdump"), "-R", str(out), "-q", "-o", "csv"],

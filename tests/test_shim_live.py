@@ -9,7 +9,10 @@ import time
 import pytest
 
 from helpers import generated
+from helpers.shim_modes import shim_server_fixture
 from scampi.libpcap_shim import testing
+
+shim_server = shim_server_fixture()
 
 SOURCE = generated("mixed.pcap")
 FILTER = "tcp port 80"           # keeps the kernel's own chatter out
@@ -42,13 +45,16 @@ def veth():
     _ip("netns", "del", ns, check=False)
 
 
-def _capture(veth, preload, out, count):
+def _capture(veth, preload, out, count, server=None):
     a, ns, b = veth
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
+    env.pop("MAPI_SERVER", None)
     report = None
     if preload:
         env.update(testing.preload_env(testing.library()))
+        if server:
+            env["MAPI_SERVER"] = server
         report = out + ".report"
         open(report, "w").close()
         os.chmod(report, 0o666)
@@ -85,13 +91,13 @@ def _packets(path):
         return [bytes(buf) for _, buf in dpkt.pcap.Reader(f)]
 
 
-def test_live_capture_same_packets(veth, tmp_path):
+def test_live_capture_same_packets(veth, tmp_path, shim_server):
     os.chmod(str(tmp_path), 0o777)
     count = 300
     stock_out, shim_out = str(tmp_path / "stock.pcap"), str(tmp_path / "shim.pcap")
     rc, err, _ = _capture(veth, False, stock_out, count)
     assert rc == 0, err
-    rc, err, report = _capture(veth, True, shim_out, count)
+    rc, err, report = _capture(veth, True, shim_out, count, shim_server)
     if b"MAPI has no backend installed" in err:
         pytest.skip("MAPI's live backends (nic/ring, issue 5) are not installed")
     assert rc == 0, err
@@ -99,3 +105,4 @@ def test_live_capture_same_packets(veth, tmp_path):
     assert len(stock) == count
     assert shim == stock
     assert '"kind": "live"' in report and '"device_backend": "ring"' in report
+    assert ('"server": true' in report) == bool(shim_server)

@@ -15,7 +15,10 @@ import time
 import pytest
 
 from helpers import CORPUS, generated, needs_corpus, sample
+from helpers.shim_modes import shim_server_fixture
 from scampi.libpcap_shim import testing
+
+shim_server = shim_server_fixture()
 
 HTTP = str(generated("slow.pcap"))                   # sparse web, DNS, SSH... traffic
 SSH = str(CORPUS / "pcap/zeek__ssh__ssh.pcap")
@@ -38,16 +41,18 @@ def workdir():
     shutil.rmtree(d, ignore_errors=True)
 
 
-def both(fn):
-    """fn(preload) for the stock libpcap and the shim, concurrently."""
+def both(fn, server):
+    """fn(preload, server) for the stock libpcap and the shim (in-process, or on mapid when
+    server is its URL), concurrently."""
     testing.library()
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        stock, shim = pool.map(fn, (False, True))
+        stock, shim = pool.map(lambda p: fn(p, server if p else None), (False, True))
     return stock, shim
 
 
-def assert_through_mapi(run, min_packets=1):
+def assert_through_mapi(run, server, min_packets=1):
     assert run.reports, "the shim wrote no MAPI report: %r" % run
+    testing.in_mode(run, server)
     assert all(r["device_backend"] == "savefile" for r in run.reports)
     assert sum(r["shim_delivered"] for r in run.reports) >= min_packets
 
@@ -59,23 +64,23 @@ def assert_through_mapi(run, min_packets=1):
     ["-q", "-v", "-I", HTTP, "GET"],
     ["-q", "-i", "-I", HTTP, "host:", "port 80"],
 ], ids=["http-GET", "example-bpf", "vlan-hex", "http-invert", "http-icase-bpf"])
-def test_ngrep(args):
+def test_ngrep(args, shim_server):
     need("ngrep")
-    stock, shim = both(lambda p: testing.run(["ngrep"] + args, p, env={"LC_ALL": "C"}))
+    stock, shim = both(lambda p, srv: testing.run(["ngrep"] + args, p, env={"LC_ALL": "C"}, server=srv), shim_server)
     assert stock.returncode == shim.returncode, (stock, shim)
     assert stock.stdout.count(b"\n") > 3
     assert shim.stdout == stock.stdout
-    assert_through_mapi(shim)
+    assert_through_mapi(shim, shim_server)
 
 
-def test_ngrep_writes_pcap(workdir):
+def test_ngrep_writes_pcap(workdir, shim_server):
     need("ngrep")
 
-    def go(p):
+    def go(p, srv):
         out = os.path.join(workdir, "ngrep-%d.pcap" % p)
-        run = testing.run(["ngrep", "-q", "-I", HTTP, "-O", out, "GET", "tcp"], p)
+        run = testing.run(["ngrep", "-q", "-I", HTTP, "-O", out, "GET", "tcp"], p, server=srv)
         return run, open(out, "rb").read()
-    (stock, a), (shim, b) = both(go)
+    (stock, a), (shim, b) = both(go, shim_server)
     assert stock.returncode == shim.returncode == 0
     assert len(a) > 24 and b == a
 
@@ -91,19 +96,19 @@ def _tree(d):
 
 
 @pytest.mark.parametrize("path", [HTTP, pytest.param(TLS, marks=needs_corpus)], ids=["http", "tls"])
-def test_tcpflow(workdir, path):
+def test_tcpflow(workdir, path, shim_server):
     need("tcpflow")
 
-    def go(p):
+    def go(p, srv):
         d = os.path.join(workdir, "flows-%d" % p)
         os.mkdir(d)
-        run = testing.run(["tcpflow", "-r", path, "-o", d], p)
+        run = testing.run(["tcpflow", "-r", path, "-o", d], p, server=srv)
         return run, _tree(d)
-    (stock, a), (shim, b) = both(go)
+    (stock, a), (shim, b) = both(go, shim_server)
     assert stock.returncode == shim.returncode == 0
     assert len(a) > 5
     assert b == a
-    assert_through_mapi(shim)
+    assert_through_mapi(shim, shim_server)
 
 
 def _p0f_records(text):
@@ -116,15 +121,15 @@ def _p0f_records(text):
 
 @pytest.mark.parametrize("path", [pytest.param(SSH, marks=needs_corpus), EXAMPLE,
                                   pytest.param(TLS, marks=needs_corpus)], ids=["ssh", "example", "tls"])
-def test_p0f(path):
+def test_p0f(path, shim_server):
     need("p0f")
-    stock, shim = both(lambda p: testing.run(["p0f", "-r", path], p))
+    stock, shim = both(lambda p, srv: testing.run(["p0f", "-r", path], p, server=srv), shim_server)
     assert stock.returncode == shim.returncode
     assert b"Processed" in stock.stdout
     assert _p0f_records(shim.stdout) == _p0f_records(stock.stdout)
     if path == SSH:
         assert shim.stdout == stock.stdout
-    assert_through_mapi(shim)
+    assert_through_mapi(shim, shim_server)
 
 
 def _ra(path):
@@ -136,18 +141,18 @@ def _ra(path):
 
 @pytest.mark.parametrize("path,expr", [pytest.param(SSH, None, marks=needs_corpus), (HTTP, "tcp port 80"),
                                        (VLAN, None)], ids=["ssh", "http-bpf", "vlan"])
-def test_argus(workdir, path, expr):
+def test_argus(workdir, path, expr, shim_server):
     need("argus", "ra")
 
-    def go(p):
+    def go(p, srv):
         out = os.path.join(workdir, "a-%d.argus" % p)
-        run = testing.run(["argus", "-r", path, "-w", out] + ([expr] if expr else []), p)
+        run = testing.run(["argus", "-r", path, "-w", out] + ([expr] if expr else []), p, server=srv)
         return run, _ra(out)
-    (stock, a), (shim, b) = both(go)
+    (stock, a), (shim, b) = both(go, shim_server)
     assert stock.returncode == shim.returncode == 0
     assert len(a) > 2
     assert b == a
-    assert_through_mapi(shim)
+    assert_through_mapi(shim, shim_server)
 
 
 def _free_udp_port():
@@ -160,10 +165,10 @@ def _free_udp_port():
 
 @pytest.mark.parametrize("path,version", [pytest.param(SSH, "9", marks=needs_corpus), (HTTP, "5"),
                                           (EXAMPLE, "9")], ids=["ssh-v9", "http-v5", "example-v9"])
-def test_softflowd_to_nfcapd(workdir, path, version):
+def test_softflowd_to_nfcapd(workdir, path, version, shim_server):
     need("softflowd", "nfcapd", "nfdump")
 
-    def go(p):
+    def go(p, srv):
         d = os.path.join(workdir, "nf-%d" % p)
         os.mkdir(d)
         port = _free_udp_port()
@@ -172,7 +177,7 @@ def test_softflowd_to_nfcapd(workdir, path, version):
         try:
             time.sleep(0.5)
             run = testing.run(["softflowd", "-r", path, "-n", "127.0.0.1:%d" % port, "-v", version],
-                              p)
+                              p, server=srv)
             time.sleep(0.5)
         finally:
             collector.send_signal(signal.SIGTERM)
@@ -186,14 +191,14 @@ def test_softflowd_to_nfcapd(workdir, path, version):
         flows = sorted(l.rsplit(None, 1) for l in dump.stdout.decode().splitlines())
         summary = run.stdout.decode().replace(":%d" % port, ":PORT")
         return run, flows, summary
-    (stock, a, sa), (shim, b, sb) = both(go)
+    (stock, a, sa), (shim, b, sb) = both(go, shim_server)
     assert stock.returncode == shim.returncode == 0
     assert len(a) >= 2
     assert [k for k, _ in b] == [k for k, _ in a]
     for (_, da), (_, db) in zip(a, b):
         assert abs(_seconds(da) - _seconds(db)) <= 0.0011
     assert sb == sa           # softflowd's own summary: flows, packets per protocol
-    assert_through_mapi(shim)
+    assert_through_mapi(shim, shim_server)
 
 
 def _seconds(duration):
@@ -201,7 +206,7 @@ def _seconds(duration):
     return int(h) * 3600 + int(m) * 60 + float(s)
 
 
-def test_pmacctd_print(workdir):
+def test_pmacctd_print(workdir, shim_server):
     """pmacctd reads the file in its core process and hands packets to a print plugin process
     (a child that inherits the preload)."""
     need("pmacctd")
@@ -209,16 +214,16 @@ def test_pmacctd_print(workdir):
         pytest.skip("make test-asan: pmacctd exit()s from a signal handler, and under the ASan "
                     "runtime its libp11-kit destructor then deadlocks in glibc's freelocale")
 
-    def go(p):
+    def go(p, srv):
         run = testing.run(["pmacctd", "-I", HTTP, "-Z", "0", "-P", "print", "-O", "csv", "-c",
-                           "src_host,dst_host,proto,src_port,dst_port"], p, timeout=60)
+                           "src_host,dst_host,proto,src_port,dst_port"], p, timeout=60, server=srv)
         lines = [l for l in run.stdout.decode().splitlines() if not l.startswith(("INFO", "WARN"))]
         return run, sorted(lines)
-    (stock, a), (shim, b) = both(go)
+    (stock, a), (shim, b) = both(go, shim_server)
     assert stock.returncode == shim.returncode == 0
     assert len(a) > 10
     assert b == a
-    assert_through_mapi(shim)
+    assert_through_mapi(shim, shim_server)
 
 
 def _sip_capture(path):
@@ -249,16 +254,16 @@ def _sip_capture(path):
     w.close()
 
 
-def test_sngrep(workdir):
+def test_sngrep(workdir, shim_server):
     need("sngrep")
     src = os.path.join(workdir, "sip.pcap")
     _sip_capture(src)
 
-    def go(p):
+    def go(p, srv):
         out = os.path.join(workdir, "sngrep-%d.pcap" % p)
-        run = testing.run(["sngrep", "-I", src, "-N", "-O", out], p, env={"TERM": "dumb"})
+        run = testing.run(["sngrep", "-I", src, "-N", "-O", out], p, env={"TERM": "dumb"}, server=srv)
         return run, open(out, "rb").read()
-    (stock, a), (shim, b) = both(go)
+    (stock, a), (shim, b) = both(go, shim_server)
     assert stock.returncode == shim.returncode == 0
     # sngrep's screen thread prints the count while its capture thread reads: how many updates
     # appear depends on timing, the last one does not
@@ -266,4 +271,4 @@ def test_sngrep(workdir):
     assert final[0] == b"Dialog count: 3\n"
     assert final[1] == final[0]
     assert len(a) > 24 and b == a
-    assert_through_mapi(shim, 15)
+    assert_through_mapi(shim, shim_server, 15)

@@ -9,7 +9,10 @@ import tempfile
 import pytest
 
 from helpers import CORPUS, corpus_marks, generated, name_of, sample
+from helpers.shim_modes import shim_server_fixture
 from scampi.libpcap_shim import testing
+
+shim_server = shim_server_fixture()
 
 FILES = [
     "pcap/PcapPlusPlus__4KHttpRequests.pcap",
@@ -75,34 +78,36 @@ def outdir():
 
 
 def _write(args):
-    (path, expr, opts), outdir, preload = args
-    tag = "%s-%s-%d" % (os.path.basename(path), abs(hash((expr, tuple(opts)))), preload)
+    (path, expr, opts), outdir, preload, server = args
+    tag = "%s-%s-%d-%d" % (os.path.basename(path), abs(hash((expr, tuple(opts)))), preload,
+                           bool(server))
     out = os.path.join(outdir, tag)
     argv = ["tcpdump", "-r", str(sample(path)), "-w", out] + list(opts) + ([expr] if expr else [])
-    run = testing.run(argv, preload, env={"LC_ALL": "C"})
+    run = testing.run(argv, preload, env={"LC_ALL": "C"}, server=server)
     data = open(out, "rb").read() if os.path.exists(out) else None
     return run, data
 
 
 @pytest.fixture(scope="module")
-def written(outdir):
+def written(outdir, shim_server):
     if testing.tool("tcpdump") is None:
         pytest.skip("tcpdump is not installed (make test installs it)")
     testing.library()
-    jobs = [(c, outdir, p) for c in WRITE_CASES for p in (False, True)]
+    jobs = [(c, outdir, p, shim_server) for c in WRITE_CASES for p in (False, True)]
     with concurrent.futures.ThreadPoolExecutor(max(2, min(4, os.cpu_count() or 2))) as pool:
         res = list(pool.map(_write, jobs))
-    return {(c, p): r for (c, _, p), r in zip(jobs, res)}
+    return {(c, p): r for (c, _, p, _), r in zip(jobs, res)}
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, marks=corpus_marks(c[0])) for c in WRITE_CASES],
                          ids=["%s[%s]%s" % (name_of(f), e, "".join(o)) for f, e, o in WRITE_CASES])
-def test_write_identical(written, case):
+def test_write_identical(written, case, shim_server):
     (stock, stock_data), (shim, shim_data) = written[(case, False)], written[(case, True)]
     assert stock.returncode == shim.returncode, (stock, shim)
     assert stock.stderr == shim.stderr
     assert shim_data == stock_data
     if stock.returncode == 0:
+        testing.in_mode(shim, shim_server)
         rep = shim.reports[0]
         ring = next(f for f in rep["functions"] if f["name"] == "TO_BUFFER")
         assert ring["ring"]["delivered"] == rep["shim_seen"] >= rep["shim_delivered"]
@@ -117,19 +122,20 @@ def test_write_identical(written, case):
 
 
 def _dump(args):
-    (opts, expr), preload = args
-    return testing.run(["tcpdump"] + opts + ([expr] if expr else []), preload, env={"LC_ALL": "C"})
+    (opts, expr), preload, server = args
+    return testing.run(["tcpdump"] + opts + ([expr] if expr else []), preload, env={"LC_ALL": "C"},
+                       server=server)
 
 
 @pytest.fixture(scope="module")
-def dumped():
+def dumped(shim_server):
     if testing.tool("tcpdump") is None:
         pytest.skip("tcpdump is not installed (make test installs it)")
     testing.library()
-    jobs = [(c, p) for c in DUMP_CASES for p in (False, True)]
+    jobs = [(c, p, shim_server) for c in DUMP_CASES for p in (False, True)]
     with concurrent.futures.ThreadPoolExecutor(max(2, min(4, os.cpu_count() or 2))) as pool:
         res = list(pool.map(_dump, jobs))
-    return {(tuple(c[0]), c[1], p): r for (c, p), r in zip(jobs, res)}
+    return {(tuple(c[0]), c[1], p): r for (c, p, _), r in zip(jobs, res)}
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, marks=corpus_marks(c[0][-1]) if "-r" in c[0] else ())
@@ -147,21 +153,22 @@ def test_bpf_dump_identical(dumped, case):
 
 @pytest.mark.parametrize("opts", [["-C", "1"], ["-C", "1", "-Z", "nobody"], ["-Z", "root"]],
                          ids=["rotate", "rotate-as-nobody", "stay-root"])
-def test_write_after_privilege_drop(outdir, opts):
+def test_write_after_privilege_drop(outdir, opts, shim_server):
     """tcpdump -C opens every file after the new one with pcap_dump_open once it runs as its
     own unprivileged user, and calls pcap_dump_ftell64 per packet; -Z picks that user."""
     src = str(generated("mixed.pcap"))       # 2.2 MB of TCP: three files of 1 MB with -C 1
     files = {}
     for preload in (False, True):
-        d = os.path.join(outdir, "rot-%s-%d" % ("".join(opts), preload))
+        d = os.path.join(outdir, "rot-%s-%d-%d" % ("".join(opts), preload, bool(shim_server)))
         os.mkdir(d)
         os.chmod(d, 0o777)
         run = testing.run(["tcpdump", "-r", src, "-w", os.path.join(d, "out")] + opts + ["tcp"],
-                          preload)
+                          preload, server=shim_server)
         assert run.returncode == 0, run
         files[preload] = {n: open(os.path.join(d, n), "rb").read() for n in sorted(os.listdir(d))}
         if preload:
             assert run.reports and run.reports[0]["shim_delivered"] > 0
+            testing.in_mode(run, shim_server)
     if "-C" in opts:
         assert len(files[False]) == 3              # out, out1, out2
     assert files[True] == files[False]

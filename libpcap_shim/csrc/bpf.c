@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "shim.h"
-#include "pyapi.h"
 
 /* ---- running: the engine's interpreter and validator (mapi/csrc/bpf.c, compiled in) ------ */
 
@@ -121,13 +120,12 @@ SHIM_EXPORT int pcap_compile(pcap_t *p, struct bpf_program *program, const char 
         snprintf(p->errbuf, PCAP_ERRBUF_SIZE, "not-yet-activated pcap_t passed to pcap_compile");
         return PCAP_ERROR;
     }
-    if (KEEP_ERRNO(shim_python_start(p->errbuf)) < 0) return PCAP_ERROR;
+    const struct shim_ops *ops = p->ops ? p->ops : KEEP_ERRNO(shim_ops_start(p->errbuf));
+    if (!ops) return PCAP_ERROR;
     uintptr_t insns = 0;
     uint32_t len = 0;
     p->errbuf[0] = '\0';
-    int file_linktype = p->kind == SHIM_OFFLINE ? p->file_linktype : -1;
-    if (PY(compile, p->linktype, p->snapshot, file_linktype, p->swapped, buf ? buf : "",
-                        optimize, mask, &insns, &len, p->errbuf) != 1) {
+    if (KEEP_ERRNO(ops->compile(p, buf ? buf : "", optimize, mask, &insns, &len, p->errbuf)) != 1) {
         if (!p->errbuf[0]) snprintf(p->errbuf, PCAP_ERRBUF_SIZE, "MAPI: filter compilation failed");
         return PCAP_ERROR;
     }

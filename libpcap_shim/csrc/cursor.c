@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "shim.h"
-#include "pyapi.h"
 
 #define PCAPNG_SHB 0x0a0d0d0au
 #define PCAPNG_BOM 0x1a2b3c4du
@@ -120,7 +119,7 @@ int shim_cursor_check(pcap_t *p)
     }
     uintptr_t ring = 0;
     p->errbuf[0] = '\0';
-    if (PY(restart, p, &ring, p->errbuf) != 1 || !ring) {
+    if (OPS(p, restart, &ring, p->errbuf) != 1 || !ring) {
         if (!p->errbuf[0]) snprintf(p->errbuf, PCAP_ERRBUF_SIZE, "MAPI: cannot reread the file");
         return -1;
     }

@@ -14,7 +14,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "shim.h"
-#include "pyapi.h"
 
 static pcap_if_t *find_dev(pcap_if_t *list, const char *name)
 {
@@ -153,10 +152,11 @@ SHIM_EXPORT int pcap_findalldevs(pcap_if_t **alldevs, char *errbuf)
     add_dev(&list, "any", PCAP_IF_UP | PCAP_IF_RUNNING | PCAP_IF_CONNECTION_STATUS_NOT_APPLICABLE,
             "Pseudo-device that captures on all interfaces");
     /* MAPI's own devices (emulated cards, rings, ...), when a backend offers some */
-    if (KEEP_ERRNO(shim_python_start(errbuf)) == 0) {
+    const struct shim_ops *ops = KEEP_ERRNO(shim_ops_start(errbuf));
+    if (ops) {
         char buf[8192];
         buf[0] = '\0';
-        if (PY(devices, buf, sizeof buf) == 1) {
+        if (KEEP_ERRNO(ops->devices(buf, sizeof buf)) == 1) {
             char *save = NULL;
             for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
                 char *tab = strchr(line, '\t');

@@ -9,7 +9,6 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include "shim.h"
-#include "pyapi.h"
 
 struct shim_engine shim_engine;
 
@@ -343,16 +342,16 @@ SHIM_EXPORT int pcap_activate(pcap_t *p)
 {
     if (check_not_activated(p)) return PCAP_ERROR_ACTIVATED;
     p->errbuf[0] = '\0';
-    if (KEEP_ERRNO(shim_python_start(p->errbuf)) < 0) return PCAP_ERROR;
+    p->ops = KEEP_ERRNO(shim_ops_start(p->errbuf));
+    if (!p->ops) return PCAP_ERROR;
     if (p->snapshot <= 0 || p->snapshot > SHIM_MAX_SNAPLEN) p->snapshot = SHIM_MAX_SNAPLEN;
     int status = PCAP_ERROR, dlt = DLT_EN10MB;
-    if (PY(activate, p, p->device, p->snapshot, p->promisc, p->timeout_ms, p->buffer_size,
-                         p->immediate, &status, &dlt, p->errbuf) != 1) {
+    if (OPS(p, activate, &status, &dlt, p->errbuf) != 1) {
         if (status >= 0) status = PCAP_ERROR;
         if (!p->errbuf[0]) snprintf(p->errbuf, PCAP_ERRBUF_SIZE, "%s", pcap_statustostr(status));
         return status;
     }
-    p->py_open = 1;
+    p->ops_open = 1;
     shim_track(p);
     /* a real descriptor from the start; it turns into the flow's ring eventfd once packets flow */
     p->selectable_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -540,7 +539,7 @@ void shim_untrack(pcap_t *p)
 }
 
 /* Applications that exit without pcap_close() still get a report of each handle. */
-void shim_report_all(void)
+SHIM_EXPORT void shim_report_all(void)
 {
     /* exit() may come from a signal handler (tcpdump's SIGTERM cleanup): never block here, and
      * call into Python only when reports were asked for */
@@ -548,7 +547,7 @@ void shim_report_all(void)
     if (!want || !*want) return;
     if (pthread_mutex_trylock(&open_lock) != 0) return;
     for (pcap_t *p = open_handles; p; p = p->next_open)
-        KEEP_ERRNO_VOID(shim_py_report(p, p->seen, p->delivered));
+        KEEP_ERRNO_VOID(p->ops->report(p));
     pthread_mutex_unlock(&open_lock);
 }
 
@@ -557,9 +556,9 @@ void shim_report_all(void)
 SHIM_EXPORT void pcap_close(pcap_t *p)
 {
     if (p == NULL) return;
-    if (p->py_open) {
+    if (p->ops_open) {
         shim_untrack(p);
-        KEEP_ERRNO_VOID(shim_py_close(p, p->seen, p->delivered));
+        KEEP_ERRNO_VOID(p->ops->close(p));
     }
     if (p->pump) shim_pump_release(p->pump, p->rfile != stdin);
     else if (p->rfile && p->rfile != stdin) fclose(p->rfile);
@@ -571,7 +570,7 @@ SHIM_EXPORT void pcap_close(pcap_t *p)
 }
 
 /* Called by the Python half once it has imported the engine (addresses of its ring calls). */
-void shim_set_engine(uintptr_t next_many, uintptr_t interrupt, uintptr_t clear_interrupt,
+SHIM_EXPORT void shim_set_engine(uintptr_t next_many, uintptr_t interrupt, uintptr_t clear_interrupt,
                      uintptr_t ring_fd)
 {
     shim_engine.ring_next_many = (int (*)(mapi_ring *, int, uint32_t, const mapi_pkthdr **,

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "shim.h"
-#include "pyapi.h"
 
 enum { REC_ERROR = -1, REC_TIMEOUT = 0, REC_PACKET = 1, REC_EOF = 2, REC_BREAK = 3 };
 
@@ -46,7 +45,7 @@ int shim_start(pcap_t *p)
         return PCAP_ERROR_NOT_ACTIVATED;
     }
     uintptr_t ring = 0;
-    if (PY(start, p, &ring, p->errbuf) != 1 || ring == 0) {
+    if (OPS(p, start, &ring, p->errbuf) != 1 || ring == 0) {
         if (!p->errbuf[0]) snprintf(p->errbuf, PCAP_ERRBUF_SIZE, "MAPI: the flow did not start");
         return PCAP_ERROR;
     }
@@ -59,14 +58,37 @@ int shim_start(pcap_t *p)
     return 0;
 }
 
+#define REC_GONE (-100)
+#define GONE_CHECK_MS 200        /* how often a reader waiting on a ring asks if mapid is there */
+
+/* A batch of ring records, waiting up to timeout_ms (<0: for ever).  When the flow lives in
+ * mapid the wait is cut in slices, and between two the control socket says whether mapid is
+ * still there (a ring says nothing when its writer dies): REC_GONE if it is not. */
+static int wait_records(pcap_t *p, int timeout_ms)
+{
+    if (!p->ops->gone)
+        return shim_engine.ring_next_many(p->ring, timeout_ms, SHIM_BATCH, p->hdrs, p->datas);
+    for (;;) {
+        int slice = timeout_ms < 0 || timeout_ms > GONE_CHECK_MS ? GONE_CHECK_MS : timeout_ms;
+        int n = shim_engine.ring_next_many(p->ring, slice, SHIM_BATCH, p->hdrs, p->datas);
+        if (n != MAPI_RING_EMPTY) return n;
+        if (p->ops->gone()) return REC_GONE;
+        if (timeout_ms >= 0 && (timeout_ms -= slice) <= 0) return MAPI_RING_EMPTY;
+    }
+}
+
 /* The next record of the stream. */
 static int next_record(pcap_t *p, int timeout_ms, const mapi_pkthdr **h, const uint8_t **d)
 {
     if (p->batch_pos == p->batch_n) {
         if (p->at_end) return REC_EOF;
         int saved = errno;       /* the ring's eventfd reads are none of the application's business */
-        int n = shim_engine.ring_next_many(p->ring, timeout_ms, SHIM_BATCH, p->hdrs, p->datas);
+        int n = wait_records(p, timeout_ms);
         errno = saved;
+        if (n == REC_GONE) {
+            snprintf(p->errbuf, PCAP_ERRBUF_SIZE, "the MAPI server went away");
+            return REC_ERROR;
+        }
         if (n == MAPI_RING_BREAK) {
             shim_engine.ring_clear_interrupt(p->ring);
             return REC_BREAK;
@@ -74,7 +96,7 @@ static int next_record(pcap_t *p, int timeout_ms, const mapi_pkthdr **h, const u
         if (n == MAPI_RING_END) {
             p->at_end = 1;
             /* the file may have ended on an error: libpcap reports it after the last packet */
-            if (PY(end_status, p, p->errbuf) != 1) return REC_ERROR;
+            if (OPS(p, end_status, p->errbuf) != 1) return REC_ERROR;
             return REC_EOF;
         }
         if (n <= 0) return REC_TIMEOUT;
@@ -220,7 +242,7 @@ SHIM_EXPORT int pcap_setfilter(pcap_t *p, struct bpf_program *fp)
     int here = 1;
     uintptr_t ring = 0;
     p->errbuf[0] = '\0';
-    if (PY(setfilter, p, copy, fp->bf_len, p->started, &here, &ring, p->errbuf) != 1) {
+    if (OPS(p, setfilter, copy, fp->bf_len, &here, &ring, p->errbuf) != 1) {
         free(copy);
         if (!p->errbuf[0]) snprintf(p->errbuf, PCAP_ERRBUF_SIZE, "MAPI: cannot set the filter");
         return PCAP_ERROR;
@@ -268,7 +290,7 @@ SHIM_EXPORT int pcap_setdirection(pcap_t *p, pcap_direction_t d)
             return -1;
         }
         p->errbuf[0] = '\0';
-        if (PY(setdirection, p, (int)d, p->errbuf) != 1) return -1;
+        if (OPS(p, setdirection, (int)d, p->errbuf) != 1) return -1;
     }
     p->direction = d;
     return 0;
@@ -315,7 +337,7 @@ SHIM_EXPORT int pcap_stats(pcap_t *p, struct pcap_stat *ps)
         return PCAP_ERROR_NOT_ACTIVATED;
     }
     uint32_t recv = 0, drop = 0, ifdrop = 0;
-    if (PY(stats, p, &recv, &drop, &ifdrop, p->errbuf) != 1) return -1;
+    if (OPS(p, stats, &recv, &drop, &ifdrop, p->errbuf) != 1) return -1;
     ps->ps_recv = recv;
     ps->ps_drop = drop;
     ps->ps_ifdrop = ifdrop;

@@ -11,7 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "shim.h"
-#include "pyapi.h"
 #include "reader.h"              /* mapi/csrc: the engine's savefile readers */
 
 #define PCAP_MAGIC_US 0xa1b2c3d4u
@@ -410,7 +409,8 @@ static int start_pump(pcap_t *p, FILE *fp, char *path, size_t pathlen, char *err
 static pcap_t *open_stream(FILE *fp, const char *path, u_int precision, int close_on_error,
                            char *errbuf)
 {
-    if (KEEP_ERRNO(shim_python_start(errbuf)) < 0) {
+    const struct shim_ops *ops = KEEP_ERRNO(shim_ops_start(errbuf));
+    if (!ops) {
         if (close_on_error) fclose(fp);
         return NULL;
     }
@@ -448,7 +448,8 @@ static pcap_t *open_stream(FILE *fp, const char *path, u_int precision, int clos
         }
         path = procpath;
     }
-    int opened = PY(open_offline, p, path, p->linktype, p->snapshot, p->is_pcapng, errbuf);
+    p->ops = ops;
+    int opened = OPS(p, open_offline, path, p->pump ? p->pump_rfd : fileno(fp), errbuf);
     if (p->pump_rfd >= 0) {
         close(p->pump_rfd);          /* MAPI holds its own descriptor of the pipe now */
         p->pump_rfd = -1;
@@ -461,7 +462,7 @@ static pcap_t *open_stream(FILE *fp, const char *path, u_int precision, int clos
         }
         goto fail;
     }
-    p->py_open = 1;
+    p->ops_open = 1;
     shim_track(p);
     p->raw_ts = !p->is_pcapng;
     /* a FILE * the application handed in: it may ftell()/fseek() it at any time */
