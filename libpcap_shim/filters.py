@@ -4,8 +4,6 @@ program the application sets runs (a BPF_FILTER of its MAPI flow, or the C half)
 Programs are remembered by their bytes at pcap_compile() time, so pcap_setfilter() knows the
 expression behind them; a program MAPI's BPF_FILTER would compile to the very same instructions
 runs in MAPI, anything else (hand-made programs, another netmask) runs in the C half."""
-import os
-import stat
 import struct
 import threading
 
@@ -27,7 +25,6 @@ def accepts_all(code):
 def remember(code, expr, optimize):
     with _lock:
         _programs[code] = (expr, optimize)
-    _precompile(code)
 
 
 def _compiles_to(expr, dlt, snaplen, optimize):
@@ -69,43 +66,3 @@ def choose(h, code):
         h.filter_expr = expr
     h.filter_where = where
     return 0 if where == "mapi" else 1
-
-
-# --- native BPF ---------------------------------------------------------------------------------
-def jit_setup():
-    """BPF_FILTER's native code (mapi.bpf_jit) inside an application.  Its cache must stay
-    readable after the application drops privileges (tcpdump runs as user "tcpdump" by the time
-    the flow starts), so unless MAPI_CACHE_DIR says otherwise it lives in a directory of this
-    user's that others may read but not write.  Programs are compiled at pcap_compile() time,
-    before any privilege drop; BPF_FILTER later finds them loaded."""
-    if os.environ.get("MAPI_BPF_JIT") == "0":
-        return
-    if "MAPI_CACHE_DIR" not in os.environ:
-        d = os.path.join(os.environ.get("TMPDIR") or "/tmp", "scampi-pcap-shim-%d" % os.getuid())
-        try:
-            os.makedirs(d, mode=0o755, exist_ok=True)
-            st = os.lstat(d)
-        except OSError:
-            os.environ["MAPI_BPF_JIT"] = "0"
-            return
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
-            os.environ["MAPI_BPF_JIT"] = "0"      # someone else's or writable by others: unsafe
-            return
-        os.environ["MAPI_CACHE_DIR"] = d
-    os.environ.setdefault("MAPI_BPF_JIT", "sync")
-
-
-def _precompile(code):
-    if accepts_all(code) or os.environ.get("MAPI_BPF_JIT") == "0":
-        return
-    # imported at the first pcap_compile() of a real filter, which applications make before
-    # they drop privileges (tcpdump: compile, then droproot, then setfilter)
-    from mapi import bpf_jit
-    if not bpf_jit.enabled():
-        return
-    insns = [struct.unpack_from("=HBBI", code, i) for i in range(0, len(code), 8)]
-    try:
-        bpf_jit.compile_native(insns)
-    except Exception as exc:            # the interpreter runs it then
-        import logging
-        logging.getLogger("libpcap_shim").warning("native BPF precompile failed: %s", exc)

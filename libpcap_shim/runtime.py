@@ -84,7 +84,6 @@ def py_init(errbuf):
         from mapi.registry import get_registry
         for name in ("BPF_FILTER", "TO_BUFFER"):   # what a handle's flow applies (handles.py)
             get_registry().function(name)
-        filters.jit_setup()
         _lib.shim_set_engine(*(_engine_addr(engine, n) for n in (
             "mapi_ring_next_many", "mapi_ring_interrupt", "mapi_ring_clear_interrupt", "mapi_ring_fd")))
         report.open_report()
