@@ -381,9 +381,12 @@ int mapi_pcapng_parse(mapi_reader *r, const uint8_t *region, uint64_t len, uint6
     while (n < b->cap && pos < r->max_batch_bytes) {
         const uint64_t foff = file_offset + pos;
         int sw = r->swapped;
-        if (!compat && len - pos >= 12 && mapi_rd32(region + pos, 0) == BT_SHB) {
-            /* a new section may switch byte order: its magic says how to read its length */
-            uint32_t bom = mapi_rd32(region + pos + 8, 0);
+        if (!compat && len - pos >= 4 && mapi_rd32(region + pos, 0) == BT_SHB) {
+            /* a new section may switch byte order: its magic says how to read its length.  A
+             * region that ends before the magic waits for it: read in the old order, the
+             * length would be wrong where the whole file reads it right. */
+            if (len - pos < 12 && !at_eof) { r->need = 12; rc = MAPI_PARSE_NEED_MORE; break; }
+            uint32_t bom = len - pos >= 12 ? mapi_rd32(region + pos + 8, 0) : 0;
             if (bom == BYTE_ORDER_MAGIC) sw = 0;
             else if (bom == __builtin_bswap32(BYTE_ORDER_MAGIC)) sw = 1;
             if (n && sw != r->swapped) break;    /* post-processing needs one order per batch */
