@@ -234,7 +234,7 @@ def connect(fd):
             node.instance.close()
         raise
     flow.state = "connected"
-    dev.replan(wait=False)              # installed between batches; no wait for the one under way
+    dev.replan(wait=False)              # installed between batches; no wait for the batch under way
     if not dev.offline and dev.state == "created":
         dev.start()                     # a live device captures once someone listens
     return 0

@@ -22,6 +22,7 @@ log = getLogger("mapi.device")
 
 _END = object()
 JOIN_TIMEOUT_S = 10.0
+PUBLISH_TIMEOUT_S = 30.0          # a live connect waits this long at most for its plan
 
 
 def _add_values(a, b):
@@ -76,8 +77,9 @@ class Device(PlanRunner):
         """Re-place and recompile after flows came or went.  The caller builds the new plan (not
         the engine thread) and it is installed between two batches: at once when the engine is
         between batches, otherwise by the engine itself before its next batch.  A flow's first
-        packet is the first of a batch run after its plan was installed.  wait=False (connect)
-        returns at once (a running device's plan is built by mapi.planslot's planner thread);
+        packet is the first of a batch run after its plan was installed.  wait=False (connect):
+        a running device's plan is built by mapi.planslot's planner thread; a replay returns at
+        once, a live device once that plan is published (the engine's next batch runs it);
         wait=True (close) returns once the new plan is installed, so nothing still runs what
         the old one used."""
         if self.hardware is not None:
@@ -95,12 +97,26 @@ class Device(PlanRunner):
             with self.plan_lock:
                 self._install_pending()
         elif self.state == "running":
+            with self.graph.lock:
+                version = self.graph.version
             PLANNER.request(self, self._build_and_offer)   # the engine installs it
+            if not self.offline:
+                # live: a packet that arrives once connect returned goes through the new plan
+                # (the engine installs a published plan before its next batch)
+                if not self.next_plan.wait_published(version, PUBLISH_TIMEOUT_S):
+                    raise MapiError(ETIMEOUT, "device %s: the new plan was not built within "
+                                    "%g s" % (self.name, PUBLISH_TIMEOUT_S))
         else:
             self._build_and_offer()
 
     def _build_and_offer(self):
-        self._build()
+        with self.graph.lock:
+            version = self.graph.version
+        try:
+            self._build()
+        except Exception as exc:
+            self.next_plan.failed(version, exc)
+            raise
         if self.plan_lock.acquire(blocking=False):
             try:                            # the engine is between batches (or not running)
                 self._install_pending()

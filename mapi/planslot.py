@@ -14,15 +14,37 @@ class PlanSlot:
     latest graph version wins (an older one published later is dropped)."""
 
     def __init__(self):
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._waiting = None
         self._newest = -1
+        self._failed = None             # (version, exception) of the last build that raised
 
     def publish(self, version, plan):
         with self._lock:
             if version >= self._newest:
                 self._newest = version
                 self._waiting = plan
+            self._lock.notify_all()
+
+    def failed(self, version, exc):
+        """A build of `version` raised: whoever waits for it is told instead of waiting on."""
+        with self._lock:
+            self._failed = (version, exc)
+            self._lock.notify_all()
+
+    def wait_published(self, version, timeout):
+        """Until a plan of graph version >= `version` was published (installed or waiting):
+        True; the exception of a build of that version that failed is raised; False after
+        `timeout` seconds."""
+        with self._lock:
+            ok = self._lock.wait_for(lambda: self._newest >= version or
+                                     (self._failed is not None and self._failed[0] >= version),
+                                     timeout)
+            if self._newest >= version:
+                return True
+            if ok:
+                raise self._failed[1]
+            return False
 
     def waiting(self):
         return self._waiting is not None

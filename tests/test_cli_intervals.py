@@ -122,8 +122,9 @@ def test_count_and_write_equal_tcpdump(tmp_path, count, words):
 
 
 def test_count_stops_early_on_a_large_stream(tmp_path):
-    # 40 copies of the file through stdin: -c 10 ends the run long before the input does
-    feed = subprocess.Popen(["sh", "-c", "cat %s; for i in $(seq 40); do tail -c +25 %s; done"
+    # the file's packets repeated through stdin without end: only -c 10 can end the run
+    # (a finite feed would race the count check against the end of the stream)
+    feed = subprocess.Popen(["sh", "-c", "cat %s; while tail -c +25 %s; do :; done"
                              % (MIXED, MIXED)], stdout=subprocess.PIPE)
     out = subprocess.run([*MAPI, "run", "-r", "-", "-c", "10", "--json"],
                          stdin=feed.stdout, capture_output=True, text=True, timeout=120)
@@ -133,7 +134,7 @@ def test_count_stops_early_on_a_large_stream(tmp_path):
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["flows"][0]["functions"][1]["result"] == 10
-    assert doc["packets"] < 40 * 4631
+    assert doc["packets"] >= 10
 
 
 def test_stdin_and_several_files(tmp_path):
