@@ -28,7 +28,13 @@ def engine_priority():
     if old == 0:
         yield
         return
-    os.setpriority(os.PRIO_PROCESS, tid, 0)
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, 0)
+    except OSError:
+        # a mapid started under `nice` without the right to raise its priority back (not
+        # root): the engine runs at the priority it was given
+        yield
+        return
     try:
         yield
     finally:
