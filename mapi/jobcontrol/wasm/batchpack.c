@@ -2,11 +2,22 @@
 #include "mapi_plugin.h"
 #include "batchpack.h"
 
-static uint32_t copied(const mapi_batch *b, uint32_t i, uint32_t snap)
+/* wasmtime's C API, as far as the runner calls it (wasmtime.h).  Arguments and results travel in
+ * 16-byte raw slots; handles stay opaque. */
+typedef union { int32_t i32; int64_t i64; uint8_t v128[16]; void *ref; } wt_raw;
+typedef void *(*wt_call_fn)(void *ctx, const void *func, wt_raw *args_results, size_t n,
+                            void **trap);
+typedef void *(*wt_fuel_fn)(void *ctx, uint64_t fuel);
+typedef uint8_t *(*wt_data_fn)(const void *ctx, const void *memory);
+typedef size_t (*wt_size_fn)(const void *ctx, const void *memory);
+
+static inline uint32_t copied(const mapi_batch *b, uint32_t i, uint32_t snap)
 {
     uint32_t c = b->caplen[i];
     return snap && c > snap ? snap : c;
 }
+
+static inline uint64_t room(uint32_t len) { return (len + 7u) & ~7u; }
 
 static uint64_t fixed(uint32_t n)
 {
@@ -17,23 +28,42 @@ uint64_t scampi_wasm_size(const mapi_batch *b, const uint32_t *sel, uint32_t n, 
 {
     uint64_t size = fixed(n);
     for (uint32_t j = 0; j < n; j++)
-        size += (copied(b, sel[j], snap) + 7u) & ~7u;
+        size += room(copied(b, sel[j], snap));
     return size;
 }
 
-uint32_t scampi_wasm_fit(const mapi_batch *b, const uint32_t *sel, uint32_t n, uint32_t snap,
-                         uint64_t cap)
+/* How many of the packets sel[0..n) fit into cap bytes (0 when not even the first does). */
+static uint32_t fit(const mapi_batch *b, const uint32_t *sel, uint32_t n, uint32_t snap,
+                    uint64_t cap)
 {
     uint64_t size = SCAMPI_WASM_HDR;
     for (uint32_t j = 0; j < n; j++) {
-        size += SCAMPI_WASM_REC + 4 + ((copied(b, sel[j], snap) + 7u) & ~7u);
+        size += SCAMPI_WASM_REC + 4 + room(copied(b, sel[j], snap));
         if (size > cap)
             return j;
     }
     return n;
 }
 
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }   /* wasm is little-endian */
+static inline void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }   /* wasm: little-endian */
+
+/* len bytes, never one past them (the bytes after a packet belong to other packets, maybe of
+ * other flows), in 16-byte moves the compiler inlines instead of a libc call per packet; the last
+ * move ends at len and may overlap the one before, so there is no branch on the tail's size.
+ * (Always as many moves as the snaplen needs, clamped to len, measured slower.) */
+static inline void copy_bytes(uint8_t *d, const uint8_t *s, uint32_t len)
+{
+    if (len < 16) {
+        for (uint32_t j = 0; j < len; j++)
+            d[j] = s[j];
+        return;
+    }
+    for (uint32_t o = 0; o + 16 < len; o += 16)
+        memcpy(d + o, s + o, 16);
+    memcpy(d + len - 16, s + len - 16, 16);
+}
+
+#define PREFETCH 8              /* packets ahead */
 
 uint64_t scampi_wasm_pack(const mapi_batch *b, const uint32_t *sel, uint32_t n, uint32_t snap,
                           uint8_t *dst, uint64_t cap)
@@ -41,40 +71,119 @@ uint64_t scampi_wasm_pack(const mapi_batch *b, const uint32_t *sel, uint32_t n, 
     uint64_t data = fixed(n);
     if (data > cap)
         return 0;
+    /* the batch's arrays in locals: dst is bytes, which C lets alias them, so they would
+     * otherwise be loaded again after every store */
+    const uint8_t *base = b->base;
+    const uint64_t *off = b->off;
+    const uint32_t *caplen = b->caplen, *wirelen = b->wirelen;
+    const int64_t *ts = b->ts;
     put32(dst, n);
     put32(dst + 4, (uint32_t)b->linktype);
     put32(dst + 8, snap);
     put32(dst + 12, (uint32_t)data);
     uint8_t *rec = dst + SCAMPI_WASM_HDR;
     for (uint32_t j = 0; j < n; j++, rec += SCAMPI_WASM_REC) {
-        uint32_t i = sel[j], len = copied(b, i, snap);
-        uint64_t room = (len + 7u) & ~7u;
-        if (data + room > cap || data + room > UINT32_MAX)
+        uint32_t i = sel[j], len = caplen[i];
+        len = snap && len > snap ? snap : len;
+        if (j + PREFETCH < n) {
+            /* the packets are scattered over the batch's buffer: ask for the bytes of a later
+             * one now, so that many cache misses are outstanding at once */
+            const uint8_t *ahead = base + off[sel[j + PREFETCH]];
+            __builtin_prefetch(ahead);
+            __builtin_prefetch(ahead + 63);
+        }
+        if (data + room(len) > cap || data + room(len) > UINT32_MAX)
             return 0;
-        memcpy(dst + data, b->base + b->off[i], len);
+        copy_bytes(dst + data, base + off[i], len);
         put32(rec, (uint32_t)data);
         put32(rec + 4, len);
-        put32(rec + 8, b->wirelen[i]);
+        put32(rec + 8, wirelen[i]);
         put32(rec + 12, i);
-        memcpy(rec + 16, &b->ts[i], 8);
-        data += room;
+        memcpy(rec + 16, &ts[i], 8);
+        data += room(len);
     }
     return data;
 }
 
-int64_t scampi_wasm_keep(const uint8_t *keep, int64_t k, uint32_t n, const uint32_t *sel,
-                         uint32_t *out)
+/* The module kept k positions (u32, ascending, < n) at keep: out[j] = sel[keep[j]]. */
+static int keep_ok(const uint8_t *keep, uint32_t k, uint32_t n, const uint32_t *sel, uint32_t *out)
 {
-    if (k < 0 || k > n)
-        return -1;
     int64_t last = -1;
-    for (int64_t j = 0; j < k; j++) {
+    for (uint32_t j = 0; j < k; j++) {
         uint32_t pos;
-        memcpy(&pos, keep + 4 * j, 4);
+        memcpy(&pos, keep + 4 * (uint64_t)j, 4);
         if (pos >= n || (int64_t)pos <= last)
-            return -1;
+            return 0;
         last = pos;
         out[j] = sel[pos];
     }
-    return k;
+    return 1;
+}
+
+int scampi_wasm_process(scampi_wasm_run *r, const mapi_batch *b, const uint32_t *sel, uint32_t n,
+                        uint32_t *out)
+{
+    wt_call_fn call = (wt_call_fn)r->call_unchecked;
+    wt_fuel_fn set_fuel = (wt_fuel_fn)r->set_fuel;
+    wt_data_fn data = (wt_data_fn)r->memory_data;
+    wt_size_fn size = (wt_size_fn)r->memory_size;
+    uint64_t cap = r->region < r->part_bytes ? r->region : r->part_bytes;
+    while (r->done < n) {
+        const uint32_t *s = sel + r->done;
+        uint32_t left = n - r->done, part;
+        if (r->snap) {          /* every packet takes at most a fixed size: no pass to measure */
+            uint64_t per = SCAMPI_WASM_REC + 4 + room(r->snap);
+            uint64_t fits = cap > SCAMPI_WASM_HDR ? (cap - SCAMPI_WASM_HDR) / per : 0;
+            part = fits < left ? (uint32_t)fits : left;
+        } else {
+            part = fit(b, s, left, 0, cap);
+        }
+        if (part == 0) {
+            uint64_t one = SCAMPI_WASM_HDR + SCAMPI_WASM_REC + 4 + room(copied(b, s[0], r->snap));
+            if (one <= r->region) {          /* the buffer holds it; the part size did not */
+                part = 1;
+            } else {
+                r->need = one > r->part_bytes ? one : r->part_bytes;
+                return SCAMPI_WASM_NEED_REGION;
+            }
+        }
+        /* the module may have grown (moved) its memory in its last call */
+        uint64_t mem_size = size(r->ctx, r->memory);
+        if (r->at > mem_size || r->region > mem_size - r->at)
+            return SCAMPI_WASM_BAD_REGION;
+        uint8_t *mem = data(r->ctx, r->memory);
+        if (scampi_wasm_pack(b, s, part, r->snap, mem + r->at, r->region) == 0)
+            return SCAMPI_WASM_BAD_REGION;    /* cannot happen: part was sized to fit */
+        r->part = part;
+        void *err = set_fuel(r->ctx, r->fuel_base + r->fuel_per_packet * part);
+        if (err) {
+            r->error = err;
+            return SCAMPI_WASM_FAILED;
+        }
+        wt_raw args[2];
+        memset(args, 0, sizeof args);
+        args[0].i32 = (int32_t)r->at;
+        args[1].i32 = (int32_t)part;
+        void *trap = NULL;
+        err = call(r->ctx, r->func, args, 2, &trap);
+        if (err || trap) {
+            r->error = err;
+            r->trap = trap;
+            return SCAMPI_WASM_FAILED;
+        }
+        if (r->filters) {
+            int32_t k = args[0].i32;
+            uint64_t keep = r->at + fixed(0) + (uint64_t)SCAMPI_WASM_REC * part;
+            mem_size = size(r->ctx, r->memory);
+            if (k < 0 || (uint32_t)k > part || keep + 4 * (uint64_t)part > mem_size) {
+                r->answer = k;
+                return SCAMPI_WASM_BAD_COUNT;
+            }
+            if (!keep_ok(data(r->ctx, r->memory) + keep, (uint32_t)k, part, s, out + r->kept))
+                return SCAMPI_WASM_BAD_KEEP;
+            r->kept += (uint32_t)k;
+        }
+        r->done += part;
+    }
+    return SCAMPI_WASM_DONE;
 }

@@ -17,12 +17,14 @@ n records of 24 bytes {u32 off (from at), u32 caplen (bytes copied), u32 wirelen
 (n u32) at at + 16 + 24n; then the packet bytes.  Only the packets that reached the function's
 node are written, so a module sees only the packets of the flows it is applied to.
 
-Each applied function is its own instance (its own store and memory), limited to MEMORY bytes
-and to FUEL_BASE + FUEL_PER_PACKET * n instructions per call.  A trap (out-of-bounds access,
+The batch goes to the module in parts of about PART_BYTES (cache-sized: the module reads what
+the server just wrote while it is still in the cache), packed and called from C (batchpack.c,
+through wasmtime's C API: capi.py), one Python call per batch.  Each applied function is its own
+instance (its own store and memory), limited to MEMORY bytes and to FUEL_BASE +
+FUEL_PER_PACKET * n instructions per call of n packets.  A trap (out-of-bounds access,
 unreachable, fuel exhausted) or an invalid selection removes the function from its flow: it
 keeps every packet from then on (the flow runs on as if it were not there), its owner gets an
 event (kind "REMOVED", value the reason) and read_results says why."""
-import ctypes
 import logging
 import re
 import threading
@@ -34,13 +36,13 @@ from mapi.descriptor import FunctionDescriptor, FunctionInstance
 from mapi.errors import MapiError, EBADARG, EPLUGIN
 from mapi.events import Event, EventQueue
 
+from . import capi
 from ._batchpack import ffi, lib
 
 log = logging.getLogger("mapid.jobs.wasm")
 ABI_VERSION = 1
 EXPORT = re.compile(r"^scampi_(filter|count)_([A-Z][A-Z0-9_]*)$")
-MAX_CALL_BYTES = 4 << 20          # a batch bigger than this goes to the module in parts
-PAGE = 65536
+PART_BYTES = 64 << 10             # a batch goes to the module in parts of about this much
 
 
 class Limits:
@@ -58,6 +60,9 @@ def engine():
     global _engine
     with _engine_lock:
         if _engine is None:
+            why = capi.check()
+            if why:
+                raise MapiError(EPLUGIN, "sandboxed code: " + why, argument="kind")
             cfg = wasmtime.Config()
             cfg.consume_fuel = True
             cfg.cranelift_opt_level = "speed"
@@ -90,6 +95,10 @@ class WasmLibrary:
         for export in exports:
             m = EXPORT.match(export)
             if m:
+                if not capi.is_batch_function(exports[export]):
+                    raise MapiError(EBADARG, "load_library %s: %s must take (i32 at, i32 n) and "
+                                    "return i32 (see the ABI in docs/jobcontrol.md)"
+                                    % (name, export), argument="path")
                 result = "scampi_result_" + m.group(2)
                 self.functions[m.group(2)] = (export, m.group(1) == "filter",
                                               result if result in exports else None)
@@ -139,9 +148,21 @@ class WasmFunction(FunctionInstance):
         self.batches = 0
         self.events = EventQueue(ctx.fd, ctx.fid)
         self._run(lambda: self._check_abi(ex))
-        self.region = None            # (offset, bytes) the module gave for batches
-        # a call's share of the batch leaves the module room for itself within its memory
-        self.chunk = min(MAX_CALL_BYTES, library.limits.memory // 4)
+        self.run = ffi.new("scampi_wasm_run *")
+        self._bind(self.run, self.call)
+
+    def _bind(self, r, func):
+        """The C runner's view of this instance: wasmtime's entries, handles and our limits."""
+        for field, address in capi.entries().items():
+            setattr(r, field, ffi.cast("void *", address))
+        ctx, fn, memory = capi.handles(self.store, func, self.memory)
+        r.ctx, r.func, r.memory = (ffi.cast("void *", a) for a in (ctx, fn, memory))
+        # a call's part leaves the module room for itself within its memory
+        r.part_bytes = min(PART_BYTES, self.library.limits.memory // 4)
+        r.fuel_base = self.library.limits.fuel_base
+        r.fuel_per_packet = self.library.limits.fuel_per_packet
+        r.snap = self.snap
+        r.filters = 1 if self.filters else 0
 
     def _check_abi(self, ex):
         version = ex["scampi_abi_version"](self.store)
@@ -169,55 +190,45 @@ class WasmFunction(FunctionInstance):
         return nsel
 
     def _process(self, batch, sel, nsel, out):
-        b = native.plugin_pointer(ffi, batch)
-        s, o = _u32(sel), _u32(out)
-        kept, done = 0, 0
-        while done < nsel:
-            part, need = self._part(b, s + done, nsel - done)
-            at, base = self._region(need)
-            if lib.scampi_wasm_pack(b, s + done, part, self.snap, base + at, need) == 0:
-                raise _Invalid("its buffer at %d (%d bytes) does not hold the batch" % (at, need))
-            k = self._run(lambda: self.call(self.store, at, part), part)
-            if self.filters:
-                base = self._base()               # the call may have grown (moved) memory
-                keep = at + 16 + 24 * part
-                if not 0 <= k <= part or keep + 4 * part > self.memory.data_len(self.store):
-                    raise _Invalid("it returned %r kept packets of %d" % (k, part))
-                if lib.scampi_wasm_keep(base + keep, k, part, s + done, o + kept) < 0:
-                    raise _Invalid("its kept positions are not ascending positions below %d" % part)
-                kept += k
-            done += part
+        r = self.run
+        r.done = r.kept = 0
+        b, s, o = native.plugin_pointer(ffi, batch), _u32(sel), _u32(out)
+        while True:
+            why = lib.scampi_wasm_process(r, b, s, nsel, o)
+            if why == lib.SCAMPI_WASM_DONE:
+                break
+            if why != lib.SCAMPI_WASM_NEED_REGION:
+                raise self._failure(why)
+            self._region(r.need)
         if self.result_fn is not None:
             self.value = self._run(lambda: self.result_fn(self.store))
         self.batches += 1
         if nsel:
             self.last_ts = batch.ts[sel[nsel - 1]]
-        return kept if self.filters else nsel
+        return r.kept if self.filters else nsel
 
-    def _part(self, b, s, n):
-        """(packets, bytes) of the next call's part of the selection s[0..n).  With a snaplen
-        every packet takes at most a fixed size: no pass over the packets to measure them."""
-        if self.snap:
-            per = 24 + 4 + ((self.snap + 7) & ~7)
-            part = max(1, min(n, (self.chunk - 16) // per))
-            return part, 16 + part * per
-        part = lib.scampi_wasm_fit(b, s, n, self.snap, self.chunk) or 1
-        return part, lib.scampi_wasm_size(b, s, part, self.snap)
+    def _failure(self, why):
+        r = self.run
+        if why == lib.SCAMPI_WASM_FAILED:
+            error, trap = int(ffi.cast("uintptr_t", r.error)), int(ffi.cast("uintptr_t", r.trap))
+            r.error = r.trap = ffi.NULL
+            return capi.exception(error, trap)
+        if why == lib.SCAMPI_WASM_BAD_REGION:
+            return _Invalid("its buffer at %d (%d bytes) is no longer inside its memory"
+                            % (r.at, r.region))
+        if why == lib.SCAMPI_WASM_BAD_COUNT:
+            return _Invalid("it returned %r kept packets of %d" % (r.answer, r.part))
+        return _Invalid("its kept positions are not ascending positions below %d" % r.part)
 
     def _region(self, need):
-        """(offset, memory base) of a region of `need` bytes the module gave us."""
-        if self.region is None or self.region[1] < need:
-            at = self._run(lambda: self.buffer_fn(self.store, int(need)))
-            size = self.memory.data_len(self.store)
-            if not isinstance(at, int) or at < 0 or at + need > size:
-                raise _Invalid("scampi_buffer(%d) answered %r, outside its %d bytes of memory"
-                               % (need, at, size))
-            self.region = (at, need)
-        return self.region[0], self._base()
-
-    def _base(self):
-        ptr = self.memory.data_ptr(self.store)
-        return ffi.cast("uint8_t *", ctypes.cast(ptr, ctypes.c_void_p).value)
+        """Ask the module for a buffer of `need` bytes (the C runner checks it lies inside the
+        module's memory before each part)."""
+        at = self._run(lambda: self.buffer_fn(self.store, int(need)))
+        size = self.memory.data_len(self.store)
+        if not isinstance(at, int) or at < 0 or at + need > size:
+            raise _Invalid("scampi_buffer(%d) answered %r, outside its %d bytes of memory"
+                           % (need, at, size))
+        self.run.at, self.run.region = at, need
 
     def _remove(self, batch, sel, nsel, exc):
         ts = batch.ts[sel[0]] if nsel else self.last_ts
