@@ -32,19 +32,19 @@
   ;; batch at $at: u32 n, i32 linktype, u32 snap, u32 data_off, n records of 24 bytes
   ;; {u32 off, u32 caplen, u32 wirelen, u32 index, i64 ts}, then the keep area (n u32).
   ;;
-  ;; `tcp port 80` on the Ethernet frame at $p with $len captured bytes, without a branch per
+;; `tcp port 80` on the Ethernet frame at $p with $len captured bytes, without a branch per
   ;; packet (which way a packet goes is data, so branches would be mispredicted): every field
   ;; of either branch of `tcpdump -d 'tcp port 80'` is read (at most 78 bytes from $p: within
   ;; the module's memory, past the packet's own bytes when it is short) and the verdict is the
   ;; AND of the comparisons with the checks that each field was captured -- a field past $len
-  ;; rejects the packet, as in BPF.  16-bit fields are loaded little-endian (wasm's order) and
-  ;; compared with byte-swapped constants: 0x0008 is ethertype 08 00 (IPv4), 0xdd86 is 86 dd
-  ;; (IPv6), 0x5000 is port 00 50 (80).  Every position is written to the keep area; the count
-  ;; of kept ones advances only for a packet that passes.
+  ;; rejects the packet, as in BPF.  Fields are read four bytes at a time, little-endian (wasm's
+  ;; order), and compared with byte-swapped constants: 0x0008 is ethertype 08 00 (IPv4), 0xdd86
+  ;; is 86 dd (IPv6), 0x5000 is port 00 50 (80).  Every position is written to the keep area;
+  ;; the count of kept ones advances only for a packet that passes.
   (func (export "scampi_filter_WASM_TCP80") (param $at i32) (param $n i32) (result i32)
     (local $i i32) (local $rec i32) (local $keep i32) (local $k i32)
-    (local $p i32) (local $len i32) (local $t i32) (local $x i32) (local $q i32)
-    (local $v6 i32) (local $v4 i32)
+    (local $p i32) (local $len i32) (local $w12 i32) (local $w20 i32) (local $x i32)
+    (local $ports i32) (local $v6 i32) (local $v4 i32)
     (if (i32.ne (i32.load offset=4 (local.get $at)) (i32.const 1)) (then (return (i32.const 0))))
     (if (i32.eqz (local.get $n)) (then (return (i32.const 0))))
     (local.set $rec (i32.add (local.get $at) (i32.const 16)))
@@ -52,34 +52,35 @@
     (loop $next
       (local.set $p (i32.add (local.get $at) (i32.load (local.get $rec))))
       (local.set $len (i32.load offset=4 (local.get $rec)))
-      (local.set $t (i32.load16_u offset=12 (local.get $p)))
-      ;; IPv6: next header 6 at 20, a port at 54 or 56
+      (local.set $w12 (i32.load offset=12 (local.get $p)))     ;; ethertype, byte 14
+      (local.set $w20 (i32.load offset=20 (local.get $p)))     ;; bytes 20..23
+      ;; IPv6: next header (byte 20) 6, a port at 54 or 56
+      (local.set $ports (i32.load offset=54 (local.get $p)))
       (local.set $v6
         (i32.and
-          (i32.and (i32.and (i32.eq (local.get $t) (i32.const 0xdd86))
-                            (i32.ge_u (local.get $len) (i32.const 56)))
-                   (i32.eq (i32.load8_u offset=20 (local.get $p)) (i32.const 6)))
-          (i32.or (i32.eq (i32.load16_u offset=54 (local.get $p)) (i32.const 0x5000))
-                  (i32.and (i32.ge_u (local.get $len) (i32.const 58))
-                           (i32.eq (i32.load16_u offset=56 (local.get $p)) (i32.const 0x5000))))))
-      ;; IPv4: protocol 6 at 23, not a later fragment (offset bits of 20-21), a port after the
-      ;; header of 4 * (byte 14 & 0xf) bytes
-      (local.set $x (i32.shl (i32.and (i32.load8_u offset=14 (local.get $p)) (i32.const 0xf))
-                             (i32.const 2)))
-      (local.set $q (i32.add (local.get $p) (local.get $x)))
+          (i32.and (i32.eq (i32.and (local.get $w12) (i32.const 0xffff)) (i32.const 0xdd86))
+                   (i32.ge_u (local.get $len) (i32.const 56)))
+          (i32.and
+            (i32.eq (i32.and (local.get $w20) (i32.const 0xff)) (i32.const 6))
+            (i32.or (i32.eq (i32.and (local.get $ports) (i32.const 0xffff)) (i32.const 0x5000))
+                    (i32.and (i32.ge_u (local.get $len) (i32.const 58))
+                             (i32.eq (i32.shr_u (local.get $ports) (i32.const 16))
+                                     (i32.const 0x5000)))))))
+      ;; IPv4: protocol (byte 23) 6 and not a later fragment (the offset bits of bytes 20-21),
+      ;; a port after the header of 4 * (byte 14 & 0xf) bytes
+      (local.set $x (i32.and (i32.shr_u (local.get $w12) (i32.const 14)) (i32.const 0x3c)))
+      (local.set $ports (i32.load offset=14 (i32.add (local.get $p) (local.get $x))))
       (local.set $v4
         (i32.and
           (i32.and
-            (i32.and (i32.eq (local.get $t) (i32.const 0x0008))
+            (i32.and (i32.eq (i32.and (local.get $w12) (i32.const 0xffff)) (i32.const 0x0008))
                      (i32.ge_u (local.get $len) (i32.const 24)))
-            (i32.and (i32.eq (i32.load8_u offset=23 (local.get $p)) (i32.const 6))
-                     (i32.eqz (i32.and (i32.load16_u offset=20 (local.get $p))
-                                       (i32.const 0xff1f)))))
+            (i32.eq (i32.and (local.get $w20) (i32.const 0xff00ff1f)) (i32.const 0x06000000)))
           (i32.and
             (i32.le_u (i32.add (local.get $x) (i32.const 16)) (local.get $len))
-            (i32.or (i32.eq (i32.load16_u offset=14 (local.get $q)) (i32.const 0x5000))
+            (i32.or (i32.eq (i32.and (local.get $ports) (i32.const 0xffff)) (i32.const 0x5000))
                     (i32.and (i32.le_u (i32.add (local.get $x) (i32.const 18)) (local.get $len))
-                             (i32.eq (i32.load16_u offset=16 (local.get $q))
+                             (i32.eq (i32.shr_u (local.get $ports) (i32.const 16))
                                      (i32.const 0x5000)))))))
       (i32.store (i32.add (local.get $keep) (i32.shl (local.get $k) (i32.const 2)))
                  (local.get $i))

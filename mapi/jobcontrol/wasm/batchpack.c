@@ -185,5 +185,22 @@ int scampi_wasm_process(scampi_wasm_run *r, const mapi_batch *b, const uint32_t 
         }
         r->done += part;
     }
+    if (r->result_func) {
+        void *err = set_fuel(r->ctx, r->fuel_base);
+        if (err) {
+            r->error = err;
+            return SCAMPI_WASM_FAILED;
+        }
+        wt_raw ret[1];
+        memset(ret, 0, sizeof ret);
+        void *trap = NULL;
+        err = call(r->ctx, r->result_func, ret, 1, &trap);
+        if (err || trap) {
+            r->error = err;
+            r->trap = trap;
+            return SCAMPI_WASM_FAILED;
+        }
+        r->result = ret[0].i64;
+    }
     return SCAMPI_WASM_DONE;
 }

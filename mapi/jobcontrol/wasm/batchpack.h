@@ -22,12 +22,13 @@
 /* One applied function.  The wasmtime entries are the addresses of the C API functions of the
  * library the wasmtime package loaded (so the versions agree): wasmtime_func_call_unchecked,
  * wasmtime_context_set_fuel, wasmtime_memory_data, wasmtime_memory_data_size.  ctx, func and
- * memory are the store's context and the export's and memory's wasmtime handles; the runner
- * checked the export's type ((i32, i32) -> i32) before it set func. */
+ * memory are the store's context and the exports' and memory's wasmtime handles; the runner
+ * checked the exports' types ((i32, i32) -> i32, () -> i64) before it set them. */
 typedef struct scampi_wasm_run {
     void *call_unchecked, *set_fuel, *memory_data, *memory_size;
     void *ctx;
     void *func;
+    void *result_func;              /* the export NAME's result comes from (() -> i64), or NULL */
     void *memory;
     uint64_t at, region;            /* the buffer the module gave: offset, bytes */
     uint64_t part_bytes;            /* at most this much of the buffer per call (cache-sized) */
@@ -37,6 +38,7 @@ typedef struct scampi_wasm_run {
     /* progress through the selection (the runner zeroes them per batch) */
     uint32_t done;                  /* packets handed over */
     uint32_t kept;                  /* positions written to out */
+    int64_t result;                 /* what result_func returned after the last part */
     /* why it stopped */
     uint32_t part;
     int64_t answer;

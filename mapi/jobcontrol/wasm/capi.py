@@ -38,11 +38,14 @@ def entries():
             for field, name in ENTRIES.items()}
 
 
-def handles(store, func, memory):
-    """Addresses of the store's context, the function's and the memory's wasmtime handles (the
-    Python objects must outlive their use)."""
-    return (ctypes.cast(store._context(), ctypes.c_void_p).value,
-            ctypes.addressof(func._func), ctypes.addressof(memory._memory))
+def context(store):
+    """Address of the store's context (the store must outlive its use)."""
+    return ctypes.cast(store._context(), ctypes.c_void_p).value
+
+
+def handle(item):
+    """Address of a function's or memory's wasmtime handle (the object must outlive its use)."""
+    return ctypes.addressof(item._func if isinstance(item, wasmtime.Func) else item._memory)
 
 
 def exception(error, trap):
@@ -58,3 +61,9 @@ def is_batch_function(functype):
     i32 = wasmtime.ValType.i32()
     return isinstance(functype, wasmtime.FuncType) and \
         list(functype.params) == [i32, i32] and list(functype.results) == [i32]
+
+
+def is_result_function(functype):
+    """True if an export's type is () -> i64, the ABI's result functions."""
+    return isinstance(functype, wasmtime.FuncType) and not list(functype.params) and \
+        list(functype.results) == [wasmtime.ValType.i64()]

@@ -100,6 +100,10 @@ class WasmLibrary:
                                     "return i32 (see the ABI in docs/jobcontrol.md)"
                                     % (name, export), argument="path")
                 result = "scampi_result_" + m.group(2)
+                if result in exports and not capi.is_result_function(exports[result]):
+                    raise MapiError(EBADARG, "load_library %s: %s must take nothing and return "
+                                    "i64 (see the ABI in docs/jobcontrol.md)" % (name, result),
+                                    argument="path")
                 self.functions[m.group(2)] = (export, m.group(1) == "filter",
                                               result if result in exports else None)
         if not self.functions:
@@ -155,8 +159,11 @@ class WasmFunction(FunctionInstance):
         """The C runner's view of this instance: wasmtime's entries, handles and our limits."""
         for field, address in capi.entries().items():
             setattr(r, field, ffi.cast("void *", address))
-        ctx, fn, memory = capi.handles(self.store, func, self.memory)
-        r.ctx, r.func, r.memory = (ffi.cast("void *", a) for a in (ctx, fn, memory))
+        r.ctx = ffi.cast("void *", capi.context(self.store))
+        r.func = ffi.cast("void *", capi.handle(func))
+        r.memory = ffi.cast("void *", capi.handle(self.memory))
+        if self.result_fn is not None:
+            r.result_func = ffi.cast("void *", capi.handle(self.result_fn))
         # a call's part leaves the module room for itself within its memory
         r.part_bytes = min(PART_BYTES, self.library.limits.memory // 4)
         r.fuel_base = self.library.limits.fuel_base
@@ -201,7 +208,7 @@ class WasmFunction(FunctionInstance):
                 raise self._failure(why)
             self._region(r.need)
         if self.result_fn is not None:
-            self.value = self._run(lambda: self.result_fn(self.store))
+            self.value = r.result
         self.batches += 1
         if nsel:
             self.last_ts = batch.ts[sel[nsel - 1]]
