@@ -15,43 +15,45 @@
   (global $region (mut i32) (i32.const 0))
   (global $region_bytes (mut i32) (i32.const 0))
 
-  (func (export "scampi_abi_version") (result i32) (i32.const 1))
+  (func (export "scampi_abi_version") (result i32) (i32.const 2))
   (func (export "scampi_snaplen") (result i32) (i32.const 80))
 
-;; batches go after the first page; grow memory to fit `bytes` and 128 more (the filter reads
-  ;; a fixed window of each packet, which may reach past the last packet's bytes)
+  ;; batches go after the first page; grow memory to fit `bytes`
   (func (export "scampi_buffer") (param $bytes i32) (result i32)
     (local $pages i32)
-    (local.set $pages (i32.shr_u (i32.add (i32.add (local.get $bytes) (i32.const 65664))
+    (local.set $pages (i32.shr_u (i32.add (i32.add (local.get $bytes) (i32.const 65536))
                                           (i32.const 65535)) (i32.const 16)))
     (if (i32.gt_u (local.get $pages) (memory.size))
       (then (if (i32.lt_s (memory.grow (i32.sub (local.get $pages) (memory.size))) (i32.const 0))
               (then (unreachable)))))
     (i32.const 65536))
 
-  ;; batch at $at: u32 n, i32 linktype, u32 snap, u32 data_off, n records of 24 bytes
-  ;; {u32 off, u32 caplen, u32 wirelen, u32 index, i64 ts}, then the keep area (n u32).
+  ;; batch at $at (ABI version 2): u32 n, i32 linktype, u32 snap, u32 stride, then the offsets
+  ;; (from $at) of the caplen column (u32 n) at 16, of the wirelen, index and ts columns (not
+  ;; asked for: no scampi_fields) at 20, 24, 28, of the keep area (n u32) at 32 and of the
+  ;; packets' slots at 36: packet j's first snap (80) bytes at data_off + j * stride.
   ;;
-;; `tcp port 80` on the Ethernet frame at $p with $len captured bytes, without a branch per
+  ;; `tcp port 80` on the Ethernet frame at $p with $len captured bytes, without a branch per
   ;; packet (which way a packet goes is data, so branches would be mispredicted): every field
   ;; of either branch of `tcpdump -d 'tcp port 80'` is read (at most 78 bytes from $p: within
-  ;; the module's memory, past the packet's own bytes when it is short) and the verdict is the
+  ;; its 80-byte slot, past the packet's own bytes when it is short) and the verdict is the
   ;; AND of the comparisons with the checks that each field was captured -- a field past $len
   ;; rejects the packet, as in BPF.  Fields are read four bytes at a time, little-endian (wasm's
   ;; order), and compared with byte-swapped constants: 0x0008 is ethertype 08 00 (IPv4), 0xdd86
   ;; is 86 dd (IPv6), 0x5000 is port 00 50 (80).  Every position is written to the keep area;
   ;; the count of kept ones advances only for a packet that passes.
   (func (export "scampi_filter_WASM_TCP80") (param $at i32) (param $n i32) (result i32)
-    (local $i i32) (local $rec i32) (local $keep i32) (local $k i32)
+    (local $i i32) (local $cap i32) (local $keep i32) (local $k i32) (local $stride i32)
     (local $p i32) (local $len i32) (local $w12 i32) (local $w20 i32) (local $x i32)
     (local $ports i32) (local $v6 i32) (local $v4 i32)
     (if (i32.ne (i32.load offset=4 (local.get $at)) (i32.const 1)) (then (return (i32.const 0))))
     (if (i32.eqz (local.get $n)) (then (return (i32.const 0))))
-    (local.set $rec (i32.add (local.get $at) (i32.const 16)))
-    (local.set $keep (i32.add (local.get $rec) (i32.mul (local.get $n) (i32.const 24))))
+    (local.set $stride (i32.load offset=12 (local.get $at)))
+    (local.set $cap (i32.add (local.get $at) (i32.load offset=16 (local.get $at))))
+    (local.set $keep (i32.add (local.get $at) (i32.load offset=32 (local.get $at))))
+    (local.set $p (i32.add (local.get $at) (i32.load offset=36 (local.get $at))))
     (loop $next
-      (local.set $p (i32.add (local.get $at) (i32.load (local.get $rec))))
-      (local.set $len (i32.load offset=4 (local.get $rec)))
+      (local.set $len (i32.load (local.get $cap)))
       (local.set $w12 (i32.load offset=12 (local.get $p)))     ;; ethertype, byte 14
       (local.set $w20 (i32.load offset=20 (local.get $p)))     ;; bytes 20..23
       ;; IPv6: next header (byte 20) 6, a port at 54 or 56
@@ -85,7 +87,8 @@
       (i32.store (i32.add (local.get $keep) (i32.shl (local.get $k) (i32.const 2)))
                  (local.get $i))
       (local.set $k (i32.add (local.get $k) (i32.or (local.get $v4) (local.get $v6))))
-      (local.set $rec (i32.add (local.get $rec) (i32.const 24)))
+      (local.set $cap (i32.add (local.get $cap) (i32.const 4)))
+      (local.set $p (i32.add (local.get $p) (local.get $stride)))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br_if $next (i32.lt_u (local.get $i) (local.get $n))))
     (global.set $passed (i64.add (global.get $passed) (i64.extend_i32_u (local.get $k))))

@@ -18,6 +18,7 @@ static inline uint32_t copied(const mapi_batch *b, uint32_t i, uint32_t snap)
 }
 
 static inline uint64_t room(uint32_t len) { return (len + 7u) & ~7u; }
+static inline uint64_t align8(uint64_t x) { return (x + 7) & ~(uint64_t)7; }
 
 static uint64_t fixed(uint32_t n)
 {
@@ -105,6 +106,67 @@ uint64_t scampi_wasm_pack(const mapi_batch *b, const uint32_t *sel, uint32_t n, 
     return data;
 }
 
+/* Version 2: where the parts of a run of n packets go (offsets from its start). */
+typedef struct { uint64_t caplen, wirelen, index, ts, keep, data, end; } layout2;
+
+static layout2 lay_out2(uint32_t n, uint32_t fields, uint32_t stride)
+{
+    layout2 l;
+    uint64_t o = SCAMPI_WASM2_HDR, col = 4 * (uint64_t)n;
+    l.caplen = o, o += col;
+    l.wirelen = fields & SCAMPI_WASM2_WIRELEN ? o : 0, o += l.wirelen ? col : 0;
+    l.index = fields & SCAMPI_WASM2_INDEX ? o : 0, o += l.index ? col : 0;
+    o = align8(o);
+    l.ts = fields & SCAMPI_WASM2_TS ? o : 0, o += l.ts ? 2 * col : 0;
+    l.keep = o, o += col;
+    l.data = o = align8(o);
+    l.end = o + (uint64_t)stride * n;
+    return l;
+}
+
+/* How many of `left` packets a version 2 run fits into cap bytes. */
+static uint32_t fit2(uint32_t left, uint32_t fields, uint32_t stride, uint64_t cap)
+{
+    uint64_t per = 8 + stride + (fields & SCAMPI_WASM2_WIRELEN ? 4 : 0) +
+                   (fields & SCAMPI_WASM2_INDEX ? 4 : 0) + (fields & SCAMPI_WASM2_TS ? 8 : 0);
+    uint64_t fits = cap > SCAMPI_WASM2_HDR + 16 ? (cap - SCAMPI_WASM2_HDR - 16) / per : 0;
+    return fits < left ? (uint32_t)fits : left;    /* 16: the two alignments' most */
+}
+
+static void pack2(const mapi_batch *b, const uint32_t *sel, uint32_t n, uint32_t snap,
+                  uint32_t fields, uint8_t *dst, const layout2 *l)
+{
+    const uint8_t *base = b->base;
+    const uint64_t *off = b->off;
+    const uint32_t *caplen = b->caplen;
+    uint32_t stride = (uint32_t)room(snap);
+    uint32_t head[10] = {n, (uint32_t)b->linktype, snap, stride, (uint32_t)l->caplen,
+                         (uint32_t)l->wirelen, (uint32_t)l->index, (uint32_t)l->ts,
+                         (uint32_t)l->keep, (uint32_t)l->data};
+    memcpy(dst, head, sizeof head);
+    uint8_t *cap = dst + l->caplen, *d = dst + l->data;
+    for (uint32_t j = 0; j < n; j++, d += stride) {
+        uint32_t i = sel[j], len = caplen[i];
+        len = len > snap ? snap : len;
+        if (j + PREFETCH < n) {
+            const uint8_t *ahead = base + off[sel[j + PREFETCH]];
+            __builtin_prefetch(ahead);
+            __builtin_prefetch(ahead + 63);
+        }
+        copy_bytes(d, base + off[i], len);
+        put32(cap + 4 * (uint64_t)j, len);
+    }
+    /* the columns the module asked for, each in its own pass (no branch per packet) */
+    if (l->wirelen)
+        for (uint32_t j = 0; j < n; j++)
+            put32(dst + l->wirelen + 4 * (uint64_t)j, b->wirelen[sel[j]]);
+    if (l->index)
+        memcpy(dst + l->index, sel, 4 * (uint64_t)n);
+    if (l->ts)
+        for (uint32_t j = 0; j < n; j++)
+            memcpy(dst + l->ts + 8 * (uint64_t)j, &b->ts[sel[j]], 8);
+}
+
 /* The module kept k positions (u32, ascending, < n) at keep: out[j] = sel[keep[j]]. */
 static int keep_ok(const uint8_t *keep, uint32_t k, uint32_t n, const uint32_t *sel, uint32_t *out)
 {
@@ -131,7 +193,10 @@ int scampi_wasm_process(scampi_wasm_run *r, const mapi_batch *b, const uint32_t 
     while (r->done < n) {
         const uint32_t *s = sel + r->done;
         uint32_t left = n - r->done, part;
-        if (r->snap) {          /* every packet takes at most a fixed size: no pass to measure */
+        layout2 l2 = {0};
+        if (r->abi == 2) {
+            part = fit2(left, r->fields, (uint32_t)room(r->snap), cap);
+        } else if (r->snap) {   /* every packet takes at most a fixed size: no pass to measure */
             uint64_t per = SCAMPI_WASM_REC + 4 + room(r->snap);
             uint64_t fits = cap > SCAMPI_WASM_HDR ? (cap - SCAMPI_WASM_HDR) / per : 0;
             part = fits < left ? (uint32_t)fits : left;
@@ -139,7 +204,8 @@ int scampi_wasm_process(scampi_wasm_run *r, const mapi_batch *b, const uint32_t 
             part = fit(b, s, left, 0, cap);
         }
         if (part == 0) {
-            uint64_t one = SCAMPI_WASM_HDR + SCAMPI_WASM_REC + 4 + room(copied(b, s[0], r->snap));
+            uint64_t one = r->abi == 2 ? lay_out2(1, r->fields, (uint32_t)room(r->snap)).end :
+                SCAMPI_WASM_HDR + SCAMPI_WASM_REC + 4 + room(copied(b, s[0], r->snap));
             if (one <= r->region) {          /* the buffer holds it; the part size did not */
                 part = 1;
             } else {
@@ -152,8 +218,18 @@ int scampi_wasm_process(scampi_wasm_run *r, const mapi_batch *b, const uint32_t 
         if (r->at > mem_size || r->region > mem_size - r->at)
             return SCAMPI_WASM_BAD_REGION;
         uint8_t *mem = data(r->ctx, r->memory);
-        if (scampi_wasm_pack(b, s, part, r->snap, mem + r->at, r->region) == 0)
-            return SCAMPI_WASM_BAD_REGION;    /* cannot happen: part was sized to fit */
+        uint64_t keep_at;
+        if (r->abi == 2) {
+            l2 = lay_out2(part, r->fields, (uint32_t)room(r->snap));
+            if (l2.end > r->region)
+                return SCAMPI_WASM_BAD_REGION;    /* cannot happen: part was sized to fit */
+            pack2(b, s, part, r->snap, r->fields, mem + r->at, &l2);
+            keep_at = r->at + l2.keep;
+        } else {
+            if (scampi_wasm_pack(b, s, part, r->snap, mem + r->at, r->region) == 0)
+                return SCAMPI_WASM_BAD_REGION;    /* cannot happen: part was sized to fit */
+            keep_at = r->at + SCAMPI_WASM_HDR + (uint64_t)SCAMPI_WASM_REC * part;
+        }
         r->part = part;
         void *err = set_fuel(r->ctx, r->fuel_base + r->fuel_per_packet * part);
         if (err) {
@@ -173,7 +249,7 @@ int scampi_wasm_process(scampi_wasm_run *r, const mapi_batch *b, const uint32_t 
         }
         if (r->filters) {
             int32_t k = args[0].i32;
-            uint64_t keep = r->at + fixed(0) + (uint64_t)SCAMPI_WASM_REC * part;
+            uint64_t keep = keep_at;
             mem_size = size(r->ctx, r->memory);
             if (k < 0 || (uint32_t)k > part || keep + 4 * (uint64_t)part > mem_size) {
                 r->answer = k;

@@ -8,8 +8,19 @@
 #define SCAMPI_BATCHPACK_H
 #include <stdint.h>
 
+/* ABI version 1: a header, a record per packet, the keep area, the bytes packed one after the
+ * other */
 #define SCAMPI_WASM_HDR 16      /* n, linktype, snap, data_off */
 #define SCAMPI_WASM_REC 24      /* off, caplen, wirelen, index, ts */
+
+/* ABI version 2 (modules with a snaplen): a header (n, linktype, snap, stride, then the offsets
+ * of the caplen, wirelen, index and ts columns (0: not written), of the keep area and of the
+ * data), the columns, the keep area, then a slot of `stride` bytes per packet -- the module
+ * finds packet j at data_off + j * stride and the server writes only the columns it asked for. */
+#define SCAMPI_WASM2_HDR 40     /* bytes */
+#define SCAMPI_WASM2_WIRELEN 1  /* scampi_fields() bits: the columns besides caplen */
+#define SCAMPI_WASM2_INDEX 2
+#define SCAMPI_WASM2_TS 4
 
 /* Why scampi_wasm_process stopped before the end of the selection. */
 #define SCAMPI_WASM_DONE 0
@@ -34,6 +45,8 @@ typedef struct scampi_wasm_run {
     uint64_t part_bytes;            /* at most this much of the buffer per call (cache-sized) */
     uint64_t fuel_base, fuel_per_packet;
     uint32_t snap;                  /* bytes copied of each packet (0: all) */
+    uint32_t abi;                   /* the module's ABI version: 1 or 2 (which needs a snap) */
+    uint32_t fields;                /* version 2: the columns it asked for (SCAMPI_WASM2_*) */
     uint32_t filters;               /* 1: the module keeps a selection; 0: it sees everything */
     /* progress through the selection (the runner zeroes them per batch) */
     uint32_t done;                  /* packets handed over */
@@ -51,9 +64,10 @@ typedef struct scampi_wasm_run {
 int scampi_wasm_process(scampi_wasm_run *r, const mapi_batch *b, const uint32_t *sel, uint32_t n,
                         uint32_t *out);
 
-/* Bytes a run of n selected packets takes (headers, records, keep area, bytes). */
+/* Version 1: bytes a run of n selected packets takes (headers, records, keep area, bytes). */
 uint64_t scampi_wasm_size(const mapi_batch *b, const uint32_t *sel, uint32_t n, uint32_t snap);
-/* Write packets sel[0..n) at dst (cap bytes); returns the bytes written, 0 if they do not fit. */
+/* Version 1: write packets sel[0..n) at dst (cap bytes); returns the bytes written, 0 if they do
+ * not fit. */
 uint64_t scampi_wasm_pack(const mapi_batch *b, const uint32_t *sel, uint32_t n, uint32_t snap,
                           uint8_t *dst, uint64_t cap);
 

@@ -2,8 +2,11 @@
 
 The ABI (docs/jobcontrol.md has it in full).  A module exports its linear memory "memory" and
 
-    i32 scampi_abi_version()              1
-    i32 scampi_snaplen()                  optional: bytes of each packet it needs (0: all)
+    i32 scampi_abi_version()              1 or 2
+    i32 scampi_snaplen()                  optional in version 1, needed (> 0) in version 2:
+                                          bytes of each packet it needs (0: all)
+    i32 scampi_fields()                   version 2, optional: the columns it reads besides
+                                          caplen (1 wirelen, 2 index, 4 ts; absent: none)
     i32 scampi_buffer(i32 bytes)          an offset where `bytes` bytes of its memory are free for
                                           the server to write a batch into (it may grow memory)
     i32 scampi_filter_NAME(i32 at, i32 n) a filter NAME: writes the positions it keeps
@@ -11,11 +14,15 @@ The ABI (docs/jobcontrol.md has it in full).  A module exports its linear memory
     i32 scampi_count_NAME(i32 at, i32 n)  a function NAME that keeps every packet
     i64 scampi_result_NAME()              optional: NAME's result (read_results)
 
-and imports nothing.  At `at` the server writes: u32 n, i32 linktype, u32 snap, u32 data_off;
-n records of 24 bytes {u32 off (from at), u32 caplen (bytes copied), u32 wirelen, u32 index
-(the packet's place in the engine's batch: the selection vector), i64 ts (ns)}; the keep area
-(n u32) at at + 16 + 24n; then the packet bytes.  Only the packets that reached the function's
-node are written, so a module sees only the packets of the flows it is applied to.
+and imports nothing.  Version 1: at `at` the server writes u32 n, i32 linktype, u32 snap,
+u32 data_off; n records of 24 bytes {u32 off (from at), u32 caplen (bytes copied), u32 wirelen,
+u32 index (the packet's place in the engine's batch: the selection vector), i64 ts (ns)}; the
+keep area (n u32) at at + 16 + 24n; then the packet bytes.  Version 2 (fixed slots: cheaper to
+write and to read): a 40-byte header u32 n, i32 linktype, u32 snap, u32 stride, and the offsets
+(from at; 0: not written) of the caplen column (u32 n), the wirelen (u32), index (u32) and ts
+(i64) columns if asked for, the keep area (n u32) and the data: packet j's bytes at data_off +
+j * stride.  Only the packets that reached the function's node are written, so a module sees
+only the packets of the flows it is applied to.
 
 The batch goes to the module in parts of about PART_BYTES (cache-sized: the module reads what
 the server just wrote while it is still in the cache), packed and called from C (batchpack.c,
@@ -40,8 +47,9 @@ from . import capi
 from ._batchpack import ffi, lib
 
 log = logging.getLogger("mapid.jobs.wasm")
-ABI_VERSION = 1
+ABI_VERSIONS = (1, 2)
 EXPORT = re.compile(r"^scampi_(filter|count)_([A-Z][A-Z0-9_]*)$")
+FIELDS = 7                        # version 2 columns besides caplen: wirelen 1, index 2, ts 4
 PART_BYTES = 64 << 10             # a batch goes to the module in parts of about this much
 
 
@@ -146,6 +154,7 @@ class WasmFunction(FunctionInstance):
         self.buffer_fn = ex["scampi_buffer"]
         self.result_fn = ex[result] if result else None
         self.snap = 0
+        self.abi, self.fields = 1, 0
         self.failed = None
         self.value = 0
         self.last_ts = 0
@@ -169,15 +178,24 @@ class WasmFunction(FunctionInstance):
         r.fuel_base = self.library.limits.fuel_base
         r.fuel_per_packet = self.library.limits.fuel_per_packet
         r.snap = self.snap
+        r.abi, r.fields = self.abi, self.fields
         r.filters = 1 if self.filters else 0
 
     def _check_abi(self, ex):
         version = ex["scampi_abi_version"](self.store)
-        if version != ABI_VERSION:
-            raise MapiError(EPLUGIN, "%s: the module speaks ABI version %r, the server %d"
-                            % (self.fname, version, ABI_VERSION), argument="name")
+        if version not in ABI_VERSIONS:
+            raise MapiError(EPLUGIN, "%s: the module speaks ABI version %r, the server %s"
+                            % (self.fname, version, " or ".join(map(str, ABI_VERSIONS))),
+                            argument="name")
+        self.abi = version
         if "scampi_snaplen" in ex:
             self.snap = max(0, int(ex["scampi_snaplen"](self.store)))
+        if version == 2 and not self.snap:
+            raise MapiError(EPLUGIN, "%s: an ABI version 2 module must export scampi_snaplen() "
+                            "> 0 (its packets go in fixed slots); version 1 takes whole packets"
+                            % self.fname, argument="name")
+        if version == 2 and "scampi_fields" in ex:
+            self.fields = int(ex["scampi_fields"](self.store)) & FIELDS
 
     def _run(self, fn, packets=0):
         self.store.set_fuel(self.library.limits.fuel_base
