@@ -51,6 +51,99 @@ BYTESUM = """(module
 """
 
 
+# ABI version 2, snaplen 32, every column: sums caplen, wirelen, ts and the bytes of each slot;
+# traps if the index column is not ascending within a part or a header offset is not where the
+# layout puts it
+COLUMNS = """(module
+  (memory (export "memory") 1)
+  (global $sum (mut i64) (i64.const 0))
+  (func (export "scampi_abi_version") (result i32) (i32.const 2))
+  (func (export "scampi_snaplen") (result i32) (i32.const 32))
+  (func (export "scampi_fields") (result i32) (i32.const 7))
+  (func (export "scampi_buffer") (param $b i32) (result i32)
+    (local $pages i32)
+    (local.set $pages (i32.add (i32.shr_u (local.get $b) (i32.const 16)) (i32.const 2)))
+    (if (i32.gt_u (local.get $pages) (memory.size))
+      (then (drop (memory.grow (i32.sub (local.get $pages) (memory.size))))))
+    (i32.const 65536))
+  (func $col (param $at i32) (param $field i32) (result i32)
+    (i32.add (local.get $at) (i32.load (i32.add (local.get $at) (local.get $field)))))
+  (func (export "scampi_count_COLUMNS") (param $at i32) (param $n i32) (result i32)
+    (local $j i32) (local $p i32) (local $e i32) (local $len i32) (local $last i32)
+    (if (i32.ne (i32.load offset=12 (local.get $at)) (i32.const 32)) (then (unreachable)))
+    (if (i32.ne (i32.load offset=16 (local.get $at)) (i32.const 40)) (then (unreachable)))
+    (if (i32.ne (i32.load offset=20 (local.get $at))
+                (i32.add (i32.const 40) (i32.shl (local.get $n) (i32.const 2))))
+      (then (unreachable)))
+    (local.set $last (i32.const -1))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $j) (local.get $n)))
+      (local.set $len (i32.load (i32.add (call $col (local.get $at) (i32.const 16))
+                                         (i32.shl (local.get $j) (i32.const 2)))))
+      (global.set $sum (i64.add (global.get $sum) (i64.extend_i32_u (local.get $len))))
+      (global.set $sum (i64.add (global.get $sum) (i64.extend_i32_u
+        (i32.load (i32.add (call $col (local.get $at) (i32.const 20))
+                           (i32.shl (local.get $j) (i32.const 2)))))))
+      (global.set $sum (i64.add (global.get $sum)
+        (i64.load (i32.add (call $col (local.get $at) (i32.const 28))
+                           (i32.shl (local.get $j) (i32.const 3))))))
+      (local.set $e (i32.load (i32.add (call $col (local.get $at) (i32.const 24))
+                                       (i32.shl (local.get $j) (i32.const 2)))))
+      (if (i32.le_s (local.get $e) (local.get $last)) (then (unreachable)))
+      (local.set $last (local.get $e))
+      (local.set $p (i32.add (call $col (local.get $at) (i32.const 36))
+                             (i32.mul (local.get $j) (i32.const 32))))
+      (local.set $e (i32.add (local.get $p) (local.get $len)))
+      (block $bytes_done (loop $byte
+        (br_if $bytes_done (i32.ge_u (local.get $p) (local.get $e)))
+        (global.set $sum (i64.add (global.get $sum) (i64.load8_u (local.get $p))))
+        (local.set $p (i32.add (local.get $p) (i32.const 1)))
+        (br $byte)))
+      (local.set $j (i32.add (local.get $j) (i32.const 1)))
+      (br $next)))
+    (local.get $n))
+  (func (export "scampi_result_COLUMNS") (result i64) (global.get $sum)))
+"""
+# ABI version 1 with a snaplen (48): keeps the packets whose copied length is odd
+ODD_V1 = """(module
+  (memory (export "memory") 1)
+  (func (export "scampi_abi_version") (result i32) (i32.const 1))
+  (func (export "scampi_snaplen") (result i32) (i32.const 48))
+  (func (export "scampi_buffer") (param $b i32) (result i32)
+    (local $pages i32)
+    (local.set $pages (i32.add (i32.shr_u (local.get $b) (i32.const 16)) (i32.const 2)))
+    (if (i32.gt_u (local.get $pages) (memory.size))
+      (then (drop (memory.grow (i32.sub (local.get $pages) (memory.size))))))
+    (i32.const 65536))
+  (func (export "scampi_filter_ODD_V1") (param $at i32) (param $n i32) (result i32)
+    (local $j i32) (local $k i32) (local $keep i32)
+    (local.set $keep (i32.add (i32.add (local.get $at) (i32.const 16))
+                              (i32.mul (local.get $n) (i32.const 24))))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $j) (local.get $n)))
+      (if (i32.and (i32.load offset=20 (i32.add (local.get $at)
+                                                (i32.mul (local.get $j) (i32.const 24))))
+                   (i32.const 1))
+        (then (i32.store (i32.add (local.get $keep) (i32.shl (local.get $k) (i32.const 2)))
+                         (local.get $j))
+              (local.set $k (i32.add (local.get $k) (i32.const 1)))))
+      (local.set $j (i32.add (local.get $j) (i32.const 1)))
+      (br $next)))
+    (local.get $k)))
+"""
+BASE = """(memory (export "memory") 1)
+  (func (export "scampi_buffer") (param i32) (result i32) (i32.const 0))"""
+MISFITS = {
+    "edges_onearg": ('(func (export "scampi_abi_version") (result i32) (i32.const 1))'
+                     '(func (export "scampi_filter_ONEARG") (param i32) (result i32) (i32.const 0))',
+                     "ONEARG must take (i32 at, i32 n) and return i32"),
+    "edges_f32res": ('(func (export "scampi_abi_version") (result i32) (i32.const 1))'
+                     '(func (export "scampi_count_F32RES") (param i32 i32) (result i32) (i32.const 0))'
+                     '(func (export "scampi_result_F32RES") (result f32) (f32.const 0))',
+                     "scampi_result_F32RES must take nothing and return i64"),
+}
+
+
 def _tcp4(sport, dport, ihl=5, frag=0, proto=6):
     """An IPv4 packet written field by field: header length `ihl` words (NOP options), the
     flags and fragment offset word `frag`, a 20-byte transport header and 8 bytes of data."""
@@ -112,8 +205,10 @@ def libraries():
     subprocess.run(["make", "-s", "-C", ROOT, "wasm-example"], check=True, capture_output=True)
     if "tcp80" not in embedded().loaded:
         mapi.load_library(WASM)
-    if "edges_bytesum" not in embedded().loaded:
-        embedded().load("edges_bytesum", "sandboxed", "host", wasmtime.wat2wasm(BYTESUM))
+    for name, wat in (("edges_bytesum", BYTESUM), ("edges_columns", COLUMNS),
+                      ("edges_odd_v1", ODD_V1)):
+        if name not in embedded().loaded:
+            embedded().load(name, "sandboxed", "host", wasmtime.wat2wasm(wat))
 
 
 def packets(path):
@@ -148,3 +243,55 @@ def test_every_captured_byte_reaches_a_module_without_snaplen(libraries, tmp_pat
         got, n = total.value, count.value
     assert n == len(sizes)
     assert got == sum(len(d) + sum(d) for _, d in packets(trace))
+
+
+def test_a_version_1_filter_with_snaplen_keeps_its_selection(libraries, tmp_path):
+    trace, sizes = write_sizes_pcap(tmp_path / "sizes.pcap")
+    with mapi.OfflineDevice(str(trace)) as dev:
+        f = dev.flow()
+        f.apply("ODD_V1")
+        count, size = f.apply("PKT_COUNTER"), f.apply("BYTE_COUNTER")
+        dev.run()
+        got = (count.value, size.value)
+    kept = [n for n in sizes if min(n, 48) % 2]
+    assert got == (len(kept), sum(kept)) and kept
+
+
+def test_a_version_2_module_gets_its_slots_and_the_columns_it_asked_for(libraries, tmp_path):
+    trace, sizes = write_sizes_pcap(tmp_path / "sizes.pcap")
+    with mapi.OfflineDevice(str(trace)) as dev:
+        f = dev.flow()
+        total = f.apply("COLUMNS")
+        dev.run()
+        got = total.value
+    want = 0
+    with open(trace, "rb") as fh:
+        for ts, data in dpkt.pcap.Reader(fh):
+            head = data[:32]
+            want += len(head) + len(data) + round(ts * 1e9) + sum(head)
+    want = (want + (1 << 63)) % (1 << 64) - (1 << 63)          # the module's i64 wraps
+    assert got == want
+
+
+@pytest.mark.parametrize("name", sorted(MISFITS))
+def test_a_module_whose_exports_do_not_fit_the_abi_is_refused_at_load(name):
+    from mapi.jobcontrol.usercode import embedded
+    body, reason = MISFITS[name]
+    with pytest.raises(mapi.MapiError) as exc:
+        embedded().load(name, "sandboxed", "host", wasmtime.wat2wasm("(module %s %s)" % (BASE, body)))
+    assert reason in str(exc.value) and name in str(exc.value)
+
+
+def test_a_version_2_module_without_snaplen_is_refused(libraries, tmp_path):
+    from mapi.jobcontrol.usercode import embedded
+    if "edges_nosnap" not in embedded().loaded:
+        embedded().load("edges_nosnap", "sandboxed", "host", wasmtime.wat2wasm(
+            '(module %s (func (export "scampi_abi_version") (result i32) (i32.const 2))'
+            '(func (export "scampi_count_NOSNAP") (param i32 i32) (result i32) (local.get 1)))'
+            % BASE))
+    trace = write_cut_pcap(tmp_path / "one.pcap", [_tcp4(80, 1)])
+    with mapi.OfflineDevice(str(trace)) as dev:
+        with pytest.raises(mapi.MapiError) as exc:
+            dev.flow().apply("NOSNAP")
+            dev.run()
+    assert "must export scampi_snaplen() > 0" in str(exc.value)
