@@ -25,14 +25,6 @@ static uint64_t fixed(uint32_t n)
     return SCAMPI_WASM_HDR + (uint64_t)n * (SCAMPI_WASM_REC + 4);
 }
 
-uint64_t scampi_wasm_size(const mapi_batch *b, const uint32_t *sel, uint32_t n, uint32_t snap)
-{
-    uint64_t size = fixed(n);
-    for (uint32_t j = 0; j < n; j++)
-        size += room(copied(b, sel[j], snap));
-    return size;
-}
-
 /* How many of the packets sel[0..n) fit into cap bytes (0 when not even the first does). */
 static uint32_t fit(const mapi_batch *b, const uint32_t *sel, uint32_t n, uint32_t snap,
                     uint64_t cap)
@@ -55,8 +47,11 @@ static inline void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }   /* wasm
 static inline void copy_bytes(uint8_t *d, const uint8_t *s, uint32_t len)
 {
     if (len < 16) {
-        for (uint32_t j = 0; j < len; j++)
-            d[j] = s[j];
+        if (len & 8) { memcpy(d, s, 8); d += 8, s += 8; }
+        if (len & 4) { memcpy(d, s, 4); d += 4, s += 4; }
+        if (len & 2) { memcpy(d, s, 2); d += 2, s += 2; }
+        if (len & 1)
+            *d = *s;
         return;
     }
     for (uint32_t o = 0; o + 16 < len; o += 16)
@@ -66,8 +61,10 @@ static inline void copy_bytes(uint8_t *d, const uint8_t *s, uint32_t len)
 
 #define PREFETCH 8              /* packets ahead */
 
-uint64_t scampi_wasm_pack(const mapi_batch *b, const uint32_t *sel, uint32_t n, uint32_t snap,
-                          uint8_t *dst, uint64_t cap)
+/* Version 1: write packets sel[0..n) at dst (cap bytes); returns the bytes written, 0 if they
+ * do not fit. */
+static uint64_t pack1(const mapi_batch *b, const uint32_t *sel, uint32_t n, uint32_t snap,
+                      uint8_t *dst, uint64_t cap)
 {
     uint64_t data = fixed(n);
     if (data > cap)
@@ -226,7 +223,7 @@ int scampi_wasm_process(scampi_wasm_run *r, const mapi_batch *b, const uint32_t 
             pack2(b, s, part, r->snap, r->fields, mem + r->at, &l2);
             keep_at = r->at + l2.keep;
         } else {
-            if (scampi_wasm_pack(b, s, part, r->snap, mem + r->at, r->region) == 0)
+            if (pack1(b, s, part, r->snap, mem + r->at, r->region) == 0)
                 return SCAMPI_WASM_BAD_REGION;    /* cannot happen: part was sized to fit */
             keep_at = r->at + SCAMPI_WASM_HDR + (uint64_t)SCAMPI_WASM_REC * part;
         }

@@ -64,11 +64,4 @@ typedef struct scampi_wasm_run {
 int scampi_wasm_process(scampi_wasm_run *r, const mapi_batch *b, const uint32_t *sel, uint32_t n,
                         uint32_t *out);
 
-/* Version 1: bytes a run of n selected packets takes (headers, records, keep area, bytes). */
-uint64_t scampi_wasm_size(const mapi_batch *b, const uint32_t *sel, uint32_t n, uint32_t snap);
-/* Version 1: write packets sel[0..n) at dst (cap bytes); returns the bytes written, 0 if they do
- * not fit. */
-uint64_t scampi_wasm_pack(const mapi_batch *b, const uint32_t *sel, uint32_t n, uint32_t snap,
-                          uint8_t *dst, uint64_t cap);
-
 #endif
