@@ -2,8 +2,11 @@
 
 The ABI (docs/jobcontrol.md has it in full).  A module exports its linear memory "memory" and
 
-    i32 scampi_abi_version()              1
-    i32 scampi_snaplen()                  optional: bytes of each packet it needs (0: all)
+    i32 scampi_abi_version()              1 or 2
+    i32 scampi_snaplen()                  optional in version 1, needed (> 0) in version 2:
+                                          bytes of each packet it needs (0: all)
+    i32 scampi_fields()                   version 2, optional: the columns it reads besides
+                                          caplen (1 wirelen, 2 index, 4 ts; absent: none)
     i32 scampi_buffer(i32 bytes)          an offset where `bytes` bytes of its memory are free for
                                           the server to write a batch into (it may grow memory)
     i32 scampi_filter_NAME(i32 at, i32 n) a filter NAME: writes the positions it keeps
@@ -11,18 +14,24 @@ The ABI (docs/jobcontrol.md has it in full).  A module exports its linear memory
     i32 scampi_count_NAME(i32 at, i32 n)  a function NAME that keeps every packet
     i64 scampi_result_NAME()              optional: NAME's result (read_results)
 
-and imports nothing.  At `at` the server writes: u32 n, i32 linktype, u32 snap, u32 data_off;
-n records of 24 bytes {u32 off (from at), u32 caplen (bytes copied), u32 wirelen, u32 index
-(the packet's place in the engine's batch: the selection vector), i64 ts (ns)}; the keep area
-(n u32) at at + 16 + 24n; then the packet bytes.  Only the packets that reached the function's
-node are written, so a module sees only the packets of the flows it is applied to.
+and imports nothing.  Version 1: at `at` the server writes u32 n, i32 linktype, u32 snap,
+u32 data_off; n records of 24 bytes {u32 off (from at), u32 caplen (bytes copied), u32 wirelen,
+u32 index (the packet's place in the engine's batch: the selection vector), i64 ts (ns)}; the
+keep area (n u32) at at + 16 + 24n; then the packet bytes.  Version 2 (fixed slots: cheaper to
+write and to read): a 40-byte header u32 n, i32 linktype, u32 snap, u32 stride, and the offsets
+(from at; 0: not written) of the caplen column (u32 n), the wirelen (u32), index (u32) and ts
+(i64) columns if asked for, the keep area (n u32) and the data: packet j's bytes at data_off +
+j * stride.  Only the packets that reached the function's node are written, so a module sees
+only the packets of the flows it is applied to.
 
-Each applied function is its own instance (its own store and memory), limited to MEMORY bytes
-and to FUEL_BASE + FUEL_PER_PACKET * n instructions per call.  A trap (out-of-bounds access,
+The batch goes to the module in parts of about PART_BYTES (cache-sized: the module reads what
+the server just wrote while it is still in the cache), packed and called from C (batchpack.c,
+through wasmtime's C API: capi.py), one Python call per batch.  Each applied function is its own
+instance (its own store and memory), limited to MEMORY bytes and to FUEL_BASE +
+FUEL_PER_PACKET * n instructions per call of n packets.  A trap (out-of-bounds access,
 unreachable, fuel exhausted) or an invalid selection removes the function from its flow: it
 keeps every packet from then on (the flow runs on as if it were not there), its owner gets an
 event (kind "REMOVED", value the reason) and read_results says why."""
-import ctypes
 import logging
 import re
 import threading
@@ -34,13 +43,14 @@ from mapi.descriptor import FunctionDescriptor, FunctionInstance
 from mapi.errors import MapiError, EBADARG, EPLUGIN
 from mapi.events import Event, EventQueue
 
+from . import capi
 from ._batchpack import ffi, lib
 
 log = logging.getLogger("mapid.jobs.wasm")
-ABI_VERSION = 1
+ABI_VERSIONS = (1, 2)
 EXPORT = re.compile(r"^scampi_(filter|count)_([A-Z][A-Z0-9_]*)$")
-MAX_CALL_BYTES = 4 << 20          # a batch bigger than this goes to the module in parts
-PAGE = 65536
+FIELDS = 7                        # version 2 columns besides caplen: wirelen 1, index 2, ts 4
+PART_BYTES = 64 << 10             # a batch goes to the module in parts of about this much
 
 
 class Limits:
@@ -58,6 +68,9 @@ def engine():
     global _engine
     with _engine_lock:
         if _engine is None:
+            why = capi.check()
+            if why:
+                raise MapiError(EPLUGIN, "sandboxed code: " + why, argument="kind")
             cfg = wasmtime.Config()
             cfg.consume_fuel = True
             cfg.cranelift_opt_level = "speed"
@@ -90,7 +103,15 @@ class WasmLibrary:
         for export in exports:
             m = EXPORT.match(export)
             if m:
+                if not capi.is_batch_function(exports[export]):
+                    raise MapiError(EBADARG, "load_library %s: %s must take (i32 at, i32 n) and "
+                                    "return i32 (see the ABI in docs/jobcontrol.md)"
+                                    % (name, export), argument="path")
                 result = "scampi_result_" + m.group(2)
+                if result in exports and not capi.is_result_function(exports[result]):
+                    raise MapiError(EBADARG, "load_library %s: %s must take nothing and return "
+                                    "i64 (see the ABI in docs/jobcontrol.md)" % (name, result),
+                                    argument="path")
                 self.functions[m.group(2)] = (export, m.group(1) == "filter",
                                               result if result in exports else None)
         if not self.functions:
@@ -133,23 +154,48 @@ class WasmFunction(FunctionInstance):
         self.buffer_fn = ex["scampi_buffer"]
         self.result_fn = ex[result] if result else None
         self.snap = 0
+        self.abi, self.fields = 1, 0
         self.failed = None
         self.value = 0
         self.last_ts = 0
         self.batches = 0
         self.events = EventQueue(ctx.fd, ctx.fid)
         self._run(lambda: self._check_abi(ex))
-        self.region = None            # (offset, bytes) the module gave for batches
-        # a call's share of the batch leaves the module room for itself within its memory
-        self.chunk = min(MAX_CALL_BYTES, library.limits.memory // 4)
+        self.run = ffi.new("scampi_wasm_run *")
+        self._bind(self.run, self.call)
+
+    def _bind(self, r, func):
+        """The C runner's view of this instance: wasmtime's entries, handles and our limits."""
+        for field, address in capi.entries().items():
+            setattr(r, field, ffi.cast("void *", address))
+        r.ctx = ffi.cast("void *", capi.context(self.store))
+        r.func = ffi.cast("void *", capi.handle(func))
+        r.memory = ffi.cast("void *", capi.handle(self.memory))
+        if self.result_fn is not None:
+            r.result_func = ffi.cast("void *", capi.handle(self.result_fn))
+        # a call's part leaves the module room for itself within its memory
+        r.part_bytes = min(PART_BYTES, self.library.limits.memory // 4)
+        r.fuel_base = self.library.limits.fuel_base
+        r.fuel_per_packet = self.library.limits.fuel_per_packet
+        r.snap = self.snap
+        r.abi, r.fields = self.abi, self.fields
+        r.filters = 1 if self.filters else 0
 
     def _check_abi(self, ex):
         version = ex["scampi_abi_version"](self.store)
-        if version != ABI_VERSION:
-            raise MapiError(EPLUGIN, "%s: the module speaks ABI version %r, the server %d"
-                            % (self.fname, version, ABI_VERSION), argument="name")
+        if version not in ABI_VERSIONS:
+            raise MapiError(EPLUGIN, "%s: the module speaks ABI version %r, the server %s"
+                            % (self.fname, version, " or ".join(map(str, ABI_VERSIONS))),
+                            argument="name")
+        self.abi = version
         if "scampi_snaplen" in ex:
             self.snap = max(0, int(ex["scampi_snaplen"](self.store)))
+        if version == 2 and not self.snap:
+            raise MapiError(EPLUGIN, "%s: an ABI version 2 module must export scampi_snaplen() "
+                            "> 0 (its packets go in fixed slots); version 1 takes whole packets"
+                            % self.fname, argument="name")
+        if version == 2 and "scampi_fields" in ex:
+            self.fields = int(ex["scampi_fields"](self.store)) & FIELDS
 
     def _run(self, fn, packets=0):
         self.store.set_fuel(self.library.limits.fuel_base
@@ -169,55 +215,47 @@ class WasmFunction(FunctionInstance):
         return nsel
 
     def _process(self, batch, sel, nsel, out):
+        r = self.run
+        r.done = r.kept = 0
+        # sel and out are the engine's uint32_t arrays; cffi shares primitive types between
+        # modules, so they go to our C as they are (a cast through an integer costs a microsecond)
         b = native.plugin_pointer(ffi, batch)
-        s, o = _u32(sel), _u32(out)
-        kept, done = 0, 0
-        while done < nsel:
-            part, need = self._part(b, s + done, nsel - done)
-            at, base = self._region(need)
-            if lib.scampi_wasm_pack(b, s + done, part, self.snap, base + at, need) == 0:
-                raise _Invalid("its buffer at %d (%d bytes) does not hold the batch" % (at, need))
-            k = self._run(lambda: self.call(self.store, at, part), part)
-            if self.filters:
-                base = self._base()               # the call may have grown (moved) memory
-                keep = at + 16 + 24 * part
-                if not 0 <= k <= part or keep + 4 * part > self.memory.data_len(self.store):
-                    raise _Invalid("it returned %r kept packets of %d" % (k, part))
-                if lib.scampi_wasm_keep(base + keep, k, part, s + done, o + kept) < 0:
-                    raise _Invalid("its kept positions are not ascending positions below %d" % part)
-                kept += k
-            done += part
+        while True:
+            why = lib.scampi_wasm_process(r, b, sel, nsel, out)
+            if why == lib.SCAMPI_WASM_DONE:
+                break
+            if why != lib.SCAMPI_WASM_NEED_REGION:
+                raise self._failure(why)
+            self._region(r.need)
         if self.result_fn is not None:
-            self.value = self._run(lambda: self.result_fn(self.store))
+            self.value = r.result
         self.batches += 1
         if nsel:
             self.last_ts = batch.ts[sel[nsel - 1]]
-        return kept if self.filters else nsel
+        return r.kept if self.filters else nsel
 
-    def _part(self, b, s, n):
-        """(packets, bytes) of the next call's part of the selection s[0..n).  With a snaplen
-        every packet takes at most a fixed size: no pass over the packets to measure them."""
-        if self.snap:
-            per = 24 + 4 + ((self.snap + 7) & ~7)
-            part = max(1, min(n, (self.chunk - 16) // per))
-            return part, 16 + part * per
-        part = lib.scampi_wasm_fit(b, s, n, self.snap, self.chunk) or 1
-        return part, lib.scampi_wasm_size(b, s, part, self.snap)
+    def _failure(self, why):
+        r = self.run
+        if why == lib.SCAMPI_WASM_FAILED:
+            error, trap = int(ffi.cast("uintptr_t", r.error)), int(ffi.cast("uintptr_t", r.trap))
+            r.error = r.trap = ffi.NULL
+            return capi.exception(error, trap)
+        if why == lib.SCAMPI_WASM_BAD_REGION:
+            return _Invalid("its buffer at %d (%d bytes) is no longer inside its memory"
+                            % (r.at, r.region))
+        if why == lib.SCAMPI_WASM_BAD_COUNT:
+            return _Invalid("it returned %r kept packets of %d" % (r.answer, r.part))
+        return _Invalid("its kept positions are not ascending positions below %d" % r.part)
 
     def _region(self, need):
-        """(offset, memory base) of a region of `need` bytes the module gave us."""
-        if self.region is None or self.region[1] < need:
-            at = self._run(lambda: self.buffer_fn(self.store, int(need)))
-            size = self.memory.data_len(self.store)
-            if not isinstance(at, int) or at < 0 or at + need > size:
-                raise _Invalid("scampi_buffer(%d) answered %r, outside its %d bytes of memory"
-                               % (need, at, size))
-            self.region = (at, need)
-        return self.region[0], self._base()
-
-    def _base(self):
-        ptr = self.memory.data_ptr(self.store)
-        return ffi.cast("uint8_t *", ctypes.cast(ptr, ctypes.c_void_p).value)
+        """Ask the module for a buffer of `need` bytes (the C runner checks it lies inside the
+        module's memory before each part)."""
+        at = self._run(lambda: self.buffer_fn(self.store, int(need)))
+        size = self.memory.data_len(self.store)
+        if not isinstance(at, int) or at < 0 or at + need > size:
+            raise _Invalid("scampi_buffer(%d) answered %r, outside its %d bytes of memory"
+                           % (need, at, size))
+        self.run.at, self.run.region = at, need
 
     def _remove(self, batch, sel, nsel, exc):
         ts = batch.ts[sel[0]] if nsel else self.last_ts
