@@ -11,6 +11,7 @@ the corpus when a module is imported."""
 import functools
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import types
@@ -167,6 +168,15 @@ def generated(name):
         os.replace(tmp, path)
     _GENERATED_NAMES[path] = name
     return path
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    """A port of 127.0.0.1 nothing is bound to now: TCP, or UDP with kind=socket.SOCK_DGRAM."""
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 # --- stock tools as references ----------------------------------------------------------------
