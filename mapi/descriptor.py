@@ -174,6 +174,27 @@ class FunctionDescriptor(Record):
         return "%s(%s)" % (self.name, ", ".join(parts))
 
 
+def filter_descriptor(name, doc, make, check, args, result, cost, stateful=True, context=False,
+                      **more):
+    """The FunctionDescriptor of a filter `name` as the standard ones are: it may drop packets,
+    flows share its identical instances (same arguments, same prefix), and at connect time
+    make(*checked_args) -- make(ctx, *checked_args) with context=True -- is its instance.
+    stateful: it counts what it passed, so the organizer does not reorder it past another
+    filter; `more`: the other FunctionDescriptor fields (modifies, derives, ...)."""
+    if context:
+        def create(ctx, checked):
+            return make(ctx, *checked)
+    else:
+        def create(ctx, checked):
+            return make(*checked)
+    # the registry's index finds the module holding a DESCRIPTOR through create's module: the
+    # filter's own (where `make` lives), so a run imports that module alone
+    create.__module__ = make.__module__
+    return FunctionDescriptor(name=name, args=args, create=create, check=check, doc=doc,
+                              filters=True, result=result, cost=cost, shareable=True,
+                              stateful=stateful, **more)
+
+
 class FunctionInstance:
     """One applied function.  A C kernel (``kernel``, ``state``: cffi pointers) runs inside the
     engine's plan; a function with kernel None gets ``process()`` called once per batch from

@@ -7,8 +7,8 @@ import json
 import pytest
 
 import mapi
-from helpers import generated
-from helpers.cards import Ref, placements, register, run
+from helpers import backends_fixture, generated
+from helpers.cards import Ref, placements, run
 from helpers.cli import run_cli
 
 import scampi.backends.cards.combo6 as combo6
@@ -19,10 +19,7 @@ FLOWS = ['BPF_FILTER("tcp") PKT_COUNTER BYTE_COUNTER', 'BPF_FILTER("udp port 53"
          'PKT_COUNTER BYTE_COUNTER', 'BPF_FILTER("icmp or arp") BYTE_COUNTER']
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cards_registered():
-    register(combo6, "combo6")
-    register(dag, "dag")
+cards_registered = backends_fixture(combo6, dag)
 
 
 def interval_rows(*backend):

@@ -16,10 +16,11 @@ from mapi.errors import MapiError
 from mapi.hardware import Assignment, HardwareConfig, HardwareError
 from mapi.registry import get_registry
 from mapi.bpf import compile_filter
-from helpers import CORPUS, file_sets, generated, inputs, need_tool, needs_corpus, sample, tcpdump_records
+from helpers import (CORPUS, backends_fixture, file_sets, generated, inputs, need_tool, needs_corpus, sample,
+                     tcpdump_records)
 from helpers.cards import (CARRIED_ETHERNET_FILES, ETHERNET_FILES, Ref, assert_same_results,
                            check_tags_against_bpf, configure, filter_config, finish, frames, placements,
-                           module_trace, register, run)
+                           module_trace, run)
 
 import scampi.backends.cards.combo6 as combo6
 from scampi.backends.cards import ffi as card_ffi, lib as card_lib
@@ -48,9 +49,7 @@ SUPERSETS = ["tcp and ether[200] = 0x41", "ip and ip[120:2] = 0x4745", "tcp and 
              "vlan and vlan and tcp port 80"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def backends_registered():
-    register(combo6, "combo6")
+backends_registered = backends_fixture(combo6)
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ import pytest
 import mapi
 from mapi.hardware import HardwareError
 from mapi.registry import get_registry
-from helpers import CORPUS, file_sets, generated, needs_corpus
+from helpers import CORPUS, backends_fixture, file_sets, generated, needs_corpus
 from helpers.savefile import count_offline
 from helpers.cards import (CARRIED_ETHERNET_FILES, ETHERNET_FILES, assert_same_results,
                            check_tags_against_bpf, configure, filter_config, finish, placements,
-                           module_trace, register, run)
+                           module_trace, run)
 
 import scampi.backends.cards.dag as dag
 
@@ -28,9 +28,7 @@ BROADER = ["tcp port 80", "udp port 53", "tcp[tcpflags] & tcp-syn != 0", "ip and
            "tcp dst port 80 and ip[8] < 64", "icmp[icmptype] = icmp-echo"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def backends_registered():
-    register(dag, "dag")
+backends_registered = backends_fixture(dag)
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,10 @@ import struct
 import pytest
 
 import mapi
-from helpers import CORPUS, generated, inputs, needs_corpus, replay, sample
+from helpers import (CORPUS_EXAMPLE, CORPUS_HTTP, CORPUS_TLS,
+                     generated, inputs, needs_corpus, replay, sample)
 
-PCAP = CORPUS / "pcap"
-HTTP = PCAP / "PcapPlusPlus__4KHttpRequests.pcap"
-EXAMPLE = PCAP / "PcapPlusPlus__example.pcap"
-TLS = PCAP / "PcapPlusPlus__tls2.pcap"
+HTTP, EXAMPLE, TLS = CORPUS_HTTP, CORPUS_EXAMPLE, CORPUS_TLS
 NANO = sample("tcpdump/pcap/tcp-handshake-nano.pcap")
 MIXED, SLOW = generated("mixed.pcap"), generated("slow.pcap")
 

@@ -4,12 +4,10 @@ import struct
 
 import pytest
 
-from helpers import CORPUS, generated, inputs, replay, sample, tcpdump_records, apply_error
+from helpers import (CORPUS_EXAMPLE, CORPUS_HTTP, CORPUS_TLS,
+                     generated, inputs, replay, sample, tcpdump_records, apply_error)
 
-PCAP = CORPUS / "pcap"
-HTTP = PCAP / "PcapPlusPlus__4KHttpRequests.pcap"
-EXAMPLE = PCAP / "PcapPlusPlus__example.pcap"
-TLS = PCAP / "PcapPlusPlus__tls2.pcap"
+HTTP, EXAMPLE, TLS = CORPUS_HTTP, CORPUS_EXAMPLE, CORPUS_TLS
 DNS = sample("pcap/PcapPlusPlus__DnsPackets.pcap")
 MIXED, SLOW = generated("mixed.pcap"), generated("slow.pcap")
 

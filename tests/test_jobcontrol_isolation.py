@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from helpers.jobs import Authority, jobs_config, mixed_trace, run_client, tcpdump_count
+from helpers.jobs import (REPLAY_COUNTING_OUTSIDE_10_1, Authority, jobs_config, mixed_trace, run_client,
+                          tcpdump_count)
 from helpers.server import Mapid, open_dir
 
 from mapi.jobcontrol import tokens
@@ -22,24 +23,7 @@ buf = mapi.apply_function(fd, "TO_BUFFER")
 mapi.connect(fd)
 emit({"ready": True})
 sys.stdin.readline() if len(sys.argv) > 2 else None
-import ipaddress
-outside, n = 0, 0
-mapi.start_offline_device("mixed")
-while True:
-    p = mapi.get_next_pkt(fd, buf)
-    if p is None:
-        break
-    n += 1
-    ip = p.decode().data
-    addrs = [ipaddress.ip_address(getattr(ip, k)) for k in ("src", "dst") if hasattr(ip, k)]
-    if hasattr(ip, "spa"):
-        addrs = [ipaddress.ip_address(ip.spa), ipaddress.ip_address(ip.tpa)]
-    if not any(a in ipaddress.ip_network("10.1.0.0/16") for a in addrs if a.version == 4):
-        outside += 1
-mapi.wait_offline_device("mixed")
-emit({"count": mapi.read_results(fd, c).value, "delivered": n, "outside": outside,
-      "first": mapi.get_flow_info(fd)["functions"][0]["args"]})
-"""
+""" + REPLAY_COUNTING_OUTSIDE_10_1
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ hosts: each test makes two network namespaces joined by a veth pair, replays a c
 with tcpreplay from one end and captures with MAPI on the other (in a subprocess inside the
 namespace).  Results on the live device must equal the results on the replayed file (MAPI
 offline and tcpdump as references); a slow flow loses only its own packets."""
-import importlib
 import os
 import subprocess
 import sys
@@ -12,8 +11,8 @@ import time
 import pytest
 
 import mapi
-from mapi.registry import get_registry
-from helpers import CORPUS, generated, need_tool, needs_corpus, sample, tcpdump_records, need_netns
+from helpers import (CORPUS, generated, need_tool, needs_corpus, register_backends, sample, tcpdump_records,
+                     need_netns)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -34,11 +33,7 @@ IDS = ["nic", "ring-v3", "ring-immediate", "ring-small-blocks"]
 def live_backends():
     need_netns("live capture tests")
     need_tool("tcpreplay")
-    reg = get_registry()
-    for mod in BACKENDS:
-        module = importlib.import_module(mod)
-        if not any(d.name in reg.backends for d in module.scampi_backends()):
-            reg.register(module, name="backend-" + mod.rsplit(".", 1)[-1])
+    register_backends(*BACKENDS)
 
 
 def tcpdump_count(path, expr):

@@ -1,7 +1,6 @@
 """The router backend: a mirror port whose ACL entries and counters the mapper uses as hardware.
 Whatever runs in the router, results equal the software path and tcpdump; only the packets some
 software node needs cross the mirror port."""
-import importlib
 import os
 import sys
 import time
@@ -9,8 +8,7 @@ import time
 import pytest
 
 import mapi
-from mapi.registry import get_registry
-from helpers import generated, tcpdump_records, need_netns
+from helpers import backends_fixture, generated, tcpdump_records, need_netns
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -19,13 +17,7 @@ from tools import netns  # noqa: E402
 EXAMPLE = generated("mixed.pcap")        # 4631 packets, as many as the corpus's example.pcap
 
 
-@pytest.fixture(scope="module", autouse=True)
-def router_backend():
-    reg = get_registry()
-    for mod in ("scampi.backends.router", "scampi.backends.afpacket.ring"):
-        module = importlib.import_module(mod)
-        if not any(d.name in reg.backends for d in module.scampi_backends()):
-            reg.register(module, name="backend-" + mod.rsplit(".", 1)[-1])
+router_backend = backends_fixture("scampi.backends.router", "scampi.backends.afpacket.ring")
 
 
 def count(expr):

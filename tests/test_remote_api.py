@@ -10,25 +10,13 @@ import pytest
 
 import mapi
 from mapi import api as local_api
-from helpers.remote import Certs, RemoteMapid
-from helpers.server import open_dir, trace
+from helpers.remote import RemoteMapid, pki_fixture
+from helpers import replay
+from helpers.server import trace_fixtures, web_and_talkers
 
 PACKETS = 30000
-
-
-@pytest.fixture(scope="module")
-def workdir():
-    return open_dir("scampi-remote-api-")
-
-
-@pytest.fixture(scope="module")
-def tracefile(workdir):
-    return trace(workdir, PACKETS, seed=9)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return Certs(tmp_path_factory.mktemp("pki"))
+workdir, tracefile = trace_fixtures("scampi-remote-api-", PACKETS, seed=9)
+pki = pki_fixture()
 
 
 @pytest.fixture
@@ -49,15 +37,7 @@ class Local:
 
 def run_job(m, path):
     dev = m.create_offline_device(path)
-    web = m.create_flow(dev)
-    m.apply_function(web, "BPF_FILTER", "tcp port 80")
-    pkts = m.apply_function(web, "PKT_COUNTER")
-    nbytes = m.apply_function(web, "BYTE_COUNTER")
-    m.connect(web)
-    talkers = m.create_flow(dev)
-    m.apply_function(talkers, "BPF_FILTER", "ip")
-    top = m.apply_function(talkers, "TOP", 5, "ip.src")
-    m.connect(talkers)
+    web, pkts, nbytes, talkers, top = web_and_talkers(m, dev)
     dns = m.create_flow(dev)
     m.apply_function(dns, "BPF_FILTER", "udp")
     buf = m.apply_function(dns, "TO_BUFFER")
@@ -197,15 +177,8 @@ def test_mapi_server_environment(server, pki, tracefile):
             "mapi.start_offline_device(dev)\n"
             "mapi.wait_offline_device(dev)\n"
             "print(json.dumps(mapi.read_results(fd, c).value))\n" % tracefile.name)
-    dev = local_api.create_offline_device(str(tracefile))
-    fd = local_api.create_flow(dev)
-    local_api.apply_function(fd, "BPF_FILTER", "tcp port 80")
-    c = local_api.apply_function(fd, "PKT_COUNTER")
-    local_api.connect(fd)
-    local_api.start_offline_device(dev)
-    local_api.wait_offline_device(dev)
-    expected = local_api.read_results(fd, c).value
-    local_api.delete_offline_device(dev)
+    expected = replay(tracefile, [("BPF_FILTER", ("tcp port 80",), {}), ("PKT_COUNTER", (), {})],
+                      buffer=False).results[1].value
     out = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True, timeout=60,
                          env=client_env(pki, MAPI_SERVER=server.remote_url))
     assert out.returncode == 0, out.stderr

@@ -8,15 +8,11 @@ import sys
 import pytest
 
 from helpers import generated, need_tool, tcpdump_records, need_netns
-from helpers.remote import Certs, RemoteMapid, Sensor, client_env
+from helpers.remote import RemoteMapid, Sensor, client_env, pki_fixture
 from helpers.server import open_dir
 
 FLOW = 'BPF_FILTER("tcp") PKT_COUNTER'
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return Certs(tmp_path_factory.mktemp("pki"))
+pki = pki_fixture()
 
 
 def mapi_cmd(pki, *args, **kw):

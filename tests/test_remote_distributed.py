@@ -14,18 +14,14 @@ import pytest
 
 import mapi
 from helpers import CORPUS, generated, need_tool, needs_corpus, tcpdump_pcap, need_netns
-from helpers.remote import Certs, Sensor
+from helpers.remote import Sensor, pki_fixture
 from mapi.client.grpc_channel import DEFAULT_DEADLINE
 
 GENERATED = ["mixed.pcap", "tcp4.pcap", "mixed-6k.pcap"]
 CORPUS_FILES = ["PcapPlusPlus__example.pcap", "PcapPlusPlus__DnsPackets.pcap",
                 "PcapPlusPlus__4KHttpRequests.pcap"]
 PPS = 20000
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return Certs(tmp_path_factory.mktemp("pki"))
+pki = pki_fixture()
 
 
 @pytest.fixture(scope="module")

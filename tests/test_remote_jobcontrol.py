@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 import mapi
-from helpers.jobs import Authority, audit, jobs_config, mixed_trace, run_client, tcpdump_count
+from helpers.jobs import (REPLAY_COUNTING_OUTSIDE_10_1, Authority, audit, jobs_config, mixed_trace,
+                          run_client, tcpdump_count)
 from helpers.remote import Certs, RemoteMapid
 from helpers.server import open_dir
 from mapi.client.remote import RemoteMapi
@@ -189,7 +190,6 @@ def test_certificates_are_granted_by_name(lab, server):
 
 
 ISOLATED = """
-import ipaddress
 try:
     fd = mapi.create_flow("mixed")
     mapi.apply_function(fd, "BPF_FILTER", "tcp or udp")
@@ -199,20 +199,7 @@ try:
 except mapi.MapiError as exc:
     emit({"refused": exc.code, "message": str(exc)})
     sys.exit(0)
-mapi.start_offline_device("mixed")
-outside = n = 0
-net = ipaddress.ip_network("10.1.0.0/16")
-while True:
-    p = mapi.get_next_pkt(fd, buf)
-    if p is None:
-        break
-    n += 1
-    ip = p.decode().data
-    outside += not any(ipaddress.ip_address(a) in net for a in (ip.src, ip.dst))
-mapi.wait_offline_device("mixed")
-emit({"count": mapi.read_results(fd, c).value, "delivered": n, "outside": outside,
-      "first": mapi.get_flow_info(fd)["functions"][0]["args"]})
-"""
+""" + REPLAY_COUNTING_OUTSIDE_10_1
 
 
 def test_client_process_with_and_without_a_token(lab, fresh):

@@ -13,14 +13,10 @@ import pytest
 
 import mapi
 from mapi.proto import grpc_stubs, pb
-from helpers.remote import Certs, RemoteMapid
+from helpers.remote import RemoteMapid, pki_fixture
 
 FUZZ_SECONDS = 4.0
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return Certs(tmp_path_factory.mktemp("pki"))
+pki = pki_fixture()
 
 
 @pytest.fixture(scope="module")

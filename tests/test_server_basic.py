@@ -10,19 +10,10 @@ import time
 import pytest
 
 import mapi
-from helpers.server import Mapid, in_process, open_dir, run_client, trace
+from helpers.server import Mapid, in_process, run_client, trace_fixtures, web_and_talkers
 
 PACKETS = 30000
-
-
-@pytest.fixture(scope="module")
-def workdir():
-    return open_dir("scampi-server-basic-")
-
-
-@pytest.fixture(scope="module")
-def tracefile(workdir):
-    return trace(workdir, PACKETS, seed=5)
+workdir, tracefile = trace_fixtures("scampi-server-basic-", PACKETS, seed=5)
 
 
 @pytest.fixture
@@ -34,15 +25,7 @@ def mapid(tmp_path):
 def run_job(path, outdir):
     """Five flows on one replay, read the way applications read them."""
     dev = mapi.create_offline_device(str(path))
-    web = mapi.create_flow(dev)
-    mapi.apply_function(web, "BPF_FILTER", "tcp port 80")
-    pkts = mapi.apply_function(web, "PKT_COUNTER")
-    nbytes = mapi.apply_function(web, "BYTE_COUNTER")
-    mapi.connect(web)
-    talkers = mapi.create_flow(dev)
-    mapi.apply_function(talkers, "BPF_FILTER", "ip")
-    top = mapi.apply_function(talkers, "TOP", 5, "ip.src")
-    mapi.connect(talkers)
+    web, pkts, nbytes, talkers, top = web_and_talkers(mapi, dev)
     dns = mapi.create_flow(dev)
     mapi.apply_function(dns, "BPF_FILTER", "udp port 53")
     mapi.apply_function(dns, "SAMPLE", 10, mapi.PERIODIC)

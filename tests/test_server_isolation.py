@@ -13,19 +13,12 @@ import subprocess
 import pytest
 
 from helpers import tcpdump_pcap
-from helpers.server import Mapid, nobody, open_dir, private_dir, run_client, start_client, trace
+from helpers.server import Mapid, nobody, open_dir, private_dir, run_client, start_client, trace_fixtures
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a client as nobody")
 
 
-@pytest.fixture(scope="module")
-def workdir():
-    return open_dir("scampi-server-iso-")
-
-
-@pytest.fixture(scope="module")
-def tracefile(workdir):
-    return trace(workdir, 20000, seed=11)
+workdir, tracefile = trace_fixtures("scampi-server-iso-", 20000, seed=11)
 
 
 @pytest.fixture(params=["root", "nobody"], ids=["mapid-as-root", "mapid-as-nobody"])

@@ -1,23 +1,15 @@
 """mapid's Prometheus endpoint: device, flow and client series equal the engine's own counts
 (and tcpdump's), hardware placements are counted per unit."""
 import json
-import socket
 import subprocess
 import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from helpers import free_port
 from helpers.server import Mapid, open_dir, start_client, trace
 
 PACKETS = 20000
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def scrape(address):

@@ -4,20 +4,16 @@ must equal its output on the stock libpcap (return codes, error texts, headers, 
 bytes pcap_dump writes).  Bad input is part of it: garbage and truncated files, unknown devices,
 invalid filters, calls on the wrong kind of handle."""
 import os
-import shutil
 import struct
 import subprocess
-import tempfile
 
 import pytest
 
 from helpers import CORPUS, DATA, file_sets, generated, inputs, needs_corpus, sample
-from helpers.shim_modes import shim_server_fixture
+from helpers.shim_modes import built_probe, shim_server_fixture
 from scampi.libpcap_shim import testing
 
 shim_server = shim_server_fixture()
-
-PROBE_SRC = os.path.join(os.path.dirname(testing.__file__), "probe", "api_probe.c")
 
 GOOD_FILES = [
     "pcap/PcapPlusPlus__DnsPackets.pcap",              # Ethernet, microseconds
@@ -87,16 +83,8 @@ def _pcapng_shb_only():
 
 @pytest.fixture(scope="module")
 def probe():
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None or not os.path.exists("/usr/include/pcap/pcap.h"):
-        pytest.skip("a C compiler and libpcap-dev are needed to build the probe")
-    testing.library()
-    d = tempfile.mkdtemp(prefix="shim-probe-")
-    os.chmod(d, 0o755)
-    exe = os.path.join(d, "api_probe")
-    subprocess.run([cc, "-O1", "-w", "-o", exe, PROBE_SRC, "-lpcap", "-lpthread"], check=True)
-    yield exe, d
-    shutil.rmtree(d, ignore_errors=True)
+    with built_probe("api_probe", libs=("-lpcap", "-lpthread")) as (exe, d):
+        yield exe, d
 
 
 def _compare(exe, args, server=None, **kw):

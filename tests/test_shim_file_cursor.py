@@ -4,33 +4,23 @@ gave makes the next read deliver the record there (libpcap_shim/probe/file_curso
 its output through the drop-in must equal its output on the stock libpcap).  nfpcapd -r, which
 peeks at the first packet and rewinds, then gives the same flows as natively."""
 import os
-import shutil
 import subprocess
-import tempfile
 
 import pytest
 
 from helpers import CORPUS, generated, needs_corpus
-from helpers.shim_modes import shim_server_fixture
+from helpers.shim_modes import built_probe, shim_server_fixture
 from scampi.libpcap_shim import testing
 
 shim_server = shim_server_fixture()
 
-PROBE_SRC = os.path.join(os.path.dirname(testing.__file__), "probe", "file_cursor.c")
 WIKIPEDIA = "pcap/zeek__wikipedia.pcap"
 
 
 @pytest.fixture(scope="module")
 def probe():
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None or not os.path.exists("/usr/include/pcap/pcap.h"):
-        pytest.skip("a C compiler and libpcap-dev are needed to build the probe")
-    testing.library()
-    d = tempfile.mkdtemp(prefix="shim-cursor-")
-    exe = os.path.join(d, "file_cursor")
-    subprocess.run([cc, "-O1", "-w", "-o", exe, PROBE_SRC, "-lpcap"], check=True)
-    yield exe
-    shutil.rmtree(d, ignore_errors=True)
+    with built_probe("file_cursor") as (exe, _):
+        yield exe
 
 
 MIXED, MIXED_NG, MIXED_NS = (generated("mixed.pcap"), generated("mixed.pcapng"),

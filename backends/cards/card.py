@@ -8,7 +8,7 @@ import threading
 from mapi import native
 from mapi.batch import BATCH_CAP
 from mapi.descriptor import PacketSource
-from mapi.errors import MapiError, EFORMAT, ENOTSUP
+from mapi.errors import MapiError, EBADARG, EFORMAT, ENOTSUP
 from mapi.hardware import HardwareDevice, HardwareError, MAX_HW_NODES
 
 from . import ffi, lib
@@ -83,6 +83,34 @@ class Card(PacketSource, HardwareDevice):
     # --- HardwareDevice ----------------------------------------------------------------------
     def make_units(self):
         return []
+
+    def unit_limits(self, defaults, maxima=None):
+        """The limits of the units named in `defaults` ({unit: {resource: n}}) with the device's
+        limits={unit: {resource: n}} option applied, each given value replacing a default.  A
+        unit not in `defaults`, a resource the unit does not have, or a value that is not a
+        whole number >= 0 (and <= maxima[unit] where given) is a MapiError naming it."""
+        model = self.model.lower()
+        given = self.options.get("limits") or {}
+        bad = set(given) - set(defaults)
+        if bad:
+            raise MapiError(EBADARG, "%s: unknown unit(s) %s in limits; units: %s"
+                            % (model, ", ".join(sorted(bad)), ", ".join(sorted(defaults))),
+                            argument="limits")
+        out = {}
+        for unit, default in defaults.items():
+            d = dict(default)
+            top = (maxima or {}).get(unit)
+            for r, v in (given.get(unit) or {}).items():
+                if r not in d or not isinstance(v, int) or v < 0:
+                    raise MapiError(EBADARG, "%s: limits[%r][%r] = %r: %s has %s"
+                                    % (model, unit, r, v, unit, ", ".join(sorted(d)) or "no limits"),
+                                    argument="limits")
+                if top is not None and v > top:
+                    raise MapiError(EBADARG, "%s: limits[%r][%r] = %r: the %s has 0..%d %s"
+                                    % (model, unit, r, v, unit, top, r), argument="limits")
+                d[r] = v
+            out[unit] = d
+        return out
 
     def units(self):
         return list(self._units)

@@ -14,7 +14,7 @@ Options (create_offline_device keywords): limits={"LUP": {"rules": 16}, ...} to 
 card.
 """
 from mapi import hookimpl
-from mapi.errors import MapiError, EBADARG
+from mapi.errors import MapiError
 from mapi.hardware import FILTER, Offer
 from mapi.patterns import parse_patterns
 
@@ -149,33 +149,18 @@ class Combo6(Card):
     ts_quantum = 10              # TSU: 10 ns
 
     def make_units(self):
-        limits = self.options.get("limits") or {}
-        known = {"HFE", "LUP", "SAU", "STU", "PCK", "TSU", "DRAM"}
-        bad = set(limits) - known
-        if bad:
-            raise MapiError(EBADARG, "combo6: unknown unit(s) %s in limits; units: %s"
-                            % (", ".join(sorted(bad)), ", ".join(sorted(known))), argument="limits")
-
-        def lim(unit, default):
-            d = dict(default)
-            extra = limits.get(unit) or {}
-            for r, v in extra.items():
-                if r not in d or not isinstance(v, int) or v < 0:
-                    raise MapiError(EBADARG, "combo6: limits[%r][%r] = %r: %s has %s"
-                                    % (unit, r, v, unit, ", ".join(sorted(d)) or "no limits"),
-                                    argument="limits")
-                d[r] = v
-            return d
-
+        lim = self.unit_limits({"HFE": {}, "LUP": LookupUnit.limits, "SAU": SamplerUnit.limits,
+                                "STU": CounterUnit.limits, "PCK": PayloadUnit.limits, "TSU": {},
+                                "DRAM": {}})
         units = [
             InfoUnit(self, "HFE", "header field extraction: Ethernet type, VLAN, IPv4/IPv6 "
                      "addresses, protocol, ports, TCP flags, lengths, fragment offset into a "
                      "unified header record (frame bytes 0-71, 16 bytes after the IPv4 header)",
                      {"header_bytes": translate.REC_ABS, "transport_bytes": translate.REC_IND}),
-            LookupUnit(self, lim("LUP", LookupUnit.limits)),
-            SamplerUnit(self, lim("SAU", SamplerUnit.limits)),
-            CounterUnit(self, lim("STU", CounterUnit.limits)),
-            PayloadUnit(self, lim("PCK", PayloadUnit.limits)),
+            LookupUnit(self, lim["LUP"]),
+            SamplerUnit(self, lim["SAU"]),
+            CounterUnit(self, lim["STU"]),
+            PayloadUnit(self, lim["PCK"]),
             InfoUnit(self, "TSU", "timestamps at 10 ns resolution", {"resolution_ns": 10}),
             InfoUnit(self, "DRAM", "ring of selected packets mapped into host memory; only "
                      "packets some software node needs cross the PCI bus", {}),

@@ -13,7 +13,6 @@ Only packets some software node needs cross the emulated bus.
 Options: limits={"DSM": {"filters": 3}} to model a smaller classifier.
 """
 from mapi import hookimpl
-from mapi.errors import MapiError, EBADARG
 from mapi.hardware import FILTER, STATISTIC, HardwareError, Offer
 
 from . import ffi, lib
@@ -137,19 +136,9 @@ class Dag(Card):
     ts_quantum = 1
 
     def make_units(self):
-        limits = self.options.get("limits") or {}
-        bad = set(limits) - {"DSM"}
         # (the steering hashes and stream count are fixed)
-        if bad:
-            raise MapiError(EBADARG, "dag: unknown unit(s) %s in limits; units: DSM"
-                            % ", ".join(sorted(bad)), argument="limits")
-        dsm = dict(DsmUnit.limits)
-        for r, v in (limits.get("DSM") or {}).items():
-            if r != "filters" or not isinstance(v, int) or not 0 <= v <= lib.CARD_DSM_FILTERS:
-                raise MapiError(EBADARG, "dag: limits['DSM'][%r] = %r: the DSM has 0..%d filters"
-                                % (r, v, lib.CARD_DSM_FILTERS), argument="limits")
-            dsm[r] = v
-        return [DsmUnit(self, dsm), SteeringHashUnit(self), ErfWriterUnit(self),
+        lim = self.unit_limits({"DSM": DsmUnit.limits}, maxima={"DSM": lib.CARD_DSM_FILTERS})
+        return [DsmUnit(self, lim["DSM"]), SteeringHashUnit(self), ErfWriterUnit(self),
                 InfoUnit(self, "CLOCK", "DAG clock: ERF 64-bit fixed-point timestamps", {})]
 
     def clock_info(self):

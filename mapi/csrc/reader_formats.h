@@ -17,13 +17,15 @@ int32_t mapi_linktype_dlt(int32_t linktype);
 uint32_t mapi_max_snaplen(int32_t dlt);
 uint32_t mapi_adjust_snaplen(int32_t dlt, uint32_t snaplen);
 void mapi_reader_post_process(mapi_reader *r, const uint8_t *region, mapi_batch *b);
-int mapi_pcapng_open(mapi_reader *r, const uint8_t *region, uint64_t len, int32_t at_eof,
-                     uint64_t *consumed);
-int mapi_pcapng_parse(mapi_reader *r, const uint8_t *region, uint64_t len, uint64_t file_offset,
-                      int32_t at_eof, mapi_batch *b, uint64_t *consumed);
 int32_t mapi_erf_plausible(const uint8_t *head, uint64_t len);
-int mapi_erf_open(mapi_reader *r, const uint8_t *region, uint64_t len, int32_t at_eof,
-                  uint64_t *consumed);
-int mapi_erf_parse(mapi_reader *r, const uint8_t *region, uint64_t len, uint64_t file_offset,
-                   int32_t at_eof, mapi_batch *b, uint64_t *consumed);
+
+/* A format's own open and parse, to which mapi_reader_open and mapi_reader_parse (reader.h)
+ * dispatch: the same parameters and answers, so each is declared with the generic shape. */
+typedef int mapi_format_open_fn(mapi_reader *r, const uint8_t *region, uint64_t len,
+                                int32_t at_eof, uint64_t *consumed);
+typedef int mapi_format_parse_fn(mapi_reader *r, const uint8_t *region, uint64_t len,
+                                 uint64_t file_offset, int32_t at_eof, mapi_batch *b,
+                                 uint64_t *consumed);
+mapi_format_open_fn mapi_pcapng_open, mapi_erf_open;
+mapi_format_parse_fn mapi_pcapng_parse, mapi_erf_parse;
 #endif

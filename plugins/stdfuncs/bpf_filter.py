@@ -6,7 +6,7 @@ type met in the stream; run by the engine's C interpreter over each batch."""
 from mapi import bpf_jit
 from mapi.bpf import compile_filter
 from mapi._engine import ffi, lib
-from mapi.descriptor import Arg, FunctionDescriptor, FunctionInstance
+from mapi.descriptor import Arg, FunctionInstance, filter_descriptor
 from mapi.errors import MapiError, EFILTER
 from mapi.lazylog import getLogger
 
@@ -85,14 +85,7 @@ def check(ctx, args):
     return args
 
 
-DESCRIPTOR = FunctionDescriptor(
-    name="BPF_FILTER",
-    args=(Arg("expr", "s", doc="pcap-filter(7) expression"),),
-    create=lambda ctx, args: BpfFilter(ctx, *args),
-    check=check,
-    doc=__doc__,
-    filters=True,
-    result="none",
-    cost="low",
-    shareable=True,
-)
+DESCRIPTOR = filter_descriptor(
+    "BPF_FILTER", __doc__, BpfFilter, check, result="none", cost="low", stateful=False,
+    context=True,                      # BpfFilter(ctx, expr): the device's link type and snaplen
+    args=(Arg("expr", "s", doc="pcap-filter(7) expression"),))

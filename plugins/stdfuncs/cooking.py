@@ -42,7 +42,7 @@ import struct
 from collections import namedtuple
 
 from mapi._engine import ffi, lib
-from mapi.descriptor import Arg, FunctionDescriptor, FunctionInstance
+from mapi.descriptor import Arg, FunctionInstance, filter_descriptor
 from mapi.errors import MapiError, EBADARG
 
 from .bucket import parse_interval
@@ -132,8 +132,8 @@ def check(ctx, args):
             release)
 
 
-DESCRIPTOR = FunctionDescriptor(
-    name="COOKING",
+DESCRIPTOR = filter_descriptor(
+    "COOKING", __doc__, Cooking, check, result="struct", cost="high", derives=derive_chunks,
     args=(Arg("chunk_size", "i", lib.MAPI_COOKING_MAX_CHUNK, doc="stream bytes per chunk at most"),
           Arg("flush_timeout", "t", "1s", doc="conversation: release bytes that waited this long"),
           Arg("idle_timeout", "t", "60s", doc="forget a connection silent this long"),
@@ -142,14 +142,4 @@ DESCRIPTOR = FunctionDescriptor(
           Arg("max_bytes", "i", 256 << 20, doc="bytes all connections hold at most"),
           Arg("max_connections", "i", 1 << 20),
           Arg("release", "c", "segment", choices=tuple(RELEASE),
-              doc="segment: chunks as bytes come in order; conversation: when the other side sends")),
-    create=lambda ctx, args: Cooking(*args),
-    check=check,
-    doc=__doc__,
-    filters=True,
-    result="struct",
-    cost="high",
-    shareable=True,
-    stateful=True,
-    derives=derive_chunks,
-)
+              doc="segment: chunks as bytes come in order; conversation: when the other side sends")))

@@ -19,7 +19,7 @@ incomplete when the stream ends.  Fragments not wholly captured pass as they are
 Result: dict(packets, fragments, reassembled, overlaps, duplicates, timeouts, evicted,
 discarded, unfinished, given_up_fragments, truncated, held_bytes, held_datagrams)."""
 from mapi._engine import ffi, lib
-from mapi.descriptor import Arg, FunctionDescriptor, FunctionInstance
+from mapi.descriptor import Arg, FunctionInstance, filter_descriptor
 from mapi.errors import MapiError, EBADARG
 
 from .bucket import parse_interval
@@ -60,19 +60,9 @@ def check(ctx, args):
     return policy, parse_interval("DEFRAG", "timeout", timeout), max_bytes, max_datagrams
 
 
-DESCRIPTOR = FunctionDescriptor(
-    name="DEFRAG",
+DESCRIPTOR = filter_descriptor(
+    "DEFRAG", __doc__, Defrag, check, result="struct", cost="low", modifies=True,
+    derives=lambda linktype, args: (linktype, 262144),
     args=(Arg("policy", "s", "first", doc="overlaps: first, last or linux"),
           Arg("timeout", "t", "30s", doc="give up a datagram incomplete this long"),
-          Arg("max_bytes", "i", 64 << 20), Arg("max_datagrams", "i", 65536)),
-    create=lambda ctx, args: Defrag(*args),
-    check=check,
-    doc=__doc__,
-    filters=True,
-    modifies=True,
-    result="struct",
-    cost="low",
-    shareable=True,
-    stateful=True,
-    derives=lambda linktype, args: (linktype, 262144),
-)
+          Arg("max_bytes", "i", 64 << 20), Arg("max_datagrams", "i", 65536)))

@@ -37,12 +37,13 @@ class PacketDist(FunctionInstance):
     def __init__(self, ctx, ref, step, lo, hi, width, nbins, reset):
         self.ref = ResultRef(ctx, ref)
         self.bins = ffi.new("uint64_t[]", nbins)
-        self.c = ffi.new("mapi_dist *", dict(step=step, delta=1 if reset else 0, min=lo, max=hi,
-                                             width=width, nbins=nbins, bins=self.bins))
+        self.c = ffi.new("mapi_dist *", dict(counter=dict(step=step, delta=1 if reset else 0),
+                                             min=lo, max=hi, width=width, nbins=nbins,
+                                             bins=self.bins))
         self.state = self.c
 
     def on_join(self):
-        self.c.value = self.ref.read()[0] or 0
+        self.c.counter.value = self.ref.read()[0] or 0
 
     def result(self):
         c = self.c

@@ -15,7 +15,7 @@ records stored since the previous read (at most 4096 are held; older ones are dr
 counted).  Result: dict(selected, seen, not_ip, samples=[...], lost)."""
 
 from mapi._engine import ffi, lib
-from mapi.descriptor import Arg, FunctionDescriptor, FunctionInstance
+from mapi.descriptor import Arg, FunctionInstance, filter_descriptor
 from mapi.errors import MapiError, EBADARG
 
 
@@ -70,17 +70,8 @@ def check(ctx, args):
     return rng, bool(keep), bool(symmetric)
 
 
-DESCRIPTOR = FunctionDescriptor(
-    name="HASHSAMP",
+DESCRIPTOR = filter_descriptor(
+    "HASHSAMP", __doc__, HashSamp, check, result="struct", cost="low",
     args=(Arg("range", "i", doc="select flows whose hash (0..1023) is < range"),
           Arg("keep", "b", False, doc="store a record per selected packet"),
-          Arg("symmetric", "b", False, doc="both directions of a conversation agree")),
-    create=lambda ctx, args: HashSamp(*args),
-    check=check,
-    doc=__doc__,
-    filters=True,
-    result="struct",
-    cost="low",
-    shareable=True,
-    stateful=True,
-)
+          Arg("symmetric", "b", False, doc="both directions of a conversation agree")))

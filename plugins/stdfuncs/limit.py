@@ -5,7 +5,7 @@ what `tcpdump -c 10 -w f.pcap tcp` writes).
 Per batch, not per packet: the kept indices are one copy of the head of the selection vector.
 Result: the number of packets passed so far (u64); info()["reached"] says the limit was hit."""
 from mapi._engine import ffi
-from mapi.descriptor import Arg, FunctionDescriptor, FunctionInstance
+from mapi.descriptor import Arg, FunctionInstance, filter_descriptor
 from mapi.errors import MapiError, EBADARG
 
 
@@ -41,10 +41,6 @@ def check(ctx, args):
     return args
 
 
-DESCRIPTOR = FunctionDescriptor(
-    name="LIMIT",
-    args=(Arg("count", "l", doc="packets to pass"),),
-    create=lambda ctx, args: Limit(*args),
-    check=check, doc=__doc__, filters=True, result="u64", cost="free", shareable=True,
-    stateful=True,
-)
+DESCRIPTOR = filter_descriptor(
+    "LIMIT", __doc__, Limit, check, result="u64", cost="free",
+    args=(Arg("count", "l", doc="packets to pass"),))

@@ -22,7 +22,7 @@ records.  Applied to a flow whose packets are not flow records it is an error: r
 exports with the netflow backend (mapi run --backend netflow, create_offline_device(...,
 backend="netflow")) or put FLOW_REPORT before it."""
 from mapi._engine import ffi, lib
-from mapi.descriptor import Arg, FunctionDescriptor, FunctionInstance
+from mapi.descriptor import Arg, FunctionInstance, filter_descriptor
 from mapi.errors import MapiError, EFILTER
 
 from ._nfdump_filter import compile_filter
@@ -82,14 +82,6 @@ def check(ctx, args):
     return args
 
 
-DESCRIPTOR = FunctionDescriptor(
-    name="RECORD_FILTER",
-    args=(Arg("expr", "s", doc="nfdump filter on flow records, e.g. 'proto tcp and dst port 443'"),),
-    create=lambda ctx, args: RecordFilter(*args),
-    check=check,
-    doc=__doc__,
-    filters=True,
-    result="none",
-    cost="low",
-    shareable=True,
-)
+DESCRIPTOR = filter_descriptor(
+    "RECORD_FILTER", __doc__, RecordFilter, check, result="none", cost="low", stateful=False,
+    args=(Arg("expr", "s", doc="nfdump filter on flow records, e.g. 'proto tcp and dst port 443'"),))

@@ -6,7 +6,7 @@ e.g. "(?i)host: (?s).*". A str pattern stands for its latin-1 bytes (bytes patte
 they are).  A match that exceeds PCRE2's effort limits (pathological backtracking) drops the
 packet and is counted (info: match_errors).  Result: the number of packets that matched."""
 from mapi._engine import ffi, lib
-from mapi.descriptor import Arg, FunctionDescriptor
+from mapi.descriptor import Arg, filter_descriptor
 from mapi.errors import MapiError, EBADARG, ENOTSUP
 
 from ._match_counts import MatchCounts
@@ -59,15 +59,6 @@ def check(ctx, args):
     return args
 
 
-DESCRIPTOR = FunctionDescriptor(
-    name="REGEXP",
-    args=(Arg("pcre", "s", doc="PCRE2 pattern over the frame's bytes"),),
-    create=lambda ctx, args: Regexp(*args),
-    check=check,
-    doc=__doc__,
-    filters=True,
-    result="u64",
-    cost="high",
-    shareable=True,
-    stateful=True,
-)
+DESCRIPTOR = filter_descriptor(
+    "REGEXP", __doc__, Regexp, check, result="u64", cost="high",
+    args=(Arg("pcre", "s", doc="PCRE2 pattern over the frame's bytes"),))

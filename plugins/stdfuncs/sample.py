@@ -10,7 +10,7 @@ packets give the same sample in every run.
 Result: the number of packets kept (u64)."""
 from mapi._engine import ffi, lib
 from mapi.constants import PERIODIC, PROBABILISTIC
-from mapi.descriptor import Arg, FunctionDescriptor, FunctionInstance
+from mapi.descriptor import Arg, FunctionInstance, filter_descriptor
 from mapi.errors import MapiError, EBADARG
 
 DEFAULT_SEED = 0x5CA3F1
@@ -62,17 +62,8 @@ def check(ctx, args):
     return value, mode, seed
 
 
-DESCRIPTOR = FunctionDescriptor(
-    name="SAMPLE",
+DESCRIPTOR = filter_descriptor(
+    "SAMPLE", __doc__, Sample, check, result="u64", cost="free",
     args=(Arg("value", "n", doc="PERIODIC: keep 1 in value; PROBABILISTIC: percent kept"),
           Arg("mode", "c", PERIODIC, choices=(PERIODIC, PROBABILISTIC)),
-          Arg("seed", "l", DEFAULT_SEED, doc="PROBABILISTIC: splitmix64 seed")),
-    create=lambda ctx, args: Sample(*args),
-    check=check,
-    doc=__doc__,
-    filters=True,
-    result="u64",
-    cost="free",
-    shareable=True,
-    stateful=True,
-)
+          Arg("seed", "l", DEFAULT_SEED, doc="PROBABILISTIC: splitmix64 seed")))

@@ -10,7 +10,7 @@ Result: the number of packets passed (u64)."""
 import re
 
 from mapi._engine import ffi, lib
-from mapi.descriptor import Arg, FunctionDescriptor, FunctionInstance
+from mapi.descriptor import Arg, FunctionInstance, filter_descriptor
 from mapi.errors import MapiError, EBADARG
 
 UNITS = {"ns": 1, "us": 10 ** 3, "\u00b5s": 10 ** 3, "ms": 10 ** 6, "s": 10 ** 9, "m": 60 * 10 ** 9,
@@ -89,16 +89,7 @@ def check(ctx, args):
     return args
 
 
-DESCRIPTOR = FunctionDescriptor(
-    name="STARTSTOP",
+DESCRIPTOR = filter_descriptor(
+    "STARTSTOP", __doc__, StartStop, check, result="u64", cost="free",
     args=(Arg("start", "s", "", doc="first time passed (\"+10s\", \"@epoch\", ISO 8601)"),
-          Arg("stop", "s", "", doc="first time no longer passed")),
-    create=lambda ctx, args: StartStop(*args),
-    check=check,
-    doc=__doc__,
-    filters=True,
-    result="u64",
-    cost="free",
-    shareable=True,
-    stateful=True,
-)
+          Arg("stop", "s", "", doc="first time no longer passed")))

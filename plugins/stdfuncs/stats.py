@@ -34,12 +34,12 @@ class PacketStats(FunctionInstance):
     def __init__(self, ctx, ref, step, reset):
         self.ref = ResultRef(ctx, ref)
         self.c = ffi.new("mapi_stats *")
-        self.c.step = step
-        self.c.delta = 1 if reset else 0
+        self.c.counter.step = step
+        self.c.counter.delta = 1 if reset else 0
         self.state = self.c
 
     def on_join(self):
-        self.c.value = self.ref.read()[0] or 0
+        self.c.counter.value = self.ref.read()[0] or 0
 
     def result(self):
         c = self.c
@@ -50,9 +50,9 @@ class PacketStats(FunctionInstance):
                      c.min, c.max), ts
 
     def reset(self):
-        value = self.c.value
+        value = self.c.counter.value
         ffi.memmove(self.c, bytes(ffi.sizeof("mapi_stats")), ffi.sizeof("mapi_stats"))
-        self.c.value = value
+        self.c.counter.value = value
 
 
 class IntervalStats(IntervalSampler, FunctionInstance):

@@ -22,7 +22,7 @@ Result: the number of packets (chunks) that matched; get_function_info() adds pe
 counts (per_pattern=True) and, on streams, streams (followed now), streams_evicted and
 stream_breaks."""
 from mapi._engine import ffi, lib
-from mapi.descriptor import Arg, FunctionDescriptor
+from mapi.descriptor import Arg, filter_descriptor
 from mapi.errors import MapiError, EBADARG, ENOTSUP
 from mapi.patterns import parse_pattern, parse_patterns  # noqa: F401 (the function's syntax)
 
@@ -107,26 +107,16 @@ def check(ctx, args):
     return tuple(patterns), offset, depth, engine, bool(per_pattern), max_streams
 
 
-def create(ctx, args):
-    patterns, offset, depth, engine, per_pattern, max_streams = args
+def create(ctx, patterns, offset, depth, engine, per_pattern, max_streams):
     streams = max_streams if offset == depth == 0 and stream_input(ctx) else 0
     return StrSearch(patterns, offset, depth, engine, per_pattern, streams)
 
 
-DESCRIPTOR = FunctionDescriptor(
-    name="STR_SEARCH",
+DESCRIPTOR = filter_descriptor(
+    "STR_SEARCH", __doc__, create, check, result="u64", cost="high", context=True,
     args=(Arg("pattern", "S", doc="string or list of strings (snort |hex|, || alternatives)"),
           Arg("offset", "i", 0, doc="first byte of the frame searched"),
           Arg("depth", "i", 0, doc="bytes searched from offset; 0 = to the end"),
           Arg("engine", "c", "auto", choices=tuple(ENGINES)),
           Arg("per_pattern", "b", True, doc="count packets per pattern (info)"),
-          Arg("max_streams", "i", 1 << 18, doc="after COOKING: directions followed at once")),
-    create=create,
-    check=check,
-    doc=__doc__,
-    filters=True,
-    result="u64",
-    cost="high",
-    shareable=True,
-    stateful=True,
-)
+          Arg("max_streams", "i", 1 << 18, doc="after COOKING: directions followed at once")))

@@ -11,6 +11,7 @@ the corpus when a module is imported."""
 import functools
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import types
@@ -26,6 +27,10 @@ CORPUS = Path(os.path.abspath(os.environ.get("SCAMPI_CORPUS") or ROOT.parent / "
 CORPUS_REASON = ("needs the SCAMPI sample corpus at %s (set SCAMPI_CORPUS to use another place)"
                  % CORPUS)
 DATA = ROOT / "tests" / "data"                # small captures the repository carries (see README)
+# corpus captures several function tests compare on by name (they need the corpus)
+CORPUS_HTTP = CORPUS / "pcap" / "PcapPlusPlus__4KHttpRequests.pcap"
+CORPUS_EXAMPLE = CORPUS / "pcap" / "PcapPlusPlus__example.pcap"
+CORPUS_TLS = CORPUS / "pcap" / "PcapPlusPlus__tls2.pcap"
 
 needs_corpus = pytest.mark.corpus
 
@@ -167,6 +172,36 @@ def generated(name):
         os.replace(tmp, path)
     _GENERATED_NAMES[path] = name
     return path
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    """A port of 127.0.0.1 nothing is bound to now: TCP, or UDP with kind=socket.SOCK_DGRAM."""
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def register_backends(*modules):
+    """Register backend plugin modules (modules or dotted names) with the registry, each once:
+    a work tree's backends that the installed entry points do not declare."""
+    import importlib
+    from mapi.registry import get_registry
+    reg = get_registry()
+    for module in modules:
+        if isinstance(module, str):
+            module = importlib.import_module(module)
+        if not any(d.name in reg.backends for d in module.scampi_backends()):
+            reg.register(module, name="test-backend-" + module.__name__.rsplit(".", 1)[-1])
+
+
+def backends_fixture(*modules):
+    """A module-scoped autouse fixture that registers `modules` (register_backends)."""
+    @pytest.fixture(scope="module", autouse=True)
+    def backends_registered():
+        register_backends(*modules)
+    return backends_registered
 
 
 # --- stock tools as references ----------------------------------------------------------------

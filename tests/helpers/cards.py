@@ -30,12 +30,6 @@ def module_trace(tmp_path_factory, name, packets, seed):
     return path, write_trace(str(path), packets=packets, seed=seed)
 
 
-def register(module, name):
-    reg = get_registry()
-    if name not in reg.backends:
-        reg.register(module, name="test-backend-" + name)
-
-
 # --- the units alone ------------------------------------------------------------------------
 def frames(card):
     """Replay a card's link: yields the batches that cross its bus (a view of each batch)."""

@@ -8,18 +8,14 @@ import time
 
 import dpkt
 
-from . import need_tool
+from . import free_port, need_tool
 from .pktbuild import ether, udp4
 
 NFDUMP_FMT = "fmt:%pr|%sa|%sp|%da|%dp|%pkt|%byt"
 
 
 def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return free_port(socket.SOCK_DGRAM)
 
 
 class Nfcapd:

@@ -106,6 +106,31 @@ def query(database, sql, *args):
         db.close()
 
 
+# The end of a client body (client_script) checking isolation on the "mixed" device: `fd` is
+# connected with PKT_COUNTER `c` and TO_BUFFER `buf`.  It replays the device, reads every packet
+# and emits the count, the packets delivered, how many of them have no IPv4 address (IP or ARP)
+# in 10.1.0.0/16, and the arguments of the flow's first function (the mandatory prefix's).
+REPLAY_COUNTING_OUTSIDE_10_1 = """
+import ipaddress
+outside, n = 0, 0
+mapi.start_offline_device("mixed")
+while True:
+    p = mapi.get_next_pkt(fd, buf)
+    if p is None:
+        break
+    n += 1
+    ip = p.decode().data
+    addrs = [ipaddress.ip_address(getattr(ip, k)) for k in ("src", "dst") if hasattr(ip, k)]
+    if hasattr(ip, "spa"):
+        addrs = [ipaddress.ip_address(ip.spa), ipaddress.ip_address(ip.tpa)]
+    if not any(a in ipaddress.ip_network("10.1.0.0/16") for a in addrs if a.version == 4):
+        outside += 1
+mapi.wait_offline_device("mixed")
+emit({"count": mapi.read_results(fd, c).value, "delivered": n, "outside": outside,
+      "first": mapi.get_flow_info(fd)["functions"][0]["args"]})
+"""
+
+
 # --- a trace with chosen addresses --------------------------------------------------------------
 NETS = ("10.1", "10.2", "192.0")       # /16 prefixes the mixed trace draws addresses from
 

@@ -12,20 +12,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from . import free_port
 from .server import OPEN_JOBS, ROOT, Mapid, clean_env
 
 from tools import netns                          # noqa: E402  (helpers.server put ROOT on the path)
 from mapi.admin import certs
 
 PORT = 7000
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_port(host, port, proc=None, timeout=30, log=None):
@@ -81,6 +76,14 @@ class Certs:
         cert, key = self.server[addr]
         return ["--listen", "%s:%d" % (addr, port), "--tls-cert", cert, "--tls-key", key,
                 "--tls-client-ca", self.ca]
+
+
+def pki_fixture():
+    """A module-scoped `pki` fixture: the Certs of a new CA in a temporary directory."""
+    @pytest.fixture(scope="module", name="pki")
+    def pki(tmp_path_factory):
+        return Certs(tmp_path_factory.mktemp("pki"))
+    return pki
 
 
 class RemoteMapid(Mapid):
@@ -178,4 +181,4 @@ def client_env(pki, which=None, **extra):
     return env
 
 
-__all__ = ["Certs", "RemoteMapid", "Sensor", "client_env", "free_port", "ROOT"]
+__all__ = ["Certs", "RemoteMapid", "Sensor", "client_env", "free_port", "pki_fixture", "ROOT"]

@@ -12,6 +12,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:                  # tools/ (the trace generator) is not installed
     sys.path.insert(0, str(ROOT))
@@ -211,6 +213,37 @@ def trace(directory, packets, seed=1):
         write_trace(str(path), packets=packets, seed=seed)
         os.chmod(path, 0o644)
     return path
+
+
+def trace_fixtures(prefix, packets, seed):
+    """A module's `workdir` (open_dir(prefix), where mapid and its clients find traces) and
+    `tracefile` (a generated trace of `packets` packets there) fixtures, module-scoped; bind
+    them at module level: ``workdir, tracefile = trace_fixtures(...)``."""
+    @pytest.fixture(scope="module", name="workdir")
+    def workdir_fixture():
+        return open_dir(prefix)
+
+    @pytest.fixture(scope="module", name="tracefile")
+    def tracefile_fixture(workdir):
+        return trace(workdir, packets, seed=seed)
+    return workdir_fixture, tracefile_fixture
+
+
+def web_and_talkers(m, dev):
+    """The first two flows of the jobs compared between in-process and server runs, created and
+    connected on `dev` through `m` (the mapi module or a client): `web` counts the packets and
+    bytes of "tcp port 80", `talkers` keeps the TOP 5 IPv4 sources.
+    Returns (web, pkts, nbytes, talkers, top)."""
+    web = m.create_flow(dev)
+    m.apply_function(web, "BPF_FILTER", "tcp port 80")
+    pkts = m.apply_function(web, "PKT_COUNTER")
+    nbytes = m.apply_function(web, "BYTE_COUNTER")
+    m.connect(web)
+    talkers = m.create_flow(dev)
+    m.apply_function(talkers, "BPF_FILTER", "ip")
+    top = m.apply_function(talkers, "TOP", 5, "ip.src")
+    m.connect(talkers)
+    return web, pkts, nbytes, talkers, top
 
 
 def in_process(path, expr, function):

@@ -7,9 +7,7 @@
 #include "bucket.h"
 
 typedef struct mapi_dist {
-    uint64_t value;          /* running copy of the counter (set from its result when joining) */
-    uint32_t step;           /* MAPI_STEP_* */
-    uint32_t delta;          /* 1: sample what each packet adds; 0: the counter after it */
+    mapi_counter_sampler counter;   /* the counter sampled */
     int64_t min;
     int64_t max;
     uint64_t width;          /* bin k holds [min + k*width, min + (k+1)*width) */

@@ -10,19 +10,19 @@ uint32_t mapi_stats_kernel(void *state, const mapi_batch *b, const uint32_t *sel
     mapi_stats *s = state;
     unsigned __int128 sum = ((unsigned __int128)s->sum_hi << 64) | s->sum_lo;
     unsigned __int128 sum2 = ((unsigned __int128)s->sum2_hi << 64) | s->sum2_lo;
-    uint64_t value = s->value, lo = s->min, hi = s->max;
+    uint64_t value = s->counter.value, lo = s->min, hi = s->max;
     if (s->count == 0) { lo = UINT64_MAX; hi = 0; }
-    const int bytes = s->step == MAPI_STEP_WIRELEN;
+    const int bytes = s->counter.step == MAPI_STEP_WIRELEN;
     for (uint32_t j = 0; j < nsel; j++) {
         uint64_t inc = bytes ? b->wirelen[sel[j]] : 1;
         value += inc;
-        uint64_t x = s->delta ? inc : value;
+        uint64_t x = s->counter.delta ? inc : value;
         sum += x;
         sum2 += (unsigned __int128)x * x;
         if (x < lo) lo = x;
         if (x > hi) hi = x;
     }
-    s->value = value;
+    s->counter.value = value;
     s->count += nsel;
     s->sum_lo = (uint64_t)sum; s->sum_hi = (uint64_t)(sum >> 64);
     s->sum2_lo = (uint64_t)sum2; s->sum2_hi = (uint64_t)(sum2 >> 64);

@@ -7,9 +7,7 @@
 #include "bucket.h"
 
 typedef struct mapi_stats {
-    uint64_t value;          /* running copy of the counter (set from its result when joining) */
-    uint32_t step;           /* MAPI_STEP_* */
-    uint32_t delta;          /* 1: sample what each packet adds; 0: the counter after it */
+    mapi_counter_sampler counter;   /* the counter sampled */
     uint64_t count;
     uint64_t sum_lo, sum_hi;
     uint64_t sum2_lo, sum2_hi;
