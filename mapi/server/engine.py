@@ -26,7 +26,10 @@ log = logging.getLogger("mapid.engine")
 _ALIAS = re.compile(r"\boffline\d+\b")
 
 
-WARM_BYTES = 64 << 20        # of a live flow's ring, faulted in at connect (mapi_ring_warm)
+# of a live flow's ring, faulted in at connect (mapi_ring_warm): the drop-in's whole live ring;
+# of a larger one the rest as packets come (a selective flow may never fill a big ring, and its
+# memory is only taken when used)
+WARM_BYTES = 16 << 20
 
 
 class Engine(Views, OfferedDevices):
