@@ -22,6 +22,7 @@ def explain_data(dev):
         def walk(node, depth):
             for child in node.children:
                 pin, pout = plan.hits(child) if plan else (child.hits_in, child.hits_out)
+                bin_, bout = plan.byte_hits(child) if plan else (child.bytes_in, child.bytes_out)
                 refined = None
                 hw = hw_nodes.get(child.hw_id) if child.hw_id is not None else None
                 if hw is not None:
@@ -29,13 +30,14 @@ def explain_data(dev):
                     if not child.hw_exact:
                         refined = pout
                     pin, pout = hw.get("pkts_in", pin), hw.get("pkts_out", pout)
+                    bin_, bout = hw.get("bytes_in", bin_), hw.get("bytes_out", bout)
                 out.append(dict(refined=refined,
                     depth=depth, function=child.desc.name, args=list(child.args),
                     owners=sorted(child.owners), shared=child.shared(),
                     placement=child.placement,
                     exact=child.hw_exact if child.hw_id is not None else None,
                     note=child.hw_note, cost=child.desc.cost, filters=child.desc.filters,
-                    pkts_in=pin, pkts_out=pout))
+                    pkts_in=pin, pkts_out=pout, bytes_in=bin_, bytes_out=bout))
                 walk(child, depth + 1)
         with d.graph.lock:
             walk(d.graph.root, 0)

@@ -16,7 +16,8 @@ class Node:
     """One function instance in the global graph."""
 
     __slots__ = ("key", "desc", "args", "instance", "parent", "children", "owners", "index",
-                 "in_slot", "out_slot", "placement", "hits_in", "hits_out", "serial", "hw_id",
+                 "in_slot", "out_slot", "placement", "hits_in", "hits_out", "bytes_in", "bytes_out",
+                 "serial", "hw_id",
                  "hw_exact", "hw_note", "carry", "__weakref__")
 
     def __init__(self, key, desc, args, instance, parent):
@@ -36,6 +37,7 @@ class Node:
         self.in_slot = self.out_slot = 0
         self.placement = "software"
         self.hits_in = self.hits_out = 0   # counts carried over from earlier plans
+        self.bytes_in = self.bytes_out = 0  # wire bytes, likewise (plans that count bytes)
 
     @property
     def name(self):
@@ -57,6 +59,10 @@ def _freeze(v):
     return v
 
 
+# Plans built from now on also count wire bytes per node (mapid turns it on for its metrics;
+# the embedded engine does not pay for the extra pass over each selection)
+COUNT_BYTES = False
+
 # Roles of plan entries: a node runs as its software kernel, or stands in for hardware
 SW, HW_TAG, HW_STAT = "software", "hardware-tag", "hardware-statistic"
 
@@ -73,6 +79,7 @@ class Plan:
         self.c = ffi.gc(lib.mapi_plan_new(len(entries), nslots, BATCH_CAP), lib.mapi_plan_free)
         if self.c == ffi.NULL:
             raise MemoryError("cannot allocate the engine plan")
+        self.c.count_bytes = 1 if COUNT_BYTES else 0
         self.n = len(entries)
         self.keep = []                   # tag states referenced by the C plan
         self.first = {}                  # id(node) -> first entry index
@@ -135,8 +142,12 @@ class Plan:
             pin, pout = self._hits_here(node)
             node.hits_in += pin
             node.hits_out += pout
+            bin_, bout = self._bytes_here(node)
+            node.bytes_in += bin_
+            node.bytes_out += bout
         for i in range(self.n):
-            self.c.nodes[i].pkts_in = self.c.nodes[i].pkts_out = 0
+            c = self.c.nodes[i]
+            c.pkts_in = c.pkts_out = c.bytes_in = c.bytes_out = 0
 
     def _hits_here(self, node):
         f, l = self.first.get(id(node)), self.last.get(id(node))
@@ -147,6 +158,17 @@ class Plan:
     def hits(self, node):
         pin, pout = self._hits_here(node)
         return node.hits_in + pin, node.hits_out + pout
+
+    def _bytes_here(self, node):
+        f, l = self.first.get(id(node)), self.last.get(id(node))
+        if f is None:
+            return 0, 0
+        return self.c.nodes[f].bytes_in, self.c.nodes[l].bytes_out
+
+    def byte_hits(self, node):
+        """Wire bytes into and out of node (0 unless plans count bytes, COUNT_BYTES)."""
+        bin_, bout = self._bytes_here(node)
+        return node.bytes_in + bin_, node.bytes_out + bout
 
 
 COST_RANK = {"free": 0, "low": 1, "high": 2}

@@ -73,6 +73,9 @@ class PlanRunner:
                 nout = node.instance.process(inb, sel, nin, out) if nin else 0
                 cn.pkts_in += nin
                 cn.pkts_out += nout
+                if plan.c.count_bytes and nin:
+                    cn.bytes_in += lib.mapi_sel_bytes(inb, sel, nin)
+                    cn.bytes_out += lib.mapi_sel_bytes(inb, out, nout)
                 plan.c.slot_n[cn.out_slot] = nout
                 i += 1
 

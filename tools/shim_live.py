@@ -13,7 +13,8 @@ preloaded with MAPI_SERVER pointing at a mapid started for the run in the receiv
 (one device, one socket, one flow per tcpdump).  The result says, per tcpdump, what it wrote
 (-w), what it counted (its closing "captured / received by filter / dropped by kernel"
 lines) and its CPU time; for the set, the packet sockets on the interface while the tcpdumps ran
-(/proc/net/packet of the namespace) and mapid's CPU time."""
+(/proc/net/packet of the namespace) and mapid's CPU time during the replay (mapid_cpu) and from
+the first tcpdump's start (mapid_cpu_all: the flows' set-up too)."""
 import os
 import re
 import select
@@ -125,6 +126,7 @@ def run_set(net, trace, n=8, mode="server", pps=None, topspeed=False, settle=1.5
         env["MAPI_SERVER"] = mapid.url
     procs = []
     try:
+        mapid_cpu_start = mapid.cpu() if mapid else 0.0     # before the tcpdumps connect
         for i in range(n):
             out = os.path.join(workdir, "%s-%d.pcap" % (mode, i))
             p, err = _start_tcpdump(net, out, env)
@@ -135,6 +137,8 @@ def run_set(net, trace, n=8, mode="server", pps=None, topspeed=False, settle=1.5
         replay = net.replay(trace, pps=pps, topspeed=topspeed)
         time.sleep(settle)
         mapid_cpu = (mapid.cpu() - mapid_cpu0) if mapid else 0.0
+        # with the flows' set-up (their rings faulted in at connect, mapi_ring_warm)
+        mapid_cpu_all = (mapid.cpu() - mapid_cpu_start) if mapid else 0.0
         for p, _, _ in procs:
             p.send_signal(signal.SIGINT)
         dumps = []
@@ -149,7 +153,7 @@ def run_set(net, trace, n=8, mode="server", pps=None, topspeed=False, settle=1.5
                               dropped=int(m.group(3)) if m else None,
                               cpu=usage.ru_utime + usage.ru_stime))
         return dict(mode=mode, n=n, replay=replay, sockets=len(sockets), socket_rows=sockets,
-                    tcpdumps=dumps, mapid_cpu=mapid_cpu, seconds=time.time() - t0,
+                    tcpdumps=dumps, mapid_cpu=mapid_cpu, mapid_cpu_all=mapid_cpu_all, seconds=time.time() - t0,
                     mapid_log=mapid.log_text() if mapid else "")
     finally:
         for p, _, _ in procs:

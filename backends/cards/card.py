@@ -174,7 +174,8 @@ class Card(PacketSource, HardwareDevice):
             nodes.append(dict(hw_id=a.hw_id, unit=a.unit, function=a.function, args=list(a.args),
                               parent_hw_id=a.parent_hw_id, deliver=a.deliver,
                               exact=a.offer.exact, note=a.offer.note,
-                              pkts_in=cn.pkts_in, pkts_out=cn.pkts_out))
+                              pkts_in=cn.pkts_in, pkts_out=cn.pkts_out,
+                              bytes_in=cn.bytes_in, bytes_out=cn.bytes_out))
         return dict(model=self.model,
                     link=dict(packets=s.link_packets, bytes=s.link_bytes),
                     bus=dict(packets=s.bus_packets, bytes=s.bus_bytes,

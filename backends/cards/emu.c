@@ -219,6 +219,7 @@ int card_run(const card_config *cfg, card_stats *st, const mapi_batch *in, mapi_
                 if (nd->parent >= 0 && !(tags >> cfg->nodes[nd->parent].hw_id & 1)) continue;
                 int pass;
                 nd->pkts_in++;
+                nd->bytes_in += wirelen;
                 switch (nd->unit) {
                 case CARD_UNIT_LUP:
                     pass = lup_accepts(cfg, nd->first, nd->count, &h);
@@ -249,6 +250,7 @@ int card_run(const card_config *cfg, card_stats *st, const mapi_batch *in, mapi_
                 }
                 if (pass) {
                     nd->pkts_out++;
+                    nd->bytes_out += wirelen;
                     tags |= 1ull << nd->hw_id;
                 }
             }

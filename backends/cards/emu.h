@@ -163,6 +163,8 @@ typedef struct card_node {
     mapi_kernel_fn kernel;       /* FILE: the flow's TO_FILE kernel, run on each packet */
     uint64_t pkts_in;
     uint64_t pkts_out;
+    uint64_t bytes_in;           /* wire bytes */
+    uint64_t bytes_out;
 } card_node;
 
 typedef struct card_config {     /* one whole configuration, swapped between batches */

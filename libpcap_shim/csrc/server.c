@@ -408,7 +408,12 @@ static int srv_activate(pcap_t *p, int *status, int *dlt, char *errbuf)
     if (!h->dev_snaplen) h->dev_snaplen = p->snapshot;
     /* -B sizes the flow's ring (libpcap's buffer), but never below LIVE_RING_MIN: mapid
      * hands packets over a whole capture block (up to 1 MiB) at a time, in bursts a 2 MiB
-     * ring (libpcap's default) loses under load where a socket of its own would not */
+     * ring (libpcap's default) loses under load where a socket of its own would not.  Without
+     * -B the ring is LIVE_RING_MIN too, not the offline RING_BYTES: a reader copies packets
+     * out soon after mapid wrote them, from the cache while the ring is small (eight
+     * tcpdumps on 64 MiB rings each spent a third of their time copying from memory, and
+     * mapid zeroed half a GiB of new pages during the capture) */
+    h->ring_bytes = LIVE_RING_MIN;
     if (p->buffer_size > 0) {
         uint64_t b = (uint64_t)p->buffer_size;
         h->ring_bytes = b < LIVE_RING_MIN ? LIVE_RING_MIN : b;

@@ -67,6 +67,8 @@ typedef struct mapi_node {
     int32_t out_batch;     /* == in_batch unless the node is a producer */
     uint32_t subtree_end;  /* index after the last node of this node's subtree */
     uint32_t _pad;
+    uint64_t bytes_in;     /* wire bytes in and out, counted only when the plan's count_bytes */
+    uint64_t bytes_out;
 } mapi_node;
 
 typedef struct mapi_plan {
@@ -77,6 +79,9 @@ typedef struct mapi_plan {
     uint32_t *slot_n;      /* current length of each slot */
     uint32_t slot_cap;
     const mapi_batch **batches;  /* nnodes + 1: [0] the device's batch, [k] made by node k-1 */
+    uint32_t count_bytes;  /* nonzero: nodes also count wire bytes (a server's metrics); off by
+                              default, it costs a pass over each selection */
+    uint32_t _pad;
 } mapi_plan;
 
 /* Plans */
@@ -109,6 +114,9 @@ uint32_t mapi_tag_kernel(void *state, const mapi_batch *b, const uint32_t *sel, 
                          uint32_t *out);
 uint32_t mapi_pass_kernel(void *state, const mapi_batch *b, const uint32_t *sel, uint32_t nsel,
                           uint32_t *out);
+
+/* Wire bytes of the selected packets of a batch (a node's byte counters). */
+uint64_t mapi_sel_bytes(const mapi_batch *b, const uint32_t *sel, uint32_t nsel);
 
 /* Sums of wire and captured lengths of a batch (device statistics). */
 void mapi_batch_sums(const mapi_batch *b, uint64_t *wire, uint64_t *captured);

@@ -53,6 +53,7 @@ static int select_made(mapi_plan *p, mapi_node *nd, uint32_t nout)
     p->slot_n[nd->out_slot] = nout;
     p->batches[nd->out_batch] = nd->made;
     nd->pkts_out += nout;
+    if (p->count_bytes) nd->bytes_out += mapi_sel_bytes(nd->made, s, nout);
     return 0;
 }
 
@@ -75,6 +76,7 @@ int64_t mapi_plan_run(mapi_plan *p, const mapi_batch *b, uint32_t from, uint32_t
         if (nd->made) {             /* called even with nothing in: time passes */
             nout = nd->fn(nd->state, bin, in, nin, NULL);
             nd->pkts_in += nin;
+            if (p->count_bytes) nd->bytes_in += mapi_sel_bytes(bin, in, nin);
             if (select_made(p, nd, nout) < 0) return -1;
             continue;
         }
@@ -88,6 +90,13 @@ int64_t mapi_plan_run(mapi_plan *p, const mapi_batch *b, uint32_t from, uint32_t
         nd->pkts_in += nin;
         nd->pkts_out += nout;
         p->slot_n[nd->out_slot] = nout;
+        if (p->count_bytes && nin) {
+            uint64_t bin_bytes = mapi_sel_bytes(bin, in, nin);
+            nd->bytes_in += bin_bytes;
+            /* a filter's kept packets are summed apart; anything else passes its input on */
+            nd->bytes_out += nout == nin ? bin_bytes
+                                         : mapi_sel_bytes(bin, p->slots[nd->out_slot], nout);
+        }
     }
     return to;
 }
@@ -167,6 +176,13 @@ uint32_t mapi_pass_kernel(void *state, const mapi_batch *b, const uint32_t *sel,
 {
     (void)state; (void)b; (void)sel; (void)out;
     return nsel;
+}
+
+uint64_t mapi_sel_bytes(const mapi_batch *b, const uint32_t *sel, uint32_t nsel)
+{
+    uint64_t w = 0;
+    for (uint32_t j = 0; j < nsel; j++) w += b->wirelen[sel[j]];
+    return w;
 }
 
 void mapi_batch_sums(const mapi_batch *b, uint64_t *wire, uint64_t *captured)

@@ -6,12 +6,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include "ring.h"
 
@@ -42,7 +45,24 @@ struct mapi_ring {
     uint64_t delivered;          /* reader */
     int corrupt;                 /* reader: a record broke the ring's bounds */
     volatile int interrupted;
+    struct ring_warm *warm;      /* writer: the thread faulting the data in, if any */
 };
+
+/* Shared by a ring and its warming thread; the last of the two to let go frees it.  The thread
+ * holds `mu` while it touches the ring's mapping, so once mapi_ring_free has set `cancel`
+ * under it nothing touches the mapping any more. */
+struct ring_warm {
+    pthread_mutex_t mu;
+    int cancel;
+    int refs;
+    uint8_t *base;
+    uint64_t len;
+};
+
+#define WARM_CHUNK (1u << 20)
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23   /* Linux 5.14; older kernels say EINVAL and nothing is warmed */
+#endif
 
 static inline uint64_t load_acq(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void store_rel(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
@@ -70,6 +90,61 @@ static void *map_memory(size_t len, int *fd_out)
     }
     *fd_out = fd;
     return mem;
+}
+
+static void warm_release(struct ring_warm *w, int cancel)
+{
+    pthread_mutex_lock(&w->mu);
+    if (cancel) w->cancel = 1;
+    int last = --w->refs == 0;
+    pthread_mutex_unlock(&w->mu);
+    if (last) {
+        pthread_mutex_destroy(&w->mu);
+        free(w);
+    }
+}
+
+static void *warm_thread(void *arg)
+{
+    struct ring_warm *w = arg;
+    /* threads inherit their creator's nice value: a control thread's raised priority is not
+     * for this work, which the capture would otherwise do itself */
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 0);
+    for (uint64_t off = 0; off < w->len; off += WARM_CHUNK) {
+        uint64_t n = w->len - off < WARM_CHUNK ? w->len - off : WARM_CHUNK;
+        pthread_mutex_lock(&w->mu);
+        int stop = w->cancel || madvise(w->base + off, n, MADV_POPULATE_WRITE) != 0;
+        pthread_mutex_unlock(&w->mu);
+        if (stop) break;
+    }
+    warm_release(w, 0);
+    return NULL;
+}
+
+int mapi_ring_warm(mapi_ring *r, uint64_t max_bytes)
+{
+    if (!r->writer || r->warm) return -1;
+    struct ring_warm *w = calloc(1, sizeof *w);
+    if (!w) return -1;
+    pthread_mutex_init(&w->mu, NULL);
+    w->refs = 2;
+    /* page-aligned: the data starts MAPI_RING_DATA_OFFSET into the mapping */
+    w->base = r->buf;
+    w->len = max_bytes < r->cap ? max_bytes : r->cap;
+    w->len &= ~(uint64_t)4095;
+    pthread_attr_t attr;
+    pthread_t t;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &attr, warm_thread, w);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        pthread_mutex_destroy(&w->mu);
+        free(w);
+        return -1;
+    }
+    r->warm = w;
+    return 0;
 }
 
 static mapi_ring *ring_alloc(void)
@@ -134,6 +209,7 @@ bad:
 
 void mapi_ring_free(mapi_ring *r)
 {
+    if (r && r->warm) warm_release(r->warm, 1);
     if (!r) return;
     if (r->shm) munmap(r->shm, r->map_len);
     if (r->shm_fd >= 0) close(r->shm_fd);
@@ -168,11 +244,11 @@ static void wait_fd(int fd, int ms)
 static uint64_t reserve(mapi_ring *r, uint64_t need)
 {
     uint64_t head = r->head;
-    uint64_t tail = load_acq(&r->shm->tail);
     uint64_t phys = head % r->cap;
     uint64_t skip = 0;
-    if (tail > head) return UINT64_MAX;
     if (phys + need > r->cap) skip = r->cap - phys;
+    uint64_t tail = load_acq(&r->shm->tail);
+    if (tail > head) return UINT64_MAX;
     if (head + skip + need - tail > r->cap) return UINT64_MAX;
     if (skip) {
         if (skip >= HDR) {
@@ -252,9 +328,10 @@ static void release_held(mapi_ring *r)
 
 /* The next record at `at` (skipping a jump to 0), or NULL if there is none or it breaks the
  * ring's bounds (then the ring is marked corrupt and reads as ended). */
-static mapi_pkthdr *peek(mapi_ring *r, uint64_t at, uint64_t *adv)
+/* The record at `at`, given the writer's head as loaded once per batch of records (the writer
+ * stores to that cache line per packet; a load per record has the two cores trade it). */
+static mapi_pkthdr *peek(mapi_ring *r, uint64_t at, uint64_t head, uint64_t *adv)
 {
-    uint64_t head = load_acq(&r->shm->head);
     if (at >= head || r->corrupt) return NULL;
     if (head - at > r->cap) { r->corrupt = 1; return NULL; }
     uint64_t phys = at % r->cap;
@@ -308,9 +385,10 @@ int mapi_ring_next_many(mapi_ring *r, int timeout_ms, uint32_t max, const mapi_p
     if (w != 1) return w;
     uint32_t n = 0;
     uint64_t at = r->tail;
+    uint64_t head = load_acq(&r->shm->head);
     while (n < max) {
         uint64_t adv;
-        mapi_pkthdr *h = peek(r, at, &adv);
+        mapi_pkthdr *h = peek(r, at, head, &adv);
         if (!h) break;
         hdrs[n] = h;
         datas[n] = (const uint8_t *)h + HDR;

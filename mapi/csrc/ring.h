@@ -103,4 +103,8 @@ void mapi_ring_end(mapi_ring *r);                /* writer: no more packets will
 void mapi_ring_detach(mapi_ring *r);             /* reader gone: writer stops waiting */
 void mapi_ring_get_stats(mapi_ring *r, mapi_ring_stats *st);
 uint64_t mapi_ring_pending(mapi_ring *r);        /* packets stored and not yet read */
+/* Writer: fault in the first max_bytes of the data (at most the capacity) from a thread of its
+ * own, so that the thread writing packets into a fresh ring does not stall zeroing new pages
+ * (a live capture's first lap).  Stops when the ring is freed.  0, or -1 (nothing started). */
+int mapi_ring_warm(mapi_ring *r, uint64_t max_bytes);
 #endif

@@ -26,6 +26,12 @@ log = logging.getLogger("mapid.engine")
 _ALIAS = re.compile(r"\boffline\d+\b")
 
 
+# of a live flow's ring, faulted in at connect (mapi_ring_warm): the drop-in's whole live ring;
+# of a larger one the rest as packets come (a selective flow may never fill a big ring, and its
+# memory is only taken when used)
+WARM_BYTES = 16 << 20
+
+
 class Engine(Views, OfferedDevices):
     def __init__(self, limits=None, live_defaults=None):
         self.lock = threading.RLock()
@@ -267,6 +273,11 @@ class Engine(Views, OfferedDevices):
                     # no wait for the batch under way: a writer that found the new ring full
                     # re-reads the mode after each slice of its wait
                     lib.mapi_ring_set_lossless(ring, 0)
+                if not dev.offline:
+                    # a live capture's first lap would zero every new page of the ring from
+                    # the capture thread, a fault per 4 KiB (8 fresh 64 MiB rings: most of
+                    # mapid's CPU and the socket's drops); a thread of the ring's does it now
+                    lib.mapi_ring_warm(ring, WARM_BYTES)
                 buffers.append((fid, mode, int(lib.mapi_ring_capacity(ring)), lossless, ring))
             elif isinstance(getattr(inst, "events", None), EventQueue):
                 event_fids.append(fid)

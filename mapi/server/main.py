@@ -77,6 +77,9 @@ def main(argv=None):
     from .session import Session
     from mapi.errors import MapiError
 
+    if cfg["metrics"]:
+        from mapi import organizer
+        organizer.COUNT_BYTES = True      # per-flow wire bytes; without metrics nobody reads them
     limits = cfg["limits"]
     engine = Engine(limits, cfg["live"])
     try:

@@ -3,7 +3,8 @@ engine and the connected clients, nothing is counted twice.
 
 Per device: packets and bytes in, drops per layer (kernel, interface, buffers), nodes per
 placement (software or a hardware unit) and per-unit hardware placement counts.  Per flow and
-per client: packets into and out of the flow, bytes and packets put in its buffers, drops."""
+per client: packets and wire bytes into and out of the flow (mapid's plans count bytes,
+organizer.COUNT_BYTES), bytes and packets put in its buffers, drops."""
 import logging
 
 from prometheus_client import start_http_server
@@ -46,6 +47,10 @@ class ServerCollector:
         f_in = CounterMetricFamily("scampi_flow_packets_in", "Packets into the flow", labels=flow_labels)
         f_out = CounterMetricFamily("scampi_flow_packets_out", "Packets out of the flow's last "
                                     "function", labels=flow_labels)
+        f_bytes_in = CounterMetricFamily("scampi_flow_bytes_in", "Wire bytes into the flow",
+                                         labels=flow_labels)
+        f_bytes_out = CounterMetricFamily("scampi_flow_bytes_out", "Wire bytes out of the flow's "
+                                          "last function", labels=flow_labels)
         f_buf = CounterMetricFamily("scampi_flow_buffer_packets", "Packets put in the flow's "
                                     "buffers", labels=flow_labels)
         f_bytes = CounterMetricFamily("scampi_flow_buffer_bytes", "Captured bytes put in the "
@@ -55,6 +60,8 @@ class ServerCollector:
         c_flows = GaugeMetricFamily("scampi_client_flows", "Flows of the client", labels=labels)
         c_packets = CounterMetricFamily("scampi_client_packets", "Packets into the client's flows",
                                         labels=labels)
+        c_wire = CounterMetricFamily("scampi_client_bytes", "Wire bytes into the client's flows",
+                                     labels=labels)
         c_bytes = CounterMetricFamily("scampi_client_buffer_bytes", "Bytes put in the client's "
                                       "buffers", labels=labels)
         c_drops = CounterMetricFamily("scampi_client_drops", "Packets the client's buffers "
@@ -69,6 +76,7 @@ class ServerCollector:
             who = [str(s.id), str(s.pid), str(s.uid), s.program]
             c_flows.add_metric(who, len(summary["flows"]))
             c_packets.add_metric(who, summary["packets"])
+            c_wire.add_metric(who, summary["bytes"])
             c_bytes.add_metric(who, summary["buffer_bytes"])
             c_drops.add_metric(who + ["buffers"], summary["drops"])
             c_drops.add_metric(who + ["socket"], s.conn.lost_total)
@@ -76,11 +84,13 @@ class ServerCollector:
                 fl = who + [str(f["fd"]), f["device"]]
                 f_in.add_metric(fl, f["packets_in"])
                 f_out.add_metric(fl, f["packets_out"])
+                f_bytes_in.add_metric(fl, f["bytes_in"])
+                f_bytes_out.add_metric(fl, f["bytes_out"])
                 f_buf.add_metric(fl, f["buffered"])
                 f_bytes.add_metric(fl, f["buffer_bytes"])
                 f_drops.add_metric(fl + ["buffers"], f["drops"])
-        yield from (clients, c_flows, c_packets, c_bytes, c_drops, f_in, f_out, f_buf, f_bytes,
-                    f_drops)
+        yield from (clients, c_flows, c_packets, c_wire, c_bytes, c_drops, f_in, f_out, f_bytes_in,
+                    f_bytes_out, f_buf, f_bytes, f_drops)
 
 
 def serve(address, directory):

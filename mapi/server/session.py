@@ -303,7 +303,7 @@ class Session:
     def summary(self, counts=None):
         """This client's flows and totals; `counts` caches each device's per-flow counts
         across the clients of one listing."""
-        flows, packets, drops, nbytes = [], 0, 0, 0
+        flows, packets, drops, nbytes, wire = [], 0, 0, 0, 0
         counts = {} if counts is None else counts
         for fd in sorted(self.flows):
             name = self.engine.device_of_flow(fd)
@@ -317,19 +317,21 @@ class Session:
                 continue
             if info.get("status") == "closed":      # closed under us: nothing of it is kept
                 continue
-            pin, pout = counts[name].get(fd, (0, 0))
+            pin, pout, bin_, bout = counts[name].get(fd, (0, 0, 0, 0))
             rings = self.engine.ring_stats(fd).values()
             f = dict(fd=fd, device=info["device"], status=info["status"],
                      functions=[x["name"] for x in info["functions"]], packets_in=pin,
-                     packets_out=pout, buffered=sum(r[0] for r in rings),
+                     packets_out=pout, bytes_in=bin_, bytes_out=bout,
+                     buffered=sum(r[0] for r in rings),
                      buffer_bytes=sum(r[3] for r in rings), drops=sum(r[1] for r in rings))
             flows.append(f)
             packets += pin
+            wire += bin_
             drops += f["drops"]
             nbytes += f["buffer_bytes"]
         return dict(client=self.id, pid=self.pid, uid=self.uid, gid=self.gid,
                     program=self.program, since=self.since, flows=flows, packets=packets,
-                    buffer_bytes=nbytes, drops=drops)
+                    bytes=wire, buffer_bytes=nbytes, drops=drops)
 
     def cleanup(self):
         """The client is gone: its flows close (files flushed), its devices go."""

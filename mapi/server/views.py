@@ -10,16 +10,16 @@ mapi_explain = importlib.import_module("mapi.explain")      # the module (mapi.e
 
 class Views:
     def flow_counts(self, name):
-        """{fd: (packets into its first function, out of its last)} of a device's flows, as
-        explain counts them (a node in hardware: the card's own counters)."""
+        """{fd: (packets into its first function, out of its last, wire bytes in, out)} of a
+        device's flows, as explain counts them (a node in hardware: the card's own counters)."""
         first, last = {}, {}
         for n in mapi_explain.explain_data(name)["nodes"]:
             for fd, fid in n["owners"]:
                 if fd not in first or fid < first[fd][0]:
-                    first[fd] = (fid, n["pkts_in"])
+                    first[fd] = (fid, n["pkts_in"], n["bytes_in"])
                 if fd not in last or fid > last[fd][0]:
-                    last[fd] = (fid, n["pkts_out"])
-        return {fd: (first[fd][1], last[fd][1]) for fd in first}
+                    last[fd] = (fid, n["pkts_out"], n["bytes_out"])
+        return {fd: (first[fd][1], last[fd][1], first[fd][2], last[fd][2]) for fd in first}
 
     def flow_info(self, session, fd):
         self.check_flow(session, fd)
