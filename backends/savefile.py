@@ -167,6 +167,23 @@ class _BufferedStream:
                 pass
 
 
+class _PositionalFile:
+    """A regular file read from offset 0 with pread: the descriptor's offset, which a passed
+    descriptor shares with its owner, stays where it was (as with a mapping)."""
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.pos = 0
+
+    def readinto(self, view):
+        got = os.preadv(self.fd, [view], self.pos)
+        self.pos += got
+        return got
+
+    def close(self):
+        os.close(self.fd)
+
+
 def _open_fd(path):
     """A descriptor of the source's own on the trace: a duplicate of the one `path` carries
     (its caller opened the file), else the file opened by name."""
@@ -231,6 +248,8 @@ class SavefileSource(PacketSource):
             return _BufferedStream(open_decompressed(raw, compression), path, compression, raw)
         if use_mmap and regular and st.st_size > 0:
             return _MappedFile(fd, st.st_size)
+        if regular:
+            return _BufferedStream(_PositionalFile(fd), path, None)
         return _BufferedStream(os.fdopen(fd, "rb", buffering=0), path, None)
 
     def _open_header(self):
