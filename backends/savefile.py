@@ -42,7 +42,7 @@ FORMAT_NAMES = {v: k for k, v in FORMAT_CODES.items()}
 
 BUFFER_SIZE = 4 << 20          # read buffers (compressed input, pipes)
 BUFFERS = 4
-WINDOW_SIZE = 16 << 20         # mapped windows (plain files)
+WINDOW_SIZE = 16 << 20         # plain files: mapped windows, or read buffers as large
 READ_CHUNK = 256 << 10
 OPTIONS = ("libpcap_compat", "raw_ts", "mmap")
 
@@ -102,14 +102,15 @@ class _MappedFile:
 class _BufferedStream:
     """Regions of a stream (decompressor, pipe) read into a few reusable buffers."""
 
-    def __init__(self, f, path, compression, raw=None):
+    def __init__(self, f, path, compression, raw=None, size=None):
         self.f = f
+        self.size = size or BUFFER_SIZE
         self.raw = raw              # the file a decompressor reads (closed with it)
         self.path = path
         self.compression = compression
         self.eof = False
         self.error = None
-        self._free = [Buffer(BUFFER_SIZE, self._buffer_free) for _ in range(BUFFERS)]
+        self._free = [Buffer(self.size, self._buffer_free) for _ in range(BUFFERS)]
         self._free_cv = threading.Condition()
 
     def _buffer_free(self, buf):
@@ -122,16 +123,16 @@ class _BufferedStream:
             while not self._free:
                 self._free_cv.wait()
             buf = self._free.pop()
-        if len(buf.data) < want or len(buf.data) > max(BUFFER_SIZE, want) * 2:
+        if len(buf.data) < want or len(buf.data) > max(self.size, want) * 2:
             # a record larger than a buffer; back to the usual size afterwards
-            buf.data = bytearray(max(BUFFER_SIZE, want))
+            buf.data = bytearray(max(self.size, want))
             buf.cdata = ffi.from_buffer(buf.data)
         return buf.acquire()
 
     def region(self, offset, need, tail=b""):
         """A region starting at `offset` whose first bytes are `tail` (the unparsed end of the
         previous region), holding at least `need` bytes unless the stream ends first."""
-        buf = self._get_buffer(max(need, len(tail)) + (BUFFER_SIZE // 2))
+        buf = self._get_buffer(max(need, len(tail)) + (self.size // 2))
         size = len(buf.data)
         buf.data[:len(tail)] = tail
         fill = len(tail)
@@ -249,7 +250,9 @@ class SavefileSource(PacketSource):
         if use_mmap and regular and st.st_size > 0:
             return _MappedFile(fd, st.st_size)
         if regular:
-            return _BufferedStream(_PositionalFile(fd), path, None)
+            # regions as large as the mapped windows: the batches (up to the reader's 8 MB)
+            # stay as large as mapping gave them
+            return _BufferedStream(_PositionalFile(fd), path, None, size=WINDOW_SIZE)
         return _BufferedStream(os.fdopen(fd, "rb", buffering=0), path, None)
 
     def _open_header(self):
