@@ -74,3 +74,61 @@ def quiet_everything():
         _ROOTS.append("")
     _dropping = "logging" not in sys.modules     # else the application may have its handlers
     quiet()
+
+
+def when_loaded(configure):
+    """configure(logging) as soon as logging is imported, by whoever imports it (at once when it
+    already is): an application's settings -- the mapi command's prefix -- without importing
+    logging for the runs that never log."""
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        configure(logging)
+        return
+    _configure.append(configure)
+    if not any(isinstance(f, _WatchLogging) for f in sys.meta_path):
+        sys.meta_path.insert(0, _WatchLogging())
+
+
+_configure = []
+
+
+class _WatchLogging:
+    """A finder that answers for `logging` only: it finds it as the rest of sys.meta_path does
+    and has the when_loaded() calls run once logging's module has run, then steps aside."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "logging":
+            return None
+        sys.meta_path[:] = [f for f in sys.meta_path if f is not self]
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if find is not None else None
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _ThenConfigure(spec.loader)
+                return spec
+        return None
+
+
+class _ThenConfigure:
+    """logging's own loader, with the configuration run after the module; the module keeps
+    its own loader."""
+
+    def __init__(self, loader):
+        self._loader = loader
+
+    def __getattr__(self, attr):
+        return getattr(self._loader, attr)
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        module.__loader__ = self._loader
+        if getattr(module, "__spec__", None) is not None:
+            module.__spec__.loader = self._loader
+        pending = list(_configure)
+        _configure.clear()
+        for configure in pending:
+            configure(module)

@@ -367,3 +367,41 @@ def test_the_drop_in_drops_records_unless_the_application_has_logging(app, want)
     p = subprocess.run([sys.executable, "-c", DROPPED, app], capture_output=True, text=True,
                        timeout=60)
     assert (p.returncode, p.stdout.splitlines(), p.stderr) == (0, want, "")
+
+
+CLI_RUN = r"""
+import sys
+from mapi.cli import main
+code = main(sys.argv[1:])
+print("logging loaded:", "logging" in sys.modules, file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def test_the_command_loads_logging_only_to_print_a_warning_with_its_prefix(tmp_path):
+    """`mapi run` configures logging (its "mapi: warning: " prefix) only when something loads
+    it: a run that logs nothing never imports it; one that warns prints the line with the
+    prefix.  The warning: a filter on Ethernet addresses meets a raw-IP interface, which
+    libpcap refuses ("ethernet addresses supported only on ..."), so 0 of the 2 packets pass."""
+    from helpers.savefile import ng_epb, ng_idb, ng_shb
+    ip = bytes.fromhex("450000280000000040060000c0a80001c0a80002") + bytes(20)
+    two = tmp_path / "two.pcapng"
+    two.write_bytes(ng_shb() + ng_idb(1) + ng_idb(101) + ng_epb(bytes(12) + b"\x08\x00" + ip, 0)
+                    + ng_epb(ip, 1))
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+
+    def run(*args):
+        p = subprocess.run([sys.executable, "-c", CLI_RUN, "run", "-r", str(two)] + list(args),
+                           capture_output=True, text=True, env=env, timeout=120)
+        assert p.returncode == 0, p.stderr
+        return p.stdout, p.stderr.splitlines()
+
+    run("PKT_COUNTER")                  # the first start loads every plugin (some log)
+    out, err = run("PKT_COUNTER")
+    assert err == ["logging loaded: False"] and "2 packets read" in out
+    out, err = run('BPF_FILTER("ether host 1:2:3:4:5:6")')
+    assert "passed 0 of 2 packets" in out
+    assert err[-1] == "logging loaded: True"
+    assert len(err) == 2 and err[0].startswith("mapi: warning: BPF_FILTER: invalid filter "
+                                               "'ether host 1:2:3:4:5:6': ethernet addresses")
+    assert err[0].endswith("(link type 101): its packets do not match")

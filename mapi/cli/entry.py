@@ -3,6 +3,7 @@ import argparse
 import os
 import sys
 
+from mapi import lazylog
 from mapi.errors import MapiError
 
 from .commands import COMMANDS, load
@@ -62,6 +63,12 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+def _configure_logging(logging):
+    logging.basicConfig(level=logging.WARNING, format="mapi: warning: %(message)s")
+    # replay errors are reported once, by the command itself
+    logging.getLogger("mapi.device").setLevel(logging.ERROR)
+
+
 def _command_of(argv):
     """The subcommand's name: the first word that is neither an option nor the value of
     `mapi`'s own --server."""
@@ -78,10 +85,8 @@ def _command_of(argv):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    import logging      # the core logs through it anyway; here it only gets our prefix
-    logging.basicConfig(level=logging.WARNING, format="mapi: warning: %(message)s")
-    # replay errors are reported once, by the command itself
-    logging.getLogger("mapi.device").setLevel(logging.ERROR)
+    # our prefix, given to logging when something loads it (most runs log nothing)
+    lazylog.when_loaded(_configure_logging)
     command = _command_of(argv)
     args = build_parser([command] if command in COMMANDS else ()).parse_args(argv)
     try:
