@@ -74,6 +74,10 @@ class StreamReader(DrainAll):
                 if batch.end:
                     self.q.put(_END)
                     return
+            if gen == self._gen:            # over without its end message: fail, never wait on
+                self.q.put(session.dead or MapiError(
+                    ESERVER, "the packet stream of function %d of flow %d from %s ended without "
+                    "its end message" % (self.fid, self.fd, session.url)))
         except grpc.RpcError as exc:
             if gen == self._gen and exc.code() != grpc.StatusCode.CANCELLED:
                 self.q.put(session.dead or MapiError(
