@@ -74,13 +74,16 @@ class StreamReader(DrainAll):
                 if batch.end:
                     self.q.put(_END)
                     return
-        except grpc.RpcError as exc:
-            if gen == self._gen and exc.code() != grpc.StatusCode.CANCELLED:
+            if gen == self._gen:            # over without its end message: fail, never wait on
                 self.q.put(session.dead or MapiError(
-                    ESERVER, "the packet stream of function %d of flow %d from %s broke: %s"
-                    % (self.fid, self.fd, session.url, exc.details())))
-            elif gen == self._gen and session.dead is not None:
-                self.q.put(session.dead)
+                    ESERVER, "the packet stream of function %d of flow %d from %s ended without "
+                    "its end message" % (self.fid, self.fd, session.url)))
+        except grpc.RpcError as exc:
+            # our own cancels (close, attach) moved _gen first: any other end fails the reader
+            if gen == self._gen:
+                self.q.put(session.dead or MapiError(
+                    ESERVER, "the packet stream of function %d of flow %d from %s broke: %s %s"
+                    % (self.fid, self.fd, session.url, exc.code().name, exc.details())))
 
     def fail(self, error):
         """The server went away: a waiting reader gets `error` (unless packets are queued)."""

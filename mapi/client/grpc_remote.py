@@ -24,6 +24,7 @@ from .events import RemoteEventQueue, events_of, iterator
 from .grpc_channel import TLSConfig, parse, target
 from .grpc_packets import StreamReader
 from .grpc_session import GrpcSession
+from .packet_calls import PacketCalls
 
 WAIT_SLICE = 2.0             # a long wait_offline_device is several calls of this length
 RETRY_INTERVAL = 0.5         # a server found gone is tried again at most this often
@@ -42,7 +43,7 @@ class _Flow:
         self.queues = {}             # fid -> RemoteEventQueue
 
 
-class GrpcMapi:
+class GrpcMapi(PacketCalls):
     def __init__(self, url, ca=None, cert=None, key=None, deadline=None, tls=None, token=None):
         host, port, dev = parse(url)
         if dev:
@@ -361,20 +362,6 @@ class GrpcMapi:
         if reader is None:
             self._call("check_packets", pb.FunctionRef(fd=f.sfd, fid=fid), session=s)
         return reader
-
-    def get_next_pkt(self, fd, fid, timeout=None):
-        return self.function_instance(fd, fid).next_packet(timeout)
-
-    def loop(self, fd, fid, cnt, callback):
-        reader = self.function_instance(fd, fid)
-        done = 0
-        while cnt <= 0 or done < cnt:
-            pkt = reader.next_packet(None)
-            if pkt is None:
-                break
-            callback(pkt)
-            done += 1
-        return done
 
     def close_flow(self, fd):
         with self._lock:

@@ -15,6 +15,7 @@ from mapi.proto.values import from_value, to_map, to_value
 from .connection import Connection
 from .credentials import env_token, load_library_request, present, read_token
 from .events import RemoteEventQueue, events_of, iterator
+from .packet_calls import PacketCalls
 from .ring import attach_all
 
 
@@ -57,7 +58,7 @@ class _Flow:
         self.queues = {}          # fid -> RemoteEventQueue
 
 
-class RemoteMapi:
+class RemoteMapi(PacketCalls):
     def __init__(self, url):
         self.url = url
         self.path = parse_url(url)
@@ -314,20 +315,6 @@ class RemoteMapi:
         if ring is None:
             self._reply("check_packets", pb.FunctionRef(fd=fd, fid=fid))
         return ring
-
-    def get_next_pkt(self, fd, fid, timeout=None):
-        return self.function_instance(fd, fid).next_packet(timeout)
-
-    def loop(self, fd, fid, cnt, callback):
-        ring = self.function_instance(fd, fid)
-        done = 0
-        while cnt <= 0 or done < cnt:
-            pkt = ring.next_packet(None)
-            if pkt is None:
-                break
-            callback(pkt)
-            done += 1
-        return done
 
     def close_flow(self, fd):
         self._reply("close_flow", pb.FlowRef(fd=fd))

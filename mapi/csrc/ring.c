@@ -402,6 +402,40 @@ int mapi_ring_next_many(mapi_ring *r, int timeout_ms, uint32_t max, const mapi_p
     return (int)n;
 }
 
+int mapi_ring_next_span(mapi_ring *r, int timeout_ms, uint32_t max, uint64_t max_bytes,
+                        mapi_ring_span *out)
+{
+    release_held(r);
+    int w = wait_data(r, timeout_ms);
+    if (w != 1) return w;
+    uint32_t n = 0;
+    uint64_t at = r->tail, span = 0, caplen = 0;
+    const uint8_t *start = NULL;
+    int64_t last_ts = 0;
+    while (n < max) {
+        uint64_t adv;
+        mapi_pkthdr *h = peek(r, at, &adv);
+        if (!h) break;
+        if (n > 0 && ((const uint8_t *)h != start + span || span + h->reclen > max_bytes))
+            break;                      /* the ring wrapped, or the span is full */
+        if (n == 0) start = (const uint8_t *)h;
+        span += h->reclen;
+        caplen += h->caplen;
+        last_ts = h->ts;
+        n++;
+        at += adv;
+    }
+    if (n == 0 && r->corrupt) return MAPI_RING_END;
+    r->held = at - r->tail;
+    r->delivered += n;
+    __atomic_store_n(&r->shm->delivered, r->delivered, __ATOMIC_RELAXED);
+    out->start = start;
+    out->span = span;
+    out->caplen_sum = caplen;
+    out->last_ts = last_ts;
+    return (int)n;
+}
+
 int mapi_ring_next(mapi_ring *r, int timeout_ms, const mapi_pkthdr **hdr, const uint8_t **data)
 {
     return mapi_ring_next_many(r, timeout_ms, 1, hdr, data);

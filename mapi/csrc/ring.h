@@ -87,6 +87,21 @@ int mapi_ring_next(mapi_ring *r, int timeout_ms, const mapi_pkthdr **hdr, const 
 int mapi_ring_next_many(mapi_ring *r, int timeout_ms, uint32_t max, const mapi_pkthdr **hdrs,
                         const uint8_t **datas);
 
+/* One run of records lying back to back in the ring (a remote batch's records as they are). */
+typedef struct mapi_ring_span {
+    const uint8_t *start;      /* the first record's header */
+    uint64_t span;             /* record bytes from start (headers, data, padding) */
+    uint64_t caplen_sum;       /* captured bytes of its packets */
+    int64_t last_ts;           /* the timestamp of its last packet */
+} mapi_ring_span;
+
+/* Up to `max` packets whose records are contiguous and total at most max_bytes (at least one),
+ * waiting up to timeout_ms for the first: a stretch of the ring to copy out in one piece.
+ * Returns the count (held until the next call, like mapi_ring_next_many), or
+ * MAPI_RING_EMPTY / MAPI_RING_END / MAPI_RING_BREAK. */
+int mapi_ring_next_span(mapi_ring *r, int timeout_ms, uint32_t max, uint64_t max_bytes,
+                        mapi_ring_span *out);
+
 /* Take every packet that is there (waiting up to timeout_ms for the first) without handing
  * them out: adds their count and captured bytes to *packets / *bytes.  Returns how many were
  * taken, or MAPI_RING_END / MAPI_RING_BREAK with none (a consumer that only counts). */

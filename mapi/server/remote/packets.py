@@ -13,11 +13,7 @@ from mapi.proto import pb
 from mapi.ring import RingReader
 
 MAX_PACKETS = 4096
-MAX_BYTES = 4 << 20
-
-
-def _addr(p):
-    return int(ffi.cast("uintptr_t", p))
+MAX_BYTES = 1 << 20
 
 
 def _varint(n):
@@ -53,19 +49,21 @@ class RemoteRingReader(RingReader):
         super().__init__(ring, mode)
         self.fd, self.fid = fd, fid
         self.streaming = threading.Lock()       # one Packets stream per buffer at a time
-        self._hdrs = ffi.new("mapi_pkthdr *[]", MAX_PACKETS)
-        self._datas = ffi.new("uint8_t *[]", MAX_PACKETS)
+        self._span = ffi.new("mapi_ring_span *")
 
     def batches(self, timeout_ms, max_packets=0, max_bytes=0):
         """[PacketBatch wire bytes] of what the ring has (waiting up to timeout_ms for the
-        first packet); [] when nothing came; None at the end of the stream (or once released)."""
+        first packet); [] when nothing came; None at the end of the stream (or once released).
+        The engine finds the records that lie back to back (mapi_ring_next_span: counts, sums
+        and bounds in C), this copies them into the message in one piece."""
         max_packets = min(max_packets or MAX_PACKETS, MAX_PACKETS)
         max_bytes = max(max_bytes or MAX_BYTES, 1 << 16)
         ring = self._enter()
         if ring is None:
             return None
         try:
-            n = lib.mapi_ring_next_many(ring, timeout_ms, max_packets, self._hdrs, self._datas)
+            span = self._span
+            n = lib.mapi_ring_next_span(ring, timeout_ms, max_packets, max_bytes, span)
             if n == lib.MAPI_RING_BREAK:
                 lib.mapi_ring_clear_interrupt(ring)
                 return [] if self.ring is not None else None
@@ -73,36 +71,12 @@ class RemoteRingReader(RingReader):
                 return None
             if n == 0:
                 return []
-            hdrs = self._hdrs
             written, dropped = self.counters()
-            out = [wire_batch(ffi.buffer(ffi.cast("char *", hdrs[a]), nbytes), b - a,
-                              sum(h.caplen for h in hdrs[a:b]), hdrs[b - 1].ts, written, dropped)
-                   for a, b, nbytes in self._spans(n, max_bytes)]
-            self.last_ts = self._hdrs[n - 1].ts
-            return out
+            self.last_ts = span.last_ts
+            return [wire_batch(ffi.buffer(span.start, span.span), n, span.caplen_sum,
+                               span.last_ts, written, dropped)]
         finally:
             self._leave()
-
-    def _spans(self, n, max_bytes):
-        """(first, end, bytes) index ranges of contiguous records of at most max_bytes each: the
-        records of one read lie in increasing memory up to the ring's wrap, found by bisection
-        (a record never wraps; a read spans at most the ring)."""
-        hdrs = self._hdrs
-        out, i = [], 0
-        while i < n:
-            base = _addr(hdrs[i])
-            lo, hi = i, n - 1               # the last j with base <= addr(j) < base + max_bytes
-            while lo < hi:
-                mid = (lo + hi + 1) // 2
-                a = _addr(hdrs[mid])
-                if base <= a and a + hdrs[mid].reclen - base <= max_bytes:
-                    lo = mid
-                else:
-                    hi = mid - 1
-            end = _addr(hdrs[lo]) + hdrs[lo].reclen
-            out.append((i, lo + 1, end - base))
-            i = lo + 1
-        return out
 
     def counters(self):
         st = self.stats()
