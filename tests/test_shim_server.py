@@ -13,11 +13,11 @@ import time
 
 import pytest
 
-from helpers import generated, sample
+from helpers import generated
 from helpers.server import Mapid
 from scampi.libpcap_shim import testing
 
-HTTP = sample("pcap/PcapPlusPlus__4KHttpRequests.pcap")
+HTTP = generated("mixed.pcap")         # web traffic among the rest; needs no corpus
 
 
 @pytest.fixture()

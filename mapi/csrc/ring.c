@@ -327,9 +327,9 @@ static void release_held(mapi_ring *r)
 }
 
 /* The next record at `at` (skipping a jump to 0), or NULL if there is none or it breaks the
- * ring's bounds (then the ring is marked corrupt and reads as ended). */
-/* The record at `at`, given the writer's head as loaded once per batch of records (the writer
- * stores to that cache line per packet; a load per record has the two cores trade it). */
+ * ring's bounds (then the ring is marked corrupt and reads as ended).  `head` is the writer's
+ * head as loaded once per batch of records (the writer stores to that cache line per packet;
+ * a load per record has the two cores trade it). */
 static mapi_pkthdr *peek(mapi_ring *r, uint64_t at, uint64_t head, uint64_t *adv)
 {
     if (at >= head || r->corrupt) return NULL;
@@ -412,9 +412,10 @@ int mapi_ring_next_span(mapi_ring *r, int timeout_ms, uint32_t max, uint64_t max
     uint64_t at = r->tail, span = 0, caplen = 0;
     const uint8_t *start = NULL;
     int64_t last_ts = 0;
+    uint64_t head = load_acq(&r->shm->head);
     while (n < max) {
         uint64_t adv;
-        mapi_pkthdr *h = peek(r, at, &adv);
+        mapi_pkthdr *h = peek(r, at, head, &adv);
         if (!h) break;
         if (n > 0 && ((const uint8_t *)h != start + span || span + h->reclen > max_bytes))
             break;                      /* the ring wrapped, or the span is full */
