@@ -155,7 +155,8 @@ def footer(report):
     """The line under the table: what was read or captured (and lost) where."""
     n = report["packets"] or 0
     if not report.get("live"):
-        return "%d packets read from %s (%s)" % (n, report["file"], report["format"])
+        fmt = report.get("format")         # a backend may not name a format (None)
+        return "%d packets read from %s%s" % (n, report["file"], " (%s)" % fmt if fmt else "")
     st = report.get("stats") or {}
     text = "%d packets captured on %s" % (n, report["device"])
     drops = [(st.get("ps_drop", 0), "dropped by the kernel"),

@@ -24,7 +24,7 @@ from .events import RemoteEventQueue, events_of, iterator
 from .grpc_channel import TLSConfig, parse, target
 from .grpc_packets import StreamReader
 from .grpc_session import GrpcSession
-from .packet_calls import PacketCalls
+from .packet_calls import DeviceQueries, PacketCalls
 
 WAIT_SLICE = 2.0             # a long wait_offline_device is several calls of this length
 RETRY_INTERVAL = 0.5         # a server found gone is tried again at most this often
@@ -43,7 +43,7 @@ class _Flow:
         self.queues = {}             # fid -> RemoteEventQueue
 
 
-class GrpcMapi(PacketCalls):
+class GrpcMapi(PacketCalls, DeviceQueries):
     def __init__(self, url, ca=None, cert=None, key=None, deadline=None, tls=None, token=None):
         host, port, dev = parse(url)
         if dev:
@@ -227,20 +227,8 @@ class GrpcMapi(PacketCalls):
     def delete_offline_device(self, dev):
         self._call("delete_offline_device", pb.DeviceRef(dev=dev))
         self._own_devices.pop(dev, None)
-        with self._lock:
-            gone = [fd for fd, f in self._flows.items() if f.dev == dev]
-        for fd in gone:
-            self._forget(fd)
+        self._forget_flows_of(dev)
         return 0
-
-    def get_device_info(self, dev):
-        return self._value("get_device_info", pb.DeviceRef(dev=dev))
-
-    def stats(self, dev):
-        return self._value("stats", pb.DeviceRef(dev=dev))
-
-    def devices(self):
-        return self._value("devices")
 
     def open_live_device(self, name, **options):
         raise MapiError(ENOTSUP, "open_live_device: with a MAPI server the server opens devices; "

@@ -1,5 +1,8 @@
-"""get_next_pkt and loop of a client, in terms of its function_instance (the TO_BUFFER's reader:
-a mapped ring for mapid on this machine, a gRPC stream for a remote one)."""
+"""The calls both clients of a MAPI server (mapid on this machine, a remote one over gRPC) make
+alike: get_next_pkt and loop in terms of the client's function_instance (the TO_BUFFER's reader:
+a mapped ring, or a gRPC stream), the device queries in terms of its _value, and forgetting the
+flows of a deleted device."""
+from mapi.proto import pb
 
 
 class PacketCalls:
@@ -17,3 +20,23 @@ class PacketCalls:
             callback(pkt)
             done += 1
         return done
+
+
+class DeviceQueries:
+    """Device calls answered by a value (the client's _value(call, message))."""
+
+    def get_device_info(self, dev):
+        return self._value("get_device_info", pb.DeviceRef(dev=dev))
+
+    def stats(self, dev):
+        return self._value("stats", pb.DeviceRef(dev=dev))
+
+    def devices(self):
+        return self._value("devices")
+
+    def _forget_flows_of(self, dev):
+        """After the server deleted `dev`: its flows are gone here too."""
+        with self._lock:
+            gone = [fd for fd, f in self._flows.items() if f.dev == dev]
+        for fd in gone:
+            self._forget(fd)

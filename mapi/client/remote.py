@@ -15,7 +15,7 @@ from mapi.proto.values import from_value, to_map, to_value
 from .connection import Connection
 from .credentials import env_token, load_library_request, present, read_token
 from .events import RemoteEventQueue, events_of, iterator
-from .packet_calls import PacketCalls
+from .packet_calls import DeviceQueries, PacketCalls
 from .ring import attach_all
 
 
@@ -58,7 +58,7 @@ class _Flow:
         self.queues = {}          # fid -> RemoteEventQueue
 
 
-class RemoteMapi(PacketCalls):
+class RemoteMapi(PacketCalls, DeviceQueries):
     def __init__(self, url):
         self.url = url
         self.path = parse_url(url)
@@ -161,20 +161,8 @@ class RemoteMapi(PacketCalls):
 
     def delete_offline_device(self, dev):
         self._reply("delete_offline_device", pb.DeviceRef(dev=dev))
-        with self._lock:
-            gone = [fd for fd, f in self._flows.items() if f.dev == dev]
-        for fd in gone:
-            self._forget(fd)
+        self._forget_flows_of(dev)
         return 0
-
-    def get_device_info(self, dev):
-        return self._value("get_device_info", pb.DeviceRef(dev=dev))
-
-    def stats(self, dev):
-        return self._value("stats", pb.DeviceRef(dev=dev))
-
-    def devices(self):
-        return self._value("devices")
 
     def open_live_device(self, name, **options):
         """Open (or reuse) the live device `name` on the server.  A flow of this client holds it

@@ -377,6 +377,17 @@ static int wait_data(mapi_ring *r, int timeout_ms)
     }
 }
 
+/* The n records read up to `at` are held until the next read (the reader uses them in place),
+ * counted as delivered; a corrupt ring with nothing left reads as ended. */
+static int hold_read(mapi_ring *r, uint64_t at, uint32_t n)
+{
+    if (n == 0 && r->corrupt) return MAPI_RING_END;
+    r->held = at - r->tail;
+    r->delivered += n;
+    __atomic_store_n(&r->shm->delivered, r->delivered, __ATOMIC_RELAXED);
+    return (int)n;
+}
+
 int mapi_ring_next_many(mapi_ring *r, int timeout_ms, uint32_t max, const mapi_pkthdr **hdrs,
                         const uint8_t **datas)
 {
@@ -395,11 +406,7 @@ int mapi_ring_next_many(mapi_ring *r, int timeout_ms, uint32_t max, const mapi_p
         n++;
         at += adv;
     }
-    if (n == 0 && r->corrupt) return MAPI_RING_END;
-    r->held = at - r->tail;
-    r->delivered += n;
-    __atomic_store_n(&r->shm->delivered, r->delivered, __ATOMIC_RELAXED);
-    return (int)n;
+    return hold_read(r, at, n);
 }
 
 int mapi_ring_next_span(mapi_ring *r, int timeout_ms, uint32_t max, uint64_t max_bytes,
@@ -426,15 +433,13 @@ int mapi_ring_next_span(mapi_ring *r, int timeout_ms, uint32_t max, uint64_t max
         n++;
         at += adv;
     }
-    if (n == 0 && r->corrupt) return MAPI_RING_END;
-    r->held = at - r->tail;
-    r->delivered += n;
-    __atomic_store_n(&r->shm->delivered, r->delivered, __ATOMIC_RELAXED);
+    int got = hold_read(r, at, n);
+    if (got == MAPI_RING_END) return got;
     out->start = start;
     out->span = span;
     out->caplen_sum = caplen;
     out->last_ts = last_ts;
-    return (int)n;
+    return got;
 }
 
 int mapi_ring_next(mapi_ring *r, int timeout_ms, const mapi_pkthdr **hdr, const uint8_t **data)

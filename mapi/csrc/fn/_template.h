@@ -5,8 +5,8 @@
  * This header is compiled into the engine and read for its cffi declarations
  * (mapi/_build_engine.py takes every header in fn/): write declarations only, no inline code, and
  * integer #defines only. */
-#ifndef MAPI_FN_TEMPLATE_H
-#define MAPI_FN_TEMPLATE_H
+#ifndef MAPI_FN_TEMPLATE_BAND_H
+#define MAPI_FN_TEMPLATE_BAND_H
 #include <stdint.h>
 #include "../engine.h"
 
