@@ -71,7 +71,7 @@ def test_mapid_killed_under_a_reading_tcpdump(mapid):
     whole = generated("mixed.pcap").read_bytes()
     data = (whole + whole[24:] * 4)[:6 << 20]     # more than the 4 MiB mapid reads pipes by
     writer = threading.Thread(target=os.write, args=(w, data))
-    env = _env(LD_PRELOAD=testing.library(), MAPI_SERVER=mapid.url)
+    env = _env(**testing.preload_env(testing.library()), MAPI_SERVER=mapid.url)
     p = subprocess.Popen(["tcpdump", "-nr", "-"], stdin=r, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, env=env)
     os.close(r)
@@ -99,7 +99,7 @@ def test_mapid_killed_under_a_reading_tcpdump(mapid):
 def test_eight_readers_of_one_file(mapid):
     argv = ["tcpdump", "-nr", str(generated("mixed.pcap")), "tcp or udp"]
     stock = subprocess.run(argv, capture_output=True, env=_env())
-    env = _env(LD_PRELOAD=testing.library(), MAPI_SERVER=mapid.url)
+    env = _env(**testing.preload_env(testing.library()), MAPI_SERVER=mapid.url)
     procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
              for _ in range(8)]
     outs = [p.communicate(timeout=120) for p in procs]

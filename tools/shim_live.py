@@ -44,6 +44,11 @@ def shim_library():
     return testing.library()
 
 
+def preload_env(lib, base):
+    from scampi.libpcap_shim.preload import preload_env as env_of
+    return env_of(lib, base)
+
+
 def packet_sockets(net):
     """Rows of /proc/net/packet in the receiving namespace on its veth end (ifindex)."""
     ifindex = int(net.ns_exec(net.ns_rx, ["cat", "/sys/class/net/%s/ifindex" % net.rx_if]).stdout)
@@ -122,7 +127,8 @@ def run_set(net, trace, n=8, mode="server", pps=None, topspeed=False, settle=1.5
     mapid = None
     if mode == "server":
         mapid = Mapid(net, workdir, mapid_config)
-        env["LD_PRELOAD"] = shim_library()
+        # the shim after a sanitizer runtime that make test-asan preloads, which must stay first
+        env.update(preload_env(shim_library(), base=os.environ))
         env["MAPI_SERVER"] = mapid.url
     procs = []
     try:
