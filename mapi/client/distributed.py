@@ -31,6 +31,7 @@ from .combine import PARTIAL_ARGS, combine, cut
 from .credentials import read_token
 from .grpc_channel import TLSConfig, is_remote, parse
 from .grpc_remote import GrpcMapi
+from .packet_calls import PacketCalls
 from .scope_events import CombinedThreshold
 from .scope_packets import MergedPackets
 
@@ -83,7 +84,7 @@ def parse_scope(scope):
     return out
 
 
-class Distributed:
+class Distributed(PacketCalls):
     def __init__(self):
         self.lock = threading.RLock()
         self.clients = {}               # (server url, TLS settings) -> GrpcMapi
@@ -334,19 +335,8 @@ class Distributed:
                 m = flow.mergers[fid] = MergedPackets({s.name: source(s) for s in flow.sensors})
             return m
 
-    def get_next_pkt(self, fd, fid, timeout=None):
-        return self._merger(fd, fid).next_packet(timeout)
-
-    def loop(self, fd, fid, cnt, callback):
-        m = self._merger(fd, fid)
-        done = 0
-        while cnt <= 0 or done < cnt:
-            pkt = m.next_packet(None)
-            if pkt is None:
-                break
-            callback(pkt)
-            done += 1
-        return done
+    def _packet_reader(self, fd, fid):
+        return self._merger(fd, fid)            # get_next_pkt and loop (PacketCalls) read it
 
     def _threshold(self, fd, fid):
         entry = self._entry(self._flow(fd), fid)

@@ -1,17 +1,21 @@
-"""The calls both clients of a MAPI server (mapid on this machine, a remote one over gRPC) make
-alike: get_next_pkt and loop in terms of the client's function_instance (the TO_BUFFER's reader:
-a mapped ring, or a gRPC stream), the device queries in terms of its _value, and forgetting the
-flows of a deleted device."""
+"""The calls the clients of MAPI servers make alike: get_next_pkt and loop in terms of a packet
+reader (the TO_BUFFER's mapped ring for mapid on this machine, its gRPC stream for a remote one,
+the sensors' merged streams for a distributed flow), the device queries in terms of _value, and
+forgetting the flows of a deleted device."""
 from mapi.proto import pb
 
 
 class PacketCalls:
+    def _packet_reader(self, fd, fid):
+        """What delivers the packets of (fd, fid): anything with next_packet(timeout)."""
+        return self.function_instance(fd, fid)
+
     def get_next_pkt(self, fd, fid, timeout=None):
-        return self.function_instance(fd, fid).next_packet(timeout)
+        return self._packet_reader(fd, fid).next_packet(timeout)
 
     def loop(self, fd, fid, cnt, callback):
         """callback(packet) for cnt packets (cnt <= 0: to the end of the stream); how many."""
-        reader = self.function_instance(fd, fid)
+        reader = self._packet_reader(fd, fid)
         done = 0
         while cnt <= 0 or done < cnt:
             pkt = reader.next_packet(None)
