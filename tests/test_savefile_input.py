@@ -53,22 +53,28 @@ def test_cut_and_corrupt_gzip(tmp_path):
     assert len(got) > 10 and records_of(got[:10]) == ref[:10]
 
 
+def tiny_regions(monkeypatch):
+    """Mapped windows, stream buffers and read-ahead chunks of 4 KiB, with 1 KiB of room for a
+    record carried over: records straddle every region boundary, big ones need more than one."""
+    for name, size in (("WINDOW_SIZE", 4096), ("BUFFER_SIZE", 4096), ("READ_AHEAD_CHUNK", 4096),
+                       ("HEADROOM", 1024)):
+        monkeypatch.setattr(savefile.streams, name, size)
+
+
 @pytest.mark.parametrize("files", file_sets(GENERATED_FORMATS, FORMAT_FILES))
 @pytest.mark.parametrize("use_mmap", [True, False])
 def test_tiny_regions_give_the_same_records(monkeypatch, use_mmap, files):
     """Windows / buffers of 4 KiB: records straddle every region boundary, big ones need more
     than a region."""
     want = {n: read_source(CORPUS / n)[0] for n in files}
-    monkeypatch.setattr(savefile, "WINDOW_SIZE", 4096)
-    monkeypatch.setattr(savefile, "BUFFER_SIZE", 4096)
+    tiny_regions(monkeypatch)
     for n in files:
         got, err, _ = read_source(CORPUS / n, mmap=use_mmap)
         assert err is None and got == want[n], n
 
 
 def test_record_larger_than_a_region(tmp_path, monkeypatch):
-    monkeypatch.setattr(savefile, "WINDOW_SIZE", 4096)
-    monkeypatch.setattr(savefile, "BUFFER_SIZE", 4096)
+    tiny_regions(monkeypatch)
     path = tmp_path / "dbus.pcap"
     path.write_bytes(DBUS_300K_RECORD + pcap_record(PKT))
     for use_mmap in (True, False):

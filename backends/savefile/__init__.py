@@ -1,13 +1,14 @@
 """Savefile backend: classic pcap (us/ns, either byte order, Kuznetzov's variant), pcapng and ERF,
 plain or gzip/xz/bzip2-compressed.
 
-Files of any size stream through bounded memory: a plain file is read (a compressed file, or a
-pipe, decompressed) into a few reusable buffers, or on request (mmap=True) mapped a window at a
-time (no copy: batches point into the mapping, and a window is unmapped once the engine released
-every batch in it).  Reading is the default because it is the faster: the kernel's copy streams
-the file through the cache, whereas the parser walking a mapping waits on memory at every record
-(P1 on a 2 M-packet trace: 0.13 s of CPU read, 0.27 s mapped, issue 8).  The C parsers
-(mapi/csrc/pcap.c, pcapng.c, erf.c) turn each region into batches.
+Files of any size stream through bounded memory (streams.py): a plain file is copied with pread
+by a thread of its own one chunk ahead of the parser, so that the copy runs on another core while
+the engine parses and filters the chunk before (P1 on a 2 M-packet trace: 0.20 s read in turn,
+0.11 s read ahead); a compressed file or a pipe is decompressed into a few reusable buffers; on
+request (mmap=True) a plain file is mapped a window at a time (no copy: batches point into the
+mapping, and a window is unmapped once the engine released every batch in it; slower, as the
+parser walking a mapping waits on memory at every record).  The C parsers (mapi/csrc/pcap.c,
+pcapng.c, erf.c) turn each region into batches.
 
 A path may carry an open descriptor (a str with fileno(): mapid passes its client's trace so):
 the backend reads that descriptor (a duplicate of it) and never opens the name, so the reader
@@ -20,18 +21,15 @@ Options (create_offline_device(path, fmt, **options)):
   raw_ts=True          classic pcap: ts = sec << 32 | frac exactly as stored (the shim's view)
   mmap=True            map plain files instead of reading them into buffers
 """
-import lzma
-import mmap
 import os
 import stat
-import threading
-import zlib
 
 from mapi import hookimpl, native
-from mapi.batch import Buffer, RefCounted
 from mapi.compression import MAGIC_BYTES, compression_of, open_decompressed
 from mapi.descriptor import BackendDescriptor, PacketSource
 from mapi.errors import MapiError, EOPEN, EFORMAT, ETRUNC, EBADARG
+
+from .streams import BufferedStream, MappedFile, ReadAheadFile
 
 ffi, lib = native.engine()          # the savefile readers are the engine's own C
 
@@ -40,149 +38,7 @@ FORMAT_CODES = {MFF_PCAP: lib.MAPI_FMT_PCAP, MFF_PCAPNG: lib.MAPI_FMT_PCAPNG,
                 MFF_DAG_ERF: lib.MAPI_FMT_ERF}
 FORMAT_NAMES = {v: k for k, v in FORMAT_CODES.items()}
 
-BUFFER_SIZE = 4 << 20          # read buffers (compressed input, pipes)
-BUFFERS = 4
-WINDOW_SIZE = 16 << 20         # plain files: mapped windows, or read buffers as large
-READ_CHUNK = 256 << 10
 OPTIONS = ("libpcap_compat", "raw_ts", "mmap")
-
-DECOMPRESS_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
-
-
-class _Region:
-    """Bytes of the file held in memory: `size` valid bytes from file offset `offset`;
-    `eof`: they run to the end of the file.  `keep` is reference counted by the batches."""
-    __slots__ = ("cdata", "size", "offset", "eof", "keep")
-
-    def __init__(self, cdata, size, offset, eof, keep):
-        self.cdata, self.size, self.offset, self.eof, self.keep = cdata, size, offset, eof, keep
-
-
-class _Window(RefCounted):
-    """A mapped piece of the file, unmapped when its last batch is released."""
-    __slots__ = ("mm", "cdata", "refs", "lock")
-
-    def __init__(self, fd, offset, length):
-        # private, writable: libpcap byte-swaps a few pseudo-headers in place (USB, NFLOG)
-        self.mm = mmap.mmap(fd, length, flags=mmap.MAP_PRIVATE,
-                            prot=mmap.PROT_READ | mmap.PROT_WRITE, offset=offset)
-        try:
-            self.mm.madvise(mmap.MADV_SEQUENTIAL)
-            self.mm.madvise(mmap.MADV_WILLNEED)
-        except (AttributeError, OSError):
-            pass
-        self.cdata = ffi.from_buffer(self.mm)
-        self.refs = 1
-        self.lock = threading.Lock()
-
-    def free(self):
-        ffi.release(self.cdata)
-        self.mm.close()
-
-
-class _MappedFile:
-    """Regions of a plain file as mapped windows."""
-
-    def __init__(self, fd, size):
-        self.fd = fd
-        self.size = size
-
-    def region(self, offset, need):
-        page = mmap.ALLOCATIONGRANULARITY
-        start = offset - offset % page
-        length = min(self.size - start, max(WINDOW_SIZE, offset - start + need))
-        win = _Window(self.fd, start, length)
-        skip = offset - start
-        return _Region(win.cdata + skip, length - skip, offset, start + length >= self.size, win)
-
-    def close(self):
-        os.close(self.fd)
-
-
-class _BufferedStream:
-    """Regions of a stream (decompressor, pipe) read into a few reusable buffers."""
-
-    def __init__(self, f, path, compression, raw=None, size=None):
-        self.f = f
-        self.size = size or BUFFER_SIZE
-        self.raw = raw              # the file a decompressor reads (closed with it)
-        self.path = path
-        self.compression = compression
-        self.eof = False
-        self.error = None
-        self._free = [Buffer(self.size, self._buffer_free) for _ in range(BUFFERS)]
-        self._free_cv = threading.Condition()
-
-    def _buffer_free(self, buf):
-        with self._free_cv:
-            self._free.append(buf)
-            self._free_cv.notify()
-
-    def _get_buffer(self, want):
-        with self._free_cv:
-            while not self._free:
-                self._free_cv.wait()
-            buf = self._free.pop()
-        if len(buf.data) < want or len(buf.data) > max(self.size, want) * 2:
-            # a record larger than a buffer; back to the usual size afterwards
-            buf.data = bytearray(max(self.size, want))
-            buf.cdata = ffi.from_buffer(buf.data)
-        return buf.acquire()
-
-    def region(self, offset, need, tail=b""):
-        """A region starting at `offset` whose first bytes are `tail` (the unparsed end of the
-        previous region), holding at least `need` bytes unless the stream ends first."""
-        buf = self._get_buffer(max(need, len(tail)) + (self.size // 2))
-        size = len(buf.data)
-        buf.data[:len(tail)] = tail
-        fill = len(tail)
-        mv = memoryview(buf.data)
-        try:
-            while fill < size and not self.eof:
-                try:
-                    # small reads: a decompressor that fails loses only its last chunk
-                    got = self.f.readinto(mv[fill:fill + READ_CHUNK])
-                except DECOMPRESS_ERRORS as exc:
-                    where = offset + fill
-                    self.error = MapiError(
-                        ETRUNC, "%s: the %s stream is corrupt or cut short near offset %d of "
-                        "the decompressed data: %s" % (self.path, self.compression or "input",
-                                                       where, exc),
-                        file=self.path, offset=where, pcap_error="")
-                    self.eof = True
-                    break
-                if not got:
-                    self.eof = True
-                    break
-                fill += got
-        finally:
-            mv.release()
-        return _Region(buf.cdata, fill, offset, self.eof, buf)
-
-    def close(self):
-        for f in (self.f, self.raw):
-            try:
-                if f is not None:
-                    f.close()
-            except Exception:
-                pass
-
-
-class _PositionalFile:
-    """A regular file read from offset 0 with pread: the descriptor's offset, which a passed
-    descriptor shares with its owner, stays where it was (as with a mapping)."""
-
-    def __init__(self, fd):
-        self.fd = fd
-        self.pos = 0
-
-    def readinto(self, view):
-        got = os.preadv(self.fd, [view], self.pos)
-        self.pos += got
-        return got
-
-    def close(self):
-        os.close(self.fd)
 
 
 def _open_fd(path):
@@ -246,14 +102,12 @@ class SavefileSource(PacketSource):
         if compression is not None:
             self.compression = compression
             raw = os.fdopen(fd, "rb")
-            return _BufferedStream(open_decompressed(raw, compression), path, compression, raw)
+            return BufferedStream(open_decompressed(raw, compression), path, compression, raw)
         if use_mmap and regular and st.st_size > 0:
-            return _MappedFile(fd, st.st_size)
+            return MappedFile(fd, st.st_size)
         if regular:
-            # regions as large as the mapped windows: the batches (up to the reader's 8 MB)
-            # stay as large as mapping gave them
-            return _BufferedStream(_PositionalFile(fd), path, None, size=WINDOW_SIZE)
-        return _BufferedStream(os.fdopen(fd, "rb", buffering=0), path, None)
+            return ReadAheadFile(fd, path)
+        return BufferedStream(os.fdopen(fd, "rb", buffering=0), path, None)
 
     def _open_header(self):
         r = self.reader
@@ -266,8 +120,7 @@ class SavefileSource(PacketSource):
                 break
             if rc == lib.MAPI_PARSE_NEED_MORE and not reg.eof:
                 need = max(int(r.need), reg.size * 2)
-                tail = ffi.buffer(reg.cdata, reg.size)[:] if isinstance(self._src, _BufferedStream) \
-                    else b""
+                tail = ffi.buffer(reg.cdata, reg.size)[:] if self._src.carries_tail else b""
                 reg.keep.release()
                 continue
             reg.keep.release()
@@ -283,9 +136,9 @@ class SavefileSource(PacketSource):
         self.header = self._header_info()
 
     def _region(self, offset, need, tail=b""):
-        if isinstance(self._src, _MappedFile):
-            return self._src.region(offset, need)
-        return self._src.region(offset, need, tail)
+        if self._src.carries_tail:
+            return self._src.region(offset, need, tail)
+        return self._src.region(offset, need)
 
     def _reader_error(self):
         r = self.reader
@@ -317,7 +170,7 @@ class SavefileSource(PacketSource):
         cur = self._cur
         offset = cur.offset + self._pos
         tail = b""
-        if isinstance(self._src, _BufferedStream) and self._pos < cur.size:
+        if self._src.carries_tail and self._pos < cur.size:
             tail = ffi.buffer(cur.cdata + self._pos, cur.size - self._pos)[:]
         cur.keep.release()
         self._cur = None
