@@ -67,7 +67,8 @@ def test_a_run_imports_only_the_plugins_it_uses(tmp_path):
     cached = start(tmp_path, spec)
     assert cached["results"][1] == want and cached["backend"] == "savefile"
     assert scampi_modules(cached) == {
-        "scampi.backends", "scampi.backends.savefile", "scampi.plugins", "scampi.plugins.stdfuncs",
+        "scampi.backends", "scampi.backends.savefile", "scampi.backends.savefile.streams",
+        "scampi.plugins", "scampi.plugins.stdfuncs",
         "scampi.plugins.stdfuncs.bpf_filter", "scampi.plugins.stdfuncs.pkt_counter"}
     assert [m for m in NOT_ON_THE_HOT_PATH if m in cached["modules"]] == []
 
