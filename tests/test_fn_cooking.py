@@ -13,7 +13,7 @@ import mapi
 from helpers import CORPUS, generated, inputs, need_tool, parametrize_from_corpus, replay
 from helpers.pktbuild import Conversation, assert_rejected, ether, tcp4, write_pcap
 from helpers.reassembly import assert_streams_equal_tcpflow, assert_streams_equal_tshark, cooked
-from scampi.backends.savefile import BUFFERS
+from scampi.backends.savefile.streams import BUFFERS
 from scampi.plugins.stdfuncs.cooking import chunk_info
 
 PCAP = CORPUS / "pcap"
