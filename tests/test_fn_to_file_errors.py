@@ -82,7 +82,8 @@ dev = mapi.create_offline_device(sys.argv[1])
 fd = mapi.create_flow(dev)
 cnt = mapi.apply_function(fd, "PKT_COUNTER")
 fid = mapi.apply_function(fd, "TO_FILE", mapi.MFF_PCAP, sys.argv[2])
-mapi.apply_function(fd, "TO_BUFFER", mapi.WAIT, 1 << 20)   # never read: the replay stalls
+mapi.apply_function(fd, "TO_BUFFER", mapi.WAIT, 6 << 20)   # never read: the replay stalls
+                                              # (once more than the 4 MiB flush went by)
 mapi.connect(fd)
 mapi.start_offline_device(dev)
 last = -1

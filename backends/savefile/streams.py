@@ -23,8 +23,8 @@ BUFFER_SIZE = 4 << 20          # read buffers (compressed input, pipes)
 BUFFERS = 4
 WINDOW_SIZE = 16 << 20         # plain files: mapped windows
 READ_CHUNK = 256 << 10         # a decompressor's reads
-READ_AHEAD_CHUNK = 4 << 20     # plain files: the chunks pread copies ahead of the parser
-READ_AHEAD = 2                 # ... and how many (a few MB: they stay in the cache for the parser)
+READ_AHEAD_CHUNK = 8 << 20     # plain files: the chunks pread copies ahead of the parser (a region
+READ_AHEAD = 1                 # bounds a batch, up to the reader's 8 MB), and how many ahead
 HEADROOM = (256 << 10) + 64    # room before a chunk for the previous region's unparsed end
                                # (a record up to libpcap's usual 256 KB maximum)
 
