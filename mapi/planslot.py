@@ -20,6 +20,7 @@ class PlanSlot:
         self._failed = None             # (version, exception) of the last build that raised
 
     def publish(self, version, plan):
+        plan.version = version
         with self._lock:
             if version >= self._newest:
                 self._newest = version
