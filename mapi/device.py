@@ -102,7 +102,8 @@ class Device(PlanRunner):
         elif self.state == "running":
             with self.graph.lock:
                 version = self.graph.version
-            PLANNER.request(self, self._build_and_offer)   # the engine installs it
+            # the engine installs it; a live connect waits for it to be published
+            PLANNER.request(self, self._build_and_offer, waited=not self.offline)
             if not self.offline:
                 # live: a packet that arrives once connect returned goes through the new plan
                 # (the engine installs a published plan before its next batch)
