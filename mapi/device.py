@@ -120,7 +120,7 @@ class Device(PlanRunner):
         for the batch under way, unless one of them completes output outside the process (a
         file, an export: the caller expects it done) or hardware is reconfigured."""
         if self.hardware is not None or self.state != "running" or any(
-                n.instance.closes_output for n in nodes):
+                getattr(n.instance, "closes_output", False) for n in nodes):
             self.replan()
             self._close_nodes(nodes)
             return
