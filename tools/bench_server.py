@@ -21,6 +21,7 @@ import argparse
 import itertools
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -186,6 +187,7 @@ class Server:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(60)
         self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)     # its socket, database and log
 
 
 def timed(fn):
