@@ -40,9 +40,19 @@ class FlowEntry:
         self.state = "open"
 
     def info(self):
-        return dict(fd=self.fd, device=self.device.name, status=self.state,
-                    drops=self.device.flow_drops().get(self.fd, 0),
+        return dict(fd=self.fd, device=self.device.name, status=self.state, drops=self.drops(),
                     functions=[dict(fid=fid, name=d.name, args=list(a)) for fid, d, a in self.functions])
+
+    def drops(self):
+        """Packets this flow's own buffers dropped (Device.flow_drops, for this flow's nodes
+        only: no walk over the whole graph)."""
+        total = 0
+        for node in self.nodes.values():
+            if node.desc.result == "packets":
+                value = node.instance.result()[0]
+                if isinstance(value, dict) and "dropped" in value:
+                    total += value["dropped"]
+        return total
 
 
 # --- devices ----------------------------------------------------------------------------------
@@ -316,10 +326,7 @@ def close_flow(fd):
         for node in mine:
             node.instance.unblock()
         removed = dev.graph.detach(fd)
-        dev.replan()
-        for node in removed:
-            dev.forget(node.instance)
-            node.instance.close()
+        dev.retire(removed)             # closed now, or by the engine once its plan lacks them
     flow.state = "closed"
     with _lock:
         _flows.pop(fd, None)

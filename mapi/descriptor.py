@@ -206,6 +206,8 @@ class FunctionInstance:
                              # boundaries are first packet seen + k * tick_ns (device.next_tick)
     made = None              # producers (descriptor.derives): cffi mapi_batch* the kernel fills
     made_drain = None        # producers: cffi mapi_drain_fn releasing what is held at the end
+    closes_output = False    # close() completes output outside the process (a file, an export):
+                             # close_flow returns only once it ran; others close after
 
     def process(self, batch, sel, nsel, out):
         """Python kernel (only when ``kernel`` is None): sel/out are cffi uint32_t arrays."""

@@ -41,8 +41,11 @@ class Device(PlanRunner):
         self.offline = offline
         self.graph = Graph()
         self.plan = None
+        self.plan_version = -1                 # graph version of the plan installed
         self.plan_lock = threading.Lock()      # held by the engine while it runs a batch
         self.next_plan = PlanSlot()            # built, not yet installed
+        self._retired = []                     # [(graph version, nodes)] closed flows left
+        self._retired_lock = threading.Lock()
         self.state = "created"
         self.errors = []               # MapiErrors met during replay (results stay readable)
         self.flows = {}
@@ -99,7 +102,8 @@ class Device(PlanRunner):
         elif self.state == "running":
             with self.graph.lock:
                 version = self.graph.version
-            PLANNER.request(self, self._build_and_offer)   # the engine installs it
+            # the engine installs it; a live connect waits for it to be published
+            PLANNER.request(self, self._build_and_offer, waited=not self.offline)
             if not self.offline:
                 # live: a packet that arrives once connect returned goes through the new plan
                 # (the engine installs a published plan before its next batch)
@@ -108,6 +112,50 @@ class Device(PlanRunner):
                                     "%g s" % (self.name, PUBLISH_TIMEOUT_S))
         else:
             self._build_and_offer()
+
+    def retire(self, nodes):
+        """A flow closed and `nodes` left the graph: re-plan, then close their instances once
+        no plan the engine may still run holds them.  While a replay runs, the engine closes
+        them as it installs the new plan (between two batches) and the caller does not wait
+        for the batch under way, unless one of them completes output outside the process (a
+        file, an export: the caller expects it done) or hardware is reconfigured."""
+        if self.hardware is not None or self.state != "running" or any(
+                getattr(n.instance, "closes_output", False) for n in nodes):
+            self.replan()
+            self._close_nodes(nodes)
+            return
+        with self.graph.lock:
+            version = self.graph.version      # any plan of this version or later lacks them
+        with self._retired_lock:
+            self._retired.append((version, nodes))
+        PLANNER.cancel(self)                  # the build below covers the connects before it
+        self._build()
+        if self.plan_lock.acquire(blocking=False):
+            try:                                # the engine is between batches (or done)
+                self._install_pending()
+            finally:
+                self.plan_lock.release()
+        elif self.done.is_set():               # the engine's last install may have run first
+            with self.plan_lock:
+                self._install_pending()
+
+    def _close_nodes(self, nodes):
+        for node in nodes:
+            self.forget(node.instance)        # its id may be reused by a later instance
+            node.instance.close()
+
+    def _close_retired(self):
+        """Holding plan_lock: close what left the graph before the installed plan was built."""
+        with self._retired_lock:
+            if not self._retired:
+                return
+            due = [nodes for v, nodes in self._retired if v <= self.plan_version]
+            self._retired = [(v, nodes) for v, nodes in self._retired if v > self.plan_version]
+        for nodes in due:
+            try:
+                self._close_nodes(nodes)
+            except Exception:
+                log.exception("closing the functions of a closed flow on %s failed", self.name)
 
     def _build_and_offer(self):
         with self.graph.lock:
@@ -133,11 +181,13 @@ class Device(PlanRunner):
         """Holding plan_lock (between two batches): the published plan replaces the running one."""
         new = self.next_plan.take()
         if new is None:
+            self._close_retired()
             return
         old = self.plan
         if old is not None:
             old.harvest()
         self.plan = new
+        self.plan_version = new.version
         for node in new.nodes:
             inst = node.instance
             if id(inst) not in self._joined:
@@ -148,6 +198,7 @@ class Device(PlanRunner):
                 if on_join is not None:
                     on_join()
         self._tell_linktypes(new, self.linktype)
+        self._close_retired()
 
     def _replace_hardware(self):
         nodes = self.graph.nodes()
@@ -282,6 +333,8 @@ class Device(PlanRunner):
                         self.errors.append(MapiError(EPLUGIN, "ending %r failed: %s" % (inst, exc)))
             self.state = "done"
             self.done.set()
+            with self.plan_lock:              # flows closed while the engine ended
+                self._install_pending()
 
     def run_time(self, t_ns):
         """Live, no batch came: time reached t_ns (the device clock minus the lag)."""

@@ -1,6 +1,7 @@
 """The plan a device's engine runs next: built by whoever changed the graph (connect, close),
 published here, installed by the engine between two batches (or at once by the builder when
 the engine is between batches), so a connect never waits for the batch under way."""
+import contextlib
 import os
 import threading
 
@@ -20,6 +21,7 @@ class PlanSlot:
         self._failed = None             # (version, exception) of the last build that raised
 
     def publish(self, version, plan):
+        plan.version = version
         with self._lock:
             if version >= self._newest:
                 self._newest = version
@@ -68,9 +70,35 @@ class Planner:
         self._cv = threading.Condition()
         self._queue = {}                # device -> (build, nice), oldest request first
         self._pid = None
+        self._local = threading.local()
 
-    def request(self, device, build):
+    @contextlib.contextmanager
+    def after(self):
+        """Builds this thread asks for in the body (that nobody waits for) start when it ends:
+        mapid runs a call and sends its answer first, so the build does not take the
+        interpreter from the answer."""
+        if getattr(self._local, "held", None) is not None:
+            yield                           # nested: the outermost body decides
+            return
+        held = self._local.held = []
+        try:
+            yield
+        finally:
+            self._local.held = None
+            for device, build, nice in held:
+                self._enqueue(device, build, nice)
+
+    def request(self, device, build, waited=False):
+        """Build `device`'s next plan on the planner thread; waited: the caller waits for it
+        (never held back by after())."""
         nice = _nice()
+        held = getattr(self._local, "held", None)
+        if held is not None and not waited:
+            held.append((device, build, nice))
+            return
+        self._enqueue(device, build, nice)
+
+    def _enqueue(self, device, build, nice):
         with self._cv:
             if self._pid != os.getpid():    # first use, or a forked child: no thread yet
                 self._pid = os.getpid()

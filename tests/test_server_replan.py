@@ -8,6 +8,7 @@ import time
 import pytest
 
 import mapi
+from helpers import tcpdump_records
 from helpers.server import Mapid, open_dir, trace
 
 PACKETS = 200000
@@ -102,5 +103,58 @@ def test_connects_that_come_together_all_join(tracefile, where):
             got = seqs[fd]
             assert got and got == list(range(got[0], PACKETS)), fd
             assert mapi.read_results(fd, count).value == len(got)
+    finally:
+        mapi.delete_offline_device(dev)
+
+
+def test_close_waits_for_no_batch_unless_it_writes_a_file(tracefile, where, tmp_path):
+    """Closing a flow while the engine is held inside a batch returns at once (what the flow
+    used is freed once the engine runs a plan without it); the flows that stay count every
+    packet.  A flow that writes a file is different: its close returns once the file is
+    complete, which here is after the held batch was let go."""
+    dev = mapi.create_offline_device(str(tracefile))
+    try:
+        held = mapi.create_flow(dev)
+        hbuf = mapi.apply_function(held, "TO_BUFFER", mapi.WAIT, 1 << 20)
+        mapi.connect(held)
+        stays = mapi.create_flow(dev)
+        mapi.apply_function(stays, "BPF_FILTER", "ip or not ip")
+        count = mapi.apply_function(stays, "PKT_COUNTER")
+        mapi.connect(stays)
+        goes = mapi.create_flow(dev)
+        mapi.apply_function(goes, "BPF_FILTER", "udp")
+        mapi.apply_function(goes, "PKT_COUNTER")
+        mapi.apply_function(goes, "TO_BUFFER", mapi.NOWAIT, 1 << 20)
+        mapi.connect(goes)
+        path = str(tmp_path / "written.pcap")
+        writes = mapi.create_flow(dev)
+        mapi.apply_function(writes, "TO_FILE", mapi.MFF_PCAP, path)
+        mapi.connect(writes)
+        mapi.start_offline_device(dev)
+        while mapi.read_results(held, hbuf).value["written"] == 0:
+            time.sleep(0.01)                    # the engine is inside its first batch now
+        closed = threading.Event()
+        t = threading.Thread(target=lambda: (mapi.close_flow(goes), closed.set()))
+        t.start()
+        # not a timing bound: before the change this close waited until `held` was read
+        assert closed.wait(60), "close_flow waited for the batch under way"
+        assert mapi.read_results(held, hbuf).value["delivered"] == 0     # still held
+        file_closed = threading.Event()
+        w = threading.Thread(target=lambda: (mapi.close_flow(writes), file_closed.set()))
+        w.start()
+        held_seqs = []
+        mapi.loop(held, hbuf, 0, lambda p: held_seqs.append(p.seq))
+        w.join(60)
+        t.join(60)
+        assert file_closed.is_set()
+        mapi.wait_offline_device(dev)
+        assert held_seqs == list(range(PACKETS))
+        assert mapi.read_results(stays, count).value == PACKETS
+        # the file was complete when close_flow returned: the trace's first packets, whole
+        got, err = tcpdump_records(path)
+        assert got and "truncated" not in err
+        assert got == tcpdump_records(str(tracefile))[0][:len(got)]
+        with pytest.raises(mapi.MapiError):
+            mapi.read_results(goes, 1)
     finally:
         mapi.delete_offline_device(dev)

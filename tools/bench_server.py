@@ -2,6 +2,7 @@
 """mapid against the in-process engine, side by side on one machine, in one run.
 
     python tools/bench_server.py [--packets 2000000] [--clients 64] [--runs 3]
+                                 [--replay-packets 2000000]
 
 1. The P1 job (one flow: BPF_FILTER "tcp port 80" + PKT_COUNTER + BYTE_COUNTER) on a large
    generated trace: in-process, then through mapid (the trace opened by the client and passed
@@ -9,7 +10,8 @@
 2. TO_BUFFER drained to the end (a lossless ring on a private replay): in-process (drained in C
    by a thread of the same process) and through mapid (the ring mapped into the client, drained
    in C in place); also get_next_pkt from Python for both.
-3. --clients client processes x 4 flows on one replay device of one mapid: results compared
+3. --clients client processes x 4 flows on one replay device of one mapid (a trace of
+   --replay-packets: its replay lasts long enough for a few hundred trips): results compared
    with the in-process engine's, packets lost, mapid's memory, and the control round trip
    (create_flow + apply_function x2 + connect, then close) measured while the replay runs,
    alternately on an idle device and on the replaying device itself (its graph holds the
@@ -19,6 +21,7 @@ import argparse
 import itertools
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -184,6 +187,7 @@ class Server:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(60)
         self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)     # its socket, database and log
 
 
 def timed(fn):
@@ -245,9 +249,11 @@ def buffer_job(path, python):
     return job
 
 
-def control_round_trips(pick, pause=0.002):
+def control_round_trips(pick, pause=0.001):
     """create_flow + 2 x apply_function + connect on the device pick() names (None: stop);
-    each flow is closed afterwards (not timed).  {device: [ms]}."""
+    each flow is closed afterwards (not timed).  {device: [ms]}.  Trips follow each other
+    `pause` apart for as long as the replay runs: a few hundred per device, so that the p99
+    printed is not simply the slowest trip."""
     out = {}
     i = 0
     while True:
@@ -309,7 +315,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--packets", type=int, default=10000000, help="P1/TO_BUFFER trace size")
     ap.add_argument("--clients", type=int, default=64)
-    ap.add_argument("--client-packets", type=int, default=1000000, help="multi-client trace size")
+    ap.add_argument("--client-packets", type=int, default=1000000,
+                    help="trace size of get_next_pkt in Python (TO_BUFFER part)")
+    ap.add_argument("--replay-packets", type=int, default=2000000,
+                    help="multi-client trace size (the control trips run while it replays)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--parts", default="p1,buffer,clients", help="what to run (comma-separated)")
     ap.add_argument("--dir", default=os.path.join(ROOT, "traces"), help="where traces are kept")
@@ -371,12 +380,12 @@ def buffer_part(server, args, big):
 
 
 def clients_part(args):
-    small = trace_file(args.dir, args.client_packets, 64)
+    small = trace_file(args.dir, args.replay_packets, 64)
     print("\n%d client processes x 4 flows on one replay (%d packets)" % (args.clients,
-                                                                       args.client_packets))
+                                                                       args.replay_packets))
     buffer_bytes = 8 << 20       # the clients drain while the replay runs
     got, clients, packets, rss0, rss1, trips = many_clients(small, args.clients, buffer_bytes,
-                                                           args.client_packets)
+                                                           args.replay_packets)
     expected, n, _, nbytes, local_trips = local_results(small, args.clients, buffer_bytes,
                                                         trips=True)
     exact = sum(1 for i, g in enumerate(got) if g["results"] == expected[i]

@@ -2,9 +2,11 @@
 
 Calls may come from any thread: each sends its request and waits for its own reply (with the
 descriptors that came along).  A waiting call reads the socket itself when nobody else does
-(no hand-over between threads on the usual path); a background thread reads it the rest of the
-time, for pushed events and for the end of the connection.  When the server goes away every
-waiting call, ring reader and event reader gets a MapiError(ESERVER) at once."""
+(no hand-over between threads on the usual path); once the process reads shared rings or
+events (need_reader), a background thread reads it the rest of the time, for pushed events and
+for the end of the connection (a process that only makes calls has no thread woken with each
+answer).  When the server goes away every waiting call, ring reader and event reader gets a
+MapiError(ESERVER) at once."""
 import itertools
 import logging
 import os
@@ -57,10 +59,19 @@ class Connection:
                             "MAPI_SERVER=unix:%s)" % (path, exc.strerror, path),
                             argument="MAPI_SERVER") from None
         self.reader = FrameReader()
-        self.thread = threading.Thread(target=self._read_loop, name="mapi-client", daemon=True)
-        self.thread.start()
+        self.thread = None
         hello = pb.Request(hello=pb.Hello(version=PROTOCOL_VERSION, client=CLIENT_NAME))
         self.server = self.call(hello).hello
+
+    def need_reader(self):
+        """Something now waits for pushes or for the end of the connection outside a call (a
+        ring or event reader): read the socket in the background from now on."""
+        with self._io:
+            if self.thread is not None or self.dead is not None:
+                return
+            self.thread = threading.Thread(target=self._read_loop, name="mapi-client",
+                                           daemon=True)
+            self.thread.start()
 
     def call(self, request, fds=()):
         """Send a Request; returns its Reply (the descriptors that came with it in .fds of the
@@ -93,12 +104,13 @@ class Connection:
     def _await(self, w):
         """Wait for w's reply, reading the socket in this thread when nobody else is."""
         with self._io:
-            lead = not (self._leader or self._reading)
-            if lead:
-                self._leader = True
-        if not lead:
-            w.event.wait()                    # the background thread hands it over
-            return
+            # another call or the background thread reads meanwhile: it hands the reply over,
+            # or this call reads once that one got its own
+            while not w.event.is_set() and (self._leader or self._reading):
+                self._io.wait()
+            if w.event.is_set():
+                return
+            self._leader = True
         try:
             while not w.event.is_set() and self.dead is None:
                 if not self._receive(0):
@@ -144,6 +156,7 @@ class Connection:
             finally:
                 with self._io:
                     self._reading = False
+                    self._io.notify_all()       # a call waiting to read may now
 
     def _dispatch(self, env, fds):
         body = env.WhichOneof("body")
@@ -164,7 +177,9 @@ class Connection:
         else:
             w.error = error_from(env.error) if body == "error" else MapiError(
                 ESERVER, "the MAPI server answered with a %s" % body)
-        w.event.set()
+        with self._io:
+            w.event.set()
+            self._io.notify_all()
 
     def _die(self, reason):
         with self._lock:
@@ -172,9 +187,11 @@ class Connection:
                 return
             self.dead = MapiError(ESERVER, reason)
             pending, self._pending = self._pending, {}
-        for w in pending.values():
-            w.error = self.dead
-            w.event.set()
+        with self._io:
+            for w in pending.values():
+                w.error = self.dead
+                w.event.set()
+            self._io.notify_all()
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -186,7 +203,7 @@ class Connection:
 
     def close(self):
         self._die("the connection to the MAPI server was closed by this process")
-        if threading.current_thread() is not self.thread:
+        if self.thread is not None and threading.current_thread() is not self.thread:
             self.thread.join(1.0)
         self.sock.close()
         self.reader.close()

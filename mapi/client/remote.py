@@ -278,6 +278,8 @@ class RemoteMapi(PacketCalls, DeviceQueries):
         reply, fds = self._call("connect", pb.FlowRef(fd=fd))
         conn = self.connection()
         rings = attach_all(reply.connected, fds, conn, fd)
+        if rings or reply.connected.event_fids:
+            conn.need_reader()              # their readers wait outside calls
         with self._lock:
             flow = self._flows.setdefault(fd, _Flow(None))
             flow.rings.update(rings)

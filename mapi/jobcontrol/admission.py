@@ -72,7 +72,10 @@ class Capacity:
         self.costs = dict(costs)            # cost class -> ns per packet
         self.configure(config)
         self.lock = threading.Lock()        # one admission decision at a time
-        self._shares = weakref.WeakKeyDictionary()  # device -> (when, {node: cost x share})
+        # device -> (when, {node serial: cost x share}); serials are never reused, and the
+        # map is dropped each SHARE_REFRESH (a weak map per node cost a connect 0.3 ms with
+        # 250 flows on the device)
+        self._shares = weakref.WeakKeyDictionary()
 
     def configure(self, config):
         self.default_budget = float(config.get("cpu_budget", 1.0))
@@ -102,13 +105,13 @@ class Capacity:
         now = time.monotonic()
         cached = self._shares.get(device)
         if cached is None or now - cached[0] > SHARE_REFRESH:
-            cached = self._shares[device] = (now, weakref.WeakKeyDictionary())
+            cached = self._shares[device] = (now, {})
         per_node = cached[1]
         total = 0.0
         for node in device.graph.nodes():
-            c = per_node.get(node)
+            c = per_node.get(node.serial)
             if c is None:
-                c = per_node[node] = self.node_cost(node.desc) * _share_in(device, node)
+                c = per_node[node.serial] = self.node_cost(node.desc) * _share_in(device, node)
             total += c
         return total * rate
 

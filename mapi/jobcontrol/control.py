@@ -134,7 +134,6 @@ class JobControl:
                 with self.capacity.lock:
                     need = self._admit(client, msg.fd, req, obj)
                     result = session.call_connect(msg, fds, rid)
-                self._hold_cpu(client, msg.fd, need)
             else:
                 result = getattr(session, "call_" + call)(msg, fds, rid)
         except MapiError as exc:
@@ -144,6 +143,8 @@ class JobControl:
             self._reconcile(client)
             raise
         self._audit(client, req.op, obj, "allow", 0, "")
+        if call == "connect":       # its reservation's row commits the decision too
+            self._hold_cpu(client, msg.fd, need)
         self._after(client, call, msg, result, req)
         if call in DURABLE_CALLS:
             self.db.flush()

@@ -24,6 +24,10 @@ from mapi.errors import MapiError, EOPEN
 log = logging.getLogger("mapid.jobs.db")
 DEFAULT_PATH = "/var/lib/scampi/mapid.db"
 AUDIT_DELAY = 0.2
+# the writer thread moves committed pages from the WAL into the database (a checkpoint, which
+# syncs to disk) at most this often; a call's commit only appends to the WAL, so it never waits
+# for a sync on a busy disk (SQLite's own checkpoint would run inside every 300th commit or so)
+CHECKPOINT_S = 1.0
 INSERT_AUDIT = ("INSERT INTO audit(ts, client, principal, uid, pid, operation, object, decision, "
                 "code, reason) VALUES (?,?,?,?,?,?,?,?,?,?)")
 SCHEMA = """
@@ -83,6 +87,8 @@ class ResourceDB:
     def __init__(self, path):
         self.path = path
         self.db = connect(path)
+        self.db.execute("PRAGMA wal_autocheckpoint=0")     # the writer thread checkpoints
+        self.commits = 0
         self.lock = threading.Lock()
         self.instance = uuid.uuid4().hex[:12]
         self._audit = []
@@ -110,6 +116,7 @@ class ResourceDB:
                 self.db.execute("ROLLBACK")
                 raise
             self.db.execute("COMMIT")
+            self.commits += 1
 
     # --- start and stop ------------------------------------------------------------------------
     def _start(self):
@@ -233,17 +240,31 @@ class ResourceDB:
             pass
 
     def _audit_writer(self):
-        while True:
-            with self._audit_cv:
-                while not self._audit and not self._stopping:
-                    self._audit_cv.wait()
-                if self._stopping and not self._audit:
-                    return
-            time.sleep(AUDIT_DELAY)
-            try:
-                self.flush()
-            except sqlite3.Error as exc:
-                log.error("audit log: %s", exc)
+        checkpointed = self.commits
+        ckpt = None                         # its own connection: no wait for self.lock
+        try:
+            while True:
+                with self._audit_cv:
+                    if not self._audit and not self._stopping:
+                        self._audit_cv.wait(CHECKPOINT_S)
+                    if self._stopping and not self._audit:
+                        return
+                    audit = bool(self._audit)
+                try:
+                    if audit:
+                        time.sleep(AUDIT_DELAY)
+                        self.flush()
+                    if self.commits != checkpointed:
+                        checkpointed = self.commits
+                        if ckpt is None:
+                            ckpt = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+                        # PASSIVE: writers go on appending to the WAL meanwhile
+                        ckpt.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:
+                    log.error("audit log: %s", exc)
+        finally:
+            if ckpt is not None:
+                ckpt.close()
 
     # --- calibration ----------------------------------------------------------------------------
     def save_calibration(self, costs, functions):

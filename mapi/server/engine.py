@@ -365,9 +365,11 @@ class Engine(Views, OfferedDevices):
                         "cannot share with its client" % (fid, fd), argument="fid")
 
     def waits_for_engine(self, call, fd):
-        """Would `call` on flow fd wait for the batch under way on its device?  close_flow does
-        while packets flow (what the flow used is freed after the engine let go of it); connect
-        only where placing a node reconfigures hardware.  If not, the caller may answer at once."""
+        """Would `call` on flow fd wait for the batch under way on its device, or work at length?
+        close_flow while packets flow: it compiles the new plan itself, and waits for the batch
+        where the flow writes a file (complete when close returns) or hardware is placed
+        (mapi.device.Device.retire); connect only where placing a node reconfigures hardware.
+        If not, the caller may answer at once."""
         with self.lock:
             name = self.flow_device.get(fd)
         try:

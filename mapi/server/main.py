@@ -7,6 +7,7 @@ Foreground, logs to stderr.  SIGTERM/SIGINT: stop cleanly (every client's flows 
 flushed, the socket removed).  SIGHUP: reload the config file (limits, offered devices, log
 level; the socket and the metrics address need a restart)."""
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -145,6 +146,11 @@ def main(argv=None):
     # a signal taken by another thread must still wake the loop's select() (the Python handler
     # runs in the main thread only once it wakes)
     signal.set_wakeup_fd(server.wake_w, warn_on_full_buffer=False)
+    # what start-up made (modules, the registry, the configuration) lives as long as mapid: out
+    # of the collector's sight, a full collection (which holds the interpreter, every control
+    # call waiting) walks only what came since, not every object of every imported module
+    gc.collect()
+    gc.freeze()
     log.info("listening on %s%s", cfg["socket"],
              (", metrics on http://%s/metrics" % cfg["metrics"]) if cfg["metrics"] else "")
     try:

@@ -9,6 +9,7 @@ import time
 
 from mapi import api
 from mapi.descriptor import REQUIRED
+from mapi.planslot import PLANNER
 from mapi.errors import MapiError, EBADARG, ENOTSUP, EPLUGIN, ETIMEOUT
 from mapi.proto import PROTOCOL_VERSION, pb
 from mapi.proto.values import from_map, from_value, to_map, to_value
@@ -74,6 +75,12 @@ class Session:
 
     # --- dispatch -----------------------------------------------------------------------------
     def handle(self, env, fds):
+        # a plan the call asks for is built once the answer is out (a replay's connect does
+        # not wait for it; built meanwhile it would hold the interpreter the answer needs)
+        with PLANNER.after():
+            self._handle(env, fds)
+
+    def _handle(self, env, fds):
         call = env.request.WhichOneof("call")
         fds = list(fds)
         try:

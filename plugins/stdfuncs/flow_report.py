@@ -79,6 +79,7 @@ def open_destination(dest):
 
 
 class FlowReport(FunctionInstance):
+    closes_output = True         # close_flow returns once the output is complete
     kernel = lib.mapi_flowmeter_kernel
     made_drain = lib.mapi_flowmeter_drain
 

@@ -56,6 +56,7 @@ def _open_destination(fmt, dest):
 
 
 class RecordReport(FunctionInstance):
+    closes_output = True         # close_flow returns once the output is complete
     kernel = lib.mapi_rrep_kernel
 
     def __init__(self, fmt, dest, domain):

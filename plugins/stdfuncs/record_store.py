@@ -47,6 +47,7 @@ def buffer_bytes(text):
 
 
 class RecordStore(FunctionInstance):
+    closes_output = True         # close_flow returns once the output is complete
     kernel = lib.mapi_rstore_kernel
 
     def __init__(self, directory, rotate, prefix, flush):

@@ -132,6 +132,7 @@ def release(key, inst):
 
 # --- the writer ---------------------------------------------------------------------------
 class ToFile(FunctionInstance):
+    closes_output = True         # close_flow returns once the output is complete
     kernel = lib.mapi_to_file_kernel
 
     def __init__(self, ctx, fmt, path, count, flush, append):
