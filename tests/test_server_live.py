@@ -132,7 +132,13 @@ OTHER = """
     mapi.connect(fd)
     emit({"fd": fd})
     sys.stdin.readline()
-    emit({"count": mapi.read_results(fd, c).value})
+    import time
+    last, now = -1, mapi.read_results(fd, c).value
+    deadline = time.monotonic() + 10
+    while now != last and time.monotonic() < deadline:    # the capture's last block may
+        time.sleep(0.3)                                   # still be on its way
+        last, now = now, mapi.read_results(fd, c).value
+    emit({"count": now})
 """
 MAPI = os.path.join(os.path.dirname(sys.executable), "mapi")
 
