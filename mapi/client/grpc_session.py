@@ -121,6 +121,8 @@ class GrpcSession:
             raise MapiError(ESERVER, "the MAPI server %s refused %s: %s (%s)"
                             % (self.url, request.WhichOneof("call"), detail,
                                code.name if code else "?"), server=self.url) from None
+        except ValueError:
+            raise self._closed_under_us() from None
         body = out.WhichOneof("body")
         if body == "error":
             raise MapiError(out.error.code, out.error.message, **from_map(out.error.where))
@@ -133,7 +135,16 @@ class GrpcSession:
         ends it)."""
         if self.dead is not None:
             raise self.dead
-        return self._packets(pb.PacketsRequest(fd=fd, fid=fid), metadata=self.metadata)
+        try:
+            return self._packets(pb.PacketsRequest(fd=fd, fid=fid), metadata=self.metadata)
+        except ValueError:
+            raise self._closed_under_us() from None
+
+    def _closed_under_us(self):
+        """grpc's ValueError for a call on a closed channel: the session died between the
+        caller's look at it and the call (its channel is closed by _die's thread)."""
+        self._die("its channel was closed")
+        return self.dead
 
     def close(self):
         self._die("closed by this process")
