@@ -205,3 +205,28 @@ def test_a_sensor_away_is_logged_not_printed(server, pki):
                          env=client_env(pki))
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "1"] and out.stderr == ""
+
+
+def test_a_call_racing_the_sessions_end_fails_cleanly(server, pki):
+    """The session's channel closed between the client's look at the session and its call (a
+    killed server: the push stream's thread closes it): the call raises MapiError(ESERVER),
+    not grpc's ValueError, and the next call opens a new session with the flow re-created."""
+    import grpc
+    from mapi.proto import grpc_stubs
+    client = mapi.client.connect(server.remote_url, **pki.tls())
+    try:
+        fd = client.create_flow("lo")
+        cnt = client.apply_function(fd, "PKT_COUNTER")
+        client.connect(fd)
+        s = client.session()
+        closed = grpc.insecure_channel("127.0.0.1:1")   # the window, made to stay open:
+        s.stub = grpc_stubs().MapiStub(closed)           # its calls meet a closed channel
+        closed.close()                                   # (grpc: stub first, then close)
+        with pytest.raises(mapi.MapiError) as info:
+            client.read_results(fd, cnt)
+        assert info.value.code == mapi.ESERVER and "channel was closed" in str(info.value)
+        assert s.dead is info.value
+        client.read_results(fd, cnt)        # lo's traffic is anyone's: the count is not checked
+        assert len(client.get_flow_info(fd)["restarted"]) == 1 and client.session() is not s
+    finally:
+        client.close()

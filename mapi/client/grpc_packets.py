@@ -16,11 +16,36 @@ import grpc
 from mapi.constants import NOWAIT
 from mapi.errors import MapiError, ESERVER
 from mapi.packet import Packet
+from mapi.proto import pb
 from mapi.ring import DrainAll
 
 HDR = struct.Struct("<qIIQHhI")
 QUEUE_BATCHES = 8
 _END = object()
+
+
+def read_batch(data):
+    """A PacketBatch from its wire bytes (the Packets stream's deserializer): the records are
+    a view into `data` when they come first, as mapid sends them, saving protobuf's copy of
+    every packet's bytes; the few small fields are parsed by protobuf."""
+    records = b""
+    if data[:1] == b"\x0a":                 # field 1, length-delimited: its length follows
+        size = shift = 0
+        pos = 1
+        while pos < len(data) and pos < 11:
+            byte = data[pos]
+            size |= (byte & 0x7f) << shift
+            shift += 7
+            pos += 1
+            if not byte & 0x80:
+                if pos + size <= len(data):
+                    records = memoryview(data)[pos:pos + size]
+                    data = data[pos + size:]
+                break
+    batch = pb.PacketBatch.FromString(data)
+    if batch.records or not records:         # records again later: the last one counts
+        return batch
+    return batch, records
 
 
 def parse_records(records, count):
@@ -68,9 +93,13 @@ class StreamReader(DrainAll):
             for batch in stream:
                 if gen != self._gen:
                     return
+                if isinstance(batch, tuple):        # read_batch: records as a view
+                    batch, records = batch
+                else:
+                    records = batch.records
                 self.counts["written"], self.counts["dropped"] = batch.written, batch.dropped
                 if batch.count:
-                    self.q.put((batch.records, batch.count, batch.bytes, batch.last_ts))
+                    self.q.put((records, batch.count, batch.bytes, batch.last_ts))
                 if batch.end:
                     self.q.put(_END)
                     return
@@ -84,6 +113,11 @@ class StreamReader(DrainAll):
                 self.q.put(session.dead or MapiError(
                     ESERVER, "the packet stream of function %d of flow %d from %s broke: %s %s"
                     % (self.fid, self.fd, session.url, exc.code().name, exc.details())))
+        except Exception as exc:            # a bug here must fail the reader, not strand it
+            if gen == self._gen:
+                self.q.put(MapiError(ESERVER, "reading the packet stream of function %d of flow "
+                                     "%d from %s failed: %r" % (self.fid, self.fd, session.url,
+                                                                exc)))
 
     def fail(self, error):
         """The server went away: a waiting reader gets `error` (unless packets are queued)."""
@@ -118,7 +152,10 @@ class StreamReader(DrainAll):
             return None
         if isinstance(item, MapiError):
             raise item
-        self.current.extend(parse_records(item[0], item[1]))
+        records = item[0]
+        if isinstance(records, memoryview):     # packets hold bytes of their own
+            records = records.tobytes()
+        self.current.extend(parse_records(records, item[1]))
         return True
 
     def next_packet(self, timeout=None):
@@ -150,6 +187,8 @@ class StreamReader(DrainAll):
 
     def drain(self, timeout=0.2):
         """(packets, captured bytes) taken without making packets; None at the end."""
+        if self.ended and not self.current:
+            return None     # the end came with the last call's batches: nothing more comes
         packets = sum(1 for _ in self.current)
         nbytes = sum(p.caplen for p in self.current)
         self.current.clear()

@@ -16,10 +16,12 @@ from mapi.proto.values import from_map
 from mapi.proto.wire import envelope
 
 from .grpc_channel import CHANNEL_OPTIONS
+from .grpc_packets import read_batch
 
 log = getLogger("mapi.client")   # a library does not print: "mapi" gets its NullHandler
 CLIENT_NAME = "mapi-python 0.1.0 (grpc)"
 SESSION_KEY = "mapi-session"
+PACKETS_METHOD = "/scampi.mapi.v1.Mapi/Packets"
 # the transport's word for "this server is not there (any more)"
 GONE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.CANCELLED,
         grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.FAILED_PRECONDITION)
@@ -42,6 +44,10 @@ class GrpcSession:
         self._lock = threading.Lock()
         self.channel = grpc.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
         self.stub = grpc_stubs().MapiStub(self.channel)
+        # the generated stub's Packets but for the batches' deserializer (grpc_packets)
+        self._packets = self.channel.unary_stream(
+            PACKETS_METHOD, request_serializer=pb.PacketsRequest.SerializeToString,
+            response_deserializer=read_batch)
         hello = envelope(next(self._ids))
         hello.request.hello.version = PROTOCOL_VERSION
         hello.request.hello.client = CLIENT_NAME
@@ -115,6 +121,8 @@ class GrpcSession:
             raise MapiError(ESERVER, "the MAPI server %s refused %s: %s (%s)"
                             % (self.url, request.WhichOneof("call"), detail,
                                code.name if code else "?"), server=self.url) from None
+        except ValueError:
+            raise self._closed_under_us() from None
         body = out.WhichOneof("body")
         if body == "error":
             raise MapiError(out.error.code, out.error.message, **from_map(out.error.where))
@@ -127,7 +135,16 @@ class GrpcSession:
         ends it)."""
         if self.dead is not None:
             raise self.dead
-        return self.stub.Packets(pb.PacketsRequest(fd=fd, fid=fid), metadata=self.metadata)
+        try:
+            return self._packets(pb.PacketsRequest(fd=fd, fid=fid), metadata=self.metadata)
+        except ValueError:
+            raise self._closed_under_us() from None
+
+    def _closed_under_us(self):
+        """grpc's ValueError for a call on a closed channel: the session died between the
+        caller's look at it and the call (its channel is closed by _die's thread)."""
+        self._die("its channel was closed")
+        return self.dead
 
     def close(self):
         self._die("closed by this process")
