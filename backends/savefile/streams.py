@@ -11,6 +11,7 @@ import lzma
 import mmap
 import os
 import threading
+import time
 import zlib
 
 from mapi import native
@@ -243,6 +244,17 @@ class _ReadAhead:
             return not orphaned or self.exited
 
 
+def _wait_gone(tid, limit=0.2):
+    """Wait (a bounded while) until thread `tid` has left the process.  join() returns before
+    the thread's C exit gives its malloc arena and stack back; a next file's read-ahead thread
+    started in that window makes a new arena and stack instead (72 MB of address space each
+    time, seen in a 1,000-replay soak under load)."""
+    task = "/proc/self/task/%d" % tid
+    deadline = time.monotonic() + limit
+    while os.path.exists(task) and time.monotonic() < deadline:
+        time.sleep(0.0002)
+
+
 class ReadAheadFile:
     """Regions of a plain file read ahead of the parser by a thread of its own: pread copies the
     next chunk while the engine parses and filters the current one, so the copy (a quarter of
@@ -297,6 +309,7 @@ class ReadAheadFile:
             self._ahead.stop()
             self._thread.join()             # no pread on the descriptor once it is closed
             os.close(self._ahead.fd)
+            _wait_gone(self._thread.native_id)
 
     def __del__(self):
         if getattr(self, "_open", False) and self._ahead.stop(orphaned=True):
