@@ -14,7 +14,6 @@ import argparse
 import os
 import shutil
 import socket
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ sys.path.insert(0, ROOT)
 import mapi                                     # noqa: E402
 from mapi import api                            # noqa: E402
 from mapi.admin import certs                    # noqa: E402
+from tools.floors import tls_ceiling           # noqa: E402
 from tools.gentrace import write_trace          # noqa: E402
 
 
@@ -86,64 +86,6 @@ def start_mapid(workdir, traces):
     return proc, mapi.client.connect("grpcs://127.0.0.1:%d" % port, **tls)
 
 
-TLS_SENDER = """
-import socket, ssl, sys
-port, total, cert, key, ca = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(cert, key)
-ctx.load_verify_locations(ca)
-ctx.verify_mode = ssl.CERT_REQUIRED                 # mutual TLS, as mapid's listener
-ls = socket.create_server(("127.0.0.1", port))
-print("ready", flush=True)
-c = ctx.wrap_socket(ls.accept()[0], server_side=True)
-chunk = memoryview(bytes(range(256)) * (4 << 12))  # 4 MB writes, one span's worth
-sent = 0
-while sent < total:
-    part = chunk[:total - sent]
-    c.sendall(part)
-    sent += len(part)
-c.close()
-"""
-
-
-def tls_ceiling(workdir, total, runs):
-    """Bytes per second that mutual TLS alone carries over loopback on this machine, between two
-    processes (a sender writing 4 MB at a time, a receiver reading into one buffer): OpenSSL's
-    encryption and decryption and the kernel's TCP, with no MAPI, gRPC or ring at all.  The
-    remote stream must carry at least this many bytes, so this bounds its rate."""
-    server = certs.issue(workdir, "ceiling-server", "server", ["127.0.0.1"])
-    client = certs.issue(workdir, "ceiling-client", "client")
-    ca = os.path.join(workdir, "ca.pem")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations(ca)
-    ctx.load_cert_chain(*client)
-    best = 0.0
-    for _ in range(runs):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        sender = subprocess.Popen([sys.executable, "-c", TLS_SENDER, str(port), str(total),
-                                   server[0], server[1], ca], stdout=subprocess.PIPE, text=True)
-        try:
-            sender.stdout.readline()
-            conn = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)),
-                                   server_hostname="127.0.0.1")
-            buf = memoryview(bytearray(4 << 20))
-            got = 0
-            t0 = time.perf_counter()
-            while got < total:
-                n = conn.recv_into(buf)
-                if not n:
-                    break
-                got += n
-            best = max(best, got / (time.perf_counter() - t0))
-            conn.close()
-        finally:
-            sender.wait(30)
-    return best
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--packets", type=int, default=1000000)
@@ -179,7 +121,9 @@ def main(argv=None):
         # what the stream carries per packet at least: the bytes and a 32-byte ring header
         local = best[("in-process", False)]
         per_packet = (local[2] + 32 * local[1]) / local[1]
-        ceiling = tls_ceiling(work, local[2] + 32 * local[1], args.runs)
+        ceiling = tls_ceiling(certs.issue(work, "ceiling-server", "server", ["127.0.0.1"]),
+                              certs.issue(work, "ceiling-client", "client"),
+                              os.path.join(work, "ca.pem"), local[2] + 32 * local[1], args.runs)
         print("  %-34s %.2f GB/s = %10.0f pkt/s of %.0f bytes   ceiling/in-process %5.1f %%"
               % ("mutual TLS alone on loopback", ceiling / 1e9, ceiling / per_packet, per_packet,
                  100.0 * ceiling / per_packet / local[0]))

@@ -36,6 +36,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import mapi                                     # noqa: E402
+from tools.floors import Echo                  # noqa: E402
 from tools.gentrace import write_trace          # noqa: E402
 
 ENV = {k: v for k, v in os.environ.items() if k != "MAPI_SERVER"}
@@ -249,11 +250,12 @@ def buffer_job(path, python):
     return job
 
 
-def control_round_trips(pick, pause=0.001):
+def control_round_trips(pick, pause=0.001, floor=None):
     """create_flow + 2 x apply_function + connect on the device pick() names (None: stop);
     each flow is closed afterwards (not timed).  {device: [ms]}.  Trips follow each other
     `pause` apart for as long as the replay runs: a few hundred per device, so that the p99
-    printed is not simply the slowest trip."""
+    printed is not simply the slowest trip.  floor (tools.floors.Echo): its trip is timed
+    after each of them too, under "echo"."""
     out = {}
     i = 0
     while True:
@@ -261,11 +263,6 @@ def control_round_trips(pick, pause=0.001):
         if dev is None:
             return out
         t = time.perf_counter()
-        if not isinstance(dev, str):            # the echo floor (Echo), not a device
-            dev.trip()
-            out.setdefault("echo", []).append((time.perf_counter() - t) * 1000)
-            time.sleep(pause)
-            continue
         fd = mapi.create_flow(dev)
         mapi.apply_function(fd, "BPF_FILTER", "udp port %d" % (1000 + i % 4))
         mapi.apply_function(fd, "PKT_COUNTER")
@@ -274,53 +271,12 @@ def control_round_trips(pick, pause=0.001):
         t = time.perf_counter()
         mapi.close_flow(fd)                     # waits for the batch under way: not a trip
         out.setdefault("close " + dev, []).append((time.perf_counter() - t) * 1000)
+        if floor is not None:
+            t = time.perf_counter()
+            floor.trip()
+            out.setdefault("echo", []).append((time.perf_counter() - t) * 1000)
         i += 1
         time.sleep(pause)
-
-
-ECHO = textwrap.dedent("""
-    import os, socket, sys
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, -10)     # as mapid's control threads
-    except OSError:
-        pass
-    ls = socket.socket(socket.AF_UNIX)
-    ls.bind(sys.argv[1])
-    ls.listen(1)
-    print("ready", flush=True)
-    c, _ = ls.accept()
-    while True:
-        m = c.recv(4096)
-        if not m:
-            break
-        c.sendall(m)
-""")
-
-
-class Echo:
-    """The floor under a control round trip: a process that sends back what it gets over a
-    Unix socket, at mapid's control priority, no MAPI in it.  trip() is four exchanges of
-    100 bytes, as many as a create_flow + 2 apply + connect, timed by the same caller on the
-    same loaded machine."""
-
-    def __init__(self, directory):
-        path = os.path.join(directory, "echo.sock")
-        self.proc = subprocess.Popen([sys.executable, "-c", ECHO, path], stdout=subprocess.PIPE,
-                                     text=True)
-        self.proc.stdout.readline()
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.connect(path)
-
-    def trip(self):
-        for _ in range(4):
-            self.sock.sendall(b"x" * 100)
-            got = 0
-            while got < 100:
-                got += len(self.sock.recv(4096))
-
-    def close(self):
-        self.sock.close()
-        self.proc.wait(10)
 
 
 def pct(xs, p):
@@ -342,13 +298,13 @@ def many_clients(path, count, buffer_bytes, total):
             for p in procs:
                 p.stdin.write("go\n")
                 p.stdin.flush()
-            turns = itertools.cycle(("idle", "replay", echo))
+            turns = itertools.cycle(("idle", "replay"))
 
-            def pick():       # an idle device, the replaying one, the echo floor, while it runs
+            def pick():       # alternately an idle device and the replaying one, while it runs
                 if mapi.get_device_info("replay")["state"] != "running":
                     return None
                 return next(turns)
-            trips = control_round_trips(pick)
+            trips = control_round_trips(pick, floor=echo)
             got = [json.loads(p.stdout.readline()) for p in procs]
             clients = mapi.clients()
             packets = mapi.get_device_info("replay")["packets"]

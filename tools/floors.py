@@ -1,0 +1,109 @@
+"""What the machine allows before MAPI does anything: the floors the benches print beside their
+figures, measured on the same machine in the same run.
+
+    Echo          four bare exchanges over a Unix socket (bench_server's control round trip)
+    tls_ceiling   bytes per second of mutual TLS alone over loopback (bench_remote's stream)
+"""
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import textwrap
+import time
+
+ECHO = textwrap.dedent("""
+    import os, socket, sys
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, -10)     # as mapid's control threads
+    except OSError:
+        pass
+    ls = socket.socket(socket.AF_UNIX)
+    ls.bind(sys.argv[1])
+    ls.listen(1)
+    print("ready", flush=True)
+    c, _ = ls.accept()
+    while True:
+        m = c.recv(4096)
+        if not m:
+            break
+        c.sendall(m)
+""")
+
+
+class Echo:
+    """The floor under a control round trip: a process that sends back what it gets over a
+    Unix socket, at mapid's control priority, no MAPI in it.  trip() is four exchanges of
+    100 bytes, as many as a create_flow + 2 apply + connect."""
+
+    def __init__(self, directory):
+        path = os.path.join(directory, "echo.sock")
+        self.proc = subprocess.Popen([sys.executable, "-c", ECHO, path], stdout=subprocess.PIPE,
+                                     text=True)
+        self.proc.stdout.readline()
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(path)
+
+    def trip(self):
+        for _ in range(4):
+            self.sock.sendall(b"x" * 100)
+            got = 0
+            while got < 100:
+                got += len(self.sock.recv(4096))
+
+    def close(self):
+        self.sock.close()
+        self.proc.wait(10)
+
+
+TLS_SENDER = textwrap.dedent("""
+    import socket, ssl, sys
+    total, cert, key, ca = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    ctx.load_verify_locations(ca)
+    ctx.verify_mode = ssl.CERT_REQUIRED                 # mutual TLS, as mapid's listener
+    ls = socket.create_server(("127.0.0.1", 0))
+    print(ls.getsockname()[1], flush=True)
+    c = ctx.wrap_socket(ls.accept()[0], server_side=True)
+    chunk = memoryview(bytes(range(256)) * (4 << 12))  # 4 MB writes, one span's worth
+    sent = 0
+    while sent < total:
+        part = chunk[:total - sent]
+        c.sendall(part)
+        sent += len(part)
+    c.close()
+""")
+
+
+def tls_ceiling(server, client, ca, total, runs):
+    """Bytes per second that mutual TLS alone carries over loopback, between two processes (a
+    sender writing 4 MB at a time, a receiver reading into one buffer): OpenSSL's encryption and
+    decryption and the kernel's TCP, no MAPI, gRPC or ring.  server, client: (cert, key) paths
+    signed by the CA at `ca`.  Best of `runs` transfers of `total` bytes."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(ca)
+    ctx.load_cert_chain(*client)
+    buf = memoryview(bytearray(4 << 20))
+    best = 0.0
+    for _ in range(runs):
+        sender = subprocess.Popen([sys.executable, "-c", TLS_SENDER, str(total), server[0],
+                                   server[1], ca], stdout=subprocess.PIPE, text=True)
+        try:
+            port = int(sender.stdout.readline())
+            with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)),
+                                 server_hostname="127.0.0.1") as conn:
+                got = 0
+                t0 = time.perf_counter()
+                while got < total:
+                    n = conn.recv_into(buf)
+                    if not n:
+                        break
+                    got += n
+                best = max(best, got / (time.perf_counter() - t0))
+            sender.wait(30)
+        finally:
+            if sender.poll() is None:
+                sender.kill()
+                sender.wait()
+    return best
