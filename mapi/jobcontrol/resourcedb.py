@@ -89,6 +89,8 @@ class ResourceDB:
         self.db = connect(path)
         self.db.execute("PRAGMA wal_autocheckpoint=0")     # the writer thread checkpoints
         self.commits = 0
+        self.checkpoints = 0
+        self.checkpointed = 0               # the commits the last checkpoint covered
         self.lock = threading.Lock()
         self.instance = uuid.uuid4().hex[:12]
         self._audit = []
@@ -240,7 +242,8 @@ class ResourceDB:
             pass
 
     def _audit_writer(self):
-        checkpointed = self.commits
+        self.checkpointed = self.commits
+        last_checkpoint = time.monotonic()
         ckpt = None                         # its own connection: no wait for self.lock
         try:
             while True:
@@ -254,12 +257,14 @@ class ResourceDB:
                     if audit:
                         time.sleep(AUDIT_DELAY)
                         self.flush()
-                    if self.commits != checkpointed:
-                        checkpointed = self.commits
+                    now = time.monotonic()
+                    if self.commits != self.checkpointed and now - last_checkpoint >= CHECKPOINT_S:
+                        self.checkpointed, last_checkpoint = self.commits, now
                         if ckpt is None:
                             ckpt = sqlite3.connect(self.path, timeout=10, isolation_level=None)
                         # PASSIVE: writers go on appending to the WAL meanwhile
                         ckpt.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                        self.checkpoints += 1
                 except sqlite3.Error as exc:
                     log.error("audit log: %s", exc)
         finally:
