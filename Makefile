@@ -84,8 +84,10 @@ demo: engine shim pyc
 wasm-example: $(VENV)/.installed
 	@$(PY) examples/wasm/build.py
 
-# then the fuzz smoke (FUZZ_SMOKE_SECONDS per target; 0 leaves it out, e.g. for one test file)
-test: engine shim pyc check-imports wasm-example
+# make test: the tests, then the fuzz smoke (FUZZ_SMOKE_SECONDS per target; 0 leaves it out,
+# e.g. for one test file).  clang is installed first: the replays of the fuzzers' findings
+# (tests/test_regress_fuzz.py) run their sanitized targets too, on a fresh clone as well.
+test: engine shim pyc check-imports wasm-example sanitizer-deps
 	@$(PY) -m pytest -q $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory fuzz-smoke
 
