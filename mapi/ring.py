@@ -1,11 +1,39 @@
 """Reading a TO_BUFFER ring (mapi/csrc/ring.c) from Python: the flow's owner in this process
-(TO_BUFFER's instance) or a ring of mapid mapped into this process (mapi.client).  Packets are
-read in place; drain() counts them in C without handing them out."""
+(TO_BUFFER's instance) or a ring of mapid mapped into this process (mapi.client).  next_packet
+takes a stretch of records in one call (mapi_ring_next_span), makes its packets (each with a
+copy of its bytes) and hands them out one by one; drain() counts them in C without handing them
+out."""
+import struct
 import threading
+from collections import deque
 
 from ._engine import ffi, lib
 from .packet import Packet
 from .constants import NOWAIT
+
+# a record's header (mapi_pkthdr, docs/protocol.md section 5): ts, caplen, wirelen, seq,
+# ifindex, linktype, reclen; the packet's bytes follow it, the next record reclen bytes on
+HDR = struct.Struct("<qIIQHhI")
+# what one next_packet call takes from the ring at most when the reader finds nothing taken:
+# enough that the call, its locking and the copy are paid once per many packets, few enough
+# that the ring's "delivered" count (taken, not yet handed out) runs at most this far ahead
+SPAN_PACKETS = 256
+SPAN_BYTES = 1 << 20
+
+
+def parse_records(records, count):
+    """[Packet] of `count` back-to-back records (anything sliced as bytes: each packet gets
+    bytes of its own)."""
+    out = []
+    off = 0
+    unpack = HDR.unpack_from
+    size = HDR.size
+    for _ in range(count):
+        ts, caplen, wlen, seq, ifindex, linktype, reclen = unpack(records, off)
+        out.append(Packet(ts, caplen, wlen, records[off + size:off + size + caplen], ifindex,
+                          linktype, seq))
+        off += reclen
+    return out
 
 
 class DrainAll:
@@ -30,8 +58,10 @@ class RingReader(DrainAll):
         self.ring = ring
         self.mode = mode
         self.on_break = on_break
-        self.hdr = ffi.new("mapi_pkthdr **")
-        self.data = ffi.new("uint8_t **")
+        self.span = ffi.new("mapi_ring_span *")
+        # a lossless writer waits for the room taken records hold until the next take
+        self.span_bytes = max(1, min(SPAN_BYTES, int(lib.mapi_ring_capacity(ring)) // 4))
+        self.taken = deque()            # packets taken from the ring, not yet handed out
         self.last_ts = 0
         self.final = dict(written=0, dropped=0, delivered=0)   # stats once the ring is gone
         # threads inside a C call on the ring: release() waits for them before it is freed
@@ -58,31 +88,41 @@ class RingReader(DrainAll):
 
     def next_packet(self, timeout=None):
         """The next packet (None: nothing within the timeout, or the end of the stream)."""
-        if self.mode == NOWAIT:
-            ms = 0
-        elif timeout is None:
-            ms = -1
-        else:
-            ms = max(0, int(timeout * 1000))
-        ring = self._enter()
-        if ring is None:
-            return None
-        try:
-            rc = lib.mapi_ring_next(ring, ms, self.hdr, self.data)
-            if rc == lib.MAPI_RING_BREAK:
-                self._interrupted(ring)
-            if rc != lib.MAPI_RING_PACKET:
+        taken = self.taken
+        if not taken:
+            if self.mode == NOWAIT:
+                ms = 0
+            elif timeout is None:
+                ms = -1
+            else:
+                ms = max(0, int(timeout * 1000))
+            ring = self._enter()
+            if ring is None:
                 return None
-            h = self.hdr[0]
-            self.last_ts = h.ts
-            return Packet(h.ts, h.caplen, h.wirelen, ffi.buffer(self.data[0], h.caplen)[:],
-                          h.ifindex, h.linktype, h.seq)
-        finally:
-            self._leave()
+            try:
+                span = self.span
+                n = lib.mapi_ring_next_span(ring, ms, SPAN_PACKETS, self.span_bytes, span)
+                if n == lib.MAPI_RING_BREAK:
+                    self._interrupted(ring)
+                if n <= 0:
+                    return None
+                # the records stay in the ring until the next call: parsed in place, each
+                # packet's bytes copied out once
+                taken.extend(parse_records(ffi.buffer(span.start, span.span), n))
+            finally:
+                self._leave()
+        pkt = taken.popleft()
+        self.last_ts = pkt.ts
+        return pkt
 
     def drain(self, timeout=0.2):
         """Take the buffered packets without handing them out (in C, batch-wise): returns
         (packets, captured bytes) taken, or None at the end of the stream."""
+        if self.taken:                  # what next_packet took and did not hand out yet
+            pkts = list(self.taken)
+            self.taken.clear()
+            self.last_ts = pkts[-1].ts
+            return len(pkts), sum(p.caplen for p in pkts)
         counts = ffi.new("uint64_t[2]")
         ring = self._enter()
         if ring is None:
@@ -105,7 +145,9 @@ class RingReader(DrainAll):
             return dict(self.final)
         st = ffi.new("mapi_ring_stats *")
         lib.mapi_ring_get_stats(self.ring, st)
-        return dict(written=st.written, dropped=st.dropped, delivered=st.delivered)
+        # taken from the ring but not handed out yet: not delivered to the application
+        return dict(written=st.written, dropped=st.dropped,
+                    delivered=st.delivered - len(self.taken))
 
     def release(self):
         """The ring is about to be freed: keep its last counts, read nothing any more.  A
@@ -116,12 +158,15 @@ class RingReader(DrainAll):
                 return
             self.final = self.stats()
             self.ring = None            # no new call enters
+            self.taken.clear()
             while self._inside:
                 lib.mapi_ring_interrupt(ring)
                 self._cv.wait(0.05)
 
     def pending(self):
-        return lib.mapi_ring_pending(self.ring) if self.ring is not None else 0
+        if self.ring is None:
+            return 0
+        return lib.mapi_ring_pending(self.ring) + len(self.taken)
 
     def interrupt(self):
         if self.ring is not None:

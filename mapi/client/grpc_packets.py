@@ -7,7 +7,6 @@ The same reader object serves get_next_pkt/loop, drain/drain_all (counting in bu
 read_results' ts, like a mapped ring; when its server goes away a waiting read raises that
 server's MapiError, and a new session's stream (the flow re-created there) can be attached."""
 import queue
-import struct
 import threading
 from collections import deque
 
@@ -17,9 +16,8 @@ from mapi.constants import NOWAIT
 from mapi.errors import MapiError, ESERVER
 from mapi.packet import Packet
 from mapi.proto import pb
-from mapi.ring import DrainAll
+from mapi.ring import DrainAll, parse_records
 
-HDR = struct.Struct("<qIIQHhI")
 QUEUE_BATCHES = 8
 _END = object()
 
@@ -46,19 +44,6 @@ def read_batch(data):
     if batch.records or not records:         # records again later: the last one counts
         return batch
     return batch, records
-
-
-def parse_records(records, count):
-    """[Packet] of a batch's records."""
-    out = []
-    off = 0
-    unpack = HDR.unpack_from
-    for _ in range(count):
-        ts, caplen, wlen, seq, ifindex, linktype, reclen = unpack(records, off)
-        out.append(Packet(ts, caplen, wlen, records[off + 32:off + 32 + caplen], ifindex,
-                          linktype, seq))
-        off += reclen
-    return out
 
 
 class StreamReader(DrainAll):
