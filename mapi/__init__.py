@@ -69,12 +69,17 @@ _ROUTED = {"apply_function": "api", "connect": "api", "read_results": "api",
 
 def _routed(name, module):
     import importlib
+    import sys
+    full = "mapi." + module
+    loaded = sys.modules
 
     def call(fd, *args, **kwargs):
         if type(fd) is int and fd >= SCOPE_FD_BASE:
             target = importlib.import_module("mapi.client.distributed").FLOWS
         else:
-            target = importlib.import_module("mapi." + module)
+            # a dict lookup once the module is loaded (import_module takes the import lock:
+            # a microsecond and more on every get_next_pkt)
+            target = loaded.get(full) or importlib.import_module(full)
         return getattr(target, name)(fd, *args, **kwargs)
     call.__name__ = call.__qualname__ = name
     call.__doc__ = "mapi.%s.%s, or the distributed flow's when fd is one" % (module, name)
