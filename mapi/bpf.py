@@ -3,16 +3,41 @@ libpcap's own pcap_compile, against an in-memory savefile header as `tcpdump -r`
 
 BPF_FILTER, the live backends' kernel filter, the card emulators' header-filter translation and
 the libpcap drop-in all compile through here, so they agree instruction for instruction."""
+import threading
+from collections import OrderedDict
+
 from ._engine import ffi, lib
 from .errors import MapiError, EFILTER
 
 PCAP_NETMASK_UNKNOWN = 0xFFFFFFFF
+# programs compiled lately, by everything that makes them: a filter is compiled when it is
+# applied (to check it) and again when its flow meets the link type, and clients keep applying
+# the same few expressions; the programs are shared read-only
+CACHED_PROGRAMS = 256
+_cache = OrderedDict()
+_cache_lock = threading.Lock()
 
 
 def compile_filter(expr, linktype, snaplen, swapped=False, optimize=1, netmask=PCAP_NETMASK_UNKNOWN):
     """Classic BPF for `expr` on LINKTYPE `linktype`, exactly as `tcpdump -r` compiles it for a
     file with this link type, snaplen and byte order: (program cdata, length), or MapiError
-    naming the expression and libpcap's message."""
+    naming the expression and libpcap's message.  The program is shared: read it, never write
+    it."""
+    key = (expr, linktype, snaplen, bool(swapped), optimize, netmask)
+    with _cache_lock:
+        got = _cache.get(key)
+        if got is not None:
+            _cache.move_to_end(key)
+            return got
+    got = _compile(expr, linktype, snaplen, swapped, optimize, netmask)
+    with _cache_lock:
+        _cache[key] = got
+        if len(_cache) > CACHED_PROGRAMS:
+            _cache.popitem(last=False)
+    return got
+
+
+def _compile(expr, linktype, snaplen, swapped, optimize, netmask):
     prog = ffi.new("mapi_bpf_insn **")
     n = ffi.new("uint32_t *")
     err = ffi.new("char[512]")
