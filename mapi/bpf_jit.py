@@ -9,8 +9,10 @@ leaves alone (another architecture, an opcode outside classic BPF) runs in the i
 MAPI_BPF_JIT=0 keeps every program in the interpreter.
 """
 import os
+import struct
 import threading
 import weakref
+from collections import OrderedDict
 
 from ._engine import ffi, lib
 
@@ -21,6 +23,12 @@ log = getLogger("mapi.bpf_jit")
 _lock = threading.Lock()
 _live = weakref.WeakValueDictionary()   # program -> NativeCode while somebody holds it
 _kept = {}                              # program -> NativeCode kept for the process
+# the kernels emitted last, kept after their filters went: flows that come and go with the same
+# filter (a client's control loop, tcpdumps restarted) find theirs instead of emitting it again
+RECENT_KERNELS = 64
+_recent = OrderedDict()
+# a program's key: its instructions as mapi_bpf_insn lays them out (8 bytes each, host order)
+_INSN = struct.Struct("=HBBI")
 
 
 class NativeCode:
@@ -50,29 +58,38 @@ def enabled():
 
 
 def _program(insns):
-    return tuple((int(code), int(jt), int(jf), int(k)) for code, jt, jf, k in insns)
+    return b"".join(_INSN.pack(int(code), int(jt), int(jf), int(k)) for code, jt, jf, k in insns)
 
 
 def emit(insns):
     """The NativeCode of a program [(code, jt, jf, k), ...] (shared with anyone holding the
     same program's), or None: the interpreter runs it."""
-    if not enabled():
-        return None
-    key = _program(insns)
+    return _emit(_program(insns)) if enabled() else None
+
+
+def emit_compiled(prog, n):
+    """emit() of a program as mapi.bpf.compile_filter returns it (mapi_bpf_insn cdata, count)."""
+    return _emit(bytes(ffi.buffer(prog, n * _INSN.size))) if enabled() and n else None
+
+
+def _emit(key):
     with _lock:
-        code = _live.get(key)
-        if code is not None:
-            return code
-        arr = ffi.new("mapi_bpf_insn[]", max(1, len(key)))
-        for j, (c, jt, jf, k) in enumerate(key):
-            arr[j].code, arr[j].jt, arr[j].jf, arr[j].k = c, jt, jf, k
-        out = ffi.new("mapi_bpf_code *")
-        err = ffi.new("char[256]")
-        if lib.mapi_bpf_emit(arr, len(key), out, err, len(err)) < 0:
-            log.info("native BPF: %s; the interpreter runs this program",
-                     ffi.string(err).decode(errors="replace"))
-            return None
-        code = _live[key] = NativeCode(out)
+        code = _live.get(key) or _recent.get(key)
+        if code is None:
+            count = len(key) // _INSN.size
+            arr = ffi.from_buffer("mapi_bpf_insn[]", key) if count else \
+                ffi.new("mapi_bpf_insn[]", 1)
+            out = ffi.new("mapi_bpf_code *")
+            err = ffi.new("char[256]")
+            if lib.mapi_bpf_emit(arr, count, out, err, len(err)) < 0:
+                log.info("native BPF: %s; the interpreter runs this program",
+                         ffi.string(err).decode(errors="replace"))
+                return None
+            code = _live[key] = NativeCode(out)
+        _recent[key] = code
+        _recent.move_to_end(key)
+        if len(_recent) > RECENT_KERNELS:
+            _recent.popitem(last=False)
         return code
 
 
@@ -98,7 +115,15 @@ def compile_async(insns, install):
     """Call install(address) with the program's native kernel, at once.  Returns the
     NativeCode (keep it while the kernel may run: its join() does nothing), or None when the
     interpreter runs the program."""
-    code = emit(insns)
+    return _install(emit(insns), install)
+
+
+def compile_async_compiled(prog, n, install):
+    """compile_async() of a program as mapi.bpf.compile_filter returns it."""
+    return _install(emit_compiled(prog, n), install)
+
+
+def _install(code, install):
     if code is not None:
         install(code.address)
     return code

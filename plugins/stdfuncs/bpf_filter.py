@@ -50,8 +50,8 @@ class BpfFilter(FunctionInstance):
         self.st.native[i] = ffi.NULL
         self.st.nprog = i + 1
         if prog != ffi.NULL:
-            insns = [(prog[j].code, prog[j].jt, prog[j].jf, prog[j].k) for j in range(n)]
-            self.jit_threads.append(bpf_jit.compile_async(insns, lambda addr, i=i: self._install(i, addr)))
+            self.jit_threads.append(bpf_jit.compile_async_compiled(
+                prog, n, lambda addr, i=i: self._install(i, addr)))
 
     def _install(self, i, addr):
         # one aligned pointer store; the kernel picks it up at its next batch
