@@ -32,3 +32,23 @@ def test_the_cache_is_bounded():
     for i in range(bpf.CACHED_PROGRAMS + 10):
         bpf.compile_filter("udp port %d" % i, 1, 65535)
     assert len(bpf._cache) == bpf.CACHED_PROGRAMS
+
+
+def test_native_kernels_outlive_their_filter_a_while():
+    """A flow closed and another applies the same filter: its kernel is found, not emitted again
+    (mapi.bpf_jit keeps the last RECENT_KERNELS); the keeping is bounded."""
+    import gc
+    from mapi import bpf_jit
+    if not bpf_jit.enabled():
+        pytest.skip("native BPF does not run here (not x86-64, or MAPI_BPF_JIT=0)")
+    prog, n = bpf.compile_filter("udp port 7", 1, 65535)
+    code = bpf_jit.emit_compiled(prog, n)
+    assert code is not None and code is bpf_jit.emit(insns(prog, n))
+    del code
+    gc.collect()
+    assert bpf_jit.cached(insns(prog, n)) is not None
+    for i in range(bpf_jit.RECENT_KERNELS + 5):
+        bpf_jit.emit_compiled(*bpf.compile_filter("udp port %d" % (1000 + i), 1, 65535))
+    assert len(bpf_jit._recent) == bpf_jit.RECENT_KERNELS
+    gc.collect()
+    assert bpf_jit.cached(insns(prog, n)) is None        # pushed out, then freed
