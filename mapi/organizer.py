@@ -5,6 +5,7 @@ engine runs over each batch.
 """
 import itertools
 import threading
+import time
 
 from ._engine import ffi, lib
 from .batch import BATCH_CAP
@@ -171,6 +172,9 @@ class Plan:
         return node.bytes_in + bin_, node.bytes_out + bout
 
 
+# how long Graph.selectivity() keeps what it measured (hit counters move on at each plan change)
+SELECTIVITY_REFRESH = 1.0
+
 COST_RANK = {"free": 0, "low": 1, "high": 2}
 
 
@@ -185,11 +189,7 @@ def order_chain(chain, graph):
     """Sort each run of commuting filters by cost class, then by the selectivity measured on an
     identical node already in the graph (most selective first), then canonically so that two
     flows asking for the same filters in another order share one prefix."""
-    measured = {}
-    for n in graph.nodes():
-        pin, pout = n.hits_in, n.hits_out
-        if pin:
-            measured.setdefault(n.key, pout / pin)
+    measured = graph.selectivity()
 
     def rank(entry):
         desc, args = entry[1], entry[2]
@@ -214,6 +214,10 @@ class Graph:
         self.root = Node(("ROOT",), None, (), None, None)
         self.lock = threading.RLock()
         self.version = 0
+        # (version, nodes in preorder): a connect walks the graph three times (ordering,
+        # admission, load) at one version; the walk is made once per version
+        self._walked = (-1, ())
+        self._measured = (-1, 0.0, {})
 
     def attach(self, fd, chain, running=False):
         """Insert a flow's chain [(fid, desc, args, make_instance, anchor)], sharing identical
@@ -273,9 +277,30 @@ class Graph:
             stack.extend(reversed(node.children))
         return out
 
-    def nodes(self):
+    def selectivity(self):
+        """{node key: packets out / packets in} of the nodes that have seen packets (the first
+        node of each key in preorder), as of the last plan change; kept for a version and at
+        most SELECTIVITY_REFRESH seconds (admission and connect order one chain each)."""
         with self.lock:
-            return self._preorder()
+            version, at, measured = self._measured
+            now = time.monotonic()
+            if version != self.version or now - at > SELECTIVITY_REFRESH:
+                measured = {}
+                for n in self.nodes():
+                    pin = n.hits_in
+                    if pin:
+                        measured.setdefault(n.key, n.hits_out / pin)
+                self._measured = (self.version, now, measured)
+            return measured
+
+    def nodes(self):
+        """Every node but the root in preorder (a tuple shared until the graph changes)."""
+        with self.lock:
+            version, walked = self._walked
+            if version != self.version:
+                walked = tuple(self._preorder())
+                self._walked = (self.version, walked)
+            return walked
 
     def compile(self):
         """Order nodes depth-first and give each filter a selection slot (reused once its
