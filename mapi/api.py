@@ -325,7 +325,7 @@ def close_flow(fd):
         mine = [n for n in flow.nodes.values() if {o[0] for o in n.owners} == {fd}]
         for node in mine:
             node.instance.unblock()
-        removed = dev.graph.detach(fd)
+        removed = dev.graph.detach(fd, flow.nodes.values())
         dev.retire(removed)             # closed now, or by the engine once its plan lacks them
     flow.state = "closed"
     with _lock:

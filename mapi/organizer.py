@@ -207,6 +207,14 @@ def order_chain(chain, graph):
     return out
 
 
+def _depth(node):
+    depth = 0
+    while node.parent is not None:
+        depth += 1
+        node = node.parent
+    return depth
+
+
 class Graph:
     """The global graph of one device."""
 
@@ -251,12 +259,18 @@ class Graph:
             self.version += 1
         return out
 
-    def detach(self, fd):
+    def detach(self, fd, nodes=None):
         """Drop a flow; nodes nobody owns any more are removed (and returned, to be closed).
-        A removed node lets go of its parent, so nothing of it stays linked into the graph."""
+        A removed node lets go of its parent, so nothing of it stays linked into the graph.
+        nodes: the flow's own (attach's {fid: node} values; only they name it as an owner), so
+        that the walk is the flow's, not the whole graph's."""
         removed = []
         with self.lock:
-            for node in reversed(self._preorder()):     # children before their parent
+            if nodes is None:
+                walk = reversed(self._preorder())       # children before their parent
+            else:
+                walk = sorted(set(nodes), key=_depth, reverse=True)
+            for node in walk:
                 node.owners = {o for o in node.owners if o[0] != fd}
                 if not node.owners and not node.children:
                     node.parent.children.remove(node)
