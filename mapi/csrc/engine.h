@@ -98,6 +98,10 @@ int64_t mapi_plan_run(mapi_plan *p, const mapi_batch *b, uint32_t from, uint32_t
 int64_t mapi_plan_drain(mapi_plan *p, uint32_t i);
 /* The batch node i reads (the device's batch b for in_batch 0). */
 const mapi_batch *mapi_plan_input(mapi_plan *p, uint32_t i, const mapi_batch *b);
+/* Move the hit counters out, between two batches: out[4i .. 4i+3] = pkts_in, pkts_out,
+ * bytes_in, bytes_out of node i, whose counters are then zero (a plan being replaced hands its
+ * counts to the graph's nodes once, in one call instead of a field access per counter). */
+void mapi_plan_take_counters(mapi_plan *p, uint64_t *out);
 
 /* Batches */
 mapi_batch *mapi_batch_new(uint32_t cap);

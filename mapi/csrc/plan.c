@@ -35,6 +35,18 @@ void mapi_plan_free(mapi_plan *p)
     free(p);
 }
 
+void mapi_plan_take_counters(mapi_plan *p, uint64_t *out)
+{
+    for (uint32_t i = 0; i < p->nnodes; i++) {
+        mapi_node *n = &p->nodes[i];
+        out[4 * (size_t)i] = n->pkts_in;
+        out[4 * (size_t)i + 1] = n->pkts_out;
+        out[4 * (size_t)i + 2] = n->bytes_in;
+        out[4 * (size_t)i + 3] = n->bytes_out;
+        n->pkts_in = n->pkts_out = n->bytes_in = n->bytes_out = 0;
+    }
+}
+
 int mapi_plan_begin(mapi_plan *p, const mapi_batch *b)
 {
     if (b->n > p->slot_cap) return -1;
