@@ -117,8 +117,9 @@ class Device(PlanRunner):
         """A flow closed and `nodes` left the graph: re-plan, then close their instances once
         no plan the engine may still run holds them.  While a replay runs, the engine closes
         them as it installs the new plan (between two batches) and the caller does not wait
-        for the batch under way, unless one of them completes output outside the process (a
-        file, an export: the caller expects it done) or hardware is reconfigured."""
+        for the batch under way (nor, on a replay, for the new plan's build: the planner makes
+        it, in mapid once the answer is out), unless one of them completes output outside the
+        process (a file, an export: the caller expects it done) or hardware is reconfigured."""
         if self.hardware is not None or self.state != "running" or any(
                 getattr(n.instance, "closes_output", False) for n in nodes):
             self.replan()
@@ -128,16 +129,15 @@ class Device(PlanRunner):
             version = self.graph.version      # any plan of this version or later lacks them
         with self._retired_lock:
             self._retired.append((version, nodes))
+        if self.offline:
+            # a replay: built by the planner as for a connect (in mapid once the answer is
+            # out); installed by the engine before its next batch, or by the planner when the
+            # engine is between batches or done, and the nodes are closed then
+            PLANNER.request(self, self._build_and_offer)
+            return
         PLANNER.cancel(self)                  # the build below covers the connects before it
         self._build()
-        if self.plan_lock.acquire(blocking=False):
-            try:                                # the engine is between batches (or done)
-                self._install_pending()
-            finally:
-                self.plan_lock.release()
-        elif self.done.is_set():               # the engine's last install may have run first
-            with self.plan_lock:
-                self._install_pending()
+        self._offer()
 
     def _close_nodes(self, nodes):
         for node in nodes:
@@ -165,11 +165,19 @@ class Device(PlanRunner):
         except Exception as exc:
             self.next_plan.failed(version, exc)
             raise
+        self._offer()
+
+    def _offer(self):
+        """Install the published plan now if the engine is between batches or done; otherwise
+        the engine installs it before its next batch."""
         if self.plan_lock.acquire(blocking=False):
             try:                            # the engine is between batches (or not running)
                 self._install_pending()
             finally:
                 self.plan_lock.release()
+        elif self.done.is_set():           # the engine's last install may have run first
+            with self.plan_lock:
+                self._install_pending()
 
     def _build(self):
         """Compile the graph as it is now and publish the plan for the engine."""

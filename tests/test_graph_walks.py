@@ -2,6 +2,8 @@
 or goes; selectivity() (what order_chain ranks commuting filters by) is each node's measured
 packets out / packets in, and sees a flow attached since; closing a flow walks its own nodes
 and removes those nobody else owns."""
+import time
+
 import mapi
 from mapi import api
 
@@ -46,4 +48,37 @@ def test_walks_follow_the_graph(tmp_path):
     assert [n.args for n in graph.nodes()] == [("tcp",)]
     mapi.close_flow(b)
     assert graph.nodes() == ()
+    mapi.delete_offline_device(dev)
+
+
+def test_a_flow_closed_during_a_replay_has_its_functions_closed(tmp_path):
+    """Closing a flow while its replay runs leaves the new plan to the planner; the closed
+    flow's functions are closed once a plan without them is installed, also when the replay
+    ends first."""
+    from mapi._engine import ffi
+    from tools.gentrace import write_trace
+    path = str(tmp_path / "t.pcap")
+    write_trace(path, 30000, seed=8)
+    dev = mapi.create_offline_device(path)
+    a = mapi.create_flow(dev)
+    abuf = mapi.apply_function(a, "TO_BUFFER", mapi.WAIT, 1 << 20)    # holds the replay back
+    mapi.connect(a)
+    b = mapi.create_flow(dev)
+    mapi.apply_function(b, "BPF_FILTER", "udp")
+    bbuf = mapi.apply_function(b, "TO_BUFFER", mapi.NOWAIT, 1 << 20)
+    mapi.connect(b)
+    gone = api.function_instance(b, bbuf)
+    mapi.start_offline_device(dev)
+    assert mapi.get_next_pkt(a, abuf) is not None
+    assert api.find_device(dev).state == "running"
+    mapi.close_flow(b)
+    n, _ = api.function_instance(a, abuf).drain_all()
+    mapi.wait_offline_device(dev)
+    assert 1 + n == 30000
+    deadline = time.monotonic() + 10          # the planner's install may come after the end
+    while gone.ring != ffi.NULL:                # TO_BUFFER.close() ran
+        assert time.monotonic() < deadline, "the closed flow's TO_BUFFER was never closed"
+        time.sleep(0.01)
+    assert all(b not in {o[0] for o in node.owners} for node in api.find_device(dev).graph.nodes())
+    mapi.close_flow(a)
     mapi.delete_offline_device(dev)
