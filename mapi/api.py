@@ -126,6 +126,7 @@ def delete_offline_device(dev):
     d = find_device(dev)
     for fd in list(d.flows):
         close_flow(fd)
+    d.settle()
     d.close()
     with _lock:
         _devices.pop(dev, None)

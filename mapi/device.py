@@ -139,6 +139,18 @@ class Device(PlanRunner):
         self._build()
         self._offer()
 
+    def settle(self):
+        """Before the device goes (flows closed, it is being deleted): no build of its plan is
+        left queued or running in the planner, and the plan without the closed flows is
+        published (the engine installs it before it ends, or this installs it once the engine
+        is done), so every closed flow's functions are closed by the time the device is."""
+        PLANNER.settle(self)
+        with self._retired_lock:
+            pending = bool(self._retired)
+        if pending:
+            self._build()
+            self._offer()
+
     def _close_nodes(self, nodes):
         for node in nodes:
             self.forget(node.instance)        # its id may be reused by a later instance

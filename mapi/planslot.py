@@ -69,6 +69,8 @@ class Planner:
     def __init__(self):
         self._cv = threading.Condition()
         self._queue = {}                # device -> (build, nice), oldest request first
+        self._building = None           # the device whose build runs now
+        self._builder_tid = None
         self._pid = None
         self._local = threading.local()
 
@@ -103,6 +105,7 @@ class Planner:
             if self._pid != os.getpid():    # first use, or a forked child: no thread yet
                 self._pid = os.getpid()
                 self._queue.clear()
+                self._building = None       # a parent's build does not run in this child
                 threading.Thread(target=self._loop, name="mapi-idle", daemon=True).start()
             queued = self._queue.get(device)
             if queued is not None and queued[1] is not None and nice is not None:
@@ -115,9 +118,21 @@ class Planner:
         with self._cv:
             self._queue.pop(device, None)
 
+    def settle(self, device):
+        """Nothing of `device` queued or running here once this returns (a device being
+        deleted): a queued build is dropped (also one this thread holds back in after()), a
+        running one waited for."""
+        held = getattr(self._local, "held", None)
+        if held:
+            held[:] = [h for h in held if h[0] is not device]
+        with self._cv:
+            self._queue.pop(device, None)
+            if threading.get_native_id() != self._builder_tid:
+                self._cv.wait_for(lambda: self._building is not device)
+
     def _loop(self):
         me = threading.current_thread()
-        tid = threading.get_native_id()
+        tid = self._builder_tid = threading.get_native_id()
         while True:
             with self._cv:
                 while not self._queue:
@@ -125,12 +140,17 @@ class Planner:
                     self._cv.wait()
                 device = next(iter(self._queue))
                 build, nice = self._queue.pop(device)
+                self._building = device
                 me.name = "mapi-plan-%s" % getattr(device, "name", "?")
             _set_nice(tid, nice)
             try:
                 build()
             except Exception:
                 log.exception("building the next plan of %s failed", me.name[10:])
+            with self._cv:
+                self._building = None
+                me.name = "mapi-idle"        # before settle() returns to anyone
+                self._cv.notify_all()
             device = build = None
 
 

@@ -82,3 +82,35 @@ def test_a_flow_closed_during_a_replay_has_its_functions_closed(tmp_path):
     assert all(b not in {o[0] for o in node.owners} for node in api.find_device(dev).graph.nodes())
     mapi.close_flow(a)
     mapi.delete_offline_device(dev)
+
+
+def test_deleting_a_device_leaves_no_plan_work_behind(tmp_path):
+    """Deleting a replaying device closes its flows (their new plans left to the planner) and
+    returns only once no build of its plan is queued or running and every closed flow's
+    functions are closed."""
+    from mapi._engine import ffi
+    from mapi.planslot import PLANNER
+    from tools.gentrace import write_trace
+    path = str(tmp_path / "t.pcap")
+    write_trace(path, 30000, seed=9)
+    for _ in range(3):
+        dev = mapi.create_offline_device(path)
+        fds, buffers = [], []
+        for i in range(4):
+            fd = mapi.create_flow(dev)
+            mapi.apply_function(fd, "BPF_FILTER", "udp" if i % 2 else "tcp")
+            buf = mapi.apply_function(fd, "TO_BUFFER", mapi.WAIT, 1 << 20)   # nobody reads
+            mapi.connect(fd)
+            fds.append(fd)
+            buffers.append(api.function_instance(fd, buf))
+        d = api.find_device(dev)
+        mapi.start_offline_device(dev)
+        time.sleep(0.01)
+        # the planner busy with another device's build: the close's own build waits queued
+        other = object()
+        PLANNER.request(other, lambda: time.sleep(0.2))
+        mapi.close_flow(fds[0])                         # while the replay runs
+        mapi.delete_offline_device(dev)
+        assert all(inst.ring == ffi.NULL for inst in buffers)
+        assert PLANNER._building is not d and d not in PLANNER._queue
+        PLANNER.settle(other)                          # the planner idle again
