@@ -132,7 +132,8 @@ class Device(PlanRunner):
         if self.offline:
             # a replay: built by the planner as for a connect (in mapid once the answer is
             # out); installed by the engine before its next batch, or by the planner when the
-            # engine is between batches or done, and the nodes are closed then
+            # engine is between batches or done, and the nodes are closed then.  A live
+            # device builds here: the close of its last flow stops it right after this
             PLANNER.request(self, self._build_and_offer)
             return
         PLANNER.cancel(self)                  # the build below covers the connects before it
