@@ -43,6 +43,9 @@ CREATE TABLE IF NOT EXISTS reservations(id INTEGER PRIMARY KEY AUTOINCREMENT, cl
     principal TEXT, levels TEXT, kind TEXT, object TEXT, device TEXT, amounts TEXT,
     depends_on INTEGER REFERENCES reservations(id) ON DELETE CASCADE, created REAL);
 CREATE INDEX IF NOT EXISTS reservations_client ON reservations(client);
+-- the delete's ON DELETE CASCADE looks up the dependents: without this index every release
+-- read every reservation
+CREATE INDEX IF NOT EXISTS reservations_depends ON reservations(depends_on);
 CREATE TABLE IF NOT EXISTS audit(id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL, client TEXT,
     principal TEXT, uid INTEGER, pid INTEGER, operation TEXT, object TEXT, decision TEXT,
     code INTEGER, reason TEXT);
