@@ -2,7 +2,7 @@
 """mapid against the in-process engine, side by side on one machine, in one run.
 
     python tools/bench_server.py [--packets 2000000] [--clients 64] [--runs 3]
-                                 [--replay-packets 2000000]
+                                 [--replay-packets 4000000]
 
 1. The P1 job (one flow: BPF_FILTER "tcp port 80" + PKT_COUNTER + BYTE_COUNTER) on a large
    generated trace: in-process, then through mapid (the trace opened by the client and passed
@@ -11,11 +11,13 @@
    by a thread of the same process) and through mapid (the ring mapped into the client, drained
    in C in place); also get_next_pkt from Python for both.
 3. --clients client processes x 4 flows on one replay device of one mapid (a trace of
-   --replay-packets: its replay lasts long enough for a few hundred trips): results compared
-   with the in-process engine's, packets lost, mapid's memory, and the control round trip
-   (create_flow + apply_function x2 + connect, then close) measured while the replay runs,
-   alternately on an idle device and on the replaying device itself (its graph holds the
-   clients' flows); the same trips on the in-process engine while it replays, side by side.
+   --replay-packets: its replay lasts long enough for a few hundred trips of each kind):
+   results compared with the in-process engine's, packets lost, mapid's memory, and the
+   control round trip measured while the replay runs, in two shapes taking turns: the issue's
+   create_flow + apply_function (PKT_COUNTER) + connect, and create_flow + 2 apply_function
+   (BPF_FILTER, PKT_COUNTER) + connect; each flow closed afterwards.  Alternately on an idle
+   device and on the replaying device itself (its graph holds the clients' flows); the same
+   trips on the in-process engine while it replays, side by side.
 """
 import argparse
 import itertools
@@ -138,9 +140,9 @@ def local_results(path, count, buffer_bytes=4 << 20, trips=False):
         results = [[[mapi.read_results(fd, f).value for f in fids] for fd, fids in mine]
                    for mine in made]
         out = json.loads(json.dumps(results, default=repr)), n, crc, nbytes
-        if trips:
-            local_trips["replay"] = local_trips.pop(dev, [])
-            local_trips["close replay"] = local_trips.pop("close " + dev, [])
+        if trips:           # keyed as mapid's replaying device is
+            local_trips = {tuple("replay" if part == dev else part for part in key): ms
+                           for key, ms in local_trips.items()}
             return out + (local_trips,)
         return out
     finally:
@@ -250,31 +252,44 @@ def buffer_job(path, python):
     return job
 
 
+# the control round trip: the issue's (create_flow + apply + connect, the apply a PKT_COUNTER) and
+# the usual shape of a flow (a filter, then a counter), alternately
+SHAPES = (1, 2)
+
+
+def trip_name(applies):
+    return "create_flow + %s + connect" % ("apply" if applies == 1 else "%d apply" % applies)
+
+
 def control_round_trips(pick, pause=0.001, floor=None):
-    """create_flow + 2 x apply_function + connect on the device pick() names (None: stop);
-    each flow is closed afterwards (not timed).  {device: [ms]}.  Trips follow each other
-    `pause` apart for as long as the replay runs: a few hundred per device, so that the p99
-    printed is not simply the slowest trip.  floor (tools.floors.Echo): its trip is timed
-    after each of them too, under "echo"."""
+    """create_flow + apply_function(s) + connect on the device pick() names (None: stop); each
+    flow is closed afterwards (not timed).  {(device, applies): [ms]}, closes under
+    ("close", device).  The shapes of SHAPES take turns every two trips (pick alternates two
+    devices), one apply being a PKT_COUNTER, two a BPF_FILTER and a PKT_COUNTER.  Trips follow
+    each other `pause` apart for as long as the replay runs: a few hundred per row, so that the
+    p99 printed is not simply the slowest trip.  floor (tools.floors.Echo): as many bare
+    exchanges as the trip had round trips are timed after it, under ("echo", round trips)."""
     out = {}
     i = 0
     while True:
         dev = pick()
         if dev is None:
             return out
+        applies = SHAPES[(i // 2) % len(SHAPES)]
         t = time.perf_counter()
         fd = mapi.create_flow(dev)
-        mapi.apply_function(fd, "BPF_FILTER", "udp port %d" % (1000 + i % 4))
+        if applies > 1:
+            mapi.apply_function(fd, "BPF_FILTER", "udp port %d" % (1000 + i % 4))
         mapi.apply_function(fd, "PKT_COUNTER")
         mapi.connect(fd)
-        out.setdefault(dev, []).append((time.perf_counter() - t) * 1000)
+        out.setdefault((dev, applies), []).append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
         mapi.close_flow(fd)                     # waits for the batch under way: not a trip
-        out.setdefault("close " + dev, []).append((time.perf_counter() - t) * 1000)
+        out.setdefault(("close", dev), []).append((time.perf_counter() - t) * 1000)
         if floor is not None:
             t = time.perf_counter()
-            floor.trip()
-            out.setdefault("echo", []).append((time.perf_counter() - t) * 1000)
+            floor.trip(applies + 2)
+            out.setdefault(("echo", applies + 2), []).append((time.perf_counter() - t) * 1000)
         i += 1
         time.sleep(pause)
 
@@ -331,7 +346,7 @@ def main(argv=None):
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--client-packets", type=int, default=1000000,
                     help="trace size of get_next_pkt in Python (TO_BUFFER part)")
-    ap.add_argument("--replay-packets", type=int, default=2000000,
+    ap.add_argument("--replay-packets", type=int, default=4000000,
                     help="multi-client trace size (the control trips run while it replays)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--parts", default="p1,buffer,clients", help="what to run (comma-separated)")
@@ -408,18 +423,25 @@ def clients_part(args):
     print("  results equal to the in-process engine's: %d of %d clients; packets lost: %d"
           % (exact, len(got), lost))
     print("  mapid memory (MB): before the replay %s, after %s" % (rss0, rss1))
-    print("  control round trip (create_flow + 2 apply + connect) while packets flow "
-          "(load average now %.2f; the calling process runs at normal priority):"
-          % os.getloadavg()[0])
-    for name, key, src in (("mapid, an idle device", "idle", trips),
-                           ("mapid, the replaying device", "replay", trips),
-                           ("floor: 4 bare Unix-socket echoes", "echo", trips),
-                           ("in-process, the replaying device", "replay", local_trips)):
-        xs, closes = src.get(key, []), src.get("close " + key, [])
-        if xs:
-            line = "    %-34s %4d trips, p50 %6.2f ms, p99 %6.2f ms, max %6.2f ms" % (
-                name, len(xs), pct(xs, 50), pct(xs, 99), max(xs))
-            print(line + ("  (close: p50 %.2f ms)" % pct(closes, 50) if closes else ""))
+    print("  control round trips while packets flow (load average now %.2f; the calling process "
+          "runs at normal priority):" % os.getloadavg()[0])
+    for applies in SHAPES:
+        print("   %s:" % trip_name(applies))
+        for name, key, src in (("mapid, an idle device", ("idle", applies), trips),
+                               ("mapid, the replaying device", ("replay", applies), trips),
+                               ("floor: %d bare Unix-socket echoes" % (applies + 2),
+                                ("echo", applies + 2), trips),
+                               ("in-process, the replaying device", ("replay", applies),
+                                local_trips)):
+            xs = src.get(key, [])
+            if xs:
+                print("    %-34s %4d trips, p50 %6.2f ms, p99 %6.2f ms, max %6.2f ms" % (
+                    name, len(xs), pct(xs, 50), pct(xs, 99), max(xs)))
+    for name, src in (("mapid", trips), ("in-process", local_trips)):
+        closes = src.get(("close", "replay"), [])
+        if closes:
+            print("    close_flow on the replaying device, %s: p50 %.2f ms" % (name,
+                                                                            pct(closes, 50)))
     return exact == len(got) and lost == 0
 
 

@@ -1,7 +1,7 @@
 """What the machine allows before MAPI does anything: the floors the benches print beside their
 figures, measured on the same machine in the same run.
 
-    Echo          four bare exchanges over a Unix socket (bench_server's control round trip)
+    Echo          bare exchanges over a Unix socket, one per call of bench_server's control trip
     tls_ceiling   bytes per second of mutual TLS alone over loopback (bench_remote's stream)
 """
 import os
@@ -33,8 +33,8 @@ ECHO = textwrap.dedent("""
 
 class Echo:
     """The floor under a control round trip: a process that sends back what it gets over a
-    Unix socket, at mapid's control priority, no MAPI in it.  trip() is four exchanges of
-    100 bytes, as many as a create_flow + 2 apply + connect."""
+    Unix socket, at mapid's control priority, no MAPI in it.  trip(n) is n exchanges of 100
+    bytes, as many as a control round trip's calls (4: create_flow + 2 apply + connect)."""
 
     def __init__(self, directory):
         path = os.path.join(directory, "echo.sock")
@@ -44,8 +44,8 @@ class Echo:
         self.sock = socket.socket(socket.AF_UNIX)
         self.sock.connect(path)
 
-    def trip(self):
-        for _ in range(4):
+    def trip(self, exchanges=4):
+        for _ in range(exchanges):
             self.sock.sendall(b"x" * 100)
             got = 0
             while got < 100:
