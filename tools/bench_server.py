@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """mapid against the in-process engine, side by side on one machine, in one run.
 
-    python tools/bench_server.py [--packets 2000000] [--clients 64] [--runs 3]
+    python tools/bench_server.py [--packets 10000000] [--clients 64] [--runs 3]
                                  [--replay-packets 4000000]
 
 1. The P1 job (one flow: BPF_FILTER "tcp port 80" + PKT_COUNTER + BYTE_COUNTER) on a large
@@ -261,6 +261,11 @@ def trip_name(applies):
     return "create_flow + %s + connect" % ("apply" if applies == 1 else "%d apply" % applies)
 
 
+def trip_calls(applies):
+    """The round trips a trip makes: create_flow, its applies, connect."""
+    return applies + 2
+
+
 def control_round_trips(pick, pause=0.001, floor=None):
     """create_flow + apply_function(s) + connect on the device pick() names (None: stop); each
     flow is closed afterwards (not timed).  {(device, applies): [ms]}, closes under
@@ -288,8 +293,9 @@ def control_round_trips(pick, pause=0.001, floor=None):
         out.setdefault(("close", dev), []).append((time.perf_counter() - t) * 1000)
         if floor is not None:
             t = time.perf_counter()
-            floor.trip(applies + 2)
-            out.setdefault(("echo", applies + 2), []).append((time.perf_counter() - t) * 1000)
+            floor.trip(trip_calls(applies))
+            out.setdefault(("echo", trip_calls(applies)), []).append(
+                (time.perf_counter() - t) * 1000)
         i += 1
         time.sleep(pause)
 
@@ -429,8 +435,8 @@ def clients_part(args):
         print("   %s:" % trip_name(applies))
         for name, key, src in (("mapid, an idle device", ("idle", applies), trips),
                                ("mapid, the replaying device", ("replay", applies), trips),
-                               ("floor: %d bare Unix-socket echoes" % (applies + 2),
-                                ("echo", applies + 2), trips),
+                               ("floor: %d bare Unix-socket echoes" % trip_calls(applies),
+                                ("echo", trip_calls(applies)), trips),
                                ("in-process, the replaying device", ("replay", applies),
                                 local_trips)):
             xs = src.get(key, [])
