@@ -8,7 +8,9 @@ reader), read to the end as packets (get_next_pkt's objects, mapi.Packet) and co
   in-process   the engine in this process, the ring read in place
   remote       a mapid on 127.0.0.1 reached over gRPC with mutual TLS (certificates made with
                mapi-admin certs' functions), the ring streamed as batches
-Alternating runs, best of --runs; prints packets/s of each and remote / in-process.
+Alternating runs, best of --runs; prints packets/s of each and remote / in-process, then the
+floors under the remote figure, as packets/s of the same size: mutual TLS alone (Python's ssl,
+two processes) and a bare grpcio stream with mutual TLS (one and two connections).
 """
 import argparse
 import os
@@ -25,7 +27,7 @@ sys.path.insert(0, ROOT)
 import mapi                                     # noqa: E402
 from mapi import api                            # noqa: E402
 from mapi.admin import certs                    # noqa: E402
-from tools.floors import tls_ceiling           # noqa: E402
+from tools.floors import grpc_ceiling, tls_ceiling           # noqa: E402
 from tools.gentrace import write_trace          # noqa: E402
 
 
@@ -128,6 +130,18 @@ def main(argv=None):
               % ("mutual TLS alone on loopback", ceiling / 1e9, ceiling / per_packet, per_packet,
                  100.0 * ceiling / per_packet / local[0]))
         print("    (two processes, 4 MB writes, no MAPI: a bound on any TLS transport here)")
+        total = local[2] + 32 * local[1]
+        floor_tls = (certs.issue(work, "floor-server", "server", ["127.0.0.1"]),
+                     certs.issue(work, "floor-client", "client"), os.path.join(work, "ca.pem"))
+        for streams in (1, 2):
+            rate = grpc_ceiling(*floor_tls, total, args.runs, streams=streams)
+            print("  %-34s %.2f GB/s = %10.0f pkt/s of %.0f bytes   ceiling/in-process %5.1f %%"
+                  % ("gRPC + mutual TLS alone, %d stream%s" % (streams, "s"[:streams > 1]),
+                     rate / 1e9, rate / per_packet, per_packet,
+                     100.0 * rate / per_packet / local[0]))
+        print("    (a grpcio server process streaming one pre-built 1 MiB message over and over,"
+              " read as bytes;\n     2 streams: two channels, two TCP connections: the remote"
+              " transport itself, no MAPI)")
     finally:
         client.close()
         proc.terminate()

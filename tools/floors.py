@@ -3,6 +3,8 @@ figures, measured on the same machine in the same run.
 
     Echo          bare exchanges over a Unix socket, one per call of bench_server's control trip
     tls_ceiling   bytes per second of mutual TLS alone over loopback (bench_remote's stream)
+    grpc_ceiling  bytes per second of a bare grpcio stream with mutual TLS over loopback: the
+                  transport issue 11 prescribes, with no MAPI, ring or replay behind it
 """
 import os
 import socket
@@ -106,4 +108,80 @@ def tls_ceiling(server, client, ca, total, runs):
             if sender.poll() is None:
                 sender.kill()
                 sender.wait()
+    return best
+
+
+GRPC_SENDER = textwrap.dedent("""
+    import sys, threading, grpc
+    from concurrent.futures import ThreadPoolExecutor
+    total, cert, key, ca, size = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], \\
+        int(sys.argv[5])
+    message = bytes(range(256)) * (size // 256)        # built once: the stream only sends
+    done = threading.Event()
+
+    def stream(request, context):
+        for _ in range(total // len(message)):
+            yield message
+        done.set()
+
+    rd = lambda path: open(path, "rb").read()
+    creds = grpc.ssl_server_credentials([(rd(key), rd(cert))], root_certificates=rd(ca),
+                                        require_client_auth=True)   # mutual TLS, as mapid's
+    server = grpc.server(ThreadPoolExecutor(4), options=[
+        ("grpc.max_send_message_length", 64 << 20)])
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("floor", {
+        "Stream": grpc.unary_stream_rpc_method_handler(stream)}),))
+    print(server.add_secure_port("127.0.0.1:0", creds), flush=True)
+    server.start()
+    sys.stdin.read()                                    # until the bench closes our stdin
+    server.stop(0)
+""")
+
+
+def grpc_ceiling(server, client, ca, total, runs, message_bytes=1 << 20, streams=1):
+    """Bytes per second that grpcio with mutual TLS carries over loopback between two
+    processes: a server process streaming one pre-built message of `message_bytes` over and
+    over, this process reading the messages as bytes (no protobuf, no copy of ours) on
+    `streams` channels at once (each its own TCP connection, read by a thread of its own).
+    Best of `runs` transfers of `total` bytes in all."""
+    import threading
+    import grpc
+    rd = lambda path: open(path, "rb").read()                        # noqa: E731
+    creds = grpc.ssl_channel_credentials(root_certificates=rd(ca), private_key=rd(client[1]),
+                                         certificate_chain=rd(client[0]))
+    sender = subprocess.Popen([sys.executable, "-c", GRPC_SENDER, str(total // streams),
+                               server[0], server[1], ca, str(message_bytes)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    best = 0.0
+    try:
+        port = int(sender.stdout.readline())
+        channels = [grpc.secure_channel("127.0.0.1:%d" % port, creds, options=[
+            ("grpc.max_receive_message_length", 64 << 20),
+            ("grpc.use_local_subchannel_pool", 1)])       # one TCP connection each
+            for _ in range(streams)]
+        calls = [c.unary_stream("/floor/Stream") for c in channels]
+        for c in channels:
+            grpc.channel_ready_future(c).result(timeout=30)
+        for _ in range(runs):
+            got = [0] * streams
+
+            def read(i):
+                for message in calls[i](b"", timeout=300):
+                    got[i] += len(message)
+            threads = [threading.Thread(target=read, args=(i,)) for i in range(streams)]
+            t0 = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            best = max(best, sum(got) / (time.perf_counter() - t0))
+        for c in channels:
+            c.close()
+    finally:
+        sender.stdin.close()
+        try:
+            sender.wait(30)
+        except subprocess.TimeoutExpired:
+            sender.kill()
+            sender.wait()
     return best
