@@ -99,6 +99,19 @@ def create_flow(dev, **options):
     return importlib.import_module("mapi.api").create_flow(dev, **options)
 
 
+def create_flow_with(dev, functions=(), connect=True, **options):
+    """create_flow, an apply_function per item of `functions` and connect as one call (one
+    request to a MAPI server): returns (fd, [fid, ...]).  Items: "NAME", ("NAME", *args) or
+    {"name": ..., "args": [...], "kwargs": {...}}; connect=False leaves the flow open.  A step
+    that fails closes the flow and raises its error naming the step (mapi.flow_with)."""
+    import importlib
+    if isinstance(dev, str) and "grpcs://" in dev:
+        return importlib.import_module("mapi.client.distributed").FLOWS.create_flow_with(
+            dev, functions, connect, **options)
+    return importlib.import_module("mapi.api").create_flow_with(dev, functions, connect,
+                                                                 **options)
+
+
 def use_server(url=None, **tls):
     """Send every MAPI call of this process to the MAPI server (mapid) at `url`, e.g.
     "unix:/run/scampi/mapid.sock" or "grpcs://s1.example:7000" (with ca=, cert=, key= or
@@ -121,7 +134,7 @@ def get_include():
     return _get_include()
 
 
-__all__ = (["explain", "explain_data", "get_include", "OfflineDevice", "Flow", "Function",
+__all__ = (["create_flow_with", "explain", "explain_data", "get_include", "OfflineDevice", "Flow", "Function",
             "hookimpl", "events", "Event", "set_event_callback", "get_next_event",
             "use_server", "clients", "authenticate", "load_library"]
            + list(_API) + list(_error_names) + list(_constant_names))

@@ -251,6 +251,19 @@ def connect(fd):
     return 0
 
 
+def create_flow_with(dev, functions=(), connect=True, **options):
+    """create_flow(dev, **options), apply_function for each item of `functions` and connect
+    (unless connect=False) as one call: returns (fd, [fid of each function]).  A step that
+    fails closes the flow and raises its error naming the step (mapi.flow_with)."""
+    from . import flow_with
+    fd, fids, _ = flow_with.run(
+        dev, flow_with.steps_of(functions), connect, options,
+        lambda d, o: create_flow(d, **o),
+        lambda f, name, args, kwargs: apply_function(f, name, *args, **kwargs),
+        globals()["connect"], close_flow)
+    return fd, fids
+
+
 def _anchor_node(desc, ref, dev):
     tfd, tfid = ref
     tflow = _flow(tfd)

@@ -120,6 +120,8 @@ def test_nobody_cannot_read_shadow_or_write_etc(mapid, tracefile):
             "shadow": lambda: mapi.create_offline_device("/etc/shadow"),
             "write_etc": lambda: mapi.apply_function(mapi.create_flow("shared"), "TO_FILE",
                                                      mapi.MFF_PCAP, "/etc/scampi-iso-test.pcap"),
+            "export_etc": lambda: mapi.apply_function(mapi.create_flow("shared"), "FLOW_REPORT",
+                                                      "ipfix", "file:/etc/scampi-iso-test.ipfix"),
         }.items():
             try:
                 call()
@@ -138,7 +140,9 @@ def test_nobody_cannot_read_shadow_or_write_etc(mapid, tracefile):
     got = out[0]
     assert got["shadow"][0] == 1010 and "Permission denied" in got["shadow"][1]
     assert got["write_etc"][0] == 1010 and "Permission denied" in got["write_etc"][1]
+    assert got["export_etc"][0] == 1010 and "Permission denied" in got["export_etc"][1]
     assert not os.path.exists("/etc/scampi-iso-test.pcap")
+    assert not os.path.exists("/etc/scampi-iso-test.ipfix")
     assert got["count"] == 20000
     assert "shadow" not in mapid.log_text()
 
@@ -176,6 +180,26 @@ RAW = """
     # a trace without its descriptor
     e = call(pb.Request(create_offline_device=pb.CreateOfflineDevice(path="/etc/shadow")))
     out["no_descriptor"] = [e.error.code, e.error.message]
+    # files to write named without their descriptor (the client library always passes one; a
+    # client speaking the protocol itself must too): TO_FILE's target, FLOW_REPORT's
+    # destinations, also inside one create_flow_with
+    fd = call(pb.Request(create_flow=pb.CreateFlow(dev="shared"))).reply.flow.fd
+    for key, name, args in (("target_by_name", "TO_FILE", ("pcap", "/etc/scampi-iso-raw.pcap")),
+                            ("destination_file", "FLOW_REPORT",
+                             ("ipfix", "file:/etc/scampi-iso-raw.ipfix")),
+                            ("destination_fd", "FLOW_REPORT", ("ipfix", "fd:2"))):
+        req = pb.Request(apply_function=pb.ApplyFunction(fd=fd, name=name))
+        for a in args:
+            to_value(a, req.apply_function.args.add())
+        e = call(req)
+        out[key] = [e.error.code, e.error.message]
+    req = pb.Request(create_flow_with=pb.CreateFlowWith(flow=pb.CreateFlow(dev="shared"),
+                                                         connect=True))
+    step = req.create_flow_with.functions.add(name="TO_FILE")
+    for a in ("pcap", "/etc/scampi-iso-raw.pcap"):
+        to_value(a, step.args.add())
+    e = call(req)
+    out["flow_with_target_by_name"] = [e.error.code, e.error.message]
     emit(out)
 """
 
@@ -187,6 +211,11 @@ def test_descriptors_must_grant_the_access(mapid):
     assert got["o_path"][0] == 1018 and "O_PATH" in got["o_path"][1]
     assert got["read_only_as_target"][0] == 1018 and "not open for writing" in got["read_only_as_target"][1]
     assert got["no_descriptor"][0] == 1005
+    for key in ("target_by_name", "destination_file", "destination_fd",
+                "flow_with_target_by_name"):
+        assert got[key][0] == 1018 and "did not pass" in got[key][1], key
+    assert not os.path.exists("/etc/scampi-iso-raw.pcap")
+    assert not os.path.exists("/etc/scampi-iso-raw.ipfix")
     assert open("/etc/passwd", "rb").read() == before
     assert mapid.proc.poll() is None
 
@@ -237,3 +266,42 @@ def test_clients_own_private_files(mapid, tracefile):
                    capture_output=True)
     for name in ("plain", "gzip"):
         assert (secret / ("udp.pcap." + name)).read_bytes() == ref.read_bytes(), name
+
+
+EXPORT = """
+    out = {}
+    for name, dest in (("file", "file:" + sys.argv[2]), ("fd", "fd:%d" % os.open(
+            sys.argv[3], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))):
+        dev = mapi.create_offline_device(sys.argv[1])
+        fd = mapi.create_flow(dev)
+        f = mapi.apply_function(fd, "FLOW_REPORT", "ipfix", dest, active_timeout="1h",
+                                idle_timeout="1h")
+        mapi.connect(fd); mapi.start_offline_device(dev); mapi.wait_offline_device(dev)
+        r = mapi.read_results(fd, f).value
+        mapi.close_flow(fd)
+        out[name] = [r["exported"], r["messages"], r["export_bytes"]]
+    emit(out)
+"""
+
+
+def test_export_destinations_are_the_clients_files(mapid, tracefile):
+    """FLOW_REPORT's "file:PATH" and "fd:N" destinations through mapid: the client opens the
+    file (or has the descriptor) and passes it, so nobody's export lands in nobody's directory
+    whichever user mapid runs as, with the records the in-process engine exports."""
+    import mapi
+    home = private_dir("scampi-iso-export-", nobody())
+    with mapi.OfflineDevice(str(tracefile)) as dev:
+        flow = dev.flow()
+        ref = flow.apply("FLOW_REPORT", "ipfix", "file:%s" % (home / "ref.ipfix"),
+                         active_timeout="1h", idle_timeout="1h")
+        flow.connect()
+        dev.run()
+        want = ref.value
+    out, _ = run_client(mapid, EXPORT, user=nobody(),
+                        args=[str(tracefile), str(home / "by-name.ipfix"), str(home / "by-fd.ipfix")])
+    size = os.path.getsize(home / "ref.ipfix")
+    assert want["exported"] > 0 and size == want["export_bytes"]
+    for name, path in (("file", "by-name.ipfix"), ("fd", "by-fd.ipfix")):
+        assert out[0][name] == [want["exported"], want["messages"], want["export_bytes"]], name
+        assert os.path.getsize(home / path) == size, name
+        assert os.stat(home / path).st_uid == nobody()[0], name

@@ -2,7 +2,7 @@
 """mapid against the in-process engine, side by side on one machine, in one run.
 
     python tools/bench_server.py [--packets 10000000] [--clients 64] [--runs 3]
-                                 [--replay-packets 4000000]
+                                 [--replay-packets 6000000]
 
 1. The P1 job (one flow: BPF_FILTER "tcp port 80" + PKT_COUNTER + BYTE_COUNTER) on a large
    generated trace: in-process, then through mapid (the trace opened by the client and passed
@@ -13,9 +13,10 @@
 3. --clients client processes x 4 flows on one replay device of one mapid (a trace of
    --replay-packets: its replay lasts long enough for a few hundred trips of each kind):
    results compared with the in-process engine's, packets lost, mapid's memory, and the
-   control round trip measured while the replay runs, in two shapes taking turns: the issue's
-   create_flow + apply_function (PKT_COUNTER) + connect, and create_flow + 2 apply_function
-   (BPF_FILTER, PKT_COUNTER) + connect; each flow closed afterwards.  Alternately on an idle
+   control round trip measured while the replay runs, in three shapes taking turns: the issue's
+   create_flow + apply_function (PKT_COUNTER) + connect, create_flow + 2 apply_function
+   (BPF_FILTER, PKT_COUNTER) + connect, and the issue's job as one request
+   (mapi.create_flow_with); each flow closed afterwards.  Alternately on an idle
    device and on the replaying device itself (its graph holds the clients' flows); the same
    trips on the in-process engine while it replays, side by side.
 """
@@ -252,49 +253,59 @@ def buffer_job(path, python):
     return job
 
 
-# the control round trip: the issue's (create_flow + apply + connect, the apply a PKT_COUNTER) and
-# the usual shape of a flow (a filter, then a counter), alternately
-SHAPES = (1, 2)
+# the control round trip: the issue's (create_flow + apply + connect, the apply a PKT_COUNTER),
+# the usual shape of a flow (a filter, then a counter), and the issue's as one request
+# (create_flow_with), in turn: (applies, as one request)
+SHAPES = ((1, False), (2, False), (1, True))
 
 
-def trip_name(applies):
+def trip_name(shape):
+    applies, together = shape
+    if together:
+        return "create_flow_with(PKT_COUNTER), one request"
     return "create_flow + %s + connect" % ("apply" if applies == 1 else "%d apply" % applies)
 
 
-def trip_calls(applies):
-    """The round trips a trip makes: create_flow, its applies, connect."""
-    return applies + 2
+def trip_calls(shape):
+    """The round trips a trip makes: create_flow, its applies, connect; or the one request."""
+    applies, together = shape
+    return 1 if together else applies + 2
 
 
 def control_round_trips(pick, pause=0.001, floor=None):
-    """create_flow + apply_function(s) + connect on the device pick() names (None: stop); each
-    flow is closed afterwards (not timed).  {(device, applies): [ms]}, closes under
-    ("close", device).  The shapes of SHAPES take turns every two trips (pick alternates two
-    devices), one apply being a PKT_COUNTER, two a BPF_FILTER and a PKT_COUNTER.  Trips follow
-    each other `pause` apart for as long as the replay runs: a few hundred per row, so that the
-    p99 printed is not simply the slowest trip.  floor (tools.floors.Echo): as many bare
-    exchanges as the trip had round trips are timed after it, under ("echo", round trips)."""
+    """A flow made and connected on the device pick() names (None: stop), in each shape of
+    SHAPES in turn, and closed afterwards (not timed).  {(device, shape): [ms]}, closes under
+    ("close", device).  The shapes take turns every two trips (pick alternates two devices):
+    one apply is a PKT_COUNTER, two a BPF_FILTER and a PKT_COUNTER; as one request the
+    PKT_COUNTER's create_flow_with.  Trips follow each other `pause` apart for as long as the
+    replay runs: a few hundred per row, so that the p99 printed is not simply the slowest
+    trip.  floor (tools.floors.Echo): as many bare exchanges as the trip had round trips are
+    timed after it, under ("echo", round trips)."""
     out = {}
     i = 0
     while True:
         dev = pick()
         if dev is None:
             return out
-        applies = SHAPES[(i // 2) % len(SHAPES)]
+        shape = SHAPES[(i // 2) % len(SHAPES)]
+        applies, together = shape
         t = time.perf_counter()
-        fd = mapi.create_flow(dev)
-        if applies > 1:
-            mapi.apply_function(fd, "BPF_FILTER", "udp port %d" % (1000 + i % 4))
-        mapi.apply_function(fd, "PKT_COUNTER")
-        mapi.connect(fd)
-        out.setdefault((dev, applies), []).append((time.perf_counter() - t) * 1000)
+        if together:
+            fd, _ = mapi.create_flow_with(dev, ["PKT_COUNTER"])
+        else:
+            fd = mapi.create_flow(dev)
+            if applies > 1:
+                mapi.apply_function(fd, "BPF_FILTER", "udp port %d" % (1000 + i % 4))
+            mapi.apply_function(fd, "PKT_COUNTER")
+            mapi.connect(fd)
+        out.setdefault((dev, shape), []).append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
         mapi.close_flow(fd)                     # waits for the batch under way: not a trip
         out.setdefault(("close", dev), []).append((time.perf_counter() - t) * 1000)
         if floor is not None:
             t = time.perf_counter()
-            floor.trip(trip_calls(applies))
-            out.setdefault(("echo", trip_calls(applies)), []).append(
+            floor.trip(trip_calls(shape))
+            out.setdefault(("echo", trip_calls(shape)), []).append(
                 (time.perf_counter() - t) * 1000)
         i += 1
         time.sleep(pause)
@@ -352,7 +363,7 @@ def main(argv=None):
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--client-packets", type=int, default=1000000,
                     help="trace size of get_next_pkt in Python (TO_BUFFER part)")
-    ap.add_argument("--replay-packets", type=int, default=4000000,
+    ap.add_argument("--replay-packets", type=int, default=6000000,
                     help="multi-client trace size (the control trips run while it replays)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--parts", default="p1,buffer,clients", help="what to run (comma-separated)")
@@ -431,13 +442,14 @@ def clients_part(args):
     print("  mapid memory (MB): before the replay %s, after %s" % (rss0, rss1))
     print("  control round trips while packets flow (load average now %.2f; the calling process "
           "runs at normal priority):" % os.getloadavg()[0])
-    for applies in SHAPES:
-        print("   %s:" % trip_name(applies))
-        for name, key, src in (("mapid, an idle device", ("idle", applies), trips),
-                               ("mapid, the replaying device", ("replay", applies), trips),
-                               ("floor: %d bare Unix-socket echoes" % trip_calls(applies),
-                                ("echo", trip_calls(applies)), trips),
-                               ("in-process, the replaying device", ("replay", applies),
+    for shape in SHAPES:
+        print("   %s:" % trip_name(shape))
+        calls = trip_calls(shape)
+        for name, key, src in (("mapid, an idle device", ("idle", shape), trips),
+                               ("mapid, the replaying device", ("replay", shape), trips),
+                               ("floor: %d bare Unix-socket echo%s" % (calls, "es"[:2 * (calls > 1)]),
+                                ("echo", calls), trips),
+                               ("in-process, the replaying device", ("replay", shape),
                                 local_trips)):
             xs = src.get(key, [])
             if xs:

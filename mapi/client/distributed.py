@@ -22,6 +22,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 
+from mapi import flow_with
 from mapi import SCOPE_FD_BASE
 from mapi.api import Result
 from mapi.lazylog import getLogger
@@ -209,6 +210,10 @@ class Distributed(PacketCalls):
             self.flows[flow.fd] = flow
             self._start_reviver()
         return flow.fd
+
+    def create_flow_with(self, dev, functions=(), connect=True, **options):
+        """mapi.flow_with's steps as this client's calls, one after the other."""
+        return flow_with.one_by_one(self, dev, functions, connect, options)
 
     def _flow(self, fd, want=None):
         with self.lock:

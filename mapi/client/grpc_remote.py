@@ -14,6 +14,7 @@ import itertools
 import threading
 import time
 
+from mapi import flow_with
 from mapi.api import Result
 from mapi.errors import MapiError, EBADARG, ENOFLOW, ENOTSUP, ESERVER, ETIMEOUT
 from mapi.proto import pb
@@ -273,6 +274,10 @@ class GrpcMapi(PacketCalls, DeviceQueries):
             self._bind(s, f)
             self._flows[f.fd] = f
         return f.fd
+
+    def create_flow_with(self, dev, functions=(), connect=True, **options):
+        """mapi.flow_with's steps as this client's calls, one after the other."""
+        return flow_with.one_by_one(self, dev, functions, connect, options)
 
     def _flow(self, fd):
         """(session, flow) of a descriptor of this client, re-created first if it must be."""

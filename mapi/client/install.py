@@ -8,7 +8,7 @@ import threading
 SURFACE = {
     "mapi.api": ("create_offline_device", "start_offline_device", "wait_offline_device", "stop_device",
                  "delete_offline_device", "get_device_info", "stats", "devices", "create_flow",
-                 "apply_function", "connect", "read_results", "get_next_pkt", "loop",
+                 "create_flow_with", "apply_function", "connect", "read_results", "get_next_pkt", "loop",
                  "close_flow", "get_flow_info", "get_function_info", "open_live_device",
                  "function_instance"),
     "mapi.events": ("set_event_callback", "get_next_event", "events"),

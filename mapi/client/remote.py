@@ -7,6 +7,7 @@ process and read in place; events arrive pushed and wait in local queues."""
 import os
 import threading
 
+from mapi import flow_with
 from mapi.api import Result
 from mapi.errors import MapiError, EBADARG, ENOTSUP, EOPEN
 from mapi.proto import pb
@@ -208,34 +209,46 @@ class RemoteMapi(PacketCalls, DeviceQueries):
             d = self._described[name] = self._value("describe_function", pb.FunctionName(name=name))
         return d
 
-    def apply_function(self, fd, name, *args, **kwargs):
+    def _apply_message(self, fd, name, args, kwargs, fds, created):
+        """The ApplyFunction of a call: its file arguments opened here (descriptors appended to
+        fds, files this made to created)."""
         if not isinstance(name, str):
             raise MapiError(EBADARG, "function name must be a string, not %r" % (name,),
                             argument="name")
         desc = self.describe_function(name)
-        args = list(args)
-        files, fds, created = [], [], []
-        try:
-            for i, a in enumerate(desc["args"]):
-                if a["type"] != "w":
-                    continue
-                where = i if i < len(args) else a["name"] if a["name"] in kwargs else None
-                if where is None:
-                    continue
-                value = args[where] if isinstance(where, int) else kwargs[where]
+        args, kwargs = list(args), dict(kwargs)
+        files = []
+        for i, a in enumerate(desc["args"]):
+            if a["type"] != "w" and a["name"] != "destination":
+                continue
+            where = i if i < len(args) else a["name"] if a["name"] in kwargs else None
+            if where is None:
+                continue
+            value = args[where] if isinstance(where, int) else kwargs[where]
+            if a["type"] == "w":
                 path, fdesc, new = self._open_for_writing(desc["name"], a["name"], value)
-                if new:
-                    created.append(path)
-                if isinstance(where, int):
-                    args[where] = path
-                else:
-                    kwargs[where] = path
-                files.append(str(where))
-                fds.append(fdesc)
-            msg = pb.ApplyFunction(fd=fd, name=name, file_args=files)
-            for a in args:
-                to_value(a, msg.args.add())
-            to_map(kwargs, msg.kwargs)
+            else:
+                path, fdesc, new = self._open_destination(desc["name"], value)
+                if fdesc is None:               # udp:, "": nothing to open here
+                    continue
+            if new:
+                created.append(new if isinstance(new, str) else path)
+            if isinstance(where, int):
+                args[where] = path
+            else:
+                kwargs[where] = path
+            files.append(str(where))
+            fds.append(fdesc)
+        msg = pb.ApplyFunction(fd=fd, name=name, file_args=files)
+        for a in args:
+            to_value(a, msg.args.add())
+        to_map(kwargs, msg.kwargs)
+        return msg
+
+    def apply_function(self, fd, name, *args, **kwargs):
+        fds, created = [], []
+        try:
+            msg = self._apply_message(fd, name, args, kwargs, fds, created)
             fid = self._reply("apply_function", msg, fds).function.fid
         except BaseException:
             for path in created:            # refused: leave no empty file behind
@@ -249,6 +262,69 @@ class RemoteMapi(PacketCalls, DeviceQueries):
             if flow is not None:
                 flow.names[fid] = name
         return fid
+
+    def create_flow_with(self, dev, functions=(), connect=True, **options):
+        """One CreateFlowWith request (mapi.flow_with): (fd, [fid, ...])."""
+        if not isinstance(dev, str):
+            raise MapiError(EBADARG, "create_flow: device must be a name, not %r" % (dev,),
+                            argument="dev")
+        steps = flow_with.steps_of(functions)
+        msg = pb.CreateFlowWith(flow=pb.CreateFlow(dev=dev), connect=bool(connect))
+        to_map(options, msg.flow.options)
+        fds, created = [], []
+        try:
+            for i, (name, args, kwargs) in enumerate(steps):
+                try:
+                    msg.functions.append(self._apply_message(0, name, args, kwargs, fds,
+                                                             created))
+                except MapiError as exc:
+                    raise flow_with.failed(exc, flow_with.step_name(i, len(steps), name)) \
+                        from None
+            reply, ring_fds = self._call("create_flow_with", msg, fds)
+        except BaseException:
+            for path in created:            # refused: leave no empty file behind
+                _unlink_quietly(path)
+            raise
+        finally:
+            for f in fds:
+                os.close(f)
+        made = reply.flow_with
+        fd, fids = made.fd, list(made.fids)
+        with self._lock:
+            flow = self._flows[fd] = _Flow(dev)
+            flow.names.update(zip(fids, (name for name, _, _ in steps)))
+            holder = self._holders.pop(dev, None)
+        if holder is not None:              # open_live_device's hold: this flow keeps it now
+            self._reply("close_flow", pb.FlowRef(fd=holder))
+        if made.HasField("connected"):
+            self._attach(fd, made.connected, ring_fds)
+        return fd, fids
+
+    @staticmethod
+    def _open_destination(fname, value):
+        """(value, descriptor, path created or None) of a destination ("file:PATH": the file
+        opened here, with this process's rights; "fd:N": a copy of this process's descriptor
+        N); (value, None, None) for any other (udp:..., ""), which mapid reaches itself."""
+        kind, _, rest = value.partition(":") if isinstance(value, str) else ("", "", "")
+        if kind == "fd" and rest.isdigit():
+            try:
+                return value, os.dup(int(rest)), None
+            except OSError as exc:
+                raise MapiError(EOPEN, "%s: descriptor %s: %s" % (fname, rest, exc.strerror),
+                                argument="destination") from None
+        if kind == "file" and rest:
+            path = os.path.abspath(os.path.expanduser(rest))
+            try:        # no O_TRUNC: mapid truncates once the call is allowed
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+                    return "file:" + path, fd, path
+                except FileExistsError:
+                    return "file:" + path, os.open(path, os.O_WRONLY | os.O_CLOEXEC), None
+            except OSError as exc:
+                raise MapiError(EOPEN, "%s: cannot open %s for writing: %s"
+                                % (fname, path, exc.strerror), argument="destination",
+                                file=path) from None
+        return value, None, None
 
     @staticmethod
     def _open_for_writing(fname, arg, value):
@@ -276,16 +352,20 @@ class RemoteMapi(PacketCalls, DeviceQueries):
 
     def connect(self, fd):
         reply, fds = self._call("connect", pb.FlowRef(fd=fd))
+        self._attach(fd, reply.connected, fds)
+        return 0
+
+    def _attach(self, fd, connected, fds):
+        """A connect's answer: map its rings, listen for its events."""
         conn = self.connection()
-        rings = attach_all(reply.connected, fds, conn, fd)
-        if rings or reply.connected.event_fids:
+        rings = attach_all(connected, fds, conn, fd)
+        if rings or connected.event_fids:
             conn.need_reader()              # their readers wait outside calls
         with self._lock:
             flow = self._flows.setdefault(fd, _Flow(None))
             flow.rings.update(rings)
-            for fid in reply.connected.event_fids:
+            for fid in connected.event_fids:
                 flow.queues[fid] = self._queue(fd, fid)
-        return 0
 
     def _flow(self, fd):
         with self._lock:

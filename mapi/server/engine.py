@@ -32,6 +32,20 @@ _ALIAS = re.compile(r"\boffline\d+\b")
 WARM_BYTES = 16 << 20
 
 
+def _takes_file(arg):
+    """Arguments a client passes a descriptor for: a file to write (type "w") and a
+    destination ("file:PATH" or "fd:N": FLOW_REPORT's, RECORD_REPORT's)."""
+    return arg.type == "w" or arg.name == "destination"
+
+
+def _names_a_file(arg, value):
+    """Would the function open a file by name (or use a descriptor of mapid's) for value?"""
+    if arg.type == "w":
+        return value is not None and value != ""
+    return arg.name == "destination" and isinstance(value, str) and \
+        value.split(":", 1)[0] in ("file", "fd")
+
+
 class Engine(Views, OfferedDevices):
     def __init__(self, limits=None, live_defaults=None):
         self.lock = threading.RLock()
@@ -220,21 +234,37 @@ class Engine(Views, OfferedDevices):
             value = args[i] if i < len(args) else kwargs.get(p.name)
             if p.type == "F" and isinstance(value, (tuple, list)) and value:
                 self.check_flow(session, value[0], p.name)
+        passed_names = {params[int(w)] if str(w).isdigit() and int(w) < len(params) else w
+                        for w in files}
+        for i, p in enumerate(desc.args):
+            value = args[i] if i < len(args) else kwargs.get(p.name)
+            if p.name not in passed_names and _names_a_file(p, value):
+                raise MapiError(EPERM, "%s: argument %r names a file (%r) that the client did "
+                                "not pass: mapid opens no file by name for a client; open it in "
+                                "the client and pass the descriptor (docs/protocol.md section 7)"
+                                % (desc.name, p.name, value), argument=p.name)
         held = []
         try:
             for where, (fdesc, path) in files.items():
                 key = int(where) if str(where).isdigit() else where
                 pname = params[key] if isinstance(key, int) and key < len(params) else key
-                if pname not in params or desc.args[params.index(pname)].type != "w":
+                if pname not in params or not _takes_file(desc.args[params.index(pname)]):
                     raise MapiError(EBADARG, "%s: argument %r is not a file to write"
                                     % (desc.name, pname), argument=str(pname))
                 check_descriptor(fdesc, True, desc.name, path)
                 passed = PassedPath(path, fdesc)
                 held.append(passed)
+                value = passed
+                if desc.args[params.index(pname)].type != "w":
+                    # a destination: the function writes to the descriptor, given as "fd:N"
+                    # (the client's words, "file:PATH" or its own "fd:N", stay in messages)
+                    if path.startswith("file:"):
+                        os.ftruncate(fdesc, 0)      # as the function's own open would
+                    value = "fd:%d" % fdesc
                 if isinstance(key, int):
-                    args[key] = passed
+                    args[key] = value
                 else:
-                    kwargs[key] = passed
+                    kwargs[key] = value
             fid = self._call(api.apply_function, fd, name, *args, **kwargs)
         except BaseException:
             self._release(held)
@@ -363,6 +393,20 @@ class Engine(Views, OfferedDevices):
                             "TO_BUFFER and pass its id" % (fid, fd), argument="fid")
         raise MapiError(ENOTSUP, "function %d of flow %d keeps packets in a way the server "
                         "cannot share with its client" % (fid, fd), argument="fid")
+
+    def connect_may_wait(self, session, dev):
+        """Would connecting a new flow on the device a client names wait for the engine (as
+        waits_for_engine says of connect)?  Asked before the flow exists: nothing is opened or
+        created here; a name that is no device yet says no (its create_flow fails, or opens a
+        live device that has not started)."""
+        with self.lock:
+            sd = self.shared.get(dev)
+            name = sd.engine_name if sd is not None else dev
+        try:
+            d = self.device_object(name)
+        except MapiError:
+            return False
+        return d.state == "running" and d.hardware is not None
 
     def waits_for_engine(self, call, fd):
         """Would `call` on flow fd wait for the batch under way on its device, or work at length?

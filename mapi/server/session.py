@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 
-from mapi import api
+from mapi import api, flow_with
 from mapi.descriptor import REQUIRED
 from mapi.planslot import PLANNER
 from mapi.errors import MapiError, EBADARG, ENOTSUP, EPLUGIN, ETIMEOUT
@@ -65,6 +65,9 @@ class Session:
         call = request.WhichOneof("call")
         if call in QUICK_CALLS:
             return True
+        if call == "create_flow_with":
+            m = request.create_flow_with
+            return not m.connect or not self.engine.connect_may_wait(self, m.flow.dev)
         if call in ENGINE_CALLS:
             fd = getattr(request, call).fd
             return fd in self.flows and not self.engine.waits_for_engine(call, fd)
@@ -93,8 +96,11 @@ class Session:
             if not self.greeted and call != "hello":
                 raise MapiError(EBADARG, "the first call on a connection must be hello, not %s"
                                 % call, argument="call")
-            # job control authorises, runs and records the call (mapi.jobcontrol.control)
-            result = self.jobs.call(self, call, getattr(env.request, call), fds, env.id)
+            if call == "create_flow_with":      # its steps go through job control one by one
+                result = self.create_flow_with(env.request.create_flow_with, fds, env.id)
+            else:
+                # job control authorises, runs and records the call (mapi.jobcontrol.control)
+                result = self.jobs.call(self, call, getattr(env.request, call), fds, env.id)
         except MapiError as exc:
             close_fds(fds)
             self.reply_error(env.id, exc)
@@ -239,6 +245,47 @@ class Session:
                 self.engine.watch_done(name, lambda errors: self.server.post(
                     lambda: self._events_end(m.fd, event_fids)))
         return reply, out
+
+    def create_flow_with(self, m, fds, rid):
+        """CreateFlowWith: create_flow, each apply_function and connect (mapi.flow_with.run),
+        each step authorised, run and recorded by job control as the call of its name; one
+        answer.  The descriptors of the functions' file arguments come in the functions' order."""
+        announced = sum(len(f.file_args) for f in m.functions)
+        if announced != len(fds):
+            raise MapiError(EBADARG, "create_flow_with: %d file arguments announced, %d "
+                            "descriptors came" % (announced, len(fds)), argument="file_args")
+        passed = list(fds)
+        fds.clear()
+        steps = []
+        for f in m.functions:             # each step's own descriptors; its call takes them
+            steps.append((f.name, f, passed[:len(f.file_args)]))
+            passed = passed[len(f.file_args):]
+
+        def create(dev, options):
+            return self.jobs.call(self, "create_flow", m.flow, [], rid)[0].flow.fd
+
+        def apply(fd, name, msg, step_fds):
+            msg.fd = fd
+            return self.jobs.call(self, "apply_function", msg, step_fds, rid)[0].function.fid
+
+        def connect(fd):
+            return self.jobs.call(self, "connect", pb.FlowRef(fd=fd), [], rid)
+
+        def close(fd):
+            self.jobs.call(self, "close_flow", pb.FlowRef(fd=fd), [], rid)
+
+        try:
+            fd, fids, connected = flow_with.run(m.flow.dev, steps, m.connect, None, create,
+                                                apply, connect, close)
+        finally:
+            for _, _, step_fds in steps:   # those of steps that did not run
+                close_fds(step_fds)
+        reply = pb.Reply(flow_with=pb.FlowWith(fd=fd, fids=fids))
+        if connected is None:
+            return reply, ()
+        reply.flow_with.connected.CopyFrom(connected[0].connected)
+        reply.flow_with.connected.SetInParent()
+        return reply, connected[1]
 
     def call_read_results(self, m, fds, rid):
         value, ts = self.engine.read_results(self, m.fd, m.fid)

@@ -18,7 +18,8 @@ and the export (0: none).
 
 format: "ipfix" (RFC 7011: templates, an options template with the exporting totals and the
 sampling), "v9" (RFC 3954) or "v5"; destination: "" (records only), "udp:HOST:PORT" (one
-datagram per message) or "file:PATH" (messages back to back; RFC 5655 for IPFIX).  Details of
+datagram per message), "file:PATH" (messages back to back; RFC 5655 for IPFIX) or "fd:N" (the
+same into descriptor N of the process that runs the engine).  Details of
 the templates: mapi/csrc/fn/flow_export.h.  Result: dict of counters (packets, ignored, flows,
 active, records, idle, active_timeouts, ended, forced, resources, and for an export: exported,
 messages, export_bytes, templates, not_exportable, write_errors)."""
@@ -54,9 +55,16 @@ def parse_key(key):
 
 
 def open_destination(dest):
-    """"udp:HOST:PORT" -> a connected UDP socket; "file:PATH" -> an open file.  Returns the
-    object that owns the descriptor."""
+    """"udp:HOST:PORT" -> a connected UDP socket; "file:PATH" -> an open file; "fd:N" -> a
+    copy of this process's descriptor N (mapid: the one its client passed for "file:PATH").
+    Returns the object that owns the descriptor."""
     kind, _, rest = dest.partition(":")
+    if kind == "fd" and rest.isdigit():
+        try:
+            return os.fdopen(os.dup(int(rest)), "wb", buffering=0)
+        except OSError as exc:
+            raise MapiError(EOPEN, "FLOW_REPORT: descriptor %s: %s" % (rest, exc.strerror),
+                            argument="destination") from None
     if kind == "udp":
         host, _, port = rest.rpartition(":")
         host = host.strip("[]")
@@ -74,8 +82,8 @@ def open_destination(dest):
         except OSError as exc:
             raise MapiError(EOPEN, "FLOW_REPORT: cannot write %s: %s" % (rest, exc.strerror),
                             argument="destination", file=rest)
-    raise MapiError(EBADARG, "FLOW_REPORT: destination must be \"\", \"udp:HOST:PORT\" or "
-                    "\"file:PATH\", got %r" % (dest,), argument="destination")
+    raise MapiError(EBADARG, "FLOW_REPORT: destination must be \"\", \"udp:HOST:PORT\", "
+                    "\"file:PATH\" or \"fd:N\", got %r" % (dest,), argument="destination")
 
 
 class FlowReport(FunctionInstance):

@@ -47,7 +47,7 @@ cpu_budget = 1000000.0
 AS_USER = """
 import os, sys
 uid, gid = int(sys.argv.pop(1)), int(sys.argv.pop(1))
-import bz2, gzip, lzma, tomllib, mapi, mapi.explain
+import bz2, fractions, gzip, lzma, tomllib, mapi, mapi.explain
 import importlib, pkgutil, mapi.jobcontrol
 for m in pkgutil.walk_packages(mapi.jobcontrol.__path__, 'mapi.jobcontrol.'):
     importlib.import_module(m.name)

@@ -8,7 +8,7 @@ import threading
 
 import grpc
 
-from mapi.errors import MapiError, EBADARG, ETIMEOUT
+from mapi.errors import MapiError, EBADARG, EPERM, ETIMEOUT
 from mapi.proto import grpc_stubs, pb
 from mapi.proto.values import from_value
 from mapi.proto.wire import close_fds, envelope
@@ -113,6 +113,8 @@ class MapiService(grpc_stubs().MapiServicer):
         body = env.reply.WhichOneof("result") if env.WhichOneof("body") == "reply" else None
         if body == "connected":
             conn.attach_rings(request.request.connect.fd, env.reply.connected, fds)
+        elif body == "flow_with" and env.reply.flow_with.HasField("connected"):
+            conn.attach_rings(env.reply.flow_with.fd, env.reply.flow_with.connected, fds)
         else:
             close_fds(fds)
             if call == "close_flow" and body == "done":
@@ -124,9 +126,23 @@ class MapiService(grpc_stubs().MapiServicer):
         """Descriptors the local protocol would pass: the sensor's own files, opened here."""
         if call == "create_offline_device":
             return [open_under(self.traces, req.create_offline_device.path, False)]
-        if call != "apply_function":
-            return []
-        m = req.apply_function
+        if call == "apply_function":
+            return self._function_files(req.apply_function)
+        if call == "create_flow_with":
+            fds = []
+            try:
+                for m in req.create_flow_with.functions:
+                    fds.extend(self._function_files(m))
+            except MapiError:
+                close_fds(fds)
+                raise
+            return fds
+        return []
+
+    def _function_files(self, m):
+        """The files of one ApplyFunction: its "w" arguments and a "file:NAME" destination,
+        opened under --remote-output (a remote client has no descriptor on the sensor: an
+        "fd:N" destination is refused)."""
         del m.file_args[:]
         try:
             desc = get_registry().function(m.name)
@@ -135,13 +151,25 @@ class MapiService(grpc_stubs().MapiServicer):
         fds = []
         try:
             for i, a in enumerate(desc.args):
-                if a.type != "w":
+                if a.type != "w" and a.name != "destination":
                     continue
                 if i < len(m.args):
                     where, value = str(i), from_value(m.args[i])
                 elif a.name in m.kwargs:
                     where, value = a.name, from_value(m.kwargs[a.name])
                 else:
+                    continue
+                if a.type != "w":
+                    kind, _, name = value.partition(":") if isinstance(value, str) else ("", "", "")
+                    if kind == "fd":
+                        raise MapiError(EPERM, "%s: destination %r names a descriptor, which a "
+                                        "remote client has none of on the sensor; use "
+                                        "file:NAME (under --remote-output) or udp:HOST:PORT"
+                                        % (desc.name, value), argument=a.name)
+                    if kind != "file" or not name:
+                        continue
+                    fds.append(open_under(self.output, name, True))
+                    m.file_args.append(where)
                     continue
                 if not isinstance(value, str) or not value:
                     raise MapiError(EBADARG, "%s: argument %r must be a file name, got %r"
