@@ -61,10 +61,10 @@ def _coerce(desc, p, v):
         raise MapiError(EBADARG, "%s: argument %r must be %s, got %r; usage: %s"
                         % (desc.name, p.name, what, v, desc.signature()), argument=p.name)
     t = p.type
-    if t in ("s", "w"):
+    if t in ("s", "w", "d"):
         if not isinstance(v, (str, bytes)):
             bad("a string")
-        v = check_text(v, p.name, desc.name, path=t == "w")
+        v = check_text(v, p.name, desc.name, path=t in ("w", "d"))
     elif t == "S":
         if isinstance(v, (str, bytes)):
             v = (v,)

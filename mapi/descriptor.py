@@ -18,6 +18,7 @@ ARG_TYPES = {
     "b": "boolean",
     "S": "string or list of strings",
     "w": "path of a file to write",
+    "d": "directory the function creates files in",
     "F": "function reference (fd, fid) of another flow",
     "c": "constant",
     "t": "duration (integer ns, or a string with a unit: \"1s\", \"100ms\")",

@@ -122,6 +122,8 @@ def test_nobody_cannot_read_shadow_or_write_etc(mapid, tracefile):
                                                      mapi.MFF_PCAP, "/etc/scampi-iso-test.pcap"),
             "export_etc": lambda: mapi.apply_function(mapi.create_flow("shared"), "FLOW_REPORT",
                                                       "ipfix", "file:/etc/scampi-iso-test.ipfix"),
+            "store_etc": lambda: mapi.apply_function(mapi.create_flow("shared"), "RECORD_STORE",
+                                                     "/etc/scampi-iso-store"),
         }.items():
             try:
                 call()
@@ -141,6 +143,13 @@ def test_nobody_cannot_read_shadow_or_write_etc(mapid, tracefile):
     assert got["shadow"][0] == 1010 and "Permission denied" in got["shadow"][1]
     assert got["write_etc"][0] == 1010 and "Permission denied" in got["write_etc"][1]
     assert got["export_etc"][0] == 1010 and "Permission denied" in got["export_etc"][1]
+    # RECORD_STORE creates files by name in its directory: a root mapid refuses it to nobody;
+    # a mapid that is nobody itself tries with nobody's rights
+    if os.stat("/proc/%d" % mapid.pid).st_uid == 0:
+        assert got["store_etc"][0] == 1018 and "more than uid 65534" in got["store_etc"][1]
+    else:
+        assert got["store_etc"] is not None and got["store_etc"][0] != 1018
+    assert not os.path.exists("/etc/scampi-iso-store")
     assert not os.path.exists("/etc/scampi-iso-test.pcap")
     assert not os.path.exists("/etc/scampi-iso-test.ipfix")
     assert got["count"] == 20000
@@ -305,3 +314,14 @@ def test_export_destinations_are_the_clients_files(mapid, tracefile):
         assert out[0][name] == [want["exported"], want["messages"], want["export_bytes"]], name
         assert os.path.getsize(home / path) == size, name
         assert os.stat(home / path).st_uid == nobody()[0], name
+
+
+def test_functions_that_write_are_exports():
+    """Job control's classes: whatever writes a file or sends records is an export, so a
+    credential allowing counters only cannot write with RECORD_STORE or FLOW_REPORT."""
+    from mapi.jobcontrol.policy import function_class
+    from mapi.registry import get_registry
+    reg = get_registry()
+    for name in ("TO_FILE", "FLOW_REPORT", "RECORD_REPORT", "RECORD_STORE"):
+        assert function_class(reg.function(name)) == "export", name
+    assert function_class(reg.function("PKT_COUNTER")) == "counter"

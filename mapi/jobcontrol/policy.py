@@ -68,7 +68,7 @@ def function_class(desc):
         return "code"
     if desc.result == "packets":
         return "packets"
-    if desc.result == "file" or any(a.type == "w" or a.name == "destination"
+    if desc.result == "file" or any(a.type in ("w", "d") or a.name == "destination"
                                     for a in desc.args):
         return "export"
     if desc.filters:

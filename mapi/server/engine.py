@@ -46,6 +46,21 @@ def _names_a_file(arg, value):
         value.split(":", 1)[0] in ("file", "fd")
 
 
+def _check_directory(session, desc, arg, value):
+    """A directory a function creates files in by name (RECORD_STORE's): no descriptor can
+    confine what mapid then creates there (the kernel checks mapid's own rights at each
+    create), so mapid does it only for a client with at least its rights: root, or its own
+    uid.  Never for a remote client."""
+    me = os.geteuid()
+    if not session.remote and session.uid in (0, me):
+        return
+    who = "a remote client" if session.remote else "uid %d" % session.uid
+    raise MapiError(EPERM, "%s: argument %r is a directory (%r) that mapid (uid %d) would "
+                    "create files in with its own rights, more than %s has; through mapid it "
+                    "is open to root and to mapid's own uid only (in-process MAPI has no such "
+                    "limit)" % (desc.name, arg.name, value, me, who), argument=arg.name)
+
+
 class Engine(Views, OfferedDevices):
     def __init__(self, limits=None, live_defaults=None):
         self.lock = threading.RLock()
@@ -238,6 +253,8 @@ class Engine(Views, OfferedDevices):
                         for w in files}
         for i, p in enumerate(desc.args):
             value = args[i] if i < len(args) else kwargs.get(p.name)
+            if p.type == "d" and value:
+                _check_directory(session, desc, p, value)
             if p.name not in passed_names and _names_a_file(p, value):
                 raise MapiError(EPERM, "%s: argument %r names a file (%r) that the client did "
                                 "not pass: mapid opens no file by name for a client; open it in "

@@ -101,6 +101,10 @@ def main(argv=None):
         session = Session(conn, engine, server, pid, uid, gid, directory)
         session.jobs = jobs
         return session
+    def remote_session(conn, uid):
+        session = make_session(conn, 0, uid, uid)
+        session.remote = True
+        return session
     server = Server(cfg["socket"], make_session, workers=cfg["workers"],
                     max_message=limits["message_bytes"], max_backlog=limits["backlog_bytes"],
                     socket_mode=cfg["socket_mode"])
@@ -110,8 +114,7 @@ def main(argv=None):
         try:
             directory.remote = remote.listen(
                 cfg["listen"], cfg["tls_cert"], cfg["tls_key"], cfg["tls_client_ca"],
-                lambda conn: make_session(conn, 0, remote.sessions.REMOTE_UID,
-                                          remote.sessions.REMOTE_UID),
+                lambda conn: remote_session(conn, remote.sessions.REMOTE_UID),
                 server._ids, limits, traces=cfg["remote_traces"], output=cfg["remote_output"])
         except (OSError, remote.tls.TLSError) as exc:
             log.error("%s", exc)

@@ -56,6 +56,7 @@ class Session:
         self.flows = set()
         self.replays = {}                     # offered device -> the engine's replay this client uses
         self.greeted = False
+        self.remote = False                   # a gRPC client (its uid is REMOTE_UID's)
         self._events = {}                     # (fd, fid) -> [Event] waiting to be pushed
         self._events_lock = threading.Lock()
         self._events_posted = False

@@ -109,7 +109,7 @@ def check(ctx, args):
 
 DESCRIPTOR = FunctionDescriptor(
     name="RECORD_STORE",
-    args=(Arg("directory", "s", doc="where the files go (created if missing)"),
+    args=(Arg("directory", "d", doc="where the files go (created if missing)"),
           Arg("rotate", "s", "5m", doc="a new file every interval (UTC-aligned); 0: one file"),
           Arg("prefix", "s", "records", doc="file names: PREFIX.YYYYmmddHHMMSS.pcap"),
           Arg("flush", "s", "batch", doc="\"batch\" or a buffer size")),
