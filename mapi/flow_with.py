@@ -13,8 +13,9 @@ Each item of `functions` is a function name, a tuple or list (name, *args), or a
 {"name": ..., "args": [...], "kwargs": {...}}.
 
 Lifecycle: the in-process engine and the distributed client run the steps one call after the
-other (run() below); a mapid client sends them in one CreateFlowWith (docs/protocol.md section
-4), which mapid runs with run() too, each step through job control as its own call."""
+other (run() below); the mapid clients (Unix socket and gRPC) send them in one CreateFlowWith
+(docs/protocol.md section 4), which mapid runs with run() too, each step through job control as
+its own call."""
 from .errors import MapiError, EBADARG
 
 
@@ -46,12 +47,13 @@ def step_name(i, count, name):
     return "function %d of %d (%s)" % (i + 1, count, name)
 
 
-def failed(exc, step):
-    """exc (a MapiError of one step) as create_flow_with's: same code, the step named."""
+def failed(exc, step, closed=True):
+    """exc (a MapiError of one step) as create_flow_with's: same code, the step named;
+    closed: a flow had been made (and is closed now)."""
     where = dict(exc.where)
     where["step"] = step
-    return MapiError(exc.code, "create_flow_with: %s: %s (the flow was closed)" % (step, exc),
-                     **where)
+    return MapiError(exc.code, "create_flow_with: %s: %s%s" % (
+        step, exc, " (the flow was closed)" if closed else ""), **where)
 
 
 def run(dev, steps, connect, options, create, apply, connect_flow, close):

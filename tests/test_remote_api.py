@@ -230,3 +230,46 @@ def test_a_call_racing_the_sessions_end_fails_cleanly(server, pki):
         assert len(client.get_flow_info(fd)["restarted"]) == 1 and client.session() is not s
     finally:
         client.close()
+
+
+def test_create_flow_with_is_one_request(server, pki, tracefile, tmp_path, monkeypatch):
+    """Over gRPC, create_flow_with (and the re-creation of a flow after a restart, which uses
+    it) is one Call: the results equal the in-process engine's, and a failed step is named
+    and leaves no flow on the sensor."""
+    from mapi.client import grpc_session
+    sent = []
+    real = grpc_session.GrpcSession.call
+
+    def counted(self, request, timeout=None):
+        sent.append(request.WhichOneof("call"))
+        return real(self, request, timeout)
+    monkeypatch.setattr(grpc_session.GrpcSession, "call", counted)
+    local = Local()
+    dev = local.create_offline_device(str(tracefile))
+    lfd, lfids = mapi.api.create_flow_with(dev, [("BPF_FILTER", "tcp"), "PKT_COUNTER",
+                                                 ("TOP", 3, "ip.src")])
+    local.start_offline_device(dev)
+    local.wait_offline_device(dev)
+    want = [local.read_results(lfd, f).value for f in lfids[1:]]
+    local.delete_offline_device(dev)
+    client = mapi.client.connect(server.remote_url, **pki.tls())
+    try:
+        rdev = client.create_offline_device(tracefile.name)
+        for name in ("BPF_FILTER", "PKT_COUNTER", "TOP"):
+            client.describe_function(name)
+        sent.clear()
+        fd, fids = client.create_flow_with(rdev, [("BPF_FILTER", "tcp"), "PKT_COUNTER",
+                                                  ("TOP", 3, "ip.src")])
+        assert sent == ["create_flow_with"] and fids == [1, 2, 3]
+        with pytest.raises(mapi.MapiError) as err:
+            client.create_flow_with(rdev, ["PKT_COUNTER", ("BPF_FILTER", "tcp port")])
+        assert err.value.code == mapi.EFILTER
+        assert err.value.where["step"] == "function 2 of 2 (BPF_FILTER)"
+        client.start_offline_device(rdev)
+        client.wait_offline_device(rdev)
+        got = [client.read_results(fd, f).value for f in fids[1:]]
+        flows = client.get_device_info(rdev)["flows"]
+    finally:
+        client.close()
+    assert got == want and want[0] > 1000
+    assert len(flows) == 1                               # the failed one is gone

@@ -185,16 +185,22 @@ class GrpcMapi(PacketCalls, DeviceQueries):
             f.restarted.append(now)
 
     def _bind(self, s, f):
-        """Create flow f in session s from its recipe (and connect it if it was)."""
-        msg = pb.CreateFlow(dev=f.dev)
-        to_map(f.options, msg.options)
-        f.sfd = self._call("create_flow", msg, session=s).flow.fd
+        """Create flow f in session s from its recipe, its functions and its connect (if it
+        was connected) in one request (create_flow_with)."""
+        msg = pb.CreateFlowWith(flow=pb.CreateFlow(dev=f.dev), connect=f.connected)
+        to_map(f.options, msg.flow.options)
+        for i, (name, args, kwargs) in enumerate(f.functions):
+            try:
+                msg.functions.append(self._apply_message(f, name, args, kwargs))
+            except MapiError as exc:        # before anything was sent: no flow to close
+                raise flow_with.failed(exc, flow_with.step_name(i, len(f.functions), name),
+                                       closed=False) from None
+        made = self._call("create_flow_with", msg, session=s).flow_with
+        f.sfd = made.fd
         f.gen = self._gen
         self._by_server[(self._gen, f.sfd)] = f.fd
-        for name, args, kwargs in f.functions:
-            self._apply(s, f, name, args, kwargs)
         if f.connected:
-            self._connect(s, f)
+            self._attach(s, f, made.connected)
 
     # --- devices ------------------------------------------------------------------------------
     def create_offline_device(self, path, fmt=None, backend=None, **options):
@@ -276,8 +282,20 @@ class GrpcMapi(PacketCalls, DeviceQueries):
         return f.fd
 
     def create_flow_with(self, dev, functions=(), connect=True, **options):
-        """mapi.flow_with's steps as this client's calls, one after the other."""
-        return flow_with.one_by_one(self, dev, functions, connect, options)
+        """One create_flow_with request (mapi.flow_with): (fd, [fid, ...])."""
+        if not isinstance(dev, str):
+            raise MapiError(EBADARG, "create_flow: device must be a name, not %r" % (dev,),
+                            argument="dev")
+        steps = flow_with.steps_of(functions)
+        s = self.session()
+        with self._lock:
+            f = _Flow(next(self._fds), dev, dict(options))
+            f.functions = list(steps)
+            f.connected = bool(connect)
+            self._bind(s, f)
+            self._issued = f.fd
+            self._flows[f.fd] = f
+        return f.fd, list(range(1, len(steps) + 1))
 
     def _flow(self, fd):
         """(session, flow) of a descriptor of this client, re-created first if it must be."""
@@ -306,12 +324,16 @@ class GrpcMapi(PacketCalls, DeviceQueries):
                         holder[key] = (target_flow.sfd, ref[1])
         return args, kwargs
 
-    def _apply(self, s, f, name, args, kwargs):
+    def _apply_message(self, f, name, args, kwargs):
         sargs, skwargs = self._server_args(name, args, kwargs)
-        msg = pb.ApplyFunction(fd=f.sfd, name=name)
+        msg = pb.ApplyFunction(fd=f.sfd or 0, name=name)
         for a in sargs:
             to_value(a, msg.args.add())
         to_map(skwargs, msg.kwargs)
+        return msg
+
+    def _apply(self, s, f, name, args, kwargs):
+        msg = self._apply_message(f, name, args, kwargs)
         return self._call("apply_function", msg, session=s).function.fid
 
     def apply_function(self, fd, name, *args, **kwargs):
@@ -324,7 +346,10 @@ class GrpcMapi(PacketCalls, DeviceQueries):
         return fid
 
     def _connect(self, s, f):
-        reply = self._call("connect", pb.FlowRef(fd=f.sfd), session=s).connected
+        self._attach(s, f, self._call("connect", pb.FlowRef(fd=f.sfd), session=s).connected)
+
+    def _attach(self, s, f, reply):
+        """A connect's answer: stream its buffers, listen for its events."""
         for b in reply.buffers:
             r = f.readers.get(b.fid)
             if r is None:

@@ -278,8 +278,8 @@ class RemoteMapi(PacketCalls, DeviceQueries):
                     msg.functions.append(self._apply_message(0, name, args, kwargs, fds,
                                                              created))
                 except MapiError as exc:
-                    raise flow_with.failed(exc, flow_with.step_name(i, len(steps), name)) \
-                        from None
+                    raise flow_with.failed(exc, flow_with.step_name(i, len(steps), name),
+                                           closed=False) from None
             reply, ring_fds = self._call("create_flow_with", msg, fds)
         except BaseException:
             for path in created:            # refused: leave no empty file behind
