@@ -12,10 +12,10 @@ and raises its error, with the step named in the message and in where["step"].
 Each item of `functions` is a function name, a tuple or list (name, *args), or a dict
 {"name": ..., "args": [...], "kwargs": {...}}.
 
-Lifecycle: the in-process engine and the distributed client run the steps one call after the
-other (run() below); the mapid clients (Unix socket and gRPC) send them in one CreateFlowWith
-(docs/protocol.md section 4), which mapid runs with run() too, each step through job control as
-its own call."""
+Lifecycle: the in-process engine runs the steps one call after the other (run() below); the
+mapid clients (Unix socket and gRPC) send them in one CreateFlowWith (docs/protocol.md section
+4), which mapid runs with run() too, each step through job control as its own call; a
+distributed flow sends one to each sensor at once."""
 from .errors import MapiError, EBADARG
 
 

@@ -80,14 +80,20 @@ def scope_of(sensors):
     return ", ".join(s.device_url() for s in sensors)
 
 
-def check_three_traces(sensors, pki, files):
+def check_three_traces(sensors, pki, files, together=False):
+    """together: the flow made with create_flow_with (one request per sensor)."""
     refs = [reference(f) for f in files]
-    fd = mapi.create_flow(scope_of(sensors), **pki.tls())
-    cnt = mapi.apply_function(fd, "PKT_COUNTER")
-    nbytes = mapi.apply_function(fd, "BYTE_COUNTER")
-    top = mapi.apply_function(fd, "TOP", 5, "ip.src")
-    buf = mapi.apply_function(fd, "TO_BUFFER")
-    mapi.connect(fd)
+    if together:
+        fd, (cnt, nbytes, top, buf) = mapi.create_flow_with(
+            scope_of(sensors), ["PKT_COUNTER", "BYTE_COUNTER", ("TOP", 5, "ip.src"), "TO_BUFFER"],
+            **pki.tls())
+    else:
+        fd = mapi.create_flow(scope_of(sensors), **pki.tls())
+        cnt = mapi.apply_function(fd, "PKT_COUNTER")
+        nbytes = mapi.apply_function(fd, "BYTE_COUNTER")
+        top = mapi.apply_function(fd, "TOP", 5, "ip.src")
+        buf = mapi.apply_function(fd, "TO_BUFFER")
+        mapi.connect(fd)
     try:
         for s, f in zip(sensors, files):
             sent = s.replay(f, pps=PPS)
@@ -121,6 +127,22 @@ def check_three_traces(sensors, pki, files):
 
 def test_three_sensors_generated(sensors, pki):
     check_three_traces(sensors, pki, [generated(n) for n in GENERATED])
+
+
+def test_three_sensors_one_request_each(sensors, pki, monkeypatch):
+    """create_flow_with over the scope: one Call per sensor, the same exact results."""
+    from mapi.client import grpc_session
+    sent = []
+    real = grpc_session.GrpcSession.call
+
+    def counted(self, request, timeout=None):
+        sent.append(request.WhichOneof("call"))
+        return real(self, request, timeout)
+    monkeypatch.setattr(grpc_session.GrpcSession, "call", counted)
+    check_three_traces(sensors, pki, [generated(n) for n in GENERATED], together=True)
+    made = [c for c in sent if c in ("create_flow", "apply_function", "connect",
+                                     "create_flow_with")]
+    assert made == ["create_flow_with"] * 3
 
 
 @needs_corpus

@@ -125,21 +125,16 @@ class Distributed(PacketCalls):
         return fn(s)
 
     def _ensure(self, flow, s):
-        """Create the flow on a sensor that was not reachable when it was created."""
+        """Create the flow on a sensor (at its creation, or later on one that was not
+        reachable then): its functions and connect in one request."""
         if s.fd is not None or flow.closed:
             return
-        fd = s.client.create_flow(s.dev, **flow.options)
-        try:
-            for fid, entry in enumerate(flow.functions, 1):
-                if not isinstance(entry, CombinedThreshold):
-                    name, args, kwargs, _ = entry
-                    s.fids[fid] = s.client.apply_function(fd, name, *self._refs(s, args),
-                                                          **self._refs(s, kwargs))
-            if flow.connected:
-                s.client.connect(fd)
-        except MapiError:
-            s.client.close_flow(fd)
-            raise
+        entries = [(fid, e) for fid, e in enumerate(flow.functions, 1)
+                   if not isinstance(e, CombinedThreshold)]
+        steps = [dict(name=name, args=list(self._refs(s, args)), kwargs=self._refs(s, kwargs))
+                 for _, (name, args, kwargs, _) in entries]
+        fd, fids = s.client.create_flow_with(s.dev, steps, flow.connected, **flow.options)
+        s.fids.update(zip((fid for fid, _ in entries), fids))
         s.fd = fd
 
     @staticmethod
@@ -181,6 +176,50 @@ class Distributed(PacketCalls):
     # --- flows --------------------------------------------------------------------------------
     def create_flow(self, scope, ca=None, cert=None, key=None, deadline=None, token=None,
                     **options):
+        flow = self._new_flow(scope, ca, cert, key, deadline, token, options)
+        return self._set_up(flow, "create_flow")
+
+    def create_flow_with(self, scope, functions=(), connect=True, ca=None, cert=None, key=None,
+                         deadline=None, token=None, **options):
+        """The flow with its functions (and connected) on every sensor at once, one
+        create_flow_with request each (mapi.flow_with): (fd, [fid, ...]).  With a THRESHOLD
+        (combined here, over the sensors' values) the steps are made as separate calls."""
+        steps = flow_with.steps_of(functions)
+        flow = self._new_flow(scope, ca, cert, key, deadline, token, options)
+        for i, (name, args, kwargs) in enumerate(steps):
+            try:
+                desc = self._describe(flow, name)
+            except MapiError as exc:
+                raise flow_with.failed(exc, flow_with.step_name(i, len(steps), name),
+                                       closed=False) from None
+            if desc["result"] == "events":
+                self._drop_idle_clients()
+                return flow_with.one_by_one(self, scope, functions, connect, dict(
+                    options, ca=ca, cert=cert, key=key, deadline=deadline, token=token))
+            widen = PARTIAL_ARGS.get(name)
+            sargs, skwargs, hints = widen(args, kwargs) if widen else (tuple(args), dict(kwargs),
+                                                                       None)
+            flow.functions.append((name, sargs, skwargs, hints))
+        flow.connected = bool(connect)
+        return self._set_up(flow, "create_flow_with"), list(range(1, len(steps) + 1))
+
+    def _describe(self, flow, name):
+        """describe_function from the first sensor that answers."""
+        if not isinstance(name, str):
+            raise MapiError(EBADARG, "function name must be a string, not %r" % (name,),
+                            argument="name")
+        error = None
+        for s in flow.sensors:
+            try:
+                return s.client.describe_function(name)
+            except MapiError as exc:
+                if exc.code not in GONE:
+                    raise
+                error = error or exc
+        raise error
+
+    def _new_flow(self, scope, ca, cert, key, deadline, token, options):
+        """A DFlow over the scope's sensors (their clients made or shared), made nowhere yet."""
         tls = TLSConfig(ca, cert, key, deadline)
         token = read_token(token) if token else None
         sensors = []
@@ -193,10 +232,14 @@ class Distributed(PacketCalls):
             sensors.append(Sensor(name, client, dev))
         if not sensors:
             raise MapiError(EBADARG, "an empty scope %r" % (scope,), argument="dev")
-        flow = DFlow(next(self._fds), scope, sensors, options)
+        return DFlow(next(self._fds), scope, sensors, options)
+
+    def _set_up(self, flow, what):
+        """Make `flow` on every sensor that answers (_ensure); its descriptor."""
+        sensors = flow.sensors
         ok, failed = self._fan(flow, lambda s: s.fd)
         try:
-            self._raise_errors(flow, failed, "create_flow")
+            self._raise_errors(flow, failed, what)
         except MapiError:
             for s in sensors:
                 if s.fd is not None:
@@ -210,10 +253,6 @@ class Distributed(PacketCalls):
             self.flows[flow.fd] = flow
             self._start_reviver()
         return flow.fd
-
-    def create_flow_with(self, dev, functions=(), connect=True, **options):
-        """mapi.flow_with's steps as this client's calls, one after the other."""
-        return flow_with.one_by_one(self, dev, functions, connect, options)
 
     def _flow(self, fd, want=None):
         with self.lock:
