@@ -211,6 +211,9 @@ class Job:
                                      argument="--interval")
         self.dev = self.source.open()
         for fi in self.order:
+            if not self._refers_to_itself(fi):
+                self._make_at_once(fi)
+                continue
             fd = self._create_flow()
             self.fds[fi] = fd
             for si, step in enumerate(self.flows[fi]):
@@ -237,10 +240,41 @@ class Job:
             mapi.connect(self.clock_fd)
         return self
 
-    def _create_flow(self):
+    def _refers_to_itself(self, fi):
+        """Does a step of flow fi take a label of the same flow (known only once it exists)?"""
+        return any(self.labels[r.label][0] == fi for step in self.flows[fi]
+                   for v in list(step.args) + list(step.kwargs.values()) for r in walk_refs(v))
+
+    def _make_at_once(self, fi):
+        """Flow fi in one call (create_flow_with: through a server one request per sensor, not
+        one per step); a failed step's error as the separate call would give it, in_flow's."""
+        steps = self.flows[fi]
+        functions = [dict(name=step.name, args=[self._resolve(v) for v in step.args],
+                          kwargs={k: self._resolve(v) for k, v in step.kwargs.items()})
+                     for step in steps]
         try:
-            return mapi.create_flow(self.dev)
+            fd, fids = self._create_flow(functions)
         except mapi.MapiError as exc:
+            failed = exc.where.get("step")
+            if failed is None:
+                raise
+            where = {k: v for k, v in exc.where.items() if k != "step"}
+            text = str(exc).removesuffix(" (the flow was closed)")
+            text = text.removeprefix("create_flow_with: %s: " % failed)
+            step = None if failed == "connect" else steps[int(failed.split()[1]) - 1]
+            raise in_flow(mapi.MapiError(exc.code, text, **where), fi, step) from None
+        self.fds[fi] = fd
+        for si, fid in enumerate(fids):
+            self.fids[(fi, si)] = fid
+
+    def _create_flow(self, functions=None):
+        try:
+            if functions is None:
+                return mapi.create_flow(self.dev)
+            return mapi.create_flow_with(self.dev, functions)
+        except mapi.MapiError as exc:
+            if "step" in exc.where:
+                raise
             if self.source.live and self.dev.rsplit(":", 1)[-1] == "any":
                 raise mapi.MapiError(exc.code, "%s (no installed backend captures on every "
                                      "interface at once; give each with its own -i)" % exc,
