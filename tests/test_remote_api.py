@@ -10,7 +10,7 @@ import pytest
 
 import mapi
 from mapi import api as local_api
-from helpers.remote import RemoteMapid, pki_fixture
+from helpers.remote import RemoteMapid, count_grpc_calls, pki_fixture
 from helpers import replay
 from helpers.server import trace_fixtures, web_and_talkers
 
@@ -236,14 +236,7 @@ def test_create_flow_with_is_one_request(server, pki, tracefile, tmp_path, monke
     """Over gRPC, create_flow_with (and the re-creation of a flow after a restart, which uses
     it) is one Call: the results equal the in-process engine's, and a failed step is named
     and leaves no flow on the sensor."""
-    from mapi.client import grpc_session
-    sent = []
-    real = grpc_session.GrpcSession.call
-
-    def counted(self, request, timeout=None):
-        sent.append(request.WhichOneof("call"))
-        return real(self, request, timeout)
-    monkeypatch.setattr(grpc_session.GrpcSession, "call", counted)
+    sent = count_grpc_calls(monkeypatch)
     local = Local()
     dev = local.create_offline_device(str(tracefile))
     lfd, lfids = mapi.api.create_flow_with(dev, [("BPF_FILTER", "tcp"), "PKT_COUNTER",

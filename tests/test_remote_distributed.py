@@ -14,7 +14,7 @@ import pytest
 
 import mapi
 from helpers import CORPUS, generated, need_tool, needs_corpus, tcpdump_pcap, need_netns
-from helpers.remote import Sensor, pki_fixture
+from helpers.remote import Sensor, count_grpc_calls, pki_fixture
 from mapi.client.grpc_channel import DEFAULT_DEADLINE
 
 GENERATED = ["mixed.pcap", "tcp4.pcap", "mixed-6k.pcap"]
@@ -131,14 +131,7 @@ def test_three_sensors_generated(sensors, pki):
 
 def test_three_sensors_one_request_each(sensors, pki, monkeypatch):
     """create_flow_with over the scope: one Call per sensor, the same exact results."""
-    from mapi.client import grpc_session
-    sent = []
-    real = grpc_session.GrpcSession.call
-
-    def counted(self, request, timeout=None):
-        sent.append(request.WhichOneof("call"))
-        return real(self, request, timeout)
-    monkeypatch.setattr(grpc_session.GrpcSession, "call", counted)
+    sent = count_grpc_calls(monkeypatch)
     check_three_traces(sensors, pki, [generated(n) for n in GENERATED], together=True)
     made = [c for c in sent if c in ("create_flow", "apply_function", "connect",
                                      "create_flow_with")]

@@ -4,6 +4,7 @@ Same names, arguments, results and errors as the in-process calls; what differs 
 work happens.  Files the server must read or write (a trace, TO_FILE's target) are opened here,
 with this process's rights, and passed as descriptors.  TO_BUFFER rings are mapped into this
 process and read in place; events arrive pushed and wait in local queues."""
+import contextlib
 import os
 import threading
 
@@ -246,17 +247,9 @@ class RemoteMapi(PacketCalls, DeviceQueries):
         return msg
 
     def apply_function(self, fd, name, *args, **kwargs):
-        fds, created = [], []
-        try:
+        with _passing() as (fds, created):
             msg = self._apply_message(fd, name, args, kwargs, fds, created)
             fid = self._reply("apply_function", msg, fds).function.fid
-        except BaseException:
-            for path in created:            # refused: leave no empty file behind
-                _unlink_quietly(path)
-            raise
-        finally:
-            for f in fds:
-                os.close(f)
         with self._lock:
             flow = self._flows.get(fd)
             if flow is not None:
@@ -271,8 +264,7 @@ class RemoteMapi(PacketCalls, DeviceQueries):
         steps = flow_with.steps_of(functions)
         msg = pb.CreateFlowWith(flow=pb.CreateFlow(dev=dev), connect=bool(connect))
         to_map(options, msg.flow.options)
-        fds, created = [], []
-        try:
+        with _passing() as (fds, created):
             for i, (name, args, kwargs) in enumerate(steps):
                 try:
                     msg.functions.append(self._apply_message(0, name, args, kwargs, fds,
@@ -281,13 +273,6 @@ class RemoteMapi(PacketCalls, DeviceQueries):
                     raise flow_with.failed(exc, flow_with.step_name(i, len(steps), name),
                                            closed=False) from None
             reply, ring_fds = self._call("create_flow_with", msg, fds)
-        except BaseException:
-            for path in created:            # refused: leave no empty file behind
-                _unlink_quietly(path)
-            raise
-        finally:
-            for f in fds:
-                os.close(f)
         made = reply.flow_with
         fd, fids = made.fd, list(made.fids)
         with self._lock:
@@ -460,6 +445,22 @@ class RemoteMapi(PacketCalls, DeviceQueries):
 def _bad_path(fname, arg, value):
     raise MapiError(EBADARG, "%s: argument %r must be a file name, got %r" % (fname, arg, value),
                     argument=arg)
+
+
+@contextlib.contextmanager
+def _passing():
+    """([descriptors], [paths created]) for the files a request passes: the descriptors are
+    closed after it, the files it created removed if it fails (refused: leave no empty file)."""
+    fds, created = [], []
+    try:
+        yield fds, created
+    except BaseException:
+        for path in created:
+            _unlink_quietly(path)
+        raise
+    finally:
+        for f in fds:
+            os.close(f)
 
 
 def _unlink_quietly(path):

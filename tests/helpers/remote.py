@@ -182,3 +182,17 @@ def client_env(pki, which=None, **extra):
 
 
 __all__ = ["Certs", "RemoteMapid", "Sensor", "client_env", "free_port", "pki_fixture", "ROOT"]
+
+
+def count_grpc_calls(monkeypatch):
+    """The list that every gRPC Call of this process appends its call's name to (the
+    client's requests, counted on the wire side of mapi.client.grpc_session)."""
+    from mapi.client import grpc_session
+    sent = []
+    real = grpc_session.GrpcSession.call
+
+    def counted(self, request, timeout=None):
+        sent.append(request.WhichOneof("call"))
+        return real(self, request, timeout)
+    monkeypatch.setattr(grpc_session.GrpcSession, "call", counted)
+    return sent
