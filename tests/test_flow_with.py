@@ -126,17 +126,25 @@ emit({"sent": one, "fids": fids, "count": mapi.read_results(fd, fids[1]).value, 
       "pid": os.getpid()})
 mapi.close_flow(fd)
 mapi.close_flow(plain)
+# last: nothing after it commits its decisions but its own answer's commit
+mapi.create_flow_with(dev, ["PKT_COUNTER", "BYTE_COUNTER"], connect=False)
 """ % (EXPR, EXPR), args=(str(tracefile), str(out), str(ref)))
-        m.stop()
+        m.kill()                        # kill -9: only what was committed is there
+    import collections
     r = got[0]
     assert r["sent"] == ["create_flow_with"]
     assert r["fids"] == [1, 2, 3, 4]
     assert r["count"] == r["read"] == expected > 0
     assert out.read_bytes() == ref.read_bytes()
-    # job control saw the steps as the calls of their names, each allowed and recorded
+    # job control saw the steps as the calls of their names, each allowed and recorded before
+    # the answer (committed when mapid is killed right after): the two create_flow_with (one
+    # connected, one not) and the separate calls
     ops = [a["operation"] for a in audit(m.database, decision="allow", pid=r["pid"])]
     first = ops.index("create_flow")
     assert ops[first:first + 6] == ["create_flow"] + ["apply_function"] * 4 + ["connect"]
+    counts = collections.Counter(ops)
+    assert (counts["create_flow"], counts["apply_function"], counts["connect"],
+            counts["close_flow"]) == (3, 8, 2, 2)
 
 
 def test_mapid_refused_step_closes_the_flow_and_its_files(workdir, tracefile):

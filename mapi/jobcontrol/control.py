@@ -115,18 +115,24 @@ class JobControl:
         self.db.client_gone(c.key)
 
     # --- the hook ----------------------------------------------------------------------------
-    def call(self, session, call, msg, fds, rid):
-        """Authorise and run one call of `session` (Session.call_<call> does the work)."""
+    def call(self, session, call, msg, fds, rid, answered=True):
+        """Authorise and run one call of `session` (Session.call_<call> does the work).
+        answered=False: a step of a request answered later (create_flow_with), whose allowed
+        decision may wait for the request's next commit (commit() at the latest)."""
         client = self._client(session)
         own = getattr(self, "_call_" + call, None)
         if own is not None:
             return own(client, msg)
         if call in QUOTA_CALLS:      # counting and reserving happen as one step
             with self.quota_lock:
-                return self._run(client, session, call, msg, fds, rid)
-        return self._run(client, session, call, msg, fds, rid)
+                return self._run(client, session, call, msg, fds, rid, answered)
+        return self._run(client, session, call, msg, fds, rid, answered)
 
-    def _run(self, client, session, call, msg, fds, rid):
+    def commit(self):
+        """Commit the decisions still queued (before a request's answer)."""
+        self.db.flush()
+
+    def _run(self, client, session, call, msg, fds, rid, answered=True):
         req, obj = self._request(client, call, msg)
         self.decide(client, req, obj)
         try:
@@ -146,7 +152,7 @@ class JobControl:
         if call == "connect":       # its reservation's row commits the decision too
             self._hold_cpu(client, msg.fd, need)
         self._after(client, call, msg, result, req)
-        if call in DURABLE_CALLS:
+        if call in DURABLE_CALLS and answered:
             self.db.flush()
         return result
 

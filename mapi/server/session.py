@@ -267,7 +267,10 @@ class Session:
 
         def apply(fd, name, msg, step_fds):
             msg.fd = fd
-            return self.jobs.call(self, "apply_function", msg, step_fds, rid)[0].function.fid
+            # its decision goes into the next step's commit: one commit fewer per function,
+            # and every decision is still committed before the one answer
+            return self.jobs.call(self, "apply_function", msg, step_fds, rid,
+                                  answered=False)[0].function.fid
 
         def connect(fd):
             return self.jobs.call(self, "connect", pb.FlowRef(fd=fd), [], rid)
@@ -281,6 +284,8 @@ class Session:
         finally:
             for _, _, step_fds in steps:   # those of steps that did not run
                 close_fds(step_fds)
+        if not m.connect:
+            self.jobs.commit()              # the functions' decisions, before the answer
         reply = pb.Reply(flow_with=pb.FlowWith(fd=fd, fids=fids))
         if connected is None:
             return reply, ()
