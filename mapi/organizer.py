@@ -5,7 +5,6 @@ engine runs over each batch.
 """
 import itertools
 import threading
-import time
 
 from ._engine import ffi, lib
 from .batch import BATCH_CAP
@@ -174,9 +173,6 @@ class Plan:
         return node.bytes_in + bin_, node.bytes_out + bout
 
 
-# how long Graph.selectivity() keeps what it measured (hit counters move on at each plan change)
-SELECTIVITY_REFRESH = 1.0
-
 COST_RANK = {"free": 0, "low": 1, "high": 2}
 
 
@@ -191,12 +187,10 @@ def order_chain(chain, graph):
     """Sort each run of commuting filters by cost class, then by the selectivity measured on an
     identical node already in the graph (most selective first), then canonically so that two
     flows asking for the same filters in another order share one prefix."""
-    measured = graph.selectivity()
-
     def rank(entry):
         desc, args = entry[1], entry[2]
         key = node_key(desc, args)
-        return (COST_RANK.get(desc.cost, 1), measured.get(key, 0.5), repr(key))
+        return (COST_RANK.get(desc.cost, 1), graph.selectivity_of(key, 0.5), repr(key))
     out, run = [], []
     for entry in chain:
         if commutes(entry[1]) and entry[4] is None:
@@ -227,7 +221,9 @@ class Graph:
         # (version, nodes in preorder): a connect walks the graph three times (ordering,
         # admission, load) at one version; the walk is made once per version
         self._walked = (-1, ())
-        self._measured = (-1, 0.0, {})
+        # node key -> its nodes, oldest first: what ranks a filter (selectivity_of) and what
+        # sums the graph's cost (every_node) without walking the whole graph at each connect
+        self._by_key = {}
 
     def attach(self, fd, chain, running=False):
         """Insert a flow's chain [(fid, desc, args, make_instance, anchor)], sharing identical
@@ -245,6 +241,7 @@ class Graph:
                 if anchor is not None:
                     node = Node(key, desc, args, make_instance(), anchor)
                     anchor.children.append(node)
+                    self._by_key.setdefault(key, []).append(node)
                     node.owners.add((fd, fid))
                     out[fid] = node
                     continue
@@ -255,6 +252,7 @@ class Graph:
                     sharing = False
                     node = Node(key, desc, args, make_instance(), parent)
                     parent.children.append(node)
+                    self._by_key.setdefault(key, []).append(node)
                 node.owners.add((fd, fid))
                 out[fid] = node
                 parent = node
@@ -277,6 +275,11 @@ class Graph:
                 if not node.owners and not node.children:
                     node.parent.children.remove(node)
                     node.parent = None
+                    same = self._by_key.get(node.key)
+                    if same is not None:
+                        same.remove(node)
+                        if not same:
+                            del self._by_key[node.key]
                     removed.append(node)
             self.version += 1
         return removed
@@ -293,21 +296,25 @@ class Graph:
             stack.extend(reversed(node.children))
         return out
 
-    def selectivity(self):
-        """{node key: packets out / packets in} of the nodes that have seen packets (the first
-        node of each key in preorder), as of the last plan change; kept for a version and at
-        most SELECTIVITY_REFRESH seconds (admission and connect order one chain each)."""
+    def selectivity_of(self, key, default=None):
+        """Packets out / packets in of the oldest node of `key` that has seen packets, as of
+        the last plan change (its hit counters); `default` when none has."""
         with self.lock:
-            version, at, measured = self._measured
-            now = time.monotonic()
-            if version != self.version or now - at > SELECTIVITY_REFRESH:
-                measured = {}
-                for n in self.nodes():
-                    pin = n.hits_in
-                    if pin:
-                        measured.setdefault(n.key, n.hits_out / pin)
-                self._measured = (self.version, now, measured)
-            return measured
+            for n in self._by_key.get(key, ()):
+                if n.hits_in:
+                    return n.hits_out / n.hits_in
+        return default
+
+    def selectivity(self):
+        """{node key: selectivity_of(key)} of the keys whose nodes have seen packets."""
+        with self.lock:
+            out = {key: self.selectivity_of(key) for key in self._by_key}
+        return {k: v for k, v in out.items() if v is not None}
+
+    def every_node(self):
+        """Every node but the root, in no particular order (no walk of the graph)."""
+        with self.lock:
+            return [n for same in self._by_key.values() for n in same]
 
     def nodes(self):
         """Every node but the root in preorder (a tuple shared until the graph changes)."""

@@ -108,7 +108,7 @@ class Capacity:
             cached = self._shares[device] = (now, {})
         per_node = cached[1]
         total = 0.0
-        for node in device.graph.nodes():
+        for node in device.graph.every_node():
             c = per_node.get(node.serial)
             if c is None:
                 c = per_node[node.serial] = self.node_cost(node.desc) * _share_in(device, node)
