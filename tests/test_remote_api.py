@@ -266,3 +266,39 @@ def test_create_flow_with_is_one_request(server, pki, tracefile, tmp_path, monke
         client.close()
     assert got == want and want[0] > 1000
     assert len(flows) == 1                               # the failed one is gone
+
+
+def test_remote_destinations_stay_under_remote_output(tmp_path, pki, workdir, tracefile):
+    """A remote FLOW_REPORT's "file:NAME" destination is written under --remote-output (mapid
+    opens it there and hands the function the descriptor); "fd:N" names a descriptor a
+    remote client has none of and is refused, as is a name outside the directory."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "m").mkdir()
+    with RemoteMapid(tmp_path / "m", pki, traces=workdir,
+                     extra=["--remote-output", str(out)]) as m:
+        client = mapi.client.connect(m.remote_url, **pki.tls())
+        try:
+            dev = client.create_offline_device(tracefile.name)
+            fd = client.create_flow(dev)
+            f = client.apply_function(fd, "FLOW_REPORT", "ipfix", "file:flows.ipfix",
+                                      active_timeout="1h", idle_timeout="1h")
+            client.connect(fd)
+            errors = {}
+            for dest in ("fd:1", "file:../escape.ipfix"):
+                other = client.create_flow(dev)
+                with pytest.raises(mapi.MapiError) as info:
+                    client.apply_function(other, "FLOW_REPORT", "ipfix", dest)
+                errors[dest] = info.value
+            client.start_offline_device(dev)
+            client.wait_offline_device(dev)
+            got = client.read_results(fd, f).value
+            client.close_flow(fd)
+        finally:
+            client.close()
+        m.stop()
+    assert got["exported"] > 0
+    assert (out / "flows.ipfix").stat().st_size == got["export_bytes"]
+    assert errors["fd:1"].code == mapi.EPERM and "descriptor" in str(errors["fd:1"])
+    assert errors["file:../escape.ipfix"].code == mapi.EPERM
+    assert not (tmp_path / "escape.ipfix").exists()
