@@ -28,6 +28,21 @@ COST_CLASSES = ("free", "low", "high")
 RESULT_TYPES = ("none", "u64", "float", "struct", "list", "packets", "events", "file")
 
 
+def passed_file(arg_type, arg_name, value):
+    """What a client of a MAPI server opens itself and passes as a descriptor for this value
+    of an argument: "w" (the file to write at that path), "file" or "fd" (a destination naming
+    a file or one of the client's descriptors: FLOW_REPORT's, RECORD_REPORT's), None for
+    anything else (udp:HOST:PORT, "", other arguments).  The server opens none of these by
+    name (docs/protocol.md section 7)."""
+    if arg_type == "w":
+        return "w" if value not in (None, "") else None
+    if arg_name == "destination" and isinstance(value, str):
+        kind, _, rest = value.partition(":")
+        if kind in ("file", "fd") and rest:
+            return kind
+    return None
+
+
 class _NoDefault:
     def __repr__(self):
         return "<no default>"

@@ -4,7 +4,6 @@ Same names, arguments, results and errors as the in-process calls; what differs 
 work happens.  Files the server must read or write (a trace, TO_FILE's target) are opened here,
 with this process's rights, and passed as descriptors.  TO_BUFFER rings are mapped into this
 process and read in place; events arrive pushed and wait in local queues."""
-import contextlib
 import os
 import threading
 
@@ -17,6 +16,7 @@ from mapi.proto.values import from_value, to_map, to_value
 from .connection import Connection
 from .credentials import env_token, load_library_request, present, read_token
 from .events import RemoteEventQueue, events_of, iterator
+from .passing import pass_files, passing
 from .packet_calls import DeviceQueries, PacketCalls
 from .ring import attach_all
 
@@ -211,35 +211,12 @@ class RemoteMapi(PacketCalls, DeviceQueries):
         return d
 
     def _apply_message(self, fd, name, args, kwargs, fds, created):
-        """The ApplyFunction of a call: its file arguments opened here (descriptors appended to
-        fds, files this made to created)."""
+        """The ApplyFunction of a call, its files opened here (mapi.client.passing)."""
         if not isinstance(name, str):
             raise MapiError(EBADARG, "function name must be a string, not %r" % (name,),
                             argument="name")
-        desc = self.describe_function(name)
-        args, kwargs = list(args), dict(kwargs)
-        files = []
-        for i, a in enumerate(desc["args"]):
-            if a["type"] != "w" and a["name"] != "destination":
-                continue
-            where = i if i < len(args) else a["name"] if a["name"] in kwargs else None
-            if where is None:
-                continue
-            value = args[where] if isinstance(where, int) else kwargs[where]
-            if a["type"] == "w":
-                path, fdesc, new = self._open_for_writing(desc["name"], a["name"], value)
-            else:
-                path, fdesc, new = self._open_destination(desc["name"], value)
-                if fdesc is None:               # udp:, "": nothing to open here
-                    continue
-            if new:
-                created.append(new if isinstance(new, str) else path)
-            if isinstance(where, int):
-                args[where] = path
-            else:
-                kwargs[where] = path
-            files.append(str(where))
-            fds.append(fdesc)
+        args, kwargs, files = pass_files(self.describe_function(name), args, kwargs, fds,
+                                         created)
         msg = pb.ApplyFunction(fd=fd, name=name, file_args=files)
         for a in args:
             to_value(a, msg.args.add())
@@ -247,7 +224,7 @@ class RemoteMapi(PacketCalls, DeviceQueries):
         return msg
 
     def apply_function(self, fd, name, *args, **kwargs):
-        with _passing() as (fds, created):
+        with passing() as (fds, created):
             msg = self._apply_message(fd, name, args, kwargs, fds, created)
             fid = self._reply("apply_function", msg, fds).function.fid
         with self._lock:
@@ -264,7 +241,7 @@ class RemoteMapi(PacketCalls, DeviceQueries):
         steps = flow_with.steps_of(functions)
         msg = pb.CreateFlowWith(flow=pb.CreateFlow(dev=dev), connect=bool(connect))
         to_map(options, msg.flow.options)
-        with _passing() as (fds, created):
+        with passing() as (fds, created):
             for i, (name, args, kwargs) in enumerate(steps):
                 try:
                     msg.functions.append(self._apply_message(0, name, args, kwargs, fds,
@@ -284,56 +261,6 @@ class RemoteMapi(PacketCalls, DeviceQueries):
         if made.HasField("connected"):
             self._attach(fd, made.connected, ring_fds)
         return fd, fids
-
-    @staticmethod
-    def _open_destination(fname, value):
-        """(value, descriptor, path created or None) of a destination ("file:PATH": the file
-        opened here, with this process's rights; "fd:N": a copy of this process's descriptor
-        N); (value, None, None) for any other (udp:..., ""), which mapid reaches itself."""
-        kind, _, rest = value.partition(":") if isinstance(value, str) else ("", "", "")
-        if kind == "fd" and rest.isdigit():
-            try:
-                return value, os.dup(int(rest)), None
-            except OSError as exc:
-                raise MapiError(EOPEN, "%s: descriptor %s: %s" % (fname, rest, exc.strerror),
-                                argument="destination") from None
-        if kind == "file" and rest:
-            path = os.path.abspath(os.path.expanduser(rest))
-            try:        # no O_TRUNC: mapid truncates once the call is allowed
-                try:
-                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-                    return "file:" + path, fd, path
-                except FileExistsError:
-                    return "file:" + path, os.open(path, os.O_WRONLY | os.O_CLOEXEC), None
-            except OSError as exc:
-                raise MapiError(EOPEN, "%s: cannot open %s for writing: %s"
-                                % (fname, path, exc.strerror), argument="destination",
-                                file=path) from None
-        return value, None, None
-
-    @staticmethod
-    def _open_for_writing(fname, arg, value):
-        """(absolute path, descriptor, created) of a file the server is to write: opened here,
-        with this process's rights, for reading too when allowed (appending checks the
-        records); the server truncates or appends when the flow connects."""
-        if isinstance(value, bytes):
-            value = value.decode("latin-1")
-        if not isinstance(value, str) or not value:
-            _bad_path(fname, arg, value)
-        path = os.path.abspath(os.path.expanduser(value))
-        flags = os.O_CREAT | os.O_CLOEXEC
-        try:
-            try:
-                return path, os.open(path, os.O_RDWR | os.O_EXCL | flags, 0o644), True
-            except FileExistsError:
-                pass
-            try:
-                return path, os.open(path, os.O_RDWR | flags, 0o644), False
-            except PermissionError:
-                return path, os.open(path, os.O_WRONLY | flags, 0o644), False
-        except OSError as exc:
-            raise MapiError(EOPEN, "%s: cannot open %s for writing: %s" % (fname, path, exc.strerror),
-                            argument=arg, file=path) from None
 
     def connect(self, fd):
         reply, fds = self._call("connect", pb.FlowRef(fd=fd))
@@ -440,34 +367,6 @@ class RemoteMapi(PacketCalls, DeviceQueries):
 
     def clients(self):
         return self._value("clients")
-
-
-def _bad_path(fname, arg, value):
-    raise MapiError(EBADARG, "%s: argument %r must be a file name, got %r" % (fname, arg, value),
-                    argument=arg)
-
-
-@contextlib.contextmanager
-def _passing():
-    """([descriptors], [paths created]) for the files a request passes: the descriptors are
-    closed after it, the files it created removed if it fails (refused: leave no empty file)."""
-    fds, created = [], []
-    try:
-        yield fds, created
-    except BaseException:
-        for path in created:
-            _unlink_quietly(path)
-        raise
-    finally:
-        for f in fds:
-            os.close(f)
-
-
-def _unlink_quietly(path):
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 def _close_quietly(sock):

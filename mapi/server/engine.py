@@ -17,7 +17,7 @@ from mapi.errors import MapiError, EBADARG, ELIMIT, ENODEV, ENOFLOW, ENOPKTS, EN
 from mapi.events import EventQueue
 from mapi.registry import PROBE_BYTES, get_registry
 
-from .files import PassedPath, check_descriptor
+from .files import PassedPath, bind_passed_files, check_descriptor
 from .priority import engine_priority
 from .offered import OfferedDevices
 from .views import Views
@@ -30,35 +30,6 @@ _ALIAS = re.compile(r"\boffline\d+\b")
 # of a larger one the rest as packets come (a selective flow may never fill a big ring, and its
 # memory is only taken when used)
 WARM_BYTES = 16 << 20
-
-
-def _takes_file(arg):
-    """Arguments a client passes a descriptor for: a file to write (type "w") and a
-    destination ("file:PATH" or "fd:N": FLOW_REPORT's, RECORD_REPORT's)."""
-    return arg.type == "w" or arg.name == "destination"
-
-
-def _names_a_file(arg, value):
-    """Would the function open a file by name (or use a descriptor of mapid's) for value?"""
-    if arg.type == "w":
-        return value is not None and value != ""
-    return arg.name == "destination" and isinstance(value, str) and \
-        value.split(":", 1)[0] in ("file", "fd")
-
-
-def _check_directory(session, desc, arg, value):
-    """A directory a function creates files in by name (RECORD_STORE's): no descriptor can
-    confine what mapid then creates there (the kernel checks mapid's own rights at each
-    create), so mapid does it only for a client with at least its rights: root, or its own
-    uid.  Never for a remote client."""
-    me = os.geteuid()
-    if not session.remote and session.uid in (0, me):
-        return
-    who = "a remote client" if session.remote else "uid %d" % session.uid
-    raise MapiError(EPERM, "%s: argument %r is a directory (%r) that mapid (uid %d) would "
-                    "create files in with its own rights, more than %s has; through mapid it "
-                    "is open to root and to mapid's own uid only (in-process MAPI has no such "
-                    "limit)" % (desc.name, arg.name, value, me, who), argument=arg.name)
 
 
 class Engine(Views, OfferedDevices):
@@ -242,46 +213,14 @@ class Engine(Views, OfferedDevices):
         """files: {position or keyword: (descriptor, client path)} for "w" arguments."""
         self.check_flow(session, fd)
         desc = self._call(get_registry().function, name)
-        params = [a.name for a in desc.args]
         args = list(args)
         for i, p in enumerate(desc.args):
-            where = i if i < len(args) else p.name
             value = args[i] if i < len(args) else kwargs.get(p.name)
             if p.type == "F" and isinstance(value, (tuple, list)) and value:
                 self.check_flow(session, value[0], p.name)
-        passed_names = {params[int(w)] if str(w).isdigit() and int(w) < len(params) else w
-                        for w in files}
-        for i, p in enumerate(desc.args):
-            value = args[i] if i < len(args) else kwargs.get(p.name)
-            if p.type == "d" and value:
-                _check_directory(session, desc, p, value)
-            if p.name not in passed_names and _names_a_file(p, value):
-                raise MapiError(EPERM, "%s: argument %r names a file (%r) that the client did "
-                                "not pass: mapid opens no file by name for a client; open it in "
-                                "the client and pass the descriptor (docs/protocol.md section 7)"
-                                % (desc.name, p.name, value), argument=p.name)
         held = []
         try:
-            for where, (fdesc, path) in files.items():
-                key = int(where) if str(where).isdigit() else where
-                pname = params[key] if isinstance(key, int) and key < len(params) else key
-                if pname not in params or not _takes_file(desc.args[params.index(pname)]):
-                    raise MapiError(EBADARG, "%s: argument %r is not a file to write"
-                                    % (desc.name, pname), argument=str(pname))
-                check_descriptor(fdesc, True, desc.name, path)
-                passed = PassedPath(path, fdesc)
-                held.append(passed)
-                value = passed
-                if desc.args[params.index(pname)].type != "w":
-                    # a destination: the function writes to the descriptor, given as "fd:N"
-                    # (the client's words, "file:PATH" or its own "fd:N", stay in messages)
-                    if path.startswith("file:"):
-                        os.ftruncate(fdesc, 0)      # as the function's own open would
-                    value = "fd:%d" % fdesc
-                if isinstance(key, int):
-                    args[key] = value
-                else:
-                    kwargs[key] = value
+            args, kwargs = bind_passed_files(session, desc, args, kwargs, files, held)
             fid = self._call(api.apply_function, fd, name, *args, **kwargs)
         except BaseException:
             self._release(held)

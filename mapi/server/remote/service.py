@@ -8,6 +8,7 @@ import threading
 
 import grpc
 
+from mapi.descriptor import passed_file
 from mapi.errors import MapiError, EBADARG, EPERM, ETIMEOUT
 from mapi.proto import grpc_stubs, pb
 from mapi.proto.values import from_value
@@ -160,15 +161,15 @@ class MapiService(grpc_stubs().MapiServicer):
                 else:
                     continue
                 if a.type != "w":
-                    kind, _, name = value.partition(":") if isinstance(value, str) else ("", "", "")
+                    kind = passed_file(a.type, a.name, value)
                     if kind == "fd":
                         raise MapiError(EPERM, "%s: destination %r names a descriptor, which a "
                                         "remote client has none of on the sensor; use "
                                         "file:NAME (under --remote-output) or udp:HOST:PORT"
                                         % (desc.name, value), argument=a.name)
-                    if kind != "file" or not name:
+                    if kind != "file":
                         continue
-                    fds.append(open_under(self.output, name, True))
+                    fds.append(open_under(self.output, value.split(":", 1)[1], True))
                     m.file_args.append(where)
                     continue
                 if not isinstance(value, str) or not value:
