@@ -13,7 +13,8 @@ import threading
 import mapi
 
 from .flowspec import SpecError
-from .job import Job, Source
+from .job import Job
+from .source import Source
 from .output import jsonable, write_json
 
 EXIT_OK = 0

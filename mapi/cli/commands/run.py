@@ -5,7 +5,8 @@ import re
 import sys
 
 from ..flowspec import FLOW_SYNTAX, SpecError
-from ..job import Job, Source
+from ..job import Job
+from ..source import Source
 from ..output import parse_duration, print_table, write_json
 from ..session import Session
 from . import add_source_arguments
