@@ -40,7 +40,7 @@ sys.path.insert(0, ROOT)
 
 import mapi                                     # noqa: E402
 from tools.floors import Echo                  # noqa: E402
-from tools.control_trips import (SHAPES, control_round_trips, pct,  # noqa: E402
+from tools.control_trips import (SHAPES, control_round_trips, pct, waits,  # noqa: E402
                                  trip_calls, trip_name)
 from tools.gentrace import write_trace          # noqa: E402
 
@@ -144,8 +144,10 @@ def local_results(path, count, buffer_bytes=4 << 20, trips=False):
                    for mine in made]
         out = json.loads(json.dumps(results, default=repr)), n, crc, nbytes
         if trips:           # keyed as mapid's replaying device is
-            local_trips = {tuple("replay" if part == dev else part for part in key): ms
-                           for key, ms in local_trips.items()}
+            def as_replay(key):
+                return tuple("replay" if part == dev else as_replay(part)
+                             if isinstance(part, tuple) else part for part in key)
+            local_trips = {as_replay(key): ms for key, ms in local_trips.items()}
             return out + (local_trips,)
         return out
     finally:
@@ -394,6 +396,10 @@ def clients_part(args):
             if xs:
                 print("    %-34s %4d trips, p50 %6.2f ms, p99 %6.2f ms, max %6.2f ms" % (
                     name, len(xs), pct(xs, 50), pct(xs, 99), max(xs)))
+                waited = waits(xs, src.get(("waited", key), []))
+                if waited is not None:
+                    print("    %34s the slowest 1 %%: %.2f ms, of it %.2f waiting for a core; "
+                          "p99 less the waits %.2f ms" % (("",) + waited))
     for name, src in (("mapid", trips), ("in-process", local_trips)):
         closes = src.get(("close", "replay"), [])
         if closes:

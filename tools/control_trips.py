@@ -6,6 +6,16 @@ import time
 import mapi
 
 
+def waited_ns():
+    """Nanoseconds the calling thread has spent runnable but waiting for a core (the kernel's
+    schedstat run_delay), or None where the kernel does not keep it."""
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            return int(f.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 # the control round trip: the issue's (create_flow + apply + connect, the apply a PKT_COUNTER),
 # the usual shape of a flow (a filter, then a counter), and the issue's as one request
 # (create_flow_with), in turn: (applies, as one request)
@@ -33,7 +43,8 @@ def control_round_trips(pick, pause=0.001, floor=None):
     PKT_COUNTER's create_flow_with.  Trips follow each other `pause` apart for as long as the
     replay runs: a few hundred per row, so that the p99 printed is not simply the slowest
     trip.  floor (tools.floors.Echo): as many bare exchanges as the trip had round trips are
-    timed after it, under ("echo", round trips)."""
+    timed after it, under ("echo", round trips).  The time the calling thread waited for a core
+    during each trip goes under ("waited", key), in the order of the trips."""
     out = {}
     i = 0
     while True:
@@ -42,6 +53,7 @@ def control_round_trips(pick, pause=0.001, floor=None):
             return out
         shape = SHAPES[(i // 2) % len(SHAPES)]
         applies, together = shape
+        w = waited_ns()
         t = time.perf_counter()
         if together:
             fd, _ = mapi.create_flow_with(dev, ["PKT_COUNTER"])
@@ -52,6 +64,8 @@ def control_round_trips(pick, pause=0.001, floor=None):
             mapi.apply_function(fd, "PKT_COUNTER")
             mapi.connect(fd)
         out.setdefault((dev, shape), []).append((time.perf_counter() - t) * 1000)
+        if w is not None:
+            out.setdefault(("waited", (dev, shape)), []).append((waited_ns() - w) / 1e6)
         t = time.perf_counter()
         mapi.close_flow(fd)                     # waits for the batch under way: not a trip
         out.setdefault(("close", dev), []).append((time.perf_counter() - t) * 1000)
@@ -62,6 +76,16 @@ def control_round_trips(pick, pause=0.001, floor=None):
                 (time.perf_counter() - t) * 1000)
         i += 1
         time.sleep(pause)
+
+
+def waits(trips, waited, share=0.01):
+    """What the calling thread's waits for a core make of the trips: (mean ms of the slowest
+    `share`, mean ms of it waiting, p99 ms of each trip less its waiting), or None."""
+    if not trips or len(waited) != len(trips):
+        return None
+    slow = sorted(zip(trips, waited), reverse=True)[:max(1, int(len(trips) * share))]
+    return (sum(t for t, _ in slow) / len(slow), sum(w for _, w in slow) / len(slow),
+            pct([t - w for t, w in zip(trips, waited)], 99))
 
 
 def pct(xs, p):
