@@ -83,6 +83,8 @@ def waits(trips, waited, share=0.01):
     `share`, mean ms of it waiting, p99 ms of each trip less its waiting), or None."""
     if not trips or len(waited) != len(trips):
         return None
+    # a wait is at most its trip (the kernel's clock may count a stolen vCPU's time into it)
+    waited = [min(w, t) for t, w in zip(trips, waited)]
     slow = sorted(zip(trips, waited), reverse=True)[:max(1, int(len(trips) * share))]
     return (sum(t for t, _ in slow) / len(slow), sum(w for _, w in slow) / len(slow),
             pct([t - w for t, w in zip(trips, waited)], 99))
