@@ -366,10 +366,12 @@ class Engine(Views, OfferedDevices):
 
     def waits_for_engine(self, call, fd):
         """Would `call` on flow fd wait for the batch under way on its device, or work at length?
-        close_flow while packets flow: it compiles the new plan itself, and waits for the batch
-        where the flow writes a file (complete when close returns) or hardware is placed
-        (mapi.device.Device.retire); connect only where placing a node reconfigures hardware.
-        If not, the caller may answer at once."""
+        While packets flow, connect only where placing a node reconfigures hardware; close_flow
+        there too, and where the flow completes output outside mapid (a file, an export: done
+        when close returns) or is the last of a live device (which then stops) or of a retired
+        replay (deleted with it), as mapi.device.Device.retire and mapi.api.close_flow do.
+        Otherwise the plan without the flow is built once the answer is out, and the caller may
+        answer at once."""
         with self.lock:
             name = self.flow_device.get(fd)
         try:
@@ -378,7 +380,17 @@ class Engine(Views, OfferedDevices):
             return True
         if dev is None or dev.state != "running":
             return False
-        return call != "connect" or dev.hardware is not None
+        if dev.hardware is not None or call == "connect":
+            return dev.hardware is not None
+        try:
+            flow = api._flow(fd)
+        except MapiError:
+            return False                        # already gone: the call says so at once
+        if len(dev.flows) <= 1 and (not dev.offline or any(
+                name in sd.retired for sd in list(self.shared.values()))):
+            return True                         # the device stops, or a retired replay goes
+        return any(getattr(node.instance, "closes_output", False)
+                   for node in list(flow.nodes.values()))
 
     def start_device(self, session, dev):
         with engine_priority():                 # the replay threads start here
