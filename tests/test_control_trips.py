@@ -49,5 +49,5 @@ def test_a_thread_sharing_its_core_with_a_busy_process_waits():
         os.sched_setaffinity(0, before)
     # alone it runs (a time of running, not of waiting, would be 0.4 s here); beside a busy
     # process each waits about half of the 0.4 s
-    assert alone < 0.2, alone
+    assert alone < 0.25, alone
     assert 0.08 < shared - alone < 0.35, (alone, shared)
