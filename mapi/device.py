@@ -113,6 +113,11 @@ class Device(PlanRunner):
         else:
             self._build_and_offer()
 
+    def retire_waits(self, nodes):
+        """Does retiring `nodes` wait for the batch under way (see retire)?"""
+        return self.hardware is not None or self.state != "running" or any(
+            getattr(n.instance, "closes_output", False) for n in nodes)
+
     def retire(self, nodes):
         """A flow closed and `nodes` left the graph: re-plan, then close their instances once
         no plan the engine may still run holds them.  While a replay runs, the engine closes
@@ -120,8 +125,7 @@ class Device(PlanRunner):
         for the batch under way (nor, on a replay, for the new plan's build: the planner makes
         it, in mapid once the answer is out), unless one of them completes output outside the
         process (a file, an export: the caller expects it done) or hardware is reconfigured."""
-        if self.hardware is not None or self.state != "running" or any(
-                getattr(n.instance, "closes_output", False) for n in nodes):
+        if self.retire_waits(nodes):
             self.replan()
             self._close_nodes(nodes)
             return

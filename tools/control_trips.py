@@ -67,7 +67,7 @@ def control_round_trips(pick, pause=0.001, floor=None):
         if w is not None:
             out.setdefault(("waited", (dev, shape)), []).append((waited_ns() - w) / 1e6)
         t = time.perf_counter()
-        mapi.close_flow(fd)                     # waits for the batch under way: not a trip
+        mapi.close_flow(fd)                     # timed apart: no part of the trip
         out.setdefault(("close", dev), []).append((time.perf_counter() - t) * 1000)
         if floor is not None:
             t = time.perf_counter()

@@ -380,8 +380,10 @@ class Engine(Views, OfferedDevices):
             return True
         if dev is None or dev.state != "running":
             return False
-        if dev.hardware is not None or call == "connect":
-            return dev.hardware is not None
+        if dev.hardware is not None:
+            return True
+        if call == "connect":
+            return False
         try:
             flow = api._flow(fd)
         except MapiError:
@@ -389,8 +391,8 @@ class Engine(Views, OfferedDevices):
         if len(dev.flows) <= 1 and (not dev.offline or any(
                 name in sd.retired for sd in list(self.shared.values()))):
             return True                         # the device stops, or a retired replay goes
-        return any(getattr(node.instance, "closes_output", False)
-                   for node in list(flow.nodes.values()))
+        # the flow's nodes: those retire() gets are among them
+        return dev.retire_waits(list(flow.nodes.values()))
 
     def start_device(self, session, dev):
         with engine_priority():                 # the replay threads start here
